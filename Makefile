@@ -1,0 +1,127 @@
+# iovd - non-recursive GNU Makefile; everything is built in $(BUILD).
+#   make            build iovd and iovd-ctl
+#   make run        install deps, configure, build, start iovd (default config)
+#   make check      install deps, configure, build, run the whole test suite
+#   make bench      benchmarks, results into docs/performance.md
+#   make install    install into $(PREFIX)/bin
+#   make clean
+# BUILD=build-san selects another build directory (configured separately).
+
+BUILD ?= build
+SRC := .
+Q ?= @
+
+-include $(BUILD)/config-host.mak
+
+.DEFAULT_GOAL := all
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+# Configure on first use (deps first, so a fresh machine just works).
+$(BUILD)/config-host.mak: configure VERSION
+	$(Q)scripts/install-deps.sh
+	$(Q)./configure --builddir=$(BUILD) $(CONFIGURE_FLAGS)
+
+deps:
+	$(Q)scripts/install-deps.sh
+
+# ---- sources -------------------------------------------------------------
+LIB_DIRS := util hw/core hw/pci hw/vfio-user hw/misc hw/nvme hw/virtio \
+            hw/net block net qapi
+LIB_SRCS := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
+LIB_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(LIB_SRCS))
+TRACE_FILES := $(wildcard $(addsuffix /trace-events,$(LIB_DIRS)))
+TRACE_HDRS := $(patsubst %/trace-events,$(BUILD)/%/trace.h,$(TRACE_FILES))
+
+QOS_SRCS := $(wildcard tests/qtest/libqos/*.c)
+QOS_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(QOS_SRCS))
+
+UNIT_SRCS := $(wildcard tests/unit/test-*.c)
+UNIT_BINS := $(patsubst %.c,$(BUILD)/%,$(UNIT_SRCS))
+QTEST_SRCS := $(wildcard tests/qtest/*-test.c)
+QTEST_BINS := $(patsubst %.c,$(BUILD)/%,$(QTEST_SRCS))
+BENCH_SRCS := $(wildcard tests/bench/*-bench.c)
+BENCH_BINS := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRCS))
+
+ALL_CFLAGS = $(CFLAGS) $(PKG_CFLAGS) -I$(BUILD) -I$(SRC) -MMD -MP
+ALL_LIBS = $(PKG_LIBS) -lm
+
+# ---- rules ---------------------------------------------------------------
+PROGS := $(BUILD)/iovd $(if $(wildcard tools/iovd-ctl.c),$(BUILD)/iovd-ctl)
+all: $(PROGS)
+
+$(BUILD)/%/trace.h: %/trace-events scripts/tracetool.py $(BUILD)/config-host.mak
+	@mkdir -p $(dir $@)
+	$(Q)python3 scripts/tracetool.py $< $@
+
+$(BUILD)/%.o: %.c $(BUILD)/config-host.mak | $(TRACE_HDRS)
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	$(Q)$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/libiovd.a: $(LIB_OBJS)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/libqos.a: $(QOS_OBJS)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+# Devices register themselves from constructors: link the whole library.
+WHOLE_LIB = -Wl,--whole-archive $(BUILD)/libiovd.a -Wl,--no-whole-archive
+
+$(BUILD)/iovd: $(BUILD)/iovd.o $(BUILD)/libiovd.a
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(WHOLE_LIB) $(ALL_LIBS)
+
+$(BUILD)/iovd-ctl: $(BUILD)/tools/iovd-ctl.o $(BUILD)/libiovd.a
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libiovd.a $(ALL_LIBS)
+
+$(BUILD)/tests/unit/%: $(BUILD)/tests/unit/%.o $(BUILD)/libiovd.a
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(WHOLE_LIB) $(CHECK_LIBS) $(ALL_LIBS)
+
+$(BUILD)/tests/qtest/%: $(BUILD)/tests/qtest/%.o $(BUILD)/libqos.a $(BUILD)/libiovd.a
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libqos.a $(BUILD)/libiovd.a $(CHECK_LIBS) $(ALL_LIBS)
+
+$(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(BUILD)/libqos.a $(BUILD)/libiovd.a
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libqos.a $(BUILD)/libiovd.a $(ALL_LIBS)
+
+$(BUILD)/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
+
+TEST_BINS := $(UNIT_BINS) $(QTEST_BINS)
+
+build-tests: all $(TEST_BINS)
+
+check: build-tests
+	$(Q)IOVD_BIN=$(abspath $(BUILD)/iovd) IOVD_CTL=$(abspath $(BUILD)/iovd-ctl) \
+	  tests/run-tests.sh $(TEST_BINS)
+
+check-unit: all $(UNIT_BINS)
+	$(Q)tests/run-tests.sh $(UNIT_BINS)
+
+check-qtest: all $(QTEST_BINS)
+	$(Q)IOVD_BIN=$(abspath $(BUILD)/iovd) tests/run-tests.sh $(QTEST_BINS)
+
+check-guest: all
+	$(Q)IOVD_BIN=$(abspath $(BUILD)/iovd) IOVD_CTL=$(abspath $(BUILD)/iovd-ctl) \
+	  tests/guest/run.sh
+
+bench: all $(BENCH_BINS)
+	$(Q)IOVD_BIN=$(abspath $(BUILD)/iovd) BENCH_DIR=$(abspath $(BUILD)/tests/bench) \
+	  tests/bench/run.sh
+
+run: all
+	$(Q)scripts/run-default.sh $(abspath $(BUILD)/iovd)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 755 $(BUILD)/iovd $(BUILD)/iovd-ctl $(DESTDIR)$(PREFIX)/bin/
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all deps check check-unit check-qtest check-guest bench run install \
+        clean build-tests
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

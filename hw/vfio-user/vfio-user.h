@@ -1,0 +1,133 @@
+/*
+ * vfio-user server: one per PCI device.  Only this directory speaks the
+ * protocol; devices see it through hw/pci's PCITransportOps.
+ */
+#ifndef HW_VFIO_USER_VFIO_USER_H
+#define HW_VFIO_USER_VFIO_USER_H
+
+#include "util/osdep.h"
+#include "hw/pci/pci.h"
+#include "hw/vfio-user/vfio-user-proto.h"
+
+#define VFU_NUM_REGIONS VFIO_PCI_NUM_REGIONS    /* BAR0-5, ROM, CONFIG, VGA */
+#define VFU_NUM_IRQS    5                       /* INTX MSI MSIX ERR REQ */
+#define VFU_RX_MAX_FDS  64                      /* receive up to, reject > max */
+#define VFU_REPLY_TIMEOUT_MS 5000
+#define VFU_TX_BACKLOG_MAX (8u << 20)
+
+typedef struct VfuDmaRegion {
+    uint64_t addr, size;
+    uint32_t prot;              /* VFU_DMA_FLAG_READ | _WRITE */
+    uint8_t *host;              /* NULL: reach it by DMA_READ/WRITE */
+    uint64_t fd_offset;
+} VfuDmaRegion;
+
+typedef struct VfuMsg {
+    VfuHdr hdr;
+    uint8_t *payload;           /* hdr.size - 16 bytes */
+    uint32_t len;
+    int fds[VFU_RX_MAX_FDS];
+    unsigned nfds;
+} VfuMsg;
+
+typedef struct VfuTxBuf {
+    uint8_t *data;
+    size_t len, off;
+    int fd;                     /* one fd to pass with the first byte, or -1 */
+} VfuTxBuf;
+
+typedef struct VfuServer {
+    PCIDevice *pdev;
+    char *path;                 /* socket path we created (unlinked at end) */
+    int listen_fd;              /* -1 when serving an inherited client */
+    int client_fd;
+    bool negotiated;
+    bool single_client;         /* inherited connected fd: no listen */
+
+    /* Negotiated with the client. */
+    uint16_t minor;
+    uint32_t client_max_fds;
+    uint32_t client_max_xfer;
+    bool write_multiple;
+    char *client_caps_json;
+
+    /* Receive state machine. */
+    uint8_t *rx_buf;            /* VFU_MAX_MSG_SIZE */
+    uint32_t rx_len;            /* bytes of the current message so far */
+    uint32_t rx_discard;        /* oversized message body still to skip */
+    int rx_fds[VFU_RX_MAX_FDS];
+    unsigned rx_nfds;
+    bool rx_fds_truncated;
+    GQueue deferred;            /* of VfuMsg *, received during a DMA wait */
+    struct IovdBH *deferred_bh;
+    unsigned dma_wait_depth;
+    uint16_t next_msg_id;
+    uint16_t wait_msg_id;
+    VfuMsg *wait_reply;         /* filled when the awaited reply arrives */
+
+    /* Transmit queue (replies the socket could not take at once). */
+    GQueue tx;                  /* of VfuTxBuf * */
+    size_t tx_bytes;
+
+    /* DMA table, sorted by address. */
+    GArray *dma;                /* of VfuDmaRegion */
+    unsigned dma_last;          /* last hit, for the common case */
+    uint64_t dma_mapped_bytes;
+    VfuMsg *pending_unmap;      /* waiting for in-flight DMA to drain */
+
+    /* Interrupts: eventfds per index and vector (-1 = none). */
+    int *irq_fds[VFU_NUM_IRQS];
+    unsigned irq_nfds[VFU_NUM_IRQS];
+    int intx_unmask_fd;
+
+    /* Counters for the monitor. */
+    uint64_t nr_msgs, nr_errors, nr_clients;
+} VfuServer;
+
+/* Register the transport with hw/core (call once at startup). */
+void vfu_transport_init(void);
+VfuServer *vfu_server_of(PCIDevice *pdev);
+
+/* socket.c */
+bool vfu_socket_listen(VfuServer *s, GError **errp);
+void vfu_socket_close(VfuServer *s);
+void vfu_client_attach(VfuServer *s, int fd);
+void vfu_client_detach(VfuServer *s);
+int vfu_send(VfuServer *s, const void *data, size_t len, int fd);
+int vfu_send_reply(VfuServer *s, const VfuHdr *req, const void *payload,
+                   size_t len, int fd);
+int vfu_send_error(VfuServer *s, const VfuHdr *req, int err);
+/* Read and handle what is available; false when the client went away. */
+bool vfu_client_read(VfuServer *s, VfuMsg **awaited);
+void vfu_msg_free(VfuMsg *m);
+void vfu_deferred_init(VfuServer *s);
+/* Wait (servicing the client) for the reply to our request @msg_id. */
+VfuMsg *vfu_wait_reply(VfuServer *s, uint16_t msg_id);
+uint16_t vfu_next_msg_id(VfuServer *s);
+/* Read again after a pause (a DMA_UNMAP that waited for in-flight DMA). */
+void vfu_resume_reading(VfuServer *s);
+
+/* protocol.c */
+void vfu_handle_msg(VfuServer *s, VfuMsg *m);
+bool vfu_msg_may_nest(const VfuMsg *m);
+void vfu_irq_release(VfuServer *s);
+void vfu_irq_signal(void *opaque, unsigned index, unsigned vector);
+
+/* dma.c */
+int vfu_dma_map(VfuServer *s, const VfuDmaMap *m, int fd);
+int vfu_dma_unmap(VfuServer *s, const VfuDmaUnmap *u);
+void vfu_dma_unmap_all(VfuServer *s);
+void *vfu_dma_translate(void *opaque, uint64_t addr, uint64_t len,
+                        bool is_write, uint64_t *plen);
+int vfu_dma_rw_msg(void *opaque, uint64_t addr, void *buf, uint64_t len,
+                   bool is_write);
+
+/* Activation fds (LISTEN_FDS) handed to devices without socket= / fd=. */
+void vfu_activation_init(void);
+int vfu_activation_take(const char *id);
+unsigned vfu_activation_unused(void);
+
+/* For the monitor. */
+void vfu_server_foreach(void (*fn)(VfuServer *s, void *opaque), void *opaque);
+
+#endif

@@ -1,0 +1,353 @@
+/*
+ * iovd: a user-space PCI device emulator daemon.  VMMs attach to each
+ * device over its own vfio-user socket.
+ *
+ * main: options, start-up in dependency order, readiness, orderly
+ * shutdown on SIGTERM / SIGINT.
+ */
+#include "util/osdep.h"
+#include "util/error.h"
+#include "util/keyval.h"
+#include "util/log.h"
+#include "util/main-loop.h"
+#include "util/trace.h"
+#include "hw/core/device.h"
+#include "hw/vfio-user/vfio-user.h"
+#include "iovd.h"
+
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+typedef struct PendingOpt {
+    const IovdOption *opt;
+    const char *arg;
+} PendingOpt;
+
+static GSList *option_tables;   /* of const IovdOption * arrays */
+static char *pidfile;
+static int ready_fd = -1;
+
+static bool opt_device(const char *arg, GError **errp)
+{
+    g_autoptr(Keyval) kv = keyval_parse(arg, "driver", errp);
+    const char *driver;
+
+    if (!kv) {
+        return false;
+    }
+    driver = keyval_get(kv, "driver");
+    if (driver && strcmp(driver, "help") == 0) {
+        iovd_print_device_types(stdout);
+        exit(0);
+    }
+    if (driver && keyval_get(kv, "help")) {
+        if (!iovd_print_device_help(driver, stdout, errp)) {
+            return false;
+        }
+        exit(0);
+    }
+    return device_create(kv, errp) != NULL;
+}
+
+static bool opt_trace(const char *arg, GError **errp)
+{
+    const char *pattern = arg;
+
+    if (g_str_has_prefix(arg, "enable=")) {
+        pattern = arg + strlen("enable=");
+    }
+    if (!*pattern) {
+        error_setg(errp, "empty trace pattern");
+        return false;
+    }
+    if (trace_enable_pattern(pattern, true) == 0) {
+        iovd_warn("-trace %s: no trace event matches", pattern);
+    }
+    return true;
+}
+
+static bool opt_d(const char *arg, GError **errp)
+{
+    g_auto(GStrv) items = g_strsplit(arg, ",", -1);
+
+    for (char **p = items; *p; p++) {
+        if (strcmp(*p, "guest_errors") == 0) {
+            trace_enable_guest_errors();
+        } else {
+            error_setg(errp, "unknown log item '%s' (known: guest_errors)",
+                       *p);
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool opt_pidfile(const char *arg, GError **errp)
+{
+    g_free(pidfile);
+    pidfile = g_strdup(arg);
+    return true;
+}
+
+static bool opt_ready_fd(const char *arg, GError **errp)
+{
+    uint64_t fd;
+
+    if (!parse_uint(arg, &fd, errp)) {
+        return false;
+    }
+    if (fd > INT32_MAX || fcntl(fd, F_GETFD) < 0) {
+        error_setg(errp, "fd %s is not open", arg);
+        return false;
+    }
+    ready_fd = fd;
+    fcntl(ready_fd, F_SETFD, FD_CLOEXEC);
+    return true;
+}
+
+static const IovdOption core_options[] = {
+    { "device", true, PHASE_DEVICE, opt_device,
+      "-device DRIVER,id=ID,socket=PATH[,prop=value...]  add a device "
+      "(-device help lists drivers, -device DRIVER,help their properties)" },
+    { "trace", true, -1, opt_trace,
+      "-trace [enable=]PATTERN  enable trace events matching a glob" },
+    { "d", true, -1, opt_d,
+      "-d guest_errors        log guest errors (the *_err_* trace events)" },
+    { "pidfile", true, -1, opt_pidfile,
+      "-pidfile FILE          write the daemon's pid to FILE" },
+    { "ready-fd", true, -1, opt_ready_fd,
+      "-ready-fd N            write one byte to fd N and close it once "
+      "every socket listens" },
+    { NULL }
+};
+
+void iovd_register_options(const IovdOption *table)
+{
+    option_tables = g_slist_append(option_tables, (gpointer)table);
+}
+
+static const IovdOption *find_option(const char *name)
+{
+    for (GSList *l = option_tables; l; l = l->next) {
+        for (const IovdOption *o = l->data; o->name; o++) {
+            if (strcmp(o->name, name) == 0) {
+                return o;
+            }
+        }
+    }
+    return NULL;
+}
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: iovd [options]\n"
+            "A user-space PCI device emulator: each -device is served to a "
+            "VMM over its own\nvfio-user socket.\n\nOptions:\n");
+    for (GSList *l = option_tables; l; l = l->next) {
+        for (const IovdOption *o = l->data; o->name; o++) {
+            fprintf(out, "  %s\n", o->help);
+        }
+    }
+    fprintf(out,
+            "  -h, --help             this text\n"
+            "  -V, --version          print the version\n\n"
+            "Socket activation (LISTEN_FDS / LISTEN_FDNAMES) gives sockets to "
+            "devices\nwithout socket= or fd=; NOTIFY_SOCKET gets READY=1 once "
+            "every socket listens.\n");
+}
+
+static void print_class(const DeviceClass *cls, void *opaque)
+{
+    fprintf(opaque, "  %-16s %s\n", cls->name, cls->desc);
+}
+
+void iovd_print_device_types(FILE *out)
+{
+    fprintf(out, "Device types:\n");
+    device_class_foreach(print_class, out);
+}
+
+bool iovd_print_device_help(const char *driver, FILE *out, GError **errp)
+{
+    const DeviceClass *cls = device_class_find(driver);
+    const PropDef *tabs[3];
+    unsigned n;
+
+    if (!cls) {
+        error_setg(errp, "unknown device type '%s' (try -device help)",
+                   driver);
+        return false;
+    }
+    fprintf(out, "%s: %s\nProperties:\n", cls->name, cls->desc);
+    n = device_class_props(cls, tabs);
+    for (unsigned i = 0; i < n; i++) {
+        props_print_help(tabs[i], out);
+    }
+    return true;
+}
+
+/* ---- readiness ---- */
+
+static void notify_ready(void)
+{
+    const char *ns = getenv("NOTIFY_SOCKET");
+
+    if (ready_fd >= 0) {
+        char c = 'R';
+
+        if (write(ready_fd, &c, 1) != 1) {
+            iovd_warn("-ready-fd: write failed: %s", g_strerror(errno));
+        }
+        close(ready_fd);
+        ready_fd = -1;
+    }
+    if (ns && (ns[0] == '/' || ns[0] == '@') && strlen(ns) < 108) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        socklen_t len = offsetof(struct sockaddr_un, sun_path) + strlen(ns);
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        static const char msg[] = "READY=1";
+
+        memcpy(sa.sun_path, ns, strlen(ns));
+        if (ns[0] == '@') {
+            sa.sun_path[0] = '\0';      /* abstract namespace */
+        }
+        if (fd >= 0) {
+            if (sendto(fd, msg, sizeof(msg) - 1, 0, (struct sockaddr *)&sa,
+                       len) < 0) {
+                iovd_warn("NOTIFY_SOCKET: %s", g_strerror(errno));
+            }
+            close(fd);
+        }
+        unsetenv("NOTIFY_SOCKET");
+    }
+}
+
+/* ---- signals ---- */
+
+static gboolean on_signal(gpointer data)
+{
+    iovd_request_shutdown(GPOINTER_TO_INT(data) == SIGINT ? "SIGINT"
+                                                          : "SIGTERM");
+    return G_SOURCE_CONTINUE;
+}
+
+static GSList *shutdown_hooks;
+
+void iovd_add_shutdown_hook(void (*fn)(const char *reason))
+{
+    shutdown_hooks = g_slist_append(shutdown_hooks, fn);
+}
+
+void iovd_request_shutdown(const char *reason)
+{
+    for (GSList *l = shutdown_hooks; l; l = l->next) {
+        ((void (*)(const char *))l->data)(reason);
+    }
+    main_loop_quit();
+}
+
+static bool write_pidfile(GError **errp)
+{
+    g_autofree char *s = g_strdup_printf("%d\n", getpid());
+
+    return g_file_set_contents(pidfile, s, -1, errp);
+}
+
+/* Subsystems come up before options are applied, and go after devices. */
+void iovd_modules_init(void)
+{
+}
+
+void iovd_modules_cleanup(void)
+{
+}
+
+int main(int argc, char **argv)
+{
+    GArray *pending = g_array_new(false, false, sizeof(PendingOpt));
+    GError *err = NULL;
+
+    signal(SIGPIPE, SIG_IGN);
+    iovd_register_options(core_options);
+    iovd_modules_init();
+    vfu_activation_init();
+    vfu_transport_init();
+
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const IovdOption *o;
+        PendingOpt p;
+
+        if (!strcmp(a, "-h") || !strcmp(a, "--help") || !strcmp(a, "-help")) {
+            usage(stdout);
+            return 0;
+        }
+        if (!strcmp(a, "-V") || !strcmp(a, "--version") ||
+            !strcmp(a, "-version")) {
+            printf("iovd %s\n", IOVD_VERSION);
+            return 0;
+        }
+        if (a[0] != '-' || !(o = find_option(a + 1 + (a[1] == '-')))) {
+            error_report("unknown option '%s' (see --help)", a);
+            return 1;
+        }
+        if (o->has_arg && i + 1 >= argc) {
+            error_report("%s: requires an argument", a);
+            return 1;
+        }
+        p.opt = o;
+        p.arg = o->has_arg ? argv[++i] : NULL;
+        if (o->phase < 0) {
+            if (!o->apply(p.arg, &err)) {
+                error_report("-%s %s: %s", o->name, p.arg ? p.arg : "",
+                             err->message);
+                return 1;
+            }
+            continue;
+        }
+        g_array_append_val(pending, p);
+    }
+
+    for (int phase = 0; phase < PHASE_COUNT; phase++) {
+        for (guint i = 0; i < pending->len; i++) {
+            PendingOpt *p = &g_array_index(pending, PendingOpt, i);
+
+            if (p->opt->phase != phase) {
+                continue;
+            }
+            if (!p->opt->apply(p->arg, &err)) {
+                error_report("-%s %s: %s", p->opt->name, p->arg ? p->arg : "",
+                             err->message);
+                g_clear_error(&err);
+                device_destroy_all();
+                return 1;
+            }
+        }
+    }
+    g_array_free(pending, true);
+    if (vfu_activation_unused()) {
+        iovd_warn("%u socket-activation fd(s) not used by any device",
+                  vfu_activation_unused());
+    }
+    if (pidfile && !write_pidfile(&err)) {
+        error_report("-pidfile %s: %s", pidfile, err->message);
+        device_destroy_all();
+        return 1;
+    }
+
+    g_unix_signal_add(SIGTERM, on_signal, GINT_TO_POINTER(SIGTERM));
+    g_unix_signal_add(SIGINT, on_signal, GINT_TO_POINTER(SIGINT));
+    notify_ready();
+
+    main_loop_run();
+
+    /* Orderly: devices reset (draining I/O), clients closed, sockets gone. */
+    device_destroy_all();
+    iovd_modules_cleanup();
+    if (pidfile) {
+        unlink(pidfile);
+    }
+    return 0;
+}
