@@ -13,6 +13,7 @@
 #include "util/trace.h"
 #include "hw/core/device.h"
 #include "hw/vfio-user/vfio-user.h"
+#include "block/block.h"
 #include "iovd.h"
 
 #include <signal.h>
@@ -258,10 +259,13 @@ static bool write_pidfile(GError **errp)
 /* Subsystems come up before options are applied, and go after devices. */
 void iovd_modules_init(void)
 {
+    blk_init();
 }
 
 void iovd_modules_cleanup(void)
 {
+    blk_flush_all_sync();
+    blk_node_delete_all();
 }
 
 int main(int argc, char **argv)

@@ -1,0 +1,762 @@
+/*
+ * Block layer core: nodes, backends, request accounting, error policy,
+ * batching and throttling.  Drivers live in file.c, null.c, nbd.c.
+ */
+#include "block/block-int.h"
+#include "block/trace.h"
+#include "util/error.h"
+#include "util/main-loop.h"
+
+const char *const blk_error_policy_names[] = {
+    "report", "ignore", "stop", "enospc", NULL
+};
+
+typedef struct ThrottleBucket {
+    uint64_t rate;              /* per second; 0 = unlimited */
+    double level;               /* tokens owed (units), drains at rate */
+} ThrottleBucket;
+
+enum { TB_BPS, TB_BPS_RD, TB_BPS_WR, TB_IOPS, TB_IOPS_RD, TB_IOPS_WR, TB_N };
+
+struct BlockBackend {
+    BlockNode *bs;
+    char *dev_id;
+    bool share_rw;
+    const BlockDevOps *dev_ops;
+    void *dev_opaque;
+    BlockErrorPolicy rerror, werror;
+    unsigned inflight;
+    unsigned plugged;
+
+    /* Requests held by the stop policy, retried on blk_resume_all(). */
+    BlockReq *stopped_head, **stopped_tail;
+    bool stopped;
+
+    /* Throttling: a token bucket per limit, a queue of waiting requests. */
+    BlockThrottle limits;
+    ThrottleBucket tb[TB_N];
+    int64_t tb_last_ns;
+    BlockReq *throttled_head, **throttled_tail;
+    IovdTimer *throttle_timer;
+};
+
+static GList *nodes;
+static GList *backends;
+static GHashTable *drivers;
+static BlockErrorEventFunc *error_event_hook;
+
+void blk_driver_register(const BlockDriver *drv)
+{
+    if (!drivers) {
+        drivers = g_hash_table_new(g_str_hash, g_str_equal);
+    }
+    g_hash_table_insert(drivers, (gpointer)drv->name, (gpointer)drv);
+}
+
+void blk_set_error_event_hook(BlockErrorEventFunc *fn)
+{
+    error_event_hook = fn;
+}
+
+/* ---- nodes ---- */
+
+typedef struct NodeOpts {
+    char *node_name;
+    char *driver;
+    bool read_only;
+    bool direct;
+} NodeOpts;
+
+static const PropDef node_common_props[] = {
+    PROP_DEF_STR("node-name", NodeOpts, node_name, "name of the node",
+                 .mandatory = true),
+    PROP_DEF_STR("driver", NodeOpts, driver, "file, null or nbd",
+                 .mandatory = true),
+    PROP_DEF_BOOL("read-only", NodeOpts, read_only, "refuse writes",
+                  .defval = "off"),
+    PROP_DEF_BOOL("cache.direct", NodeOpts, direct,
+                  "bypass the host page cache (O_DIRECT)", .defval = "off"),
+    PROP_DEF_END
+};
+
+BlockNode *blk_node_find(const char *name)
+{
+    for (GList *l = nodes; l; l = l->next) {
+        BlockNode *bs = l->data;
+
+        if (strcmp(bs->node_name, name) == 0) {
+            return bs;
+        }
+    }
+    return NULL;
+}
+
+static bool node_name_valid(const char *n)
+{
+    if (!g_ascii_isalpha(n[0]) || strlen(n) > 31) {
+        return false;
+    }
+    for (; *n; n++) {
+        if (!g_ascii_isalnum(*n) && *n != '-' && *n != '_' && *n != '.') {
+            return false;
+        }
+    }
+    return true;
+}
+
+BlockNode *blk_node_create(Keyval *kv, GError **errp)
+{
+    NodeOpts o = { 0 };
+    const BlockDriver *drv;
+    BlockNode *bs = NULL;
+
+    if (!props_apply(node_common_props, &o, kv, errp)) {
+        goto out;
+    }
+    drv = drivers ? g_hash_table_lookup(drivers, o.driver) : NULL;
+    if (!drv) {
+        error_setg(errp, "property 'driver': unknown block driver '%s' "
+                   "(known: file, null%s)", o.driver,
+#ifdef CONFIG_LIBNBD
+                   ", nbd"
+#else
+                   ""
+#endif
+                   );
+        goto out;
+    }
+    if (!node_name_valid(o.node_name)) {
+        error_setg(errp, "property 'node-name': '%s' is not a valid name "
+                   "(a letter, then letters, digits, '-', '_', '.'; at most "
+                   "31)", o.node_name);
+        goto out;
+    }
+    if (blk_node_find(o.node_name)) {
+        error_setg(errp, "duplicate node name '%s'", o.node_name);
+        goto out;
+    }
+    bs = g_new0(BlockNode, 1);
+    bs->drv = drv;
+    bs->node_name = g_strdup(o.node_name);
+    bs->read_only = o.read_only;
+    bs->direct = o.direct;
+    bs->align = 1;
+    bs->opaque = g_malloc0(drv->opaque_size);
+    if (drv->props && !props_apply(drv->props, bs->opaque, kv, errp)) {
+        goto fail;
+    }
+    if (!keyval_check_unused(kv, errp)) {
+        goto fail;
+    }
+    if (!drv->open(bs, errp)) {
+        goto fail;
+    }
+    nodes = g_list_append(nodes, bs);
+    goto out;
+
+fail:
+    if (drv->props) {
+        props_free(drv->props, bs->opaque);
+    }
+    g_free(bs->opaque);
+    g_free(bs->node_name);
+    g_free(bs);
+    bs = NULL;
+out:
+    props_free(node_common_props, &o);
+    return bs;
+}
+
+static void node_free(BlockNode *bs)
+{
+    bs->drv->close(bs);
+    if (bs->drv->props) {
+        props_free(bs->drv->props, bs->opaque);
+    }
+    g_free(bs->opaque);
+    g_free(bs->node_name);
+    g_free(bs->filename);
+    g_free(bs);
+}
+
+bool blk_node_delete(BlockNode *bs, GError **errp)
+{
+    if (bs->backends) {
+        BlockBackend *blk = bs->backends->data;
+
+        error_setg(errp, "node '%s' is in use by device '%s'", bs->node_name,
+                   blk->dev_id);
+        return false;
+    }
+    nodes = g_list_remove(nodes, bs);
+    node_free(bs);
+    return true;
+}
+
+void blk_node_delete_all(void)
+{
+    while (nodes) {
+        BlockNode *bs = nodes->data;
+
+        nodes = g_list_remove(nodes, bs);
+        node_free(bs);
+    }
+}
+
+void blk_node_foreach(void (*fn)(BlockNode *bs, void *opaque), void *opaque)
+{
+    g_autoptr(GList) copy = g_list_copy(nodes);
+
+    for (GList *l = copy; l; l = l->next) {
+        fn(l->data, opaque);
+    }
+}
+
+const char *blk_node_name(BlockNode *bs) { return bs->node_name; }
+const char *blk_node_driver(BlockNode *bs) { return bs->drv->name; }
+const char *blk_node_filename(BlockNode *bs) { return bs->filename; }
+uint64_t blk_node_size(BlockNode *bs) { return bs->size; }
+bool blk_node_read_only(BlockNode *bs) { return bs->read_only; }
+const BlockStats *blk_node_stats(BlockNode *bs) { return &bs->stats; }
+unsigned blk_node_users(BlockNode *bs) { return g_list_length(bs->backends); }
+
+bool blk_node_resize(BlockNode *bs, uint64_t size, GError **errp)
+{
+    if (bs->read_only) {
+        error_setg(errp, "node '%s' is read-only", bs->node_name);
+        return false;
+    }
+    if (size % 512) {
+        error_setg(errp, "size %" PRIu64 " is not a multiple of 512", size);
+        return false;
+    }
+    if (!bs->drv->truncate) {
+        error_setg(errp, "driver '%s' cannot resize", bs->drv->name);
+        return false;
+    }
+    if (!bs->drv->truncate(bs, size, errp)) {
+        return false;
+    }
+    bs->size = size;
+    trace_blk_resize(bs->node_name, size);
+    for (GList *l = bs->backends; l; l = l->next) {
+        BlockBackend *blk = l->data;
+
+        if (blk->dev_ops && blk->dev_ops->resize) {
+            blk->dev_ops->resize(blk->dev_opaque);
+        }
+    }
+    return true;
+}
+
+int blk_node_flush_sync(BlockNode *bs)
+{
+    return bs->drv->flush_sync ? bs->drv->flush_sync(bs) : 0;
+}
+
+void blk_flush_all_sync(void)
+{
+    for (GList *l = nodes; l; l = l->next) {
+        blk_node_flush_sync(l->data);
+    }
+}
+
+/* ---- backends ---- */
+
+static void throttle_timer_cb(void *opaque);
+
+BlockBackend *blk_attach(const char *name, const char *dev_id,
+                         bool share_rw, GError **errp)
+{
+    BlockNode *bs = blk_node_find(name);
+    BlockBackend *blk;
+
+    if (!bs) {
+        error_setg(errp, "no block node named '%s'", name);
+        return NULL;
+    }
+    if (bs->backends) {
+        BlockBackend *other = bs->backends->data;
+
+        if (!share_rw || !other->share_rw) {
+            error_setg(errp, "node '%s' is already used by device '%s' "
+                       "(share-rw=on on both to share it)", name,
+                       other->dev_id);
+            return NULL;
+        }
+    }
+    blk = g_new0(BlockBackend, 1);
+    blk->bs = bs;
+    blk->dev_id = g_strdup(dev_id);
+    blk->share_rw = share_rw;
+    blk->stopped_tail = &blk->stopped_head;
+    blk->throttled_tail = &blk->throttled_head;
+    blk->throttle_timer = iovd_timer_new(throttle_timer_cb, blk);
+    bs->backends = g_list_append(bs->backends, blk);
+    backends = g_list_append(backends, blk);
+    return blk;
+}
+
+void blk_detach(BlockBackend *blk)
+{
+    if (!blk) {
+        return;
+    }
+    blk_drain(blk);
+    blk->bs->backends = g_list_remove(blk->bs->backends, blk);
+    backends = g_list_remove(backends, blk);
+    iovd_timer_free(blk->throttle_timer);
+    g_free(blk->dev_id);
+    g_free(blk);
+}
+
+void blk_set_dev_ops(BlockBackend *blk, const BlockDevOps *ops, void *opaque)
+{
+    blk->dev_ops = ops;
+    blk->dev_opaque = opaque;
+}
+
+void blk_set_error_policy(BlockBackend *blk, BlockErrorPolicy rerror,
+                          BlockErrorPolicy werror)
+{
+    blk->rerror = rerror;
+    blk->werror = werror;
+}
+
+BlockNode *blk_node(BlockBackend *blk) { return blk->bs; }
+uint64_t blk_getlength(BlockBackend *blk) { return blk->bs->size; }
+bool blk_is_read_only(BlockBackend *blk) { return blk->bs->read_only; }
+uint32_t blk_request_alignment(BlockBackend *blk) { return blk->bs->align; }
+unsigned blk_inflight(BlockBackend *blk) { return blk->inflight; }
+const char *blk_device_id(BlockBackend *blk) { return blk->dev_id; }
+
+BlockBackend *blk_find_by_device(const char *dev_id)
+{
+    for (GList *l = backends; l; l = l->next) {
+        BlockBackend *blk = l->data;
+
+        if (strcmp(blk->dev_id, dev_id) == 0) {
+            return blk;
+        }
+    }
+    return NULL;
+}
+
+void blk_backend_foreach(void (*fn)(BlockBackend *blk, void *opaque),
+                         void *opaque)
+{
+    g_autoptr(GList) copy = g_list_copy(backends);
+
+    for (GList *l = copy; l; l = l->next) {
+        fn(l->data, opaque);
+    }
+}
+
+/* ---- throttling: token buckets ---- */
+
+static bool throttle_enabled(BlockBackend *blk)
+{
+    for (int i = 0; i < TB_N; i++) {
+        if (blk->tb[i].rate) {
+            return true;
+        }
+    }
+    return false;
+}
+
+static void throttle_leak(BlockBackend *blk, int64_t now)
+{
+    double secs = (now - blk->tb_last_ns) / 1e9;
+
+    blk->tb_last_ns = now;
+    for (int i = 0; i < TB_N; i++) {
+        ThrottleBucket *b = &blk->tb[i];
+
+        b->level = MAX(0.0, b->level - secs * b->rate);
+    }
+}
+
+/*
+ * Nanoseconds until @req may go (0 = now).  A bucket allows a burst of one
+ * tenth of a second's worth before it makes requests wait.
+ */
+static int64_t throttle_wait_ns(BlockBackend *blk, BlockReq *req)
+{
+    bool rd = req->op == BLK_OP_READ;
+    bool wr = req->op == BLK_OP_WRITE || req->op == BLK_OP_WRITE_ZEROES;
+    int64_t wait = 0;
+    int idx[4];
+    int n = 0;
+
+    if (!rd && !wr) {
+        return 0;
+    }
+    idx[n++] = TB_BPS;
+    idx[n++] = TB_IOPS;
+    idx[n++] = rd ? TB_BPS_RD : TB_BPS_WR;
+    idx[n++] = rd ? TB_IOPS_RD : TB_IOPS_WR;
+    for (int i = 0; i < n; i++) {
+        ThrottleBucket *b = &blk->tb[idx[i]];
+        double burst;
+
+        if (!b->rate) {
+            continue;
+        }
+        burst = MAX(b->rate / 10.0, 1.0);
+        if (b->level > burst) {
+            wait = MAX(wait, (int64_t)((b->level - burst) / b->rate * 1e9));
+        }
+    }
+    return wait;
+}
+
+static void throttle_account(BlockBackend *blk, BlockReq *req)
+{
+    bool rd = req->op == BLK_OP_READ;
+    uint64_t bytes = req->op == BLK_OP_WRITE_ZEROES ? 0 : req->bytes;
+
+    blk->tb[TB_BPS].level += bytes;
+    blk->tb[TB_IOPS].level += 1;
+    blk->tb[rd ? TB_BPS_RD : TB_BPS_WR].level += bytes;
+    blk->tb[rd ? TB_IOPS_RD : TB_IOPS_WR].level += 1;
+}
+
+bool blk_set_throttle(BlockBackend *blk, const BlockThrottle *t,
+                      GError **errp)
+{
+    if ((t->bps && (t->bps_rd || t->bps_wr)) ||
+        (t->iops && (t->iops_rd || t->iops_wr))) {
+        error_setg(errp, "bps/iops cannot be combined with the per-direction "
+                   "limits of the same kind");
+        return false;
+    }
+    blk->limits = *t;
+    blk->tb[TB_BPS].rate = t->bps;
+    blk->tb[TB_BPS_RD].rate = t->bps_rd;
+    blk->tb[TB_BPS_WR].rate = t->bps_wr;
+    blk->tb[TB_IOPS].rate = t->iops;
+    blk->tb[TB_IOPS_RD].rate = t->iops_rd;
+    blk->tb[TB_IOPS_WR].rate = t->iops_wr;
+    for (int i = 0; i < TB_N; i++) {
+        blk->tb[i].level = 0;
+    }
+    blk->tb_last_ns = clock_ns();
+    /* Limits lifted or changed: let the queue move. */
+    throttle_timer_cb(blk);
+    return true;
+}
+
+void blk_get_throttle(BlockBackend *blk, BlockThrottle *t)
+{
+    *t = blk->limits;
+}
+
+/* ---- submission and completion ---- */
+
+/* Hand @req to the driver; on failure nothing is counted in flight. */
+static int blk_dispatch(BlockBackend *blk, BlockReq *req)
+{
+    BlockNode *bs = blk->bs;
+    int r;
+
+    req->start_ns = clock_ns();
+    bs->stats.inflight++;
+    blk->inflight++;
+    r = bs->drv->submit(bs, req);
+    if (r < 0) {
+        bs->stats.inflight--;
+        blk->inflight--;
+    }
+    return r;
+}
+
+/* Fail a request that was accepted earlier (held or throttled). */
+static void blk_req_fail(BlockReq *req, int ret)
+{
+    req->blk->bs->stats.failed[req->op]++;
+    req->cb(req->opaque, ret);
+}
+
+static void throttle_timer_cb(void *opaque)
+{
+    BlockBackend *blk = opaque;
+    bool any = false;
+
+    throttle_leak(blk, clock_ns());
+    while (blk->throttled_head) {
+        BlockReq *req = blk->throttled_head;
+        int64_t wait = throttle_enabled(blk) ? throttle_wait_ns(blk, req) : 0;
+        int r;
+
+        if (wait) {
+            iovd_timer_mod(blk->throttle_timer, clock_ns() + wait);
+            break;
+        }
+        blk->throttled_head = req->next;
+        if (!blk->throttled_head) {
+            blk->throttled_tail = &blk->throttled_head;
+        }
+        blk->inflight--;        /* counted while queued; dispatch recounts */
+        throttle_account(blk, req);
+        if (!any) {
+            blk_io_plug(blk);
+            any = true;
+        }
+        r = blk_dispatch(blk, req);
+        if (r < 0) {
+            blk_req_fail(req, r);
+        }
+    }
+    if (any) {
+        blk_io_unplug(blk);
+    }
+}
+
+static int blk_submit(BlockBackend *blk, BlockReq *req)
+{
+    req->blk = blk;
+    req->ret = 0;
+    req->next = NULL;
+    req->bounce = NULL;
+    if (req->op == BLK_OP_WRITE || req->op == BLK_OP_DISCARD ||
+        req->op == BLK_OP_WRITE_ZEROES) {
+        if (blk->bs->read_only) {
+            return -EROFS;
+        }
+    }
+    if (req->op != BLK_OP_FLUSH &&
+        (req->offset > blk->bs->size ||
+         req->bytes > blk->bs->size - req->offset)) {
+        return -ERANGE;
+    }
+    if (throttle_enabled(blk)) {
+        throttle_leak(blk, clock_ns());
+        if (blk->throttled_head || throttle_wait_ns(blk, req)) {
+            /* Queued behind the bucket; counts as in flight. */
+            *blk->throttled_tail = req;
+            blk->throttled_tail = &req->next;
+            blk->inflight++;
+            if (!iovd_timer_pending(blk->throttle_timer)) {
+                iovd_timer_mod(blk->throttle_timer,
+                               clock_ns() + throttle_wait_ns(blk,
+                                                blk->throttled_head));
+            }
+            return 0;
+        }
+        throttle_account(blk, req);
+    }
+    return blk_dispatch(blk, req);
+}
+
+static uint64_t iov_size(const struct iovec *iov, unsigned niov)
+{
+    uint64_t n = 0;
+
+    for (unsigned i = 0; i < niov; i++) {
+        n += iov[i].iov_len;
+    }
+    return n;
+}
+
+int blk_preadv(BlockBackend *blk, BlockReq *req, uint64_t offset,
+               struct iovec *iov, unsigned niov, BlockCompletionFunc *cb,
+               void *opaque)
+{
+    req->op = BLK_OP_READ;
+    req->flags = 0;
+    req->offset = offset;
+    req->iov = iov;
+    req->niov = niov;
+    req->bytes = iov_size(iov, niov);
+    req->cb = cb;
+    req->opaque = opaque;
+    return blk_submit(blk, req);
+}
+
+int blk_pwritev(BlockBackend *blk, BlockReq *req, uint64_t offset,
+                struct iovec *iov, unsigned niov, uint32_t flags,
+                BlockCompletionFunc *cb, void *opaque)
+{
+    req->op = BLK_OP_WRITE;
+    req->flags = flags & BLK_REQ_FUA;
+    req->offset = offset;
+    req->iov = iov;
+    req->niov = niov;
+    req->bytes = iov_size(iov, niov);
+    req->cb = cb;
+    req->opaque = opaque;
+    return blk_submit(blk, req);
+}
+
+int blk_flush(BlockBackend *blk, BlockReq *req, BlockCompletionFunc *cb,
+              void *opaque)
+{
+    req->op = BLK_OP_FLUSH;
+    req->flags = 0;
+    req->offset = 0;
+    req->bytes = 0;
+    req->iov = NULL;
+    req->niov = 0;
+    req->cb = cb;
+    req->opaque = opaque;
+    return blk_submit(blk, req);
+}
+
+int blk_pdiscard(BlockBackend *blk, BlockReq *req, uint64_t offset,
+                 uint64_t bytes, BlockCompletionFunc *cb, void *opaque)
+{
+    req->op = BLK_OP_DISCARD;
+    req->flags = 0;
+    req->offset = offset;
+    req->bytes = bytes;
+    req->iov = NULL;
+    req->niov = 0;
+    req->cb = cb;
+    req->opaque = opaque;
+    return blk_submit(blk, req);
+}
+
+int blk_pwrite_zeroes(BlockBackend *blk, BlockReq *req, uint64_t offset,
+                      uint64_t bytes, uint32_t flags,
+                      BlockCompletionFunc *cb, void *opaque)
+{
+    req->op = BLK_OP_WRITE_ZEROES;
+    req->flags = flags & (BLK_REQ_MAY_UNMAP | BLK_REQ_FUA);
+    req->offset = offset;
+    req->bytes = bytes;
+    req->iov = NULL;
+    req->niov = 0;
+    req->cb = cb;
+    req->opaque = opaque;
+    return blk_submit(blk, req);
+}
+
+void blk_io_plug(BlockBackend *blk)
+{
+    blk->plugged++;
+    blk->bs->plugged++;
+}
+
+void blk_io_unplug(BlockBackend *blk)
+{
+    g_assert(blk->plugged > 0);
+    blk->plugged--;
+    if (--blk->bs->plugged == 0 && blk->bs->drv->unplug) {
+        blk->bs->drv->unplug(blk->bs);
+    }
+}
+
+static BlockErrorPolicy error_action(BlockBackend *blk, BlockReq *req,
+                                     int ret)
+{
+    BlockErrorPolicy p = req->op == BLK_OP_READ ? blk->rerror : blk->werror;
+
+    if (p == BLK_ERR_ENOSPC) {
+        p = ret == -ENOSPC ? BLK_ERR_STOP : BLK_ERR_REPORT;
+    }
+    return p;
+}
+
+void blk_req_complete(BlockReq *req, int ret)
+{
+    BlockBackend *blk = req->blk;
+    BlockNode *bs = blk->bs;
+    int64_t now = clock_ns();
+
+    bs->stats.inflight--;
+    blk->inflight--;
+    bs->stats.last_ns = now;
+    if (ret < 0) {
+        BlockErrorPolicy act = error_action(blk, req, ret);
+        static const char *const act_names[] = {
+            [BLK_ERR_REPORT] = "report", [BLK_ERR_IGNORE] = "ignore",
+            [BLK_ERR_STOP] = "stop",
+        };
+
+        bs->stats.failed[req->op]++;
+        trace_blk_err_io(bs->node_name, blk->dev_id, req->op, req->offset,
+                         req->bytes, ret);
+        if (error_event_hook) {
+            error_event_hook(blk, req->op, -ret, act_names[act]);
+        }
+        if (act == BLK_ERR_STOP) {
+            /* Hold it; the device stops until the monitor's cont. */
+            req->next = NULL;
+            *blk->stopped_tail = req;
+            blk->stopped_tail = &req->next;
+            blk->inflight++;
+            if (!blk->stopped) {
+                blk->stopped = true;
+                trace_blk_stop(blk->dev_id, -ret);
+                if (blk->dev_ops && blk->dev_ops->stop) {
+                    blk->dev_ops->stop(blk->dev_opaque);
+                }
+            }
+            return;
+        }
+        if (act == BLK_ERR_IGNORE) {
+            ret = 0;
+        }
+    } else {
+        bs->stats.ops[req->op]++;
+        bs->stats.bytes[req->op] += req->bytes;
+        bs->stats.total_ns[req->op] += now - req->start_ns;
+    }
+    req->cb(req->opaque, ret);
+}
+
+void blk_resume_all(void)
+{
+    for (GList *l = backends; l; l = l->next) {
+        BlockBackend *blk = l->data;
+        BlockReq *req = blk->stopped_head;
+
+        blk->stopped_head = NULL;
+        blk->stopped_tail = &blk->stopped_head;
+        blk->stopped = false;
+        if (!req) {
+            continue;
+        }
+        blk_io_plug(blk);
+        while (req) {
+            BlockReq *next = req->next;
+            int r;
+
+            blk->inflight--;
+            r = blk_submit(blk, req);
+            if (r < 0) {
+                blk_req_fail(req, r);
+            }
+            req = next;
+        }
+        blk_io_unplug(blk);
+    }
+}
+
+void blk_drain(BlockBackend *blk)
+{
+    /* Held requests fail now: nothing may wait for a cont that never comes. */
+    while (blk->stopped_head) {
+        BlockReq *req = blk->stopped_head;
+
+        blk->stopped_head = req->next;
+        blk->inflight--;
+        blk_req_fail(req, -EIO);
+    }
+    blk->stopped_tail = &blk->stopped_head;
+    blk->stopped = false;
+    while (blk->throttled_head) {
+        BlockReq *req = blk->throttled_head;
+
+        blk->throttled_head = req->next;
+        blk->inflight--;
+        blk_req_fail(req, -ECANCELED);
+    }
+    blk->throttled_tail = &blk->throttled_head;
+    if (blk->bs->plugged && blk->bs->drv->unplug) {
+        blk->bs->drv->unplug(blk->bs);
+    }
+    while (blk->inflight) {
+        main_loop_iterate(true);
+    }
+}

@@ -1,0 +1,178 @@
+/*
+ * The block layer.  A node (-blockdev / blockdev-add) is a driver instance
+ * (file, null, nbd) with a name, a size and statistics.  A device attaches
+ * to a node through a BlockBackend, which carries the device's error policy
+ * and I/O throttling and delivers completions as callbacks on the main
+ * loop.
+ *
+ * Requests are asynchronous and allocation-free: the caller owns the
+ * BlockReq (one per device request, from a per-queue pool) and its iovec
+ * array, which points straight into guest memory.  Between blk_io_plug()
+ * and blk_io_unplug() requests are only queued; unplug submits the batch
+ * (one io_submit per queue drain).  Outside a plug they go out at once.
+ *
+ * A write completes (its callback runs with 0) only once the backend has
+ * completed it; with BLK_REQ_FUA, or after a completed flush, it is on
+ * stable storage.
+ */
+#ifndef BLOCK_BLOCK_H
+#define BLOCK_BLOCK_H
+
+#include "util/osdep.h"
+#include "util/keyval.h"
+#include "hw/core/props.h"
+
+typedef struct BlockNode BlockNode;
+typedef struct BlockBackend BlockBackend;
+typedef struct BlockReq BlockReq;
+
+typedef enum {
+    BLK_OP_READ,
+    BLK_OP_WRITE,
+    BLK_OP_FLUSH,
+    BLK_OP_DISCARD,
+    BLK_OP_WRITE_ZEROES,
+    BLK_OP__MAX
+} BlockOp;
+
+#define BLK_REQ_FUA         (1u << 0)   /* write through to stable storage */
+#define BLK_REQ_MAY_UNMAP   (1u << 1)   /* write zeroes may deallocate */
+
+/* ret: 0 or -errno.  Runs on the main loop, never inside the submit call. */
+typedef void BlockCompletionFunc(void *opaque, int ret);
+
+struct BlockReq {
+    /* Set by the blk_* submit functions. */
+    BlockBackend *blk;
+    BlockOp op;
+    uint32_t flags;
+    uint64_t offset, bytes;
+    struct iovec *iov;
+    unsigned niov;
+    BlockCompletionFunc *cb;
+    void *opaque;
+
+    /* Private to the block layer. */
+    int64_t start_ns;
+    int ret;
+    void *bounce;               /* O_DIRECT with misaligned buffers */
+    BlockReq *next;             /* plug / throttle / stopped queues */
+    uint64_t drv[12];           /* driver state (e.g. a struct iocb) */
+};
+
+/* ---- nodes ---- */
+
+typedef struct BlockStats {
+    uint64_t ops[BLK_OP__MAX];
+    uint64_t bytes[BLK_OP__MAX];
+    uint64_t failed[BLK_OP__MAX];
+    uint64_t total_ns[BLK_OP__MAX];
+    uint64_t inflight;
+    int64_t last_ns;            /* monotonic time of the last completion */
+} BlockStats;
+
+/* Create a node from "driver=file,node-name=d0,filename=..." options. */
+BlockNode *blk_node_create(Keyval *kv, GError **errp);
+/* Fails when a device uses the node. */
+bool blk_node_delete(BlockNode *bs, GError **errp);
+BlockNode *blk_node_find(const char *name);
+void blk_node_foreach(void (*fn)(BlockNode *bs, void *opaque), void *opaque);
+const char *blk_node_name(BlockNode *bs);
+const char *blk_node_driver(BlockNode *bs);
+const char *blk_node_filename(BlockNode *bs);   /* may be NULL */
+uint64_t blk_node_size(BlockNode *bs);
+bool blk_node_read_only(BlockNode *bs);
+const BlockStats *blk_node_stats(BlockNode *bs);
+/* Change the size (file: ftruncate); attached devices are told. */
+bool blk_node_resize(BlockNode *bs, uint64_t size, GError **errp);
+/* Number of devices attached. */
+unsigned blk_node_users(BlockNode *bs);
+void blk_node_delete_all(void);
+
+/* ---- backends (device side) ---- */
+
+typedef enum {
+    BLK_ERR_REPORT,             /* complete the request with the error */
+    BLK_ERR_IGNORE,             /* complete it as a success */
+    BLK_ERR_STOP,               /* hold it, pause the device, retry on cont */
+    BLK_ERR_ENOSPC,             /* stop on ENOSPC, report otherwise */
+} BlockErrorPolicy;
+
+extern const char *const blk_error_policy_names[];
+
+typedef struct BlockDevOps {
+    /* The node's size changed (block_resize). */
+    void (*resize)(void *opaque);
+    /* Error policy said stop: the device should stop fetching requests. */
+    void (*stop)(void *opaque);
+} BlockDevOps;
+
+/*
+ * Attach device @dev_id to node @name.  Fails when the node is in use and
+ * either side did not ask for sharing, or when @need_write and the node is
+ * read-only is fine (the device reports read-only to the guest).
+ */
+BlockBackend *blk_attach(const char *name, const char *dev_id,
+                         bool share_rw, GError **errp);
+void blk_detach(BlockBackend *blk);
+void blk_set_dev_ops(BlockBackend *blk, const BlockDevOps *ops, void *opaque);
+void blk_set_error_policy(BlockBackend *blk, BlockErrorPolicy rerror,
+                          BlockErrorPolicy werror);
+BlockNode *blk_node(BlockBackend *blk);
+uint64_t blk_getlength(BlockBackend *blk);
+bool blk_is_read_only(BlockBackend *blk);
+/* Alignment the backend needs for direct I/O (1 when none). */
+uint32_t blk_request_alignment(BlockBackend *blk);
+
+/* Submission. 0 when queued; -errno (request not queued) otherwise. */
+int blk_preadv(BlockBackend *blk, BlockReq *req, uint64_t offset,
+               struct iovec *iov, unsigned niov, BlockCompletionFunc *cb,
+               void *opaque);
+int blk_pwritev(BlockBackend *blk, BlockReq *req, uint64_t offset,
+                struct iovec *iov, unsigned niov, uint32_t flags,
+                BlockCompletionFunc *cb, void *opaque);
+int blk_flush(BlockBackend *blk, BlockReq *req, BlockCompletionFunc *cb,
+              void *opaque);
+int blk_pdiscard(BlockBackend *blk, BlockReq *req, uint64_t offset,
+                 uint64_t bytes, BlockCompletionFunc *cb, void *opaque);
+int blk_pwrite_zeroes(BlockBackend *blk, BlockReq *req, uint64_t offset,
+                      uint64_t bytes, uint32_t flags,
+                      BlockCompletionFunc *cb, void *opaque);
+
+/* Batching: between plug and unplug, submissions are queued. Nestable. */
+void blk_io_plug(BlockBackend *blk);
+void blk_io_unplug(BlockBackend *blk);
+
+/* Requests submitted and not yet completed on this backend. */
+unsigned blk_inflight(BlockBackend *blk);
+/* Run the loop until nothing is in flight on @blk (resets, shutdown). */
+void blk_drain(BlockBackend *blk);
+/* Synchronous flush of a node (shutdown, CC.SHN). 0 or -errno. */
+int blk_node_flush_sync(BlockNode *bs);
+void blk_flush_all_sync(void);
+
+/* Resume requests held by the stop policy (monitor 'cont'). */
+void blk_resume_all(void);
+
+/* Throttling (bytes/s and ops/s; 0 = unlimited). */
+typedef struct BlockThrottle {
+    uint64_t bps, bps_rd, bps_wr;
+    uint64_t iops, iops_rd, iops_wr;
+} BlockThrottle;
+bool blk_set_throttle(BlockBackend *blk, const BlockThrottle *t,
+                      GError **errp);
+void blk_get_throttle(BlockBackend *blk, BlockThrottle *t);
+BlockBackend *blk_find_by_device(const char *dev_id);
+const char *blk_device_id(BlockBackend *blk);
+void blk_backend_foreach(void (*fn)(BlockBackend *blk, void *opaque),
+                         void *opaque);
+
+/* BLOCK_IO_ERROR hook for the monitor. */
+typedef void BlockErrorEventFunc(BlockBackend *blk, BlockOp op, int err,
+                                 const char *action);
+void blk_set_error_event_hook(BlockErrorEventFunc *fn);
+
+/* -blockdev option table for iovd.c. */
+void blk_init(void);
+
+#endif
