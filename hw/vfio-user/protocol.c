@@ -316,10 +316,10 @@ static int handle_region_info(VfuServer *s, VfuMsg *m)
         fd = bar->mem_fd;
         vfu_send_reply(s, &m->hdr, buf, need, fd);
     } else {
-        /* Too small for the capability chain: argsz tells what it needs. */
-        if (need > sizeof(*out)) {
-            out->flags |= VFIO_REGION_INFO_FLAG_CAPS;
-        }
+        /*
+         * Too small for the capability chain: argsz tells what it needs.
+         * No CAPS flag here: QEMU's client rejects CAPS with cap_offset 0.
+         */
         vfu_send_reply(s, &m->hdr, buf, sizeof(*out), -1);
     }
     return VFU_REPLIED;
