@@ -43,6 +43,9 @@ QTEST_BINS := $(patsubst %.c,$(BUILD)/%,$(QTEST_SRCS))
 BENCH_SRCS := $(wildcard tests/bench/*-bench.c)
 BENCH_BINS := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRCS))
 
+# Generated sources and rules of the monitor (schema tables, docs).
+-include qapi/qapi.mk
+
 ALL_CFLAGS = $(CFLAGS) $(PKG_CFLAGS) -I$(BUILD) -I$(SRC) -MMD -MP
 ALL_LIBS = $(PKG_LIBS) -lm
 

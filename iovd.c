@@ -25,7 +25,6 @@ typedef struct PendingOpt {
     const char *arg;
 } PendingOpt;
 
-static GSList *option_tables;   /* of const IovdOption * arrays */
 static char *pidfile;
 static int ready_fd = -1;
 
@@ -123,34 +122,13 @@ static const IovdOption core_options[] = {
     { NULL }
 };
 
-void iovd_register_options(const IovdOption *table)
-{
-    option_tables = g_slist_append(option_tables, (gpointer)table);
-}
-
-static const IovdOption *find_option(const char *name)
-{
-    for (GSList *l = option_tables; l; l = l->next) {
-        for (const IovdOption *o = l->data; o->name; o++) {
-            if (strcmp(o->name, name) == 0) {
-                return o;
-            }
-        }
-    }
-    return NULL;
-}
-
 static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: iovd [options]\n"
             "A user-space PCI device emulator: each -device is served to a "
             "VMM over its own\nvfio-user socket.\n\nOptions:\n");
-    for (GSList *l = option_tables; l; l = l->next) {
-        for (const IovdOption *o = l->data; o->name; o++) {
-            fprintf(out, "  %s\n", o->help);
-        }
-    }
+    iovd_print_options(out);
     fprintf(out,
             "  -h, --help             this text\n"
             "  -V, --version          print the version\n\n"
@@ -234,21 +212,6 @@ static gboolean on_signal(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
-static GSList *shutdown_hooks;
-
-void iovd_add_shutdown_hook(void (*fn)(const char *reason))
-{
-    shutdown_hooks = g_slist_append(shutdown_hooks, fn);
-}
-
-void iovd_request_shutdown(const char *reason)
-{
-    for (GSList *l = shutdown_hooks; l; l = l->next) {
-        ((void (*)(const char *))l->data)(reason);
-    }
-    main_loop_quit();
-}
-
 static bool write_pidfile(GError **errp)
 {
     g_autofree char *s = g_strdup_printf("%d\n", getpid());
@@ -293,7 +256,7 @@ int main(int argc, char **argv)
             printf("iovd %s\n", IOVD_VERSION);
             return 0;
         }
-        if (a[0] != '-' || !(o = find_option(a + 1 + (a[1] == '-')))) {
+        if (a[0] != '-' || !(o = iovd_find_option(a + 1 + (a[1] == '-')))) {
             error_report("unknown option '%s' (see --help)", a);
             return 1;
         }

@@ -3,7 +3,7 @@
  */
 #include "block/block.h"
 #include "util/error.h"
-#include "iovd.h"
+#include "util/cmdline.h"
 
 static bool opt_blockdev(const char *arg, GError **errp)
 {

@@ -85,8 +85,11 @@ struct IovdBH {
     IOHandler *cb;
     void *opaque;
     bool scheduled;
+    uint64_t epoch;             /* dispatch round it was scheduled in */
     GList link;
 };
+
+static uint64_t bh_epoch;
 
 typedef struct BHSource {
     GSource source;
@@ -111,15 +114,20 @@ static gboolean bh_check(GSource *source)
 static gboolean bh_dispatch(GSource *source, GSourceFunc cb, gpointer data)
 {
     BHSource *s = (BHSource *)source;
-    guint n = g_queue_get_length(&s->scheduled);
+    uint64_t round = ++bh_epoch;
 
     /*
-     * Run what was scheduled so far; BHs scheduled by these run next time.
-     * A BH cancelled meanwhile is simply no longer in the queue.
+     * Run what was scheduled before this round; BHs scheduled by these
+     * carry this round's epoch and wait for the next iteration.  A BH
+     * cancelled meanwhile is simply no longer in the queue.
      */
-    while (n-- > 0 && !g_queue_is_empty(&s->scheduled)) {
-        IovdBH *bh = g_queue_pop_head_link(&s->scheduled)->data;
+    while (!g_queue_is_empty(&s->scheduled)) {
+        IovdBH *bh = g_queue_peek_head(&s->scheduled);
 
+        if (bh->epoch >= round) {
+            break;
+        }
+        g_queue_pop_head_link(&s->scheduled);
         bh->scheduled = false;
         bh->cb(bh->opaque);
     }
@@ -138,6 +146,11 @@ static BHSource *bh_source_get(void)
         bh_source = (BHSource *)g_source_new(&bh_source_funcs,
                                              sizeof(BHSource));
         g_queue_init(&bh_source->scheduled);
+        /*
+         * A BH may wait for I/O (a drain on reset) whose completion is a
+         * BH itself: bottom halves run in nested loop iterations too.
+         */
+        g_source_set_can_recurse(&bh_source->source, true);
         g_source_attach(&bh_source->source,
                         g_main_context_get_thread_default());
     }
@@ -162,6 +175,7 @@ void iovd_bh_schedule(IovdBH *bh)
         return;
     }
     bh->scheduled = true;
+    bh->epoch = bh_epoch;
     g_queue_push_tail_link(&s->scheduled, &bh->link);
     g_main_context_wakeup(g_source_get_context(&s->source));
 }
@@ -185,8 +199,13 @@ void iovd_bh_delete(IovdBH *bh)
 
 /* ---- timers ---- */
 
+/*
+ * One GSource for all timers, ready at the earliest deadline.  Dispatch
+ * fires the expired ones in deadline order and re-checks each before
+ * firing, so a timer deleted or postponed by an earlier callback of the
+ * same iteration does not fire.
+ */
 struct IovdTimer {
-    GSource *source;
     IOHandler *cb;
     void *opaque;
     int64_t expire_ns;          /* -1 when not pending */
@@ -194,17 +213,41 @@ struct IovdTimer {
 
 typedef struct TimerSource {
     GSource source;
-    IovdTimer *timer;
+    GList *pending;             /* of IovdTimer, by deadline */
 } TimerSource;
+
+static TimerSource *timer_source;
+
+static void timer_source_rearm(void)
+{
+    if (timer_source->pending) {
+        IovdTimer *t = timer_source->pending->data;
+
+        g_source_set_ready_time(&timer_source->source,
+                                MAX(0, DIV_ROUND_UP(t->expire_ns, 1000)));
+    } else {
+        g_source_set_ready_time(&timer_source->source, -1);
+    }
+}
 
 static gboolean timer_dispatch(GSource *source, GSourceFunc cb,
                                gpointer data)
 {
-    IovdTimer *t = ((TimerSource *)source)->timer;
+    int64_t now = clock_ns();
 
-    g_source_set_ready_time(source, -1);
-    t->expire_ns = -1;
-    t->cb(t->opaque);
+    while (timer_source->pending) {
+        IovdTimer *t = timer_source->pending->data;
+
+        /* GLib's clock has microseconds: allow the rounding. */
+        if (t->expire_ns > now + 1000) {
+            break;
+        }
+        timer_source->pending = g_list_delete_link(timer_source->pending,
+                                                   timer_source->pending);
+        t->expire_ns = -1;
+        t->cb(t->opaque);
+    }
+    timer_source_rearm();
     return G_SOURCE_CONTINUE;
 }
 
@@ -212,35 +255,54 @@ static GSourceFuncs timer_source_funcs = {
     .dispatch = timer_dispatch,
 };
 
+static void timer_source_init(void)
+{
+    if (!timer_source) {
+        timer_source = (TimerSource *)g_source_new(&timer_source_funcs,
+                                                   sizeof(TimerSource));
+        g_source_set_can_recurse(&timer_source->source, true);
+        g_source_set_ready_time(&timer_source->source, -1);
+        g_source_attach(&timer_source->source,
+                        g_main_context_get_thread_default());
+    }
+}
+
 IovdTimer *iovd_timer_new(IOHandler *cb, void *opaque)
 {
     IovdTimer *t = g_new0(IovdTimer, 1);
-    TimerSource *s;
 
-    s = (TimerSource *)g_source_new(&timer_source_funcs, sizeof(TimerSource));
-    s->timer = t;
-    t->source = &s->source;
+    timer_source_init();
     t->cb = cb;
     t->opaque = opaque;
     t->expire_ns = -1;
-    g_source_set_ready_time(t->source, -1);
-    g_source_attach(t->source, g_main_context_get_thread_default());
     return t;
+}
+
+static gint timer_cmp(gconstpointer a, gconstpointer b)
+{
+    const IovdTimer *ta = a, *tb = b;
+
+    return ta->expire_ns < tb->expire_ns ? -1 : ta->expire_ns > tb->expire_ns;
 }
 
 void iovd_timer_mod(IovdTimer *t, int64_t expire_ns)
 {
-    /* GLib's monotonic clock and clock_ns() are both CLOCK_MONOTONIC. */
-    int64_t us = DIV_ROUND_UP(expire_ns, 1000);
-
-    t->expire_ns = expire_ns;
-    g_source_set_ready_time(t->source, us < 0 ? 0 : us);
+    if (t->expire_ns >= 0) {
+        timer_source->pending = g_list_remove(timer_source->pending, t);
+    }
+    t->expire_ns = MAX(0, expire_ns);
+    timer_source->pending = g_list_insert_sorted(timer_source->pending, t,
+                                                 timer_cmp);
+    timer_source_rearm();
 }
 
 void iovd_timer_del(IovdTimer *t)
 {
-    t->expire_ns = -1;
-    g_source_set_ready_time(t->source, -1);
+    if (t->expire_ns >= 0) {
+        timer_source->pending = g_list_remove(timer_source->pending, t);
+        t->expire_ns = -1;
+        timer_source_rearm();
+    }
 }
 
 bool iovd_timer_pending(IovdTimer *t)
@@ -253,8 +315,7 @@ void iovd_timer_free(IovdTimer *t)
     if (!t) {
         return;
     }
-    g_source_destroy(t->source);
-    g_source_unref(t->source);
+    iovd_timer_del(t);
     g_free(t);
 }
 
@@ -292,10 +353,15 @@ void iovd_remove_before_poll(IOHandler *cb, void *opaque)
 
 bool main_loop_iterate(bool blocking)
 {
-    for (guint i = 0; poll_hooks && i < poll_hooks->len; i++) {
-        PollHook *h = &g_array_index(poll_hooks, PollHook, i);
+    if (poll_hooks && poll_hooks->len) {
+        /* A copy: hooks may add or remove hooks. */
+        g_autoptr(GArray) hooks = g_array_copy(poll_hooks);
 
-        h->cb(h->opaque);
+        for (guint i = 0; i < hooks->len; i++) {
+            PollHook *h = &g_array_index(hooks, PollHook, i);
+
+            h->cb(h->opaque);
+        }
     }
     bh_source_get();
     return g_main_context_iteration(g_main_context_get_thread_default(),

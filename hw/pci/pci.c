@@ -168,7 +168,10 @@ void pci_device_reset(PCIDevice *pdev)
                      ~(PCI_MSI_FLAGS_ENABLE | PCI_MSI_FLAGS_QSIZE));
     }
     if (pdev->pm_cap) {
-        pci_set_word(c + pdev->pm_cap + PCI_PM_CTRL, 0);
+        /* Back to D0; the read-only No_Soft_Reset bit stays. */
+        pci_set_word(c + pdev->pm_cap + PCI_PM_CTRL,
+                     pci_get_word(c + pdev->pm_cap + PCI_PM_CTRL) &
+                     PCI_PM_CTRL_NO_SOFT_RESET);
     }
     if (pdev->exp_cap) {
         pci_set_word(c + pdev->exp_cap + PCI_EXP_DEVCTL, 0x2810);
@@ -311,7 +314,7 @@ uint8_t pci_add_msi_cap(PCIDevice *pdev, unsigned nvec, bool is64,
     unsigned size = 10 + (is64 ? 4 : 0) + (maskable ? 10 : 0);
     uint8_t off;
     uint16_t flags;
-    unsigned mmc = g_bit_storage(nvec - 1);
+    unsigned mmc = nvec > 1 ? g_bit_storage(nvec - 1) : 0;
 
     g_assert(nvec >= 1 && nvec <= PCI_MSI_MAX_VECTORS);
     off = pci_add_capability(pdev, PCI_CAP_ID_MSI, size);
@@ -421,10 +424,11 @@ void pci_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
          PCI_COMMAND_INTX_DISABLE)) {
         pci_set_irq(pdev, pdev->intx_level);
     }
+    /* FLR: the bit is not stored (it always reads 0): look at the write. */
     if (pdev->exp_cap &&
-        ranges_overlap(addr, len, pdev->exp_cap + PCI_EXP_DEVCTL, 2) &&
-        (pci_get_word(pdev->config + pdev->exp_cap + PCI_EXP_DEVCTL) &
-         PCI_EXP_DEVCTL_BCR_FLR)) {
+        ranges_overlap(addr, len, pdev->exp_cap + PCI_EXP_DEVCTL + 1, 1) &&
+        ((val >> (8 * (pdev->exp_cap + PCI_EXP_DEVCTL + 1 - addr))) &
+         (PCI_EXP_DEVCTL_BCR_FLR >> 8))) {
         /* Function level reset: the bit itself always reads 0. */
         trace_pci_flr(pci_id(pdev));
         device_reset(&pdev->dev);

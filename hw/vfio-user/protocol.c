@@ -726,7 +726,7 @@ void vfu_handle_msg(VfuServer *s, VfuMsg *m)
                          VFU_FLAG_ERROR) ||
         (m->hdr.flags & VFU_FLAG_ERROR)) {
         r = msg_fail(s, m, EINVAL, "bad header flags");
-    } else if (m->nfds > s->client_max_fds && m->nfds > 1) {
+    } else if (m->nfds > VFU_SERVER_MAX_MSG_FDS) {
         r = msg_fail(s, m, EINVAL, "too many fds");
     } else if (!s->negotiated && m->hdr.cmd != VFU_CMD_VERSION) {
         r = msg_fail(s, m, EINVAL, "VERSION must come first");
