@@ -11,6 +11,9 @@
 #include "util/main-loop.h"
 
 #include <libaio.h>
+#ifdef CONFIG_LIBURING
+#include <liburing.h>
+#endif
 #include <linux/fs.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
@@ -19,12 +22,15 @@
 #define FILE_AIO_DEPTH 1024
 #define FILE_BATCH_MAX 256
 
-static const char *const aio_names[] = { "native", "threads", NULL };
+enum { FILE_AIO_NATIVE, FILE_AIO_THREADS, FILE_AIO_IO_URING };
+static const char *const aio_names[] = {
+    "native", "threads", "io_uring", NULL
+};
 
 typedef struct FileState {
     /* options */
     char *filename;
-    int aio;                    /* 0 native, 1 threads */
+    int aio;                    /* FILE_AIO_* */
 
     int fd;
     io_context_t ctx;
@@ -37,13 +43,21 @@ typedef struct FileState {
     GThreadPool *pool;          /* flush, discard, zeroes, bounced I/O */
     GAsyncQueue *done;          /* BlockReq * finished by the pool */
     int pool_efd;
+
+#ifdef CONFIG_LIBURING
+    struct io_uring ring;
+    bool ring_ready;
+    int ring_efd;
+    unsigned ring_queued;       /* prepared, not yet submitted */
+#endif
 } FileState;
 
 static const PropDef file_props[] = {
     PROP_DEF_STR("filename", FileState, filename, "image file or device",
                  .mandatory = true),
     PROP_DEF_ENUM("aio", FileState, aio, aio_names,
-                  "native (Linux AIO) or threads", .defval = "native"),
+                  "native (Linux AIO), io_uring, or threads",
+                  .defval = "native"),
     PROP_DEF_END
 };
 
@@ -313,14 +327,132 @@ static void file_aio_complete(void *opaque)
     } while (n == ARRAY_SIZE(ev));
 }
 
+/* ---- io_uring ---- */
+
+#ifdef CONFIG_LIBURING
+#define FILE_URING_DEPTH 256
+
+static void file_uring_submit(BlockNode *bs)
+{
+    FileState *s = fs_of(bs);
+
+    if (s->ring_queued) {
+        trace_file_submit(bs->node_name, s->ring_queued);
+        io_uring_submit(&s->ring);
+        s->ring_queued = 0;
+    }
+}
+
+static void file_uring_complete(void *opaque)
+{
+    BlockNode *bs = opaque;
+    FileState *s = fs_of(bs);
+    struct io_uring_cqe *cqe;
+    eventfd_t v;
+
+    eventfd_read(s->ring_efd, &v);
+    while (io_uring_peek_cqe(&s->ring, &cqe) == 0) {
+        BlockReq *req = io_uring_cqe_get_data(cqe);
+        int res = cqe->res;
+
+        io_uring_cqe_seen(&s->ring, cqe);
+        if (!req) {
+            continue;       /* the first half of a linked pair */
+        }
+        s->aio_inflight--;
+        if (res >= 0 && (req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) &&
+            (uint64_t)res != req->bytes) {
+            g_thread_pool_push(s->pool, req, NULL);    /* short: redo */
+            continue;
+        }
+        if (res < 0 && req->op == BLK_OP_DISCARD &&
+            (res == -EOPNOTSUPP || res == -ENOSYS)) {
+            res = 0;                                    /* only a hint */
+        }
+        if (res < 0 && req->op == BLK_OP_WRITE_ZEROES) {
+            g_thread_pool_push(s->pool, req, NULL);     /* slow path */
+            continue;
+        }
+        blk_req_complete(req, res < 0 ? res : 0);
+    }
+}
+
+/* Queue @req on the ring; false when it must take another path. */
+static bool file_uring_queue(BlockNode *bs, BlockReq *req)
+{
+    FileState *s = fs_of(bs);
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+
+    if (!sqe) {
+        file_uring_submit(bs);
+        sqe = io_uring_get_sqe(&s->ring);
+        if (!sqe) {
+            return false;
+        }
+    }
+    switch (req->op) {
+    case BLK_OP_READ:
+        io_uring_prep_readv(sqe, s->fd, req->iov, req->niov, req->offset);
+        break;
+    case BLK_OP_WRITE:
+        io_uring_prep_writev(sqe, s->fd, req->iov, req->niov, req->offset);
+        if (req->flags & BLK_REQ_FUA) {
+            sqe->rw_flags = RWF_DSYNC;
+        }
+        break;
+    case BLK_OP_FLUSH:
+        io_uring_prep_fsync(sqe, s->fd, IORING_FSYNC_DATASYNC);
+        break;
+    case BLK_OP_DISCARD:
+        io_uring_prep_fallocate(sqe, s->fd,
+                                FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                                req->offset, req->bytes);
+        break;
+    case BLK_OP_WRITE_ZEROES:
+        io_uring_prep_fallocate(sqe, s->fd,
+                                (req->flags & BLK_REQ_MAY_UNMAP)
+                                ? FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE
+                                : FALLOC_FL_ZERO_RANGE | FALLOC_FL_KEEP_SIZE,
+                                req->offset, req->bytes);
+        if (req->flags & BLK_REQ_FUA) {
+            /* Zeroes then a data sync, in order. */
+            sqe->flags |= IOSQE_IO_LINK;
+            io_uring_sqe_set_data(sqe, NULL);
+            sqe = io_uring_get_sqe(&s->ring);
+            if (!sqe) {
+                return false;
+            }
+            io_uring_prep_fsync(sqe, s->fd, IORING_FSYNC_DATASYNC);
+        }
+        break;
+    default:
+        return false;
+    }
+    io_uring_sqe_set_data(sqe, req);
+    s->aio_inflight++;
+    s->ring_queued++;
+    if (!bs->plugged) {
+        file_uring_submit(bs);
+    }
+    return true;
+}
+#endif
+
 static int file_submit(BlockNode *bs, BlockReq *req)
 {
     FileState *s = fs_of(bs);
     struct iocb *cb = (struct iocb *)req->drv;
 
     G_STATIC_ASSERT(sizeof(struct iocb) <= sizeof(req->drv));
+#ifdef CONFIG_LIBURING
+    if (s->aio == FILE_AIO_IO_URING &&
+        !(bs->direct && !iov_aligned(req, bs->align)) &&
+        file_uring_queue(bs, req)) {
+        return 0;
+    }
+#endif
     if ((req->op != BLK_OP_READ && req->op != BLK_OP_WRITE) ||
-        s->aio == 1 || s->aio_inflight >= FILE_AIO_DEPTH ||
+        s->aio != FILE_AIO_NATIVE || s->aio_inflight >= FILE_AIO_DEPTH ||
         (bs->direct && !iov_aligned(req, bs->align))) {
         g_thread_pool_push(s->pool, req, NULL);
         return 0;
@@ -348,6 +480,11 @@ static int file_submit(BlockNode *bs, BlockReq *req)
 static void file_unplug(BlockNode *bs)
 {
     file_aio_flush_batch(bs);
+#ifdef CONFIG_LIBURING
+    if (fs_of(bs)->ring_ready) {
+        file_uring_submit(bs);
+    }
+#endif
 }
 
 /* ---- open / close ---- */
@@ -379,6 +516,9 @@ static bool file_open(BlockNode *bs, GError **errp)
     int r;
 
     s->fd = s->aio_efd = s->pool_efd = -1;
+#ifdef CONFIG_LIBURING
+    s->ring_efd = -1;
+#endif
     if (bs->direct) {
         flags |= O_DIRECT;
     }
@@ -420,6 +560,27 @@ static bool file_open(BlockNode *bs, GError **errp)
         error_setg_errno(errp, errno, "eventfd");
         goto fail;
     }
+    if (s->aio == FILE_AIO_IO_URING) {
+#ifdef CONFIG_LIBURING
+        r = io_uring_queue_init(FILE_URING_DEPTH, &s->ring, 0);
+        if (r < 0) {
+            error_setg_errno(errp, -r, "io_uring_queue_init");
+            goto fail;
+        }
+        s->ring_ready = true;
+        s->ring_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (s->ring_efd < 0 ||
+            io_uring_register_eventfd(&s->ring, s->ring_efd) < 0) {
+            error_setg_errno(errp, errno, "io_uring eventfd");
+            goto fail;
+        }
+        iovd_set_fd_handler(s->ring_efd, file_uring_complete, NULL, bs);
+#else
+        error_setg(errp, "property 'aio': io_uring is not available in "
+                   "this build (install liburing-dev and reconfigure)");
+        goto fail;
+#endif
+    }
     s->pool = g_thread_pool_new(file_worker, bs, 4, false, NULL);
     s->done = g_async_queue_new();
     iovd_set_fd_handler(s->aio_efd, file_aio_complete, NULL, bs);
@@ -430,6 +591,16 @@ static bool file_open(BlockNode *bs, GError **errp)
     return true;
 
 fail:
+#ifdef CONFIG_LIBURING
+    if (s->ring_efd >= 0) {
+        iovd_set_fd_handler(s->ring_efd, NULL, NULL, NULL);
+        close(s->ring_efd);
+    }
+    if (s->ring_ready) {
+        io_uring_queue_exit(&s->ring);
+        s->ring_ready = false;
+    }
+#endif
     if (s->ctx) {
         io_destroy(s->ctx);
         s->ctx = 0;
@@ -456,6 +627,13 @@ static void file_close(BlockNode *bs)
     io_destroy(s->ctx);
     close(s->aio_efd);
     close(s->pool_efd);
+#ifdef CONFIG_LIBURING
+    if (s->ring_ready) {
+        iovd_set_fd_handler(s->ring_efd, NULL, NULL, NULL);
+        io_uring_queue_exit(&s->ring);
+        close(s->ring_efd);
+    }
+#endif
     g_async_queue_unref(s->done);
     close(s->fd);
 }

@@ -1,0 +1,423 @@
+/*
+ * The block layer with its file and null drivers: every operation, each
+ * AIO engine, O_DIRECT with misaligned buffers, batching, stats, the error
+ * policies and throttling.
+ */
+#include "util/osdep.h"
+#include "util/main-loop.h"
+#include "block/block.h"
+
+#include <check.h>
+#include <signal.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+typedef struct Done {
+    int count;
+    int ret;
+} Done;
+
+static void done_cb(void *opaque, int ret)
+{
+    Done *d = opaque;
+
+    d->count++;
+    d->ret = ret;
+}
+
+static void wait_done(Done *d, int n)
+{
+    int64_t deadline = clock_ns() + 10 * 1000000000LL;
+
+    while (d->count < n) {
+        ck_assert_msg(clock_ns() < deadline, "requests did not complete");
+        main_loop_iterate(true);
+    }
+}
+
+static char *tmpdir;
+
+static char *make_image(const char *name, uint64_t size)
+{
+    char *path = g_build_filename(tmpdir, name, NULL);
+    int fd = open(path, O_CREAT | O_TRUNC | O_RDWR, 0600);
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, size), 0);
+    close(fd);
+    return path;
+}
+
+static BlockNode *node_new(const char *opts)
+{
+    g_autoptr(Keyval) kv = keyval_parse(opts, "driver", NULL);
+    GError *err = NULL;
+    BlockNode *bs;
+
+    ck_assert_ptr_nonnull(kv);
+    bs = blk_node_create(kv, &err);
+    ck_assert_msg(bs, "%s: %s", opts, err ? err->message : "?");
+    return bs;
+}
+
+static void fill(uint8_t *buf, size_t len, unsigned seed)
+{
+    for (size_t i = 0; i < len; i++) {
+        buf[i] = (uint8_t)(i * 31 + seed * 7 + (i >> 9));
+    }
+}
+
+static void file_rw_roundtrip(const char *aio, bool direct)
+{
+    g_autofree char *img = make_image("rw.img", 1 << 20);
+    g_autofree char *opts = g_strdup_printf(
+        "file,node-name=n0,filename=%s,aio=%s,cache.direct=%s", img, aio,
+        direct ? "on" : "off");
+    BlockNode *bs = node_new(opts);
+    BlockBackend *blk = blk_attach("n0", "dev0", false, NULL);
+    uint8_t *wbuf, *rbuf, host[8192];
+    BlockReq reqs[8];
+    struct iovec wiov[8][2], riov[8];
+    Done d = { 0 };
+    int fd;
+
+    ck_assert_ptr_nonnull(blk);
+    ck_assert_int_eq(posix_memalign((void **)&wbuf, 4096, 8 * 8192), 0);
+    ck_assert_int_eq(posix_memalign((void **)&rbuf, 4096, 8 * 8192 + 1), 0);
+    /* Eight writes in one batch, each split over two iovecs. */
+    blk_io_plug(blk);
+    for (int i = 0; i < 8; i++) {
+        fill(wbuf + i * 8192, 8192, i);
+        wiov[i][0] = (struct iovec){ wbuf + i * 8192, 4096 };
+        wiov[i][1] = (struct iovec){ wbuf + i * 8192 + 4096, 4096 };
+        ck_assert_int_eq(blk_pwritev(blk, &reqs[i], i * 65536, wiov[i], 2,
+                                     i == 7 ? BLK_REQ_FUA : 0, done_cb, &d),
+                         0);
+    }
+    ck_assert_int_eq(d.count, 0);       /* never inside the submit call */
+    blk_io_unplug(blk);
+    wait_done(&d, 8);
+    ck_assert_int_eq(d.ret, 0);
+    /* The file has it, read directly. */
+    fd = open(img, O_RDONLY);
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(pread(fd, host, 8192, i * 65536), 8192);
+        ck_assert(memcmp(host, wbuf + i * 8192, 8192) == 0);
+    }
+    close(fd);
+    /* Read back into a misaligned buffer (bounced with O_DIRECT). */
+    d.count = 0;
+    for (int i = 0; i < 8; i++) {
+        riov[i] = (struct iovec){ rbuf + 1 + i * 8192, 8192 };
+        ck_assert_int_eq(blk_preadv(blk, &reqs[i], i * 65536, &riov[i], 1,
+                                    done_cb, &d), 0);
+    }
+    wait_done(&d, 8);
+    ck_assert_int_eq(d.ret, 0);
+    ck_assert(memcmp(rbuf + 1, wbuf, 8 * 8192) == 0);
+    /* Flush. */
+    d.count = 0;
+    ck_assert_int_eq(blk_flush(blk, &reqs[0], done_cb, &d), 0);
+    wait_done(&d, 1);
+    ck_assert_int_eq(d.ret, 0);
+    ck_assert_uint_eq(blk_node_stats(bs)->ops[BLK_OP_WRITE], 8);
+    ck_assert_uint_eq(blk_node_stats(bs)->bytes[BLK_OP_READ], 8 * 8192);
+    ck_assert_uint_eq(blk_node_stats(bs)->ops[BLK_OP_FLUSH], 1);
+    ck_assert_uint_eq(blk_inflight(blk), 0);
+    blk_detach(blk);
+    ck_assert(blk_node_delete(bs, NULL));
+    free(wbuf);
+    free(rbuf);
+    unlink(img);
+}
+
+START_TEST(test_file_native) { file_rw_roundtrip("native", false); }
+END_TEST
+START_TEST(test_file_native_direct) { file_rw_roundtrip("native", true); }
+END_TEST
+START_TEST(test_file_threads) { file_rw_roundtrip("threads", false); }
+END_TEST
+START_TEST(test_file_io_uring)
+{
+#ifdef CONFIG_LIBURING
+    file_rw_roundtrip("io_uring", false);
+    file_rw_roundtrip("io_uring", true);
+#else
+    printf("SKIP: test_file_io_uring: built without liburing\n");
+#endif
+}
+END_TEST
+
+static void discard_zeroes(const char *aio)
+{
+    g_autofree char *img = make_image("dz.img", 1 << 20);
+    g_autofree char *opts = g_strdup_printf(
+        "file,node-name=n1,filename=%s,aio=%s", img, aio);
+    BlockNode *bs = node_new(opts);
+    BlockBackend *blk = blk_attach("n1", "dev1", false, NULL);
+    uint8_t buf[65536], back[65536];
+    struct iovec iov = { buf, sizeof(buf) };
+    BlockReq req;
+    Done d = { 0 };
+    int fd = open(img, O_RDONLY);
+
+    memset(buf, 0xa5, sizeof(buf));
+    ck_assert_int_eq(blk_pwritev(blk, &req, 0, &iov, 1, 0, done_cb, &d), 0);
+    wait_done(&d, 1);
+    ck_assert_int_eq(blk_pwritev(blk, &req, 65536, &iov, 1, 0, done_cb, &d),
+                     0);
+    wait_done(&d, 2);
+    /* Write zeroes over the first 64K, discard the second. */
+    ck_assert_int_eq(blk_pwrite_zeroes(blk, &req, 4096, 8192, BLK_REQ_FUA,
+                                       done_cb, &d), 0);
+    wait_done(&d, 3);
+    ck_assert_int_eq(d.ret, 0);
+    ck_assert_int_eq(pread(fd, back, sizeof(back), 0), sizeof(back));
+    for (int i = 0; i < 65536; i++) {
+        uint8_t want = (i >= 4096 && i < 4096 + 8192) ? 0 : 0xa5;
+
+        ck_assert_msg(back[i] == want, "byte %d is %x", i, back[i]);
+    }
+    ck_assert_int_eq(blk_pdiscard(blk, &req, 65536, 65536, done_cb, &d), 0);
+    wait_done(&d, 4);
+    ck_assert_int_eq(d.ret, 0);
+    /* A punched hole reads as zeros. */
+    ck_assert_int_eq(pread(fd, back, sizeof(back), 65536), sizeof(back));
+    for (int i = 0; i < 65536; i++) {
+        ck_assert_msg(back[i] == 0, "discarded byte %d is %x", i, back[i]);
+    }
+    close(fd);
+    blk_detach(blk);
+    blk_node_delete(bs, NULL);
+    unlink(img);
+}
+
+START_TEST(test_discard_zeroes)
+{
+    discard_zeroes("native");
+#ifdef CONFIG_LIBURING
+    discard_zeroes("io_uring");
+#endif
+}
+END_TEST
+
+START_TEST(test_limits_and_errors)
+{
+    g_autofree char *img = make_image("ro.img", 65536);
+    g_autofree char *opts = g_strdup_printf(
+        "file,node-name=ro,filename=%s,read-only=on", img);
+    BlockNode *bs = node_new(opts);
+    BlockBackend *blk = blk_attach("ro", "d", false, NULL);
+    GError *err = NULL;
+    uint8_t buf[512];
+    struct iovec iov = { buf, sizeof(buf) };
+    BlockReq req;
+    Done d = { 0 };
+
+    ck_assert(blk_is_read_only(blk));
+    ck_assert_int_eq(blk_pwritev(blk, &req, 0, &iov, 1, 0, done_cb, &d),
+                     -EROFS);
+    ck_assert_int_eq(blk_preadv(blk, &req, 65536 - 256, &iov, 1, done_cb,
+                                &d), -ERANGE);
+    ck_assert_int_eq(blk_preadv(blk, &req, UINT64_MAX - 100, &iov, 1,
+                                done_cb, &d), -ERANGE);
+    ck_assert_int_eq(d.count, 0);
+    ck_assert_uint_eq(blk_inflight(blk), 0);
+    /* Only one user unless both share. */
+    ck_assert_ptr_null(blk_attach("ro", "other", true, &err));
+    ck_assert(strstr(err->message, "already used"));
+    g_clear_error(&err);
+    ck_assert(!blk_node_delete(bs, &err));
+    ck_assert(strstr(err->message, "in use"));
+    g_clear_error(&err);
+    ck_assert(!blk_node_resize(bs, 131072, &err));
+    g_clear_error(&err);
+    blk_detach(blk);
+    ck_assert(blk_node_delete(bs, NULL));
+    /* Option errors. */
+    {
+        g_autoptr(Keyval) kv = keyval_parse("file,node-name=x,filename="
+                                            "/nonexistent/x", "driver", NULL);
+
+        ck_assert_ptr_null(blk_node_create(kv, &err));
+        ck_assert(strstr(err->message, "/nonexistent/x"));
+        g_clear_error(&err);
+    }
+    {
+        g_autoptr(Keyval) kv = keyval_parse("qcow9,node-name=x", "driver",
+                                            NULL);
+
+        ck_assert_ptr_null(blk_node_create(kv, &err));
+        ck_assert(strstr(err->message, "unknown block driver 'qcow9'"));
+        g_clear_error(&err);
+    }
+    unlink(img);
+}
+END_TEST
+
+START_TEST(test_resize_and_share)
+{
+    g_autofree char *img = make_image("rs.img", 65536);
+    g_autofree char *opts = g_strdup_printf("file,node-name=rs,filename=%s",
+                                            img);
+    BlockNode *bs = node_new(opts);
+    BlockBackend *a = blk_attach("rs", "a", true, NULL);
+    BlockBackend *b = blk_attach("rs", "b", true, NULL);
+    struct stat st;
+
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(b);
+    ck_assert_uint_eq(blk_node_users(bs), 2);
+    ck_assert(blk_node_resize(bs, 1 << 20, NULL));
+    ck_assert_uint_eq(blk_getlength(a), 1 << 20);
+    ck_assert_int_eq(stat(img, &st), 0);
+    ck_assert_int_eq(st.st_size, 1 << 20);
+    blk_detach(a);
+    blk_detach(b);
+    blk_node_delete(bs, NULL);
+    unlink(img);
+}
+END_TEST
+
+static int stops;
+
+static void dev_stop(void *opaque)
+{
+    stops++;
+}
+
+static const BlockDevOps test_dev_ops = { .stop = dev_stop };
+
+START_TEST(test_error_policy)
+{
+    g_autofree char *img = make_image("ep.img", 1 << 20);
+    g_autofree char *opts = g_strdup_printf(
+        "file,node-name=ep,filename=%s,aio=threads", img);
+    BlockNode *bs = node_new(opts);
+    BlockBackend *blk = blk_attach("ep", "d", false, NULL);
+    struct rlimit rl = { 65536, RLIM_INFINITY };
+    uint8_t buf[4096] = { 1 };
+    struct iovec iov = { buf, sizeof(buf) };
+    BlockReq req;
+    Done d = { 0 };
+
+    /* Writes past 64K fail with EFBIG in this process. */
+    signal(SIGXFSZ, SIG_IGN);
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    blk_set_dev_ops(blk, &test_dev_ops, NULL);
+
+    blk_set_error_policy(blk, BLK_ERR_REPORT, BLK_ERR_REPORT);
+    ck_assert_int_eq(blk_pwritev(blk, &req, 131072, &iov, 1, 0, done_cb, &d),
+                     0);
+    wait_done(&d, 1);
+    ck_assert_int_eq(d.ret, -EFBIG);
+    ck_assert_uint_eq(blk_node_stats(bs)->failed[BLK_OP_WRITE], 1);
+
+    blk_set_error_policy(blk, BLK_ERR_REPORT, BLK_ERR_IGNORE);
+    ck_assert_int_eq(blk_pwritev(blk, &req, 131072, &iov, 1, 0, done_cb, &d),
+                     0);
+    wait_done(&d, 2);
+    ck_assert_int_eq(d.ret, 0);
+
+    /* enospc: stop only on ENOSPC; EFBIG is reported. */
+    blk_set_error_policy(blk, BLK_ERR_REPORT, BLK_ERR_ENOSPC);
+    ck_assert_int_eq(blk_pwritev(blk, &req, 131072, &iov, 1, 0, done_cb, &d),
+                     0);
+    wait_done(&d, 3);
+    ck_assert_int_eq(d.ret, -EFBIG);
+    ck_assert_int_eq(stops, 0);
+
+    /* stop: held, device told; resumed once the cause is gone. */
+    blk_set_error_policy(blk, BLK_ERR_REPORT, BLK_ERR_STOP);
+    ck_assert_int_eq(blk_pwritev(blk, &req, 131072, &iov, 1, 0, done_cb, &d),
+                     0);
+    for (int i = 0; i < 50 && !stops; i++) {
+        main_loop_iterate(true);
+    }
+    ck_assert_int_eq(stops, 1);
+    ck_assert_int_eq(d.count, 3);       /* not completed */
+    ck_assert_uint_eq(blk_inflight(blk), 1);
+    rl.rlim_cur = RLIM_INFINITY;
+    ck_assert_int_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    blk_resume_all();
+    wait_done(&d, 4);
+    ck_assert_int_eq(d.ret, 0);
+    blk_detach(blk);
+    blk_node_delete(bs, NULL);
+    unlink(img);
+}
+END_TEST
+
+START_TEST(test_null_and_throttle)
+{
+    BlockNode *bs = node_new("null,node-name=nl,size=64M");
+    BlockBackend *blk = blk_attach("nl", "d", false, NULL);
+    BlockThrottle t = { .iops = 200 };
+    uint8_t buf[4096];
+    struct iovec iov = { buf, sizeof(buf) };
+    BlockReq reqs[100];
+    Done d = { 0 };
+    int64_t start;
+    double secs;
+
+    ck_assert_uint_eq(blk_getlength(blk), 64 << 20);
+    memset(buf, 0xff, sizeof(buf));
+    ck_assert_int_eq(blk_preadv(blk, &reqs[0], 0, &iov, 1, done_cb, &d), 0);
+    wait_done(&d, 1);
+    ck_assert_uint_eq(buf[100], 0);     /* reads return zeros */
+    /* 100 requests at 200 IOPS (burst of 20): about 0.4 s. */
+    ck_assert(blk_set_throttle(blk, &t, NULL));
+    d.count = 0;
+    start = clock_ns();
+    for (int i = 0; i < 100; i++) {
+        ck_assert_int_eq(blk_preadv(blk, &reqs[i], i * 4096, &iov, 1,
+                                    done_cb, &d), 0);
+    }
+    wait_done(&d, 100);
+    secs = (clock_ns() - start) / 1e9;
+    ck_assert_msg(secs > 0.3 && secs < 2.0, "100 ops took %.3f s", secs);
+    /* Lifting the limit lets everything through at once. */
+    t.iops = 0;
+    ck_assert(blk_set_throttle(blk, &t, NULL));
+    t.iops = 10;
+    t.iops_rd = 5;
+    ck_assert(!blk_set_throttle(blk, &t, NULL));    /* both kinds: refused */
+    blk_detach(blk);
+    blk_node_delete(bs, NULL);
+}
+END_TEST
+
+static Suite *block_suite(void)
+{
+    Suite *s = suite_create("block");
+    TCase *tc = tcase_create("core");
+
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, test_file_native);
+    tcase_add_test(tc, test_file_native_direct);
+    tcase_add_test(tc, test_file_threads);
+    tcase_add_test(tc, test_file_io_uring);
+    tcase_add_test(tc, test_discard_zeroes);
+    tcase_add_test(tc, test_limits_and_errors);
+    tcase_add_test(tc, test_resize_and_share);
+    tcase_add_test(tc, test_error_policy);
+    tcase_add_test(tc, test_null_and_throttle);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    SRunner *sr = srunner_create(block_suite());
+    int failed;
+
+    tmpdir = g_dir_make_tmp("iovd-block-XXXXXX", NULL);
+    srunner_run_all(sr, CK_NORMAL);
+    failed = srunner_ntests_failed(sr);
+    srunner_free(sr);
+    g_autofree char *cmd = g_strdup_printf("rm -rf %s", tmpdir);
+    if (system(cmd) != 0) {
+        fprintf(stderr, "could not remove %s\n", tmpdir);
+    }
+    return failed ? 1 : 0;
+}
