@@ -690,7 +690,10 @@ static int handle_write_multi(VfuServer *s, VfuMsg *m)
         memcpy(data, w[i].data, sizeof(data));
         region_access(s, w[i].region, w[i].offset, data, w[i].count, true);
     }
-    return 0;
+    if (!(m->hdr.flags & VFU_FLAG_NO_REPLY)) {
+        vfu_send_reply(s, &m->hdr, &cnt, sizeof(cnt), -1);
+    }
+    return VFU_REPLIED;
 }
 
 static int handle_device_reset(VfuServer *s, VfuMsg *m)
@@ -766,7 +769,7 @@ void vfu_handle_msg(VfuServer *s, VfuMsg *m)
             r = handle_device_reset(s, m);
             break;
         default:
-            r = msg_fail(s, m, ENOSYS, "unsupported command");
+            r = msg_fail(s, m, EINVAL, "unknown command");
             break;
         }
     }

@@ -20,6 +20,7 @@ static const char *sid(VfuServer *s)
 }
 
 static void vfu_accept(void *opaque);
+static void vfu_client_gone(VfuServer *s, const char *why);
 static void vfu_client_readable(void *opaque);
 static void vfu_client_writable(void *opaque);
 
@@ -179,6 +180,22 @@ static void vfu_accept(void *opaque)
 
     if (fd < 0) {
         return;
+    }
+    if (s->client_fd >= 0) {
+        /*
+         * A restarting VMM reconnects at once: if the old client has hung
+         * up and we have not read its EOF yet, finish it off first.
+         */
+        struct pollfd pfd = { .fd = s->client_fd, .events = POLLRDHUP };
+
+        if (poll(&pfd, 1, 0) == 1 &&
+            (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
+            while (s->client_fd >= 0) {
+                if (!vfu_client_read(s, NULL)) {
+                    vfu_client_gone(s, "connection closed");
+                }
+            }
+        }
     }
     if (s->client_fd >= 0) {
         /* One client at a time: the second one sees EOF at once. */
@@ -474,8 +491,10 @@ static int rx_once(VfuServer *s)
     s->rx_len += n;
     if (s->rx_len == VFU_HDR_SIZE) {
         if (h->size < VFU_HDR_SIZE) {
+            /* Too short to be a header: answer it as one, keep going. */
             trace_vfu_err_framing(sid(s), h->size);
-            return -1;
+            h->size = VFU_HDR_SIZE;
+            h->flags |= VFU_FLAG_ERROR;     /* dispatch refuses it */
         }
         if (h->size > VFU_MAX_MSG_SIZE) {
             trace_vfu_err_oversized(sid(s), h->cmd, h->size);

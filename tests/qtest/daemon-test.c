@@ -1,0 +1,384 @@
+/*
+ * The daemon as a launcher sees it: command-line errors, --help and
+ * --version, orderly shutdown, socket files (mode, stale, in use), and the
+ * ways a VMM hands iovd its sockets: fd=N (listening or connected),
+ * systemd socket activation, NOTIFY_SOCKET and -ready-fd.
+ */
+#include "util/osdep.h"
+#include "hw/misc/pci-testdev-regs.h"
+#include "tests/qtest/libqos/qos-check.h"
+#include "tests/qtest/libqos/vfu-client.h"
+
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+
+/* Run iovd to completion; returns its exit status, stderr in *err. */
+static int run_iovd(char **err, const char *first, ...)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autofree char *out = NULL;
+    GError *gerr = NULL;
+    va_list ap;
+    int status;
+
+    g_ptr_array_add(argv, (gpointer)iovd_binary());
+    va_start(ap, first);
+    for (const char *a = first; a; a = va_arg(ap, const char *)) {
+        g_ptr_array_add(argv, (gpointer)a);
+    }
+    va_end(ap);
+    g_ptr_array_add(argv, NULL);
+    ck_assert_msg(g_spawn_sync(NULL, (char **)argv->pdata, NULL, 0, NULL,
+                               NULL, &out, err, &status, &gerr),
+                  "spawn: %s", gerr ? gerr->message : "?");
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+static int unix_listen(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+    g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(fd, 1), 0);
+    return fd;
+}
+
+/* Negotiate and read the device id from config space. */
+static void assert_testdev_serves(const char *path)
+{
+    VfuClient *c = vfu_client_open(path);
+    uint8_t id[4];
+
+    ck_assert_int_eq(vfu_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, 0,
+                                     id, 4), 0);
+    ck_assert_uint_eq(lduw_le_p(id), TESTDEV_VENDOR_ID);
+    ck_assert_uint_eq(lduw_le_p(id + 2), TESTDEV_DEVICE_ID);
+    vfu_client_free(c);
+}
+
+START_TEST(test_unknown_property)
+{
+    g_autofree char *err = NULL;
+    int rc = run_iovd(&err, "-device",
+                      "pci-testdev,id=t0,foo=1,socket=/tmp/never.sock", NULL);
+
+    ck_assert_int_ne(rc, 0);
+    ck_assert_msg(strstr(err, "iovd: -device pci-testdev,id=t0,foo=1,"
+                              "socket=/tmp/never.sock: unknown property "
+                              "'foo'"), "stderr: %s", err);
+}
+END_TEST
+
+START_TEST(test_bad_options)
+{
+    g_autofree char *e1 = NULL, *e2 = NULL, *e3 = NULL, *e4 = NULL;
+
+    ck_assert_int_ne(run_iovd(&e1, "-nosuchoption", NULL), 0);
+    ck_assert_msg(strstr(e1, "unknown option '-nosuchoption'"), "%s", e1);
+    ck_assert_int_ne(run_iovd(&e2, "-device", "nosuchdev,id=x", NULL), 0);
+    ck_assert_msg(strstr(e2, "unknown device type 'nosuchdev'"), "%s", e2);
+    ck_assert_int_ne(run_iovd(&e3, "-device", NULL), 0);
+    ck_assert_msg(strstr(e3, "requires an argument"), "%s", e3);
+    /* No socket at all: a clear error naming the property. */
+    ck_assert_int_ne(run_iovd(&e4, "-device", "pci-testdev,id=t0", NULL), 0);
+    ck_assert_msg(strstr(e4, "socket"), "%s", e4);
+}
+END_TEST
+
+START_TEST(test_help_version)
+{
+    g_autofree char *out = NULL, *err = NULL;
+    const char *argv[] = { iovd_binary(), "--version", NULL };
+    const char *argv2[] = { iovd_binary(), "-device", "help", NULL };
+    int status;
+
+    ck_assert(g_spawn_sync(NULL, (char **)argv, NULL, 0, NULL, NULL, &out,
+                           &err, &status, NULL));
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_msg(g_str_has_prefix(out, "iovd "), "%s", out);
+    g_free(out);
+    g_free(err);
+    ck_assert(g_spawn_sync(NULL, (char **)argv2, NULL, 0, NULL, NULL, &out,
+                           &err, &status, NULL));
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert_msg(strstr(out, "pci-testdev"), "%s", out);
+}
+END_TEST
+
+START_TEST(test_sigterm_cleanup)
+{
+    g_autoptr(IovdProc) p = iovd_proc_new();
+    g_autofree char *sock = iovd_proc_path(p, "t0.sock");
+    g_autofree char *pidf = iovd_proc_path(p, "iovd.pid");
+    g_autofree char *pidtext = NULL;
+    struct stat st;
+    VfuClient *c;
+
+    iovd_proc_add_argf(p, "-device");
+    iovd_proc_add_argf(p, "pci-testdev,id=t0,socket=%s", sock);
+    iovd_proc_add_args(p, "-pidfile", pidf, NULL);
+    iovd_proc_start(p);
+    ck_assert_int_eq(stat(sock, &st), 0);
+    ck_assert_msg((st.st_mode & 0777) == 0600, "mode %o", st.st_mode & 0777);
+    ck_assert(g_file_get_contents(pidf, &pidtext, NULL, NULL));
+    ck_assert_int_eq(atoi(pidtext), iovd_proc_pid(p));
+    /* A connected client does not hold up the shutdown. */
+    c = vfu_client_open(sock);
+    iovd_proc_stop(p);
+    ck_assert(vfu_wait_closed(c, 5000));
+    vfu_client_free(c);
+    ck_assert_int_ne(stat(sock, &st), 0);
+    ck_assert_int_ne(stat(pidf, &st), 0);
+}
+END_TEST
+
+START_TEST(test_stale_and_busy_socket)
+{
+    g_autoptr(IovdProc) p = iovd_proc_new();
+    g_autofree char *sock = iovd_proc_path(p, "t0.sock");
+    g_autofree char *dev = g_strdup_printf("pci-testdev,id=t0,socket=%s",
+                                           sock);
+    g_autofree char *err = NULL;
+    int fd;
+
+    /* A socket file nobody listens on is replaced. */
+    fd = unix_listen(sock);
+    close(fd);
+    iovd_proc_add_args(p, "-device", dev, NULL);
+    iovd_proc_start(p);
+    assert_testdev_serves(sock);
+    /* One that a running server listens on is not. */
+    ck_assert_int_ne(run_iovd(&err, "-device", dev, NULL), 0);
+    ck_assert_msg(strstr(err, "in use"), "%s", err);
+    assert_testdev_serves(sock);
+    iovd_proc_stop(p);
+}
+END_TEST
+
+START_TEST(test_not_a_socket)
+{
+    g_autoptr(IovdProc) p = iovd_proc_new();
+    g_autofree char *path = iovd_proc_path(p, "file");
+    g_autofree char *dev = g_strdup_printf("pci-testdev,id=t0,socket=%s",
+                                           path);
+    g_autofree char *err = NULL;
+
+    ck_assert(g_file_set_contents(path, "x", 1, NULL));
+    ck_assert_int_ne(run_iovd(&err, "-device", dev, NULL), 0);
+    ck_assert_msg(strstr(err, "not a socket"), "%s", err);
+}
+END_TEST
+
+/* Spawn iovd with extra fds and environment; returns its pid. */
+typedef struct Launch {
+    int fds[4];         /* child fd i+3 = fds[i], or -1 */
+    const char *listen_fdnames;
+    const char *notify_socket;
+    bool listen_fds;
+} Launch;
+
+static pid_t launch(const Launch *l, const char *const *args)
+{
+    pid_t pid = fork();
+
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        g_autoptr(GPtrArray) argv = g_ptr_array_new();
+        int n = 0;
+
+        /* Move the fds to 3.. without clobbering each other. */
+        for (int i = 0; i < 4 && l->fds[i] >= 0; i++) {
+            int tmp = fcntl(l->fds[i], F_DUPFD, 100);
+
+            dup2(tmp, 3 + i);
+            n++;
+        }
+        if (l->listen_fds) {
+            char buf[32];
+
+            snprintf(buf, sizeof(buf), "%d", getpid());
+            setenv("LISTEN_PID", buf, 1);
+            snprintf(buf, sizeof(buf), "%d", n);
+            setenv("LISTEN_FDS", buf, 1);
+            if (l->listen_fdnames) {
+                setenv("LISTEN_FDNAMES", l->listen_fdnames, 1);
+            }
+        }
+        if (l->notify_socket) {
+            setenv("NOTIFY_SOCKET", l->notify_socket, 1);
+        }
+        g_ptr_array_add(argv, (gpointer)iovd_binary());
+        for (const char *const *a = args; *a; a++) {
+            g_ptr_array_add(argv, (gpointer)*a);
+        }
+        g_ptr_array_add(argv, NULL);
+        execv(iovd_binary(), (char **)argv->pdata);
+        _exit(127);
+    }
+    return pid;
+}
+
+static void stop_pid(pid_t pid)
+{
+    int status;
+
+    kill(pid, SIGTERM);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "status 0x%x", status);
+}
+
+START_TEST(test_notify_socket)
+{
+    g_autofree char *dir = g_dir_make_tmp("iovd-notify-XXXXXX", NULL);
+    g_autofree char *ns = g_build_filename(dir, "notify", NULL);
+    g_autofree char *sock = g_build_filename(dir, "t0.sock", NULL);
+    g_autofree char *dev = g_strdup_printf("pci-testdev,id=t0,socket=%s",
+                                           sock);
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    const char *args[] = { "-device", dev, NULL };
+    Launch l = { .fds = { -1, -1, -1, -1 }, .notify_socket = ns };
+    char buf[64] = "";
+    int fd = socket(AF_UNIX, SOCK_DGRAM, 0);
+    pid_t pid;
+    ssize_t n;
+
+    g_strlcpy(sa.sun_path, ns, sizeof(sa.sun_path));
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    pid = launch(&l, args);
+    ck_assert(qos_poll_fd(fd, POLLIN, qos_deadline(10000)) & POLLIN);
+    n = recv(fd, buf, sizeof(buf) - 1, 0);
+    ck_assert_int_gt(n, 0);
+    ck_assert_str_eq(buf, "READY=1");
+    /* Ready means listening: no sleep, no retry. */
+    assert_testdev_serves(sock);
+    stop_pid(pid);
+    close(fd);
+    unlink(ns);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_inherited_listening_fd)
+{
+    g_autofree char *dir = g_dir_make_tmp("iovd-fd-XXXXXX", NULL);
+    g_autofree char *sock = g_build_filename(dir, "t0.sock", NULL);
+    int lfd = unix_listen(sock);
+    const char *args[] = { "-device", "pci-testdev,id=t0,fd=3", NULL };
+    Launch l = { .fds = { lfd, -1, -1, -1 } };
+    pid_t pid = launch(&l, args);
+
+    close(lfd);
+    /* The socket listened before iovd started: connect may come early. */
+    assert_testdev_serves(sock);
+    assert_testdev_serves(sock);        /* and again: it keeps listening */
+    stop_pid(pid);
+    unlink(sock);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_inherited_connected_fd)
+{
+    g_autofree char *dir = g_dir_make_tmp("iovd-cfd-XXXXXX", NULL);
+    g_autofree char *path = g_build_filename(dir, "pair.sock", NULL);
+    const char *args[] = { "-device", "pci-testdev,id=t0,fd=3", NULL };
+    Launch l = { .fds = { -1, -1, -1, -1 } };
+    int lfd = unix_listen(path);
+    VfuClient *c = vfu_client_connect(path);
+    uint8_t id[2];
+    pid_t pid;
+
+    /* iovd gets the server end of an established connection. */
+    l.fds[0] = accept(lfd, NULL, NULL);
+    ck_assert_int_ge(l.fds[0], 0);
+    close(lfd);
+    unlink(path);
+    pid = launch(&l, args);
+    close(l.fds[0]);
+    ck_assert_int_eq(vfu_negotiate(c, 0, 0, NULL), 0);
+    ck_assert_int_eq(vfu_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, 0,
+                                     id, 2), 0);
+    ck_assert_uint_eq(lduw_le_p(id), TESTDEV_VENDOR_ID);
+    vfu_client_free(c);
+    stop_pid(pid);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_socket_activation)
+{
+    g_autofree char *dir = g_dir_make_tmp("iovd-act-XXXXXX", NULL);
+    g_autofree char *s0 = g_build_filename(dir, "a.sock", NULL);
+    g_autofree char *s1 = g_build_filename(dir, "b.sock", NULL);
+    int f0 = unix_listen(s0), f1 = unix_listen(s1);
+    /* Names pick the device: fd 3 ("t1") goes to t1, fd 4 to t0. */
+    const char *args[] = { "-device", "pci-testdev,id=t0",
+                           "-device", "pci-testdev,id=t1", NULL };
+    Launch l = { .fds = { f0, f1, -1, -1 }, .listen_fds = true,
+                 .listen_fdnames = "t1:unknown" };
+    pid_t pid = launch(&l, args);
+
+    close(f0);
+    close(f1);
+    assert_testdev_serves(s0);
+    assert_testdev_serves(s1);
+    stop_pid(pid);
+    unlink(s0);
+    unlink(s1);
+    rmdir(dir);
+}
+END_TEST
+
+START_TEST(test_ready_fd_means_listening)
+{
+    /* iovd_proc_start waits on -ready-fd; then every socket must answer. */
+    g_autoptr(IovdProc) p = iovd_proc_new();
+    g_autofree char *s[4];
+
+    for (int i = 0; i < 4; i++) {
+        s[i] = g_strdup_printf("%s/t%d.sock", iovd_proc_tmpdir(p), i);
+        iovd_proc_add_argf(p, "-device");
+        iovd_proc_add_argf(p, "pci-testdev,id=t%d,socket=%s", i, s[i]);
+    }
+    iovd_proc_start(p);
+    for (int i = 0; i < 4; i++) {
+        assert_testdev_serves(s[i]);
+        g_free(s[i]);
+        s[i] = NULL;
+    }
+    iovd_proc_stop(p);
+}
+END_TEST
+
+static Suite *daemon_suite(void)
+{
+    Suite *s = suite_create("daemon");
+    TCase *tc = tcase_create("cli");
+
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_unknown_property);
+    tcase_add_test(tc, test_bad_options);
+    tcase_add_test(tc, test_help_version);
+    tcase_add_test(tc, test_sigterm_cleanup);
+    tcase_add_test(tc, test_stale_and_busy_socket);
+    tcase_add_test(tc, test_not_a_socket);
+    tcase_add_test(tc, test_notify_socket);
+    tcase_add_test(tc, test_inherited_listening_fd);
+    tcase_add_test(tc, test_inherited_connected_fd);
+    tcase_add_test(tc, test_socket_activation);
+    tcase_add_test(tc, test_ready_fd_means_listening);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return qos_check_run(daemon_suite());
+}

@@ -1,0 +1,428 @@
+/*
+ * Spawn and stop an iovd daemon for one test.
+ */
+#include "util/osdep.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+
+#include "tests/qtest/libqos/qos-util.h"
+#include "tests/qtest/libqos/iovd-proc.h"
+
+struct IovdProc {
+    char *tmpdir;
+    GPtrArray *args;            /* of char *, without binary and ready-fd */
+    pid_t pid;                  /* 0 when not running */
+};
+
+/* Daemons still running, killed at exit (a test that failed midway). */
+static GSList *live_procs;
+static bool exit_hook_installed;
+
+/* Parent of the per-test directories, and the process that owns it. */
+static char *base_dir;
+static pid_t base_dir_owner;
+
+const char *iovd_binary(void)
+{
+    const char *bin = g_getenv("IOVD_BIN");
+
+    return bin && *bin ? bin : "build/iovd";
+}
+
+static void remove_tree(const char *path)
+{
+    DIR *d = opendir(path);
+
+    if (d) {
+        struct dirent *de;
+
+        while ((de = readdir(d))) {
+            g_autofree char *sub = NULL;
+
+            if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) {
+                continue;
+            }
+            sub = g_build_filename(path, de->d_name, NULL);
+            if (de->d_type == DT_DIR) {
+                remove_tree(sub);
+            } else {
+                unlink(sub);
+            }
+        }
+        closedir(d);
+    }
+    rmdir(path);
+}
+
+static void kill_and_reap(IovdProc *p)
+{
+    if (p->pid > 0) {
+        kill(p->pid, SIGKILL);
+        while (waitpid(p->pid, NULL, 0) < 0 && errno == EINTR) {
+            /* retry */
+        }
+        p->pid = 0;
+    }
+    live_procs = g_slist_remove(live_procs, p);
+}
+
+static void iovd_proc_exit_hook(void)
+{
+    while (live_procs) {
+        IovdProc *p = live_procs->data;
+
+        kill_and_reap(p);
+        if (p->tmpdir) {
+            remove_tree(p->tmpdir);
+        }
+    }
+}
+
+static void base_dir_exit_hook(void)
+{
+    if (base_dir && getpid() == base_dir_owner) {
+        remove_tree(base_dir);
+    }
+}
+
+void iovd_proc_init_tmpdir(void)
+{
+    g_autoptr(GError) err = NULL;
+
+    if (base_dir) {
+        return;
+    }
+    base_dir = g_dir_make_tmp("iovd-qtest-XXXXXX", &err);
+    if (!base_dir) {
+        qos_fail("cannot create a temporary directory: %s", err->message);
+    }
+    base_dir_owner = getpid();
+    atexit(base_dir_exit_hook);
+}
+
+IovdProc *iovd_proc_new(void)
+{
+    IovdProc *p = g_new0(IovdProc, 1);
+    g_autoptr(GError) err = NULL;
+
+    if (base_dir) {
+        p->tmpdir = g_build_filename(base_dir, "t-XXXXXX", NULL);
+        if (!g_mkdtemp(p->tmpdir)) {
+            qos_fail("mkdtemp(%s): %s", p->tmpdir, g_strerror(errno));
+        }
+    } else {
+        p->tmpdir = g_dir_make_tmp("iovd-qtest-XXXXXX", &err);
+        if (!p->tmpdir) {
+            qos_fail("cannot create a temporary directory: %s",
+                     err->message);
+        }
+    }
+    p->args = g_ptr_array_new_with_free_func(g_free);
+    return p;
+}
+
+const char *iovd_proc_tmpdir(IovdProc *p)
+{
+    return p->tmpdir;
+}
+
+char *iovd_proc_path(IovdProc *p, const char *name)
+{
+    return g_build_filename(p->tmpdir, name, NULL);
+}
+
+void iovd_proc_add_argf(IovdProc *p, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    g_ptr_array_add(p->args, g_strdup_vprintf(fmt, ap));
+    va_end(ap);
+}
+
+void iovd_proc_add_args(IovdProc *p, const char *first, ...)
+{
+    va_list ap;
+
+    va_start(ap, first);
+    for (const char *a = first; a; a = va_arg(ap, const char *)) {
+        g_ptr_array_add(p->args, g_strdup(a));
+    }
+    va_end(ap);
+}
+
+static char *describe_status(int status)
+{
+    if (WIFEXITED(status)) {
+        return g_strdup_printf("exited with status %d",
+                               WEXITSTATUS(status));
+    }
+    if (WIFSIGNALED(status)) {
+        return g_strdup_printf("was killed by signal %d (%s)%s",
+                               WTERMSIG(status),
+                               g_strsignal(WTERMSIG(status)),
+                               WCOREDUMP(status) ? ", core dumped" : "");
+    }
+    return g_strdup_printf("ended with wait status 0x%x", status);
+}
+
+/* Reap without blocking; true (and *status) when it has exited. */
+static bool try_reap(IovdProc *p, int *status)
+{
+    pid_t r;
+
+    if (p->pid <= 0) {
+        return false;
+    }
+    do {
+        r = waitpid(p->pid, status, WNOHANG);
+    } while (r < 0 && errno == EINTR);
+    if (r == p->pid) {
+        p->pid = 0;
+        live_procs = g_slist_remove(live_procs, p);
+        return true;
+    }
+    if (r < 0) {
+        qos_fail("waitpid(%d): %s", p->pid, g_strerror(errno));
+    }
+    return false;
+}
+
+/* Wait for the exit until @deadline; true (and *status) when it exited. */
+static bool reap_until(IovdProc *p, int64_t deadline, int *status)
+{
+    for (;;) {
+        if (try_reap(p, status)) {
+            return true;
+        }
+        if (!qos_remaining_ms(deadline)) {
+            return false;
+        }
+        g_usleep(2000);
+    }
+}
+
+void iovd_proc_start(IovdProc *p)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
+    g_autofree char *cmdline = NULL;
+    int pipefd[2];
+    pid_t parent = getpid();
+    int64_t deadline;
+    char byte;
+    ssize_t n;
+    int status;
+
+    qos_assert(p->pid == 0, "iovd_proc_start: daemon already running");
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        qos_fail("pipe2: %s", g_strerror(errno));
+    }
+
+    g_ptr_array_add(argv, g_strdup(iovd_binary()));
+    for (unsigned i = 0; i < p->args->len; i++) {
+        g_ptr_array_add(argv, g_strdup(g_ptr_array_index(p->args, i)));
+    }
+    g_ptr_array_add(argv, g_strdup("-ready-fd"));
+    g_ptr_array_add(argv, g_strdup_printf("%d", pipefd[1]));
+    g_ptr_array_add(argv, NULL);
+    cmdline = g_strjoinv(" ", (char **)argv->pdata);
+
+    fflush(stdout);
+    fflush(stderr);
+    p->pid = fork();
+    if (p->pid < 0) {
+        p->pid = 0;
+        qos_fail("fork: %s", g_strerror(errno));
+    }
+    if (p->pid == 0) {
+        /* Child: only async-signal-safe calls from here to exec. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            _exit(126);
+        }
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGPIPE, SIG_DFL);
+        fcntl(pipefd[1], F_SETFD, 0);
+        execv(argv->pdata[0], (char **)argv->pdata);
+        _exit(127);
+    }
+
+    if (!exit_hook_installed) {
+        atexit(iovd_proc_exit_hook);
+        exit_hook_installed = true;
+    }
+    live_procs = g_slist_prepend(live_procs, p);
+    close(pipefd[1]);
+
+    deadline = qos_deadline(IOVD_PROC_START_TIMEOUT_MS);
+    if (!qos_poll_fd(pipefd[0], POLLIN, deadline)) {
+        close(pipefd[0]);
+        kill_and_reap(p);
+        qos_fail("iovd did not report readiness within %d ms: %s",
+                 IOVD_PROC_START_TIMEOUT_MS, cmdline);
+    }
+    do {
+        n = read(pipefd[0], &byte, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n == 1) {
+        /*
+         * It also closes the pipe: wait for that, so that the daemon's fd
+         * count seen from now on is its steady state.
+         */
+        do {
+            if (!qos_poll_fd(pipefd[0], POLLIN, deadline)) {
+                close(pipefd[0]);
+                kill_and_reap(p);
+                qos_fail("iovd wrote its ready byte but did not close "
+                         "-ready-fd within %d ms: %s",
+                         IOVD_PROC_START_TIMEOUT_MS, cmdline);
+            }
+            n = read(pipefd[0], &byte, 1);
+        } while (n > 0 || (n < 0 && errno == EINTR));
+        close(pipefd[0]);
+        return;
+    }
+    close(pipefd[0]);
+
+    /* EOF: it exited (or closed the pipe without writing). */
+    if (reap_until(p, qos_deadline(2000), &status)) {
+        g_autofree char *why = describe_status(status);
+
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+            qos_fail("cannot execute %s (set IOVD_BIN?): %s",
+                     iovd_binary(), cmdline);
+        }
+        qos_fail("iovd %s before it was ready: %s", why, cmdline);
+    }
+    kill_and_reap(p);
+    qos_fail("iovd closed its -ready-fd without writing a byte: %s",
+             cmdline);
+}
+
+IovdProc *iovd_proc_start_testdev(const char *extra)
+{
+    IovdProc *p = iovd_proc_new();
+    g_autofree char *sock = iovd_proc_path(p, "t0.sock");
+
+    iovd_proc_add_args(p, "-device", NULL);
+    iovd_proc_add_argf(p, "pci-testdev,id=t0,socket=%s%s", sock,
+                       extra ? extra : "");
+    iovd_proc_start(p);
+    return p;
+}
+
+pid_t iovd_proc_pid(IovdProc *p)
+{
+    return p->pid;
+}
+
+bool iovd_proc_running(IovdProc *p)
+{
+    int status;
+
+    return p->pid > 0 && !try_reap(p, &status);
+}
+
+void iovd_proc_assert_alive(IovdProc *p)
+{
+    int status;
+
+    qos_assert(p->pid > 0, "iovd is not running");
+    if (try_reap(p, &status)) {
+        g_autofree char *why = describe_status(status);
+
+        qos_fail("iovd died: it %s", why);
+    }
+}
+
+int iovd_proc_terminate(IovdProc *p)
+{
+    pid_t pid = p->pid;
+    int status = 0;
+
+    qos_assert(pid > 0, "iovd_proc_terminate: daemon not running");
+    if (try_reap(p, &status)) {
+        return status;  /* it had already gone */
+    }
+    kill(pid, SIGTERM);
+    if (!reap_until(p, qos_deadline(IOVD_PROC_STOP_TIMEOUT_MS), &status)) {
+        kill_and_reap(p);
+        qos_fail("iovd (pid %d) did not exit within %d ms of SIGTERM",
+                 pid, IOVD_PROC_STOP_TIMEOUT_MS);
+    }
+    return status;
+}
+
+void iovd_proc_stop(IovdProc *p)
+{
+    int status = iovd_proc_terminate(p);
+
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        g_autofree char *why = describe_status(status);
+
+        qos_fail("iovd should exit 0 on SIGTERM, but it %s", why);
+    }
+}
+
+void iovd_proc_kill(IovdProc *p)
+{
+    kill_and_reap(p);
+}
+
+unsigned iovd_proc_count_fds(IovdProc *p)
+{
+    g_autofree char *path = NULL;
+    struct dirent *de;
+    unsigned count = 0;
+    DIR *d;
+
+    iovd_proc_assert_alive(p);
+    path = g_strdup_printf("/proc/%d/fd", p->pid);
+    d = opendir(path);
+    if (!d) {
+        qos_fail("opendir(%s): %s", path, g_strerror(errno));
+    }
+    while ((de = readdir(d))) {
+        if (de->d_name[0] != '.') {
+            count++;
+        }
+    }
+    closedir(d);
+    return count;
+}
+
+unsigned iovd_proc_wait_fds_at_most(IovdProc *p, unsigned max,
+                                    int timeout_ms)
+{
+    int64_t deadline = qos_deadline(timeout_ms);
+    unsigned n;
+
+    for (;;) {
+        n = iovd_proc_count_fds(p);
+        if (n <= max || !qos_remaining_ms(deadline)) {
+            return n;
+        }
+        g_usleep(5000);
+    }
+}
+
+void iovd_proc_free(IovdProc *p)
+{
+    if (!p) {
+        return;
+    }
+    kill_and_reap(p);
+    if (p->tmpdir) {
+        remove_tree(p->tmpdir);
+        g_free(p->tmpdir);
+    }
+    g_ptr_array_unref(p->args);
+    g_free(p);
+}
