@@ -14,6 +14,8 @@
 #include "hw/core/device.h"
 #include "hw/vfio-user/vfio-user.h"
 #include "block/block.h"
+#include "net/net.h"
+#include "qapi/monitor.h"
 #include "iovd.h"
 
 #include <signal.h>
@@ -223,10 +225,14 @@ static bool write_pidfile(GError **errp)
 void iovd_modules_init(void)
 {
     blk_init();
+    net_init();
+    monitor_init();
 }
 
 void iovd_modules_cleanup(void)
 {
+    monitor_cleanup();
+    net_cleanup_all();
     blk_flush_all_sync();
     blk_node_delete_all();
 }
@@ -288,7 +294,9 @@ int main(int argc, char **argv)
                 error_report("-%s %s: %s", p->opt->name, p->arg ? p->arg : "",
                              err->message);
                 g_clear_error(&err);
+                g_array_free(pending, true);
                 device_destroy_all();
+                iovd_modules_cleanup();
                 return 1;
             }
         }

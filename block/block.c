@@ -217,6 +217,7 @@ const char *blk_node_driver(BlockNode *bs) { return bs->drv->name; }
 const char *blk_node_filename(BlockNode *bs) { return bs->filename; }
 uint64_t blk_node_size(BlockNode *bs) { return bs->size; }
 bool blk_node_read_only(BlockNode *bs) { return bs->read_only; }
+bool blk_node_direct(BlockNode *bs) { return bs->direct; }
 const BlockStats *blk_node_stats(BlockNode *bs) { return &bs->stats; }
 unsigned blk_node_users(BlockNode *bs) { return g_list_length(bs->backends); }
 

@@ -82,6 +82,7 @@ const char *blk_node_driver(BlockNode *bs);
 const char *blk_node_filename(BlockNode *bs);   /* may be NULL */
 uint64_t blk_node_size(BlockNode *bs);
 bool blk_node_read_only(BlockNode *bs);
+bool blk_node_direct(BlockNode *bs);        /* cache.direct=on */
 const BlockStats *blk_node_stats(BlockNode *bs);
 /* Change the size (file: ftruncate); attached devices are told. */
 bool blk_node_resize(BlockNode *bs, uint64_t size, GError **errp);

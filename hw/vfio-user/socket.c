@@ -8,6 +8,7 @@
 #include "util/keyval.h"
 #include "util/log.h"
 #include "util/main-loop.h"
+#include "qapi/events.h"
 
 #include <poll.h>
 #include <sys/socket.h>
@@ -17,6 +18,24 @@
 static const char *sid(VfuServer *s)
 {
     return s->pdev->dev.id;
+}
+
+/* VFU_CLIENT_CONNECTED / VFU_CLIENT_HANGUP for the monitor. */
+static void vfu_client_event(VfuServer *s, const char *name,
+                             const char *reason)
+{
+    json_object *data = json_object_new_object();
+
+    json_object_object_add(data, "device", json_object_new_string(sid(s)));
+    if (s->path) {
+        json_object_object_add(data, "socket",
+                               json_object_new_string(s->path));
+    }
+    if (reason) {
+        json_object_object_add(data, "reason",
+                               json_object_new_string(reason));
+    }
+    qapi_event_send(name, data);
 }
 
 static void vfu_accept(void *opaque);
@@ -220,6 +239,7 @@ void vfu_client_attach(VfuServer *s, int fd)
     s->nr_clients++;
     iovd_set_fd_handler(fd, vfu_client_readable, NULL, s);
     trace_vfu_client_connected(sid(s), fd);
+    vfu_client_event(s, "VFU_CLIENT_CONNECTED", NULL);
 }
 
 void vfu_msg_free(VfuMsg *m)
@@ -279,6 +299,7 @@ static void vfu_client_gone(VfuServer *s, const char *why)
 {
     trace_vfu_client_gone(sid(s), why);
     vfu_client_detach(s);
+    vfu_client_event(s, "VFU_CLIENT_HANGUP", why);
     if (s->single_client) {
         iovd_log("%s: inherited client disconnected; device idle", sid(s));
     }

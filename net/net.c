@@ -1,0 +1,888 @@
+/*
+ * The network layer core: clients and peers, the per-client packet queue
+ * with back-pressure, link state, receive-filter events, the backend
+ * registry and -netdev.  Backends live in slirp.c, tap.c and stream.c.
+ *
+ * All of it runs on the main loop's thread.
+ */
+#include "net/net-int.h"
+#include "net/trace.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/cmdline.h"
+
+#include <endian.h>
+
+/* A frame waiting in a client's queue (the slow path: one allocation). */
+typedef struct NetPacket {
+    GList link;                 /* in NetClient.queue */
+    size_t len;
+    uint8_t data[];
+} NetPacket;
+
+/* What the layer keeps per client beyond the public NetClient. */
+typedef struct NetClientPriv {
+    NetClient nc;
+    const NetBackendDriver *drv;    /* NULL for NICs */
+    bool flushing;
+    bool peer_waits;            /* the peer was told "not now" */
+    uint8_t *scratch;           /* linearized frame, allocated when needed */
+} NetClientPriv;
+
+#define NET_SCRATCH_SIZE (NET_MAX_FRAME + NET_VNET_HDR_LEN)
+
+static GList *clients;          /* of NetClient *, creation order */
+static GSList *drivers;         /* of const NetBackendDriver *, by type */
+static NetRxFilterEventFunc *rx_filter_event_hook;
+static unsigned nic_counter;
+
+static inline NetClientPriv *net_priv(NetClient *nc)
+{
+    return container_of(nc, NetClientPriv, nc);
+}
+
+static uint8_t *net_scratch(NetClient *nc)
+{
+    NetClientPriv *p = net_priv(nc);
+
+    if (!p->scratch) {
+        p->scratch = g_malloc(NET_SCRATCH_SIZE);
+    }
+    return p->scratch;
+}
+
+/* ---- iovec helpers ---- */
+
+size_t net_iov_size(const struct iovec *iov, int iovcnt)
+{
+    size_t len = 0;
+
+    for (int i = 0; i < iovcnt; i++) {
+        len += iov[i].iov_len;
+    }
+    return len;
+}
+
+size_t net_iov_to_buf(const struct iovec *iov, int iovcnt, size_t off,
+                      void *buf, size_t bytes)
+{
+    size_t done = 0;
+
+    for (int i = 0; i < iovcnt && done < bytes; i++) {
+        size_t n;
+
+        if (off >= iov[i].iov_len) {
+            off -= iov[i].iov_len;
+            continue;
+        }
+        n = MIN(iov[i].iov_len - off, bytes - done);
+        memcpy((uint8_t *)buf + done, (uint8_t *)iov[i].iov_base + off, n);
+        done += n;
+        off = 0;
+    }
+    return done;
+}
+
+int net_iov_skip(struct iovec *dst, int max, const struct iovec *iov,
+                 int iovcnt, size_t skip)
+{
+    int n = 0;
+
+    for (int i = 0; i < iovcnt; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        if (n == max) {
+            return -1;
+        }
+        dst[n].iov_base = (uint8_t *)iov[i].iov_base + skip;
+        dst[n].iov_len = iov[i].iov_len - skip;
+        skip = 0;
+        n++;
+    }
+    return n;
+}
+
+/* ---- clients ---- */
+
+static NetClient *net_client_new(const NetClientOps *ops, const char *name,
+                                 const char *model, bool is_nic,
+                                 void *opaque)
+{
+    NetClientPriv *p = g_new0(NetClientPriv, 1);
+    NetClient *nc = &p->nc;
+
+    nc->ops = ops;
+    nc->name = g_strdup(name);
+    nc->model = model;
+    nc->is_nic = is_nic;
+    nc->pcap_fd = -1;
+    nc->opaque = opaque;
+    g_queue_init(&nc->queue);
+    clients = g_list_append(clients, nc);
+    return nc;
+}
+
+static void net_client_free(NetClient *nc)
+{
+    NetClientPriv *p = net_priv(nc);
+
+    net_purge_queue(nc);
+    net_pcap_close(nc);
+    clients = g_list_remove(clients, nc);
+    g_free(nc->name);
+    g_free(nc->info_str);
+    g_free(p->scratch);
+    g_free(p);
+}
+
+NetClient *net_client_find(const char *name)
+{
+    NetClient *backend = NULL;
+
+    for (GList *l = clients; l; l = l->next) {
+        NetClient *nc = l->data;
+
+        if (strcmp(nc->name, name) == 0) {
+            if (nc->is_nic) {
+                return nc;
+            }
+            backend = backend ? backend : nc;
+        }
+    }
+    return backend;
+}
+
+void net_client_foreach(void (*fn)(NetClient *nc, void *opaque),
+                        void *opaque)
+{
+    GList *copy = g_list_copy(clients);
+
+    for (GList *l = copy; l; l = l->next) {
+        fn(l->data, opaque);
+    }
+    g_list_free(copy);
+}
+
+void net_client_set_info(NetClient *nc, const char *fmt, ...)
+{
+    va_list ap;
+
+    g_free(nc->info_str);
+    va_start(ap, fmt);
+    nc->info_str = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+}
+
+/* ---- the packet queue ---- */
+
+static void net_queue_append(NetClient *nc, const struct iovec *iov,
+                             int iovcnt, size_t len)
+{
+    NetPacket *pkt;
+
+    if (g_queue_get_length(&nc->queue) >= NET_QUEUE_MAX_FRAMES) {
+        nc->stats.rx_dropped++;
+        trace_net_queue_drop(nc->name, len, nc->stats.rx_dropped);
+        return;
+    }
+    pkt = g_malloc(sizeof(*pkt) + len);
+    pkt->len = len;
+    pkt->link = (GList) { .data = pkt };
+    net_iov_to_buf(iov, iovcnt, 0, pkt->data, len);
+    g_queue_push_tail_link(&nc->queue, &pkt->link);
+    trace_net_queue_append(nc->name, len, g_queue_get_length(&nc->queue));
+}
+
+void net_purge_queue(NetClient *nc)
+{
+    GList *link;
+    unsigned n = 0;
+
+    while ((link = g_queue_pop_head_link(&nc->queue))) {
+        g_free(link->data);
+        n++;
+    }
+    nc->stats.rx_dropped += n;
+    nc->receive_disabled = false;
+    if (n) {
+        trace_net_queue_purge(nc->name, n);
+    }
+}
+
+/* Count one frame @sender handed to @receiver, which returned @ret. */
+static void net_account(NetClient *sender, NetClient *receiver, size_t len,
+                        ssize_t ret)
+{
+    if (ret < 0) {
+        if (sender) {
+            sender->stats.tx_errors++;
+        }
+        return;
+    }
+    if (sender) {
+        sender->stats.tx_frames++;
+        sender->stats.tx_bytes += len;
+    }
+    if (ret > 0) {
+        receiver->stats.rx_frames++;
+        receiver->stats.rx_bytes += len;
+    } else if (!receiver->is_nic) {
+        /* A NIC counts its own drops (MAC filter) as hardware does. */
+        receiver->stats.rx_dropped++;
+    }
+}
+
+bool net_can_receive(NetClient *nc)
+{
+    if (!nc) {
+        return false;
+    }
+    if (nc->receive_disabled || !g_queue_is_empty(&nc->queue) ||
+        (nc->ops->can_receive && !nc->ops->can_receive(nc))) {
+        /* Whoever asked waits: wake the peer on the next flush. */
+        net_priv(nc)->peer_waits = true;
+        return false;
+    }
+    return true;
+}
+
+bool net_client_can_send(NetClient *nc)
+{
+    return !nc->peer || net_can_receive(nc->peer);
+}
+
+/*
+ * Hand a frame (already in @peer's header format) to @peer, or queue it.
+ * Returns true when it was delivered (or dropped by the receiver).
+ */
+static bool net_deliver(NetClient *sender, NetClient *peer,
+                        const struct iovec *iov, int iovcnt, size_t len)
+{
+    ssize_t ret;
+
+    if (!net_can_receive(peer)) {
+        net_queue_append(peer, iov, iovcnt, len);
+        return false;
+    }
+    ret = peer->ops->receive(peer, iov, iovcnt);
+    if (ret == -EAGAIN) {
+        peer->receive_disabled = true;
+        net_priv(peer)->peer_waits = true;
+        net_queue_append(peer, iov, iovcnt, len);
+        return false;
+    }
+    net_account(sender, peer, len, ret);
+    return true;
+}
+
+void net_flush_queue(NetClient *nc)
+{
+    NetClientPriv *p = net_priv(nc);
+    unsigned n = 0;
+
+    if (p->flushing) {
+        /* Called from our own receive(): the outer loop carries on. */
+        nc->receive_disabled = false;
+        return;
+    }
+    p->flushing = true;
+    nc->receive_disabled = false;
+    while (!g_queue_is_empty(&nc->queue)) {
+        NetPacket *pkt = g_queue_peek_head(&nc->queue);
+        struct iovec iov = { pkt->data, pkt->len };
+        ssize_t ret;
+
+        if (nc->ops->can_receive && !nc->ops->can_receive(nc)) {
+            break;
+        }
+        ret = nc->ops->receive(nc, &iov, 1);
+        if (ret == -EAGAIN) {
+            nc->receive_disabled = true;
+            break;
+        }
+        g_queue_pop_head_link(&nc->queue);
+        net_account(nc->peer, nc, pkt->len, ret);
+        g_free(pkt);
+        n++;
+    }
+    p->flushing = false;
+    trace_net_queue_flush(nc->name, n, g_queue_get_length(&nc->queue));
+    if (g_queue_is_empty(&nc->queue) && !nc->receive_disabled &&
+        p->peer_waits &&
+        (!nc->ops->can_receive || nc->ops->can_receive(nc))) {
+        p->peer_waits = false;
+        if (nc->peer && nc->peer->ops->writable) {
+            nc->peer->ops->writable(nc->peer);
+        }
+    }
+}
+
+/* ---- sending ---- */
+
+static uint16_t net_csum_fold(uint32_t sum)
+{
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return sum;
+}
+
+/* Complete a NEEDS_CSUM frame (no header) in place, as a device would. */
+static bool net_complete_csum(uint8_t *frame, size_t len,
+                              const NetVnetHdr *h)
+{
+    size_t start = le16toh(h->csum_start);
+    size_t off = le16toh(h->csum_offset);
+    uint32_t sum = 0;
+    uint16_t csum;
+
+    if (start >= len || off + 2 > len - start) {
+        return false;
+    }
+    for (size_t i = start; i + 1 < len; i += 2) {
+        sum += (frame[i] << 8) | frame[i + 1];
+    }
+    if ((len - start) & 1) {
+        sum += frame[len - 1] << 8;
+    }
+    csum = ~net_csum_fold(sum);
+    frame[start + off] = csum >> 8;
+    frame[start + off + 1] = csum & 0xff;
+    return true;
+}
+
+ssize_t net_sendv(NetClient *nc, const struct iovec *iov, int iovcnt)
+{
+    uint8_t zero_hdr[NET_VNET_HDR_LEN] = { 0 };
+    NetClient *peer = nc->peer;
+    size_t len = net_iov_size(iov, iovcnt);
+    size_t hdr = nc->has_vnet_hdr ? NET_VNET_HDR_LEN : 0;
+    struct iovec local[NET_IOV_INLINE + 1];
+    const struct iovec *out = iov;
+    int outcnt = iovcnt;
+    size_t outlen = len;
+
+    if (len <= hdr || len > NET_MAX_FRAME + hdr || iovcnt > IOV_MAX) {
+        nc->stats.tx_errors++;
+        trace_net_err_bad_frame(nc->name, len);
+        return -EINVAL;
+    }
+    if (!peer || nc->link_down || peer->link_down) {
+        nc->stats.tx_dropped++;
+        return len;
+    }
+    if (nc->pcap_fd >= 0) {
+        net_pcap_write(nc, iov, iovcnt, hdr);
+    } else if (peer->pcap_fd >= 0) {
+        net_pcap_write(peer, iov, iovcnt, hdr);
+    }
+
+    if (nc->has_vnet_hdr && !peer->has_vnet_hdr) {
+        NetVnetHdr h;
+
+        net_iov_to_buf(iov, iovcnt, 0, &h, sizeof(h));
+        outlen = len - NET_VNET_HDR_LEN;
+        if ((h.gso_type & ~NET_VNET_GSO_ECN) != NET_VNET_GSO_NONE) {
+            nc->stats.tx_errors++;
+            trace_net_err_gso_dropped(nc->name, peer->name, h.gso_type);
+            return -EINVAL;
+        }
+        if (h.flags & NET_VNET_F_NEEDS_CSUM) {
+            uint8_t *buf = net_scratch(nc);
+
+            net_iov_to_buf(iov, iovcnt, NET_VNET_HDR_LEN, buf, outlen);
+            if (!net_complete_csum(buf, outlen, &h)) {
+                nc->stats.tx_errors++;
+                trace_net_err_bad_csum_offset(nc->name,
+                                              le16toh(h.csum_start),
+                                              le16toh(h.csum_offset));
+                return -EINVAL;
+            }
+            local[0].iov_base = buf;
+            local[0].iov_len = outlen;
+            outcnt = 1;
+        } else {
+            outcnt = net_iov_skip(local, ARRAY_SIZE(local), iov, iovcnt,
+                                  NET_VNET_HDR_LEN);
+            if (outcnt < 0) {
+                local[0].iov_base = net_scratch(nc);
+                local[0].iov_len = net_iov_to_buf(iov, iovcnt,
+                                                  NET_VNET_HDR_LEN,
+                                                  local[0].iov_base,
+                                                  outlen);
+                outcnt = 1;
+            }
+        }
+        out = local;
+    } else if (!nc->has_vnet_hdr && peer->has_vnet_hdr) {
+        local[0].iov_base = zero_hdr;
+        local[0].iov_len = NET_VNET_HDR_LEN;
+        outlen = len + NET_VNET_HDR_LEN;
+        if (iovcnt < (int)ARRAY_SIZE(local)) {
+            memcpy(&local[1], iov, iovcnt * sizeof(*iov));
+            outcnt = iovcnt + 1;
+        } else {
+            local[1].iov_base = net_scratch(nc);
+            local[1].iov_len = net_iov_to_buf(iov, iovcnt, 0,
+                                              local[1].iov_base, len);
+            outcnt = 2;
+        }
+        out = local;
+    }
+
+    return net_deliver(nc, peer, out, outcnt, outlen) ? (ssize_t)len : 0;
+}
+
+ssize_t net_send(NetClient *nc, const void *buf, size_t len)
+{
+    struct iovec iov = { (void *)buf, len };
+
+    return net_sendv(nc, &iov, 1);
+}
+
+/* ---- link ---- */
+
+static void net_notify_link(NetClient *nc)
+{
+    if (nc->ops->link_status_changed) {
+        nc->ops->link_status_changed(nc);
+    }
+}
+
+bool net_link_up(NetClient *nc)
+{
+    if (nc->link_down) {
+        return false;
+    }
+    return !nc->peer || (!nc->peer->link_down && !nc->peer->carrier_down);
+}
+
+bool net_set_link(const char *name, bool up, GError **errp)
+{
+    GList *matches = NULL;
+
+    for (GList *l = clients; l; l = l->next) {
+        NetClient *nc = l->data;
+
+        if (strcmp(nc->name, name) == 0) {
+            matches = g_list_append(matches, nc);
+        }
+    }
+    if (!matches) {
+        error_setg_class(errp, IOVD_ERROR_DEVICE_NOT_FOUND,
+                         "Device '%s' not found", name);
+        return false;
+    }
+    for (GList *l = matches; l; l = l->next) {
+        NetClient *nc = l->data;
+
+        trace_net_set_link(nc->name, up);
+        nc->link_down = !up;
+        /* As QEMU: a backend's link also sets the NIC's. */
+        if (nc->peer && nc->peer->is_nic) {
+            nc->peer->link_down = !up;
+        }
+        net_notify_link(nc);
+        if (nc->peer) {
+            net_notify_link(nc->peer);
+        }
+    }
+    g_list_free(matches);
+    return true;
+}
+
+void net_backend_set_carrier(NetClient *nc, bool up)
+{
+    if (nc->carrier_down == !up) {
+        return;
+    }
+    nc->carrier_down = !up;
+    trace_net_carrier(nc->name, up);
+    if (nc->peer) {
+        net_notify_link(nc->peer);
+    }
+}
+
+/* ---- receive filter events ---- */
+
+void net_set_rx_filter_event_hook(NetRxFilterEventFunc *fn)
+{
+    rx_filter_event_hook = fn;
+}
+
+void net_rx_filter_changed(NetClient *nc)
+{
+    if (!nc->is_nic || nc->rx_filter_event_pending) {
+        return;
+    }
+    nc->rx_filter_event_pending = true;
+    trace_net_rx_filter_event(nc->name);
+    if (rx_filter_event_hook) {
+        rx_filter_event_hook(nc);
+    }
+}
+
+bool net_query_rx_filter(const char *name, NetRxFilterInfo *info,
+                         GError **errp)
+{
+    NetClient *nc = net_client_find(name);
+
+    if (!nc) {
+        error_setg_class(errp, IOVD_ERROR_DEVICE_NOT_FOUND,
+                         "Device '%s' not found", name);
+        return false;
+    }
+    if (!nc->is_nic) {
+        error_setg(errp, "'%s' is a network backend, not a NIC", name);
+        return false;
+    }
+    if (!nc->ops->rx_filter_info) {
+        error_setg(errp, "NIC '%s' (%s) cannot report its receive filter",
+                   name, nc->model);
+        return false;
+    }
+    memset(info, 0, sizeof(*info));
+    nc->ops->rx_filter_info(nc, info);
+    nc->rx_filter_event_pending = false;
+    return true;
+}
+
+/* ---- vnet header and offloads ---- */
+
+static NetClient *net_backend_of(NetClient *nc)
+{
+    return nc && nc->is_nic ? nc->peer : nc;
+}
+
+bool net_has_vnet_hdr(NetClient *nc)
+{
+    NetClient *b = net_backend_of(nc);
+
+    return b && b->has_vnet_hdr;
+}
+
+bool net_set_offloads(NetClient *nc, bool csum, bool tso4, bool tso6,
+                      bool ecn, bool ufo)
+{
+    NetClient *b = net_backend_of(nc);
+    const NetBackendDriver *drv = b ? net_priv(b)->drv : NULL;
+    unsigned flags = (csum ? NET_OFFLOAD_CSUM : 0) |
+                     (tso4 ? NET_OFFLOAD_TSO4 : 0) |
+                     (tso6 ? NET_OFFLOAD_TSO6 : 0) |
+                     (ecn ? NET_OFFLOAD_ECN : 0) |
+                     (ufo ? NET_OFFLOAD_UFO : 0);
+
+    if (!drv || !b->has_vnet_hdr || !drv->set_offloads) {
+        return flags == 0;
+    }
+    return drv->set_offloads(b, flags);
+}
+
+/* ---- backends ---- */
+
+static gint net_driver_cmp(gconstpointer a, gconstpointer b)
+{
+    return strcmp(((const NetBackendDriver *)a)->type,
+                  ((const NetBackendDriver *)b)->type);
+}
+
+void net_backend_driver_register(const NetBackendDriver *drv)
+{
+    drivers = g_slist_insert_sorted(drivers, (gpointer)drv, net_driver_cmp);
+}
+
+static const NetBackendDriver *net_driver_find(const char *type)
+{
+    for (GSList *l = drivers; l; l = l->next) {
+        const NetBackendDriver *drv = l->data;
+
+        if (strcmp(drv->type, type) == 0) {
+            return drv;
+        }
+    }
+    return NULL;
+}
+
+static char *net_driver_names(void)
+{
+    GString *s = g_string_new(NULL);
+
+    for (GSList *l = drivers; l; l = l->next) {
+        g_string_append_printf(s, "%s%s", s->len ? ", " : "",
+                               ((const NetBackendDriver *)l->data)->type);
+    }
+    return g_string_free(s, false);
+}
+
+void net_print_backend_help(FILE *out)
+{
+    fprintf(out, "Network backend types (-netdev TYPE,id=ID,...):\n");
+    for (GSList *l = drivers; l; l = l->next) {
+        const NetBackendDriver *drv = l->data;
+
+        fprintf(out, "%s:\n  %s\n", drv->type, drv->help);
+        if (drv->props) {
+            props_print_help(drv->props, out);
+        }
+    }
+    fprintf(out, "Every type also takes pcap=FILE (capture its frames).\n");
+}
+
+NetClient *net_backend_find(const char *id)
+{
+    for (GList *l = clients; l; l = l->next) {
+        NetClient *nc = l->data;
+
+        if (!nc->is_nic && strcmp(nc->name, id) == 0) {
+            return nc;
+        }
+    }
+    return NULL;
+}
+
+void net_backend_foreach(void (*fn)(NetClient *nc, void *opaque),
+                         void *opaque)
+{
+    GList *copy = g_list_copy(clients);
+
+    for (GList *l = copy; l; l = l->next) {
+        NetClient *nc = l->data;
+
+        if (!nc->is_nic) {
+            fn(nc, opaque);
+        }
+    }
+    g_list_free(copy);
+}
+
+static bool net_id_valid(const char *id)
+{
+    if (!g_ascii_isalpha(id[0]) || strlen(id) > 63) {
+        return false;
+    }
+    for (; *id; id++) {
+        if (!g_ascii_isalnum(*id) && *id != '-' && *id != '_' &&
+            *id != '.') {
+            return false;
+        }
+    }
+    return true;
+}
+
+typedef struct NetdevOpts {
+    char *type;
+    char *id;
+    char *pcap;
+} NetdevOpts;
+
+static const PropDef netdev_common_props[] = {
+    PROP_DEF_STR("type", NetdevOpts, type, "backend type: stream, tap, user",
+                 .mandatory = true),
+    PROP_DEF_STR("id", NetdevOpts, id, "backend id (NICs' netdev=)",
+                 .mandatory = true),
+    PROP_DEF_STR("pcap", NetdevOpts, pcap,
+                 "write the backend's frames to this pcap file"),
+    PROP_DEF_END
+};
+
+static void net_backend_free(NetClient *nc)
+{
+    const NetBackendDriver *drv = net_priv(nc)->drv;
+
+    nc->ops->cleanup(nc);
+    if (drv->props) {
+        props_free(drv->props, nc->opaque);
+    }
+    g_free(nc->opaque);
+    net_client_free(nc);
+}
+
+NetClient *net_backend_create(Keyval *kv, GError **errp)
+{
+    NetdevOpts o = { 0 };
+    const NetBackendDriver *drv;
+    NetClient *nc = NULL;
+
+    if (!props_apply(netdev_common_props, &o, kv, errp)) {
+        goto out;
+    }
+    drv = net_driver_find(o.type);
+    if (!drv) {
+        g_autofree char *known = net_driver_names();
+
+        error_setg(errp, "property 'type': unknown network backend type "
+                   "'%s' (known: %s)", o.type, known);
+        goto out;
+    }
+    if (!net_id_valid(o.id)) {
+        error_setg(errp, "property 'id': '%s' is not a valid id (a letter, "
+                   "then letters, digits, '-', '_', '.'; at most 63)", o.id);
+        goto out;
+    }
+    if (net_backend_find(o.id)) {
+        error_setg(errp, "duplicate netdev id '%s'", o.id);
+        goto out;
+    }
+    nc = net_client_new(drv->ops, o.id, drv->type, false,
+                        g_malloc0(drv->state_size));
+    net_priv(nc)->drv = drv;
+    if (drv->init) {
+        drv->init(nc);
+    }
+    if ((drv->props && !props_apply(drv->props, nc->opaque, kv, errp)) ||
+        (drv->parse && !drv->parse(nc, kv, errp)) ||
+        !keyval_check_unused(kv, errp) ||
+        (o.pcap && !net_pcap_open(nc, o.pcap, errp)) ||
+        !drv->open(nc, errp)) {
+        net_backend_free(nc);
+        nc = NULL;
+        goto out;
+    }
+    trace_net_backend_create(nc->name, drv->type);
+out:
+    props_free(netdev_common_props, &o);
+    return nc;
+}
+
+static void net_backend_destroy(NetClient *nc)
+{
+    NetClient *nic = nc->peer;
+
+    trace_net_backend_delete(nc->name, nic ? nic->name : "");
+    if (nic) {
+        /* Detach: the NIC keeps running without a backend, link down. */
+        net_purge_queue(nic);
+        nic->peer = NULL;
+        nc->peer = NULL;
+        nic->link_down = true;
+        net_notify_link(nic);
+    }
+    net_backend_free(nc);
+}
+
+bool net_backend_delete(const char *id, GError **errp)
+{
+    NetClient *nc = net_backend_find(id);
+
+    if (!nc) {
+        error_setg_class(errp, IOVD_ERROR_DEVICE_NOT_FOUND,
+                         "Device '%s' not found", id);
+        return false;
+    }
+    net_backend_destroy(nc);
+    return true;
+}
+
+void net_cleanup_all(void)
+{
+    GList *copy = g_list_copy(clients);
+
+    for (GList *l = copy; l; l = l->next) {
+        NetClient *nc = l->data;
+
+        if (!nc->is_nic) {
+            net_backend_destroy(nc);
+        }
+    }
+    g_list_free(copy);
+}
+
+/* ---- NICs ---- */
+
+NetClient *net_nic_new(const NetClientOps *ops, const char *dev_id,
+                       const char *model, const char *netdev, void *opaque,
+                       GError **errp)
+{
+    NetClient *peer = NULL;
+    g_autofree char *name = NULL;
+    NetClient *nc;
+
+    if (netdev) {
+        peer = net_backend_find(netdev);
+        if (!peer) {
+            error_setg(errp, "netdev '%s' not found", netdev);
+            return NULL;
+        }
+        if (peer->peer) {
+            error_setg(errp, "netdev '%s' is already in use by '%s'",
+                       netdev, peer->peer->name);
+            return NULL;
+        }
+    }
+    name = dev_id ? g_strdup(dev_id)
+                  : g_strdup_printf("%s.%u", model, nic_counter++);
+    nc = net_client_new(ops, name, model, true, opaque);
+    if (peer) {
+        nc->peer = peer;
+        peer->peer = nc;
+        /* Frames the backend could not hand to the previous NIC. */
+        net_purge_queue(peer);
+    }
+    trace_net_nic_new(nc->name, model, peer ? peer->name : "");
+    return nc;
+}
+
+void net_nic_free(NetClient *nc)
+{
+    NetClient *peer;
+
+    if (!nc) {
+        return;
+    }
+    peer = nc->peer;
+    trace_net_nic_free(nc->name);
+    if (peer) {
+        /* Frames of this NIC waiting for the backend die with it. */
+        net_purge_queue(peer);
+        peer->peer = NULL;
+        nc->peer = NULL;
+        /* A backend paused for us reads again (and drops). */
+        if (peer->ops->writable) {
+            peer->ops->writable(peer);
+        }
+    }
+    net_client_free(nc);
+}
+
+/* ---- -netdev ---- */
+
+static bool opt_netdev(const char *arg, GError **errp)
+{
+    g_autoptr(Keyval) kv = keyval_parse(arg, "type", errp);
+    const char *type;
+
+    if (!kv) {
+        return false;
+    }
+    type = keyval_get(kv, "type");
+    if (type && strcmp(type, "help") == 0) {
+        net_print_backend_help(stdout);
+        exit(0);
+    }
+    return net_backend_create(kv, errp) != NULL;
+}
+
+static const IovdOption netdev_options[] = {
+    { "netdev", true, PHASE_BACKEND, opt_netdev,
+      "-netdev user,id=ID[,net=ADDR/PREFIX][,hostfwd=tcp:[HADDR]:HPORT-"
+      "[GADDR]:GPORT][,hostfwd.N=...]\n"
+      "  -netdev tap,id=ID,ifname=NAME|fd=N[,vnet_hdr=on|off]\n"
+      "  -netdev stream,id=ID[,server=on],addr.type=unix,addr.path=PATH\n"
+      "  -netdev stream,id=ID[,server=on],addr.type=inet,addr.host=127.0.0.1,"
+      "addr.port=N\n"
+      "                         add a network backend (pcap=FILE on any; "
+      "-netdev help)" },
+    { NULL }
+};
+
+void net_init(void)
+{
+    static bool done;
+
+    if (!done) {
+        done = true;
+        iovd_register_options(netdev_options);
+    }
+}

@@ -1,0 +1,734 @@
+/*
+ * -netdev stream: Ethernet frames over a byte stream, each preceded by its
+ * length as a 4-byte big-endian number (the framing of QEMU's -netdev
+ * stream, so either end may be QEMU or another iovd).
+ *
+ *   server=on   listen on addr (UNIX path or loopback TCP), serve one
+ *               connection at a time; the next waits in the backlog
+ *   server=off  connect to addr; when that fails or the connection goes,
+ *               try again every reconnect-ms (0: never)
+ *
+ * The NIC's link follows the connection (carrier).  TCP addresses must be
+ * loopback unless allow-remote=on: the frames are not authenticated.
+ * Host names are not resolved (no blocking lookups): numeric addresses
+ * and "localhost" only.
+ */
+#include "net/net-int.h"
+#include "net/trace.h"
+#include "util/error.h"
+#include "util/log.h"
+#include "util/main-loop.h"
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+
+enum { STREAM_ADDR_UNIX, STREAM_ADDR_INET };
+
+static const char *const stream_addr_names[] = { "unix", "inet", NULL };
+
+#define STREAM_LEN_BYTES    4
+#define STREAM_FRAME_MAX    (STREAM_LEN_BYTES + NET_MAX_FRAME)
+/* Room for a full frame and a good part of the next: fewer reads. */
+#define STREAM_RX_SIZE      (2 * STREAM_FRAME_MAX)
+#define STREAM_TX_SIZE      (STREAM_FRAME_MAX + NET_VNET_HDR_LEN)
+
+typedef struct StreamState {
+    NetClient *nc;
+
+    /* options */
+    bool server;
+    int addr_type;
+    char *path;
+    char *host;
+    char *port;
+    bool allow_remote;
+    uint32_t reconnect_ms;
+
+    struct sockaddr_storage sa;
+    socklen_t salen;
+    char *addr_str;             /* "unix:PATH" or "HOST:PORT" */
+    bool unlink_path;           /* we created the UNIX socket file */
+
+    int listen_fd;
+    int fd;                     /* connected or connecting */
+    bool connecting;
+    bool connected;
+    bool rx_paused;             /* the NIC cannot take frames */
+    bool closing;               /* a write failed: disconnect soon */
+
+    uint8_t *rx_buf;
+    size_t rx_len;
+    uint8_t *tx_buf;            /* the unwritten rest of one frame */
+    size_t tx_off, tx_len;
+
+    IovdTimer *reconnect_timer;
+    IovdBH *resume_bh;          /* deliver buffered frames */
+    IovdBH *close_bh;
+    bool warned;
+} StreamState;
+
+static void stream_read(void *opaque);
+static void stream_write(void *opaque);
+static void stream_connect(StreamState *s);
+
+static void stream_update_handlers(StreamState *s)
+{
+    IOHandler *rd, *wr;
+
+    if (s->fd < 0) {
+        return;
+    }
+    rd = s->connected && !s->rx_paused && !s->closing ? stream_read : NULL;
+    wr = s->connecting || (s->connected && s->tx_len) ? stream_write : NULL;
+    iovd_set_fd_handler(s->fd, rd, wr, s);
+}
+
+static void stream_watch_listener(StreamState *s, bool on);
+
+static void stream_disconnect(StreamState *s, const char *reason)
+{
+    NetClient *nc = s->nc;
+
+    if (s->fd < 0) {
+        return;
+    }
+    trace_net_stream_disconnected(nc->name, reason);
+    iovd_set_fd_handler(s->fd, NULL, NULL, NULL);
+    close(s->fd);
+    s->fd = -1;
+    s->connected = s->connecting = s->closing = false;
+    s->rx_paused = false;
+    s->rx_len = 0;
+    if (s->tx_len) {
+        nc->stats.tx_errors++;  /* a frame cut short */
+    }
+    s->tx_len = s->tx_off = 0;
+    iovd_bh_cancel(s->resume_bh);
+    iovd_bh_cancel(s->close_bh);
+    net_client_set_info(nc, "stream: %s %s (not connected)",
+                        s->server ? "listening on" : "connecting to",
+                        s->addr_str);
+    net_backend_set_carrier(nc, false);
+    /* Frames the NIC queued for us go nowhere; the NIC may send again. */
+    net_flush_queue(nc);
+    if (s->server) {
+        stream_watch_listener(s, true);
+    } else if (s->reconnect_ms) {
+        iovd_timer_mod(s->reconnect_timer,
+                       clock_ns() + (int64_t)s->reconnect_ms * 1000000);
+    }
+}
+
+static void stream_set_connected(StreamState *s, int fd, const char *peer)
+{
+    NetClient *nc = s->nc;
+
+    s->fd = fd;
+    s->connected = true;
+    s->connecting = false;
+    s->rx_len = 0;
+    s->rx_paused = false;
+    s->warned = false;
+    if (s->addr_type == STREAM_ADDR_INET) {
+        int one = 1;
+
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    }
+    trace_net_stream_connected(nc->name, peer);
+    net_client_set_info(nc, "stream: %s %s", s->server ? "connection on"
+                        : "connected to", peer);
+    stream_update_handlers(s);
+    net_backend_set_carrier(nc, true);
+}
+
+static void stream_close_bh(void *opaque)
+{
+    stream_disconnect(opaque, "write error");
+}
+
+/* Hand complete frames in rx_buf to the NIC while it takes them. */
+static void stream_deliver(StreamState *s)
+{
+    NetClient *nc = s->nc;
+    size_t off = 0;
+
+    while (s->rx_len - off >= STREAM_LEN_BYTES) {
+        const uint8_t *p = s->rx_buf + off;
+        uint32_t len = (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
+
+        if (len > NET_MAX_FRAME) {
+            trace_net_stream_bad_frame(nc->name, len);
+            stream_disconnect(s, "frame too long");
+            return;
+        }
+        if (s->rx_len - off - STREAM_LEN_BYTES < len) {
+            break;
+        }
+        if (!net_client_can_send(nc)) {
+            s->rx_paused = true;
+            break;
+        }
+        off += STREAM_LEN_BYTES + len;
+        if (len && net_send(nc, p + STREAM_LEN_BYTES, len) == 0) {
+            /* Queued by the NIC: wait for writable(). */
+            s->rx_paused = true;
+            break;
+        }
+        if (s->fd < 0) {
+            return;             /* disconnected from inside net_send() */
+        }
+    }
+    if (off) {
+        memmove(s->rx_buf, s->rx_buf + off, s->rx_len - off);
+        s->rx_len -= off;
+    }
+}
+
+static void stream_read(void *opaque)
+{
+    StreamState *s = opaque;
+    ssize_t n;
+
+    n = read(s->fd, s->rx_buf + s->rx_len, STREAM_RX_SIZE - s->rx_len);
+    if (n == 0) {
+        stream_disconnect(s, "closed by the peer");
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+            stream_disconnect(s, g_strerror(errno));
+        }
+        return;
+    }
+    s->rx_len += n;
+    stream_deliver(s);
+    stream_update_handlers(s);
+}
+
+static void stream_resume_bh(void *opaque)
+{
+    StreamState *s = opaque;
+
+    if (!s->connected) {
+        return;
+    }
+    s->rx_paused = false;
+    stream_deliver(s);
+    stream_update_handlers(s);
+}
+
+static void stream_writable(NetClient *nc)
+{
+    StreamState *s = nc->opaque;
+
+    if (s->connected && s->rx_paused) {
+        /* Not from inside the NIC's flush: on the next iteration. */
+        iovd_bh_schedule(s->resume_bh);
+    }
+}
+
+static void stream_connect_done(StreamState *s)
+{
+    int err = 0;
+    socklen_t len = sizeof(err);
+
+    if (getsockopt(s->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0) {
+        err = errno;
+    }
+    if (err) {
+        trace_net_stream_connect_failed(s->nc->name, s->addr_str,
+                                        g_strerror(err));
+        s->connecting = false;
+        iovd_set_fd_handler(s->fd, NULL, NULL, NULL);
+        close(s->fd);
+        s->fd = -1;
+        if (s->reconnect_ms) {
+            iovd_timer_mod(s->reconnect_timer,
+                           clock_ns() + (int64_t)s->reconnect_ms * 1000000);
+        }
+        return;
+    }
+    stream_set_connected(s, s->fd, s->addr_str);
+}
+
+static void stream_write(void *opaque)
+{
+    StreamState *s = opaque;
+
+    if (s->connecting) {
+        stream_connect_done(s);
+        return;
+    }
+    while (s->tx_off < s->tx_len) {
+        ssize_t n = write(s->fd, s->tx_buf + s->tx_off,
+                          s->tx_len - s->tx_off);
+
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR) {
+                return;
+            }
+            stream_disconnect(s, g_strerror(errno));
+            return;
+        }
+        s->tx_off += n;
+    }
+    s->tx_off = s->tx_len = 0;
+    stream_update_handlers(s);
+    /* Frames the NIC queued while the socket was full. */
+    net_flush_queue(s->nc);
+}
+
+static ssize_t stream_receive(NetClient *nc, const struct iovec *iov,
+                              int iovcnt)
+{
+    StreamState *s = nc->opaque;
+    struct iovec local[NET_IOV_INLINE + 1];
+    size_t len = net_iov_size(iov, iovcnt);
+    size_t total = STREAM_LEN_BYTES + len;
+    uint8_t hdr[STREAM_LEN_BYTES] = {
+        len >> 24, len >> 16, len >> 8, len
+    };
+    bool flat = false;
+    ssize_t n;
+    int cnt;
+
+    if (!s->connected || s->closing) {
+        return 0;               /* no carrier: dropped, counted */
+    }
+    if (s->tx_len) {
+        return -EAGAIN;
+    }
+    local[0].iov_base = hdr;
+    local[0].iov_len = sizeof(hdr);
+    cnt = net_iov_skip(&local[1], NET_IOV_INLINE, iov, iovcnt, 0);
+    if (cnt < 0) {
+        memcpy(s->tx_buf, hdr, sizeof(hdr));
+        net_iov_to_buf(iov, iovcnt, 0, s->tx_buf + sizeof(hdr), len);
+        local[0].iov_base = s->tx_buf;
+        local[0].iov_len = total;
+        cnt = 0;
+        flat = true;
+    }
+    n = writev(s->fd, local, cnt + 1);
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+            trace_net_stream_write_error(nc->name, g_strerror(errno));
+            s->closing = true;
+            stream_update_handlers(s);
+            iovd_bh_schedule(s->close_bh);
+            return 0;
+        }
+        n = 0;
+    }
+    if ((size_t)n == total) {
+        return len;
+    }
+    /* Keep the rest of this frame; later ones wait in our queue. */
+    if (flat) {
+        s->tx_off = n;
+        s->tx_len = total;
+    } else {
+        size_t done = n;
+
+        if (done < sizeof(hdr)) {
+            memcpy(s->tx_buf, hdr + done, sizeof(hdr) - done);
+            s->tx_len = sizeof(hdr) - done;
+            done = 0;
+        } else {
+            s->tx_len = 0;
+            done -= sizeof(hdr);
+        }
+        s->tx_len += net_iov_to_buf(iov, iovcnt, done,
+                                    s->tx_buf + s->tx_len, len - done);
+        s->tx_off = 0;
+    }
+    stream_update_handlers(s);
+    return len;
+}
+
+/* ---- server ---- */
+
+static void stream_accept(void *opaque)
+{
+    StreamState *s = opaque;
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+    g_autofree char *peer = NULL;
+    int fd;
+
+    fd = accept4(s->listen_fd, (struct sockaddr *)&sa, &len,
+                 SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED) {
+            iovd_warn("netdev %s: accept: %s", s->nc->name,
+                      g_strerror(errno));
+        }
+        return;
+    }
+    if (s->fd >= 0) {
+        close(fd);              /* not reached: we stop listening */
+        return;
+    }
+    stream_watch_listener(s, false);
+    if (sa.ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&sa;
+        char buf[INET_ADDRSTRLEN];
+
+        inet_ntop(AF_INET, &in->sin_addr, buf, sizeof(buf));
+        peer = g_strdup_printf("%s:%u", buf, ntohs(in->sin_port));
+    } else if (sa.ss_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&sa;
+        char buf[INET6_ADDRSTRLEN];
+
+        inet_ntop(AF_INET6, &in6->sin6_addr, buf, sizeof(buf));
+        peer = g_strdup_printf("[%s]:%u", buf, ntohs(in6->sin6_port));
+    } else {
+        peer = g_strdup(s->addr_str);
+    }
+    stream_set_connected(s, fd, peer);
+}
+
+static void stream_watch_listener(StreamState *s, bool on)
+{
+    if (s->listen_fd >= 0) {
+        iovd_set_fd_handler(s->listen_fd, on ? stream_accept : NULL, NULL, s);
+    }
+}
+
+/* A socket file nobody listens on is left over from a crash: remove it. */
+static bool stream_unlink_stale(const char *path, GError **errp)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    struct stat st;
+    int fd, ret;
+
+    if (lstat(path, &st) < 0) {
+        return true;
+    }
+    if (!S_ISSOCK(st.st_mode)) {
+        error_setg(errp, "property 'addr.path': '%s' exists and is not a "
+                   "socket", path);
+        return false;
+    }
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "socket");
+        return false;
+    }
+    g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
+    ret = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
+    close(fd);
+    if (ret == 0 || errno != ECONNREFUSED) {
+        error_setg(errp, "property 'addr.path': '%s' is in use", path);
+        return false;
+    }
+    unlink(path);
+    return true;
+}
+
+static bool stream_listen(StreamState *s, GError **errp)
+{
+    NetClient *nc = s->nc;
+    int fd, one = 1;
+
+    if (s->addr_type == STREAM_ADDR_UNIX &&
+        !stream_unlink_stale(s->path, errp)) {
+        return false;
+    }
+    fd = socket(s->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                0);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "socket");
+        return false;
+    }
+    if (s->addr_type == STREAM_ADDR_INET) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    }
+    if (bind(fd, (struct sockaddr *)&s->sa, s->salen) < 0) {
+        error_setg_errno(errp, errno, "cannot listen on %s", s->addr_str);
+        close(fd);
+        return false;
+    }
+    s->unlink_path = s->addr_type == STREAM_ADDR_UNIX;
+    if (listen(fd, 1) < 0) {
+        error_setg_errno(errp, errno, "cannot listen on %s", s->addr_str);
+        close(fd);
+        return false;
+    }
+    if (s->addr_type == STREAM_ADDR_INET) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof(sa);
+        unsigned port = 0;
+
+        /* port=0 picked a free port: report the real one. */
+        if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
+            port = sa.ss_family == AF_INET
+                ? ntohs(((struct sockaddr_in *)&sa)->sin_port)
+                : ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+        }
+        g_free(s->addr_str);
+        s->addr_str = g_strdup_printf(strchr(s->host, ':') ? "[%s]:%u"
+                                      : "%s:%u", s->host, port);
+    }
+    s->listen_fd = fd;
+    stream_watch_listener(s, true);
+    net_client_set_info(nc, "stream: listening on %s", s->addr_str);
+    trace_net_stream_listen(nc->name, s->addr_str);
+    return true;
+}
+
+/* ---- client ---- */
+
+static void stream_reconnect_timer(void *opaque)
+{
+    stream_connect(opaque);
+}
+
+static void stream_connect(StreamState *s)
+{
+    int fd;
+
+    if (s->fd >= 0) {
+        return;
+    }
+    fd = socket(s->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                0);
+    if (fd < 0) {
+        iovd_warn("netdev %s: socket: %s", s->nc->name, g_strerror(errno));
+        goto retry;
+    }
+    if (connect(fd, (struct sockaddr *)&s->sa, s->salen) == 0) {
+        stream_set_connected(s, fd, s->addr_str);
+        return;
+    }
+    if (errno == EINPROGRESS) {
+        s->fd = fd;
+        s->connecting = true;
+        stream_update_handlers(s);
+        return;
+    }
+    trace_net_stream_connect_failed(s->nc->name, s->addr_str,
+                                    g_strerror(errno));
+    if (!s->reconnect_ms && !s->warned) {
+        iovd_warn("netdev %s: cannot connect to %s: %s (reconnect-ms=0: "
+                  "giving up)", s->nc->name, s->addr_str, g_strerror(errno));
+        s->warned = true;
+    }
+    close(fd);
+retry:
+    if (s->reconnect_ms) {
+        iovd_timer_mod(s->reconnect_timer,
+                       clock_ns() + (int64_t)s->reconnect_ms * 1000000);
+    }
+}
+
+/* ---- options ---- */
+
+static bool stream_is_loopback(const struct sockaddr_storage *sa)
+{
+    if (sa->ss_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
+
+        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
+               (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) &&
+                in6->sin6_addr.s6_addr[12] == 127);
+    }
+    return false;
+}
+
+static bool stream_parse_inet(StreamState *s, GError **errp)
+{
+    const char *host = s->host;
+    uint64_t port;
+
+    if (!host || !s->port) {
+        error_setg(errp, "addr.type=inet needs addr.host and addr.port");
+        return false;
+    }
+    if (s->path) {
+        error_setg(errp, "property 'addr.path': not with addr.type=inet");
+        return false;
+    }
+    if (!parse_uint(s->port, &port, errp) || port > 65535 ||
+        (port == 0 && !s->server)) {
+        g_clear_error(errp);
+        error_setg(errp, "property 'addr.port': '%s' is not a port number%s",
+                   s->port, s->server ? "" : " (1-65535)");
+        return false;
+    }
+    if (strcmp(host, "localhost") == 0) {
+        host = "127.0.0.1";
+    }
+    if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+        g_autofree char *h = g_strndup(host + 1, strlen(host) - 2);
+
+        g_free(s->host);
+        s->host = g_steal_pointer(&h);
+        host = s->host;
+    }
+    memset(&s->sa, 0, sizeof(s->sa));
+    if (strchr(host, ':')) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&s->sa;
+
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(port);
+        if (inet_pton(AF_INET6, host, &in6->sin6_addr) != 1) {
+            goto bad_host;
+        }
+        s->salen = sizeof(*in6);
+    } else {
+        struct sockaddr_in *in = (struct sockaddr_in *)&s->sa;
+
+        in->sin_family = AF_INET;
+        in->sin_port = htons(port);
+        if (inet_pton(AF_INET, host, &in->sin_addr) != 1) {
+            goto bad_host;
+        }
+        s->salen = sizeof(*in);
+    }
+    if (!s->allow_remote && !stream_is_loopback(&s->sa)) {
+        error_setg(errp, "property 'addr.host': '%s' is not a loopback "
+                   "address; frames are unauthenticated (allow-remote=on "
+                   "to use it anyway)", s->host);
+        return false;
+    }
+    s->addr_str = g_strdup_printf(strchr(host, ':') ? "[%s]:%u" : "%s:%u",
+                                  host, (unsigned)port);
+    return true;
+
+bad_host:
+    error_setg(errp, "property 'addr.host': '%s' is not a numeric IPv4 or "
+               "IPv6 address (nor localhost)", s->host);
+    return false;
+}
+
+static bool stream_parse_unix(StreamState *s, GError **errp)
+{
+    struct sockaddr_un *sun = (struct sockaddr_un *)&s->sa;
+
+    if (!s->path || !*s->path) {
+        error_setg(errp, "addr.type=unix needs addr.path");
+        return false;
+    }
+    if (s->host || s->port) {
+        error_setg(errp, "addr.host and addr.port are not for "
+                   "addr.type=unix");
+        return false;
+    }
+    if (strlen(s->path) >= sizeof(sun->sun_path)) {
+        error_setg(errp, "property 'addr.path': longer than %zu bytes",
+                   sizeof(sun->sun_path) - 1);
+        return false;
+    }
+    memset(&s->sa, 0, sizeof(s->sa));
+    sun->sun_family = AF_UNIX;
+    strcpy(sun->sun_path, s->path);
+    s->salen = sizeof(*sun);
+    s->addr_str = g_strdup_printf("unix:%s", s->path);
+    return true;
+}
+
+static void stream_init(NetClient *nc)
+{
+    StreamState *s = nc->opaque;
+
+    s->nc = nc;
+    s->fd = -1;
+    s->listen_fd = -1;
+    nc->carrier_down = true;
+}
+
+static bool stream_open(NetClient *nc, GError **errp)
+{
+    StreamState *s = nc->opaque;
+
+    if (s->addr_type == STREAM_ADDR_UNIX ? !stream_parse_unix(s, errp)
+                                         : !stream_parse_inet(s, errp)) {
+        return false;
+    }
+    s->rx_buf = g_malloc(STREAM_RX_SIZE);
+    s->tx_buf = g_malloc(STREAM_TX_SIZE);
+    s->resume_bh = iovd_bh_new(stream_resume_bh, s);
+    s->close_bh = iovd_bh_new(stream_close_bh, s);
+    s->reconnect_timer = iovd_timer_new(stream_reconnect_timer, s);
+    if (s->server) {
+        return stream_listen(s, errp);
+    }
+    net_client_set_info(nc, "stream: connecting to %s", s->addr_str);
+    stream_connect(s);
+    return true;
+}
+
+static void stream_cleanup(NetClient *nc)
+{
+    StreamState *s = nc->opaque;
+
+    if (s->fd >= 0) {
+        iovd_set_fd_handler(s->fd, NULL, NULL, NULL);
+        close(s->fd);
+    }
+    if (s->listen_fd >= 0) {
+        iovd_set_fd_handler(s->listen_fd, NULL, NULL, NULL);
+        close(s->listen_fd);
+    }
+    if (s->unlink_path) {
+        unlink(s->path);
+    }
+    iovd_timer_free(s->reconnect_timer);
+    iovd_bh_delete(s->resume_bh);
+    iovd_bh_delete(s->close_bh);
+    g_free(s->rx_buf);
+    g_free(s->tx_buf);
+    g_free(s->addr_str);
+}
+
+static const PropDef stream_props[] = {
+    PROP_DEF_BOOL("server", StreamState, server,
+                  "listen (on) or connect (off)", .defval = "off"),
+    PROP_DEF_ENUM("addr.type", StreamState, addr_type, stream_addr_names,
+                  "unix or inet", .mandatory = true),
+    PROP_DEF_STR("addr.path", StreamState, path, "UNIX socket path"),
+    PROP_DEF_STR("addr.host", StreamState, host,
+                 "numeric address (loopback unless allow-remote=on)"),
+    PROP_DEF_STR("addr.port", StreamState, port,
+                 "TCP port (server: 0 picks a free one)"),
+    PROP_DEF_BOOL("allow-remote", StreamState, allow_remote,
+                  "allow a non-loopback addr.host", .defval = "off"),
+    PROP_DEF_UINT("reconnect-ms", StreamState, reconnect_ms,
+                  "client: retry a failed or lost connection after this "
+                  "many ms (0: never)", .defval = "1000", .max = 3600000),
+    PROP_DEF_END
+};
+
+static const NetClientOps stream_ops = {
+    .receive = stream_receive,
+    .writable = stream_writable,
+    .cleanup = stream_cleanup,
+};
+
+static const NetBackendDriver stream_driver = {
+    .type = "stream",
+    .help = "-netdev stream,id=ID[,server=on|off],addr.type=unix,"
+            "addr.path=PATH\n"
+            "  -netdev stream,id=ID[,server=on|off],addr.type=inet,"
+            "addr.host=ADDR,addr.port=PORT",
+    .state_size = sizeof(StreamState),
+    .props = stream_props,
+    .ops = &stream_ops,
+    .init = stream_init,
+    .open = stream_open,
+};
+
+static void __attribute__((constructor)) stream_register(void)
+{
+    net_backend_driver_register(&stream_driver);
+}

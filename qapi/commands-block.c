@@ -1,0 +1,297 @@
+/*
+ * Block commands: nodes (blockdev-add / -del, block_resize), backends
+ * (query-block, block_set_io_throttle) and statistics.
+ */
+#include "qapi/qapi-commands.h"
+#include "qapi/qmp.h"
+#include "block/block.h"
+#include "util/error.h"
+#include "util/keyval.h"
+
+static const char *json_str_arg(json_object *args, const char *key)
+{
+    json_object *v;
+
+    return json_object_object_get_ex(args, key, &v) ?
+           json_object_get_string(v) : NULL;
+}
+
+static void add_int(json_object *o, const char *key, uint64_t v)
+{
+    json_object_object_add(o, key, json_object_new_uint64(v));
+}
+
+bool qmp_blockdev_add(json_object *args, json_object **ret, GError **errp)
+{
+    g_autoptr(Keyval) kv = keyval_new();
+    const char *driver;
+
+    if (!qapi_json_to_keyval(args, kv, NULL, errp)) {
+        return false;
+    }
+    /* QEMU's name for the null driver. */
+    driver = keyval_get(kv, "driver");
+    if (driver && strcmp(driver, "null-co") == 0) {
+        keyval_set(kv, "driver", "null");
+    }
+    return blk_node_create(kv, errp) != NULL;
+}
+
+static BlockNode *find_node(const char *name, GError **errp)
+{
+    BlockNode *bs = blk_node_find(name);
+
+    if (!bs) {
+        error_setg(errp, "Cannot find node '%s'", name);
+    }
+    return bs;
+}
+
+bool qmp_blockdev_del(json_object *args, json_object **ret, GError **errp)
+{
+    BlockNode *bs = find_node(json_str_arg(args, "node-name"), errp);
+
+    return bs && blk_node_delete(bs, errp);
+}
+
+/* ---- query-block ---- */
+
+static json_object *block_device_info(BlockNode *bs, BlockBackend *blk)
+{
+    json_object *o = json_object_new_object();
+    json_object *image = json_object_new_object();
+    const char *file = blk_node_filename(bs);
+    BlockThrottle t = { 0 };
+
+    if (blk) {
+        blk_get_throttle(blk, &t);
+    }
+    json_object_object_add(o, "file", json_object_new_string(file ? file
+                                                                  : ""));
+    json_object_object_add(o, "node-name",
+                           json_object_new_string(blk_node_name(bs)));
+    json_object_object_add(o, "ro",
+                           json_object_new_boolean(blk_node_read_only(bs)));
+    json_object_object_add(o, "drv",
+                           json_object_new_string(blk_node_driver(bs)));
+    json_object_object_add(o, "encrypted", json_object_new_boolean(false));
+    json_object_object_add(o, "detect_zeroes",
+                           json_object_new_string("off"));
+    add_int(o, "bps", t.bps);
+    add_int(o, "bps_rd", t.bps_rd);
+    add_int(o, "bps_wr", t.bps_wr);
+    add_int(o, "iops", t.iops);
+    add_int(o, "iops_rd", t.iops_rd);
+    add_int(o, "iops_wr", t.iops_wr);
+    json_object_object_add(image, "filename",
+                           json_object_new_string(file ? file : ""));
+    json_object_object_add(image, "format",
+                           json_object_new_string(blk_node_driver(bs)));
+    add_int(image, "virtual-size", blk_node_size(bs));
+    json_object_object_add(o, "image", image);
+    return o;
+}
+
+static json_object *block_info(const char *dev_id, BlockNode *bs,
+                               BlockBackend *blk)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "device",
+                           json_object_new_string(dev_id ? dev_id : ""));
+    if (dev_id) {
+        json_object_object_add(o, "qdev", json_object_new_string(dev_id));
+    }
+    json_object_object_add(o, "removable", json_object_new_boolean(false));
+    json_object_object_add(o, "locked", json_object_new_boolean(false));
+    json_object_object_add(o, "inserted", block_device_info(bs, blk));
+    return o;
+}
+
+static void backend_info(BlockBackend *blk, void *opaque)
+{
+    json_object_array_add(opaque, block_info(blk_device_id(blk),
+                                             blk_node(blk), blk));
+}
+
+static void unused_node_info(BlockNode *bs, void *opaque)
+{
+    if (blk_node_users(bs) == 0) {
+        json_object_array_add(opaque, block_info(NULL, bs, NULL));
+    }
+}
+
+bool qmp_query_block(json_object *args, json_object **ret, GError **errp)
+{
+    json_object *list = json_object_new_array();
+
+    blk_backend_foreach(backend_info, list);
+    blk_node_foreach(unused_node_info, list);
+    *ret = list;
+    return true;
+}
+
+/* ---- query-blockstats ---- */
+
+typedef struct FirstUser {
+    BlockNode *bs;
+    const char *dev_id;
+} FirstUser;
+
+static void find_first_user(BlockBackend *blk, void *opaque)
+{
+    FirstUser *fu = opaque;
+
+    if (!fu->dev_id && blk_node(blk) == fu->bs) {
+        fu->dev_id = blk_device_id(blk);
+    }
+}
+
+static void node_stats(BlockNode *bs, void *opaque)
+{
+    const BlockStats *st = blk_node_stats(bs);
+    json_object *o = json_object_new_object();
+    json_object *s = json_object_new_object();
+    FirstUser fu = { .bs = bs };
+    /* Write-zeroes counts as a write, discard as an unmap. */
+    uint64_t wr_ops = st->ops[BLK_OP_WRITE] + st->ops[BLK_OP_WRITE_ZEROES];
+    uint64_t wr_bytes = st->bytes[BLK_OP_WRITE] +
+                        st->bytes[BLK_OP_WRITE_ZEROES];
+    uint64_t wr_ns = st->total_ns[BLK_OP_WRITE] +
+                     st->total_ns[BLK_OP_WRITE_ZEROES];
+    uint64_t wr_failed = st->failed[BLK_OP_WRITE] +
+                         st->failed[BLK_OP_WRITE_ZEROES];
+
+    blk_backend_foreach(find_first_user, &fu);
+    if (fu.dev_id) {
+        json_object_object_add(o, "device",
+                               json_object_new_string(fu.dev_id));
+        json_object_object_add(o, "qdev", json_object_new_string(fu.dev_id));
+    }
+    json_object_object_add(o, "node-name",
+                           json_object_new_string(blk_node_name(bs)));
+    add_int(s, "rd_bytes", st->bytes[BLK_OP_READ]);
+    add_int(s, "wr_bytes", wr_bytes);
+    add_int(s, "unmap_bytes", st->bytes[BLK_OP_DISCARD]);
+    add_int(s, "rd_operations", st->ops[BLK_OP_READ]);
+    add_int(s, "wr_operations", wr_ops);
+    add_int(s, "flush_operations", st->ops[BLK_OP_FLUSH]);
+    add_int(s, "unmap_operations", st->ops[BLK_OP_DISCARD]);
+    add_int(s, "rd_total_time_ns", st->total_ns[BLK_OP_READ]);
+    add_int(s, "wr_total_time_ns", wr_ns);
+    add_int(s, "flush_total_time_ns", st->total_ns[BLK_OP_FLUSH]);
+    add_int(s, "unmap_total_time_ns", st->total_ns[BLK_OP_DISCARD]);
+    add_int(s, "failed_rd_operations", st->failed[BLK_OP_READ]);
+    add_int(s, "failed_wr_operations", wr_failed);
+    add_int(s, "failed_flush_operations", st->failed[BLK_OP_FLUSH]);
+    add_int(s, "failed_unmap_operations", st->failed[BLK_OP_DISCARD]);
+    if (st->last_ns) {
+        int64_t idle = clock_ns() - st->last_ns;
+
+        add_int(s, "idle_time_ns", idle > 0 ? idle : 0);
+    }
+    add_int(s, "inflight", st->inflight);
+    json_object_object_add(o, "stats", s);
+    json_object_array_add(opaque, o);
+}
+
+bool qmp_query_blockstats(json_object *args, json_object **ret,
+                          GError **errp)
+{
+    json_object *list = json_object_new_array();
+
+    blk_node_foreach(node_stats, list);
+    *ret = list;
+    return true;
+}
+
+/* ---- block_resize, block_set_io_throttle ---- */
+
+static BlockBackend *find_backend(const char *dev_id, GError **errp)
+{
+    BlockBackend *blk = blk_find_by_device(dev_id);
+
+    if (!blk) {
+        error_setg_class(errp, IOVD_ERROR_DEVICE_NOT_FOUND,
+                         "Device '%s' has no block backend (or does not "
+                         "exist)", dev_id);
+    }
+    return blk;
+}
+
+bool qmp_block_resize(json_object *args, json_object **ret, GError **errp)
+{
+    const char *dev_id = json_str_arg(args, "device");
+    const char *node = json_str_arg(args, "node-name");
+    json_object *size;
+    BlockNode *bs;
+    int64_t sz;
+
+    if (!!dev_id == !!node) {
+        error_setg(errp, "Need exactly one of 'device' and 'node-name'");
+        return false;
+    }
+    json_object_object_get_ex(args, "size", &size);
+    sz = json_object_get_int64(size);
+    if (sz < 0) {
+        error_setg(errp, "Parameter 'size' expects a non-negative value");
+        return false;
+    }
+    if (dev_id) {
+        BlockBackend *blk = find_backend(dev_id, errp);
+
+        if (!blk) {
+            return false;
+        }
+        bs = blk_node(blk);
+    } else {
+        bs = find_node(node, errp);
+        if (!bs) {
+            return false;
+        }
+    }
+    return blk_node_resize(bs, sz, errp);
+}
+
+bool qmp_block_set_io_throttle(json_object *args, json_object **ret,
+                               GError **errp)
+{
+    const char *dev_id = json_str_arg(args, "id");
+    const char *device = json_str_arg(args, "device");
+    static const char *const keys[] = {
+        "bps", "bps_rd", "bps_wr", "iops", "iops_rd", "iops_wr",
+    };
+    uint64_t *fields[6];
+    BlockThrottle t = { 0 };
+    BlockBackend *blk;
+
+    fields[0] = &t.bps;
+    fields[1] = &t.bps_rd;
+    fields[2] = &t.bps_wr;
+    fields[3] = &t.iops;
+    fields[4] = &t.iops_rd;
+    fields[5] = &t.iops_wr;
+    if (!dev_id && !device) {
+        error_setg(errp, "Need 'id' (the device) or 'device'");
+        return false;
+    }
+    if (dev_id && device && strcmp(dev_id, device) != 0) {
+        error_setg(errp, "'id' and 'device' name different devices");
+        return false;
+    }
+    for (unsigned i = 0; i < ARRAY_SIZE(keys); i++) {
+        json_object *v;
+        int64_t n;
+
+        json_object_object_get_ex(args, keys[i], &v);
+        n = json_object_get_int64(v);
+        if (n < 0) {
+            error_setg(errp, "Parameter '%s' expects a non-negative value",
+                       keys[i]);
+            return false;
+        }
+        *fields[i] = n;
+    }
+    blk = find_backend(dev_id ? dev_id : device, errp);
+    return blk && blk_set_throttle(blk, &t, errp);
+}
