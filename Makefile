@@ -15,6 +15,8 @@ Q ?= @
 
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
+# Keep objects of test programs (no "rm" noise after the last test line).
+.SECONDARY:
 .SUFFIXES:
 
 # Configure on first use (deps first, so a fresh machine just works).
