@@ -15,8 +15,6 @@ Q ?= @
 
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
-# Keep objects of test programs (no "rm" noise after the last test line).
-.SECONDARY:
 .SUFFIXES:
 
 # Configure on first use (deps first, so a fresh machine just works).
@@ -95,6 +93,9 @@ $(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(BUILD)/libqos.a $(BUILD)/libi
 $(BUILD)/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 
 TEST_BINS := $(UNIT_BINS) $(QTEST_BINS)
+# Named here so make keeps them (they are not intermediate files).
+TEST_OBJS := $(addsuffix .o,$(TEST_BINS) $(BENCH_BINS))
+$(TEST_OBJS):
 
 build-tests: all $(TEST_BINS)
 

@@ -711,10 +711,14 @@ void blk_resume_all(void)
     for (GList *l = backends; l; l = l->next) {
         BlockBackend *blk = l->data;
         BlockReq *req = blk->stopped_head;
+        bool was_stopped = blk->stopped;
 
         blk->stopped_head = NULL;
         blk->stopped_tail = &blk->stopped_head;
         blk->stopped = false;
+        if (was_stopped && blk->dev_ops && blk->dev_ops->resume) {
+            blk->dev_ops->resume(blk->dev_opaque);
+        }
         if (!req) {
             continue;
         }

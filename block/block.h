@@ -106,6 +106,8 @@ typedef struct BlockDevOps {
     void (*resize)(void *opaque);
     /* Error policy said stop: the device should stop fetching requests. */
     void (*stop)(void *opaque);
+    /* Held requests were resubmitted (monitor 'cont'): fetch again. */
+    void (*resume)(void *opaque);
 } BlockDevOps;
 
 /*

@@ -3,6 +3,7 @@
  */
 #include "hw/core/device.h"
 #include "util/error.h"
+#include "util/main-loop.h"
 
 static GHashTable *device_classes;      /* name -> DeviceClass */
 static GList *devices;                  /* of Device *, creation order */
@@ -214,10 +215,28 @@ void device_foreach_child(Device *parent,
     g_list_free(copy);
 }
 
+static void device_destroy_deferred(void *opaque)
+{
+    Device *dev = opaque;
+
+    device_destroy(dev);
+}
+
 void device_reset(Device *dev)
 {
-    if (dev->cls->reset) {
-        dev->cls->reset(dev);
+    if (!dev->cls->reset) {
+        return;
+    }
+    dev->in_reset++;
+    dev->cls->reset(dev);
+    if (--dev->in_reset == 0 && dev->destroy_pending) {
+        /* Not from here: our caller still uses the device. */
+        IovdBH *bh = iovd_bh_new(device_destroy_deferred, dev);
+
+        dev->destroy_pending = false;
+        dev->in_reset = 1;              /* until the BH runs */
+        dev->pending_bh = bh;
+        iovd_bh_schedule(bh);
     }
 }
 
@@ -228,6 +247,15 @@ static void destroy_child(Device *dev, void *opaque)
 
 void device_destroy(Device *dev)
 {
+    if (dev->pending_bh) {
+        iovd_bh_delete(dev->pending_bh);
+        dev->pending_bh = NULL;
+        dev->in_reset = 0;
+    }
+    if (dev->in_reset) {
+        dev->destroy_pending = true;
+        return;
+    }
     device_foreach_child(dev, destroy_child, NULL);
     devices = g_list_remove(devices, dev);
     if (dev->cls->is_pci && transport_hooks) {
@@ -244,8 +272,14 @@ void device_destroy(Device *dev)
 
 void device_destroy_all(void)
 {
-    /* Newest first: children are created after their parents. */
+    /*
+     * Newest first: children are created after their parents.  At shutdown
+     * no reset is on the stack, so nothing defers.
+     */
     while (devices) {
-        device_destroy(g_list_last(devices)->data);
+        Device *dev = g_list_last(devices)->data;
+
+        dev->in_reset = 0;
+        device_destroy(dev);
     }
 }

@@ -558,14 +558,26 @@ bool pci_bar_write(PCIDevice *pdev, unsigned bar, uint64_t addr,
 
 /* ---- DMA ---- */
 
+static bool pci_dma_allowed(PCIDevice *pdev, uint64_t addr, uint64_t len)
+{
+    if (!pdev->tops) {
+        trace_pci_dma_no_transport(pci_id(pdev), addr, len);
+        return false;
+    }
+    if (!pci_bus_master_enabled(pdev)) {
+        trace_pci_err_dma_no_master(pci_id(pdev), addr, len);
+        return false;
+    }
+    return true;
+}
+
 void *pci_dma_map(PCIDevice *pdev, uint64_t addr, uint64_t len,
                   bool is_write)
 {
     uint64_t plen = 0;
     void *p;
 
-    if (unlikely(!pci_bus_master_enabled(pdev) || !pdev->tops)) {
-        trace_pci_err_dma_no_master(pci_id(pdev), addr, len);
+    if (unlikely(!pci_dma_allowed(pdev, addr, len))) {
         return NULL;
     }
     p = pdev->tops->dma_map(pdev->transport, addr, len, is_write, &plen);
@@ -575,8 +587,7 @@ void *pci_dma_map(PCIDevice *pdev, uint64_t addr, uint64_t len,
 static int pci_dma_rw(PCIDevice *pdev, uint64_t addr, uint8_t *buf,
                       uint64_t len, bool is_write)
 {
-    if (unlikely(!pci_bus_master_enabled(pdev) || !pdev->tops)) {
-        trace_pci_err_dma_no_master(pci_id(pdev), addr, len);
+    if (unlikely(!pci_dma_allowed(pdev, addr, len))) {
         return -EFAULT;
     }
     while (len) {
@@ -623,8 +634,7 @@ int pci_dma_write(PCIDevice *pdev, uint64_t addr, const void *buf,
 int pci_dma_iov(PCIDevice *pdev, uint64_t addr, uint64_t len, bool is_write,
                 struct iovec *iov, unsigned max, unsigned *niov)
 {
-    if (unlikely(!pci_bus_master_enabled(pdev) || !pdev->tops)) {
-        trace_pci_err_dma_no_master(pci_id(pdev), addr, len);
+    if (unlikely(!pci_dma_allowed(pdev, addr, len))) {
         return -EFAULT;
     }
     while (len) {
@@ -782,6 +792,11 @@ void pci_transport_detach(PCIDevice *pdev)
 {
     pdev->tops = NULL;
     pdev->transport = NULL;
+    pci_irq_reset(pdev);
+}
+
+void pci_irq_reset(PCIDevice *pdev)
+{
     pdev->irq_mode = PCI_IRQ_NONE;
     memset(pdev->irq_count, 0, sizeof(pdev->irq_count));
     memset(pdev->irq_masked, 0,

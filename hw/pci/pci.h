@@ -270,6 +270,9 @@ void pci_irq_mask(PCIDevice *pdev, unsigned index, unsigned vector,
                   bool mask);
 bool pci_msix_is_pending(PCIDevice *pdev, unsigned vector);
 
+/* Forget the client's interrupt wiring (mode, masks, pending). */
+void pci_irq_reset(PCIDevice *pdev);
+
 /* Transport attach / detach. */
 void pci_transport_attach(PCIDevice *pdev, const PCITransportOps *ops,
                           void *t);

@@ -466,7 +466,7 @@ void vfu_irq_release(VfuServer *s)
         s->irq_nfds[i] = 0;
     }
     intx_unmask_fd_set(s, -1);
-    pci_transport_detach(s->pdev);
+    pci_irq_reset(s->pdev);
 }
 
 void vfu_irq_signal(void *opaque, unsigned index, unsigned vector)

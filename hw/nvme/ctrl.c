@@ -1,0 +1,893 @@
+/*
+ * NVMe controller: properties, PCI identity, controller registers,
+ * doorbells, the one reset function, interrupts and the bottom half that
+ * drains submission queues.
+ *
+ * MMIO handlers only record state: a doorbell write validates and stores
+ * the new tail (or head) and schedules the bottom half, which fetches
+ * commands, maps their data and submits block requests in one batch.
+ */
+#include "hw/nvme/nvme.h"
+#include "hw/nvme/trace.h"
+#include "util/error.h"
+
+/* ---- busy depth and deferred control operations ---- */
+
+static void nvme_write_cc(NvmeCtrl *n, uint32_t val);
+static void nvme_ctrl_reset(NvmeCtrl *n, NvmeResetKind kind);
+static void nvme_finish_reset(NvmeCtrl *n);
+static void nvme_finish_shutdown(NvmeCtrl *n);
+static void nvme_shutdown(NvmeCtrl *n);
+
+static bool nvme_deferred_due(NvmeCtrl *n)
+{
+    return n->pending_reset || n->pending_cc ||
+           ((n->reset_async || n->shutdown_pending) && !n->blk_inflight);
+}
+
+void nvme_enter(NvmeCtrl *n)
+{
+    n->busy++;
+}
+
+void nvme_leave(NvmeCtrl *n)
+{
+    g_assert(n->busy > 0);
+    if (--n->busy == 0 && nvme_deferred_due(n)) {
+        /*
+         * Not from here: we may be inside a block driver's completion
+         * handler, where a drain could not make progress.
+         */
+        iovd_bh_schedule(n->deferred_bh);
+    }
+}
+
+/*
+ * Control operations that could not run where they were asked for: CC
+ * writes and resets nested in our own DMA, and a controller reset or a
+ * shutdown that waited for the block layer to go idle.
+ */
+static void nvme_deferred_bh(void *opaque)
+{
+    NvmeCtrl *n = opaque;
+
+    while (!n->busy) {
+        if (n->pending_reset) {
+            n->pending_reset = false;
+            nvme_ctrl_reset(n, NVME_RESET_FUNCTION);
+        } else if (n->reset_async && !n->blk_inflight) {
+            nvme_finish_reset(n);
+        } else if (n->shutdown_pending && !n->blk_inflight) {
+            nvme_finish_shutdown(n);
+        } else if (n->pending_cc && !n->reset_async) {
+            n->pending_cc = false;
+            nvme_write_cc(n, n->pending_cc_val);
+        } else {
+            break;
+        }
+    }
+}
+
+void nvme_schedule(NvmeCtrl *n)
+{
+    iovd_bh_schedule(n->bh);
+}
+
+void nvme_irq_schedule(NvmeCtrl *n)
+{
+    iovd_bh_schedule(n->irq_bh);
+}
+
+void nvme_set_fatal(NvmeCtrl *n, const char *why)
+{
+    if (!(n->csts & NVME_CSTS_CFS)) {
+        trace_nvme_err_fatal(nvme_id(n), why);
+        n->csts |= NVME_CSTS_CFS;
+    }
+}
+
+/* ---- error log ---- */
+
+void nvme_error_log_add(NvmeCtrl *n, uint16_t sqid, uint16_t cid,
+                        uint16_t status, uint32_t nsid, uint64_t lba)
+{
+    NvmeErrorLogEntry *e = &n->elog[n->elog_next];
+
+    memset(e, 0, sizeof(*e));
+    e->error_count = ++n->error_count;
+    e->sqid = sqid;
+    e->cid = cid;
+    e->status_field = status << 1;
+    e->param_error_location = NVME_ERR_LOC_NONE;
+    e->lba = lba;
+    e->nsid = nsid;
+    n->elog_next = (n->elog_next + 1) % ARRAY_SIZE(n->elog);
+}
+
+/* ---- interrupts ---- */
+
+static bool nvme_coalescing(NvmeCtrl *n, NvmeCQueue *cq)
+{
+    uint32_t v = n->features.irq_coalescing;
+
+    /* The admin queue's vector is never coalesced. */
+    return cq->cqid != 0 && NVME_IRQC_TIME(v) && NVME_IRQC_THR(v) &&
+           !n->features.ivc_cd[cq->vector % NVME_MAX_QUEUES];
+}
+
+void nvme_update_intx(NvmeCtrl *n)
+{
+    bool level = false;
+
+    if (pci_msix_enabled(&n->pdev) || pci_msi_enabled(&n->pdev)) {
+        return;
+    }
+    if (!(n->intms & 1)) {
+        for (unsigned i = 0; i < NVME_MAX_QUEUES; i++) {
+            NvmeCQueue *cq = n->cq[i];
+
+            if (cq && cq->irq_enabled && cq->head != cq->tail) {
+                level = true;
+                break;
+            }
+        }
+    }
+    if (level != n->pdev.intx_level) {
+        trace_nvme_irq_pin(nvme_id(n), level);
+    }
+    pci_set_irq(&n->pdev, level);
+}
+
+static void nvme_irq_vector(NvmeCtrl *n, unsigned vector)
+{
+    if (pci_msi_enabled(&n->pdev) && vector < 32 &&
+        (n->intms & (1u << vector))) {
+        n->msi_pending |= 1u << vector;
+        return;
+    }
+    trace_nvme_irq_msix(nvme_id(n), vector);
+    pci_irq_notify(&n->pdev, vector);
+}
+
+/* Raise what posted CQEs are due; @force ignores coalescing thresholds. */
+static void nvme_irq_flush(NvmeCtrl *n, bool force)
+{
+    bool msg = pci_msix_enabled(&n->pdev) || pci_msi_enabled(&n->pdev);
+    uint64_t fired = 0;     /* vectors raised in this pass */
+    bool arm = false;
+
+    for (unsigned i = 0; i < NVME_MAX_QUEUES; i++) {
+        NvmeCQueue *cq = n->cq[i];
+
+        if (!cq || !cq->irq_due) {
+            continue;
+        }
+        if (!cq->irq_enabled || !msg) {
+            /* Pin-based: the level is computed below. */
+            cq->irq_due = false;
+            cq->coalesced = 0;
+            continue;
+        }
+        if (!force && nvme_coalescing(n, cq) &&
+            cq->coalesced <= NVME_IRQC_THR(n->features.irq_coalescing)) {
+            arm = true;
+            continue;
+        }
+        cq->irq_due = false;
+        cq->coalesced = 0;
+        if (cq->vector < 64) {
+            if (fired & (1ULL << cq->vector)) {
+                continue;
+            }
+            fired |= 1ULL << cq->vector;
+        }
+        nvme_irq_vector(n, cq->vector);
+    }
+    if (!msg) {
+        nvme_update_intx(n);
+    }
+    if (arm && !iovd_timer_pending(n->coalesce_timer)) {
+        int64_t us = NVME_IRQC_TIME(n->features.irq_coalescing) * 100;
+
+        iovd_timer_mod(n->coalesce_timer, clock_ns() + us * 1000);
+    }
+}
+
+static void nvme_irq_bh(void *opaque)
+{
+    NvmeCtrl *n = opaque;
+
+    if (n->resetting) {
+        return;
+    }
+    nvme_enter(n);
+    nvme_irq_flush(n, false);
+    nvme_leave(n);
+}
+
+static void nvme_coalesce_timer_cb(void *opaque)
+{
+    NvmeCtrl *n = opaque;
+
+    if (n->resetting) {
+        return;
+    }
+    nvme_enter(n);
+    nvme_irq_flush(n, true);
+    nvme_leave(n);
+}
+
+/* ---- keep alive ---- */
+
+static void nvme_kato_cb(void *opaque)
+{
+    NvmeCtrl *n = opaque;
+
+    if (!n->features.kato || !nvme_ready(n)) {
+        return;
+    }
+    trace_nvme_err_kato_expired(nvme_id(n), n->features.kato);
+    nvme_error_log_add(n, 0xffff, 0xffff, NVME_KATO_EXPIRED, 0, 0);
+    nvme_set_fatal(n, "keep alive timeout expired");
+}
+
+void nvme_kato_restart(NvmeCtrl *n)
+{
+    if (n->features.kato && nvme_ready(n)) {
+        /* Round up to the 100 ms granularity of KAS. */
+        uint64_t ms = QEMU_ALIGN_UP((uint64_t)n->features.kato, 100);
+
+        iovd_timer_mod(n->kato_timer, clock_ns() + ms * 1000000);
+    } else {
+        iovd_timer_del(n->kato_timer);
+    }
+}
+
+/* ---- the submission bottom half ---- */
+
+static void nvme_process_bh(void *opaque)
+{
+    NvmeCtrl *n = opaque;
+
+    if (n->resetting) {
+        return;
+    }
+    if (n->in_bh) {
+        /* Nested (a reset's drain): run again later. */
+        n->bh_again = true;
+        return;
+    }
+    nvme_enter(n);
+    n->in_bh = true;
+    n->bh_again = false;
+    for (unsigned i = 0; i < NVME_MAX_QUEUES; i++) {
+        if (n->cq[i] && !g_queue_is_empty(&n->cq[i]->waitq)) {
+            nvme_cq_flush_waitq(n, n->cq[i]);
+        }
+    }
+    for (unsigned i = 1; i < NVME_MAX_QUEUES; i++) {
+        NvmeSQueue *sq = n->sq[i];
+
+        if (sq && sq->delete_req && sq->inflight == 0) {
+            nvme_sq_delete_finish(n, sq);
+        }
+    }
+    if (n->aer_outstanding && n->aer_queued) {
+        nvme_aer_process(n);
+    }
+    if (nvme_ready(n) && !n->paused && !n->blk_stopped &&
+        !n->shutdown_pending) {
+        nvme_ns_plug_all(n, true);
+        for (unsigned i = 0; i < NVME_MAX_QUEUES && nvme_ready(n); i++) {
+            NvmeSQueue *sq = n->sq[i];
+
+            if (sq && !sq->deleting) {
+                nvme_process_sq(n, sq);
+            }
+            if (n->resetting) {
+                break;
+            }
+        }
+        nvme_ns_plug_all(n, false);
+    }
+    n->in_bh = false;
+    if (n->bh_again) {
+        nvme_schedule(n);
+    }
+    nvme_leave(n);
+}
+
+/* ---- controller enable, reset, shutdown ---- */
+
+static bool nvme_start_ctrl(NvmeCtrl *n)
+{
+    uint32_t cc = n->cc;
+    unsigned mps = NVME_CC_MPS(cc);
+    uint32_t page = 1u << (12 + mps);
+    uint32_t asqs = NVME_AQA_ASQS(n->aqa) + 1;
+    uint32_t acqs = NVME_AQA_ACQS(n->aqa) + 1;
+    const char *why = NULL;
+
+    if (n->sq[0] || n->cq[0]) {
+        why = "admin queues exist";
+    } else if (mps < NVME_CAP_MPSMIN(n->cap) ||
+               mps > NVME_CAP_MPSMAX(n->cap)) {
+        why = "CC.MPS out of range";
+    } else if (NVME_CC_CSS(cc) != 0) {
+        why = "CC.CSS is not the NVM command set";
+    } else if (NVME_CC_AMS(cc) != 0) {
+        why = "CC.AMS is not round robin";
+    } else if (NVME_CC_IOSQES(cc) != NVME_SQES) {
+        why = "CC.IOSQES is not 6";
+    } else if (NVME_CC_IOCQES(cc) != NVME_CQES) {
+        why = "CC.IOCQES is not 4";
+    } else if (asqs < 2 || acqs < 2) {
+        why = "admin queue size below 2";
+    } else if (!n->asq || !n->acq || (n->asq & (page - 1)) ||
+               (n->acq & (page - 1))) {
+        why = "admin queue base not page aligned";
+    }
+    if (why) {
+        trace_nvme_err_startfail(nvme_id(n), why, cc, n->aqa, n->asq,
+                                 n->acq);
+        return false;
+    }
+    n->page_size = page;
+    n->page_bits = 12 + mps;
+    nvme_cq_new(n, 0, n->acq, acqs, 0, true);
+    nvme_sq_new(n, 0, 0, n->asq, asqs);
+    n->features.ts_set_ns = clock_ns();
+    trace_nvme_ctrl_enable(nvme_id(n), page, asqs, acqs);
+    return true;
+}
+
+static void nvme_finish_shutdown(NvmeCtrl *n)
+{
+    nvme_enter(n);
+    n->shutdown_pending = false;
+    for (unsigned i = 1; i <= NVME_MAX_NAMESPACES; i++) {
+        NvmeNamespace *ns = n->ns[i];
+
+        if (ns && !ns->read_only) {
+            int r = blk_node_flush_sync(blk_node(ns->blk));
+
+            if (r < 0) {
+                trace_nvme_flush_failed(nvme_id(n), i, r);
+            }
+        }
+    }
+    n->csts = (n->csts & ~NVME_CSTS_SHST_MASK) |
+              (NVME_CSTS_SHST_COMPLETE << NVME_CSTS_SHST_SHIFT);
+    trace_nvme_ctrl_shutdown_done(nvme_id(n));
+    /* Commands that came in meanwhile are fetched again. */
+    nvme_schedule(n);
+    nvme_leave(n);
+}
+
+/*
+ * CC.SHN: stop fetching, let what is in flight complete, flush, then
+ * report SHST complete.  Nothing waits here: the last completion brings
+ * us back through the deferred bottom half.
+ */
+static void nvme_shutdown(NvmeCtrl *n)
+{
+    trace_nvme_ctrl_shutdown(nvme_id(n), NVME_CC_SHN(n->cc));
+    n->csts = (n->csts & ~NVME_CSTS_SHST_MASK) |
+              (NVME_CSTS_SHST_OCCURRING << NVME_CSTS_SHST_SHIFT);
+    n->shutdown_pending = true;
+    if (n->blk_inflight && n->blk_stopped) {
+        /* Held by a stop error policy: fail them rather than wait. */
+        nvme_ns_drain_all(n);
+    }
+    if (n->blk_inflight) {
+        trace_nvme_ctrl_wait(nvme_id(n), "shutdown", n->blk_inflight);
+        return;
+    }
+    nvme_finish_shutdown(n);
+}
+
+/*
+ * The one reset.  CC.EN 1 -> 0 (NVME_RESET_CONTROLLER) keeps the admin
+ * queue registers and the PCI function state; every other reset
+ * (NVME_RESET_FUNCTION) clears those too and resets the PCI function.
+ * In-flight block requests complete first (their CQEs are dropped), so
+ * nothing holds guest memory when this returns.  (CC.EN 1 -> 0 only gets
+ * here once nothing is in flight, so it never waits.)
+ */
+static void nvme_ctrl_reset(NvmeCtrl *n, NvmeResetKind kind)
+{
+    trace_nvme_ctrl_reset(nvme_id(n), kind);
+    nvme_enter(n);
+    n->resetting = true;
+    iovd_bh_cancel(n->bh);
+    iovd_bh_cancel(n->irq_bh);
+    iovd_timer_del(n->coalesce_timer);
+    iovd_timer_del(n->kato_timer);
+    nvme_ns_drain_all(n);
+
+    for (unsigned i = NVME_MAX_QUEUES; i-- > 0;) {
+        if (n->sq[i]) {
+            nvme_sq_free(n, n->sq[i]);
+        }
+    }
+    for (unsigned i = NVME_MAX_QUEUES; i-- > 0;) {
+        if (n->cq[i]) {
+            nvme_cq_free(n, n->cq[i]);
+        }
+    }
+    g_assert(n->aer_outstanding == 0 && n->blk_inflight == 0);
+    n->aer_queued = 0;
+    n->aer_masked = 0;
+    n->dbbuf_enabled = false;
+    n->dbbuf_dbs = n->dbbuf_eis = 0;
+    nvme_features_reset(n);
+    n->intms = 0;
+    n->msi_pending = 0;
+    n->csts = 0;
+    n->blk_stopped = false;
+    n->reset_async = false;
+    n->shutdown_pending = false;
+    n->page_size = 4096;
+    n->page_bits = 12;
+    if (kind == NVME_RESET_FUNCTION) {
+        n->cc = 0;
+        n->aqa = 0;
+        n->asq = 0;
+        n->acq = 0;
+        n->paused = false;
+        pci_device_reset(&n->pdev);
+    } else {
+        pci_set_irq(&n->pdev, false);
+    }
+    n->resetting = false;
+    nvme_leave(n);
+}
+
+static void nvme_enable(NvmeCtrl *n)
+{
+    n->csts &= ~NVME_CSTS_SHST_MASK;
+    if (nvme_start_ctrl(n)) {
+        n->csts |= NVME_CSTS_RDY;
+    } else {
+        n->csts |= NVME_CSTS_CFS;
+    }
+}
+
+/* The controller reset of CC.EN 1 -> 0, once nothing is in flight. */
+static void nvme_finish_reset(NvmeCtrl *n)
+{
+    uint32_t cc = n->cc;
+
+    nvme_ctrl_reset(n, NVME_RESET_CONTROLLER);
+    /* What the host wrote meanwhile (it should have waited for RDY=0). */
+    if (cc & NVME_CC_EN) {
+        nvme_enable(n);
+    }
+    if (NVME_CC_SHN(cc) != NVME_CC_SHN_NONE) {
+        nvme_shutdown(n);
+    }
+}
+
+static void nvme_write_cc(NvmeCtrl *n, uint32_t val)
+{
+    uint32_t old = n->cc;
+    const uint32_t mask = NVME_CC_EN | (0x7u << NVME_CC_CSS_SHIFT) |
+                          (0xfu << NVME_CC_MPS_SHIFT) |
+                          (0x7u << NVME_CC_AMS_SHIFT) |
+                          (0x3u << NVME_CC_SHN_SHIFT) |
+                          (0xfu << NVME_CC_IOSQES_SHIFT) |
+                          (0xfu << NVME_CC_IOCQES_SHIFT);
+
+    if (n->busy) {
+        /* Nested inside our own DMA: apply once it unwinds. */
+        trace_nvme_cc_deferred(nvme_id(n), val);
+        n->pending_cc = true;
+        n->pending_cc_val = val;
+        return;
+    }
+    trace_nvme_mmio_cc(nvme_id(n), old, val);
+    val &= mask;
+    n->cc = val;
+    if (n->reset_async) {
+        /* A reset is finishing: the new value applies after it. */
+        return;
+    }
+    if ((old & NVME_CC_EN) && !(val & NVME_CC_EN)) {
+        if (n->blk_inflight && !n->blk_stopped) {
+            /*
+             * Outstanding requests complete (their CQEs are dropped)
+             * before CSTS.RDY drops; the last one finishes the reset.
+             */
+            trace_nvme_ctrl_wait(nvme_id(n), "reset", n->blk_inflight);
+            n->resetting = true;
+            n->reset_async = true;
+            iovd_bh_cancel(n->bh);
+            iovd_bh_cancel(n->irq_bh);
+            iovd_timer_del(n->coalesce_timer);
+            iovd_timer_del(n->kato_timer);
+            return;
+        }
+        nvme_ctrl_reset(n, NVME_RESET_CONTROLLER);
+    } else if (!(old & NVME_CC_EN) && (val & NVME_CC_EN)) {
+        nvme_enable(n);
+    }
+    if (NVME_CC_SHN(val) != NVME_CC_SHN_NONE &&
+        NVME_CC_SHN(old) == NVME_CC_SHN_NONE) {
+        nvme_shutdown(n);
+    }
+}
+
+/* ---- doorbells ---- */
+
+static void nvme_doorbell_error(NvmeCtrl *n, uint8_t info)
+{
+    nvme_error_log_add(n, 0xffff, 0xffff, NVME_INVALID_FIELD, 0, 0);
+    nvme_aer_enqueue(n, NVME_AER_TYPE_ERROR, info, NVME_LOG_ERROR_INFO);
+}
+
+static void nvme_doorbell(NvmeCtrl *n, uint64_t addr, uint32_t val)
+{
+    unsigned idx = (addr - NVME_REG_DBS) >> 2;
+    unsigned qid = idx >> 1;
+    bool is_cq = idx & 1;
+
+    if (!nvme_ready(n)) {
+        trace_nvme_err_db_not_ready(nvme_id(n), addr, val);
+        return;
+    }
+    if (is_cq) {
+        NvmeCQueue *cq = qid < NVME_MAX_QUEUES ? n->cq[qid] : NULL;
+
+        if (!cq) {
+            trace_nvme_err_db_no_cq(nvme_id(n), qid, val);
+            nvme_doorbell_error(n, NVME_AER_INFO_ERR_INVALID_DB_REGISTER);
+            return;
+        }
+        /* The new head may only consume posted entries. */
+        if (val >= cq->size ||
+            (val + cq->size - cq->head) % cq->size > nvme_cq_used(cq)) {
+            trace_nvme_err_db_cq_value(nvme_id(n), qid, val, cq->head,
+                                       cq->tail, cq->size);
+            nvme_doorbell_error(n, NVME_AER_INFO_ERR_INVALID_DB_VALUE);
+            return;
+        }
+        trace_nvme_db_cq(nvme_id(n), qid, val);
+        cq->head = val;
+        if (!pci_msix_enabled(&n->pdev) && !pci_msi_enabled(&n->pdev)) {
+            nvme_update_intx(n);
+        }
+        if (!g_queue_is_empty(&cq->waitq)) {
+            nvme_schedule(n);
+        }
+    } else {
+        NvmeSQueue *sq = qid < NVME_MAX_QUEUES ? n->sq[qid] : NULL;
+
+        if (!sq) {
+            trace_nvme_err_db_no_sq(nvme_id(n), qid, val);
+            nvme_doorbell_error(n, NVME_AER_INFO_ERR_INVALID_DB_REGISTER);
+            return;
+        }
+        if (val >= sq->size) {
+            trace_nvme_err_db_sq_value(nvme_id(n), qid, val, sq->size);
+            nvme_doorbell_error(n, NVME_AER_INFO_ERR_INVALID_DB_VALUE);
+            return;
+        }
+        trace_nvme_db_sq(nvme_id(n), qid, val);
+        sq->tail = val;
+        nvme_schedule(n);
+    }
+}
+
+/* ---- registers ---- */
+
+static uint64_t nvme_mmio_read(void *opaque, uint64_t addr, unsigned size)
+{
+    NvmeCtrl *n = opaque;
+    uint8_t regs[0x40] = { 0 };
+    uint64_t val;
+
+    if (addr >= NVME_REG_DBS) {
+        /* Doorbells are write-only. */
+        return 0;
+    }
+    if (addr + size > sizeof(regs)) {
+        /* Optional registers iovd does not implement (PMRCAP...). */
+        trace_nvme_mmio_read(nvme_id(n), addr, size, 0);
+        return 0;
+    }
+    stq_le_p(regs + NVME_REG_CAP, n->cap);
+    stl_le_p(regs + NVME_REG_VS, n->vs);
+    stl_le_p(regs + NVME_REG_INTMS, n->intms);
+    stl_le_p(regs + NVME_REG_INTMC, n->intms);
+    stl_le_p(regs + NVME_REG_CC, n->cc);
+    stl_le_p(regs + NVME_REG_CSTS, n->csts);
+    stl_le_p(regs + NVME_REG_AQA, n->aqa);
+    stq_le_p(regs + NVME_REG_ASQ, n->asq);
+    stq_le_p(regs + NVME_REG_ACQ, n->acq);
+    val = ldn_le_p(regs + addr, size);
+    trace_nvme_mmio_read(nvme_id(n), addr, size, val);
+    return val;
+}
+
+static void nvme_write_intm(NvmeCtrl *n, uint32_t val, bool set)
+{
+    if (pci_msix_enabled(&n->pdev)) {
+        /* Undefined with MSI-X: the MSI-X table masks. */
+        trace_nvme_err_intm_msix(nvme_id(n), val);
+        return;
+    }
+    if (set) {
+        n->intms |= val;
+    } else {
+        uint32_t fire = n->msi_pending & val;
+
+        n->intms &= ~val;
+        n->msi_pending &= ~val;
+        for (unsigned v = 0; fire; v++, fire >>= 1) {
+            if (fire & 1) {
+                pci_irq_notify(&n->pdev, v);
+            }
+        }
+    }
+    nvme_update_intx(n);
+}
+
+static void nvme_mmio_write(void *opaque, uint64_t addr, uint64_t val,
+                            unsigned size)
+{
+    NvmeCtrl *n = opaque;
+
+    trace_nvme_mmio_write(nvme_id(n), addr, size, val);
+    if (size == 8 && addr != NVME_REG_ASQ && addr != NVME_REG_ACQ &&
+        addr != NVME_REG_CAP) {
+        nvme_mmio_write(opaque, addr, (uint32_t)val, 4);
+        nvme_mmio_write(opaque, addr + 4, val >> 32, 4);
+        return;
+    }
+    if (size < 4 || (addr & 3)) {
+        trace_nvme_err_mmio_write(nvme_id(n), addr, size, val);
+        return;
+    }
+    if (addr >= NVME_REG_DBS) {
+        nvme_doorbell(n, addr, val);
+        return;
+    }
+    switch (addr) {
+    case NVME_REG_INTMS:
+        nvme_write_intm(n, val, true);
+        break;
+    case NVME_REG_INTMC:
+        nvme_write_intm(n, val, false);
+        break;
+    case NVME_REG_CC:
+        nvme_write_cc(n, val);
+        break;
+    case NVME_REG_NSSR:
+        /* CAP.NSSRS is 0: NVM subsystem reset is not supported. */
+        trace_nvme_err_nssr(nvme_id(n), val);
+        break;
+    case NVME_REG_AQA:
+        n->aqa = val & 0x0fff0fff;
+        break;
+    case NVME_REG_ASQ:
+        if (size == 8) {
+            n->asq = val & ~0xfffULL;
+        } else {
+            n->asq = (n->asq & ~0xffffffffULL) | (val & 0xfffff000);
+        }
+        break;
+    case NVME_REG_ASQ + 4:
+        n->asq = (n->asq & 0xffffffffULL) | (val << 32);
+        break;
+    case NVME_REG_ACQ:
+        if (size == 8) {
+            n->acq = val & ~0xfffULL;
+        } else {
+            n->acq = (n->acq & ~0xffffffffULL) | (val & 0xfffff000);
+        }
+        break;
+    case NVME_REG_ACQ + 4:
+        n->acq = (n->acq & 0xffffffffULL) | (val << 32);
+        break;
+    default:
+        trace_nvme_err_mmio_write(nvme_id(n), addr, size, val);
+        break;
+    }
+}
+
+static const PCIBarOps nvme_mmio_ops = {
+    .read = nvme_mmio_read,
+    .write = nvme_mmio_write,
+};
+
+/* ---- device class ---- */
+
+static void nvme_reset(Device *dev)
+{
+    NvmeCtrl *n = (NvmeCtrl *)dev;
+
+    if (n->busy) {
+        /*
+         * Nested in our own processing (a synchronous DMA or a drain),
+         * whose frames still use the queues: those go later, when it
+         * unwinds.  But the caller may unmap guest memory as soon as we
+         * return (client disconnect), so nothing may still hold guest
+         * pointers: stop submitting and drain now.
+         */
+        trace_nvme_reset_deferred(nvme_id(n), n->busy);
+        n->pending_cc = false;
+        n->pending_reset = true;
+        n->resetting = true;
+        iovd_bh_cancel(n->bh);
+        iovd_bh_cancel(n->irq_bh);
+        nvme_ns_drain_all(n);
+        return;
+    }
+    nvme_ctrl_reset(n, NVME_RESET_FUNCTION);
+}
+
+static void nvme_pause(Device *dev)
+{
+    NvmeCtrl *n = (NvmeCtrl *)dev;
+
+    trace_nvme_pause(nvme_id(n), true);
+    n->paused = true;
+}
+
+static void nvme_resume(Device *dev)
+{
+    NvmeCtrl *n = (NvmeCtrl *)dev;
+
+    trace_nvme_pause(nvme_id(n), false);
+    n->paused = false;
+    nvme_schedule(n);
+}
+
+static bool nvme_check_props(NvmeCtrl *n, GError **errp)
+{
+    if (n->logical_block_size != 512 && n->logical_block_size != 4096) {
+        error_setg(errp, "property 'logical_block_size': must be 512 or "
+                   "4096, not %u", n->logical_block_size);
+        return false;
+    }
+    if (!n->serial) {
+        n->serial = g_strdup(nvme_id(n));
+    }
+    if (strlen(n->serial) > 20) {
+        error_setg(errp, "property 'serial': '%s' is longer than 20 "
+                   "characters", n->serial);
+        return false;
+    }
+    if (n->model && strlen(n->model) > 40) {
+        error_setg(errp, "property 'model': longer than 40 characters");
+        return false;
+    }
+    if (n->rerror == BLK_ERR_ENOSPC) {
+        error_setg(errp, "property 'rerror': 'enospc' is for writes only");
+        return false;
+    }
+    return true;
+}
+
+static bool nvme_realize(Device *dev, GError **errp)
+{
+    NvmeCtrl *n = (NvmeCtrl *)dev;
+    PCIDevice *pdev = &n->pdev;
+    static const PCIDeviceInfo info = {
+        .vendor_id = NVME_PCI_VENDOR_ID,
+        .device_id = NVME_PCI_DEVICE_ID,
+        .subsystem_vendor_id = 0x1af4,
+        .subsystem_id = 0x1100,
+        .revision = 2,
+        .class_code = NVME_PCI_CLASS,
+        .express = true,
+        .interrupt_pin = 1,
+    };
+    uint64_t bar0_size;
+
+    if (!nvme_check_props(n, errp)) {
+        return false;
+    }
+    n->nr_vectors = n->max_ioqpairs + 1;
+    n->cap = (uint64_t)n->mqes << NVME_CAP_MQES_SHIFT |
+             NVME_CAP_CQR |
+             (uint64_t)NVME_CAP_TO_VALUE << NVME_CAP_TO_SHIFT |
+             NVME_CAP_CSS_NVM << NVME_CAP_CSS_SHIFT |
+             0ULL << NVME_CAP_MPSMIN_SHIFT |
+             (uint64_t)NVME_MPSMAX << NVME_CAP_MPSMAX_SHIFT;
+    n->vs = NVME_VS_1_4;
+    n->page_size = 4096;
+    n->page_bits = 12;
+    n->power_on_ns = clock_ns();
+
+    if (n->drive) {
+        if (!nvme_ns_init(n, &n->ns1, n->drive, 1, n->logical_block_size,
+                          n->share_rw, nvme_id(n), errp)) {
+            return false;
+        }
+        nvme_ns_attach(n, &n->ns1);
+    }
+
+    pci_device_init(pdev, &info);
+    /* Registers, then the doorbells on a page of their own. */
+    bar0_size = NVME_REG_DBS + MAX(4096u, 8u * NVME_MAX_QUEUES);
+    pci_register_bar(pdev, NVME_BAR_REGS, PCI_BAR_MEM64, bar0_size,
+                     &nvme_mmio_ops, n);
+    pci_register_bar(pdev, NVME_BAR_MSIX, PCI_BAR_MEM32, 4096, NULL, NULL);
+    pci_add_pm_cap(pdev);
+    pci_add_msix_cap(pdev, n->nr_vectors, NVME_BAR_MSIX, 0, NVME_BAR_MSIX,
+                     2048);
+
+    n->bh = iovd_bh_new(nvme_process_bh, n);
+    n->irq_bh = iovd_bh_new(nvme_irq_bh, n);
+    n->deferred_bh = iovd_bh_new(nvme_deferred_bh, n);
+    n->coalesce_timer = iovd_timer_new(nvme_coalesce_timer_cb, n);
+    n->kato_timer = iovd_timer_new(nvme_kato_cb, n);
+    nvme_ctrl_reset(n, NVME_RESET_FUNCTION);
+    trace_nvme_realize(nvme_id(n), n->max_ioqpairs, n->mqes,
+                       n->drive ? n->drive : "");
+    return true;
+}
+
+static void nvme_unrealize(Device *dev)
+{
+    NvmeCtrl *n = (NvmeCtrl *)dev;
+
+    nvme_ctrl_reset(n, NVME_RESET_FUNCTION);
+    if (n->ns1.blk) {
+        nvme_ns_detach(n, &n->ns1);
+        nvme_ns_cleanup(&n->ns1);
+    }
+    iovd_bh_delete(n->bh);
+    iovd_bh_delete(n->irq_bh);
+    iovd_bh_delete(n->deferred_bh);
+    iovd_timer_free(n->coalesce_timer);
+    iovd_timer_free(n->kato_timer);
+    g_free(n->bit_bucket);
+    pci_device_cleanup(&n->pdev);
+}
+
+static const PropDef nvme_props[] = {
+    PROP_DEF_STR("drive", NvmeCtrl, drive,
+                 "block node of namespace 1 (more with -device nvme-ns)"),
+    PROP_DEF_STR("serial", NvmeCtrl, serial,
+                 "serial number, up to 20 characters (default: the id)"),
+    PROP_DEF_STR("model", NvmeCtrl, model,
+                 "model number, up to 40 characters"),
+    PROP_DEF_UINT("max_ioqpairs", NvmeCtrl, max_ioqpairs,
+                  "I/O queue pairs (MSI-X vectors = this + 1)",
+                  .min = 1, .max = NVME_MAX_IOQPAIRS, .defval = "8"),
+    PROP_DEF_UINT("mqes", NvmeCtrl, mqes,
+                  "maximum queue entries supported, 0's based (CAP.MQES)",
+                  .min = 1, .max = 0xffff, .defval = "1023"),
+    PROP_DEF_UINT("logical_block_size", NvmeCtrl, logical_block_size,
+                  "LBA size of the namespaces: 512 or 4096",
+                  .min = 512, .max = 4096, .defval = "512"),
+    PROP_DEF_BOOL("share-rw", NvmeCtrl, share_rw,
+                  "allow other devices to use the drive too",
+                  .defval = "off"),
+    PROP_DEF_ENUM("rerror", NvmeCtrl, rerror, blk_error_policy_names,
+                  "action on read errors", .defval = "report"),
+    PROP_DEF_ENUM("werror", NvmeCtrl, werror, blk_error_policy_names,
+                  "action on write errors", .defval = "report"),
+    PROP_DEF_END
+};
+
+const DeviceClass nvme_class = {
+    .name = "nvme",
+    .desc = "NVM Express controller (NVMe 1.4, PCIe)",
+    .instance_size = sizeof(NvmeCtrl),
+    .is_pci = true,
+    .base_props = pci_common_props,
+    .props = nvme_props,
+    .realize = nvme_realize,
+    .unrealize = nvme_unrealize,
+    .reset = nvme_reset,
+    .pause = nvme_pause,
+    .resume = nvme_resume,
+};
+
+static void __attribute__((constructor)) nvme_register(void)
+{
+    device_class_register(&nvme_class);
+}

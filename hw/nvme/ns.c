@@ -1,0 +1,252 @@
+/*
+ * NVMe namespaces: a block backend seen through an LBA format.  Namespace
+ * 1 comes from the controller's drive= property; more come from nvme-ns
+ * devices (bus=CONTROLLER_ID,drive=NODE[,nsid=N]), which may be added
+ * before a client attaches or while the controller runs (the host then
+ * gets a Namespace Attribute Changed event).
+ */
+#include "hw/nvme/nvme.h"
+#include "hw/nvme/trace.h"
+#include "util/error.h"
+
+/* Stable identifiers from the controller's serial and the NSID. */
+static void nvme_ns_make_ids(NvmeCtrl *n, NvmeNamespace *ns)
+{
+    g_autofree char *seed = g_strdup_printf("iovd-nvme:%s:%u", n->serial,
+                                            ns->nsid);
+    GChecksum *ck = g_checksum_new(G_CHECKSUM_SHA256);
+    uint8_t digest[32];
+    gsize len = sizeof(digest);
+
+    g_checksum_update(ck, (const guchar *)seed, strlen(seed));
+    g_checksum_get_digest(ck, digest, &len);
+    g_checksum_free(ck);
+    memcpy(ns->nguid, digest, 16);
+    memcpy(ns->eui64, digest + 16, 8);
+    memcpy(ns->uuid, digest + 8, 16);
+    /* An RFC 4122 version 4 (random) UUID. */
+    ns->uuid[6] = (ns->uuid[6] & 0x0f) | 0x40;
+    ns->uuid[8] = (ns->uuid[8] & 0x3f) | 0x80;
+}
+
+static void nvme_ns_resize_cb(void *opaque)
+{
+    NvmeNamespace *ns = opaque;
+    NvmeCtrl *n = ns->ctrl;
+
+    ns->nsze = blk_getlength(ns->blk) >> ns->lba_shift;
+    trace_nvme_ns_resize(nvme_id(n), ns->nsid, ns->nsze);
+    if (ns->attached) {
+        nvme_ns_changed(n, ns->nsid);
+    }
+}
+
+static void nvme_ns_stop_cb(void *opaque)
+{
+    NvmeNamespace *ns = opaque;
+
+    /*
+     * The error policy holds a failed request until the monitor's cont:
+     * stop fetching commands until a request completes again.
+     */
+    trace_nvme_blk_stopped(nvme_id(ns->ctrl), ns->nsid);
+    ns->ctrl->blk_stopped = true;
+}
+
+static const BlockDevOps nvme_ns_blk_ops = {
+    .resize = nvme_ns_resize_cb,
+    .stop = nvme_ns_stop_cb,
+};
+
+bool nvme_ns_init(NvmeCtrl *n, NvmeNamespace *ns, const char *drive,
+                  uint32_t nsid, uint32_t lbasz, bool share_rw,
+                  const char *dev_id, GError **errp)
+{
+    uint64_t size;
+
+    if (lbasz != 512 && lbasz != 4096) {
+        error_setg(errp, "property 'logical_block_size': must be 512 or "
+                   "4096, not %u", lbasz);
+        return false;
+    }
+    ns->blk = blk_attach(drive, dev_id, share_rw, errp);
+    if (!ns->blk) {
+        return false;
+    }
+    size = blk_getlength(ns->blk);
+    if (size < lbasz) {
+        error_setg(errp, "drive '%s' is smaller than one %u-byte block",
+                   drive, lbasz);
+        blk_detach(ns->blk);
+        ns->blk = NULL;
+        return false;
+    }
+    ns->ctrl = n;
+    ns->nsid = nsid;
+    ns->lbasz = lbasz;
+    ns->lba_shift = lbasz == 4096 ? 12 : 9;
+    ns->nsze = size >> ns->lba_shift;
+    ns->read_only = blk_is_read_only(ns->blk);
+    nvme_ns_make_ids(n, ns);
+    blk_set_dev_ops(ns->blk, &nvme_ns_blk_ops, ns);
+    blk_set_error_policy(ns->blk, n->rerror, n->werror);
+    return true;
+}
+
+void nvme_ns_cleanup(NvmeNamespace *ns)
+{
+    if (ns->blk) {
+        blk_detach(ns->blk);
+        ns->blk = NULL;
+    }
+}
+
+void nvme_ns_attach(NvmeCtrl *n, NvmeNamespace *ns)
+{
+    g_assert(!n->ns[ns->nsid]);
+    n->ns[ns->nsid] = ns;
+    ns->attached = true;
+    trace_nvme_ns_attach(nvme_id(n), ns->nsid, ns->nsze, ns->lbasz);
+    if (n->csts & NVME_CSTS_RDY) {
+        nvme_ns_changed(n, ns->nsid);
+    }
+}
+
+void nvme_ns_detach(NvmeCtrl *n, NvmeNamespace *ns)
+{
+    if (!ns->attached) {
+        return;
+    }
+    /* No new command reaches it; then what is in flight finishes. */
+    n->ns[ns->nsid] = NULL;
+    ns->attached = false;
+    if (ns->plugged) {
+        ns->plugged = false;
+        blk_io_unplug(ns->blk);
+    }
+    blk_drain(ns->blk);
+    trace_nvme_ns_detach(nvme_id(n), ns->nsid);
+    if (n->csts & NVME_CSTS_RDY) {
+        nvme_ns_changed(n, ns->nsid);
+    }
+}
+
+void nvme_ns_drain_all(NvmeCtrl *n)
+{
+    for (unsigned i = 1; i <= NVME_MAX_NAMESPACES; i++) {
+        if (n->ns[i]) {
+            blk_drain(n->ns[i]->blk);
+        }
+    }
+}
+
+/* One batch per queue drain: plug every backend, then unplug them. */
+void nvme_ns_plug_all(NvmeCtrl *n, bool plug)
+{
+    for (unsigned i = 1; i <= NVME_MAX_NAMESPACES; i++) {
+        NvmeNamespace *ns = n->ns[i];
+
+        /* A namespace may come or go in between (device_add/del). */
+        if (ns && ns->plugged != plug) {
+            ns->plugged = plug;
+            if (plug) {
+                blk_io_plug(ns->blk);
+            } else {
+                blk_io_unplug(ns->blk);
+            }
+        }
+    }
+}
+
+/* ---- the nvme-ns device ---- */
+
+typedef struct NvmeNsDevice {
+    Device dev;
+    char *bus;
+    char *drive;
+    uint32_t nsid;
+    uint32_t logical_block_size;
+    bool share_rw;
+    NvmeNamespace ns;
+} NvmeNsDevice;
+
+static bool nvme_nsdev_realize(Device *dev, GError **errp)
+{
+    NvmeNsDevice *d = (NvmeNsDevice *)dev;
+    Device *parent = device_find(d->bus);
+    NvmeCtrl *n;
+    uint32_t nsid = d->nsid;
+
+    if (!parent || parent->cls != &nvme_class) {
+        error_setg(errp, "property 'bus': '%s' is not an nvme controller",
+                   d->bus);
+        return false;
+    }
+    n = (NvmeCtrl *)parent;
+    if (nsid == 0) {
+        for (nsid = 1; nsid <= NVME_MAX_NAMESPACES && n->ns[nsid]; nsid++) {
+            /* first free */
+        }
+        if (nsid > NVME_MAX_NAMESPACES) {
+            error_setg(errp, "controller '%s' has no free namespace id",
+                       d->bus);
+            return false;
+        }
+    } else if (n->ns[nsid]) {
+        error_setg(errp, "property 'nsid': namespace %u of '%s' exists",
+                   nsid, d->bus);
+        return false;
+    }
+    if (!nvme_ns_init(n, &d->ns, d->drive, nsid,
+                      d->logical_block_size ? d->logical_block_size
+                                            : n->logical_block_size,
+                      d->share_rw, dev->id, errp)) {
+        return false;
+    }
+    d->nsid = nsid;
+    dev->parent = parent;
+    nvme_ns_attach(n, &d->ns);
+    return true;
+}
+
+static void nvme_nsdev_unrealize(Device *dev)
+{
+    NvmeNsDevice *d = (NvmeNsDevice *)dev;
+
+    if (d->ns.ctrl) {
+        nvme_ns_detach(d->ns.ctrl, &d->ns);
+    }
+    nvme_ns_cleanup(&d->ns);
+}
+
+static const PropDef nvme_nsdev_props[] = {
+    PROP_DEF_STR("bus", NvmeNsDevice, bus, "id of the nvme controller",
+                 .mandatory = true),
+    PROP_DEF_STR("drive", NvmeNsDevice, drive, "block node",
+                 .mandatory = true),
+    PROP_DEF_UINT("nsid", NvmeNsDevice, nsid,
+                  "namespace id (0: the lowest free one)",
+                  .max = NVME_MAX_NAMESPACES, .defval = "0"),
+    PROP_DEF_UINT("logical_block_size", NvmeNsDevice, logical_block_size,
+                  "512 or 4096 (0: the controller's)", .max = 4096,
+                  .defval = "0"),
+    PROP_DEF_BOOL("share-rw", NvmeNsDevice, share_rw,
+                  "allow other devices to use the drive too",
+                  .defval = "off"),
+    PROP_DEF_END
+};
+
+static const DeviceClass nvme_ns_class = {
+    .name = "nvme-ns",
+    .desc = "NVMe namespace of an nvme controller (bus=ID,drive=NODE)",
+    .instance_size = sizeof(NvmeNsDevice),
+    .is_pci = false,
+    .props = nvme_nsdev_props,
+    .realize = nvme_nsdev_realize,
+    .unrealize = nvme_nsdev_unrealize,
+};
+
+static void __attribute__((constructor)) nvme_ns_register(void)
+{
+    device_class_register(&nvme_ns_class);
+}

@@ -1,0 +1,336 @@
+/*
+ * NVMe controller state: the controller (a PCI function), its submission
+ * and completion queues with per-queue request pools, and namespaces.
+ *
+ * Files: ctrl.c (properties, registers, doorbells, reset, interrupts),
+ * queue.c (queues, request pools, completion posting), admin.c (admin
+ * commands), io.c (NVM commands, PRP/SGL mapping), ns.c (namespaces and
+ * the nvme-ns device).  Wire formats are in nvme-spec.h.
+ */
+#ifndef HW_NVME_NVME_H
+#define HW_NVME_NVME_H
+
+#include "util/osdep.h"
+#include "util/main-loop.h"
+#include "hw/pci/pci.h"
+#include "block/block.h"
+#include "hw/nvme/nvme-spec.h"
+
+#define NVME_MAX_IOQPAIRS       64
+#define NVME_MAX_QUEUES         (NVME_MAX_IOQPAIRS + 1)
+#define NVME_MAX_NAMESPACES     256     /* Identify Controller NN */
+#define NVME_MDTS               7       /* 2^7 minimum pages: 512 KiB */
+#define NVME_MDTS_BYTES         ((1u << NVME_MDTS) * 4096u)
+#define NVME_AERL               3       /* 4 outstanding AERs (0's based) */
+#define NVME_ACL                3       /* abort command limit */
+#define NVME_ELPE               15      /* 16 error log entries */
+#define NVME_AER_QUEUE_MAX      16      /* events waiting for an AER */
+#define NVME_CAP_TO_VALUE       0x0f    /* 7.5 s */
+#define NVME_MPSMAX             4       /* 64 KiB pages */
+
+/* Most guest segments (PRP pages, SGL data descriptors) per command. */
+#define NVME_MAX_SG             256
+/* Most iovecs per request; also holds the 256 ranges of a DSM command. */
+#define NVME_MAX_IOV            256
+/* Most SGL descriptors (all kinds) walked for one command. */
+#define NVME_MAX_SGL_DESCS      1024
+
+/* A command handler's "the backend completes it later". */
+#define NVME_NO_COMPLETE        0xffff
+
+typedef struct NvmeCtrl NvmeCtrl;
+typedef struct NvmeSQueue NvmeSQueue;
+typedef struct NvmeCQueue NvmeCQueue;
+typedef struct NvmeNamespace NvmeNamespace;
+
+/* One piece of a command's data buffer in guest memory. */
+typedef struct NvmeSg {
+    uint64_t addr;
+    uint32_t len;
+    bool bit_bucket;            /* SGL bit bucket: read data is dropped */
+} NvmeSg;
+
+struct NvmeNamespace {
+    NvmeCtrl *ctrl;
+    uint32_t nsid;
+    BlockBackend *blk;
+    uint32_t lbasz;
+    unsigned lba_shift;
+    uint64_t nsze;              /* in logical blocks */
+    bool read_only;
+    bool attached;              /* in ctrl->ns[] */
+    bool plugged;               /* inside the bottom half's plug */
+    uint8_t eui64[8];
+    uint8_t nguid[16];
+    uint8_t uuid[16];
+};
+
+/* How a request's data reaches guest memory. */
+typedef enum {
+    NVME_DATA_NONE,
+    NVME_DATA_IOV,              /* iovecs straight into guest memory */
+    NVME_DATA_BOUNCE,           /* the SQ's bounce buffer */
+} NvmeDataMode;
+
+typedef struct NvmeRequest {
+    NvmeSQueue *sq;
+    NvmeNamespace *ns;
+    NvmeCmd cmd;
+    uint32_t result;            /* CQE DW0 */
+    uint16_t status;
+    NvmeDataMode data;
+    bool dma_held;              /* pci_dma_hold() taken */
+    bool in_block;              /* submitted to the block layer */
+    uint64_t slba;
+    uint32_t nlb;
+    uint64_t bytes;             /* data transfer length */
+    uint32_t step;              /* DSM range / broadcast flush cursor */
+    uint32_t nsteps;
+    struct iovec *iov;          /* NVME_MAX_IOV entries (I/O queues) */
+    unsigned niov;
+    BlockReq breq;
+    GList link;                 /* free list, CQ wait list, bounce wait */
+} NvmeRequest;
+
+struct NvmeSQueue {
+    NvmeCtrl *ctrl;
+    uint16_t sqid;
+    uint16_t cqid;
+    uint32_t size;
+    uint32_t head;
+    uint32_t tail;
+    uint64_t dma_addr;
+    uint64_t db_addr;           /* shadow doorbell, 0 = none */
+    uint64_t ei_addr;           /* event index */
+    NvmeRequest *reqs;          /* the pool: size entries */
+    struct iovec *iov_pool;     /* size * NVME_MAX_IOV, I/O queues only */
+    GQueue free;                /* of NvmeRequest, by link */
+    unsigned inflight;          /* requests taken from the pool */
+    unsigned blk_inflight;      /* of those, in the block layer */
+    bool starved;               /* stopped fetching: pool empty */
+    bool deleting;
+    NvmeRequest *delete_req;    /* Delete I/O SQ waiting for the queue */
+    /* Parse scratch: the current command's guest segments. */
+    NvmeSg sg[NVME_MAX_SG];
+    unsigned nsg;
+    /* Bounce buffer (compare; memory not directly mapped), one user. */
+    uint8_t *bounce;
+    NvmeSg *bounce_sg;
+    unsigned bounce_nsg;
+    NvmeRequest *bounce_owner;
+    GQueue bounce_wait;         /* requests waiting for the bounce buffer */
+};
+
+struct NvmeCQueue {
+    NvmeCtrl *ctrl;
+    uint16_t cqid;
+    uint16_t vector;
+    bool irq_enabled;
+    bool phase;
+    uint32_t size;
+    uint32_t head;
+    uint32_t tail;
+    uint64_t dma_addr;
+    uint64_t db_addr;
+    uint64_t ei_addr;
+    unsigned nr_sqs;            /* SQs completing here */
+    GQueue waitq;               /* completed requests awaiting a free slot */
+    unsigned coalesced;         /* CQEs posted since the last interrupt */
+    bool irq_due;
+};
+
+typedef struct NvmeFeatures {
+    uint32_t arbitration;
+    uint32_t power_mgmt;
+    uint16_t temp_over;
+    uint16_t temp_under;
+    uint32_t err_rec;
+    bool vwc;                   /* volatile write cache enabled */
+    uint32_t irq_coalescing;
+    bool ivc_cd[NVME_MAX_QUEUES];   /* coalescing disabled per vector */
+    uint32_t write_atomicity;
+    uint32_t aec;               /* asynchronous event configuration */
+    uint32_t kato;              /* keep alive timeout, ms */
+    uint64_t ts_base_ms;        /* timestamp at ts_set_ns */
+    int64_t ts_set_ns;
+    bool ts_from_host;
+    bool nr_queues_set;
+} NvmeFeatures;
+
+typedef enum {
+    NVME_RESET_CONTROLLER,      /* CC.EN 1 -> 0 */
+    NVME_RESET_FUNCTION,        /* FLR, DEVICE_RESET, disconnect, teardown */
+} NvmeResetKind;
+
+struct NvmeCtrl {
+    PCIDevice pdev;
+
+    /* Properties. */
+    char *drive;
+    char *serial;
+    char *model;
+    uint32_t max_ioqpairs;
+    uint16_t mqes;
+    uint32_t logical_block_size;
+    bool share_rw;
+    int rerror;
+    int werror;
+
+    /* Registers. */
+    uint64_t cap;
+    uint32_t vs;
+    uint32_t intms;
+    uint32_t cc;
+    uint32_t csts;
+    uint32_t aqa;
+    uint64_t asq;
+    uint64_t acq;
+    uint32_t page_size;
+    unsigned page_bits;
+    unsigned nr_vectors;
+
+    NvmeSQueue *sq[NVME_MAX_QUEUES];
+    NvmeCQueue *cq[NVME_MAX_QUEUES];
+    NvmeNamespace ns1;          /* drive= */
+    NvmeNamespace *ns[NVME_MAX_NAMESPACES + 1];
+
+    NvmeFeatures features;
+
+    /* Asynchronous events. */
+    NvmeRequest *aer_reqs[NVME_AERL + 1];
+    unsigned aer_outstanding;
+    uint32_t aer_queue[NVME_AER_QUEUE_MAX];
+    unsigned aer_queued;
+    uint8_t aer_masked;         /* bit per event type, until its log read */
+
+    /* Changed namespace list (log 04h). */
+    uint32_t changed_ns[NVME_CHANGED_NSLIST_MAX];
+    unsigned nr_changed_ns;
+    bool changed_ns_overflow;
+
+    /* Error information log: a ring of the newest entries. */
+    NvmeErrorLogEntry elog[NVME_ELPE + 1];
+    unsigned elog_next;
+    uint64_t error_count;
+
+    /* SMART / health counters (persist across resets). */
+    uint64_t bytes_read;
+    uint64_t bytes_written;
+    uint64_t read_cmds;
+    uint64_t write_cmds;
+    uint64_t media_errors;
+    uint64_t power_on_ns;       /* monotonic time of realize */
+
+    /* Shadow doorbells (Doorbell Buffer Config). */
+    uint64_t dbbuf_dbs;
+    uint64_t dbbuf_eis;
+    bool dbbuf_enabled;
+
+    /* Interrupts. */
+    uint32_t msi_pending;       /* MSI vectors raised while INTMS masked */
+
+    /* Processing. */
+    IovdBH *bh;                 /* drains submission queues */
+    IovdBH *irq_bh;             /* raises interrupts for posted CQEs */
+    IovdBH *deferred_bh;        /* applies deferred CC writes / resets */
+    IovdTimer *coalesce_timer;
+    IovdTimer *kato_timer;
+    uint8_t *bit_bucket;        /* scratch for SGL bit buckets (reads) */
+    bool paused;                /* monitor stop */
+    bool blk_stopped;           /* a backend's error policy said stop */
+    unsigned blk_inflight;      /* requests in the block layer */
+    bool reset_async;           /* CC.EN 1 -> 0 waits for blk_inflight */
+    bool shutdown_pending;      /* CC.SHN waits for blk_inflight */
+    bool resetting;
+    bool in_bh;
+    bool bh_again;
+    /*
+     * Depth of device code that may do DMA through the transport.  A
+     * synchronous DMA serves nested region writes from the client; CC
+     * writes and resets that arrive then are applied when it drops to 0.
+     */
+    unsigned busy;
+    bool pending_reset;
+    bool pending_cc;
+    uint32_t pending_cc_val;
+};
+
+static inline const char *nvme_id(NvmeCtrl *n)
+{
+    return n->pdev.dev.id ? n->pdev.dev.id : "nvme";
+}
+
+static inline bool nvme_ready(NvmeCtrl *n)
+{
+    return (n->csts & NVME_CSTS_RDY) && !(n->csts & NVME_CSTS_CFS);
+}
+
+static inline NvmeNamespace *nvme_ns(NvmeCtrl *n, uint32_t nsid)
+{
+    if (nsid == 0 || nsid > NVME_MAX_NAMESPACES) {
+        return NULL;
+    }
+    return n->ns[nsid];
+}
+
+/* ctrl.c */
+extern const DeviceClass nvme_class;
+void nvme_enter(NvmeCtrl *n);
+void nvme_leave(NvmeCtrl *n);
+void nvme_schedule(NvmeCtrl *n);
+void nvme_irq_schedule(NvmeCtrl *n);
+void nvme_update_intx(NvmeCtrl *n);
+void nvme_set_fatal(NvmeCtrl *n, const char *why);
+void nvme_error_log_add(NvmeCtrl *n, uint16_t sqid, uint16_t cid,
+                        uint16_t status, uint32_t nsid, uint64_t lba);
+void nvme_kato_restart(NvmeCtrl *n);
+
+/* queue.c */
+NvmeCQueue *nvme_cq_new(NvmeCtrl *n, uint16_t cqid, uint64_t dma_addr,
+                        uint32_t size, uint16_t vector, bool irq_enabled);
+void nvme_cq_free(NvmeCtrl *n, NvmeCQueue *cq);
+NvmeSQueue *nvme_sq_new(NvmeCtrl *n, uint16_t sqid, uint16_t cqid,
+                        uint64_t dma_addr, uint32_t size);
+uint16_t nvme_sq_delete(NvmeCtrl *n, NvmeSQueue *sq, NvmeRequest *req);
+void nvme_sq_delete_finish(NvmeCtrl *n, NvmeSQueue *sq);
+void nvme_sq_free(NvmeCtrl *n, NvmeSQueue *sq);
+void nvme_queue_set_shadow(NvmeCtrl *n, uint16_t qid);
+void nvme_process_sq(NvmeCtrl *n, NvmeSQueue *sq);
+void nvme_req_complete(NvmeRequest *req);
+void nvme_req_release(NvmeRequest *req);
+void nvme_cq_flush_waitq(NvmeCtrl *n, NvmeCQueue *cq);
+bool nvme_cq_full(NvmeCtrl *n, NvmeCQueue *cq);
+void nvme_cq_update_shadow_head(NvmeCtrl *n, NvmeCQueue *cq);
+uint32_t nvme_cq_used(NvmeCQueue *cq);
+bool nvme_bounce_get(NvmeRequest *req);
+void nvme_bounce_put(NvmeRequest *req);
+
+/* admin.c */
+uint16_t nvme_admin_cmd(NvmeCtrl *n, NvmeRequest *req);
+void nvme_aer_enqueue(NvmeCtrl *n, uint8_t type, uint8_t info, uint8_t log);
+void nvme_aer_process(NvmeCtrl *n);
+void nvme_ns_changed(NvmeCtrl *n, uint32_t nsid);
+void nvme_features_reset(NvmeCtrl *n);
+void nvme_check_temperature(NvmeCtrl *n);
+
+/* io.c */
+uint16_t nvme_io_cmd(NvmeCtrl *n, NvmeRequest *req);
+uint16_t nvme_map_dptr(NvmeCtrl *n, NvmeRequest *req, uint64_t len,
+                       bool to_guest);
+uint16_t nvme_dma_to_guest(NvmeCtrl *n, NvmeRequest *req, const void *buf,
+                           uint64_t len);
+uint16_t nvme_dma_from_guest(NvmeCtrl *n, NvmeRequest *req, void *buf,
+                             uint64_t len);
+void nvme_bounce_retry(NvmeSQueue *sq);
+
+/* ns.c */
+bool nvme_ns_init(NvmeCtrl *n, NvmeNamespace *ns, const char *drive,
+                  uint32_t nsid, uint32_t lbasz, bool share_rw,
+                  const char *dev_id, GError **errp);
+void nvme_ns_cleanup(NvmeNamespace *ns);
+void nvme_ns_attach(NvmeCtrl *n, NvmeNamespace *ns);
+void nvme_ns_detach(NvmeCtrl *n, NvmeNamespace *ns);
+void nvme_ns_drain_all(NvmeCtrl *n);
+void nvme_ns_plug_all(NvmeCtrl *n, bool plug);
+
+#endif
