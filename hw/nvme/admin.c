@@ -279,6 +279,26 @@ static uint16_t nvme_identify(NvmeCtrl *n, NvmeRequest *req)
         memcpy(p + sizeof(d), ns->uuid, NVME_NIDL_UUID);
         break;
     }
+    case NVME_ID_CNS_CS_NS:
+    case NVME_ID_CNS_CS_CTRL: {
+        /*
+         * NVMe 2.0's command-set specific structures, which Linux asks for
+         * whatever the version: for the NVM command set (CSI 0) all-zero
+         * data means "no extra limits", which is what we have.
+         */
+        uint8_t csi = req->cmd.cdw11 >> 24;
+
+        if (csi != 0) {
+            trace_nvme_err_invalid_field(nvme_id(n), req->cmd.opcode,
+                                         "identify CSI", csi);
+            return NVME_ERR(NVME_INVALID_FIELD);
+        }
+        if (cns == NVME_ID_CNS_CS_NS && !nvme_ns(n, nsid)) {
+            trace_nvme_err_invalid_ns(nvme_id(n), nsid);
+            return NVME_ERR(NVME_INVALID_NSID);
+        }
+        break;
+    }
     default:
         trace_nvme_err_invalid_field(nvme_id(n), req->cmd.opcode,
                                      "identify CNS", cns);

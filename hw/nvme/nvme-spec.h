@@ -340,6 +340,8 @@ enum {
     NVME_ID_CNS_NS_ACTIVE_LIST      = 0x02,
     NVME_ID_CNS_NS_DESCR_LIST       = 0x03,
     NVME_ID_CNS_NVM_SET_LIST        = 0x04,
+    NVME_ID_CNS_CS_NS               = 0x05,     /* NVMe 2.0: per CSI */
+    NVME_ID_CNS_CS_CTRL             = 0x06,     /* NVMe 2.0: per CSI */
     NVME_ID_CNS_NS_PRESENT_LIST     = 0x10,
     NVME_ID_CNS_NS_PRESENT          = 0x11,
     NVME_ID_CNS_CTRL_LIST_NS        = 0x12,

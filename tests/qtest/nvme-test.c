@@ -497,6 +497,17 @@ START_TEST(test_identify)
                      DNR(NVME_INVALID_NSID));
     ck_assert_int_eq(qnvme_identify(q, 0x55, 0, buf),
                      DNR(NVME_INVALID_FIELD));
+    /* Command-set specific structures (CSI 0, as Linux asks): zeroes. */
+    memset(buf, 0xff, 4096);
+    ck_assert_int_eq(qnvme_identify(q, NVME_ID_CNS_CS_CTRL, 0, buf),
+                     NVME_SUCCESS);
+    for (int i = 0; i < 4096; i++) {
+        ck_assert_uint_eq(((uint8_t *)buf)[i], 0);
+    }
+    ck_assert_int_eq(qnvme_identify(q, NVME_ID_CNS_CS_NS, 1, buf),
+                     NVME_SUCCESS);
+    ck_assert_int_eq(qnvme_identify(q, NVME_ID_CNS_CS_NS, 9, buf),
+                     DNR(NVME_INVALID_NSID));
 }
 END_TEST
 
