@@ -37,13 +37,18 @@ stop_iovd() {
 }
 
 host_fio() {
-    # $1 rw, $2 iodepth, $3 jobs
+    # $1 rw, $2 iodepth, $3 jobs: iops and median completion latency
     fio --name=host --filename="$IMG" --ioengine=libaio --direct=0 \
         --rw="$1" --bs=4k --iodepth="$2" --numjobs="$3" --group_reporting \
         --time_based --runtime="$SECS" --size="${FILE_MB}M" \
-        --output-format=terse --terse-version=3 2>/dev/null |
-    awk -F';' -v rw="$1" '{
-        if (rw == "randread") { iops = $8; p50 = $30 } else { iops = $49; p50 = $71 }
+        --output-format=json 2>/dev/null |
+    python3 -c '
+import json, sys
+j = json.load(sys.stdin)["jobs"][0]
+d = j["read"] if j["read"]["io_bytes"] else j["write"]
+p50 = d["clat_ns"].get("percentile", {}).get("50.000000", 0) / 1000
+print("iops=%d lat_us_p50=%d" % (d["iops"], p50))'
+}
         printf "iops=%d lat_us_p50=%s\n", iops, p50 }'
 }
 
