@@ -643,7 +643,12 @@ int pci_dma_iov(PCIDevice *pdev, uint64_t addr, uint64_t len, bool is_write,
                                       &plen);
 
         if (!p || !plen) {
-            trace_pci_err_dma_unmapped(pci_id(pdev), addr, len);
+            /*
+             * Not directly mapped: maybe not guest memory at all, maybe
+             * memory the client lends only through messages.  Callers
+             * bounce through pci_dma_read/write, which tells the two apart.
+             */
+            trace_pci_dma_iov_not_direct(pci_id(pdev), addr, len);
             return -EFAULT;
         }
         /* Merge with the previous entry when contiguous on the host. */

@@ -225,7 +225,9 @@ int pci_dma_write(PCIDevice *pdev, uint64_t addr, const void *buf,
 /*
  * Append iovecs for guest [addr, addr+len) to @iov (at *niov, at most
  * @max entries), splitting at mapping boundaries.  0, -EFAULT when any part
- * is not directly mapped, -ENOSPC when @max is too small.
+ * is not directly mapped (then bounce with pci_dma_read/write: the client
+ * may lend that memory through messages only), -ENOSPC when @max is too
+ * small.
  */
 int pci_dma_iov(PCIDevice *pdev, uint64_t addr, uint64_t len, bool is_write,
                 struct iovec *iov, unsigned max, unsigned *niov);

@@ -132,6 +132,24 @@ int vfu_dma_unmap(VfuServer *s, const VfuDmaUnmap *u)
     return 0;
 }
 
+bool vfu_dma_unmap_needs_drain(VfuServer *s, const VfuDmaUnmap *u)
+{
+    /*
+     * Only a region mmap'd into iovd can have device pointers into it; a
+     * region reached by messages holds none (and waiting there could
+     * deadlock: the client answers our DMA only once we answer it).
+     */
+    for (unsigned i = 0; i < s->dma->len; i++) {
+        VfuDmaRegion *r = dma_at(s, i);
+
+        if (r->host && ((u->flags & VFU_DMA_UNMAP_FLAG_ALL) ||
+                        (r->addr == u->addr && r->size == u->size))) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void vfu_dma_unmap_all(VfuServer *s)
 {
     while (s->dma->len) {
@@ -167,7 +185,14 @@ int vfu_dma_rw_msg(void *opaque, uint64_t addr, void *buf, uint64_t len,
     bool spec = s->pdev->dma_rw_layout == 1;
     uint32_t data_off = spec ? VFU_DMA_RW_SPEC_DATA_OFF
                              : VFU_DMA_RW_QEMU_DATA_OFF;
-    uint64_t chunk_max = MIN(s->client_max_xfer, VFU_SERVER_MAX_DATA_XFER);
+    /*
+     * QEMU 10.x's client writes each reply with one non-blocking write and
+     * drops whatever the socket did not take: keep DMA_READ replies well
+     * inside a socket buffer.
+     */
+    uint64_t chunk_max = MIN(s->client_max_xfer,
+                             is_write ? VFU_SERVER_MAX_DATA_XFER
+                                      : VFU_DMA_READ_CHUNK);
     uint8_t *p = buf;
 
     /* Check the whole range first: nothing is sent for a bad address. */

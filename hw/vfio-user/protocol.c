@@ -203,7 +203,7 @@ static int handle_dma_unmap(VfuServer *s, VfuMsg *m)
     if (du->flags & ~VFU_DMA_UNMAP_FLAG_ALL) {
         return msg_fail(s, m, ENOTSUP, "DMA_UNMAP flags");
     }
-    if (s->pdev->dma_inflight) {
+    if (s->pdev->dma_inflight && vfu_dma_unmap_needs_drain(s, du)) {
         /*
          * In-flight requests hold pointers into guest memory: reply once
          * they have drained (vfu_dma_idle); read nothing else meanwhile.
@@ -707,18 +707,6 @@ static int handle_device_reset(VfuServer *s, VfuMsg *m)
 }
 
 /* ---- dispatch ---- */
-
-bool vfu_msg_may_nest(const VfuMsg *m)
-{
-    /*
-     * While we wait for the client to answer our DMA_READ/WRITE, it may be
-     * blocked waiting for us on a region access: serve those.  Everything
-     * else (maps, resets, IRQ set-up) waits until our DMA is done.
-     */
-    return m->hdr.cmd == VFU_CMD_REGION_READ ||
-           (m->hdr.cmd == VFU_CMD_REGION_WRITE &&
-            !(m->hdr.flags & VFU_FLAG_NO_REPLY));
-}
 
 void vfu_handle_msg(VfuServer *s, VfuMsg *m)
 {

@@ -210,7 +210,7 @@ static void vfu_accept(void *opaque)
         if (poll(&pfd, 1, 0) == 1 &&
             (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
             while (s->client_fd >= 0) {
-                if (!vfu_client_read(s, NULL)) {
+                if (!vfu_client_read(s)) {
                     vfu_client_gone(s, "connection closed");
                 }
             }
@@ -554,7 +554,7 @@ static void vfu_run_deferred(void *opaque)
 {
     VfuServer *s = opaque;
 
-    while (s->client_fd >= 0 && !s->dma_wait_depth && !s->pending_unmap &&
+    while (s->client_fd >= 0 && !s->pending_unmap &&
            !g_queue_is_empty(&s->deferred)) {
         VfuMsg *m = g_queue_pop_head(&s->deferred);
 
@@ -563,7 +563,19 @@ static void vfu_run_deferred(void *opaque)
     }
 }
 
-bool vfu_client_read(VfuServer *s, VfuMsg **awaited)
+/* A reply to one of our pending requests: file it where its waiter looks. */
+static bool rx_take_reply(VfuServer *s, VfuMsg *m)
+{
+    for (unsigned i = 0; i < s->dma_wait_depth; i++) {
+        if (s->waits[i].msg_id == m->hdr.msg_id && !s->waits[i].reply) {
+            s->waits[i].reply = m;
+            return true;
+        }
+    }
+    return false;
+}
+
+bool vfu_client_read(VfuServer *s)
 {
     /* Bounded batch, so one busy client does not starve the others. */
     for (unsigned budget = 64; budget; budget--) {
@@ -579,19 +591,25 @@ bool vfu_client_read(VfuServer *s, VfuMsg **awaited)
         s->nr_msgs++;
         m = rx_take(s);
         if ((m->hdr.flags & VFU_FLAG_TYPE_MASK) == VFU_FLAG_REPLY) {
-            if (awaited && s->dma_wait_depth &&
-                m->hdr.msg_id == s->wait_msg_id) {
-                *awaited = m;
-                return true;
+            if (!rx_take_reply(s, m)) {
+                trace_vfu_err_unexpected_reply(sid(s), m->hdr.msg_id);
+                vfu_msg_free(m);
             }
-            trace_vfu_err_unexpected_reply(sid(s), m->hdr.msg_id);
-            vfu_msg_free(m);
+            if (s->dma_wait_depth &&
+                s->waits[s->dma_wait_depth - 1].reply) {
+                return true;    /* the innermost waiter has its answer */
+            }
             continue;
         }
-        if ((s->dma_wait_depth && !vfu_msg_may_nest(m)) ||
-            !g_queue_is_empty(&s->deferred) || s->pending_unmap) {
+        /*
+         * Requests are handled in order, also while we wait for a reply
+         * of our own (DMA through messages): the client may be blocked on
+         * one of them and only then answer ours.  They wait only behind a
+         * DMA_UNMAP that waits for in-flight DMA.
+         */
+        if (!g_queue_is_empty(&s->deferred) || s->pending_unmap) {
             g_queue_push_tail(&s->deferred, m);
-            if (!s->dma_wait_depth && !s->pending_unmap) {
+            if (!s->pending_unmap) {
                 iovd_bh_schedule(s->deferred_bh);
             }
             continue;
@@ -609,24 +627,29 @@ static void vfu_client_readable(void *opaque)
 {
     VfuServer *s = opaque;
 
-    if (!vfu_client_read(s, NULL)) {
+    if (!vfu_client_read(s)) {
         vfu_client_gone(s, "connection closed");
     }
 }
 
 /*
  * Wait for the reply to the request we just sent (server-initiated DMA),
- * servicing what the client sends meanwhile: region accesses are handled
- * at once (the client may be blocked on them), the rest after.
+ * handling what the client sends meanwhile.  Waits nest (a request handled
+ * meanwhile may lead to DMA of its own): each level has its slot.
  */
 VfuMsg *vfu_wait_reply(VfuServer *s, uint16_t msg_id)
 {
     int64_t deadline = clock_ns() + VFU_REPLY_TIMEOUT_MS * 1000000LL;
-    VfuMsg *reply = NULL;
+    unsigned level = s->dma_wait_depth;
+    VfuMsg *reply;
 
+    if (level >= VFU_MAX_WAIT_DEPTH) {
+        return NULL;
+    }
+    s->waits[level].msg_id = msg_id;
+    s->waits[level].reply = NULL;
     s->dma_wait_depth++;
-    s->wait_msg_id = msg_id;
-    while (!reply && s->client_fd >= 0) {
+    while (!s->waits[level].reply && s->client_fd >= 0) {
         struct pollfd pfd = { .fd = s->client_fd, .events = POLLIN };
         int64_t left = deadline - clock_ns();
 
@@ -642,14 +665,15 @@ VfuMsg *vfu_wait_reply(VfuServer *s, uint16_t msg_id)
         if ((pfd.revents & POLLOUT) && tx_flush(s) < 0) {
             break;
         }
-        if (pfd.revents & (POLLIN | POLLHUP | POLLERR)) {
-            if (!vfu_client_read(s, &reply)) {
-                break;
-            }
+        if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) &&
+            !vfu_client_read(s)) {
+            break;
         }
     }
     s->dma_wait_depth--;
-    if (!g_queue_is_empty(&s->deferred)) {
+    reply = s->waits[level].reply;
+    s->waits[level].reply = NULL;
+    if (!g_queue_is_empty(&s->deferred) && !s->pending_unmap) {
         iovd_bh_schedule(s->deferred_bh);
     }
     return reply;

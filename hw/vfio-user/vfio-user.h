@@ -14,6 +14,8 @@
 #define VFU_RX_MAX_FDS  64                      /* receive up to, reject > max */
 #define VFU_REPLY_TIMEOUT_MS 5000
 #define VFU_TX_BACKLOG_MAX (8u << 20)
+#define VFU_MAX_WAIT_DEPTH 8
+#define VFU_DMA_READ_CHUNK (32u << 10)   /* see vfu_dma_rw_msg() */
 
 typedef struct VfuDmaRegion {
     uint64_t addr, size;
@@ -58,12 +60,15 @@ typedef struct VfuServer {
     int rx_fds[VFU_RX_MAX_FDS];
     unsigned rx_nfds;
     bool rx_fds_truncated;
-    GQueue deferred;            /* of VfuMsg *, received during a DMA wait */
+    GQueue deferred;            /* of VfuMsg *, behind a pending unmap */
     struct IovdBH *deferred_bh;
-    unsigned dma_wait_depth;
     uint16_t next_msg_id;
-    uint16_t wait_msg_id;
-    VfuMsg *wait_reply;         /* filled when the awaited reply arrives */
+    /* Our own requests (DMA_READ/WRITE) awaiting replies, innermost last. */
+    unsigned dma_wait_depth;
+    struct {
+        uint16_t msg_id;
+        VfuMsg *reply;
+    } waits[VFU_MAX_WAIT_DEPTH];
 
     /* Transmit queue (replies the socket could not take at once). */
     GQueue tx;                  /* of VfuTxBuf * */
@@ -98,7 +103,7 @@ int vfu_send_reply(VfuServer *s, const VfuHdr *req, const void *payload,
                    size_t len, int fd);
 int vfu_send_error(VfuServer *s, const VfuHdr *req, int err);
 /* Read and handle what is available; false when the client went away. */
-bool vfu_client_read(VfuServer *s, VfuMsg **awaited);
+bool vfu_client_read(VfuServer *s);
 void vfu_msg_free(VfuMsg *m);
 void vfu_deferred_init(VfuServer *s);
 /* Wait (servicing the client) for the reply to our request @msg_id. */
@@ -109,7 +114,6 @@ void vfu_resume_reading(VfuServer *s);
 
 /* protocol.c */
 void vfu_handle_msg(VfuServer *s, VfuMsg *m);
-bool vfu_msg_may_nest(const VfuMsg *m);
 void vfu_irq_release(VfuServer *s);
 void vfu_irq_signal(void *opaque, unsigned index, unsigned vector);
 
@@ -117,6 +121,7 @@ void vfu_irq_signal(void *opaque, unsigned index, unsigned vector);
 int vfu_dma_map(VfuServer *s, const VfuDmaMap *m, int fd);
 int vfu_dma_unmap(VfuServer *s, const VfuDmaUnmap *u);
 void vfu_dma_unmap_all(VfuServer *s);
+bool vfu_dma_unmap_needs_drain(VfuServer *s, const VfuDmaUnmap *u);
 void *vfu_dma_translate(void *opaque, uint64_t addr, uint64_t len,
                         bool is_write, uint64_t *plen);
 int vfu_dma_rw_msg(void *opaque, uint64_t addr, void *buf, uint64_t len,

@@ -194,12 +194,18 @@ def main():
     # the caller says KVM works.
     accel = os.environ.get('IOVD_GUEST_ACCEL', 'tcg')
     tests = ['enum']
-    if disks:
+    if os.environ.get('IOVD_GUEST_TESTS'):
+        tests = os.environ['IOVD_GUEST_TESTS'].split(',')
+    elif disks:
         tests += ['disk', 'resize']
-    if nics:
+    if nics and not os.environ.get('IOVD_GUEST_TESTS'):
         tests.append('net')
+    # IOVD_GUEST_SHARED=0: private guest RAM, so every DMA goes through
+    # DMA_READ/DMA_WRITE messages (the slow path, exercised for real).
+    share = os.environ.get('IOVD_GUEST_SHARED', '1') != '0'
     cmd = [qemu, '-machine', f'q35,memory-backend=mem,accel={accel}',
-           '-object', 'memory-backend-memfd,id=mem,size=1G,share=on',
+           '-object', 'memory-backend-memfd,id=mem,size=1G,share=on'
+           if share else 'memory-backend-ram,id=mem,size=1G',
            '-m', '1G', '-smp', '2', '-cpu', 'max', '-nodefaults',
            '-display', 'none', '-serial', 'stdio', '-no-reboot',
            '-kernel', os.path.join(guest_dir, 'vmlinuz'),
