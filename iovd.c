@@ -32,8 +32,19 @@ static int ready_fd = -1;
 
 static bool opt_device(const char *arg, GError **errp)
 {
-    g_autoptr(Keyval) kv = keyval_parse(arg, "driver", errp);
+    g_autoptr(Keyval) kv = NULL;
     const char *driver;
+
+    /* "help" and "DRIVER,help" (QEMU's spelling, not keyval). */
+    if (g_str_has_suffix(arg, ",help")) {
+        g_autofree char *drv = g_strndup(arg, strcspn(arg, ","));
+
+        if (!iovd_print_device_help(drv, stdout, errp)) {
+            return false;
+        }
+        exit(0);
+    }
+    kv = keyval_parse(arg, "driver", errp);
 
     if (!kv) {
         return false;

@@ -25,6 +25,8 @@ mkdir -p "$OUT"
 STAMP="$OUT/.stamp"
 # Rebuild only when an input changed.
 if [ -f "$STAMP" ] && [ "$OUT/initramfs.cpio.gz" -nt "$SRC/init" ] &&
+   [ "$OUT/initramfs.cpio.gz" -nt "$SRC/udhcpc.script" ] &&
+   [ "$OUT/initramfs.cpio.gz" -nt "$SRC/mkguest.sh" ] &&
    [ "$(cat "$STAMP")" = "$KVER" ]; then
     exit 0
 fi
@@ -33,7 +35,7 @@ ROOT=$(mktemp -d)
 trap 'rm -rf "$ROOT"' EXIT
 mkdir -p "$ROOT/bin" "$ROOT/sbin" "$ROOT/lib/modules" "$ROOT/dev" \
          "$ROOT/proc" "$ROOT/sys" "$ROOT/tmp" "$ROOT/etc" "$ROOT/usr/bin" \
-         "$ROOT/usr/share/udhcpc"
+         "$ROOT/etc/udhcpc"
 cp /bin/busybox "$ROOT/bin/busybox"
 for app in $("$ROOT/bin/busybox" --list); do
     [ "$app" = busybox ] || ln -sf busybox "$ROOT/bin/$app"
@@ -64,8 +66,9 @@ done
 
 cp "$SRC/init" "$ROOT/init"
 chmod 755 "$ROOT/init"
-cp "$SRC/udhcpc.script" "$ROOT/usr/share/udhcpc/default.script"
-chmod 755 "$ROOT/usr/share/udhcpc/default.script"
+# Debian's busybox udhcpc runs /etc/udhcpc/default.script.
+cp "$SRC/udhcpc.script" "$ROOT/etc/udhcpc/default.script"
+chmod 755 "$ROOT/etc/udhcpc/default.script"
 
 (cd "$ROOT" && find . | cpio -o -H newc --quiet | gzip -1) >"$OUT/initramfs.cpio.gz"
 cp "$KIMG" "$OUT/vmlinuz"

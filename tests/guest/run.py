@@ -73,8 +73,8 @@ class Qmp:
         json.loads(self.f.readline())
         self.cmd('qmp_capabilities')
 
-    def cmd(self, name, **args):
-        msg = {'execute': name}
+    def cmd(self, command, **args):
+        msg = {'execute': command}
         if args:
             msg['arguments'] = args
         self.f.write(json.dumps(msg).encode() + b'\r\n')
@@ -84,7 +84,7 @@ class Qmp:
             if 'event' in r:
                 continue
             if 'error' in r:
-                raise RuntimeError(f"{name}: {r['error']['desc']}")
+                raise RuntimeError(f"{command}: {r['error']['desc']}")
             return r['return']
 
 

@@ -1,0 +1,2527 @@
+/*
+ * e1000 (82540EM) tests: iovd runs the device(s); the test plays the VMM
+ * and Linux's e1000 driver through libqos/e1000.h.
+ *
+ * Fixtures (a fresh daemon per test, stopped with SIGTERM, exit 0 required):
+ * - one:  one e1000 without a backend (link up), a QMP monitor;
+ * - pair: two e1000s joined by a -netdev stream pair, so what one sends the
+ *   other receives; a QMP monitor for set_link;
+ * - user: one e1000 on -netdev user (libslirp) with a hostfwd rule; the
+ *   test runs DHCP and a small TCP stack to move data to and from a host
+ *   socket.
+ */
+#include "util/osdep.h"
+
+#include <check.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "hw/net/e1000-regs.h"
+#include "tests/qtest/libqos/qos-check.h"
+#include "tests/qtest/libqos/iovd-proc.h"
+#include "tests/qtest/libqos/vfu-client.h"
+#include "tests/qtest/libqos/guest-mem.h"
+#include "tests/qtest/libqos/pci.h"
+#include "tests/qtest/libqos/qmp-client.h"
+#include "tests/qtest/libqos/e1000.h"
+
+#define MAC0_STR        "52:54:00:aa:bb:01"
+#define MAC1_STR        "52:54:00:aa:bb:02"
+#define QUIET_MS        150         /* "nothing more arrives" */
+#define FRAME_MAX       (65536 + 256)
+
+static const uint8_t mac0[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0x01 };
+static const uint8_t mac1[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0x02 };
+static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+typedef struct Nic {
+    char *sock;
+    VfuClient *c;
+    QPCIDevice *pdev;
+    GuestMem *gm;
+    QE1000 *e;
+} Nic;
+
+static IovdProc *proc;
+static QmpClient *qmp;
+static Nic nics[2];
+static int hostfwd_port;
+
+#define GUEST_TCP_PORT  7777
+
+/* ---- fixtures ---- */
+
+/*
+ * Connect to device socket @name.  Without @share_fd guest memory is not
+ * mapped by the daemon: every DMA is a DMA_READ/DMA_WRITE message.
+ */
+static void nic_open_mem(Nic *n, const char *name, bool share_fd)
+{
+    n->sock = iovd_proc_path(proc, name);
+    n->c = vfu_client_open(n->sock);
+    n->pdev = qpci_device_new(n->c);
+    n->gm = guest_mem_new(GUEST_MEM_DEFAULT_BASE, GUEST_MEM_DEFAULT_SIZE);
+    guest_mem_map_checked(n->gm, n->c, share_fd);
+    n->e = qe1000_new(n->pdev, n->gm);
+}
+
+static void nic_open(Nic *n, const char *name)
+{
+    nic_open_mem(n, name, true);
+}
+
+static void nic_close(Nic *n)
+{
+    qe1000_free(n->e);
+    qpci_device_free(n->pdev);
+    guest_mem_free(n->gm);
+    vfu_client_free(n->c);
+    g_free(n->sock);
+    memset(n, 0, sizeof(*n));
+}
+
+static void start_daemon(void)
+{
+    g_autofree char *qmp_path = iovd_proc_path(proc, "qmp.sock");
+
+    iovd_proc_add_args(proc, "-qmp", NULL);
+    iovd_proc_add_argf(proc, "unix:%s,server=on,wait=off", qmp_path);
+    iovd_proc_start(proc);
+    qmp = qmp_client_open(qmp_path);
+}
+
+static void add_e1000(const char *id, const char *mac, const char *netdev)
+{
+    g_autofree char *sock = g_strdup_printf("%s.sock", id);
+    g_autofree char *path = iovd_proc_path(proc, sock);
+
+    iovd_proc_add_args(proc, "-device", NULL);
+    iovd_proc_add_argf(proc, "e1000,id=%s,mac=%s,socket=%s%s%s", id, mac,
+                       path, netdev ? ",netdev=" : "",
+                       netdev ? netdev : "");
+}
+
+static void setup_one_raw(void)
+{
+    qos_check_init();
+    proc = iovd_proc_new();
+    add_e1000("e0", MAC0_STR, NULL);
+    start_daemon();
+    nic_open(&nics[0], "e0.sock");
+}
+
+/* One device whose DMA all goes through vfio-user messages. */
+static void setup_one_nofd(void)
+{
+    qos_check_init();
+    proc = iovd_proc_new();
+    add_e1000("e0", MAC0_STR, NULL);
+    start_daemon();
+    nic_open_mem(&nics[0], "e0.sock", false);
+    qe1000_init(nics[0].e, NULL);
+}
+
+static void setup_one(void)
+{
+    setup_one_raw();
+    qe1000_init(nics[0].e, NULL);
+}
+
+static void setup_pair(void)
+{
+    g_autofree char *link = NULL;
+
+    qos_check_init();
+    proc = iovd_proc_new();
+    link = iovd_proc_path(proc, "link.sock");
+    iovd_proc_add_args(proc, "-netdev", NULL);
+    iovd_proc_add_argf(proc, "stream,id=s0,server=on,addr.type=unix,"
+                       "addr.path=%s", link);
+    iovd_proc_add_args(proc, "-netdev", NULL);
+    iovd_proc_add_argf(proc, "stream,id=s1,server=off,addr.type=unix,"
+                       "addr.path=%s,reconnect-ms=20", link);
+    add_e1000("e0", MAC0_STR, "s0");
+    add_e1000("e1", MAC1_STR, "s1");
+    start_daemon();
+    nic_open(&nics[0], "e0.sock");
+    nic_open(&nics[1], "e1.sock");
+    qe1000_init(nics[0].e, NULL);
+    qe1000_init(nics[1].e, NULL);
+}
+
+static int free_tcp_port(void)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int port;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+static void setup_user(void)
+{
+    qos_check_init();
+    proc = iovd_proc_new();
+    hostfwd_port = free_tcp_port();
+    iovd_proc_add_args(proc, "-netdev", NULL);
+    iovd_proc_add_argf(proc, "user,id=n0,hostfwd=tcp:127.0.0.1:%d-:%d",
+                       hostfwd_port, GUEST_TCP_PORT);
+    add_e1000("e0", MAC0_STR, "n0");
+    start_daemon();
+    nic_open(&nics[0], "e0.sock");
+    qe1000_init(nics[0].e, NULL);
+}
+
+static void teardown(void)
+{
+    for (unsigned i = 0; i < ARRAY_SIZE(nics); i++) {
+        if (nics[i].e) {
+            nic_close(&nics[i]);
+        }
+    }
+    g_clear_pointer(&qmp, qmp_client_free);
+    if (proc) {
+        iovd_proc_stop(proc);
+        iovd_proc_free(proc);
+        proc = NULL;
+    }
+}
+
+/* ---- frames ---- */
+
+static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
+{
+    for (; len > 1; p += 2, len -= 2) {
+        sum += (p[0] << 8) | p[1];
+    }
+    if (len) {
+        sum += p[0] << 8;
+    }
+    return sum;
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return sum;
+}
+
+static uint16_t rd16(const uint8_t *p)
+{
+    return (p[0] << 8) | p[1];
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3];
+}
+
+static void wr16(uint8_t *p, uint16_t v)
+{
+    p[0] = v >> 8;
+    p[1] = v;
+}
+
+static void wr32(uint8_t *p, uint32_t v)
+{
+    p[0] = v >> 24;
+    p[1] = v >> 16;
+    p[2] = v >> 8;
+    p[3] = v;
+}
+
+static void fill_pattern(uint8_t *p, size_t len, unsigned seed)
+{
+    for (size_t i = 0; i < len; i++) {
+        p[i] = (uint8_t)(i * 7 + seed * 13 + (i >> 8) * 3);
+    }
+}
+
+static void assert_bytes(const uint8_t *got, const uint8_t *want,
+                         size_t len, const char *what)
+{
+    for (size_t i = 0; i < len; i++) {
+        ck_assert_msg(got[i] == want[i], "%s: byte %zu of %zu is 0x%02x, "
+                      "expected 0x%02x", what, i, len, got[i], want[i]);
+    }
+}
+
+static size_t eth_hdr(uint8_t *f, const uint8_t *dst, const uint8_t *src,
+                      uint16_t type)
+{
+    memcpy(f, dst, 6);
+    memcpy(f + 6, src, 6);
+    wr16(f + 12, type);
+    return E1000_ETH_HLEN;
+}
+
+/* A raw frame: header and @len bytes in all, pattern payload. */
+static size_t raw_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
+                        size_t len, unsigned seed)
+{
+    eth_hdr(f, dst, src, 0x88b5);   /* local experimental ethertype */
+    fill_pattern(f + E1000_ETH_HLEN, len - E1000_ETH_HLEN, seed);
+    return len;
+}
+
+#define IP_OFF      14
+#define L4_OFF      34
+
+/* Pseudo-header sum of the IPv4 header at f + IP_OFF (no length). */
+static uint32_t pseudo4(const uint8_t *f)
+{
+    return csum_add(0, f + IP_OFF + 12, 8) + f[IP_OFF + 9];
+}
+
+/*
+ * Ethernet + IPv4 (20 bytes) + @l4hdr + @plen payload bytes, with the IP
+ * header checksum and the TCP/UDP checksum filled in.
+ */
+static size_t ip4_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
+                        uint8_t proto, uint32_t sip, uint32_t dip,
+                        const uint8_t *l4hdr, size_t l4hdr_len,
+                        const uint8_t *payload, size_t plen)
+{
+    uint8_t *ip = f + IP_OFF, *l4 = f + L4_OFF;
+    size_t l4len = l4hdr_len + plen;
+    uint16_t cso = proto == E1000_IP_PROTO_TCP ? 16 : 6;
+
+    eth_hdr(f, dst, src, E1000_ETH_P_IP);
+    memset(ip, 0, 20);
+    ip[0] = 0x45;
+    wr16(ip + 2, 20 + l4len);
+    wr16(ip + 4, 0x4242);
+    ip[8] = 64;
+    ip[9] = proto;
+    wr32(ip + 12, sip);
+    wr32(ip + 16, dip);
+    wr16(ip + 10, ~csum_fold(csum_add(0, ip, 20)));
+    memcpy(l4, l4hdr, l4hdr_len);
+    if (plen) {
+        memcpy(l4 + l4hdr_len, payload, plen);
+    }
+    if (proto == E1000_IP_PROTO_UDP) {
+        wr16(l4 + 4, l4len);
+    }
+    wr16(l4 + cso, 0);
+    wr16(l4 + cso, ~csum_fold(csum_add(pseudo4(f) + l4len, l4, l4len)));
+    return L4_OFF + l4len;
+}
+
+static void tcp_hdr(uint8_t *t, uint16_t sport, uint16_t dport, uint32_t seq,
+                    uint32_t ack, uint8_t flags, uint16_t win)
+{
+    memset(t, 0, 20);
+    wr16(t, sport);
+    wr16(t + 2, dport);
+    wr32(t + 4, seq);
+    wr32(t + 8, ack);
+    t[12] = 5 << 4;
+    t[13] = flags;
+    wr16(t + 14, win);
+}
+
+static void udp_hdr(uint8_t *u, uint16_t sport, uint16_t dport)
+{
+    memset(u, 0, 8);
+    wr16(u, sport);
+    wr16(u + 2, dport);
+}
+
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_PSH 0x08
+#define TCP_ACK 0x10
+
+static size_t tcp4_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
+                         uint32_t seq, uint8_t flags, const uint8_t *payload,
+                         size_t plen)
+{
+    uint8_t t[20];
+
+    tcp_hdr(t, 1234, 80, seq, 1, flags, 8192);
+    return ip4_frame(f, dst, src, E1000_IP_PROTO_TCP, 0x0a000001,
+                     0x0a000002, t, 20, payload, plen);
+}
+
+static size_t udp4_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
+                         const uint8_t *payload, size_t plen)
+{
+    uint8_t u[8];
+
+    udp_hdr(u, 5000, 6000);
+    return ip4_frame(f, dst, src, E1000_IP_PROTO_UDP, 0x0a000001,
+                     0x0a000002, u, 8, payload, plen);
+}
+
+static bool ip4_csum_ok(const uint8_t *f)
+{
+    return csum_fold(csum_add(0, f + IP_OFF, 20)) == 0xffff;
+}
+
+static bool l4_csum_ok(const uint8_t *f, size_t len)
+{
+    size_t l4len = rd16(f + IP_OFF + 2) - 20;
+
+    ck_assert_uint_le(L4_OFF + l4len, len);
+    return csum_fold(csum_add(pseudo4(f) + l4len, f + L4_OFF, l4len)) ==
+           0xffff;
+}
+
+/* ---- send and receive ---- */
+
+static ssize_t rx(Nic *n, uint8_t *buf, QE1000RxInfo *info, int timeout_ms)
+{
+    return qe1000_rx(n->e, buf, FRAME_MAX, info, timeout_ms);
+}
+
+/* The next frame, which must arrive, with a good CRC. */
+static size_t rx_one(Nic *n, uint8_t *buf, QE1000RxInfo *info)
+{
+    QE1000RxInfo local;
+    ssize_t len;
+
+    if (!info) {
+        info = &local;
+    }
+    len = rx(n, buf, info, QOS_TIMEOUT_MS);
+    ck_assert_msg(len >= 0, "no frame arrived within %d ms", QOS_TIMEOUT_MS);
+    ck_assert_msg(info->status & E1000_RXD_STAT_DD, "status 0x%x",
+                  info->status);
+    ck_assert_msg(info->status & E1000_RXD_STAT_EOP, "status 0x%x",
+                  info->status);
+    if (info->has_crc) {
+        ck_assert_msg(info->crc_ok, "received frame's CRC is wrong");
+    }
+    return len;
+}
+
+static void rx_expect(Nic *n, const uint8_t *want, size_t len,
+                      QE1000RxInfo *info)
+{
+    static uint8_t got[FRAME_MAX];
+    size_t n_got = rx_one(n, got, info);
+
+    ck_assert_msg(n_got == len, "received %zu bytes, expected %zu", n_got,
+                  len);
+    assert_bytes(got, want, len, "received frame");
+}
+
+static void rx_none(Nic *n)
+{
+    static uint8_t got[FRAME_MAX];
+    ssize_t len = rx(n, got, NULL, QUIET_MS);
+
+    ck_assert_msg(len < 0, "unexpected frame of %zd bytes (type 0x%04x)",
+                  len, len >= 14 ? rd16(got + 12) : 0);
+}
+
+/*
+ * Filtering tests send a frame that must be dropped, then a marker that
+ * must arrive: the stream keeps order, so the marker arriving first proves
+ * the drop without waiting for a timeout.
+ */
+static unsigned marker_seq;
+
+static size_t marker_frame(uint8_t *f, const uint8_t *dst)
+{
+    uint8_t payload[32];
+
+    snprintf((char *)payload, sizeof(payload), "marker %u", ++marker_seq);
+    return udp4_frame(f, dst, mac0, payload, sizeof(payload));
+}
+
+static void send_marker_and_expect(Nic *from, Nic *to, const uint8_t *dst)
+{
+    uint8_t f[128];
+    size_t len = marker_frame(f, dst);
+
+    qe1000_tx(from->e, f, len, NULL);
+    rx_expect(to, f, len, NULL);
+}
+
+static uint32_t stat(Nic *n, uint32_t reg)
+{
+    return qe1000_readl(n->e, reg);
+}
+
+static void clear_stats(Nic *n)
+{
+    for (uint32_t r = E1000_STATS_FIRST; r <= E1000_STATS_LAST; r += 4) {
+        qe1000_readl(n->e, r);
+    }
+}
+
+/* ---- PCI identity ---- */
+
+START_TEST(test_pci_identity)
+{
+    QPCIDevice *d = nics[0].pdev;
+    uint32_t bar1;
+
+    ck_assert_uint_eq(qpci_config_readw(d, PCI_VENDOR_ID), E1000_VENDOR_ID);
+    ck_assert_uint_eq(qpci_config_readw(d, PCI_DEVICE_ID),
+                      E1000_DEVICE_ID_82540EM);
+    ck_assert_uint_eq(qpci_config_readl(d, PCI_REVISION_ID) >> 8,
+                      E1000_CLASS_ETHERNET);
+    ck_assert_uint_eq(qpci_config_readw(d, PCI_SUBSYSTEM_VENDOR_ID),
+                      E1000_VENDOR_ID);
+    ck_assert_uint_eq(qpci_config_readw(d, PCI_SUBSYSTEM_ID),
+                      E1000_SUBSYS_ID);
+    ck_assert_uint_eq(qpci_config_readb(d, PCI_INTERRUPT_PIN), 1);
+    ck_assert_uint_ne(qpci_find_capability(d, PCI_CAP_ID_PM, 0), 0);
+    ck_assert_uint_eq(qpci_find_capability(d, PCI_CAP_ID_MSI, 0), 0);
+    ck_assert_uint_eq(qpci_find_capability(d, PCI_CAP_ID_MSIX, 0), 0);
+    ck_assert_uint_eq(qpci_bar_size(d, E1000_BAR_MMIO), E1000_MMIO_SIZE);
+    ck_assert_uint_eq(qpci_bar_size(d, E1000_BAR_IO), E1000_IO_SIZE);
+    ck_assert_uint_eq(qpci_config_readl(d, PCI_BASE_ADDRESS_0) &
+                      PCI_BASE_ADDRESS_SPACE_IO, 0);
+    bar1 = qpci_config_readl(d, PCI_BASE_ADDRESS_0 + 4);
+    ck_assert_uint_eq(bar1 & PCI_BASE_ADDRESS_SPACE_IO,
+                      PCI_BASE_ADDRESS_SPACE_IO);
+}
+END_TEST
+
+/* ---- EEPROM ---- */
+
+START_TEST(test_eeprom)
+{
+    QE1000 *e = nics[0].e;
+    uint16_t w[E1000_EEPROM_WORDS];
+    uint16_t sum = 0;
+    uint32_t eecd;
+
+    eecd = qe1000_readl(e, E1000_EECD);
+    ck_assert_msg(eecd & E1000_EECD_PRES, "EECD 0x%x: no EEPROM", eecd);
+    ck_assert_msg(!(eecd & E1000_EECD_SIZE), "EECD 0x%x: not a 64-word "
+                  "EEPROM", eecd);
+    ck_assert_uint_eq(eecd & E1000_EECD_GNT, 0);
+    qe1000_writel(e, E1000_EECD, E1000_EECD_REQ);
+    ck_assert_uint_ne(qe1000_readl(e, E1000_EECD) & E1000_EECD_GNT, 0);
+    qe1000_writel(e, E1000_EECD, 0);
+
+    qe1000_eeprom_read(e, 0, E1000_EEPROM_WORDS, w);
+    for (unsigned i = 0; i < E1000_EEPROM_WORDS; i++) {
+        sum += w[i];
+    }
+    ck_assert_uint_eq(sum, E1000_EEPROM_SUM);
+    for (unsigned i = 0; i < 3; i++) {
+        ck_assert_uint_eq(w[i], mac0[2 * i] | (mac0[2 * i + 1] << 8));
+    }
+    ck_assert_uint_eq(w[E1000_EEPROM_DEV_ID], E1000_DEVICE_ID_82540EM);
+    ck_assert_uint_eq(w[E1000_EEPROM_VENDOR_ID], E1000_VENDOR_ID);
+    ck_assert_uint_eq(w[E1000_EEPROM_SUBSYS_VID], E1000_VENDOR_ID);
+
+    /* A few words one at a time, from the middle. */
+    for (unsigned i = 10; i < 16; i++) {
+        uint16_t one;
+
+        qe1000_eeprom_read(e, i, 1, &one);
+        ck_assert_uint_eq(one, w[i]);
+    }
+    /* EERD gives the same words. */
+    for (unsigned i = 0; i < E1000_EEPROM_WORDS; i++) {
+        ck_assert_msg(qe1000_eerd_read(e, i) == w[i], "EERD word %u: "
+                      "0x%04x, bit-bang 0x%04x", i, qe1000_eerd_read(e, i),
+                      w[i]);
+    }
+    /* Writes (EWEN, WRITE, EWDS) stick; RA0 reloads from the EEPROM. */
+    qe1000_eeprom_write(e, 0x30, 0x1234);
+    qe1000_eeprom_read(e, 0x30, 1, &w[0x30]);
+    ck_assert_uint_eq(w[0x30], 0x1234);
+    ck_assert_uint_eq(qe1000_eerd_read(e, 0x30), 0x1234);
+    qe1000_eeprom_write(e, 2, 0x7766);
+    qe1000_writel(e, E1000_RAH(0), 0);
+    qe1000_writel(e, E1000_CTRL_EXT, E1000_CTRL_EXT_EE_RST);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_RAH(0)),
+                      E1000_RAH_AV | 0x7766);
+}
+END_TEST
+
+/* ---- PHY ---- */
+
+START_TEST(test_phy)
+{
+    QE1000 *e = nics[0].e;
+    uint16_t st;
+    uint32_t v;
+
+    ck_assert_uint_eq(qe1000_phy_read(e, E1000_PHY_ID1), E1000_PHY_ID1_M88);
+    ck_assert_uint_eq(qe1000_phy_read(e, E1000_PHY_ID2) &
+                      ~E1000_PHY_ID_REV_MASK, E1000_PHY_ID2_82540);
+    st = qe1000_phy_read(e, E1000_PHY_STATUS);
+    ck_assert_msg((st & (E1000_PHY_STATUS_LINK | E1000_PHY_STATUS_AN_DONE))
+                  == (E1000_PHY_STATUS_LINK | E1000_PHY_STATUS_AN_DONE),
+                  "PHY status 0x%04x", st);
+    ck_assert_uint_ne(qe1000_phy_read(e, E1000_PHY_LP_ABILITY) &
+                      E1000_PHY_AN_100FD, 0);
+    ck_assert_uint_eq(qe1000_phy_read(e, E1000_PHY_1000T_STATUS) &
+                      (E1000_PHY_1000T_LP_FD | E1000_PHY_1000T_LOCAL_OK),
+                      E1000_PHY_1000T_LP_FD | E1000_PHY_1000T_LOCAL_OK);
+    ck_assert_uint_ne(qe1000_phy_read(e, E1000_PHY_EXT_STATUS) &
+                      E1000_PHY_EXT_1000T_FD, 0);
+    ck_assert_uint_ne(qe1000_phy_read(e, E1000_M88_SPEC_STATUS) &
+                      E1000_M88_SS_LINK, 0);
+
+    /* Advertisement and 1000BASE-T control are writable, IDs are not. */
+    qe1000_phy_write(e, E1000_PHY_AN_ADV, 0x0061);
+    ck_assert_uint_eq(qe1000_phy_read(e, E1000_PHY_AN_ADV), 0x0061);
+    qe1000_phy_write(e, E1000_PHY_1000T_CTRL, E1000_PHY_1000T_HD);
+    ck_assert_uint_eq(qe1000_phy_read(e, E1000_PHY_1000T_CTRL),
+                      E1000_PHY_1000T_HD);
+    qe1000_phy_write(e, E1000_PHY_ID1, 0xdead);
+    ck_assert_uint_eq(qe1000_phy_read(e, E1000_PHY_ID1), E1000_PHY_ID1_M88);
+
+    /* Only PHY address 1 answers. */
+    v = qe1000_mdic(e, (E1000_PHY_ID1 << E1000_MDIC_REG_SHIFT) |
+                    (2 << E1000_MDIC_PHY_SHIFT) | E1000_MDIC_OP_READ);
+    ck_assert_msg(v & E1000_MDIC_ERROR, "MDIC 0x%08x for PHY 2", v);
+
+    /* MDIC with INT_EN raises MDAC. */
+    qe1000_readl(e, E1000_ICR);
+    qe1000_mdic(e, (E1000_PHY_ID1 << E1000_MDIC_REG_SHIFT) |
+                (E1000_PHY_ADDR << E1000_MDIC_PHY_SHIFT) |
+                E1000_MDIC_OP_READ | E1000_MDIC_INT_EN);
+    ck_assert_uint_ne(qe1000_readl(e, E1000_ICR) & E1000_ICR_MDAC, 0);
+
+    /* Power down: link lost (LSC); power up: renegotiated, link back. */
+    qe1000_readl(e, E1000_ICR);
+    qe1000_phy_write(e, E1000_PHY_CTRL,
+                     qe1000_phy_read(e, E1000_PHY_CTRL) |
+                     E1000_PHY_CTRL_POWER_DOWN);
+    ck_assert(qe1000_wait_link(e, false, QOS_TIMEOUT_MS));
+    ck_assert_uint_eq(qe1000_phy_read(e, E1000_PHY_STATUS) &
+                      E1000_PHY_STATUS_LINK, 0);
+    ck_assert_uint_ne(qe1000_readl(e, E1000_ICR) & E1000_ICR_LSC, 0);
+    qe1000_phy_write(e, E1000_PHY_CTRL,
+                     qe1000_phy_read(e, E1000_PHY_CTRL) &
+                     ~E1000_PHY_CTRL_POWER_DOWN);
+    ck_assert(qe1000_wait_link(e, true, QOS_TIMEOUT_MS));
+    st = qe1000_phy_read(e, E1000_PHY_STATUS);
+    ck_assert_uint_ne(st & E1000_PHY_STATUS_AN_DONE, 0);
+    ck_assert_uint_ne(qe1000_readl(e, E1000_ICR) & E1000_ICR_LSC, 0);
+    ck_assert_uint_ne(qe1000_readl(e, E1000_STATUS) & E1000_STATUS_FD, 0);
+}
+END_TEST
+
+/* ---- interrupts ---- */
+
+static bool intx_line(Nic *n)
+{
+    return qpci_config_readw(n->pdev, PCI_STATUS) & PCI_STATUS_INTERRUPT;
+}
+
+START_TEST(test_icr_ics_ims)
+{
+    Nic *n = &nics[0];
+    QE1000 *e = n->e;
+
+    qe1000_writel(e, E1000_IMC, 0xffffffff);
+    qe1000_readl(e, E1000_ICR);
+    qpci_intx_enable(n->pdev);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_IMS), 0);
+
+    /* A cause without its mask bit: recorded, no interrupt. */
+    qe1000_writel(e, E1000_ICS, E1000_ICR_TXDW);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_ICS), E1000_ICR_TXDW);
+    qpci_intx_assert_quiet(n->pdev);
+    ck_assert(!intx_line(n));
+
+    /* Unmasking it asserts INTx; reading ICR clears and deasserts. */
+    qe1000_writel(e, E1000_IMS, E1000_ICR_TXDW);
+    qpci_intx_wait(n->pdev);
+    ck_assert(intx_line(n));
+    ck_assert_uint_eq(qe1000_readl(e, E1000_IMS), E1000_ICR_TXDW);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_ICR), E1000_ICR_TXDW);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_ICR), 0);
+    ck_assert(!intx_line(n));
+    qpci_intx_unmask(n->pdev);
+    qpci_intx_assert_quiet(n->pdev);
+
+    /* Causes outside IMS stay quiet; IMC removes mask bits. */
+    qe1000_writel(e, E1000_ICS, E1000_ICR_RXT0 | E1000_ICR_LSC);
+    qpci_intx_assert_quiet(n->pdev);
+    /* ICR bits are also cleared by writing 1. */
+    qe1000_writel(e, E1000_ICR, E1000_ICR_RXT0);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_ICS), E1000_ICR_LSC);
+    qe1000_writel(e, E1000_IMS, E1000_ICR_LSC);
+    qpci_intx_wait(n->pdev);
+    ck_assert(intx_line(n));
+    /* Masking the pending cause deasserts the line. */
+    qe1000_writel(e, E1000_IMC, E1000_ICR_LSC);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_IMS), E1000_ICR_TXDW);
+    ck_assert(!intx_line(n));
+    qpci_intx_unmask(n->pdev);
+    qpci_intx_assert_quiet(n->pdev);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_ICR), E1000_ICR_LSC);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_IMC), 0);
+}
+END_TEST
+
+/* ITR: a minimum interval between two assertions of the line. */
+START_TEST(test_itr)
+{
+    Nic *n = &nics[0];
+    QE1000 *e = n->e;
+    const int64_t interval_ms = 0xffff * 256 / 1000000;    /* 16 ms */
+    int64_t t1, t2;
+
+    qe1000_writel(e, E1000_IMC, 0xffffffff);
+    qe1000_readl(e, E1000_ICR);
+    qpci_intx_enable(n->pdev);
+    qe1000_writel(e, E1000_ITR, 0xffff);
+    qe1000_writel(e, E1000_IMS, E1000_ICR_TXDW);
+
+    qe1000_writel(e, E1000_ICS, E1000_ICR_TXDW);
+    qpci_intx_wait(n->pdev);
+    t1 = qos_now_ms();
+    qe1000_readl(e, E1000_ICR);
+    qpci_intx_unmask(n->pdev);
+
+    qe1000_writel(e, E1000_ICS, E1000_ICR_TXDW);
+    ck_assert(!intx_line(n));
+    qpci_intx_wait(n->pdev);
+    t2 = qos_now_ms();
+    ck_assert_msg(t2 - t1 >= interval_ms - 2, "second interrupt after %"
+                  PRId64 " ms, ITR asks for %" PRId64, t2 - t1,
+                  interval_ms);
+    qe1000_readl(e, E1000_ICR);
+    qpci_intx_unmask(n->pdev);
+
+    /* ITR 0: no throttling. */
+    qe1000_writel(e, E1000_ITR, 0);
+    qe1000_sleep(e, interval_ms + 5);
+    for (int i = 0; i < 3; i++) {
+        qe1000_writel(e, E1000_ICS, E1000_ICR_TXDW);
+        ck_assert(intx_line(n));
+        qpci_intx_wait(n->pdev);
+        qe1000_readl(e, E1000_ICR);
+        qpci_intx_unmask(n->pdev);
+    }
+}
+END_TEST
+
+/* ---- reset and the I/O window ---- */
+
+START_TEST(test_reset)
+{
+    QE1000 *e = nics[0].e;
+
+    ck_assert_uint_eq(qe1000_io_readl(e, E1000_STATUS),
+                      qe1000_readl(e, E1000_STATUS));
+    ck_assert_uint_eq(qpci_bar_readl(nics[0].pdev, E1000_BAR_IO,
+                                     E1000_IOADDR), E1000_STATUS);
+    qe1000_io_writel(e, E1000_FCTTV, 0x1234);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_FCTTV), 0x1234);
+
+    ck_assert_uint_ne(qe1000_readl(e, E1000_RCTL), 0);
+    ck_assert_uint_ne(qe1000_readl(e, E1000_IMS), 0);
+    qe1000_writel(e, E1000_RAL(0), 0x11223344);
+    qe1000_writel(e, E1000_RAL(5), 0x11223344);
+    qe1000_io_writel(e, E1000_CTRL, qe1000_readl(e, E1000_CTRL) |
+                     E1000_CTRL_RST);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_CTRL) & E1000_CTRL_RST, 0);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_RCTL), 0);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_TCTL), 0);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_IMS), 0);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_TDLEN), 0);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_RDLEN), 0);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_FCTTV), 0);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_RAL(5)), 0);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_VET), E1000_ETH_P_VLAN);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_RXCSUM),
+                      E1000_RXCSUM_IPOFL | E1000_RXCSUM_TUOFL);
+    /* RA0 reloaded from the EEPROM. */
+    ck_assert_uint_eq(qe1000_readl(e, E1000_RAL(0)), ldl_le_p(mac0));
+    ck_assert_uint_eq(qe1000_readl(e, E1000_RAH(0)),
+                      lduw_le_p(mac0 + 4) | E1000_RAH_AV);
+    ck_assert_uint_ne(qe1000_readl(e, E1000_STATUS) & E1000_STATUS_LU, 0);
+
+    /* IODATA with IOADDR outside the registers: ignored, reads 0. */
+    qpci_bar_writel(nics[0].pdev, E1000_BAR_IO, E1000_IOADDR, 0x7fffff00);
+    ck_assert_uint_eq(qpci_bar_readl(nics[0].pdev, E1000_BAR_IO,
+                                     E1000_IODATA), 0);
+    qpci_bar_writel(nics[0].pdev, E1000_BAR_IO, E1000_IODATA, 1);
+    /* Unknown registers read 0. */
+    ck_assert_uint_eq(qe1000_readl(e, 0x1fffc), 0);
+    qe1000_writel(e, 0x1fffc, 1);
+
+    /* And the driver can bring it up again. */
+    qe1000_init(e, NULL);
+}
+END_TEST
+
+/* A device reset from the VMM (DEVICE_RESET) is a power-on reset. */
+START_TEST(test_device_reset)
+{
+    QE1000 *e = nics[0].e;
+
+    QPCIDevice *d = nics[0].pdev;
+    uint16_t cmd;
+
+    qe1000_writel(e, E1000_IMS, E1000_ICR_LSC);
+    qos_assert_errno(vfu_device_reset(nics[0].c), 0);
+    /* PCI state too: decoding is off until the driver enables it. */
+    cmd = qpci_config_readw(d, PCI_COMMAND);
+    ck_assert_uint_eq(cmd & (PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER), 0);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_STATUS), 0xffffffff);
+    qpci_config_writew(d, PCI_COMMAND, PCI_COMMAND_MEMORY |
+                       PCI_COMMAND_MASTER | PCI_COMMAND_IO);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_IMS), 0);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_RCTL), 0);
+    ck_assert_uint_ne(qe1000_readl(e, E1000_STATUS) & E1000_STATUS_LU, 0);
+    qe1000_init(e, NULL);
+}
+END_TEST
+
+/* ---- transmit and receive ---- */
+
+START_TEST(test_tx_rx_bytes)
+{
+    static uint8_t f[FRAME_MAX], got[FRAME_MAX];
+    static const size_t sizes[] = {
+        60, 61, 63, 64, 100, 127, 128, 255, 1000, 1514, 1518
+    };
+    QE1000TxOpts split = { .split = 100 };
+    QE1000RxInfo info;
+    size_t len, n;
+
+    for (unsigned dir = 0; dir < 2; dir++) {
+        Nic *a = &nics[dir], *b = &nics[!dir];
+        const uint8_t *src = dir ? mac1 : mac0, *dst = dir ? mac0 : mac1;
+
+        for (unsigned i = 0; i < ARRAY_SIZE(sizes); i++) {
+            len = raw_frame(f, dst, src, sizes[i], i + 10 * dir);
+            qe1000_tx(a->e, f, len, NULL);
+            rx_expect(b, f, len, &info);
+            ck_assert_uint_eq(info.ndesc, 1);
+            ck_assert_uint_eq(info.errors, 0);
+            ck_assert_uint_eq(info.wire_len, len + E1000_CRC_LEN);
+            ck_assert_uint_eq(info.status & E1000_RXD_STAT_VP, 0);
+        }
+    }
+
+    /* Short frames are padded to 60 bytes (TCTL.PSP). */
+    len = raw_frame(f, mac1, mac0, 42, 3);
+    qe1000_tx(nics[0].e, f, len, NULL);
+    n = rx_one(&nics[1], got, NULL);
+    ck_assert_uint_eq(n, 60);
+    assert_bytes(got, f, len, "short frame");
+    for (size_t i = len; i < n; i++) {
+        ck_assert_uint_eq(got[i], 0);
+    }
+
+    /* One frame from many descriptors. */
+    len = raw_frame(f, mac1, mac0, 1514, 4);
+    qe1000_tx(nics[0].e, f, len, &split);
+    rx_expect(&nics[1], f, len, NULL);
+
+    /*
+     * More frames than the receive ring holds, all sent before any is
+     * received: the rest wait in the net layer and come in order once
+     * descriptors are given back.
+     */
+    for (unsigned i = 0; i < 150; i++) {
+        len = raw_frame(f, mac1, mac0, 60 + i * 9, 100 + i);
+        qe1000_tx(nics[0].e, f, len, NULL);
+    }
+    qe1000_tx_wait(nics[0].e);
+    for (unsigned i = 0; i < 150; i++) {
+        len = raw_frame(f, mac1, mac0, 60 + i * 9, 100 + i);
+        rx_expect(&nics[1], f, len, NULL);
+    }
+    ck_assert_uint_ne(stat(&nics[1], E1000_RNBC), 0);
+    ck_assert_uint_eq(stat(&nics[1], E1000_MPC), 0);
+    rx_none(&nics[1]);
+}
+END_TEST
+
+START_TEST(test_rx_filter_unicast)
+{
+    static uint8_t f[FRAME_MAX];
+    static const uint8_t other[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0x77 };
+    Nic *a = &nics[0], *b = &nics[1];
+    size_t len = raw_frame(f, other, mac0, 100, 1);
+    QE1000RxInfo info;
+
+    qe1000_tx(a->e, f, len, NULL);
+    send_marker_and_expect(a, b, mac1);
+
+    /* A second exact-match address (RAL/RAH 7). */
+    qe1000_writel(b->e, E1000_RAL(7), ldl_le_p(other));
+    qe1000_writel(b->e, E1000_RAH(7), lduw_le_p(other + 4) | E1000_RAH_AV);
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, &info);
+    ck_assert_uint_eq(info.status & E1000_RXD_STAT_PIF, 0);
+
+    /* Not valid, or a source-address match: not ours. */
+    qe1000_writel(b->e, E1000_RAH(7), lduw_le_p(other + 4));
+    qe1000_tx(a->e, f, len, NULL);
+    send_marker_and_expect(a, b, mac1);
+    qe1000_writel(b->e, E1000_RAH(7), lduw_le_p(other + 4) | E1000_RAH_AV |
+                  (1 << 16));
+    qe1000_tx(a->e, f, len, NULL);
+    send_marker_and_expect(a, b, mac1);
+
+    /* The last of the 16 entries works too. */
+    qe1000_writel(b->e, E1000_RAL(15), ldl_le_p(other));
+    qe1000_writel(b->e, E1000_RAH(15), lduw_le_p(other + 4) | E1000_RAH_AV);
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, NULL);
+    qe1000_writel(b->e, E1000_RAH(15), 0);
+
+    /* Unicast promiscuous. */
+    qe1000_writel(b->e, E1000_RCTL, b->e->rctl | E1000_RCTL_UPE);
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, NULL);
+    qe1000_writel(b->e, E1000_RCTL, b->e->rctl & ~E1000_RCTL_UPE);
+    qe1000_tx(a->e, f, len, NULL);
+    send_marker_and_expect(a, b, mac1);
+}
+END_TEST
+
+static unsigned mta_hash(const uint8_t *mac, unsigned mo)
+{
+    static const unsigned shift[4] = { 4, 3, 2, 0 };
+
+    return ((mac[4] | (mac[5] << 8)) >> shift[mo]) & 0xfff;
+}
+
+static void mta_set(Nic *n, unsigned hash)
+{
+    uint32_t reg = E1000_MTA + 4 * (hash >> 5);
+
+    qe1000_writel(n->e, reg, qe1000_readl(n->e, reg) | (1u << (hash & 31)));
+}
+
+static void mta_clear(Nic *n)
+{
+    for (unsigned i = 0; i < E1000_MTA_COUNT; i++) {
+        qe1000_writel(n->e, E1000_MTA + 4 * i, 0);
+    }
+}
+
+START_TEST(test_rx_filter_multicast)
+{
+    static uint8_t f[FRAME_MAX];
+    static const uint8_t mc[6] = { 0x01, 0x00, 0x5e, 0x12, 0x34, 0x56 };
+    Nic *a = &nics[0], *b = &nics[1];
+    size_t len = raw_frame(f, mc, mac0, 200, 2);
+    QE1000RxInfo info;
+
+    ck_assert_uint_ne(mta_hash(mc, 0), mta_hash(mc, 1));
+    qe1000_tx(a->e, f, len, NULL);
+    send_marker_and_expect(a, b, mac1);
+
+    /* The MTA bit for MO = 0 (bits 47:36). */
+    mta_set(b, mta_hash(mc, 0));
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, &info);
+    ck_assert_uint_ne(info.status & E1000_RXD_STAT_PIF, 0);
+
+    /* MO = 1 hashes other bits: dropped until its bit is set. */
+    qe1000_writel(b->e, E1000_RCTL, b->e->rctl | (1 << E1000_RCTL_MO_SHIFT));
+    qe1000_tx(a->e, f, len, NULL);
+    send_marker_and_expect(a, b, mac1);
+    mta_set(b, mta_hash(mc, 1));
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, NULL);
+    qe1000_writel(b->e, E1000_RCTL, b->e->rctl | (3 << E1000_RCTL_MO_SHIFT));
+    mta_clear(b);
+    mta_set(b, mta_hash(mc, 3));
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, NULL);
+
+    /* Groups in the exact filters, as Linux puts its first 14 there. */
+    mta_clear(b);
+    qe1000_tx(a->e, f, len, NULL);
+    send_marker_and_expect(a, b, mac1);
+    qe1000_writel(b->e, E1000_RAL(3), ldl_le_p(mc));
+    qe1000_writel(b->e, E1000_RAH(3), lduw_le_p(mc + 4) | E1000_RAH_AV);
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, &info);
+    ck_assert_uint_eq(info.status & E1000_RXD_STAT_PIF, 0);
+    qe1000_writel(b->e, E1000_RAH(3), 0);
+
+    /* Multicast promiscuous takes any group. */
+    qe1000_tx(a->e, f, len, NULL);
+    send_marker_and_expect(a, b, mac1);
+    qe1000_writel(b->e, E1000_RCTL, b->e->rctl | E1000_RCTL_MPE);
+    qe1000_tx(a->e, f, len, &(QE1000TxOpts){ .split = 50 });
+    rx_expect(b, f, len, &info);
+    ck_assert_uint_eq(info.status & E1000_RXD_STAT_PIF, 0);
+}
+END_TEST
+
+START_TEST(test_rx_filter_broadcast)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+    size_t len = raw_frame(f, bcast, mac0, 300, 5);
+    uint32_t rctl = b->e->rctl;
+
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, NULL);
+    qe1000_writel(b->e, E1000_RCTL, rctl & ~E1000_RCTL_BAM);
+    qe1000_tx(a->e, f, len, NULL);
+    send_marker_and_expect(a, b, mac1);
+    /* Without BAM, broadcast is a multicast like any other. */
+    mta_set(b, mta_hash(bcast, 0));
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, NULL);
+    mta_clear(b);
+    qe1000_writel(b->e, E1000_RCTL, (rctl & ~E1000_RCTL_BAM) |
+                  E1000_RCTL_MPE);
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, NULL);
+    /* The receiver off: nothing, not even counted as missed. */
+    qe1000_writel(b->e, E1000_RCTL, rctl & ~E1000_RCTL_EN);
+    clear_stats(b);
+    qe1000_tx(a->e, f, len, NULL);
+    qe1000_tx_wait(a->e);
+    rx_none(b);
+    ck_assert_uint_eq(stat(b, E1000_MPC), 0);
+    qe1000_writel(b->e, E1000_RCTL, rctl);
+    send_marker_and_expect(a, b, mac1);
+}
+END_TEST
+
+/* A frame with an 802.1Q tag @tci in front of ethertype 0x88b5. */
+static size_t tagged_frame(uint8_t *f, const uint8_t *dst, uint16_t tci,
+                           size_t len, unsigned seed)
+{
+    memcpy(f, dst, 6);
+    memcpy(f + 6, mac0, 6);
+    wr16(f + 12, E1000_ETH_P_VLAN);
+    wr16(f + 14, tci);
+    wr16(f + 16, 0x88b5);
+    fill_pattern(f + 18, len - 18, seed);
+    return len;
+}
+
+static size_t untag(uint8_t *out, const uint8_t *f, size_t len)
+{
+    memcpy(out, f, 12);
+    memcpy(out + 12, f + 16, len - 16);
+    return len - 4;
+}
+
+START_TEST(test_vlan)
+{
+    static uint8_t f[FRAME_MAX], plain[FRAME_MAX], got[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+    size_t len = tagged_frame(f, mac1, 0x2005, 200, 7);
+    size_t plen = untag(plain, f, len);
+    QE1000RxInfo info;
+    QE1000TxOpts vle = { .vle = true, .vlan = 0x3007 };
+    uint32_t ctrl;
+
+    /* VLAN mode off: the tag is just data. */
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, &info);
+    ck_assert_uint_eq(info.status & E1000_RXD_STAT_VP, 0);
+
+    /* The VLAN filter drops tagged frames whose VID is not in VFTA. */
+    qe1000_writel(b->e, E1000_RCTL, b->e->rctl | E1000_RCTL_VFE);
+    qe1000_tx(a->e, f, len, NULL);
+    send_marker_and_expect(a, b, mac1);
+    qe1000_writel(b->e, E1000_VFTA + 4 * (5 >> 5), 1u << 5);
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, NULL);
+
+    /* CTRL.VME strips the tag into the descriptor (VET is 0 as Linux
+     * leaves it on the 82540: 0x8100 applies). */
+    ctrl = qe1000_readl(b->e, E1000_CTRL);
+    qe1000_writel(b->e, E1000_CTRL, ctrl | E1000_CTRL_VME);
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, plain, plen, &info);
+    ck_assert_uint_ne(info.status & E1000_RXD_STAT_VP, 0);
+    ck_assert_uint_eq(info.special, 0x2005);
+
+    /* Insertion on transmit (VLE with CTRL.VME). */
+    ctrl = qe1000_readl(a->e, E1000_CTRL);
+    qe1000_writel(a->e, E1000_CTRL, ctrl | E1000_CTRL_VME);
+    qe1000_writel(b->e, E1000_VFTA, (1u << 5) | (1u << 7));
+    qe1000_tx(a->e, plain, plen, &vle);
+    rx_expect(b, plain, plen, &info);
+    ck_assert_uint_ne(info.status & E1000_RXD_STAT_VP, 0);
+    ck_assert_uint_eq(info.special, 0x3007);
+    ck_assert_uint_eq(stat(a, E1000_GOTCL) >= plen + 8, 1);
+
+    /* Without stripping the receiver sees the inserted tag. */
+    qe1000_writel(b->e, E1000_CTRL, qe1000_readl(b->e, E1000_CTRL) &
+                  ~E1000_CTRL_VME);
+    qe1000_tx(a->e, plain, plen, &vle);
+    ck_assert_uint_eq(rx_one(b, got, NULL), plen + 4);
+    ck_assert_uint_eq(rd16(got + 12), E1000_ETH_P_VLAN);
+    ck_assert_uint_eq(rd16(got + 14), 0x3007);
+    assert_bytes(got + 16, plain + 12, plen - 12, "tagged payload");
+    /* VID 9 is not in the table. */
+    vle.vlan = 9;
+    qe1000_tx(a->e, plain, plen, &vle);
+    send_marker_and_expect(a, b, mac1);
+    /* VLE without CTRL.VME inserts nothing. */
+    qe1000_writel(a->e, E1000_CTRL, ctrl & ~E1000_CTRL_VME);
+    qe1000_tx(a->e, plain, plen, &vle);
+    rx_expect(b, plain, plen, NULL);
+}
+END_TEST
+
+/* ---- checksum offloads ---- */
+
+/* Linux's CHECKSUM_PARTIAL: the L4 field holds the pseudo-header sum. */
+static void seed_l4_csum(uint8_t *f, unsigned cso, bool with_len)
+{
+    size_t l4len = rd16(f + IP_OFF + 2) - 20;
+
+    wr16(f + cso, csum_fold(pseudo4(f) + (with_len ? l4len : 0)));
+}
+
+START_TEST(test_tx_csum_offload)
+{
+    static uint8_t f[FRAME_MAX], want[FRAME_MAX], payload[1400];
+    Nic *a = &nics[0], *b = &nics[1];
+    QE1000RxInfo info;
+    size_t len;
+
+    fill_pattern(payload, sizeof(payload), 11);
+
+    /* TCP: IP header and TCP checksums inserted (context descriptor). */
+    len = tcp4_frame(want, mac1, mac0, 77, TCP_ACK, payload, 999);
+    memcpy(f, want, len);
+    wr16(f + IP_OFF + 10, 0);
+    seed_l4_csum(f, L4_OFF + 16, true);
+    qe1000_tx(a->e, f, len, &(QE1000TxOpts){
+        .ctx = true, .ipcss = IP_OFF, .ipcso = IP_OFF + 10,
+        .ipcse = L4_OFF - 1, .tucss = L4_OFF, .tucso = L4_OFF + 16,
+        .tucmd = E1000_TUCMD_TCP | E1000_TUCMD_IP,
+        .popts = E1000_TXD_POPTS_IXSM | E1000_TXD_POPTS_TXSM,
+        .split = 300 });
+    rx_expect(b, want, len, &info);
+    ck_assert_uint_eq(info.status & (E1000_RXD_STAT_IPCS |
+                                     E1000_RXD_STAT_TCPCS),
+                      E1000_RXD_STAT_IPCS | E1000_RXD_STAT_TCPCS);
+    ck_assert_uint_eq(info.errors, 0);
+
+    /* UDP. */
+    len = udp4_frame(want, mac1, mac0, payload, 1001);
+    memcpy(f, want, len);
+    seed_l4_csum(f, L4_OFF + 6, true);
+    qe1000_tx(a->e, f, len, &(QE1000TxOpts){
+        .ctx = true, .tucss = L4_OFF, .tucso = L4_OFF + 6,
+        .tucmd = E1000_TUCMD_IP, .popts = E1000_TXD_POPTS_TXSM });
+    rx_expect(b, want, len, &info);
+    ck_assert_uint_ne(info.status & E1000_RXD_STAT_TCPCS, 0);
+    ck_assert_uint_eq(info.errors, 0);
+
+    /* Legacy descriptors: CSS/CSO with CMD.IC. */
+    len = tcp4_frame(want, mac1, mac0, 78, TCP_ACK | TCP_PSH, payload, 61);
+    memcpy(f, want, len);
+    seed_l4_csum(f, L4_OFF + 16, true);
+    qe1000_tx(a->e, f, len, &(QE1000TxOpts){
+        .legacy = true, .ic = true, .css = L4_OFF, .cso = L4_OFF + 16,
+        .split = 40 });
+    rx_expect(b, want, len, &info);
+    ck_assert_uint_eq(info.errors, 0);
+
+    /* Offsets outside the frame: nothing inserted, the frame still goes. */
+    memcpy(f, want, len);
+    qe1000_tx(a->e, f, len, &(QE1000TxOpts){
+        .legacy = true, .ic = true, .css = 200, .cso = 250 });
+    rx_expect(b, f, len, NULL);
+}
+END_TEST
+
+/* IPv6 + UDP with a correct checksum. */
+static size_t udp6_frame(uint8_t *f, const uint8_t *payload, size_t plen)
+{
+    uint8_t *ip = f + 14, *u = f + 54;
+    uint32_t sum;
+
+    eth_hdr(f, mac1, mac0, E1000_ETH_P_IPV6);
+    memset(ip, 0, 40);
+    ip[0] = 0x60;
+    wr16(ip + 4, 8 + plen);
+    ip[6] = E1000_IP_PROTO_UDP;
+    ip[7] = 64;
+    ip[8] = 0xfe;
+    ip[9] = 0x80;
+    ip[23] = 1;
+    ip[24] = 0xfe;
+    ip[25] = 0x80;
+    ip[39] = 2;
+    udp_hdr(u, 5000, 6000);
+    wr16(u + 4, 8 + plen);
+    memcpy(u + 8, payload, plen);
+    sum = csum_add(0, ip + 8, 32) + E1000_IP_PROTO_UDP + 8 + plen;
+    wr16(u + 6, ~csum_fold(csum_add(sum, u, 8 + plen)));
+    return 54 + 8 + plen;
+}
+
+static void rx_csum_case(const uint8_t *f, size_t len, uint8_t status_mask,
+                         uint8_t status, uint8_t errors, const char *what)
+{
+    QE1000RxInfo info;
+
+    qe1000_tx(nics[0].e, f, len, NULL);
+    rx_expect(&nics[1], f, len, &info);
+    ck_assert_msg((info.status & status_mask) == status &&
+                  info.errors == errors, "%s: status 0x%02x errors 0x%02x, "
+                  "expected status 0x%02x (of 0x%02x) errors 0x%02x", what,
+                  info.status, info.errors, status, status_mask, errors);
+}
+
+START_TEST(test_rx_csum)
+{
+    static uint8_t f[FRAME_MAX], payload[600];
+    const uint8_t m = E1000_RXD_STAT_IPCS | E1000_RXD_STAT_TCPCS |
+                      E1000_RXD_STAT_IXSM;
+    const uint8_t both = E1000_RXD_STAT_IPCS | E1000_RXD_STAT_TCPCS;
+    size_t len;
+
+    fill_pattern(payload, sizeof(payload), 21);
+    len = tcp4_frame(f, mac1, mac0, 1, TCP_ACK, payload, 333);
+    rx_csum_case(f, len, m, both, 0, "good TCP");
+    f[L4_OFF + 17] ^= 0x40;
+    rx_csum_case(f, len, m, both, E1000_RXD_ERR_TCPE, "bad TCP checksum");
+    f[L4_OFF + 17] ^= 0x40;
+    f[IP_OFF + 11] ^= 0x01;
+    rx_csum_case(f, len, m, both, E1000_RXD_ERR_IPE, "bad IP checksum");
+
+    len = udp4_frame(f, mac1, mac0, payload, 100);
+    rx_csum_case(f, len, m, both, 0, "good UDP");
+    wr16(f + L4_OFF + 6, 0);
+    rx_csum_case(f, len, m, E1000_RXD_STAT_IPCS, 0, "UDP without checksum");
+
+    len = udp4_frame(f, mac1, mac0, payload, 100);
+    wr16(f + IP_OFF + 6, 0x2000);       /* more fragments */
+    wr16(f + IP_OFF + 10, 0);
+    wr16(f + IP_OFF + 10, ~csum_fold(csum_add(0, f + IP_OFF, 20)));
+    rx_csum_case(f, len, m, E1000_RXD_STAT_IPCS, 0, "IPv4 fragment");
+
+    len = udp6_frame(f, payload, 200);
+    rx_csum_case(f, len, m, E1000_RXD_STAT_TCPCS, 0, "good UDP/IPv6");
+    f[60] ^= 0xff;
+    rx_csum_case(f, len, m, E1000_RXD_STAT_TCPCS, E1000_RXD_ERR_TCPE,
+                 "bad UDP/IPv6");
+
+    len = raw_frame(f, mac1, mac0, 100, 1);
+    rx_csum_case(f, len, m, 0, 0, "not IP");
+
+    /* Offloads off: IXSM says "ignore the checksum bits". */
+    qe1000_writel(nics[1].e, E1000_RXCSUM, 0);
+    len = tcp4_frame(f, mac1, mac0, 1, TCP_ACK, payload, 10);
+    rx_csum_case(f, len, m, E1000_RXD_STAT_IXSM, 0, "offload off");
+    /* IP only. */
+    qe1000_writel(nics[1].e, E1000_RXCSUM, E1000_RXCSUM_IPOFL);
+    rx_csum_case(f, len, m, E1000_RXD_STAT_IPCS, 0, "IP offload only");
+}
+END_TEST
+
+/* ---- TCP segmentation ---- */
+
+/* A TSO super-frame as Linux's e1000_tso() hands it over (IPv4). */
+static size_t tso4_frame(uint8_t *f, const uint8_t *payload, size_t plen,
+                         uint8_t flags)
+{
+    size_t len = tcp4_frame(f, mac1, mac0, 5000, flags, payload, plen);
+
+    wr16(f + IP_OFF + 2, 0);
+    wr16(f + IP_OFF + 4, 0x1000);
+    wr16(f + IP_OFF + 10, 0);
+    seed_l4_csum(f, L4_OFF + 16, false);
+    return len;
+}
+
+static void check_tso4_segments(const uint8_t *tmpl, const uint8_t *payload,
+                                size_t plen, unsigned mss, uint8_t flags)
+{
+    static uint8_t got[FRAME_MAX];
+    unsigned nseg = DIV_ROUND_UP(plen, mss);
+
+    for (unsigned i = 0; i < nseg; i++) {
+        size_t seg = MIN(mss, plen - i * mss);
+        bool last = i == nseg - 1;
+        uint8_t want_flags = last ? flags
+                                  : flags & ~(TCP_FIN | TCP_PSH);
+        QE1000RxInfo info;
+        size_t len = rx_one(&nics[1], got, &info);
+
+        ck_assert_msg(len == 54 + seg, "segment %u: %zu bytes, expected %zu",
+                      i, len, 54 + seg);
+        assert_bytes(got, tmpl, 12, "MAC addresses");
+        ck_assert_uint_eq(rd16(got + IP_OFF + 2), 40 + seg);
+        ck_assert_uint_eq(rd16(got + IP_OFF + 4), 0x1000 + i);
+        ck_assert_msg(ip4_csum_ok(got), "segment %u: IP checksum", i);
+        ck_assert_uint_eq(rd32(got + L4_OFF + 4), 5000 + i * mss);
+        ck_assert_msg(got[L4_OFF + 13] == want_flags, "segment %u: TCP "
+                      "flags 0x%02x, expected 0x%02x", i, got[L4_OFF + 13],
+                      want_flags);
+        ck_assert_msg(l4_csum_ok(got, len), "segment %u: TCP checksum", i);
+        ck_assert_uint_eq(info.errors, 0);
+        ck_assert_uint_ne(info.status & E1000_RXD_STAT_TCPCS, 0);
+        assert_bytes(got + 54, payload + i * mss, seg, "segment payload");
+    }
+}
+
+static const QE1000TxOpts tso4_opts = {
+    .ctx = true, .tso = true, .ipcss = IP_OFF, .ipcso = IP_OFF + 10,
+    .ipcse = L4_OFF - 1, .tucss = L4_OFF, .tucso = L4_OFF + 16,
+    .tucmd = E1000_TUCMD_TCP | E1000_TUCMD_IP, .hdr_len = 54,
+    .popts = E1000_TXD_POPTS_IXSM | E1000_TXD_POPTS_TXSM,
+};
+
+START_TEST(test_tso)
+{
+    static uint8_t f[FRAME_MAX], payload[65536], got[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+    QE1000TxOpts o = tso4_opts;
+    uint8_t flags = TCP_ACK | TCP_PSH | TCP_FIN;
+    size_t len;
+
+    fill_pattern(payload, sizeof(payload), 33);
+    clear_stats(a);
+
+    /* 10000 bytes in MSS 1448: six full segments and a short one. */
+    o.mss = 1448;
+    len = tso4_frame(f, payload, 10000, flags);
+    qe1000_tx(a->e, f, len, &o);
+    check_tso4_segments(f, payload, 10000, 1448, flags);
+    ck_assert_uint_eq(stat(a, E1000_TSCTC), 1);
+    ck_assert_uint_eq(stat(a, E1000_GPTC), 7);
+
+    /* A multiple of the MSS, data split at odd places; the header split
+     * across descriptors. */
+    o.mss = 1000;
+    o.split = 97;
+    len = tso4_frame(f, payload, 3000, flags);
+    qe1000_tx(a->e, f, len, &o);
+    check_tso4_segments(f, payload, 3000, 1000, flags);
+
+    /* The largest: 64 KiB less the header, MSS 8000. */
+    o.mss = 8000;
+    o.split = 0;
+    len = tso4_frame(f, payload, 65535 - 54, TCP_ACK);
+    b->e->rctl |= E1000_RCTL_LPE;
+    qe1000_writel(b->e, E1000_RCTL, b->e->rctl);
+    qe1000_tx(a->e, f, len, &o);
+    check_tso4_segments(f, payload, 65535 - 54, 8000, TCP_ACK);
+
+    /* IPv6: payload length per segment, TCP checksum with the length. */
+    {
+        uint8_t *ip = f + 14, *t = f + 54;
+        size_t plen = 5000, mss = 1200;
+        unsigned nseg = DIV_ROUND_UP(plen, mss);
+        uint32_t pseudo;
+
+        eth_hdr(f, mac1, mac0, E1000_ETH_P_IPV6);
+        memset(ip, 0, 40);
+        ip[0] = 0x60;
+        ip[6] = E1000_IP_PROTO_TCP;
+        ip[7] = 64;
+        ip[8] = 0xfe;
+        ip[23] = 1;
+        ip[24] = 0xfe;
+        ip[39] = 2;
+        tcp_hdr(t, 1, 2, 9000, 1, TCP_ACK, 100);
+        memcpy(f + 74, payload, plen);
+        pseudo = csum_add(0, ip + 8, 32) + E1000_IP_PROTO_TCP;
+        wr16(t + 16, csum_fold(pseudo));
+        qe1000_tx(a->e, f, 74 + plen, &(QE1000TxOpts){
+            .ctx = true, .tso = true, .ipcss = 14, .tucss = 54,
+            .tucso = 70, .tucmd = E1000_TUCMD_TCP, .hdr_len = 74,
+            .mss = mss, .popts = E1000_TXD_POPTS_TXSM });
+        for (unsigned i = 0; i < nseg; i++) {
+            size_t seg = MIN(mss, plen - i * mss);
+            QE1000RxInfo info;
+
+            ck_assert_uint_eq(rx_one(b, got, &info), 74 + seg);
+            ck_assert_uint_eq(rd16(got + 18), 20 + seg);
+            ck_assert_uint_eq(rd32(got + 58), 9000 + i * mss);
+            ck_assert_uint_ne(info.status & E1000_RXD_STAT_TCPCS, 0);
+            ck_assert_uint_eq(info.errors, 0);
+            ck_assert_uint_eq(csum_fold(csum_add(pseudo + 20 + seg,
+                                                 got + 54, 20 + seg)),
+                              0xffff);
+            assert_bytes(got + 74, payload + i * mss, seg, "v6 payload");
+        }
+    }
+    rx_none(b);
+}
+END_TEST
+
+/* ---- sizes, buffers, missed frames ---- */
+
+START_TEST(test_long_frames)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+    uint32_t rctl = b->e->rctl;
+    QE1000RxInfo info;
+    size_t len;
+
+    clear_stats(b);
+    /* Without LPE: 1518 bytes (1522 with CRC) at most. */
+    len = raw_frame(f, mac1, mac0, 1519, 1);
+    qe1000_tx(a->e, f, len, NULL);
+    send_marker_and_expect(a, b, mac1);
+    ck_assert_uint_eq(stat(b, E1000_ROC), 1);
+
+    /* LPE with 1024-byte buffers: two descriptors. */
+    qe1000_writel(b->e, E1000_RCTL, rctl | E1000_RCTL_LPE |
+                  (1 << E1000_RCTL_BSIZE_SHIFT));
+    len = raw_frame(f, mac1, mac0, 2000, 2);
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, &info);
+    ck_assert_uint_eq(info.ndesc, 2);
+
+    /* BSEX: 4096-byte buffers; a 9000-byte jumbo frame. */
+    qe1000_writel(b->e, E1000_RCTL, rctl | E1000_RCTL_LPE |
+                  E1000_RCTL_BSEX | (3 << E1000_RCTL_BSIZE_SHIFT));
+    len = raw_frame(f, mac1, mac0, 9000, 3);
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, &info);
+    ck_assert_uint_eq(info.ndesc, 3);
+
+    /* 256-byte buffers, CRC split over two descriptors (1022 + 4). */
+    qe1000_writel(b->e, E1000_RCTL, rctl | E1000_RCTL_LPE |
+                  (3 << E1000_RCTL_BSIZE_SHIFT));
+    len = raw_frame(f, mac1, mac0, 1022, 4);
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, &info);
+    ck_assert_uint_eq(info.ndesc, 5);
+
+    /* SECRC: no CRC in host memory. */
+    qe1000_writel(b->e, E1000_RCTL, rctl | E1000_RCTL_SECRC);
+    len = raw_frame(f, mac1, mac0, 1514, 5);
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, &info);
+    ck_assert(!info.has_crc);
+    ck_assert_uint_eq(info.wire_len, len);
+
+    /* The largest frame LPE allows, and one byte more. */
+    qe1000_writel(b->e, E1000_RCTL, rctl | E1000_RCTL_LPE |
+                  E1000_RCTL_BSEX | (1 << E1000_RCTL_BSIZE_SHIFT));
+    len = raw_frame(f, mac1, mac0, E1000_MAX_FRAME_LPE - 4, 6);
+    qe1000_tx(a->e, f, len, NULL);
+    rx_expect(b, f, len, &info);
+    ck_assert_uint_eq(info.ndesc, 1);
+    len = raw_frame(f, mac1, mac0, E1000_MAX_FRAME_LPE - 3, 7);
+    qe1000_tx(a->e, f, len, NULL);
+    send_marker_and_expect(a, b, mac1);
+    ck_assert_uint_eq(stat(b, E1000_ROC), 1);
+    ck_assert_uint_eq(stat(b, E1000_MPC), 0);
+}
+END_TEST
+
+START_TEST(test_rx_missed)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+    QE1000 *eb = b->e;
+    size_t len;
+
+    /* No descriptors: frames wait (RNBC counts), nothing is missed. */
+    clear_stats(b);
+    qe1000_writel(eb, E1000_RDT, qe1000_readl(eb, E1000_RDH));
+    for (unsigned i = 0; i < 5; i++) {
+        len = raw_frame(f, mac1, mac0, 100 + i, 40 + i);
+        qe1000_tx(a->e, f, len, NULL);
+    }
+    qe1000_tx_wait(a->e);
+    rx_none(b);
+    ck_assert_uint_ne(stat(b, E1000_RNBC), 0);
+    qe1000_writel(eb, E1000_RDT, (eb->rx_next + eb->rx_n - 1) % eb->rx_n);
+    for (unsigned i = 0; i < 5; i++) {
+        len = raw_frame(f, mac1, mac0, 100 + i, 40 + i);
+        rx_expect(b, f, len, NULL);
+    }
+    ck_assert_uint_eq(stat(b, E1000_MPC), 0);
+    ck_assert_uint_eq(stat(b, E1000_GPRC), 5);
+
+    /* A frame larger than the whole ring can hold: missed (MPC, RXO). */
+    qe1000_readl(eb, E1000_ICR);
+    qe1000_writel(eb, E1000_RCTL, eb->rctl | E1000_RCTL_LPE |
+                  (3 << E1000_RCTL_BSIZE_SHIFT));
+    len = raw_frame(f, mac1, mac0, (eb->rx_n - 1) * 256, 9);
+    qe1000_tx(a->e, f, len, NULL);
+    send_marker_and_expect(a, b, mac1);
+    ck_assert_uint_eq(stat(b, E1000_MPC), 1);
+    ck_assert_uint_ne(qe1000_readl(eb, E1000_ICR) & E1000_ICR_RXO, 0);
+}
+END_TEST
+
+/* ---- statistics ---- */
+
+START_TEST(test_stats)
+{
+    static uint8_t f[FRAME_MAX];
+    static const uint8_t mc[6] = { 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 };
+    Nic *a = &nics[0], *b = &nics[1];
+    static const struct {
+        const uint8_t *dst;
+        size_t len;
+    } frames[] = {
+        { mac1, 60 }, { mac1, 100 }, { mac1, 1514 }, { bcast, 70 },
+        { mc, 200 }, { mac1, 600 }, { mac1, 1100 },
+    };
+    uint64_t octets = 0;
+
+    qe1000_writel(b->e, E1000_RCTL, b->e->rctl | E1000_RCTL_MPE);
+    clear_stats(a);
+    clear_stats(b);
+    for (unsigned i = 0; i < ARRAY_SIZE(frames); i++) {
+        size_t len = raw_frame(f, frames[i].dst, mac0, frames[i].len, i);
+
+        qe1000_tx(a->e, f, len, NULL);
+        rx_expect(b, f, len, NULL);
+        octets += len + 4;
+    }
+    /* Transmit side. */
+    ck_assert_uint_eq(stat(a, E1000_GPTC), ARRAY_SIZE(frames));
+    ck_assert_uint_eq(stat(a, E1000_TPT), ARRAY_SIZE(frames));
+    ck_assert_uint_eq(stat(a, E1000_GOTCL), octets);
+    ck_assert_uint_eq(stat(a, E1000_GOTCH), 0);
+    ck_assert_uint_eq(stat(a, E1000_TOTL), octets);
+    ck_assert_uint_eq(stat(a, E1000_BPTC), 1);
+    ck_assert_uint_eq(stat(a, E1000_MPTC), 1);
+    ck_assert_uint_eq(stat(a, E1000_PTC64), 1);
+    ck_assert_uint_eq(stat(a, E1000_PTC127), 2);
+    ck_assert_uint_eq(stat(a, E1000_PTC255), 1);
+    ck_assert_uint_eq(stat(a, E1000_PTC511), 0);
+    ck_assert_uint_eq(stat(a, E1000_PTC1023), 1);
+    ck_assert_uint_eq(stat(a, E1000_PTC1522), 2);
+    /* Receive side. */
+    ck_assert_uint_eq(stat(b, E1000_GPRC), ARRAY_SIZE(frames));
+    ck_assert_uint_eq(stat(b, E1000_TPR), ARRAY_SIZE(frames));
+    ck_assert_uint_eq(stat(b, E1000_GORCL), octets);
+    ck_assert_uint_eq(stat(b, E1000_GORCH), 0);
+    ck_assert_uint_eq(stat(b, E1000_TORL), octets);
+    ck_assert_uint_eq(stat(b, E1000_BPRC), 1);
+    ck_assert_uint_eq(stat(b, E1000_MPRC), 1);
+    ck_assert_uint_eq(stat(b, E1000_PRC64), 1);
+    ck_assert_uint_eq(stat(b, E1000_PRC127), 2);
+    ck_assert_uint_eq(stat(b, E1000_PRC255), 1);
+    ck_assert_uint_eq(stat(b, E1000_PRC1023), 1);
+    ck_assert_uint_eq(stat(b, E1000_PRC1522), 2);
+    /* Every statistics register clears when read. */
+    for (uint32_t r = E1000_STATS_FIRST; r <= E1000_STATS_LAST; r += 4) {
+        ck_assert_msg(stat(a, r) == 0 && stat(b, r) == 0,
+                      "statistics register 0x%x did not clear", r);
+    }
+    /* A filtered frame counts in TPR only. */
+    raw_frame(f, mc, mac0, 100, 1);
+    qe1000_writel(b->e, E1000_RCTL, b->e->rctl & ~E1000_RCTL_MPE);
+    qe1000_tx(a->e, f, 100, NULL);
+    send_marker_and_expect(a, b, mac1);
+    ck_assert_uint_eq(stat(b, E1000_TPR), 2);
+    ck_assert_uint_eq(stat(b, E1000_GPRC), 1);
+}
+END_TEST
+
+/* ---- interrupt delays ---- */
+
+static uint32_t ics(Nic *n)
+{
+    return qe1000_readl(n->e, E1000_ICS);   /* ICR without clearing it */
+}
+
+/* Wait until a cause shows in ICR; returns the milliseconds it took. */
+static int64_t wait_cause(Nic *n, uint32_t cause, int timeout_ms)
+{
+    int64_t start = qos_now_ms(), deadline = qos_deadline(timeout_ms);
+
+    while (!(ics(n) & cause)) {
+        ck_assert_msg(qos_remaining_ms(deadline) > 0, "cause 0x%x not set "
+                      "within %d ms (ICR 0x%x)", cause, timeout_ms, ics(n));
+        qe1000_sleep(n->e, 1);
+    }
+    return qos_now_ms() - start;
+}
+
+START_TEST(test_irq_delays)
+{
+    static uint8_t f[FRAME_MAX], got[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+    size_t len = raw_frame(f, mac1, mac0, 100, 1);
+    int64_t t0, took;
+
+    /* RDTR (67 ms) holds RXT0 back; writing FPD fires it at once. */
+    qe1000_writel(b->e, E1000_RDTR, 0xffff);
+    qe1000_readl(b->e, E1000_ICR);
+    qe1000_tx(a->e, f, len, NULL);
+    rx_one(b, got, NULL);
+    ck_assert_uint_eq(ics(b) & E1000_ICR_RXT0, 0);
+    qe1000_writel(b->e, E1000_RDTR, 0xffff | E1000_RDTR_FPD);
+    ck_assert_uint_ne(ics(b) & E1000_ICR_RXT0, 0);
+    ck_assert_uint_eq(qe1000_readl(b->e, E1000_RDTR), 0xffff);
+
+    /* RADV (10 ms) caps the delay. */
+    qe1000_writel(b->e, E1000_RADV, 10000);
+    qe1000_readl(b->e, E1000_ICR);
+    t0 = qos_now_ms();
+    qe1000_tx(a->e, f, len, NULL);
+    rx_one(b, got, NULL);
+    wait_cause(b, E1000_ICR_RXT0, 1000);
+    took = qos_now_ms() - t0;
+    ck_assert_msg(took < 60, "RXT0 after %" PRId64 " ms, RADV is 10 ms",
+                  took);
+
+    /* Transmit: IDE descriptors wait for TIDV (67 ms) ... */
+    qe1000_writel(a->e, E1000_TIDV, 0xffff);
+    qe1000_readl(a->e, E1000_ICR);
+    qe1000_tx(a->e, f, len, &(QE1000TxOpts){ .ide = true });
+    qe1000_tx_wait(a->e);
+    ck_assert_uint_eq(ics(a) & E1000_ICR_TXDW, 0);
+    wait_cause(a, E1000_ICR_TXDW, 1000);
+    rx_one(b, got, NULL);
+    /* ... or TADV (5 ms) ... */
+    qe1000_writel(a->e, E1000_TADV, 5000);
+    qe1000_readl(a->e, E1000_ICR);
+    t0 = qos_now_ms();
+    qe1000_tx(a->e, f, len, &(QE1000TxOpts){ .ide = true });
+    wait_cause(a, E1000_ICR_TXDW, 1000);
+    took = qos_now_ms() - t0;
+    ck_assert_msg(took < 60, "TXDW after %" PRId64 " ms, TADV is 5 ms",
+                  took);
+    rx_one(b, got, NULL);
+    /* ... descriptors without IDE report at once; TXQE too. */
+    qe1000_readl(a->e, E1000_ICR);
+    qe1000_tx(a->e, f, len, NULL);
+    qe1000_tx_wait(a->e);
+    ck_assert_uint_eq(ics(a) & (E1000_ICR_TXDW | E1000_ICR_TXQE),
+                      E1000_ICR_TXDW | E1000_ICR_TXQE);
+    rx_one(b, got, NULL);
+}
+END_TEST
+
+/* ---- link ---- */
+
+START_TEST(test_set_link)
+{
+    Nic *a = &nics[0], *b = &nics[1];
+    static uint8_t f[FRAME_MAX];
+    size_t len = raw_frame(f, mac1, mac0, 100, 1);
+
+    qe1000_readl(a->e, E1000_ICR);
+    qpci_intx_enable(a->pdev);
+
+    json_object_put(qmp_ok(qmp, "set_link", "{'name': 'e0', 'up': false}"));
+    ck_assert(qe1000_wait_link(a->e, false, QOS_TIMEOUT_MS));
+    qpci_intx_wait(a->pdev);
+    ck_assert_uint_ne(qe1000_readl(a->e, E1000_ICR) & E1000_ICR_LSC, 0);
+    qpci_intx_unmask(a->pdev);
+    ck_assert_uint_eq(qe1000_phy_read(a->e, E1000_PHY_STATUS) &
+                      E1000_PHY_STATUS_LINK, 0);
+    /* Nothing gets through a pulled cable. */
+    qe1000_tx(a->e, f, len, NULL);
+    qe1000_tx_wait(a->e);
+    rx_none(b);
+
+    json_object_put(qmp_ok(qmp, "set_link", "{'name': 'e0', 'up': true}"));
+    ck_assert(qe1000_wait_link(a->e, true, QOS_TIMEOUT_MS));
+    qpci_intx_wait(a->pdev);
+    ck_assert_uint_ne(qe1000_readl(a->e, E1000_ICR) & E1000_ICR_LSC, 0);
+    qpci_intx_unmask(a->pdev);
+    ck_assert_uint_ne(qe1000_phy_read(a->e, E1000_PHY_STATUS) &
+                      E1000_PHY_STATUS_AN_DONE, 0);
+    send_marker_and_expect(a, b, mac1);
+
+    /* The backend's link is the NIC's too. */
+    json_object_put(qmp_ok(qmp, "set_link", "{'name': 's1', 'up': false}"));
+    ck_assert(qe1000_wait_link(b->e, false, QOS_TIMEOUT_MS));
+    json_object_put(qmp_ok(qmp, "set_link", "{'name': 's1', 'up': true}"));
+    ck_assert(qe1000_wait_link(b->e, true, QOS_TIMEOUT_MS));
+    send_marker_and_expect(a, b, mac1);
+    send_marker_and_expect(b, a, mac0);
+}
+END_TEST
+
+START_TEST(test_query_rx_filter)
+{
+    QE1000 *e = nics[1].e;
+    json_object *r, *info;
+
+    r = qmp_ok(qmp, "query-rx-filter", "{'name': 'e1'}");
+    ck_assert_int_eq(json_object_array_length(r), 1);
+    info = json_object_array_get_idx(r, 0);
+    ck_assert_str_eq(qmp_get_str(info, "name"), "e1");
+    ck_assert_str_eq(qmp_get_str(info, "main-mac"), MAC1_STR);
+    ck_assert(!qmp_get_bool(info, "promiscuous"));
+    ck_assert(qmp_get_bool(info, "broadcast-allowed"));
+    ck_assert_str_eq(qmp_get_str(info, "unicast"), "normal");
+    ck_assert_str_eq(qmp_get_str(info, "multicast"), "none");
+    json_object_put(r);
+
+    qe1000_writel(e, E1000_RCTL, e->rctl | E1000_RCTL_UPE |
+                  E1000_RCTL_MPE | E1000_RCTL_VFE);
+    qe1000_writel(e, E1000_VFTA, 1u << 3);
+    qe1000_writel(e, E1000_RAL(1), 0x44332211);
+    qe1000_writel(e, E1000_RAH(1), 0x6655 | E1000_RAH_AV);
+    json_object_put(qmp_client_wait_event(qmp, "NIC_RX_FILTER_CHANGED", 0));
+    r = qmp_ok(qmp, "query-rx-filter", "{'name': 'e1'}");
+    info = json_object_array_get_idx(r, 0);
+    ck_assert(qmp_get_bool(info, "promiscuous"));
+    ck_assert_str_eq(qmp_get_str(info, "unicast"), "all");
+    ck_assert_str_eq(qmp_get_str(info, "multicast"), "all");
+    ck_assert_str_eq(qmp_get_str(info, "vlan"), "normal");
+    ck_assert_int_eq(json_object_get_int(json_object_array_get_idx(
+                         qmp_get(info, "vlan-table"), 0)), 3);
+    ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(
+                         qmp_get(info, "unicast-table"), 0)),
+                     "11:22:33:44:55:66");
+    json_object_put(r);
+}
+END_TEST
+
+/* MAC loopback (RCTL.LBM) and PHY loopback: what is sent comes back. */
+START_TEST(test_loopback)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic *n = &nics[0];
+    QE1000 *e = n->e;
+    uint32_t rctl = e->rctl;
+    uint16_t phy_ctrl = qe1000_phy_read(e, E1000_PHY_CTRL);
+    size_t len = raw_frame(f, mac0, mac0, 700, 8);
+
+    qe1000_writel(e, E1000_RCTL, rctl | E1000_RCTL_LBM_MAC);
+    qe1000_tx(e, f, len, NULL);
+    rx_expect(n, f, len, NULL);
+    qe1000_writel(e, E1000_RCTL, rctl);
+    qe1000_phy_write(e, E1000_PHY_CTRL, phy_ctrl | E1000_PHY_CTRL_LOOPBACK);
+    qe1000_tx(e, f, len, &(QE1000TxOpts){ .split = 128 });
+    rx_expect(n, f, len, NULL);
+    /* Off again: the frame leaves (there is no backend), nothing returns. */
+    qe1000_phy_write(e, E1000_PHY_CTRL, phy_ctrl);
+    qe1000_tx(e, f, len, NULL);
+    qe1000_tx_wait(e);
+    rx_none(n);
+}
+END_TEST
+
+/*
+ * Guest memory without a shared fd (the DMA_READ/DMA_WRITE path): frames
+ * looped back through the MAC, plain, offloaded and segmented.
+ */
+START_TEST(test_dma_messages)
+{
+    static uint8_t f[FRAME_MAX], payload[8000];
+    Nic *n = &nics[0];
+    QE1000 *e = n->e;
+    QE1000TxOpts o = tso4_opts;
+    size_t len;
+
+    qe1000_writel(e, E1000_RCTL, e->rctl | E1000_RCTL_LBM_MAC);
+    for (size_t size = 60; size <= 1514; size += 363) {
+        len = raw_frame(f, mac0, mac0, size, size);
+        qe1000_tx(e, f, len, NULL);
+        rx_expect(n, f, len, NULL);
+    }
+    fill_pattern(payload, sizeof(payload), 4);
+    o.mss = 1448;
+    len = tcp4_frame(f, mac0, mac0, 5000, TCP_ACK, payload, 5000);
+    wr16(f + IP_OFF + 2, 0);
+    wr16(f + IP_OFF + 4, 0x1000);
+    wr16(f + IP_OFF + 10, 0);
+    seed_l4_csum(f, L4_OFF + 16, false);
+    qe1000_tx(e, f, len, &o);
+    for (unsigned i = 0; i < 4; i++) {
+        static uint8_t got[FRAME_MAX];
+        size_t seg = MIN(1448, 5000 - i * 1448);
+        QE1000RxInfo info;
+
+        ck_assert_uint_eq(rx_one(n, got, &info), 54 + seg);
+        ck_assert(ip4_csum_ok(got));
+        ck_assert(l4_csum_ok(got, 54 + seg));
+        ck_assert_uint_eq(info.errors, 0);
+        assert_bytes(got + 54, payload + i * 1448, seg, "segment");
+    }
+    ck_assert_uint_ne(vfu_client_stats(n->c)->dma_reads, 0);
+    ck_assert_uint_ne(vfu_client_stats(n->c)->dma_writes, 0);
+    vfu_client_assert_clean(n->c);
+}
+END_TEST
+
+/* ---- guest mistakes: dropped, counted, the daemon keeps serving ---- */
+
+#define BAD_ADDR    0xdead0000000ULL     /* far outside guest memory */
+
+static void legacy_desc(uint8_t *d, uint64_t addr, uint16_t len,
+                        uint8_t cmd)
+{
+    memset(d, 0, E1000_TXD_SIZE);
+    stq_le_p(d + E1000_TXD_ADDR, addr);
+    stw_le_p(d + E1000_TXD_LENGTH, len);
+    d[E1000_TXD_CMD] = cmd;
+}
+
+static void data_desc(uint8_t *d, uint64_t addr, uint32_t len, uint8_t cmd,
+                      uint8_t popts)
+{
+    memset(d, 0, E1000_TXD_SIZE);
+    stq_le_p(d + E1000_TXD_ADDR, addr);
+    stl_le_p(d + E1000_TXD_LENGTH, (len & E1000_TXD_LEN_MASK) |
+             (E1000_TXD_DTYP_DATA << E1000_TXD_DTYP_SHIFT) |
+             ((uint32_t)(cmd | E1000_TXD_CMD_DEXT) << 24));
+    d[E1000_DATD_POPTS] = popts;
+}
+
+static void tso_ctx_desc(uint8_t *d, uint8_t hdr_len, uint16_t mss,
+                         uint32_t paylen)
+{
+    memset(d, 0, E1000_TXD_SIZE);
+    d[E1000_CTXD_IPCSS] = IP_OFF;
+    d[E1000_CTXD_IPCSO] = IP_OFF + 10;
+    stw_le_p(d + E1000_CTXD_IPCSE, L4_OFF - 1);
+    d[E1000_CTXD_TUCSS] = L4_OFF;
+    d[E1000_CTXD_TUCSO] = L4_OFF + 16;
+    stl_le_p(d + E1000_CTXD_CMDLEN, paylen |
+             ((uint32_t)(E1000_TUCMD_TCP | E1000_TUCMD_IP | E1000_TUCMD_TSE |
+                         E1000_TXD_CMD_DEXT) << 24));
+    d[E1000_CTXD_HDRLEN] = hdr_len;
+    stw_le_p(d + E1000_CTXD_MSS, mss);
+}
+
+START_TEST(test_bad_tx)
+{
+    static uint8_t f[FRAME_MAX], payload[500];
+    Nic *a = &nics[0], *b = &nics[1];
+    QE1000 *e = a->e;
+    uint8_t d[2][E1000_TXD_SIZE];
+    unsigned slot;
+    uint64_t buf;
+    size_t len;
+
+    clear_stats(a);
+    /* A buffer outside guest memory: dropped, TU reported. */
+    slot = e->tx_tail;
+    legacy_desc(d[0], BAD_ADDR, 100, E1000_TXD_CMD_EOP | E1000_TXD_CMD_RS);
+    qe1000_tx_raw(e, d, 1);
+    qe1000_tx_wait(e);
+    ck_assert_uint_eq(qe1000_tx_status(e, slot),
+                      E1000_TXD_STAT_DD | E1000_TXD_STAT_TU);
+    send_marker_and_expect(a, b, mac1);
+    ck_assert_uint_eq(stat(a, E1000_GPTC), 1);
+
+    /* A buffer that starts inside guest memory and runs off its end. */
+    legacy_desc(d[0], GUEST_MEM_DEFAULT_BASE + GUEST_MEM_DEFAULT_SIZE - 50,
+                100, E1000_TXD_CMD_EOP | E1000_TXD_CMD_RS);
+    qe1000_tx_raw(e, d, 1);
+    send_marker_and_expect(a, b, mac1);
+
+    /* An absurd length (1 MiB in one data descriptor). */
+    data_desc(d[0], guest_mem_base(a->gm), E1000_TXD_LEN_MASK,
+              E1000_TXD_CMD_EOP | E1000_TXD_CMD_RS, 0);
+    qe1000_tx_raw(e, d, 1);
+    send_marker_and_expect(a, b, mac1);
+
+    /* A packet that never ends: more than 64 KiB without EOP. */
+    for (unsigned i = 0; i < 20; i++) {
+        data_desc(d[0], guest_mem_base(a->gm), 4096, 0, 0);
+        qe1000_tx_raw(e, d, 1);
+    }
+    data_desc(d[0], guest_mem_base(a->gm), 4096, E1000_TXD_CMD_EOP, 0);
+    qe1000_tx_raw(e, d, 1);
+    send_marker_and_expect(a, b, mac1);
+
+    /* TSO contexts: MSS 0, a header longer than the packet. */
+    fill_pattern(payload, sizeof(payload), 3);
+    len = tcp4_frame(f, mac1, mac0, 1, TCP_ACK, payload, sizeof(payload));
+    buf = qe1000_tx_slot_buf(e, e->tx_tail + 1);
+    guest_memwrite(a->gm, buf, f, len);
+    tso_ctx_desc(d[0], 54, 0, len - 54);
+    data_desc(d[1], buf, len, E1000_TXD_CMD_EOP | E1000_TXD_CMD_TSE |
+              E1000_TXD_CMD_RS, E1000_TXD_POPTS_TXSM);
+    qe1000_tx_raw(e, d, 2);
+    send_marker_and_expect(a, b, mac1);
+    buf = qe1000_tx_slot_buf(e, e->tx_tail + 1);
+    guest_memwrite(a->gm, buf, f, 30);
+    tso_ctx_desc(d[0], 54, 100, 100);
+    data_desc(d[1], buf, 30, E1000_TXD_CMD_EOP | E1000_TXD_CMD_TSE, 0);
+    qe1000_tx_raw(e, d, 2);
+    /* Offsets beyond the header (tucss past hdr_len). */
+    buf = qe1000_tx_slot_buf(e, e->tx_tail + 1);
+    guest_memwrite(a->gm, buf, f, len);
+    tso_ctx_desc(d[0], 40, 100, len - 40);
+    data_desc(d[1], buf, len, E1000_TXD_CMD_EOP | E1000_TXD_CMD_TSE, 0);
+    qe1000_tx_raw(e, d, 2);
+    send_marker_and_expect(a, b, mac1);
+    ck_assert_uint_eq(stat(a, E1000_TSCTFC), 3);
+
+    /* A descriptor of an unknown type is skipped. */
+    data_desc(d[0], buf, 100, E1000_TXD_CMD_EOP, 0);
+    d[0][E1000_TXD_LENGTH + 2] |= 0xf0;
+    qe1000_tx_raw(e, d, 1);
+    send_marker_and_expect(a, b, mac1);
+
+    /* TDT beyond the ring: ignored until it makes sense again. */
+    qe1000_writel(e, E1000_TDT, 5000);
+    qe1000_sleep(e, 10);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_TDH), e->tx_tail);
+    qe1000_writel(e, E1000_TDT, e->tx_tail);
+    send_marker_and_expect(a, b, mac1);
+
+    /* A ring outside guest memory: nothing sent, TDH stays. */
+    qe1000_writel(e, E1000_TDBAH, 0x77);
+    qe1000_writel(e, E1000_TDT, (e->tx_tail + 1) % e->tx_n);
+    qe1000_sleep(e, 10);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_TDH), e->tx_tail);
+    rx_none(b);
+    qe1000_writel(e, E1000_TDT, e->tx_tail);
+    qe1000_writel(e, E1000_TDBAH, e->tx_ring >> 32);
+    send_marker_and_expect(a, b, mac1);
+    ck_assert_uint_eq(stat(a, E1000_GPTC), 8);
+
+    iovd_proc_assert_alive(proc);
+}
+END_TEST
+
+START_TEST(test_bad_rx)
+{
+    static uint8_t f[FRAME_MAX], got[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+    QE1000 *e = b->e;
+    uint64_t desc = qe1000_rx_desc(e, e->rx_next);
+    uint64_t good = guest_readq(b->gm, desc);
+    size_t len = raw_frame(f, mac1, mac0, 500, 1);
+    QE1000RxInfo info;
+
+    clear_stats(b);
+    /* A receive buffer outside guest memory: RXE, RXERRC. */
+    guest_writeq(b->gm, desc, BAD_ADDR);
+    qe1000_tx(a->e, f, len, NULL);
+    ck_assert_int_ge(rx(b, got, &info, QOS_TIMEOUT_MS), 0);
+    ck_assert_uint_ne(info.errors & E1000_RXD_ERR_RXE, 0);
+    guest_writeq(b->gm, desc, good);
+    send_marker_and_expect(a, b, mac1);
+    ck_assert_uint_eq(stat(b, E1000_RXERRC), 1);
+    ck_assert_uint_eq(stat(b, E1000_GPRC), 1);
+
+    /* RDT beyond the ring: frames are missed, not queued forever. */
+    qe1000_writel(e, E1000_RDT, 5000);
+    qe1000_tx(a->e, f, len, NULL);
+    qe1000_tx_wait(a->e);
+    rx_none(b);
+    qe1000_writel(e, E1000_RDT, (e->rx_next + e->rx_n - 1) % e->rx_n);
+    send_marker_and_expect(a, b, mac1);
+    ck_assert_uint_eq(stat(b, E1000_MPC), 1);
+
+    /* The ring itself outside guest memory. */
+    qe1000_writel(e, E1000_RDBAH, 0x77);
+    qe1000_tx(a->e, f, len, NULL);
+    qe1000_tx_wait(a->e);
+    qe1000_sleep(e, 20);
+    qe1000_writel(e, E1000_RDBAH, e->rx_ring >> 32);
+    send_marker_and_expect(a, b, mac1);
+    ck_assert_uint_eq(stat(b, E1000_MPC), 1);
+
+    /* Bus mastering off: the frame cannot be stored. */
+    qpci_config_writew(b->pdev, PCI_COMMAND, PCI_COMMAND_MEMORY |
+                       PCI_COMMAND_IO);
+    qe1000_tx(a->e, f, len, NULL);
+    qe1000_tx_wait(a->e);
+    qe1000_sleep(e, 20);
+    qpci_config_writew(b->pdev, PCI_COMMAND, PCI_COMMAND_MEMORY |
+                       PCI_COMMAND_IO | PCI_COMMAND_MASTER);
+    send_marker_and_expect(a, b, mac1);
+    ck_assert_uint_eq(stat(b, E1000_MPC), 1);
+
+    iovd_proc_assert_alive(proc);
+}
+END_TEST
+
+/* Register abuse: every offset of both BARs, any size. */
+START_TEST(test_bad_registers)
+{
+    Nic *n = &nics[0];
+    uint8_t buf[8];
+
+    for (uint32_t off = 0; off < E1000_MMIO_SIZE; off += 0x44) {
+        qpci_bar_read(n->pdev, E1000_BAR_MMIO, off & ~7u, buf, 8);
+        qpci_bar_read(n->pdev, E1000_BAR_MMIO, off, buf, 1);
+        qpci_bar_read(n->pdev, E1000_BAR_MMIO, off & ~1u, buf, 2);
+    }
+    for (uint32_t off = 0; off < E1000_IO_SIZE; off++) {
+        qpci_bar_read(n->pdev, E1000_BAR_IO, off, buf, 1);
+    }
+    /* Byte writes merge into the register. */
+    qe1000_writel(n->e, E1000_FCTTV, 0x1234);
+    qpci_bar_writeb(n->pdev, E1000_BAR_MMIO, E1000_FCTTV + 1, 0x56);
+    ck_assert_uint_eq(qe1000_readl(n->e, E1000_FCTTV), 0x5634);
+    qpci_bar_writeq(n->pdev, E1000_BAR_MMIO, E1000_RDBAL,
+                    0x0000000100002000ULL);
+    ck_assert_uint_eq(qe1000_readl(n->e, E1000_RDBAH), 1);
+    ck_assert_uint_eq(qe1000_readl(n->e, E1000_RDBAL), 0x2000);
+    iovd_proc_assert_alive(proc);
+    qe1000_init(n->e, NULL);
+}
+END_TEST
+
+/* ---- user networking: DHCP, then TCP through hostfwd ---- */
+
+#define SLIRP_GUEST_IP  0x0a00020f      /* 10.0.2.15 */
+#define SLIRP_HOST_IP   0x0a000202      /* 10.0.2.2 */
+#define TCP_ISS         1000u
+#define TCP_MSS         1460
+#define XFER_BYTES      (512 * 1024)
+
+static uint8_t guest_to_host(size_t i)
+{
+    return (uint8_t)(i * 31 + (i >> 9));
+}
+
+static uint8_t host_to_guest(size_t i)
+{
+    return (uint8_t)(i * 17 + 5 + (i >> 11));
+}
+
+static bool is_ip4_proto(const uint8_t *f, size_t len, uint8_t proto)
+{
+    return len >= L4_OFF + 8 && rd16(f + 12) == E1000_ETH_P_IP &&
+           f[IP_OFF] == 0x45 && f[IP_OFF + 9] == proto;
+}
+
+/* Answer ARP requests for @ip; true if @f was one. */
+static bool arp_answer(Nic *n, const uint8_t *f, size_t len, uint32_t ip)
+{
+    uint8_t r[60] = { 0 };
+
+    if (len < 42 || rd16(f + 12) != 0x0806 || rd16(f + 20) != 1 ||
+        rd32(f + 38) != ip) {
+        return false;
+    }
+    eth_hdr(r, f + 6, mac0, 0x0806);
+    wr16(r + 14, 1);
+    wr16(r + 16, E1000_ETH_P_IP);
+    r[18] = 6;
+    r[19] = 4;
+    wr16(r + 20, 2);
+    memcpy(r + 22, mac0, 6);
+    wr32(r + 28, ip);
+    memcpy(r + 32, f + 22, 10);
+    qe1000_tx(n->e, r, sizeof(r), NULL);
+    return true;
+}
+
+static size_t dhcp_frame(uint8_t *f, uint8_t type, uint32_t xid,
+                         uint32_t req_ip, uint32_t server)
+{
+    uint8_t bootp[300] = { 0 }, u[8];
+    uint8_t *o = bootp + 240;
+
+    bootp[0] = 1;
+    bootp[1] = 1;
+    bootp[2] = 6;
+    wr32(bootp + 4, xid);
+    wr16(bootp + 10, 0x8000);
+    memcpy(bootp + 28, mac0, 6);
+    wr32(bootp + 236, 0x63825363);
+    *o++ = 53;
+    *o++ = 1;
+    *o++ = type;
+    if (req_ip) {
+        *o++ = 50;
+        *o++ = 4;
+        wr32(o, req_ip);
+        o += 4;
+    }
+    if (server) {
+        *o++ = 54;
+        *o++ = 4;
+        wr32(o, server);
+        o += 4;
+    }
+    *o++ = 55;
+    *o++ = 3;
+    *o++ = 1;
+    *o++ = 3;
+    *o++ = 6;
+    *o = 255;
+    udp_hdr(u, 68, 67);
+    return ip4_frame(f, bcast, mac0, E1000_IP_PROTO_UDP, 0, 0xffffffff, u,
+                     8, bootp, sizeof(bootp));
+}
+
+typedef struct DhcpReply {
+    uint8_t type;
+    uint32_t yiaddr, server, router, dns;
+} DhcpReply;
+
+static bool dhcp_parse(const uint8_t *f, size_t len, uint32_t xid,
+                       DhcpReply *r)
+{
+    const uint8_t *b = f + L4_OFF + 8;
+    size_t blen;
+
+    if (!is_ip4_proto(f, len, E1000_IP_PROTO_UDP) ||
+        rd16(f + L4_OFF + 2) != 68 || len < L4_OFF + 8 + 240) {
+        return false;
+    }
+    blen = len - (L4_OFF + 8);
+    if (b[0] != 2 || rd32(b + 4) != xid || rd32(b + 236) != 0x63825363) {
+        return false;
+    }
+    memset(r, 0, sizeof(*r));
+    r->yiaddr = rd32(b + 16);
+    for (size_t i = 240; i + 1 < blen && b[i] != 255;) {
+        uint8_t code = b[i], olen;
+
+        if (code == 0) {
+            i++;
+            continue;
+        }
+        olen = b[i + 1];
+        if (i + 2 + olen > blen) {
+            break;
+        }
+        if (code == 53 && olen >= 1) {
+            r->type = b[i + 2];
+        } else if (code == 54 && olen >= 4) {
+            r->server = rd32(b + i + 2);
+        } else if (code == 3 && olen >= 4) {
+            r->router = rd32(b + i + 2);
+        } else if (code == 6 && olen >= 4) {
+            r->dns = rd32(b + i + 2);
+        }
+        i += 2 + olen;
+    }
+    return true;
+}
+
+/* Send a DHCP message and wait for the reply of type @want. */
+static void dhcp_exchange(Nic *n, uint8_t type, uint32_t xid,
+                          uint32_t req_ip, uint32_t server, uint8_t want,
+                          DhcpReply *r)
+{
+    static uint8_t f[FRAME_MAX];
+    int64_t deadline = qos_deadline(QOS_TIMEOUT_MS);
+    size_t len = dhcp_frame(f, type, xid, req_ip, server);
+
+    qe1000_tx(n->e, f, len, NULL);
+    for (;;) {
+        ssize_t got = rx(n, f, NULL, qos_remaining_ms(deadline));
+
+        ck_assert_msg(got >= 0, "no DHCP reply of type %u", want);
+        if (arp_answer(n, f, got, SLIRP_GUEST_IP)) {
+            continue;
+        }
+        if (dhcp_parse(f, got, xid, r) && r->type == want) {
+            return;
+        }
+    }
+}
+
+static uint32_t dhcp_lease(Nic *n)
+{
+    DhcpReply offer, ack;
+
+    dhcp_exchange(n, 1, 0x1e1000, 0, 0, 2, &offer);
+    ck_assert_uint_eq(offer.yiaddr, SLIRP_GUEST_IP);
+    dhcp_exchange(n, 3, 0x1e1000, offer.yiaddr, offer.server, 5, &ack);
+    ck_assert_uint_eq(ack.yiaddr, offer.yiaddr);
+    ck_assert_uint_eq(ack.router, SLIRP_HOST_IP);
+    return ack.yiaddr;
+}
+
+START_TEST(test_user_dhcp)
+{
+    ck_assert_uint_eq(dhcp_lease(&nics[0]), SLIRP_GUEST_IP);
+    ck_assert_uint_ne(stat(&nics[0], E1000_GPRC), 0);
+    ck_assert_uint_ne(stat(&nics[0], E1000_BPTC), 0);
+}
+END_TEST
+
+/* A tiny TCP for the guest side of one connection. */
+typedef struct Tcp {
+    Nic *n;
+    bool tso;
+    uint8_t peer_mac[6];
+    uint32_t lip, rip;
+    uint16_t lport, rport;
+    uint32_t snd_una, snd_nxt, snd_wnd;
+    uint32_t irs, rcv_nxt;
+    uint16_t peer_mss;
+    int host_fd;
+    size_t host_rx, host_tx;        /* bytes the host read / wrote */
+    size_t guest_rx;                /* bytes the guest received */
+    unsigned tso_sends, segs_rx;
+    int64_t last_ack_ms;
+} Tcp;
+
+static int32_t seq_diff(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b);
+}
+
+/* One TCP segment from the guest; with @tso, a super-frame for TSO. */
+static void tcp_output(Tcp *t, uint8_t flags, uint32_t seq,
+                       const uint8_t *payload, size_t plen)
+{
+    static uint8_t f[FRAME_MAX];
+    uint8_t th[24];
+    size_t thlen = 20, len;
+
+    tcp_hdr(th, t->lport, t->rport, seq, t->rcv_nxt, flags, 65535);
+    if (flags & TCP_SYN) {
+        th[12] = 6 << 4;
+        th[20] = 2;
+        th[21] = 4;
+        wr16(th + 22, TCP_MSS);
+        thlen = 24;
+    }
+    len = ip4_frame(f, t->peer_mac, mac0, E1000_IP_PROTO_TCP, t->lip,
+                    t->rip, th, thlen, payload, plen);
+    if (t->tso && plen > t->peer_mss) {
+        QE1000TxOpts o = tso4_opts;
+
+        o.mss = t->peer_mss;
+        wr16(f + IP_OFF + 2, 0);
+        wr16(f + IP_OFF + 10, 0);
+        seed_l4_csum(f, L4_OFF + 16, false);
+        qe1000_tx(t->n->e, f, len, &o);
+        t->tso_sends++;
+    } else if (plen) {
+        /* Checksums by the device (context descriptor offload). */
+        wr16(f + IP_OFF + 10, 0);
+        seed_l4_csum(f, L4_OFF + 16, true);
+        qe1000_tx(t->n->e, f, len, &(QE1000TxOpts){
+            .ctx = true, .ipcss = IP_OFF, .ipcso = IP_OFF + 10,
+            .ipcse = L4_OFF - 1, .tucss = L4_OFF, .tucso = L4_OFF + 16,
+            .tucmd = E1000_TUCMD_TCP | E1000_TUCMD_IP,
+            .popts = E1000_TXD_POPTS_IXSM | E1000_TXD_POPTS_TXSM });
+    } else {
+        qe1000_tx(t->n->e, f, len, NULL);
+    }
+}
+
+static void tcp_input(Tcp *t, const uint8_t *f, size_t len,
+                      const QE1000RxInfo *info)
+{
+    const uint8_t *th = f + L4_OFF;
+    size_t ip_len, hlen, plen;
+    uint32_t seq, ack;
+    uint8_t flags;
+
+    if (arp_answer(t->n, f, len, t->lip) ||
+        !is_ip4_proto(f, len, E1000_IP_PROTO_TCP) ||
+        rd32(f + IP_OFF + 16) != t->lip || rd16(th + 2) != t->lport) {
+        return;
+    }
+    /* The device verified both checksums. */
+    ck_assert_msg((info->status & (E1000_RXD_STAT_IPCS |
+                                   E1000_RXD_STAT_TCPCS)) ==
+                  (E1000_RXD_STAT_IPCS | E1000_RXD_STAT_TCPCS) &&
+                  !info->errors, "TCP frame: status 0x%x errors 0x%x",
+                  info->status, info->errors);
+    ip_len = rd16(f + IP_OFF + 2);
+    hlen = (th[12] >> 4) * 4;
+    ck_assert_uint_le(IP_OFF + ip_len, len);
+    plen = ip_len - 20 - hlen;
+    seq = rd32(th + 4);
+    ack = rd32(th + 8);
+    flags = th[13];
+    ck_assert_msg(!(flags & TCP_RST), "connection reset by the host side");
+    if (flags & TCP_SYN) {
+        return;                 /* a retransmitted SYN: handled by connect */
+    }
+    if ((flags & TCP_ACK) && seq_diff(ack, t->snd_una) > 0 &&
+        seq_diff(ack, t->snd_nxt) <= 0) {
+        t->snd_una = ack;
+        t->last_ack_ms = qos_now_ms();
+    }
+    if (flags & TCP_ACK) {
+        t->snd_wnd = rd16(th + 14);
+    }
+    if (plen && seq == t->rcv_nxt) {
+        const uint8_t *p = th + hlen;
+        size_t off = seq - (t->irs + 1);
+
+        for (size_t i = 0; i < plen; i++) {
+            ck_assert_msg(p[i] == host_to_guest(off + i), "guest received "
+                          "byte %zu as 0x%02x, expected 0x%02x", off + i,
+                          p[i], host_to_guest(off + i));
+        }
+        t->rcv_nxt += plen;
+        t->guest_rx += plen;
+        t->segs_rx++;
+    }
+    if (plen || (flags & TCP_FIN)) {
+        if ((flags & TCP_FIN) && seq + plen == t->rcv_nxt) {
+            t->rcv_nxt++;
+        }
+        tcp_output(t, TCP_ACK, t->snd_nxt, NULL, 0);
+    }
+}
+
+static bool tcp_poll(Tcp *t)
+{
+    static uint8_t f[FRAME_MAX];
+    QE1000RxInfo info;
+    bool any = false;
+    ssize_t len;
+
+    while ((len = rx(t->n, f, &info, 0)) >= 0) {
+        tcp_input(t, f, len, &info);
+        any = true;
+    }
+    return any;
+}
+
+static void tcp_connect(Tcp *t)
+{
+    static uint8_t f[FRAME_MAX];
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    int64_t deadline = qos_deadline(QOS_TIMEOUT_MS);
+    bool syn_seen = false;
+
+    t->host_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+    ck_assert_int_ge(t->host_fd, 0);
+    sa.sin_port = htons(hostfwd_port);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert(connect(t->host_fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+              errno == EINPROGRESS);
+
+    /* slirp opens the guest side: SYN, our SYN-ACK, its ACK. */
+    for (;;) {
+        QE1000RxInfo info;
+        ssize_t len = rx(t->n, f, &info, qos_remaining_ms(deadline));
+        const uint8_t *th = f + L4_OFF;
+
+        ck_assert_msg(len >= 0, "TCP handshake through hostfwd: %s",
+                      syn_seen ? "no ACK for our SYN-ACK" : "no SYN");
+        if (arp_answer(t->n, f, len, t->lip) ||
+            !is_ip4_proto(f, len, E1000_IP_PROTO_TCP) ||
+            rd16(th + 2) != t->lport) {
+            continue;
+        }
+        if (th[13] & TCP_SYN) {
+            memcpy(t->peer_mac, f + 6, 6);
+            t->rip = rd32(f + IP_OFF + 12);
+            t->rport = rd16(th);
+            t->irs = rd32(th + 4);
+            t->rcv_nxt = t->irs + 1;
+            t->peer_mss = 536;
+            for (size_t o = 20; o + 1 < (size_t)(th[12] >> 4) * 4;) {
+                if (th[o] == 0 || th[o] == 1) {
+                    o++;
+                } else if (th[o] == 2) {
+                    t->peer_mss = rd16(th + o + 2);
+                    break;
+                } else {
+                    o += th[o + 1] ? th[o + 1] : 1;
+                }
+            }
+            t->peer_mss = MIN(t->peer_mss, TCP_MSS);
+            t->snd_una = TCP_ISS;
+            t->snd_nxt = TCP_ISS + 1;
+            tcp_output(t, TCP_SYN | TCP_ACK, TCP_ISS, NULL, 0);
+            syn_seen = true;
+            continue;
+        }
+        if (syn_seen && (th[13] & TCP_ACK) && rd32(th + 8) == TCP_ISS + 1) {
+            t->snd_una = TCP_ISS + 1;
+            t->snd_wnd = rd16(th + 14);
+            tcp_input(t, f, len, &info);
+            return;
+        }
+    }
+}
+
+/* Guest -> host: @total bytes, every one checked on the host socket. */
+static void tcp_send_all(Tcp *t, size_t total)
+{
+    static uint8_t buf[65536], hbuf[65536];
+    int64_t deadline = qos_deadline(20000);
+
+    t->last_ack_ms = qos_now_ms();
+    while (t->host_rx < total) {
+        size_t sent = t->snd_nxt - (TCP_ISS + 1);
+        size_t inflight = t->snd_nxt - t->snd_una;
+        size_t wnd = MIN(t->snd_wnd, 65535 - 54);
+        bool busy = false;
+        ssize_t n;
+
+        if (sent < total && inflight < wnd) {
+            size_t chunk = MIN(total - sent, wnd - inflight);
+
+            chunk = MIN(chunk, t->tso ? 32768 : t->peer_mss);
+            for (size_t i = 0; i < chunk; i++) {
+                buf[i] = guest_to_host(sent + i);
+            }
+            tcp_output(t, TCP_ACK | TCP_PSH, t->snd_nxt, buf, chunk);
+            t->snd_nxt += chunk;
+            busy = true;
+        }
+        busy |= tcp_poll(t);
+        n = recv(t->host_fd, hbuf, sizeof(hbuf), MSG_DONTWAIT);
+        ck_assert_msg(n > 0 || (n < 0 && errno == EAGAIN), "host recv: %zd "
+                      "(%s)", n, n < 0 ? g_strerror(errno) : "EOF");
+        for (ssize_t i = 0; i < n; i++) {
+            ck_assert_msg(hbuf[i] == guest_to_host(t->host_rx + i),
+                          "host received byte %zu as 0x%02x, expected "
+                          "0x%02x", t->host_rx + i, hbuf[i],
+                          guest_to_host(t->host_rx + i));
+        }
+        if (n > 0) {
+            t->host_rx += n;
+            busy = true;
+        }
+        /* Nothing acknowledged for a while: go back and resend. */
+        if (t->snd_una != t->snd_nxt &&
+            qos_now_ms() - t->last_ack_ms > 300) {
+            t->snd_nxt = t->snd_una;
+            t->last_ack_ms = qos_now_ms();
+        }
+        ck_assert_msg(qos_remaining_ms(deadline) > 0, "guest->host stalled "
+                      "at %zu of %zu bytes (acked %u)", t->host_rx, total,
+                      t->snd_una - (TCP_ISS + 1));
+        if (!busy) {
+            qe1000_sleep(t->n->e, 1);
+        }
+    }
+}
+
+/* Host -> guest: @total bytes, checked by the guest as they arrive. */
+static void tcp_recv_all(Tcp *t, size_t total)
+{
+    static uint8_t hbuf[65536];
+    int64_t deadline = qos_deadline(20000);
+
+    while (t->guest_rx < total) {
+        bool busy = tcp_poll(t);
+
+        if (t->host_tx < total) {
+            size_t chunk = MIN(sizeof(hbuf), total - t->host_tx);
+            ssize_t n;
+
+            for (size_t i = 0; i < chunk; i++) {
+                hbuf[i] = host_to_guest(t->host_tx + i);
+            }
+            n = send(t->host_fd, hbuf, chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
+            ck_assert_msg(n > 0 || errno == EAGAIN, "host send: %s",
+                          g_strerror(errno));
+            if (n > 0) {
+                t->host_tx += n;
+                busy = true;
+            }
+        }
+        ck_assert_msg(qos_remaining_ms(deadline) > 0, "host->guest stalled "
+                      "at %zu of %zu bytes", t->guest_rx, total);
+        if (!busy) {
+            qe1000_sleep(t->n->e, 1);
+        }
+    }
+}
+
+static void tcp_transfer(bool tso)
+{
+    Nic *n = &nics[0];
+    Tcp t = {
+        .n = n, .tso = tso, .lport = GUEST_TCP_PORT, .host_fd = -1,
+    };
+
+    t.lip = dhcp_lease(n);
+    clear_stats(n);
+    tcp_connect(&t);
+    tcp_send_all(&t, XFER_BYTES);
+    tcp_recv_all(&t, XFER_BYTES);
+    if (tso) {
+        ck_assert_uint_ne(t.tso_sends, 0);
+        ck_assert_uint_ne(stat(n, E1000_TSCTC), 0);
+    } else {
+        ck_assert_uint_eq(stat(n, E1000_TSCTC), 0);
+    }
+    ck_assert_uint_ne(t.segs_rx, 0);
+    ck_assert_uint_eq(stat(n, E1000_TSCTFC), 0);
+    close(t.host_fd);
+    tcp_poll(&t);
+}
+
+START_TEST(test_user_tcp_tso)
+{
+    tcp_transfer(true);
+}
+END_TEST
+
+START_TEST(test_user_tcp_no_tso)
+{
+    tcp_transfer(false);
+}
+END_TEST
+
+/* ---- suite ---- */
+
+static TCase *new_tcase(Suite *s, const char *name, void (*setup)(void),
+                        int timeout)
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, timeout);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+static Suite *e1000_suite(void)
+{
+    Suite *s = suite_create("e1000");
+    TCase *tc;
+
+    tc = new_tcase(s, "identity", setup_one_raw, 30);
+    tcase_add_test(tc, test_pci_identity);
+    tcase_add_test(tc, test_eeprom);
+
+    tc = new_tcase(s, "registers", setup_one, 30);
+    tcase_add_test(tc, test_phy);
+    tcase_add_test(tc, test_icr_ics_ims);
+    tcase_add_test(tc, test_itr);
+    tcase_add_test(tc, test_reset);
+    tcase_add_test(tc, test_device_reset);
+    tcase_add_test(tc, test_bad_registers);
+    tcase_add_test(tc, test_loopback);
+
+    tc = new_tcase(s, "dma-messages", setup_one_nofd, 30);
+    tcase_add_test(tc, test_dma_messages);
+
+    tc = new_tcase(s, "traffic", setup_pair, 60);
+    tcase_add_test(tc, test_tx_rx_bytes);
+    tcase_add_test(tc, test_rx_filter_unicast);
+    tcase_add_test(tc, test_rx_filter_multicast);
+    tcase_add_test(tc, test_rx_filter_broadcast);
+    tcase_add_test(tc, test_vlan);
+    tcase_add_test(tc, test_tx_csum_offload);
+    tcase_add_test(tc, test_rx_csum);
+    tcase_add_test(tc, test_tso);
+    tcase_add_test(tc, test_long_frames);
+    tcase_add_test(tc, test_rx_missed);
+    tcase_add_test(tc, test_stats);
+    tcase_add_test(tc, test_irq_delays);
+    tcase_add_test(tc, test_set_link);
+    tcase_add_test(tc, test_query_rx_filter);
+
+    tc = new_tcase(s, "abuse", setup_pair, 60);
+    tcase_add_test(tc, test_bad_tx);
+    tcase_add_test(tc, test_bad_rx);
+
+    tc = new_tcase(s, "user", setup_user, 60);
+    tcase_add_test(tc, test_user_dhcp);
+    tcase_add_test(tc, test_user_tcp_tso);
+    tcase_add_test(tc, test_user_tcp_no_tso);
+    return s;
+}
+
+int main(void)
+{
+    return qos_check_run(e1000_suite());
+}
