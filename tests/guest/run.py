@@ -130,6 +130,8 @@ def main():
                               text=True).stdout
     have_qmp = '-qmp' in helptext
     args = [IOVD, '-d', 'guest_errors']
+    # extra daemon arguments, e.g. IOVD_GUEST_IOVD_ARGS='-trace e1000_*'
+    args += os.environ.get('IOVD_GUEST_IOVD_ARGS', '').split()
     if have_qmp:
         args += ['-qmp', f'unix:{work}/qmp.sock,server=on,wait=off']
     socks = []
