@@ -1,0 +1,2103 @@
+/*
+ * virtio-net-pci tests: iovd runs the device(s); the test plays the VMM
+ * (vfio-user) and a Linux-style virtio_net driver (libqos/virtio-net.h).
+ *
+ * Set-ups (a fresh daemon per test, stopped with SIGTERM, exit 0 required):
+ * - pair: vn0 and vn1 joined by a -netdev stream pair, so what one sends
+ *   the other receives, byte for byte; a QMP monitor;
+ * - user: vn0 on -netdev user (libslirp) with a hostfwd rule: DHCP, then a
+ *   small TCP stack moves data to and from a socket of the test;
+ * - tap: vn0 on a vnet_hdr tap inside a private network namespace (root
+ *   only; otherwise skipped, saying so): offloads end to end with the
+ *   host kernel.
+ */
+#include "util/osdep.h"
+
+#include <check.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+
+#include "hw/virtio/virtio-net-spec.h"
+#include "tests/qtest/libqos/qos-check.h"
+#include "tests/qtest/libqos/iovd-proc.h"
+#include "tests/qtest/libqos/vfu-client.h"
+#include "tests/qtest/libqos/guest-mem.h"
+#include "tests/qtest/libqos/pci.h"
+#include "tests/qtest/libqos/qmp-client.h"
+#include "tests/qtest/libqos/virtio.h"
+#include "tests/qtest/libqos/virtio-net.h"
+
+#define MAC0_STR        "52:54:00:aa:bb:01"
+#define MAC1_STR        "52:54:00:aa:bb:02"
+#define GM_SIZE         (32ULL << 20)
+#define FRAME_MAX       (65536 + 256)
+#define QUIET_MS        200         /* "nothing more arrives" */
+#define ETH_TYPE_TEST   0x88b5      /* IEEE local experimental */
+#define MTU_FRAME       1514        /* 1500 + the Ethernet header */
+#define IP_OFF          14
+#define L4_OFF          34
+#define PROTO_TCP       6
+#define PROTO_UDP       17
+
+static const uint8_t mac0[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0x01 };
+static const uint8_t mac1[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0x02 };
+static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+
+typedef struct Nic {
+    char *sock;
+    VfuClient *c;
+    QPCIDevice *pdev;
+    GuestMem *gm;
+    QVirtioNet *n;
+} Nic;
+
+static IovdProc *proc;
+static QmpClient *qmp;
+static Nic nics[2];
+
+/* Features a Linux guest asks for. */
+#define LINUX_FEATURES  QVNET_LINUX_FEATURES
+#define NO_MRG          (LINUX_FEATURES & \
+                         ~VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF))
+
+/* ---- daemon and devices ---- */
+
+static void daemon_new(void)
+{
+    qos_check_init();
+    proc = iovd_proc_new();
+}
+
+static void add_nic(const char *id, const char *mac, const char *netdev,
+                    const char *extra)
+{
+    g_autofree char *sock = g_strdup_printf("%s.sock", id);
+    g_autofree char *path = iovd_proc_path(proc, sock);
+
+    iovd_proc_add_args(proc, "-device", NULL);
+    iovd_proc_add_argf(proc, "virtio-net-pci,id=%s,mac=%s,socket=%s%s%s%s",
+                       id, mac, path, netdev ? ",netdev=" : "",
+                       netdev ? netdev : "", extra ? extra : "");
+}
+
+static void add_stream_pair(void)
+{
+    g_autofree char *link = iovd_proc_path(proc, "link.sock");
+
+    iovd_proc_add_args(proc, "-netdev", NULL);
+    iovd_proc_add_argf(proc, "stream,id=s0,server=on,addr.type=unix,"
+                       "addr.path=%s", link);
+    iovd_proc_add_args(proc, "-netdev", NULL);
+    iovd_proc_add_argf(proc, "stream,id=s1,server=off,addr.type=unix,"
+                       "addr.path=%s,reconnect-ms=20", link);
+}
+
+static void daemon_start(void)
+{
+    g_autofree char *qmp_path = iovd_proc_path(proc, "qmp.sock");
+
+    iovd_proc_add_args(proc, "-qmp", NULL);
+    iovd_proc_add_argf(proc, "unix:%s,server=on,wait=off", qmp_path);
+    iovd_proc_add_args(proc, "-d", "guest_errors", NULL);
+    if (getenv("VIRTIO_NET_TEST_TRACE")) {
+        iovd_proc_add_args(proc, "-trace", getenv("VIRTIO_NET_TEST_TRACE"),
+                           NULL);
+    }
+    iovd_proc_start(proc);
+    qmp = qmp_client_open(qmp_path);
+}
+
+static void nic_open(Nic *n, const char *id, bool share_fd)
+{
+    g_autofree char *sock = g_strdup_printf("%s.sock", id);
+
+    n->sock = iovd_proc_path(proc, sock);
+    n->c = vfu_client_open(n->sock);
+    n->pdev = qpci_device_new(n->c);
+    n->gm = guest_mem_new(GUEST_MEM_DEFAULT_BASE, GM_SIZE);
+    guest_mem_map_checked(n->gm, n->c, share_fd);
+    n->n = qvnet_new(n->pdev, n->gm);
+}
+
+static void nic_close(Nic *n)
+{
+    qvnet_free(n->n);
+    qpci_device_free(n->pdev);
+    vfu_client_free(n->c);
+    guest_mem_free(n->gm);
+    g_free(n->sock);
+    memset(n, 0, sizeof(*n));
+}
+
+static bool wait_link(Nic *n, bool up, int timeout_ms)
+{
+    int64_t deadline = qos_deadline(timeout_ms);
+
+    do {
+        bool now = qvnet_config_status(n->n) & VIRTIO_NET_S_LINK_UP;
+
+        if (now == up) {
+            return true;
+        }
+        vfu_service(n->c, 5);
+    } while (qos_remaining_ms(deadline));
+    return false;
+}
+
+/*
+ * Two NICs on a stream pair; @extra0 / @extra1 are appended to their
+ * -device options.  @share1: vn1's guest RAM goes with its fd (else DMA
+ * through messages).
+ */
+static void start_pair_ex(const char *extra0, const char *extra1,
+                          bool share1)
+{
+    daemon_new();
+    add_stream_pair();
+    add_nic("vn0", MAC0_STR, "s0", extra0);
+    add_nic("vn1", MAC1_STR, "s1", extra1);
+    daemon_start();
+    nic_open(&nics[0], "vn0", true);
+    nic_open(&nics[1], "vn1", share1);
+}
+
+static void init_nic(Nic *n, const QVirtioNetInit *init)
+{
+    qvnet_init(n->n, init);
+    ck_assert_msg(wait_link(n, true, QOS_TIMEOUT_MS), "link stays down");
+}
+
+/* Both NICs as Linux brings them up, links up. */
+static void start_pair(const char *extra0, const char *extra1)
+{
+    start_pair_ex(extra0, extra1, true);
+    init_nic(&nics[0], &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    init_nic(&nics[1], &(QVirtioNetInit){ .features = LINUX_FEATURES });
+}
+
+static void setup(void)
+{
+    qos_check_init();
+}
+
+static void teardown(void)
+{
+    for (unsigned i = 0; i < ARRAY_SIZE(nics); i++) {
+        if (nics[i].n) {
+            nic_close(&nics[i]);
+        }
+    }
+    g_clear_pointer(&qmp, qmp_client_free);
+    if (proc) {
+        iovd_proc_stop(proc);
+        iovd_proc_free(proc);
+        proc = NULL;
+    }
+}
+
+/* ---- frames ---- */
+
+static uint16_t rd16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
+           (uint32_t)p[2] << 8 | p[3];
+}
+
+static void wr16(uint8_t *p, uint16_t v)
+{
+    p[0] = v >> 8;
+    p[1] = v;
+}
+
+static void wr32(uint8_t *p, uint32_t v)
+{
+    p[0] = v >> 24;
+    p[1] = v >> 16;
+    p[2] = v >> 8;
+    p[3] = v;
+}
+
+static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i += 2) {
+        sum += rd16(p + i);
+    }
+    if (len & 1) {
+        sum += p[len - 1] << 8;
+    }
+    return sum;
+}
+
+static uint16_t csum_fold(uint32_t sum)
+{
+    while (sum >> 16) {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    return sum;
+}
+
+static size_t eth_hdr(uint8_t *f, const uint8_t *dst, const uint8_t *src,
+                      uint16_t type)
+{
+    memcpy(f, dst, 6);
+    memcpy(f + 6, src, 6);
+    wr16(f + 12, type);
+    return 14;
+}
+
+/* A test frame of @len bytes whose payload depends on @seed. */
+static size_t test_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
+                         size_t len, uint32_t seed)
+{
+    eth_hdr(f, dst, src, ETH_TYPE_TEST);
+    wr32(f + 14, seed);
+    for (size_t i = 18; i < len; i++) {
+        f[i] = (uint8_t)(seed * 13 + i * 7 + (i >> 8));
+    }
+    return len;
+}
+
+static void assert_frame(const uint8_t *got, size_t got_len,
+                         const uint8_t *want, size_t len)
+{
+    ck_assert_msg(got_len == len, "received %zu bytes, sent %zu", got_len,
+                  len);
+    /* One assertion per frame: Check reports each one to its parent. */
+    for (size_t i = 0; i < len; i++) {
+        if (got[i] != want[i]) {
+            ck_abort_msg("frame of %zu bytes differs at byte %zu: 0x%02x, "
+                         "sent 0x%02x", len, i, got[i], want[i]);
+        }
+    }
+}
+
+/* An IPv4 frame around @l4 (its header and payload); L4 checksum as is. */
+static size_t ip4_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
+                        uint8_t proto, uint32_t sip, uint32_t dip,
+                        const uint8_t *l4, size_t l4len)
+{
+    uint8_t *ip = f + IP_OFF;
+
+    eth_hdr(f, dst, src, VIRTIO_NET_ETH_P_IP);
+    memset(ip, 0, 20);
+    ip[0] = 0x45;
+    wr16(ip + 2, 20 + l4len);
+    wr16(ip + 4, 0x1234);
+    wr16(ip + 6, 0x4000);       /* DF */
+    ip[8] = 64;
+    ip[9] = proto;
+    wr32(ip + 12, sip);
+    wr32(ip + 16, dip);
+    wr16(ip + 10, ~csum_fold(csum_add(0, ip, 20)));
+    memcpy(f + L4_OFF, l4, l4len);
+    return L4_OFF + l4len;
+}
+
+/* The pseudo-header sum of an IPv4 frame's L4 part. */
+static uint32_t pseudo4(const uint8_t *f)
+{
+    const uint8_t *ip = f + IP_OFF;
+    uint32_t sum = csum_add(0, ip + 12, 8);
+
+    return sum + ip[9] + rd16(ip + 2) - 20;
+}
+
+static unsigned l4_csum_off(const uint8_t *f)
+{
+    return f[IP_OFF + 9] == PROTO_TCP ? 16 : 6;
+}
+
+/* Fill in the L4 checksum in full, or (@partial) just the pseudo sum. */
+static void l4_csum(uint8_t *f, size_t len, bool partial)
+{
+    uint8_t *c = f + L4_OFF + l4_csum_off(f);
+
+    wr16(c, 0);
+    if (partial) {
+        wr16(c, csum_fold(pseudo4(f)));
+    } else {
+        wr16(c, ~csum_fold(csum_add(pseudo4(f), f + L4_OFF,
+                                    len - L4_OFF)));
+    }
+}
+
+static bool l4_csum_ok(const uint8_t *f, size_t len)
+{
+    return csum_fold(csum_add(pseudo4(f), f + L4_OFF, len - L4_OFF)) ==
+           0xffff;
+}
+
+static size_t udp4_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
+                         uint32_t sip, uint32_t dip, uint16_t sport,
+                         uint16_t dport, const uint8_t *payload, size_t plen)
+{
+    uint8_t *u = g_malloc(8 + plen);
+    size_t len;
+
+    wr16(u, sport);
+    wr16(u + 2, dport);
+    wr16(u + 4, 8 + plen);
+    wr16(u + 6, 0);
+    memcpy(u + 8, payload, plen);
+    len = ip4_frame(f, dst, src, PROTO_UDP, sip, dip, u, 8 + plen);
+    g_free(u);
+    return len;
+}
+
+static bool is_ip4(const uint8_t *f, size_t len, uint8_t proto)
+{
+    return len >= L4_OFF + 8 && rd16(f + 12) == VIRTIO_NET_ETH_P_IP &&
+           f[IP_OFF] == 0x45 && f[IP_OFF + 9] == proto;
+}
+
+/* ---- receiving ---- */
+
+static size_t rx_frame(Nic *n, uint8_t *buf, QVirtioNetHdr *h)
+{
+    ssize_t got = qvnet_rx(n->n, 0, buf, FRAME_MAX, h, QOS_TIMEOUT_MS);
+
+    ck_assert_msg(got >= 0, "no frame within %d ms (device status 0x%x)",
+                  QOS_TIMEOUT_MS, qvirtio_get_status(n->n->vd));
+    return got;
+}
+
+static void rx_expect(Nic *n, const uint8_t *want, size_t len)
+{
+    static uint8_t got[FRAME_MAX];
+    size_t l = rx_frame(n, got, NULL);
+
+    assert_frame(got, l, want, len);
+}
+
+/*
+ * rx_expect() while answering @other's DMA requests too: when a NIC's
+ * memory is reached through messages, the daemon may wait for that
+ * client (a notification check, say) while we wait for the other NIC.
+ */
+static void rx_expect_serving(Nic *n, Nic *other, const uint8_t *want,
+                              size_t len)
+{
+    static uint8_t got[FRAME_MAX];
+    int64_t deadline = qos_deadline(QOS_TIMEOUT_MS);
+
+    for (;;) {
+        ssize_t l = qvnet_rx(n->n, 0, got, FRAME_MAX, NULL, 0);
+
+        if (l >= 0) {
+            assert_frame(got, l, want, len);
+            return;
+        }
+        ck_assert_msg(qos_remaining_ms(deadline), "no frame within %d ms",
+                      QOS_TIMEOUT_MS);
+        vfu_service(other->c, 0);
+        vfu_service(n->c, 1);
+    }
+}
+
+static void rx_none(Nic *n)
+{
+    static uint8_t got[FRAME_MAX];
+    ssize_t l = qvnet_rx_any(n->n, NULL, got, FRAME_MAX, NULL, QUIET_MS);
+
+    ck_assert_msg(l < 0, "a frame of %zd bytes arrived", l);
+}
+
+/* ---- identity and features ---- */
+
+START_TEST(test_pci_identity)
+{
+    Nic *a = &nics[0];
+    QVirtioDevice *vd;
+    uint64_t f;
+    uint8_t mac[6];
+
+    start_pair_ex(NULL, NULL, true);
+    vd = a->n->vd;
+    ck_assert_uint_eq(qpci_config_readw(a->pdev, PCI_VENDOR_ID),
+                      VIRTIO_PCI_VENDOR_ID);
+    ck_assert_uint_eq(qpci_config_readw(a->pdev, PCI_DEVICE_ID),
+                      VIRTIO_PCI_DEVICE_ID_BASE + VIRTIO_ID_NET);
+    ck_assert_uint_ge(qpci_config_readb(a->pdev, PCI_REVISION_ID),
+                      VIRTIO_PCI_MODERN_REVISION);
+    ck_assert_uint_eq(qpci_config_readw(a->pdev, PCI_CLASS_DEVICE), 0x0200);
+    ck_assert_uint_ge(qpci_config_readw(a->pdev, PCI_SUBSYSTEM_ID),
+                      VIRTIO_PCI_SUBSYS_MIN);
+
+    f = qvirtio_device_features(vd);
+    ck_assert(f & VIRTIO_BIT(VIRTIO_F_VERSION_1));
+    for (unsigned b = 0; b < 64; b++) {
+        static const unsigned offered[] = {
+            VIRTIO_NET_F_CSUM, VIRTIO_NET_F_GUEST_CSUM, VIRTIO_NET_F_MAC,
+            VIRTIO_NET_F_MRG_RXBUF, VIRTIO_NET_F_STATUS,
+            VIRTIO_NET_F_CTRL_VQ, VIRTIO_NET_F_CTRL_RX,
+            VIRTIO_NET_F_CTRL_VLAN, VIRTIO_NET_F_CTRL_RX_EXTRA,
+            VIRTIO_NET_F_CTRL_MAC_ADDR,
+        };
+        static const unsigned not_offered[] = {
+            /* A stream backend carries no virtio-net header. */
+            VIRTIO_NET_F_HOST_TSO4, VIRTIO_NET_F_HOST_TSO6,
+            VIRTIO_NET_F_GUEST_TSO4, VIRTIO_NET_F_GUEST_TSO6,
+            VIRTIO_NET_F_HOST_UFO, VIRTIO_NET_F_GUEST_UFO,
+            VIRTIO_NET_F_CTRL_GUEST_OFFLOADS, VIRTIO_NET_F_MQ,
+            VIRTIO_NET_F_MTU, VIRTIO_NET_F_GUEST_ANNOUNCE,
+            VIRTIO_NET_F_RSS, VIRTIO_NET_F_HASH_REPORT,
+        };
+
+        for (unsigned i = 0; i < ARRAY_SIZE(offered); i++) {
+            if (b == offered[i]) {
+                ck_assert_msg(f & VIRTIO_BIT(b), "feature %u not offered",
+                              b);
+            }
+        }
+        for (unsigned i = 0; i < ARRAY_SIZE(not_offered); i++) {
+            if (b == not_offered[i]) {
+                ck_assert_msg(!(f & VIRTIO_BIT(b)), "feature %u offered",
+                              b);
+            }
+        }
+    }
+    /* Two queues and the control queue. */
+    ck_assert_uint_eq(qvirtio_common_readw(vd, VIRTIO_PCI_COMMON_NUMQ), 3);
+    qvnet_config_mac(a->n, mac);
+    ck_assert_mem_eq(mac, mac0, 6);
+    ck_assert_uint_eq(qvnet_config_max_pairs(a->n), 1);
+    ck_assert(wait_link(a, true, QOS_TIMEOUT_MS));
+}
+END_TEST
+
+/* A NIC without a backend: link up, what it sends goes nowhere. */
+START_TEST(test_no_netdev)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic *a = &nics[0];
+
+    daemon_new();
+    add_nic("vn0", MAC0_STR, NULL, ",queues=2");
+    daemon_start();
+    nic_open(a, "vn0", true);
+    init_nic(a, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    for (unsigned i = 0; i < 300; i++) {
+        test_frame(f, mac1, mac0, 60 + i, i);
+        qvnet_tx(a->n, i & 1, f, 60 + i, NULL);
+    }
+    qvnet_tx_wait(a->n, 0);
+    qvnet_tx_wait(a->n, 1);
+    rx_none(a);
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_PROMISC, false),
+                      VIRTIO_NET_OK);
+    json_object_put(qmp_ok(qmp, "query-rx-filter", "{'name': 'vn0'}"));
+}
+END_TEST
+
+START_TEST(test_feature_dependencies)
+{
+    QVirtioDevice *vd;
+    const uint64_t v1 = VIRTIO_BIT(VIRTIO_F_VERSION_1);
+    static const struct {
+        uint64_t features;
+        bool ok;
+    } cases[] = {
+        { VIRTIO_BIT(VIRTIO_NET_F_CTRL_RX), false },
+        { VIRTIO_BIT(VIRTIO_NET_F_CTRL_MAC_ADDR), false },
+        { VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ) |
+          VIRTIO_BIT(VIRTIO_NET_F_CTRL_RX_EXTRA), false },
+        { VIRTIO_BIT(VIRTIO_NET_F_CTRL_VQ) | VIRTIO_BIT(VIRTIO_NET_F_MQ) |
+          VIRTIO_BIT(VIRTIO_NET_F_CTRL_RX) |
+          VIRTIO_BIT(VIRTIO_NET_F_CTRL_RX_EXTRA), true },
+        { VIRTIO_BIT(VIRTIO_NET_F_MQ), false },
+        { VIRTIO_BIT(VIRTIO_NET_F_CSUM) |
+          VIRTIO_BIT(VIRTIO_NET_F_GUEST_CSUM), true },
+        { 0, true },
+    };
+
+    start_pair_ex(",queues=2", NULL, true);
+    vd = nics[0].n->vd;
+    for (unsigned i = 0; i < ARRAY_SIZE(cases); i++) {
+        qvirtio_reset(vd);
+        qvirtio_add_status(vd, VIRTIO_CONFIG_S_ACKNOWLEDGE);
+        qvirtio_add_status(vd, VIRTIO_CONFIG_S_DRIVER);
+        ck_assert_msg(qvirtio_negotiate(vd, cases[i].features | v1) ==
+                      cases[i].ok, "case %u: features 0x%" PRIx64, i,
+                      cases[i].features);
+    }
+    qvirtio_reset(vd);
+    iovd_proc_assert_alive(proc);
+}
+END_TEST
+
+/* ---- frames of every size, both ways ---- */
+
+typedef struct SizesCase {
+    const char *name;
+    uint64_t features;
+    unsigned rx_buf_len, rx_segs;
+    bool indirect;
+    const char *device;         /* extra -device options (both NICs) */
+    bool nofd;                  /* vn1's DMA through messages */
+    unsigned step;              /* sizes 60, 60 + step, ... */
+} SizesCase;
+
+static const SizesCase sizes_cases[] = {
+    { "mergeable", LINUX_FEATURES, 0, 0, false, NULL, false, 1 },
+    /* Exactly room for a header and a full frame. */
+    { "not mergeable", NO_MRG, VIRTIO_NET_HDR_SIZE + MTU_FRAME, 0, false,
+      NULL, false, 1 },
+    { "mergeable, small buffers", LINUX_FEATURES, 256, 2, false, NULL,
+      false, 1 },
+    { "mergeable, indirect", LINUX_FEATURES, 600, 3, true, NULL, false, 1 },
+    { "packed, mergeable", LINUX_FEATURES, 1024, 1, false, ",packed=on",
+      false, 1 },
+    { "packed, not mergeable, indirect", NO_MRG, 1600, 3, true,
+      ",packed=on", false, 1 },
+    { "not mergeable, no indirect, no event index",
+      NO_MRG & ~VIRTIO_BIT(VIRTIO_F_INDIRECT_DESC) &
+      ~VIRTIO_BIT(VIRTIO_F_EVENT_IDX), 1600, 4, false, NULL, false, 1 },
+    { "mergeable, guest RAM without fd", LINUX_FEATURES, 700, 1, false,
+      NULL, true, 1 },
+};
+
+static void sizes_one_way(Nic *from, Nic *to, const SizesCase *c,
+                          unsigned dir)
+{
+    static uint8_t f[FRAME_MAX];
+    const unsigned batch = 16;
+    size_t len = 60;
+
+    while (len <= MTU_FRAME) {
+        size_t lens[16];
+        unsigned k = 0;
+
+        for (; k < batch && len <= MTU_FRAME; k++, len += c->step) {
+            test_frame(f, to == &nics[0] ? mac0 : mac1,
+                       from == &nics[0] ? mac0 : mac1, len,
+                       (uint32_t)(len * 2 + dir));
+            while (qvnet_tx_add(from->n, 0, f, len, NULL,
+                                1 + (len % 3)) < 0) {
+                qvnet_tx_kick(from->n, 0);
+                qvnet_tx_wait(from->n, 0);
+            }
+            lens[k] = len;
+        }
+        qvnet_tx_kick(from->n, 0);
+        if (c->nofd && from == &nics[1]) {
+            /* Its DMA goes through our socket: serve it first. */
+            qvnet_tx_wait(from->n, 0);
+        }
+        for (unsigned i = 0; i < k; i++) {
+            static uint8_t want[FRAME_MAX];
+
+            test_frame(want, to == &nics[0] ? mac0 : mac1,
+                       from == &nics[0] ? mac0 : mac1, lens[i],
+                       (uint32_t)(lens[i] * 2 + dir));
+            if (c->nofd) {
+                rx_expect_serving(to, from, want, lens[i]);
+            } else {
+                rx_expect(to, want, lens[i]);
+            }
+        }
+    }
+    qvnet_tx_wait(from->n, 0);
+}
+
+START_TEST(test_sizes)
+{
+    const SizesCase *c = &sizes_cases[_i];
+    QVirtioNetInit init = {
+        .features = c->features, .rx_buf_len = c->rx_buf_len,
+        .rx_segs = c->rx_segs, .indirect = c->indirect,
+    };
+
+    start_pair_ex(c->device, c->device, !c->nofd);
+    init_nic(&nics[0], &init);
+    init_nic(&nics[1], &init);
+    ck_assert_uint_eq(qvnet_has(nics[0].n, VIRTIO_NET_F_MRG_RXBUF),
+                      !!(c->features & VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF)));
+    sizes_one_way(&nics[0], &nics[1], c, 0);
+    sizes_one_way(&nics[1], &nics[0], c, 1);
+    iovd_proc_assert_alive(proc);
+}
+END_TEST
+
+/* A receive buffer too small for a frame without MRG_RXBUF: dropped. */
+START_TEST(test_rx_buffer_too_small)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+
+    start_pair_ex(NULL, NULL, true);
+    init_nic(a, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    init_nic(b, &(QVirtioNetInit){ .features = NO_MRG, .rx_buf_len = 512 });
+    test_frame(f, mac1, mac0, 600, 1);
+    qvnet_tx(a->n, 0, f, 600, NULL);
+    test_frame(f, mac1, mac0, 500, 2);
+    qvnet_tx(a->n, 0, f, 500, NULL);
+    /* The first is dropped, its buffer kept for the second. */
+    rx_expect(b, f, 500);
+    ck_assert_uint_eq(qvnet_rx_posted(b->n, 0), b->n->rx[0]->num);
+    ck_assert_int_eq(qvirtio_get_status(b->n->vd) &
+                     VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+}
+END_TEST
+
+/* ---- back-pressure ---- */
+
+START_TEST(test_backpressure)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+    const unsigned burst = 250;
+    unsigned got = 0;
+
+    start_pair_ex(NULL, NULL, true);
+    init_nic(a, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    init_nic(b, &(QVirtioNetInit){ .features = LINUX_FEATURES,
+                                   .rx_post = QVNET_RX_NONE });
+    for (unsigned i = 0; i < burst; i++) {
+        size_t len = i % 5 ? MTU_FRAME : 60 + i;
+
+        test_frame(f, mac1, mac0, len, i);
+        qvnet_tx(a->n, 0, f, len, NULL);
+    }
+    /* Nothing can arrive without buffers. */
+    rx_none(b);
+    iovd_proc_assert_alive(proc);
+    /* A few buffers at a time: everything arrives, in order. */
+    while (got < burst) {
+        static uint8_t r[FRAME_MAX];
+        size_t len = got % 5 ? MTU_FRAME : 60 + got;
+        ssize_t l;
+
+        if (!qvnet_rx_posted(b->n, 0)) {
+            b->n->rx_repost = false;
+            qvnet_rx_post(b->n, 0, 7);
+        }
+        l = qvnet_rx(b->n, 0, r, sizeof(r), NULL, QOS_TIMEOUT_MS);
+        ck_assert_msg(l >= 0, "frame %u of %u did not arrive", got, burst);
+        test_frame(f, mac1, mac0, len, got);
+        assert_frame(r, l, f, len);
+        got++;
+    }
+    rx_none(b);
+    qvnet_tx_wait(a->n, 0);
+    /* And traffic goes on normally. */
+    b->n->rx_repost = true;
+    qvnet_rx_post(b->n, 0, UINT_MAX);
+    test_frame(f, mac1, mac0, 100, 9999);
+    qvnet_tx(a->n, 0, f, 100, NULL);
+    rx_expect(b, f, 100);
+}
+END_TEST
+
+/* ---- link ---- */
+
+START_TEST(test_link)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+
+    start_pair(NULL, NULL);
+    ck_assert(qvnet_has(a->n, VIRTIO_NET_F_STATUS));
+    qpci_eventfd_clear(qpci_msix_fd(a->pdev, 0));
+
+    json_object_put(qmp_ok(qmp, "set_link", "{'name': 'vn0', 'up': false}"));
+    ck_assert_msg(qvirtio_wait_config_irq(a->n->vd, QOS_TIMEOUT_MS),
+                  "no configuration interrupt at link down");
+    ck_assert_uint_eq(qvnet_config_status(a->n) & VIRTIO_NET_S_LINK_UP, 0);
+    /* Nothing gets through a pulled cable, either way. */
+    test_frame(f, mac0, mac1, 100, 1);
+    qvnet_tx(b->n, 0, f, 100, NULL);
+    rx_none(a);
+    test_frame(f, mac1, mac0, 100, 2);
+    qvnet_tx(a->n, 0, f, 100, NULL);
+    qvnet_tx_wait(a->n, 0);
+    rx_none(b);
+
+    json_object_put(qmp_ok(qmp, "set_link", "{'name': 'vn0', 'up': true}"));
+    ck_assert_msg(qvirtio_wait_config_irq(a->n->vd, QOS_TIMEOUT_MS),
+                  "no configuration interrupt at link up");
+    ck_assert_uint_ne(qvnet_config_status(a->n) & VIRTIO_NET_S_LINK_UP, 0);
+    test_frame(f, mac0, mac1, 100, 3);
+    qvnet_tx(b->n, 0, f, 100, NULL);
+    rx_expect(a, f, 100);
+
+    /* The backend's link is the NIC's too. */
+    qpci_eventfd_clear(qpci_msix_fd(b->pdev, 0));
+    json_object_put(qmp_ok(qmp, "set_link", "{'name': 's1', 'up': false}"));
+    ck_assert(qvirtio_wait_config_irq(b->n->vd, QOS_TIMEOUT_MS));
+    ck_assert(wait_link(b, false, 0));
+    json_object_put(qmp_ok(qmp, "set_link", "{'name': 's1', 'up': true}"));
+    ck_assert(qvirtio_wait_config_irq(b->n->vd, QOS_TIMEOUT_MS));
+    ck_assert(wait_link(b, true, 0));
+    test_frame(f, mac1, mac0, 200, 4);
+    qvnet_tx(a->n, 0, f, 200, NULL);
+    rx_expect(b, f, 200);
+
+    /* The stream peer goes away: carrier lost, link down. */
+    qpci_eventfd_clear(qpci_msix_fd(a->pdev, 0));
+    json_object_put(qmp_ok(qmp, "netdev_del", "{'id': 's1'}"));
+    ck_assert(qvirtio_wait_config_irq(a->n->vd, QOS_TIMEOUT_MS));
+    ck_assert(wait_link(a, false, QOS_TIMEOUT_MS));
+    ck_assert(wait_link(b, false, QOS_TIMEOUT_MS));
+    /* Sending into the void is harmless. */
+    qvnet_tx(b->n, 0, f, 200, NULL);
+    qvnet_tx_wait(b->n, 0);
+    iovd_proc_assert_alive(proc);
+}
+END_TEST
+
+/* ---- receive filter ---- */
+
+static unsigned filter_seq;
+
+/*
+ * Send a frame to @dst from vn1 and a marker to @marker; vn0 must get the
+ * marker, and the frame before it exactly when @accepted.
+ */
+static void check_filter(const uint8_t *dst, bool accepted,
+                         const uint8_t *marker, const char *what)
+{
+    static uint8_t f[FRAME_MAX], m[FRAME_MAX], r[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+    size_t l;
+
+    filter_seq++;
+    test_frame(f, dst, mac1, 80, filter_seq * 2);
+    test_frame(m, marker, mac1, 90, filter_seq * 2 + 1);
+    qvnet_tx(b->n, 0, f, 80, NULL);
+    qvnet_tx(b->n, 0, m, 90, NULL);
+    l = rx_frame(a, r, NULL);
+    if (accepted) {
+        ck_assert_msg(l == 80 && memcmp(r, f, 80) == 0,
+                      "%s: frame to %02x:..:%02x not received", what, dst[0],
+                      dst[5]);
+        l = rx_frame(a, r, NULL);
+    }
+    ck_assert_msg(l == 90 && memcmp(r, m, 90) == 0,
+                  "%s: frame to %02x:..:%02x received", what, dst[0],
+                  dst[5]);
+}
+
+static json_object *rx_filter(void)
+{
+    json_object *r = qmp_ok(qmp, "query-rx-filter", "{'name': 'vn0'}");
+    json_object *info;
+
+    ck_assert_int_eq(json_object_array_length(r), 1);
+    info = json_object_get(json_object_array_get_idx(r, 0));
+    json_object_put(r);
+    return info;
+}
+
+START_TEST(test_rx_filter)
+{
+    static const uint8_t other[6] = { 0x52, 0x54, 0x00, 0x11, 0x22, 0x33 };
+    static const uint8_t other2[6] = { 0x52, 0x54, 0x00, 0x11, 0x22, 0x34 };
+    static const uint8_t mc1[6] = { 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 };
+    static const uint8_t mc2[6] = { 0x33, 0x33, 0x00, 0x00, 0x00, 0x02 };
+    uint8_t many[VIRTIO_NET_ETH_ALEN * 65];
+    Nic *a = &nics[0];
+    json_object *info;
+
+    start_pair(NULL, NULL);
+    /* Reset state: promiscuous (until the driver says otherwise). */
+    info = rx_filter();
+    ck_assert(qmp_get_bool(info, "promiscuous"));
+    ck_assert_str_eq(qmp_get_str(info, "main-mac"), MAC0_STR);
+    json_object_put(info);
+    check_filter(other, true, mac0, "promiscuous");
+    check_filter(mc1, true, mac0, "promiscuous");
+
+    qmp_client_clear_events(qmp);
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_PROMISC, false),
+                      VIRTIO_NET_OK);
+    json_object_put(qmp_client_wait_event(qmp, "NIC_RX_FILTER_CHANGED", 0));
+    check_filter(mac0, true, mac0, "normal");
+    check_filter(other, false, mac0, "normal");
+    check_filter(bcast, true, mac0, "normal");
+    check_filter(mc1, false, mac0, "normal");
+
+    /* The MAC table. */
+    ck_assert_uint_eq(qvnet_ctrl_mac_table(a->n, &other, 1, &mc1, 1),
+                      VIRTIO_NET_OK);
+    check_filter(other, true, mac0, "table");
+    check_filter(other2, false, mac0, "table");
+    check_filter(mc1, true, mac0, "table");
+    check_filter(mc2, false, mac0, "table");
+    info = rx_filter();
+    ck_assert(!qmp_get_bool(info, "promiscuous"));
+    ck_assert_int_eq(json_object_array_length(qmp_get(info,
+                                                      "unicast-table")), 1);
+    ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(
+                         qmp_get(info, "unicast-table"), 0)),
+                     "52:54:00:11:22:33");
+    ck_assert_str_eq(json_object_get_string(json_object_array_get_idx(
+                         qmp_get(info, "multicast-table"), 0)),
+                     "01:00:5e:00:00:01");
+    json_object_put(info);
+
+    /* All multicast, all unicast. */
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_ALLMULTI, true),
+                      VIRTIO_NET_OK);
+    check_filter(mc2, true, mac0, "allmulti");
+    check_filter(other2, false, mac0, "allmulti");
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_ALLMULTI, false),
+                      VIRTIO_NET_OK);
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_ALLUNI, true),
+                      VIRTIO_NET_OK);
+    check_filter(other2, true, mac0, "alluni");
+    check_filter(mc2, false, mac0, "alluni");
+    info = rx_filter();
+    ck_assert_str_eq(qmp_get_str(info, "unicast"), "all");
+    ck_assert_str_eq(qmp_get_str(info, "multicast"), "normal");
+    json_object_put(info);
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_ALLUNI, false),
+                      VIRTIO_NET_OK);
+
+    /* No broadcast, no multicast, no unicast. */
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_NOBCAST, true),
+                      VIRTIO_NET_OK);
+    check_filter(bcast, false, mac0, "nobcast");
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_NOMULTI, true),
+                      VIRTIO_NET_OK);
+    check_filter(mc1, false, mac0, "nomulti");
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_NOBCAST, false),
+                      VIRTIO_NET_OK);
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_NOUNI, true),
+                      VIRTIO_NET_OK);
+    check_filter(mac0, false, bcast, "nouni");
+    check_filter(other, false, bcast, "nouni");
+    info = rx_filter();
+    ck_assert_str_eq(qmp_get_str(info, "unicast"), "none");
+    ck_assert_str_eq(qmp_get_str(info, "multicast"), "none");
+    ck_assert(qmp_get_bool(info, "broadcast-allowed"));
+    json_object_put(info);
+    /* Promiscuous wins over all of them. */
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_PROMISC, true),
+                      VIRTIO_NET_OK);
+    check_filter(other2, true, bcast, "promiscuous over nouni");
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_PROMISC, false),
+                      VIRTIO_NET_OK);
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_NOUNI, false),
+                      VIRTIO_NET_OK);
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_NOMULTI, false),
+                      VIRTIO_NET_OK);
+
+    /* More multicast addresses than the table holds: all multicast. */
+    for (unsigned i = 0; i < 65; i++) {
+        memcpy(many + 6 * i, mc1, 6);
+        many[6 * i + 5] = 0x10 + i;
+    }
+    ck_assert_uint_eq(qvnet_ctrl_mac_table(a->n, NULL, 0,
+                                           (const uint8_t (*)[6])many, 65),
+                      VIRTIO_NET_OK);
+    check_filter(mc2, true, mac0, "multicast overflow");
+    check_filter(other, false, mac0, "multicast overflow");
+    info = rx_filter();
+    ck_assert(qmp_get_bool(info, "multicast-overflow"));
+    ck_assert(!qmp_get_bool(info, "unicast-overflow"));
+    ck_assert_int_eq(json_object_array_length(qmp_get(info,
+                                                      "unicast-table")), 0);
+    json_object_put(info);
+
+    /* Malformed commands are refused, the filter stays. */
+    ck_assert_uint_eq(qvnet_ctrl(a->n, VIRTIO_NET_CTRL_MAC,
+                                 VIRTIO_NET_CTRL_MAC_TABLE_SET, many, 10),
+                      VIRTIO_NET_ERR);
+    ck_assert_uint_eq(qvnet_ctrl(a->n, VIRTIO_NET_CTRL_RX,
+                                 VIRTIO_NET_CTRL_RX_PROMISC, many, 2),
+                      VIRTIO_NET_ERR);
+    ck_assert_uint_eq(qvnet_ctrl(a->n, VIRTIO_NET_CTRL_RX, 9, many, 1),
+                      VIRTIO_NET_ERR);
+    ck_assert_uint_eq(qvnet_ctrl(a->n, 42, 0, NULL, 0), VIRTIO_NET_ERR);
+    check_filter(mc2, true, mac0, "after bad commands");
+    ck_assert_int_eq(qvirtio_get_status(a->n->vd) &
+                     VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+
+    /* A reset restores the defaults. */
+    init_nic(a, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    info = rx_filter();
+    ck_assert(qmp_get_bool(info, "promiscuous"));
+    ck_assert(!qmp_get_bool(info, "multicast-overflow"));
+    json_object_put(info);
+}
+END_TEST
+
+START_TEST(test_rx_extra_not_negotiated)
+{
+    Nic *a = &nics[0];
+
+    start_pair_ex(NULL, NULL, true);
+    init_nic(a, &(QVirtioNetInit){
+        .features = LINUX_FEATURES &
+                    ~VIRTIO_BIT(VIRTIO_NET_F_CTRL_RX_EXTRA) &
+                    ~VIRTIO_BIT(VIRTIO_NET_F_CTRL_VLAN) &
+                    ~VIRTIO_BIT(VIRTIO_NET_F_CTRL_MAC_ADDR) });
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_PROMISC, false),
+                      VIRTIO_NET_OK);
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_NOUNI, true),
+                      VIRTIO_NET_ERR);
+    ck_assert_uint_eq(qvnet_ctrl_vlan(a->n, true, 5), VIRTIO_NET_ERR);
+    ck_assert_uint_eq(qvnet_ctrl_mac_addr(a->n, mac1), VIRTIO_NET_ERR);
+    ck_assert_uint_eq(qvnet_ctrl_pairs(a->n, 1), VIRTIO_NET_ERR);
+}
+END_TEST
+
+/* ---- VLAN filter ---- */
+
+static size_t vlan_frame(uint8_t *f, const uint8_t *dst, uint16_t vid,
+                         uint32_t seed)
+{
+    test_frame(f, dst, mac1, 100, seed);
+    memmove(f + 16, f + 12, 100 - 12);
+    wr16(f + 12, VIRTIO_NET_ETH_P_VLAN);
+    wr16(f + 14, vid);
+    return 104;
+}
+
+static bool vlan_gets_through(uint16_t vid)
+{
+    static uint8_t f[FRAME_MAX], m[FRAME_MAX], r[FRAME_MAX];
+    size_t len = vlan_frame(f, mac0, vid, vid);
+    size_t l;
+
+    test_frame(m, mac0, mac1, 70, 77);
+    qvnet_tx(nics[1].n, 0, f, len, NULL);
+    qvnet_tx(nics[1].n, 0, m, 70, NULL);
+    l = rx_frame(&nics[0], r, NULL);
+    if (l == len) {
+        assert_frame(r, l, f, len);
+        rx_expect(&nics[0], m, 70);
+        return true;
+    }
+    assert_frame(r, l, m, 70);
+    return false;
+}
+
+START_TEST(test_vlan)
+{
+    Nic *a = &nics[0];
+    json_object *info, *vt;
+
+    start_pair(NULL, NULL);
+    ck_assert(qvnet_has(a->n, VIRTIO_NET_F_CTRL_VLAN));
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_PROMISC, false),
+                      VIRTIO_NET_OK);
+    /* Tagged frames pass only for VLANs in the table. */
+    ck_assert(!vlan_gets_through(5));
+    ck_assert_uint_eq(qvnet_ctrl_vlan(a->n, true, 5), VIRTIO_NET_OK);
+    ck_assert_uint_eq(qvnet_ctrl_vlan(a->n, true, 4095), VIRTIO_NET_OK);
+    ck_assert(vlan_gets_through(5));
+    ck_assert(vlan_gets_through(4095));
+    ck_assert(!vlan_gets_through(6));
+    info = rx_filter();
+    vt = qmp_get(info, "vlan-table");
+    ck_assert_int_eq(json_object_array_length(vt), 2);
+    ck_assert_int_eq(json_object_get_int(json_object_array_get_idx(vt, 0)),
+                     5);
+    ck_assert_int_eq(json_object_get_int(json_object_array_get_idx(vt, 1)),
+                     4095);
+    json_object_put(info);
+    ck_assert_uint_eq(qvnet_ctrl_vlan(a->n, false, 5), VIRTIO_NET_OK);
+    ck_assert(!vlan_gets_through(5));
+    /* VLAN IDs have 12 bits. */
+    ck_assert_uint_eq(qvnet_ctrl_vlan(a->n, true, 4096), VIRTIO_NET_ERR);
+    /* Promiscuous takes everything. */
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_PROMISC, true),
+                      VIRTIO_NET_OK);
+    ck_assert(vlan_gets_through(6));
+    /* Without CTRL_VLAN nothing is filtered by VLAN. */
+    init_nic(a, &(QVirtioNetInit){
+        .features = LINUX_FEATURES & ~VIRTIO_BIT(VIRTIO_NET_F_CTRL_VLAN) });
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_PROMISC, false),
+                      VIRTIO_NET_OK);
+    ck_assert(vlan_gets_through(7));
+}
+END_TEST
+
+/* ---- MAC address ---- */
+
+START_TEST(test_mac_addr)
+{
+    static const uint8_t newmac[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x42 };
+    static const uint8_t mcast[6] = { 0x03, 0x00, 0x00, 0x00, 0x00, 0x42 };
+    Nic *a = &nics[0];
+    json_object *info;
+    uint8_t mac[6];
+
+    start_pair(NULL, NULL);
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_PROMISC, false),
+                      VIRTIO_NET_OK);
+    check_filter(mac0, true, mac0, "before");
+    json_object_put(qmp_ok(qmp, "query-rx-filter", NULL));
+    qmp_client_clear_events(qmp);
+    ck_assert_uint_eq(qvnet_ctrl_mac_addr(a->n, newmac), VIRTIO_NET_OK);
+    json_object_put(qmp_client_wait_event(qmp, "NIC_RX_FILTER_CHANGED", 0));
+    qvnet_config_mac(a->n, mac);
+    ck_assert_mem_eq(mac, newmac, 6);
+    check_filter(mac0, false, newmac, "new address");
+    check_filter(newmac, true, newmac, "new address");
+    info = rx_filter();
+    ck_assert_str_eq(qmp_get_str(info, "main-mac"), "02:00:00:00:00:42");
+    json_object_put(info);
+    /* Not a multicast address, and 6 bytes exactly. */
+    ck_assert_uint_eq(qvnet_ctrl_mac_addr(a->n, mcast), VIRTIO_NET_ERR);
+    ck_assert_uint_eq(qvnet_ctrl(a->n, VIRTIO_NET_CTRL_MAC,
+                                 VIRTIO_NET_CTRL_MAC_ADDR_SET, newmac, 5),
+                      VIRTIO_NET_ERR);
+    qvnet_config_mac(a->n, mac);
+    ck_assert_mem_eq(mac, newmac, 6);
+    /* A reset brings the device's own address back. */
+    init_nic(a, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    qvnet_config_mac(a->n, mac);
+    ck_assert_mem_eq(mac, mac0, 6);
+}
+END_TEST
+
+/* ---- MTU ---- */
+
+START_TEST(test_mtu)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+
+    start_pair(",host_mtu=1400", NULL);
+    ck_assert(qvnet_has(a->n, VIRTIO_NET_F_MTU));
+    ck_assert_uint_eq(qvnet_config_mtu(a->n), 1400);
+    /* Longer frames than the MTU are not passed to the driver. */
+    test_frame(f, mac0, mac1, 1415, 1);
+    qvnet_tx(b->n, 0, f, 1415, NULL);
+    test_frame(f, mac0, mac1, 1414, 2);
+    qvnet_tx(b->n, 0, f, 1414, NULL);
+    rx_expect(a, f, 1414);
+    /* A driver that did not take the feature gets them. */
+    init_nic(a, &(QVirtioNetInit){
+        .features = LINUX_FEATURES & ~VIRTIO_BIT(VIRTIO_NET_F_MTU) });
+    test_frame(f, mac0, mac1, MTU_FRAME, 3);
+    qvnet_tx(b->n, 0, f, MTU_FRAME, NULL);
+    rx_expect(a, f, MTU_FRAME);
+}
+END_TEST
+
+/* ---- multiqueue ---- */
+
+static size_t flow_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
+                         uint16_t sport, unsigned seq)
+{
+    uint8_t payload[64];
+    size_t len;
+
+    for (unsigned i = 0; i < sizeof(payload); i++) {
+        payload[i] = (uint8_t)(seq + i);
+    }
+    len = udp4_frame(f, dst, src, 0x0a000002, 0x0a000001, sport, 9,
+                     payload, sizeof(payload));
+    l4_csum(f, len, false);
+    return len;
+}
+
+START_TEST(test_mq)
+{
+    static uint8_t f[FRAME_MAX], r[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+    unsigned per_queue[2] = { 0, 0 };
+    int flow_queue[32];
+
+    start_pair_ex(",queues=2", ",queues=2", true);
+    init_nic(a, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    init_nic(b, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    ck_assert(qvnet_has(a->n, VIRTIO_NET_F_MQ));
+    ck_assert_uint_eq(qvnet_config_max_pairs(a->n), 2);
+    ck_assert_uint_eq(a->n->pairs, 2);
+    ck_assert_uint_eq(qvirtio_common_readw(a->n->vd,
+                                           VIRTIO_PCI_COMMON_NUMQ), 5);
+
+    /* Flows spread over both queues; a flow stays on its queue. */
+    for (unsigned round = 0; round < 3; round++) {
+        for (unsigned i = 0; i < 32; i++) {
+            size_t len = flow_frame(f, mac0, mac1, 1000 + i, round * 32 + i);
+            unsigned q;
+            ssize_t l;
+
+            /* Either transmit queue of the sender works. */
+            qvnet_tx(b->n, i & 1, f, len, NULL);
+            l = qvnet_rx_any(a->n, &q, r, sizeof(r), NULL, QOS_TIMEOUT_MS);
+            ck_assert_msg(l >= 0, "flow %u: nothing received", i);
+            assert_frame(r, l, f, len);
+            if (round == 0) {
+                flow_queue[i] = q;
+                per_queue[q]++;
+            } else {
+                ck_assert_msg(flow_queue[i] == (int)q, "flow %u moved from "
+                              "queue %d to %u", i, flow_queue[i], q);
+            }
+        }
+    }
+    ck_assert_msg(per_queue[0] && per_queue[1], "32 flows: %u on queue 0, "
+                  "%u on queue 1", per_queue[0], per_queue[1]);
+    /* Non-IP frames go to the first queue. */
+    test_frame(f, mac0, mac1, 200, 5);
+    qvnet_tx(b->n, 1, f, 200, NULL);
+    rx_expect(a, f, 200);
+
+    /* Bounds, then back to one pair: everything on queue 0. */
+    ck_assert_uint_eq(qvnet_ctrl_pairs(a->n, 0), VIRTIO_NET_ERR);
+    ck_assert_uint_eq(qvnet_ctrl_pairs(a->n, 3), VIRTIO_NET_ERR);
+    ck_assert_uint_eq(qvnet_ctrl_pairs(a->n, 1), VIRTIO_NET_OK);
+    for (unsigned i = 0; i < 32; i++) {
+        size_t len = flow_frame(f, mac0, mac1, 1000 + i, i);
+        unsigned q;
+        ssize_t l;
+
+        qvnet_tx(b->n, 0, f, len, NULL);
+        l = qvnet_rx_any(a->n, &q, r, sizeof(r), NULL, QOS_TIMEOUT_MS);
+        ck_assert(l >= 0);
+        ck_assert_uint_eq(q, 0);
+    }
+    qvnet_tx_wait(b->n, 0);
+    qvnet_tx_wait(b->n, 1);
+}
+END_TEST
+
+/* Without MQ, the control queue is index 2 even with more pairs. */
+START_TEST(test_mq_not_negotiated)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+
+    start_pair_ex(",queues=2", NULL, true);
+    init_nic(a, &(QVirtioNetInit){
+        .features = LINUX_FEATURES & ~VIRTIO_BIT(VIRTIO_NET_F_MQ) });
+    init_nic(b, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    ck_assert_uint_eq(a->n->max_pairs, 1);
+    ck_assert_ptr_eq(a->n->ctrl, a->n->vd->vqs[2]);
+    ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_PROMISC, false),
+                      VIRTIO_NET_OK);
+    check_filter(mac0, true, mac0, "one pair");
+    test_frame(f, mac1, mac0, 300, 1);
+    qvnet_tx(a->n, 0, f, 300, NULL);
+    rx_expect(b, f, 300);
+}
+END_TEST
+
+/* ---- checksum offload without a vnet_hdr backend ---- */
+
+START_TEST(test_tx_csum)
+{
+    static uint8_t f[FRAME_MAX], r[FRAME_MAX], m[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+    uint8_t payload[1400];
+    QVirtioNetHdr h = {
+        .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = L4_OFF,
+    };
+
+    start_pair(NULL, NULL);
+    ck_assert(qvnet_has(a->n, VIRTIO_NET_F_CSUM));
+    for (unsigned i = 0; i < sizeof(payload); i++) {
+        payload[i] = (uint8_t)(i * 3 + 1);
+    }
+    for (unsigned k = 0; k < 40; k++) {
+        size_t plen = 1 + k * 35, len, got;
+        bool tcp = k & 1;
+
+        if (tcp) {
+            uint8_t t[1500] = { 0 };
+
+            wr16(t, 4000 + k);
+            wr16(t + 2, 80);
+            wr32(t + 4, 12345 + k);
+            t[12] = 5 << 4;
+            t[13] = 0x18;
+            wr16(t + 14, 8192);
+            memcpy(t + 20, payload, plen);
+            len = ip4_frame(f, mac1, mac0, PROTO_TCP, 0x0a000001, 0x0a000002,
+                            t, 20 + plen);
+            h.csum_offset = 16;
+        } else {
+            len = udp4_frame(f, mac1, mac0, 0x0a000001, 0x0a000002,
+                             3000 + k, 53, payload, plen);
+            h.csum_offset = 6;
+        }
+        /* The driver leaves the pseudo-header sum; the device finishes. */
+        l4_csum(f, len, true);
+        ck_assert(qvnet_tx_add(a->n, 0, f, len, &h, 1 + k % 4) >= 0);
+        qvnet_tx_kick(a->n, 0);
+        got = rx_frame(b, r, NULL);
+        ck_assert_uint_eq(got, len);
+        ck_assert_msg(l4_csum_ok(r, got), "case %u: bad checksum 0x%04x", k,
+                      rd16(r + L4_OFF + h.csum_offset));
+        l4_csum(f, len, false);
+        assert_frame(r, got, f, len);
+    }
+    /* A checksum outside the frame: dropped, the device goes on. */
+    {
+        size_t len = udp4_frame(f, mac1, mac0, 1, 2, 3, 4, payload, 10);
+
+        h.csum_start = len - 1;
+        h.csum_offset = 6;
+        qvnet_tx(a->n, 0, f, len, &h);
+        test_frame(m, mac1, mac0, 60, 1);
+        qvnet_tx(a->n, 0, m, 60, NULL);
+        rx_expect(b, m, 60);
+        /* Segmentation is not offered without a vnet_hdr backend. */
+        h = (QVirtioNetHdr) { .gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+                              .gso_size = 1000, .hdr_len = 54 };
+        qvnet_tx(a->n, 0, f, len, &h);
+        qvnet_tx(a->n, 0, m, 60, NULL);
+        rx_expect(b, m, 60);
+    }
+    ck_assert_int_eq(qvirtio_get_status(a->n->vd) &
+                     VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+}
+END_TEST
+
+/* ---- driver errors ---- */
+
+enum {
+    BAD_TX_SHORT,               /* transmit buffer shorter than a header */
+    BAD_RX_READONLY,            /* receive buffer with nothing writable */
+    BAD_CTRL_NO_ACK,            /* control command without its ack byte */
+    BAD__MAX
+};
+
+START_TEST(test_bad_input)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+    QVirtioDevice *vd;
+    uint64_t addr;
+
+    start_pair(NULL, NULL);
+    vd = a->n->vd;
+    addr = guest_alloc(a->gm, 64);
+    guest_memset(a->gm, addr, 0, 64);
+    switch (_i) {
+    case BAD_TX_SHORT:
+        ck_assert_int_ge(qvirtqueue_add(a->n->tx[0],
+                                        &(QVirtioBuf){ addr, 8, false }, 1,
+                                        false), 0);
+        qvirtqueue_kick(a->n->tx[0]);
+        break;
+    case BAD_RX_READONLY:
+        /* Take the posted buffers back by a reset, then post a bad one. */
+        init_nic(a, &(QVirtioNetInit){ .features = LINUX_FEATURES,
+                                       .rx_post = QVNET_RX_NONE });
+        ck_assert_int_ge(qvirtqueue_add(a->n->rx[0],
+                                        &(QVirtioBuf){ addr, 64, false }, 1,
+                                        false), 0);
+        qvirtqueue_kick(a->n->rx[0]);
+        test_frame(f, mac0, mac1, 60, 1);
+        qvnet_tx(b->n, 0, f, 60, NULL);
+        break;
+    case BAD_CTRL_NO_ACK:
+        ck_assert_int_ge(qvirtqueue_add(a->n->ctrl,
+                                        &(QVirtioBuf){ addr, 3, false }, 1,
+                                        false), 0);
+        qvirtqueue_kick(a->n->ctrl);
+        break;
+    }
+    ck_assert_msg(qvirtio_wait_config_irq(vd, QOS_TIMEOUT_MS),
+                  "no configuration interrupt for NEEDS_RESET");
+    ck_assert_uint_ne(qvirtio_get_status(vd) & VIRTIO_CONFIG_S_NEEDS_RESET,
+                      0);
+    iovd_proc_assert_alive(proc);
+    /* A reset brings it back. */
+    init_nic(a, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    ck_assert_int_eq(qvirtio_get_status(vd) & VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+    test_frame(f, mac0, mac1, 100, 3);
+    qvnet_tx(b->n, 0, f, 100, NULL);
+    rx_expect(a, f, 100);
+    test_frame(f, mac1, mac0, 100, 4);
+    qvnet_tx(a->n, 0, f, 100, NULL);
+    rx_expect(b, f, 100);
+}
+END_TEST
+
+/* ---- reset with traffic held, stop / cont ---- */
+
+START_TEST(test_reset_and_stop)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+
+    start_pair_ex(NULL, NULL, true);
+    init_nic(a, &(QVirtioNetInit){ .features = LINUX_FEATURES,
+                                   .rx_post = QVNET_RX_NONE });
+    init_nic(b, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    /* Frames held for want of buffers die with a reset. */
+    for (unsigned i = 0; i < 20; i++) {
+        test_frame(f, mac0, mac1, 100, i);
+        qvnet_tx(b->n, 0, f, 100, NULL);
+    }
+    rx_none(a);
+    /* Held frames go at the reset; later ones find no driver. */
+    qvirtio_reset(a->n->vd);
+    vfu_service(a->c, QUIET_MS);
+    init_nic(a, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    rx_none(a);
+    test_frame(f, mac0, mac1, 100, 100);
+    qvnet_tx(b->n, 0, f, 100, NULL);
+    rx_expect(a, f, 100);
+
+    /* Stopped: nothing is delivered or sent; cont delivers it all. */
+    json_object_put(qmp_ok(qmp, "stop", NULL));
+    test_frame(f, mac0, mac1, 120, 101);
+    qvnet_tx(b->n, 0, f, 120, NULL);
+    rx_none(a);
+    json_object_put(qmp_ok(qmp, "cont", NULL));
+    rx_expect(a, f, 120);
+}
+END_TEST
+
+/* ---- user networking: DHCP, then TCP through hostfwd ---- */
+
+#define SLIRP_GUEST_IP  0x0a00020f      /* 10.0.2.15 */
+#define SLIRP_HOST_IP   0x0a000202      /* 10.0.2.2 */
+#define GUEST_TCP_PORT  5000
+#define TCP_ISS         1000u
+#define TCP_MSS         1460
+#define TCP_WIN         16384
+#define XFER_BYTES      (256 * 1024)
+
+static uint8_t guest_to_host(size_t i)
+{
+    return (uint8_t)(i * 31 + (i >> 9));
+}
+
+static uint8_t host_to_guest(size_t i)
+{
+    return (uint8_t)(i * 17 + 5 + (i >> 11));
+}
+
+static int free_tcp_port(void)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int port;
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    port = ntohs(sa.sin_port);
+    close(fd);
+    return port;
+}
+
+/* Answer an ARP request for @ip from @mac; true if @f was one. */
+static bool arp_answer(Nic *n, const uint8_t *mac, const uint8_t *f,
+                       size_t len, uint32_t ip)
+{
+    uint8_t r[60] = { 0 };
+
+    if (len < 42 || rd16(f + 12) != 0x0806 || rd16(f + 20) != 1) {
+        return false;
+    }
+    if (rd32(f + 38) == ip) {
+        eth_hdr(r, f + 6, mac, 0x0806);
+        wr16(r + 14, 1);
+        wr16(r + 16, VIRTIO_NET_ETH_P_IP);
+        r[18] = 6;
+        r[19] = 4;
+        wr16(r + 20, 2);
+        memcpy(r + 22, mac, 6);
+        wr32(r + 28, ip);
+        memcpy(r + 32, f + 22, 10);
+        qvnet_tx(n->n, 0, r, sizeof(r), NULL);
+    }
+    return true;
+}
+
+static size_t dhcp_frame(uint8_t *f, uint8_t type, uint32_t xid,
+                         uint32_t req_ip, uint32_t server)
+{
+    uint8_t bootp[300] = { 0 };
+    uint8_t *o = bootp + 240;
+    size_t len;
+
+    bootp[0] = 1;               /* BOOTREQUEST */
+    bootp[1] = 1;               /* Ethernet */
+    bootp[2] = 6;
+    wr32(bootp + 4, xid);
+    wr16(bootp + 10, 0x8000);   /* broadcast replies */
+    memcpy(bootp + 28, mac0, 6);
+    wr32(bootp + 236, 0x63825363);
+    *o++ = 53;
+    *o++ = 1;
+    *o++ = type;
+    if (req_ip) {
+        *o++ = 50;
+        *o++ = 4;
+        wr32(o, req_ip);
+        o += 4;
+    }
+    if (server) {
+        *o++ = 54;
+        *o++ = 4;
+        wr32(o, server);
+        o += 4;
+    }
+    *o++ = 55;
+    *o++ = 3;
+    *o++ = 1;
+    *o++ = 3;
+    *o++ = 6;
+    *o = 255;
+    len = udp4_frame(f, bcast, mac0, 0, 0xffffffff, 68, 67, bootp,
+                     sizeof(bootp));
+    l4_csum(f, len, false);
+    return len;
+}
+
+typedef struct DhcpReply {
+    uint8_t type;
+    uint32_t yiaddr, server, router;
+} DhcpReply;
+
+static bool dhcp_parse(const uint8_t *f, size_t len, uint32_t xid,
+                       DhcpReply *r)
+{
+    const uint8_t *b = f + L4_OFF + 8;
+    size_t blen, i;
+
+    if (!is_ip4(f, len, PROTO_UDP) || rd16(f + L4_OFF + 2) != 68 ||
+        len < L4_OFF + 8 + 240) {
+        return false;
+    }
+    blen = len - L4_OFF - 8;
+    if (b[0] != 2 || rd32(b + 4) != xid || rd32(b + 236) != 0x63825363) {
+        return false;
+    }
+    memset(r, 0, sizeof(*r));
+    r->yiaddr = rd32(b + 16);
+    for (i = 240; i < blen && b[i] != 255;) {
+        uint8_t opt = b[i], olen;
+
+        if (opt == 0) {
+            i++;
+            continue;
+        }
+        if (i + 2 > blen || i + 2 + b[i + 1] > blen) {
+            return false;
+        }
+        olen = b[i + 1];
+        if (opt == 53 && olen == 1) {
+            r->type = b[i + 2];
+        } else if (opt == 54 && olen == 4) {
+            r->server = rd32(b + i + 2);
+        } else if (opt == 3 && olen >= 4) {
+            r->router = rd32(b + i + 2);
+        }
+        i += 2 + olen;
+    }
+    return r->type != 0;
+}
+
+static void dhcp_exchange(Nic *n, uint8_t type, uint32_t xid,
+                          uint32_t req_ip, uint32_t server, uint8_t want,
+                          DhcpReply *r)
+{
+    static uint8_t f[FRAME_MAX];
+    size_t len = dhcp_frame(f, type, xid, req_ip, server);
+    int64_t deadline = qos_deadline(QOS_TIMEOUT_MS);
+
+    qvnet_tx(n->n, 0, f, len, NULL);
+    for (;;) {
+        ssize_t got = qvnet_rx(n->n, 0, f, FRAME_MAX, NULL,
+                               qos_remaining_ms(deadline));
+
+        ck_assert_msg(got >= 0, "no DHCP reply of type %u", want);
+        if (arp_answer(n, mac0, f, got, SLIRP_GUEST_IP)) {
+            continue;
+        }
+        ck_assert(!is_ip4(f, got, PROTO_UDP) || l4_csum_ok(f, got));
+        if (dhcp_parse(f, got, xid, r) && r->type == want) {
+            return;
+        }
+    }
+}
+
+static uint32_t dhcp_lease(Nic *n)
+{
+    DhcpReply offer, ack;
+
+    dhcp_exchange(n, 1, 0x5eed1042, 0, 0, 2, &offer);
+    ck_assert_uint_ne(offer.server, 0);
+    dhcp_exchange(n, 3, 0x5eed1042, offer.yiaddr, offer.server, 5, &ack);
+    ck_assert_uint_eq(ack.yiaddr, offer.yiaddr);
+    ck_assert_uint_eq(ack.router, SLIRP_HOST_IP);
+    return ack.yiaddr;
+}
+
+/* A guest-side TCP endpoint: in-order data, immediate ACKs, no loss. */
+typedef struct Tcp {
+    Nic *nic;
+    const uint8_t *lmac;
+    uint8_t pmac[6];
+    uint32_t lip, pip;
+    uint16_t lport, pport;
+    uint32_t snd_nxt, snd_una, rcv_nxt;
+    uint32_t peer_wnd;
+    uint16_t win;               /* what we advertise */
+    bool partial;               /* send data with NEEDS_CSUM */
+    unsigned tso;               /* >1: GSO frames of that many segments */
+    bool syn_seen, established;
+    GByteArray *rx;
+    size_t max_frame;           /* longest frame received */
+    unsigned gso_frames;        /* frames received with a GSO type */
+} Tcp;
+
+static int32_t seq_diff(uint32_t a, uint32_t b)
+{
+    return (int32_t)(a - b);
+}
+
+static void tcp_output(Tcp *t, uint8_t flags, uint32_t seq,
+                       const uint8_t *data, size_t len)
+{
+    static uint8_t f[FRAME_MAX], seg[FRAME_MAX];
+    QVirtioNetHdr h = { 0 };
+    unsigned hl = flags & 0x02 ? 24 : 20;
+    size_t flen;
+
+    memset(seg, 0, hl);
+    wr16(seg, t->lport);
+    wr16(seg + 2, t->pport);
+    wr32(seg + 4, seq);
+    wr32(seg + 8, flags & 0x10 ? t->rcv_nxt : 0);
+    seg[12] = (hl / 4) << 4;
+    seg[13] = flags;
+    wr16(seg + 14, t->win);
+    if (flags & 0x02) {
+        seg[20] = 2;            /* MSS */
+        seg[21] = 4;
+        wr16(seg + 22, TCP_MSS);
+    }
+    if (len) {
+        memcpy(seg + hl, data, len);
+    }
+    flen = ip4_frame(f, t->pmac, t->lmac, PROTO_TCP, t->lip, t->pip, seg,
+                     hl + len);
+    if (t->partial && len) {
+        l4_csum(f, flen, true);
+        h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        h.csum_start = L4_OFF;
+        h.csum_offset = 16;
+        if (len > TCP_MSS) {
+            h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+            h.gso_size = TCP_MSS;
+            h.hdr_len = L4_OFF + hl;
+        }
+    } else {
+        l4_csum(f, flen, false);
+    }
+    qvnet_tx(t->nic->n, 0, f, flen, &h);
+}
+
+static void tcp_input(Tcp *t, const uint8_t *f, size_t len,
+                      const QVirtioNetHdr *h)
+{
+    const uint8_t *tcp = f + L4_OFF;
+    size_t tot, doff, plen;
+    uint32_t seq, ack;
+    uint8_t flags;
+
+    if (arp_answer(t->nic, t->lmac, f, len, t->lip) ||
+        !is_ip4(f, len, PROTO_TCP) || rd32(f + IP_OFF + 16) != t->lip ||
+        rd16(tcp + 2) != t->lport) {
+        return;
+    }
+    t->max_frame = MAX(t->max_frame, len);
+    if (h->gso_type != VIRTIO_NET_HDR_GSO_NONE) {
+        t->gso_frames++;
+    }
+    if (!(h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)) {
+        ck_assert_msg(l4_csum_ok(f, len), "TCP segment with a bad checksum");
+    }
+    tot = rd16(f + IP_OFF + 2);
+    doff = (tcp[12] >> 4) * 4;
+    ck_assert(tot <= len - IP_OFF && doff >= 20 && 20 + doff <= tot);
+    plen = tot - 20 - doff;
+    seq = rd32(tcp + 4);
+    ack = rd32(tcp + 8);
+    flags = tcp[13];
+    ck_assert_msg(!(flags & 0x04), "connection reset by the peer");
+    if ((flags & 0x02) && !t->syn_seen) {
+        /* SYN (we listen) or SYN-ACK (we connected). */
+        t->syn_seen = true;
+        t->pport = rd16(tcp);
+        memcpy(t->pmac, f + 6, 6);
+        t->rcv_nxt = seq + 1;
+        if (flags & 0x10) {
+            ck_assert_uint_eq(ack, TCP_ISS + 1);
+            t->snd_una = ack;
+            t->established = true;
+            tcp_output(t, 0x10, t->snd_nxt, NULL, 0);
+        } else {
+            tcp_output(t, 0x12, TCP_ISS, NULL, 0);
+            t->snd_nxt = TCP_ISS + 1;
+        }
+        t->peer_wnd = rd16(tcp + 14);
+        return;
+    }
+    if (!t->syn_seen || rd16(tcp) != t->pport) {
+        return;
+    }
+    if (flags & 0x10) {
+        if (seq_diff(ack, t->snd_una) > 0 &&
+            seq_diff(ack, t->snd_nxt) <= 0) {
+            t->snd_una = ack;
+        }
+        if (ack == TCP_ISS + 1) {
+            t->established = true;
+        }
+        t->peer_wnd = rd16(tcp + 14);
+    }
+    if (plen) {
+        if (seq == t->rcv_nxt) {
+            g_byte_array_append(t->rx, tcp + doff, plen);
+            t->rcv_nxt += plen;
+        }
+        tcp_output(t, 0x10, t->snd_nxt, NULL, 0);
+    }
+}
+
+static bool tcp_poll(Tcp *t, int timeout_ms)
+{
+    static uint8_t f[FRAME_MAX];
+    QVirtioNetHdr h;
+    ssize_t got = qvnet_rx(t->nic->n, 0, f, FRAME_MAX, &h, timeout_ms);
+
+    if (got < 0) {
+        return false;
+    }
+    tcp_input(t, f, got, &h);
+    return true;
+}
+
+static void tcp_wait_established(Tcp *t)
+{
+    int64_t deadline = qos_deadline(QOS_TIMEOUT_MS);
+
+    while (!t->established) {
+        ck_assert_msg(qos_remaining_ms(deadline), "TCP handshake timed out "
+                      "(SYN seen: %d)", t->syn_seen);
+        tcp_poll(t, 20);
+    }
+}
+
+/* Read what @fd has for us and check it against guest_to_host(). */
+static size_t host_drain(int fd, size_t *got)
+{
+    uint8_t buf[16384];
+    ssize_t n;
+
+    while ((n = read(fd, buf, sizeof(buf))) > 0) {
+        for (ssize_t i = 0; i < n; i++) {
+            if (buf[i] != guest_to_host(*got + i)) {
+                ck_abort_msg("host got byte %zu wrong: 0x%02x", *got + i,
+                             buf[i]);
+            }
+        }
+        *got += n;
+    }
+    ck_assert_msg(n == 0 || errno == EAGAIN, "host read: %s",
+                  g_strerror(errno));
+    return *got;
+}
+
+/* Guest to host: @total bytes, within the peer's window. */
+static void tcp_send_all(Tcp *t, int host_fd, size_t total)
+{
+    int64_t deadline = qos_deadline(20000);
+    g_autofree uint8_t *data = g_malloc(total);
+    uint32_t start = t->snd_nxt;
+    size_t host_got = 0;
+
+    for (size_t i = 0; i < total; i++) {
+        data[i] = guest_to_host(i);
+    }
+    while (host_got < total || seq_diff(t->snd_una, start + total) < 0) {
+        size_t sent = t->snd_nxt - start;
+        size_t inflight = t->snd_nxt - t->snd_una;
+        size_t seg_max = TCP_MSS * MAX(t->tso, 1u);
+
+        ck_assert_msg(qos_remaining_ms(deadline), "TCP send stalled: %zu "
+                      "sent, %zu acked, host has %zu", sent,
+                      (size_t)(t->snd_una - start), host_got);
+        while (sent < total && inflight < t->peer_wnd) {
+            size_t seg = MIN(MIN(seg_max, total - sent),
+                             t->peer_wnd - inflight);
+
+            tcp_output(t, 0x18, t->snd_nxt, data + sent, seg);
+            t->snd_nxt += seg;
+            sent += seg;
+            inflight += seg;
+        }
+        host_drain(host_fd, &host_got);
+        while (tcp_poll(t, 0)) {
+            continue;
+        }
+        if (!tcp_poll(t, 2)) {
+            host_drain(host_fd, &host_got);
+        }
+    }
+    ck_assert_uint_eq(host_got, total);
+}
+
+/* Host to guest: @total bytes written to @host_fd, all received. */
+static void tcp_recv_all(Tcp *t, int host_fd, size_t total)
+{
+    int64_t deadline = qos_deadline(20000);
+    size_t written = 0, base = t->rx->len;
+
+    while (t->rx->len - base < total) {
+        uint8_t buf[8192];
+
+        ck_assert_msg(qos_remaining_ms(deadline), "TCP receive stalled at "
+                      "%zu of %zu bytes", t->rx->len - base, total);
+        if (written < total) {
+            size_t n = MIN(sizeof(buf), total - written);
+            ssize_t w;
+
+            for (size_t i = 0; i < n; i++) {
+                buf[i] = host_to_guest(written + i);
+            }
+            w = write(host_fd, buf, n);
+            ck_assert_msg(w > 0 || errno == EAGAIN, "host write: %s",
+                          g_strerror(errno));
+            if (w > 0) {
+                written += w;
+            }
+        }
+        tcp_poll(t, 2);
+    }
+    for (size_t i = 0; i < total; i++) {
+        if (t->rx->data[base + i] != host_to_guest(i)) {
+            ck_abort_msg("guest got byte %zu wrong", i);
+        }
+    }
+}
+
+START_TEST(test_user_dhcp_tcp)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    Nic *n = &nics[0];
+    int port = free_tcp_port();
+    Tcp t = {
+        .nic = n, .lmac = mac0, .lport = GUEST_TCP_PORT, .win = TCP_WIN,
+        .partial = true, .snd_nxt = TCP_ISS, .snd_una = TCP_ISS,
+    };
+    int fd;
+
+    daemon_new();
+    iovd_proc_add_args(proc, "-netdev", NULL);
+    iovd_proc_add_argf(proc, "user,id=n0,hostfwd=tcp:127.0.0.1:%d-:%d",
+                       port, GUEST_TCP_PORT);
+    add_nic("vn0", MAC0_STR, "n0", NULL);
+    daemon_start();
+    nic_open(n, "vn0", true);
+    init_nic(n, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    ck_assert(!qvnet_has(n->n, VIRTIO_NET_F_HOST_TSO4));
+
+    t.lip = dhcp_lease(n);
+    ck_assert_uint_eq(t.lip, SLIRP_GUEST_IP);
+    t.pip = SLIRP_HOST_IP;
+    t.rx = g_byte_array_new();
+
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(fd, 0);
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    sa.sin_port = htons(port);
+    ck_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
+              errno == EINPROGRESS);
+    tcp_wait_established(&t);
+    /* Host to guest, then guest to host (checksums completed by iovd). */
+    tcp_recv_all(&t, fd, XFER_BYTES);
+    tcp_send_all(&t, fd, XFER_BYTES);
+    close(fd);
+    g_byte_array_unref(t.rx);
+}
+END_TEST
+
+/* ---- tap with a virtio-net header, in a private network namespace ---- */
+
+#define TAP_HOST_IP     0x0a090001      /* 10.9.0.1 */
+#define TAP_GUEST_IP    0x0a090002      /* 10.9.0.2 */
+
+static bool tap_prepare(const char **why)
+{
+    if (geteuid() != 0) {
+        *why = "needs root (CAP_NET_ADMIN)";
+        return false;
+    }
+    if (getenv("CK_FORK") && strcmp(getenv("CK_FORK"), "no") == 0) {
+        *why = "needs Check's forked test processes (CK_FORK=no)";
+        return false;
+    }
+    if (unshare(CLONE_NEWNET) < 0) {
+        *why = "unshare(CLONE_NEWNET) failed";
+        return false;
+    }
+    if (system("(echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6 "
+               "|| true) && ip link set lo up && "
+               "ip tuntap add dev vntap0 mode tap vnet_hdr && "
+               "ip addr add 10.9.0.1/24 dev vntap0 && "
+               "ip link set vntap0 up && "
+               "ip neigh add 10.9.0.2 lladdr " MAC0_STR " dev vntap0 "
+               "nud permanent") != 0) {
+        *why = "cannot set up a tap interface with ip(8)";
+        return false;
+    }
+    return true;
+}
+
+static int udp_socket(uint32_t ip, uint16_t port)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    ck_assert_int_ge(fd, 0);
+    sa.sin_addr.s_addr = htonl(ip);
+    sa.sin_port = htons(port);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+static void tap_hwaddr(uint8_t *mac)
+{
+    struct ifreq ifr = { 0 };
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+
+    g_strlcpy(ifr.ifr_name, "vntap0", IFNAMSIZ);
+    ck_assert_int_eq(ioctl(fd, SIOCGIFHWADDR, &ifr), 0);
+    memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
+    close(fd);
+}
+
+/*
+ * A datagram from @ufd to the guest's @port: its frame.  Sent again until
+ * one arrives: the kernel drops what it sends before its link watch has
+ * seen the tap's carrier come up.
+ */
+static size_t tap_udp_to_guest(Nic *n, int ufd, uint8_t *f, uint16_t port,
+                               const uint8_t *payload, size_t plen,
+                               QVirtioNetHdr *h)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    int64_t deadline = qos_deadline(QOS_TIMEOUT_MS);
+
+    sa.sin_addr.s_addr = htonl(TAP_GUEST_IP);
+    sa.sin_port = htons(port);
+    for (;;) {
+        int64_t retry = qos_deadline(100);
+
+        ck_assert_int_eq(sendto(ufd, payload, plen, 0,
+                                (struct sockaddr *)&sa, sizeof(sa)), plen);
+        while (qos_remaining_ms(retry)) {
+            ssize_t got = qvnet_rx(n->n, 0, f, FRAME_MAX, h,
+                                   qos_remaining_ms(retry));
+
+            if (got >= 0 && is_ip4(f, got, PROTO_UDP) &&
+                rd16(f + L4_OFF + 2) == port) {
+                return got;
+            }
+        }
+        ck_assert_msg(qos_remaining_ms(deadline), "no UDP datagram for "
+                      "port %u", port);
+    }
+}
+
+START_TEST(test_tap)
+{
+    static uint8_t f[FRAME_MAX];
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    Nic *n = &nics[0];
+    const char *why = NULL;
+    uint8_t payload[1200], buf[2048];
+    QVirtioNetHdr h;
+    uint8_t offl[8] = { 0 };
+    int ufd, lfd, cfd;
+    size_t len;
+    Tcp t = {
+        .nic = n, .lmac = mac0, .lip = TAP_GUEST_IP, .pip = TAP_HOST_IP,
+        .lport = 40000, .pport = 7003, .win = 30000, .partial = true,
+        .tso = 8, .snd_nxt = TCP_ISS, .snd_una = TCP_ISS,
+    };
+
+    if (!tap_prepare(&why)) {
+        printf("SKIP: test_tap: %s\n", why);
+        fflush(stdout);
+        return;
+    }
+    daemon_new();
+    iovd_proc_add_args(proc, "-netdev",
+                       "tap,id=t0,ifname=vntap0,vnet_hdr=on", NULL);
+    add_nic("vn0", MAC0_STR, "t0", NULL);
+    daemon_start();
+    nic_open(n, "vn0", true);
+    init_nic(n, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    ck_assert(qvnet_has(n->n, VIRTIO_NET_F_HOST_TSO4));
+    ck_assert(qvnet_has(n->n, VIRTIO_NET_F_HOST_TSO6));
+    ck_assert(qvnet_has(n->n, VIRTIO_NET_F_GUEST_TSO4));
+    ck_assert(qvnet_has(n->n, VIRTIO_NET_F_GUEST_TSO6));
+    ck_assert(qvnet_has(n->n, VIRTIO_NET_F_CTRL_GUEST_OFFLOADS));
+    for (unsigned i = 0; i < sizeof(payload); i++) {
+        payload[i] = (uint8_t)(i * 5 + 3);
+    }
+
+    /* Host to guest: UDP; a partial checksum is fine with GUEST_CSUM. */
+    ufd = udp_socket(TAP_HOST_IP, 7001);
+    len = tap_udp_to_guest(n, ufd, f, 7000, payload, sizeof(payload), &h);
+    ck_assert_uint_eq(len, L4_OFF + 8 + sizeof(payload));
+    ck_assert_mem_eq(f + L4_OFF + 8, payload, sizeof(payload));
+    if (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
+        ck_assert_uint_eq(h.csum_start, L4_OFF);
+        ck_assert_uint_eq(h.csum_offset, 6);
+        wr16(f + L4_OFF + 6, ~csum_fold(csum_add(0, f + L4_OFF,
+                                                 len - L4_OFF)));
+    }
+    ck_assert(l4_csum_ok(f, len));
+
+    /* Guest to host: UDP with the checksum left to the host's stack. */
+    len = udp4_frame(f, (uint8_t[6]){ 0 }, mac0, TAP_GUEST_IP, TAP_HOST_IP,
+                     7000, 7001, payload, sizeof(payload));
+    tap_hwaddr(t.pmac);
+    memcpy(f, t.pmac, 6);
+    l4_csum(f, len, true);
+    qvnet_tx(n->n, 0, f, len, &(QVirtioNetHdr){
+        .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = L4_OFF,
+        .csum_offset = 6 });
+    ck_assert_int_eq(recv(ufd, buf, sizeof(buf), 0), sizeof(payload));
+    ck_assert_mem_eq(buf, payload, sizeof(payload));
+
+    /* TCP: the guest connects, sends with TSO, receives GSO frames. */
+    lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sa.sin_addr.s_addr = htonl(TAP_HOST_IP);
+    sa.sin_port = htons(7003);
+    ck_assert_int_eq(setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &(int){ 1 },
+                                sizeof(int)), 0);
+    ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(lfd, 1), 0);
+    t.rx = g_byte_array_new();
+    tcp_output(&t, 0x02, TCP_ISS, NULL, 0);
+    t.snd_nxt = TCP_ISS + 1;
+    tcp_wait_established(&t);
+    cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    ck_assert_int_ge(cfd, 0);
+    tcp_send_all(&t, cfd, XFER_BYTES);
+    tcp_recv_all(&t, cfd, XFER_BYTES);
+    ck_assert_msg(t.gso_frames && t.max_frame > MTU_FRAME, "no GSO frame "
+                  "received (longest %zu bytes)", t.max_frame);
+
+    /* Offloads off: complete checksums, no GSO. */
+    ck_assert_uint_eq(qvnet_ctrl(n->n, VIRTIO_NET_CTRL_GUEST_OFFLOADS,
+                                 VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET, offl, 8),
+                      VIRTIO_NET_OK);
+    len = tap_udp_to_guest(n, ufd, f, 7010, payload, sizeof(payload), &h);
+    ck_assert_uint_eq(h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM, 0);
+    ck_assert(l4_csum_ok(f, len));
+    /* Offloads that were not negotiated cannot be turned on. */
+    stq_le_p(offl, VIRTIO_BIT(VIRTIO_NET_F_GUEST_UFO));
+    ck_assert_uint_eq(qvnet_ctrl(n->n, VIRTIO_NET_CTRL_GUEST_OFFLOADS,
+                                 VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET, offl, 8),
+                      VIRTIO_NET_ERR);
+    close(cfd);
+    close(lfd);
+    close(ufd);
+    g_byte_array_unref(t.rx);
+}
+END_TEST
+
+/* ---- command line ---- */
+
+START_TEST(test_bad_properties)
+{
+    static const char *const bad[] = {
+        "mac=01:00:00:00:00:01",
+        "mac=52:54:00:12:34",
+        "queues=0",
+        "queues=2,ctrl_vq=off",
+        "host_mtu=50",
+        "rx_queue_size=100",
+        "tx_queue_size=2048",
+        "netdev=nope",
+    };
+
+    for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
+        g_autoptr(IovdProc) p = iovd_proc_new();
+        g_autofree char *sock = iovd_proc_path(p, "x.sock");
+        g_autofree char *dev = g_strdup_printf("virtio-net-pci,id=x,"
+                                               "socket=%s,%s", sock, bad[i]);
+        char *argv[] = { (char *)iovd_binary(), "-device", dev, NULL };
+        g_autofree char *out = NULL, *err = NULL;
+        int status;
+
+        ck_assert(g_spawn_sync(NULL, argv, NULL, G_SPAWN_DEFAULT, NULL, NULL,
+                               &out, &err, &status, NULL));
+        ck_assert_msg(status != 0, "'%s' accepted", bad[i]);
+        ck_assert_msg(strstr(err, "property"), "'%s': %s", bad[i], err);
+    }
+}
+END_TEST
+
+/* ---- main ---- */
+
+static TCase *new_tcase(Suite *s, const char *name)
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 40);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
+static Suite *virtio_net_suite(void)
+{
+    Suite *s = suite_create("virtio-net");
+    TCase *tc;
+
+    tc = new_tcase(s, "device");
+    tcase_add_test(tc, test_pci_identity);
+    tcase_add_test(tc, test_no_netdev);
+    tcase_add_test(tc, test_feature_dependencies);
+    tcase_add_test(tc, test_bad_properties);
+
+    tc = new_tcase(s, "data");
+    tcase_add_loop_test(tc, test_sizes, 0, ARRAY_SIZE(sizes_cases));
+    tcase_add_test(tc, test_rx_buffer_too_small);
+    tcase_add_test(tc, test_backpressure);
+    tcase_add_test(tc, test_tx_csum);
+    tcase_add_test(tc, test_mtu);
+    tcase_add_test(tc, test_reset_and_stop);
+    tcase_add_loop_test(tc, test_bad_input, 0, BAD__MAX);
+
+    tc = new_tcase(s, "control");
+    tcase_add_test(tc, test_link);
+    tcase_add_test(tc, test_rx_filter);
+    tcase_add_test(tc, test_rx_extra_not_negotiated);
+    tcase_add_test(tc, test_vlan);
+    tcase_add_test(tc, test_mac_addr);
+    tcase_add_test(tc, test_mq);
+    tcase_add_test(tc, test_mq_not_negotiated);
+
+    tc = new_tcase(s, "backends");
+    tcase_add_test(tc, test_user_dhcp_tcp);
+    tcase_add_test(tc, test_tap);
+    return s;
+}
+
+int main(void)
+{
+    return qos_check_run(virtio_net_suite());
+}
