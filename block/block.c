@@ -6,6 +6,7 @@
 #include "block/trace.h"
 #include "util/error.h"
 #include "util/main-loop.h"
+#include "util/iov.h"
 
 const char *const blk_error_policy_names[] = {
     "report", "ignore", "stop", "enospc", NULL
@@ -547,16 +548,6 @@ static int blk_submit(BlockBackend *blk, BlockReq *req)
         throttle_account(blk, req);
     }
     return blk_dispatch(blk, req);
-}
-
-static uint64_t iov_size(const struct iovec *iov, unsigned niov)
-{
-    uint64_t n = 0;
-
-    for (unsigned i = 0; i < niov; i++) {
-        n += iov[i].iov_len;
-    }
-    return n;
 }
 
 int blk_preadv(BlockBackend *blk, BlockReq *req, uint64_t offset,

@@ -6,6 +6,7 @@
 #define NET_NET_INT_H
 
 #include "net/net.h"
+#include "util/iov.h"
 
 /*
  * A backend type.  net_backend_create() allocates @state_size bytes at
@@ -79,10 +80,7 @@ G_STATIC_ASSERT(sizeof(NetVnetHdr) == NET_VNET_HDR_LEN);
 /* iovecs kept on the stack for one frame; more are linearized. */
 #define NET_IOV_INLINE 64
 
-size_t net_iov_size(const struct iovec *iov, int iovcnt);
 /* Copy up to @bytes from offset @off of the iovec into @buf; returns n. */
-size_t net_iov_to_buf(const struct iovec *iov, int iovcnt, size_t off,
-                      void *buf, size_t bytes);
 /*
  * Fill @dst (room for @max) with the bytes of @iov from offset @skip on.
  * Returns the count, or -1 when it does not fit.

@@ -53,35 +53,6 @@ static uint8_t *net_scratch(NetClient *nc)
 
 /* ---- iovec helpers ---- */
 
-size_t net_iov_size(const struct iovec *iov, int iovcnt)
-{
-    size_t len = 0;
-
-    for (int i = 0; i < iovcnt; i++) {
-        len += iov[i].iov_len;
-    }
-    return len;
-}
-
-size_t net_iov_to_buf(const struct iovec *iov, int iovcnt, size_t off,
-                      void *buf, size_t bytes)
-{
-    size_t done = 0;
-
-    for (int i = 0; i < iovcnt && done < bytes; i++) {
-        size_t n;
-
-        if (off >= iov[i].iov_len) {
-            off -= iov[i].iov_len;
-            continue;
-        }
-        n = MIN(iov[i].iov_len - off, bytes - done);
-        memcpy((uint8_t *)buf + done, (uint8_t *)iov[i].iov_base + off, n);
-        done += n;
-        off = 0;
-    }
-    return done;
-}
 
 int net_iov_skip(struct iovec *dst, int max, const struct iovec *iov,
                  int iovcnt, size_t skip)
@@ -190,7 +161,7 @@ static void net_queue_append(NetClient *nc, const struct iovec *iov,
     pkt = g_malloc(sizeof(*pkt) + len);
     pkt->len = len;
     pkt->link = (GList) { .data = pkt };
-    net_iov_to_buf(iov, iovcnt, 0, pkt->data, len);
+    iov_to_buf(iov, iovcnt, 0, pkt->data, len);
     g_queue_push_tail_link(&nc->queue, &pkt->link);
     trace_net_queue_append(nc->name, len, g_queue_get_length(&nc->queue));
 }
@@ -357,7 +328,7 @@ ssize_t net_sendv(NetClient *nc, const struct iovec *iov, int iovcnt)
 {
     uint8_t zero_hdr[NET_VNET_HDR_LEN] = { 0 };
     NetClient *peer = nc->peer;
-    size_t len = net_iov_size(iov, iovcnt);
+    size_t len = iov_size(iov, iovcnt);
     size_t hdr = nc->has_vnet_hdr ? NET_VNET_HDR_LEN : 0;
     struct iovec local[NET_IOV_INLINE + 1];
     const struct iovec *out = iov;
@@ -382,7 +353,7 @@ ssize_t net_sendv(NetClient *nc, const struct iovec *iov, int iovcnt)
     if (nc->has_vnet_hdr && !peer->has_vnet_hdr) {
         NetVnetHdr h;
 
-        net_iov_to_buf(iov, iovcnt, 0, &h, sizeof(h));
+        iov_to_buf(iov, iovcnt, 0, &h, sizeof(h));
         outlen = len - NET_VNET_HDR_LEN;
         if ((h.gso_type & ~NET_VNET_GSO_ECN) != NET_VNET_GSO_NONE) {
             nc->stats.tx_errors++;
@@ -392,7 +363,7 @@ ssize_t net_sendv(NetClient *nc, const struct iovec *iov, int iovcnt)
         if (h.flags & NET_VNET_F_NEEDS_CSUM) {
             uint8_t *buf = net_scratch(nc);
 
-            net_iov_to_buf(iov, iovcnt, NET_VNET_HDR_LEN, buf, outlen);
+            iov_to_buf(iov, iovcnt, NET_VNET_HDR_LEN, buf, outlen);
             if (!net_complete_csum(buf, outlen, &h)) {
                 nc->stats.tx_errors++;
                 trace_net_err_bad_csum_offset(nc->name,
@@ -408,7 +379,7 @@ ssize_t net_sendv(NetClient *nc, const struct iovec *iov, int iovcnt)
                                   NET_VNET_HDR_LEN);
             if (outcnt < 0) {
                 local[0].iov_base = net_scratch(nc);
-                local[0].iov_len = net_iov_to_buf(iov, iovcnt,
+                local[0].iov_len = iov_to_buf(iov, iovcnt,
                                                   NET_VNET_HDR_LEN,
                                                   local[0].iov_base,
                                                   outlen);
@@ -425,7 +396,7 @@ ssize_t net_sendv(NetClient *nc, const struct iovec *iov, int iovcnt)
             outcnt = iovcnt + 1;
         } else {
             local[1].iov_base = net_scratch(nc);
-            local[1].iov_len = net_iov_to_buf(iov, iovcnt, 0,
+            local[1].iov_len = iov_to_buf(iov, iovcnt, 0,
                                               local[1].iov_base, len);
             outcnt = 2;
         }

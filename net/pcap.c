@@ -91,7 +91,7 @@ void net_pcap_write(NetClient *nc, const struct iovec *iov, int iovcnt,
                     size_t skip)
 {
     struct iovec local[NET_IOV_INLINE + 1];
-    size_t len = net_iov_size(iov, iovcnt);
+    size_t len = iov_size(iov, iovcnt);
     size_t incl;
     int64_t now = g_get_real_time();
     PcapRecordHeader r;
@@ -113,7 +113,7 @@ void net_pcap_write(NetClient *nc, const struct iovec *iov, int iovcnt,
     if (n < 0) {
         /* Many small segments: the slow path. */
         flat = g_malloc(len);
-        net_iov_to_buf(iov, iovcnt, skip, flat, len);
+        iov_to_buf(iov, iovcnt, skip, flat, len);
         local[1].iov_base = flat;
         local[1].iov_len = len;
         n = 1;

@@ -92,12 +92,12 @@ static ssize_t net_slirp_receive(NetClient *nc, const struct iovec *iov,
                                  int iovcnt)
 {
     SlirpState *s = nc->opaque;
-    size_t len = net_iov_size(iov, iovcnt);
+    size_t len = iov_size(iov, iovcnt);
 
     if (iovcnt == 1) {
         slirp_input(s->slirp, iov[0].iov_base, len);
     } else {
-        net_iov_to_buf(iov, iovcnt, 0, s->buf, len);
+        iov_to_buf(iov, iovcnt, 0, s->buf, len);
         slirp_input(s->slirp, s->buf, len);
     }
     s->dirty = true;

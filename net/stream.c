@@ -287,7 +287,7 @@ static ssize_t stream_receive(NetClient *nc, const struct iovec *iov,
 {
     StreamState *s = nc->opaque;
     struct iovec local[NET_IOV_INLINE + 1];
-    size_t len = net_iov_size(iov, iovcnt);
+    size_t len = iov_size(iov, iovcnt);
     size_t total = STREAM_LEN_BYTES + len;
     uint8_t hdr[STREAM_LEN_BYTES] = {
         len >> 24, len >> 16, len >> 8, len
@@ -307,7 +307,7 @@ static ssize_t stream_receive(NetClient *nc, const struct iovec *iov,
     cnt = net_iov_skip(&local[1], NET_IOV_INLINE, iov, iovcnt, 0);
     if (cnt < 0) {
         memcpy(s->tx_buf, hdr, sizeof(hdr));
-        net_iov_to_buf(iov, iovcnt, 0, s->tx_buf + sizeof(hdr), len);
+        iov_to_buf(iov, iovcnt, 0, s->tx_buf + sizeof(hdr), len);
         local[0].iov_base = s->tx_buf;
         local[0].iov_len = total;
         cnt = 0;
@@ -342,7 +342,7 @@ static ssize_t stream_receive(NetClient *nc, const struct iovec *iov,
             s->tx_len = 0;
             done -= sizeof(hdr);
         }
-        s->tx_len += net_iov_to_buf(iov, iovcnt, done,
+        s->tx_len += iov_to_buf(iov, iovcnt, done,
                                     s->tx_buf + s->tx_len, len - done);
         s->tx_off = 0;
     }

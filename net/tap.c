@@ -129,7 +129,7 @@ static ssize_t tap_receive(NetClient *nc, const struct iovec *iov,
         trace_net_tap_write_error(nc->name, g_strerror(errno));
         return 0;
     }
-    return net_iov_size(iov, iovcnt);
+    return iov_size(iov, iovcnt);
 }
 
 static bool tap_set_offloads(NetClient *nc, unsigned flags)

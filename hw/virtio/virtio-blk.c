@@ -132,7 +132,7 @@ static void dwz_get_seg(VirtIOBlockReq *req, unsigned i, DwzSeg *seg)
 {
     uint8_t raw[VIRTIO_BLK_DWZ_SIZE] = { 0 };
 
-    virtio_iov_to_buf(req->elem.out_sg, req->elem.out_num,
+    iov_to_buf(req->elem.out_sg, req->elem.out_num,
                       VIRTIO_BLK_REQ_HDR_SIZE + i * VIRTIO_BLK_DWZ_SIZE,
                       raw, sizeof(raw));
     seg->sector = ldq_le_p(raw + VIRTIO_BLK_DWZ_SECTOR);
@@ -295,7 +295,7 @@ static void virtio_blk_handle_request(VirtIOBlock *s, VirtQueue *vq,
         virtqueue_detach_element(vq, elem);
         return;
     }
-    virtio_iov_to_buf(out, out_num, 0, hdr, sizeof(hdr));
+    iov_to_buf(out, out_num, 0, hdr, sizeof(hdr));
     req->type = ldl_le_p(hdr + VIRTIO_BLK_REQ_TYPE);
     sector = ldq_le_p(hdr + VIRTIO_BLK_REQ_SECTOR);
 
@@ -348,7 +348,7 @@ static void virtio_blk_handle_request(VirtIOBlock *s, VirtQueue *vq,
             /* NUL-padded, no terminator at 20 characters. */
             memcpy(id, s->serial, MIN(strlen(s->serial), sizeof(id)));
         }
-        virtio_iov_from_buf(in, in_num, 0, id, sizeof(id));
+        iov_from_buf(in, in_num, 0, id, sizeof(id));
         virtio_blk_req_complete(req, VIRTIO_BLK_S_OK);
         return;
     }

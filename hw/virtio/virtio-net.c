@@ -460,7 +460,7 @@ static void virtio_net_rx_patch(VirtIONet *s, unsigned n, size_t off,
             off -= s->rx_lens[e];
             continue;
         }
-        w = virtio_iov_from_buf(elem->in_sg, elem->in_num, off, buf,
+        w = iov_from_buf(elem->in_sg, elem->in_num, off, buf,
                                 MIN(len, s->rx_lens[e] - off));
         buf += w;
         len -= w;
@@ -544,7 +544,7 @@ static ssize_t virtio_net_receive(NetClient *nc, const struct iovec *iov,
 {
     VirtIONet *s = nc->opaque;
     VirtIODevice *vdev = &s->vdev;
-    size_t size = virtio_iov_size(iov, iovcnt);
+    size_t size = iov_size(iov, iovcnt);
     size_t skip = s->vnet_hdr ? NET_VNET_HDR_LEN : 0;
     uint8_t peek[VIRTIO_NET_PEEK];
     uint8_t hdr[VIRTIO_NET_HDR_SIZE] = { 0 };
@@ -568,14 +568,14 @@ static ssize_t virtio_net_receive(NetClient *nc, const struct iovec *iov,
         trace_virtio_net_rx_drop(net_id(s), len, "driver not ready");
         return 0;
     }
-    plen = virtio_iov_to_buf(iov, iovcnt, skip, peek, MIN(len, sizeof(peek)));
+    plen = iov_to_buf(iov, iovcnt, skip, peek, MIN(len, sizeof(peek)));
     if (!virtio_net_rx_accept(s, peek, plen, &why)) {
         s->rx_filtered++;
         trace_virtio_net_rx_filtered(net_id(s), len, why);
         return 0;
     }
     if (skip) {
-        virtio_iov_to_buf(iov, iovcnt, 0, hdr, sizeof(hdr));
+        iov_to_buf(iov, iovcnt, 0, hdr, sizeof(hdr));
     }
     if (!virtio_net_rx_hdr(s, hdr, len, &csum_start, &csum_off)) {
         s->rx_errors++;
@@ -645,7 +645,7 @@ static ssize_t virtio_net_receive(NetClient *nc, const struct iovec *iov,
     }
 
     stw_le_p(hdr + VIRTIO_NET_HDR_NUM_BUFFERS, n);
-    virtio_iov_from_buf(s->rx_elems[0]->in_sg, s->rx_elems[0]->in_num, 0,
+    iov_from_buf(s->rx_elems[0]->in_sg, s->rx_elems[0]->in_num, 0,
                         hdr, sizeof(hdr));
     virtio_net_rx_copy(s, n, iov, iovcnt, skip, len);
     if (csum_off >= 0) {
@@ -699,7 +699,7 @@ static bool virtio_net_tx_one(VirtIONet *s, VirtQueue *vq,
         virtqueue_detach_element(vq, elem);
         return false;
     }
-    virtio_iov_to_buf(out, out_num, 0, hdr, sizeof(hdr));
+    iov_to_buf(out, out_num, 0, hdr, sizeof(hdr));
     len = elem->out_len - VIRTIO_NET_HDR_SIZE;
     gso = hdr[VIRTIO_NET_HDR_GSO_TYPE];
     if (gso != VIRTIO_NET_HDR_GSO_NONE) {
@@ -826,7 +826,7 @@ static uint8_t virtio_net_ctrl_rx(VirtIONet *s, uint8_t cmd,
     if (!virtio_has_feature(vdev, feature) || len != 1) {
         return VIRTIO_NET_ERR;
     }
-    virtio_iov_to_buf(elem->out_sg, elem->out_num, VIRTIO_NET_CTRL_HDR_SIZE,
+    iov_to_buf(elem->out_sg, elem->out_num, VIRTIO_NET_CTRL_HDR_SIZE,
                       &on, 1);
     switch (cmd) {
     case VIRTIO_NET_CTRL_RX_PROMISC:
@@ -871,7 +871,7 @@ static bool virtio_net_read_mac_list(VirtQueueElement *elem, size_t *off,
     if (end - *off < sizeof(raw)) {
         return false;
     }
-    virtio_iov_to_buf(elem->out_sg, elem->out_num, *off, raw, sizeof(raw));
+    iov_to_buf(elem->out_sg, elem->out_num, *off, raw, sizeof(raw));
     *off += sizeof(raw);
     entries = ldl_le_p(raw);
     bytes = entries * VIRTIO_NET_ETH_ALEN;
@@ -881,7 +881,7 @@ static bool virtio_net_read_mac_list(VirtQueueElement *elem, size_t *off,
     *count = 0;
     *overflow = entries > VIRTIO_NET_MAC_TABLE_ENTRIES;
     if (!*overflow) {
-        virtio_iov_to_buf(elem->out_sg, elem->out_num, *off, table, bytes);
+        iov_to_buf(elem->out_sg, elem->out_num, *off, table, bytes);
         *count = entries;
     }
     *off += bytes;
@@ -901,7 +901,7 @@ static uint8_t virtio_net_ctrl_mac(VirtIONet *s, uint8_t cmd,
             len != sizeof(mac)) {
             return VIRTIO_NET_ERR;
         }
-        virtio_iov_to_buf(elem->out_sg, elem->out_num, off, mac,
+        iov_to_buf(elem->out_sg, elem->out_num, off, mac,
                           sizeof(mac));
         if (mac[0] & 1) {
             return VIRTIO_NET_ERR;
@@ -948,7 +948,7 @@ static uint8_t virtio_net_ctrl_vlan(VirtIONet *s, uint8_t cmd,
         len != sizeof(raw)) {
         return VIRTIO_NET_ERR;
     }
-    virtio_iov_to_buf(elem->out_sg, elem->out_num, VIRTIO_NET_CTRL_HDR_SIZE,
+    iov_to_buf(elem->out_sg, elem->out_num, VIRTIO_NET_CTRL_HDR_SIZE,
                       raw, sizeof(raw));
     vid = lduw_le_p(raw);
     if (vid >= VIRTIO_NET_VLAN_MAX) {
@@ -976,7 +976,7 @@ static uint8_t virtio_net_ctrl_mq(VirtIONet *s, uint8_t cmd,
         cmd != VIRTIO_NET_CTRL_MQ_VQ_PAIRS_SET || len != sizeof(raw)) {
         return VIRTIO_NET_ERR;
     }
-    virtio_iov_to_buf(elem->out_sg, elem->out_num, VIRTIO_NET_CTRL_HDR_SIZE,
+    iov_to_buf(elem->out_sg, elem->out_num, VIRTIO_NET_CTRL_HDR_SIZE,
                       raw, sizeof(raw));
     pairs = lduw_le_p(raw);
     if (pairs < VIRTIO_NET_VQ_PAIRS_MIN || pairs > s->max_pairs) {
@@ -1014,7 +1014,7 @@ static uint8_t virtio_net_ctrl_offloads(VirtIONet *s, uint8_t cmd,
         cmd != VIRTIO_NET_CTRL_GUEST_OFFLOADS_SET || len != sizeof(raw)) {
         return VIRTIO_NET_ERR;
     }
-    virtio_iov_to_buf(elem->out_sg, elem->out_num, VIRTIO_NET_CTRL_HDR_SIZE,
+    iov_to_buf(elem->out_sg, elem->out_num, VIRTIO_NET_CTRL_HDR_SIZE,
                       raw, sizeof(raw));
     o = ldq_le_p(raw);
     if (o & ~(vdev->guest_features & VIRTIO_NET_GUEST_OFFLOADS)) {
@@ -1061,13 +1061,13 @@ static void virtio_net_handle_ctrl(VirtIONet *s, VirtQueue *vq)
             virtqueue_detach_element(vq, elem);
             return;
         }
-        virtio_iov_to_buf(elem->out_sg, elem->out_num, 0, ctl, sizeof(ctl));
+        iov_to_buf(elem->out_sg, elem->out_num, 0, ctl, sizeof(ctl));
         ack = virtio_net_ctrl_cmd(s, elem, ctl[VIRTIO_NET_CTRL_CLASS],
                                   ctl[VIRTIO_NET_CTRL_CMD],
                                   elem->out_len - VIRTIO_NET_CTRL_HDR_SIZE);
         trace_virtio_net_ctrl(net_id(s), ctl[VIRTIO_NET_CTRL_CLASS],
                               ctl[VIRTIO_NET_CTRL_CMD], ack);
-        virtio_iov_from_buf(elem->in_sg, elem->in_num, 0, &ack, 1);
+        iov_from_buf(elem->in_sg, elem->in_num, 0, &ack, 1);
         virtqueue_push(vq, elem, 1);
         virtio_notify(vdev, vq);
     }

@@ -1531,57 +1531,6 @@ void virtio_cleanup(VirtIODevice *vdev)
 
 /* ---- iovec helpers ---- */
 
-uint64_t virtio_iov_size(const struct iovec *iov, unsigned n)
-{
-    uint64_t len = 0;
-
-    for (unsigned i = 0; i < n; i++) {
-        len += iov[i].iov_len;
-    }
-    return len;
-}
-
-size_t virtio_iov_to_buf(const struct iovec *iov, unsigned n, size_t off,
-                         void *buf, size_t len)
-{
-    size_t done = 0;
-
-    for (unsigned i = 0; i < n && done < len; i++) {
-        size_t l;
-
-        if (off >= iov[i].iov_len) {
-            off -= iov[i].iov_len;
-            continue;
-        }
-        l = MIN(iov[i].iov_len - off, len - done);
-        memcpy((uint8_t *)buf + done, (uint8_t *)iov[i].iov_base + off, l);
-        done += l;
-        off = 0;
-    }
-    return done;
-}
-
-size_t virtio_iov_from_buf(const struct iovec *iov, unsigned n, size_t off,
-                           const void *buf, size_t len)
-{
-    size_t done = 0;
-
-    for (unsigned i = 0; i < n && done < len; i++) {
-        size_t l;
-
-        if (off >= iov[i].iov_len) {
-            off -= iov[i].iov_len;
-            continue;
-        }
-        l = MIN(iov[i].iov_len - off, len - done);
-        memcpy((uint8_t *)iov[i].iov_base + off, (const uint8_t *)buf + done,
-               l);
-        done += l;
-        off = 0;
-    }
-    return done;
-}
-
 size_t virtio_iov_discard_front(struct iovec **iov, unsigned *n,
                                 size_t bytes)
 {

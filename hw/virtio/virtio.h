@@ -72,6 +72,7 @@
 
 #include "util/osdep.h"
 #include "util/main-loop.h"
+#include "util/iov.h"
 #include "hw/pci/pci.h"
 #include "hw/virtio/virtio-spec.h"
 
@@ -358,12 +359,7 @@ void virtio_queue_enable(VirtQueue *vq);
 
 /* ---- iovec helpers ---- */
 
-uint64_t virtio_iov_size(const struct iovec *iov, unsigned n);
 /* Copy out of / into an iovec from byte @off; return bytes copied. */
-size_t virtio_iov_to_buf(const struct iovec *iov, unsigned n, size_t off,
-                         void *buf, size_t len);
-size_t virtio_iov_from_buf(const struct iovec *iov, unsigned n, size_t off,
-                           const void *buf, size_t len);
 /*
  * Drop @bytes from the front (advancing *iov, *n) or the back of an iovec
  * array, in place.  Return the bytes dropped (less when it is shorter).

@@ -12,7 +12,7 @@ OUT=${BENCH_OUT:-$ROOT/docs/performance.md}
 WORK=$(mktemp -d /var/tmp/iovd-bench-XXXXXX)
 RAW=$WORK/results.txt
 IMG=$WORK/disk.img
-trap 'kill $IOVD_PID 2>/dev/null; rm -rf "$WORK"' EXIT
+trap 'rc=$?; [ -n "$IOVD_PID" ] && kill "$IOVD_PID" 2>/dev/null; rm -rf "$WORK"; exit $rc' EXIT
 
 log() { echo "bench: $*" >&2; }
 
@@ -48,8 +48,6 @@ j = json.load(sys.stdin)["jobs"][0]
 d = j["read"] if j["read"]["io_bytes"] else j["write"]
 p50 = d["clat_ns"].get("percentile", {}).get("50.000000", 0) / 1000
 print("iops=%d lat_us_p50=%d" % (d["iops"], p50))'
-}
-        printf "iops=%d lat_us_p50=%s\n", iops, p50 }'
 }
 
 : >"$RAW"

@@ -77,7 +77,7 @@ static ssize_t fake_receive(NetClient *nc, const struct iovec *iov,
                             int iovcnt)
 {
     FakeNic *f = nc->opaque;
-    size_t len = net_iov_size(iov, iovcnt);
+    size_t len = iov_size(iov, iovcnt);
     uint8_t *buf;
 
     f->receive_calls++;
@@ -85,7 +85,7 @@ static ssize_t fake_receive(NetClient *nc, const struct iovec *iov,
         return -EAGAIN;
     }
     buf = g_malloc(len);
-    net_iov_to_buf(iov, iovcnt, 0, buf, len);
+    iov_to_buf(iov, iovcnt, 0, buf, len);
     g_ptr_array_add(f->frames, g_bytes_new_take(buf, len));
     return len;
 }
@@ -175,14 +175,14 @@ static ssize_t testbe_receive(NetClient *nc, const struct iovec *iov,
                               int iovcnt)
 {
     TestBe *t = nc->opaque;
-    size_t len = net_iov_size(iov, iovcnt);
+    size_t len = iov_size(iov, iovcnt);
     uint8_t *buf;
 
     if (t->eagain) {
         return -EAGAIN;
     }
     buf = g_malloc(len);
-    net_iov_to_buf(iov, iovcnt, 0, buf, len);
+    iov_to_buf(iov, iovcnt, 0, buf, len);
     g_ptr_array_add(t->frames, g_bytes_new_take(buf, len));
     return len;
 }

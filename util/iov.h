@@ -1,0 +1,18 @@
+/*
+ * iovec helpers shared by the block layer, the network layer and devices.
+ */
+#ifndef UTIL_IOV_H
+#define UTIL_IOV_H
+
+#include "util/osdep.h"
+
+/* Total length of @n iovecs. */
+size_t iov_size(const struct iovec *iov, unsigned n);
+/* Copy up to @len bytes starting @off bytes into the iovecs to @buf. */
+size_t iov_to_buf(const struct iovec *iov, unsigned n, size_t off,
+                  void *buf, size_t len);
+/* Copy up to @len bytes of @buf into the iovecs from @off on. */
+size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t off,
+                    const void *buf, size_t len);
+
+#endif
