@@ -133,8 +133,8 @@ static void dwz_get_seg(VirtIOBlockReq *req, unsigned i, DwzSeg *seg)
     uint8_t raw[VIRTIO_BLK_DWZ_SIZE] = { 0 };
 
     iov_to_buf(req->elem.out_sg, req->elem.out_num,
-                      VIRTIO_BLK_REQ_HDR_SIZE + i * VIRTIO_BLK_DWZ_SIZE,
-                      raw, sizeof(raw));
+               VIRTIO_BLK_REQ_HDR_SIZE + i * VIRTIO_BLK_DWZ_SIZE, raw,
+               sizeof(raw));
     seg->sector = ldq_le_p(raw + VIRTIO_BLK_DWZ_SECTOR);
     seg->num_sectors = ldl_le_p(raw + VIRTIO_BLK_DWZ_NUM_SECTORS);
     seg->flags = ldl_le_p(raw + VIRTIO_BLK_DWZ_FLAGS);
