@@ -270,6 +270,13 @@ void vfu_client_detach(VfuServer *s)
     if (s->client_fd < 0) {
         return;
     }
+    /*
+     * The reset below may run the main loop (draining I/O): no new client
+     * may attach before the old one's mappings and fds are gone.
+     */
+    if (s->listen_fd >= 0) {
+        iovd_set_fd_handler(s->listen_fd, NULL, NULL, NULL);
+    }
     iovd_set_fd_handler(s->client_fd, NULL, NULL, NULL);
     close(s->client_fd);
     s->client_fd = -1;
@@ -293,6 +300,9 @@ void vfu_client_detach(VfuServer *s)
     vfu_irq_release(s);
     s->negotiated = false;
     s->write_multiple = false;
+    if (s->listen_fd >= 0) {
+        iovd_set_fd_handler(s->listen_fd, vfu_accept, NULL, s);
+    }
 }
 
 static void vfu_client_gone(VfuServer *s, const char *why)
@@ -632,6 +642,31 @@ static void vfu_client_readable(void *opaque)
     }
 }
 
+static void vfu_wait_fd_add(VfuServer *o, void *opaque)
+{
+    GArray **pfds = ((void **)opaque)[0];
+    GPtrArray **owners = ((void **)opaque)[1];
+    struct pollfd pfd = { .fd = o->client_fd, .events = POLLIN };
+
+    if (o->client_fd < 0) {
+        return;
+    }
+    if (!g_queue_is_empty(&o->tx)) {
+        pfd.events |= POLLOUT;
+    }
+    g_array_append_val(*pfds, pfd);
+    g_ptr_array_add(*owners, o);
+}
+
+static void vfu_wait_fds(GArray **pfds, GPtrArray **owners)
+{
+    void *ctx[2] = { pfds, owners };
+
+    *pfds = g_array_new(false, false, sizeof(struct pollfd));
+    *owners = g_ptr_array_new();
+    vfu_server_foreach(vfu_wait_fd_add, ctx);
+}
+
 /*
  * Wait for the reply to the request we just sent (server-initiated DMA),
  * handling what the client sends meanwhile.  Waits nest (a request handled
@@ -650,26 +685,47 @@ VfuMsg *vfu_wait_reply(VfuServer *s, uint16_t msg_id)
     s->waits[level].reply = NULL;
     s->dma_wait_depth++;
     while (!s->waits[level].reply && s->client_fd >= 0) {
-        struct pollfd pfd = { .fd = s->client_fd, .events = POLLIN };
         int64_t left = deadline - clock_ns();
+        g_autoptr(GArray) pfds = NULL;
+        g_autoptr(GPtrArray) owners = NULL;
 
-        if (!g_queue_is_empty(&s->tx)) {
-            pfd.events |= POLLOUT;
-        }
         if (left <= 0) {
             break;
         }
-        if (poll(&pfd, 1, left / 1000000 + 1) < 0 && errno != EINTR) {
+        /*
+         * The VMM may be blocked on a request to another device of this
+         * daemon (with its big lock held) before it gets to ours: serve
+         * every device's client while we wait.
+         */
+        vfu_wait_fds(&pfds, &owners);
+        if (poll((struct pollfd *)pfds->data, pfds->len,
+                 left / 1000000 + 1) < 0 && errno != EINTR) {
             break;
         }
-        if ((pfd.revents & POLLOUT) && tx_flush(s) < 0) {
-            break;
-        }
-        if ((pfd.revents & (POLLIN | POLLHUP | POLLERR)) &&
-            !vfu_client_read(s)) {
-            break;
+        for (guint i = 0; i < pfds->len; i++) {
+            struct pollfd *pfd = &g_array_index(pfds, struct pollfd, i);
+            VfuServer *o = g_ptr_array_index(owners, i);
+
+            if (o->client_fd != pfd->fd) {
+                continue;       /* went away while serving another */
+            }
+            if ((pfd->revents & POLLOUT) && tx_flush(o) < 0) {
+                if (o == s) {
+                    goto out;
+                }
+                vfu_client_gone(o, "send failed");
+                continue;
+            }
+            if ((pfd->revents & (POLLIN | POLLHUP | POLLERR)) &&
+                !vfu_client_read(o)) {
+                if (o == s) {
+                    goto out;
+                }
+                vfu_client_gone(o, "connection closed");
+            }
         }
     }
+out:
     s->dma_wait_depth--;
     reply = s->waits[level].reply;
     s->waits[level].reply = NULL;
