@@ -112,8 +112,8 @@ typedef struct BlockDevOps {
 
 /*
  * Attach device @dev_id to node @name.  Fails when the node is in use and
- * either side did not ask for sharing, or when @need_write and the node is
- * read-only is fine (the device reports read-only to the guest).
+ * either side did not ask for sharing.  A read-only node attaches too: the
+ * device reports read-only to the guest and writes fail with -EROFS.
  */
 BlockBackend *blk_attach(const char *name, const char *dev_id,
                          bool share_rw, GError **errp);

@@ -722,13 +722,12 @@ static void intx_update(PCIDevice *pdev)
 void pci_set_irq(PCIDevice *pdev, bool level)
 {
     uint16_t status = pci_get_word(pdev->config + PCI_STATUS);
-    bool rising = level && !pdev->intx_level;
 
     pdev->intx_level = level;
     pci_set_word(pdev->config + PCI_STATUS,
                  level ? status | PCI_STATUS_INTERRUPT
                        : status & ~PCI_STATUS_INTERRUPT);
-    if (rising || level) {
+    if (level) {
         intx_update(pdev);
     }
 }

@@ -540,7 +540,12 @@ static int rx_once(VfuServer *s)
     return s->rx_len >= VFU_HDR_SIZE && s->rx_len == h->size ? 1 : 0;
 }
 
-/* Move the message in rx_buf into a heap VfuMsg (for deferral). */
+/*
+ * Move the message in rx_buf into a heap VfuMsg.  A copy, not a view: a
+ * handler may run the loop (a reset draining I/O, a DMA wait) and read the
+ * next message into rx_buf while this one is still in use.  It costs an
+ * allocation per message; a per-server free list would remove it.
+ */
 static VfuMsg *rx_take(VfuServer *s)
 {
     VfuMsg *m = g_new0(VfuMsg, 1);

@@ -18,6 +18,7 @@
 #include <sys/socket.h>
 
 #include "hw/net/e1000-regs.h"
+#include "tests/qtest/libqos/netpkt.h"
 #include "tests/qtest/libqos/qos-check.h"
 #include "tests/qtest/libqos/iovd-proc.h"
 #include "tests/qtest/libqos/vfu-client.h"
@@ -196,49 +197,6 @@ static void teardown(void)
 }
 
 /* ---- frames ---- */
-
-static uint32_t csum_add(uint32_t sum, const uint8_t *p, size_t len)
-{
-    for (; len > 1; p += 2, len -= 2) {
-        sum += (p[0] << 8) | p[1];
-    }
-    if (len) {
-        sum += p[0] << 8;
-    }
-    return sum;
-}
-
-static uint16_t csum_fold(uint32_t sum)
-{
-    while (sum >> 16) {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    return sum;
-}
-
-static uint16_t rd16(const uint8_t *p)
-{
-    return (p[0] << 8) | p[1];
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3];
-}
-
-static void wr16(uint8_t *p, uint16_t v)
-{
-    p[0] = v >> 8;
-    p[1] = v;
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = v >> 24;
-    p[1] = v >> 16;
-    p[2] = v >> 8;
-    p[3] = v;
-}
 
 static void fill_pattern(uint8_t *p, size_t len, unsigned seed)
 {
