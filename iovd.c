@@ -9,7 +9,7 @@
 #include "util/error.h"
 #include "util/keyval.h"
 #include "util/log.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 #include "util/trace.h"
 #include "hw/core/device.h"
 #include "hw/vfio-user/vfio-user.h"
@@ -18,7 +18,9 @@
 #include "qapi/monitor.h"
 #include "iovd.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -218,11 +220,36 @@ static void notify_ready(void)
 
 /* ---- signals ---- */
 
-static gboolean on_signal(gpointer data)
+/*
+ * SIGTERM, SIGINT and SIGHUP (a closed terminal) all mean an orderly
+ * shutdown.  They arrive on a signalfd in the main loop.
+ */
+static int signal_fd = -1;
+
+static void on_signal(void *opaque)
 {
-    iovd_request_shutdown(GPOINTER_TO_INT(data) == SIGINT ? "SIGINT"
-                                                          : "SIGTERM");
-    return G_SOURCE_CONTINUE;
+    struct signalfd_siginfo si;
+
+    while (read(signal_fd, &si, sizeof(si)) == sizeof(si)) {
+        iovd_request_shutdown(si.ssi_signo == SIGINT ? "SIGINT" :
+                              si.ssi_signo == SIGHUP ? "SIGHUP" : "SIGTERM");
+    }
+}
+
+static void signals_init(EventLoop *loop)
+{
+    sigset_t set;
+
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    /* Blocked before any thread starts: every thread inherits the mask. */
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (signal_fd >= 0) {
+        loop_set_fd(loop, signal_fd, on_signal, NULL, NULL);
+    }
 }
 
 static bool write_pidfile(GError **errp)
@@ -253,7 +280,15 @@ int main(int argc, char **argv)
     GArray *pending = g_array_new(false, false, sizeof(PendingOpt));
     GError *err = NULL;
 
+    EventLoop *main_loop = loop_new("main", &err);
+
+    if (!main_loop) {
+        error_report("%s", err->message);
+        return 1;
+    }
     signal(SIGPIPE, SIG_IGN);
+    loop_attach_thread(main_loop);
+    loop_set_main(main_loop);
     iovd_register_options(core_options);
     iovd_modules_init();
     vfu_activation_init();
@@ -323,11 +358,10 @@ int main(int argc, char **argv)
         return 1;
     }
 
-    g_unix_signal_add(SIGTERM, on_signal, GINT_TO_POINTER(SIGTERM));
-    g_unix_signal_add(SIGINT, on_signal, GINT_TO_POINTER(SIGINT));
+    signals_init(main_loop);
     notify_ready();
 
-    main_loop_run();
+    loop_run(main_loop);
 
     /* Orderly: devices reset (draining I/O), clients closed, sockets gone. */
     device_destroy_all();

@@ -27,6 +27,7 @@ struct BlockNode {
     uint64_t size;
     bool read_only;
     bool direct;
+    struct EventLoop *loop;     /* where the driver's completions run */
     uint32_t align;             /* direct I/O alignment */
     BlockStats stats;
     GList *backends;            /* attached BlockBackends */

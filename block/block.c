@@ -5,7 +5,7 @@
 #include "block/block-int.h"
 #include "block/trace.h"
 #include "util/error.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 #include "util/iov.h"
 
 const char *const blk_error_policy_names[] = {
@@ -21,6 +21,7 @@ enum { TB_BPS, TB_BPS_RD, TB_BPS_WR, TB_IOPS, TB_IOPS_RD, TB_IOPS_WR, TB_N };
 
 struct BlockBackend {
     BlockNode *bs;
+    EventLoop *loop;
     char *dev_id;
     bool share_rw;
     const BlockDevOps *dev_ops;
@@ -38,7 +39,7 @@ struct BlockBackend {
     ThrottleBucket tb[TB_N];
     int64_t tb_last_ns;
     BlockReq *throttled_head, **throttled_tail;
-    IovdTimer *throttle_timer;
+    LoopTimer *throttle_timer;
 };
 
 static GList *nodes;
@@ -137,6 +138,7 @@ BlockNode *blk_node_create(Keyval *kv, GError **errp)
         goto out;
     }
     bs = g_new0(BlockNode, 1);
+    bs->loop = loop_main();
     bs->drv = drv;
     bs->node_name = g_strdup(o.node_name);
     bs->read_only = o.read_only;
@@ -288,12 +290,13 @@ BlockBackend *blk_attach(const char *name, const char *dev_id,
         }
     }
     blk = g_new0(BlockBackend, 1);
+    blk->loop = loop_main();
     blk->bs = bs;
     blk->dev_id = g_strdup(dev_id);
     blk->share_rw = share_rw;
     blk->stopped_tail = &blk->stopped_head;
     blk->throttled_tail = &blk->throttled_head;
-    blk->throttle_timer = iovd_timer_new(throttle_timer_cb, blk);
+    blk->throttle_timer = loop_timer_new(blk->loop, throttle_timer_cb, blk);
     bs->backends = g_list_append(bs->backends, blk);
     backends = g_list_append(backends, blk);
     return blk;
@@ -307,7 +310,7 @@ void blk_detach(BlockBackend *blk)
     blk_drain(blk);
     blk->bs->backends = g_list_remove(blk->bs->backends, blk);
     backends = g_list_remove(backends, blk);
-    iovd_timer_free(blk->throttle_timer);
+    loop_timer_free(blk->throttle_timer);
     g_free(blk->dev_id);
     g_free(blk);
 }
@@ -491,7 +494,7 @@ static void throttle_timer_cb(void *opaque)
         int r;
 
         if (wait) {
-            iovd_timer_mod(blk->throttle_timer, clock_ns() + wait);
+            loop_timer_mod(blk->throttle_timer, clock_ns() + wait);
             break;
         }
         blk->throttled_head = req->next;
@@ -538,8 +541,8 @@ static int blk_submit(BlockBackend *blk, BlockReq *req)
             *blk->throttled_tail = req;
             blk->throttled_tail = &req->next;
             blk->inflight++;
-            if (!iovd_timer_pending(blk->throttle_timer)) {
-                iovd_timer_mod(blk->throttle_timer,
+            if (!loop_timer_pending(blk->throttle_timer)) {
+                loop_timer_mod(blk->throttle_timer,
                                clock_ns() + throttle_wait_ns(blk,
                                                 blk->throttled_head));
             }
@@ -753,6 +756,6 @@ void blk_drain(BlockBackend *blk)
         blk->bs->drv->unplug(blk->bs);
     }
     while (blk->inflight) {
-        main_loop_iterate(true);
+        loop_iterate(blk->loop, true);
     }
 }

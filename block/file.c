@@ -8,7 +8,7 @@
 #include "block/block-int.h"
 #include "block/trace.h"
 #include "util/error.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 
 #include <libaio.h>
 #ifdef CONFIG_LIBURING
@@ -574,7 +574,7 @@ static bool file_open(BlockNode *bs, GError **errp)
             error_setg_errno(errp, errno, "io_uring eventfd");
             goto fail;
         }
-        iovd_set_fd_handler(s->ring_efd, file_uring_complete, NULL, bs);
+        loop_set_fd(bs->loop, s->ring_efd, file_uring_complete, NULL, bs);
 #else
         error_setg(errp, "property 'aio': io_uring is not available in "
                    "this build (install liburing-dev and reconfigure)");
@@ -583,8 +583,8 @@ static bool file_open(BlockNode *bs, GError **errp)
     }
     s->pool = g_thread_pool_new(file_worker, bs, 4, false, NULL);
     s->done = g_async_queue_new();
-    iovd_set_fd_handler(s->aio_efd, file_aio_complete, NULL, bs);
-    iovd_set_fd_handler(s->pool_efd, file_pool_done, NULL, bs);
+    loop_set_fd(bs->loop, s->aio_efd, file_aio_complete, NULL, bs);
+    loop_set_fd(bs->loop, s->pool_efd, file_pool_done, NULL, bs);
     bs->filename = g_strdup(s->filename);
     trace_file_open(bs->node_name, s->filename, bs->direct, bs->read_only,
                     aio_names[s->aio]);
@@ -593,7 +593,7 @@ static bool file_open(BlockNode *bs, GError **errp)
 fail:
 #ifdef CONFIG_LIBURING
     if (s->ring_efd >= 0) {
-        iovd_set_fd_handler(s->ring_efd, NULL, NULL, NULL);
+        loop_set_fd(bs->loop, s->ring_efd, NULL, NULL, NULL);
         close(s->ring_efd);
     }
     if (s->ring_ready) {
@@ -622,14 +622,14 @@ static void file_close(BlockNode *bs)
     /* Callers drained every backend; the pool finishes what it has. */
     g_thread_pool_free(s->pool, false, true);
     file_pool_done(bs);
-    iovd_set_fd_handler(s->aio_efd, NULL, NULL, NULL);
-    iovd_set_fd_handler(s->pool_efd, NULL, NULL, NULL);
+    loop_set_fd(bs->loop, s->aio_efd, NULL, NULL, NULL);
+    loop_set_fd(bs->loop, s->pool_efd, NULL, NULL, NULL);
     io_destroy(s->ctx);
     close(s->aio_efd);
     close(s->pool_efd);
 #ifdef CONFIG_LIBURING
     if (s->ring_ready) {
-        iovd_set_fd_handler(s->ring_efd, NULL, NULL, NULL);
+        loop_set_fd(bs->loop, s->ring_efd, NULL, NULL, NULL);
         io_uring_queue_exit(&s->ring);
         close(s->ring_efd);
     }

@@ -3,13 +3,13 @@
  * dropped.  For benchmarks: it measures everything but the storage.
  */
 #include "block/block-int.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 
 typedef struct NullState {
     uint64_t size;
     bool read_zeroes;
     BlockReq *head, **tail;     /* completed on the next loop iteration */
-    IovdBH *bh;
+    LoopBH *bh;
 } NullState;
 
 static const PropDef null_props[] = {
@@ -48,7 +48,7 @@ static int null_submit(BlockNode *bs, BlockReq *req)
     req->next = NULL;
     *s->tail = req;
     s->tail = &req->next;
-    iovd_bh_schedule(s->bh);
+    loop_bh_schedule(s->bh);
     return 0;
 }
 
@@ -59,7 +59,7 @@ static bool null_open(BlockNode *bs, GError **errp)
     s->size = QEMU_ALIGN_DOWN(s->size, 512);
     bs->size = s->size;
     s->tail = &s->head;
-    s->bh = iovd_bh_new(null_complete, s);
+    s->bh = loop_bh_new(bs->loop, null_complete, s);
     return true;
 }
 
@@ -68,7 +68,7 @@ static void null_close(BlockNode *bs)
     NullState *s = bs->opaque;
 
     null_complete(s);
-    iovd_bh_delete(s->bh);
+    loop_bh_delete(s->bh);
 }
 
 static bool null_truncate(BlockNode *bs, uint64_t size, GError **errp)

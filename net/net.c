@@ -10,6 +10,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/cmdline.h"
+#include "util/loop.h"
 
 #include <endian.h>
 
@@ -88,6 +89,7 @@ static NetClient *net_client_new(const NetClientOps *ops, const char *name,
     nc->name = g_strdup(name);
     nc->model = model;
     nc->is_nic = is_nic;
+    nc->loop = loop_main();
     nc->pcap_fd = -1;
     nc->opaque = opaque;
     g_queue_init(&nc->queue);

@@ -76,6 +76,7 @@ struct NetClient {
     char *name;                 /* netdev id or NIC device id */
     const char *model;          /* "user", "tap", "stream", "virtio-net"... */
     bool is_nic;
+    struct EventLoop *loop;     /* its handlers run here */
     NetClient *peer;
     bool link_down;             /* set_link off */
     bool has_vnet_hdr;          /* frames carry a virtio_net_hdr_v1 */

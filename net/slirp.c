@@ -24,7 +24,7 @@
 #include "net/trace.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 
 #include <arpa/inet.h>
 #include <poll.h>
@@ -47,7 +47,7 @@ typedef struct SlirpState SlirpState;
 
 typedef struct SlirpTimer {
     SlirpState *s;
-    IovdTimer *timer;
+    LoopTimer *timer;
     SlirpTimerCb cb;            /* timer_new (old API) */
     SlirpTimerId id;            /* timer_new_opaque */
     void *cb_opaque;
@@ -68,7 +68,7 @@ struct SlirpState {
     GHashTable *watches;        /* fd -> SlirpWatch */
     unsigned gen;
     GList *timers;              /* of SlirpTimer */
-    IovdTimer *poll_timer;      /* slirp's TCP timers */
+    LoopTimer *poll_timer;      /* slirp's TCP timers */
     bool dirty;                 /* run poll + fill before the next poll */
     bool fired;                 /* a watched fd was ready */
     bool hooked;
@@ -142,7 +142,7 @@ static SlirpTimer *net_slirp_timer_alloc(SlirpState *s)
     SlirpTimer *t = g_new0(SlirpTimer, 1);
 
     t->s = s;
-    t->timer = iovd_timer_new(net_slirp_timer_cb, t);
+    t->timer = loop_timer_new(s->nc->loop, net_slirp_timer_cb, t);
     s->timers = g_list_prepend(s->timers, t);
     return t;
 }
@@ -176,7 +176,7 @@ static void net_slirp_timer_free(void *timer, void *opaque)
         return;
     }
     s->timers = g_list_remove(s->timers, t);
-    iovd_timer_free(t->timer);
+    loop_timer_free(t->timer);
     g_free(t);
 }
 
@@ -185,7 +185,7 @@ static void net_slirp_timer_mod(void *timer, int64_t expire_ms,
 {
     SlirpTimer *t = timer;
 
-    iovd_timer_mod(t->timer, expire_ms * 1000000);
+    loop_timer_mod(t->timer, expire_ms * 1000000);
 }
 
 static void net_slirp_register_poll_fd(int fd, void *opaque)
@@ -196,7 +196,7 @@ static void net_slirp_register_poll_fd(int fd, void *opaque)
 static void net_slirp_unwatch(SlirpState *s, int fd)
 {
     if (g_hash_table_remove(s->watches, GINT_TO_POINTER(fd))) {
-        iovd_set_fd_handler(fd, NULL, NULL, NULL);
+        loop_set_fd(s->nc->loop, fd, NULL, NULL, NULL);
     }
 }
 
@@ -314,7 +314,7 @@ static void net_slirp_update_watches(SlirpState *s)
         w->gen = s->gen;
         if (w->events != want) {
             w->events = want;
-            iovd_set_fd_handler(p->fd,
+            loop_set_fd(s->nc->loop, p->fd,
                                 want & (POLLIN | POLLPRI) ?
                                 net_slirp_fd_ready : NULL,
                                 want & POLLOUT ? net_slirp_fd_ready : NULL,
@@ -326,7 +326,7 @@ static void net_slirp_update_watches(SlirpState *s)
         SlirpWatch *w = value;
 
         if (w->gen != s->gen) {
-            iovd_set_fd_handler(GPOINTER_TO_INT(key), NULL, NULL, NULL);
+            loop_set_fd(s->nc->loop, GPOINTER_TO_INT(key), NULL, NULL, NULL);
             g_hash_table_iter_remove(&it);
         }
     }
@@ -371,10 +371,10 @@ static void net_slirp_before_poll(void *opaque)
      * an idle daemon tick forever.
      */
     if (timeout < 1000) {
-        iovd_timer_mod(s->poll_timer,
+        loop_timer_mod(s->poll_timer,
                        clock_ns() + (int64_t)timeout * 1000000);
     } else {
-        iovd_timer_del(s->poll_timer);
+        loop_timer_del(s->poll_timer);
     }
 }
 
@@ -666,7 +666,7 @@ static bool net_slirp_open(NetClient *nc, GError **errp)
     cfg.bootfile = s->bootfile;
 
     s->buf = g_malloc(NET_MAX_FRAME);
-    s->poll_timer = iovd_timer_new(net_slirp_poll_timer, s);
+    s->poll_timer = loop_timer_new(s->nc->loop, net_slirp_poll_timer, s);
     s->slirp = slirp_new(&cfg, &net_slirp_cb, s);
     if (!s->slirp) {
         error_setg(errp, "libslirp refused this configuration");
@@ -683,7 +683,7 @@ static bool net_slirp_open(NetClient *nc, GError **errp)
         }
     }
     s->dirty = true;
-    iovd_add_before_poll(net_slirp_before_poll, s);
+    loop_add_before_poll(s->nc->loop, net_slirp_before_poll, s);
     s->hooked = true;
 
     inet_ntop(AF_INET, &cfg.vnetwork, net, sizeof(net));
@@ -710,7 +710,7 @@ static void net_slirp_cleanup(NetClient *nc)
     SlirpState *s = nc->opaque;
 
     if (s->hooked) {
-        iovd_remove_before_poll(net_slirp_before_poll, s);
+        loop_remove_before_poll(s->nc->loop, net_slirp_before_poll, s);
     }
     /* Our handlers go before slirp closes the fds under them. */
     if (s->watches) {
@@ -719,7 +719,7 @@ static void net_slirp_cleanup(NetClient *nc)
 
         g_hash_table_iter_init(&it, s->watches);
         while (g_hash_table_iter_next(&it, &key, NULL)) {
-            iovd_set_fd_handler(GPOINTER_TO_INT(key), NULL, NULL, NULL);
+            loop_set_fd(s->nc->loop, GPOINTER_TO_INT(key), NULL, NULL, NULL);
         }
         g_hash_table_destroy(s->watches);
         s->watches = g_hash_table_new(g_direct_hash, g_direct_equal);
@@ -730,7 +730,7 @@ static void net_slirp_cleanup(NetClient *nc)
     while (s->timers) {
         net_slirp_timer_free(s->timers->data, s);
     }
-    iovd_timer_free(s->poll_timer);
+    loop_timer_free(s->poll_timer);
     for (guint i = 0; s->fwds && i < s->fwds->len; i++) {
         g_free(g_array_index(s->fwds, SlirpHostFwd, i).rule);
     }

@@ -17,7 +17,7 @@
 #include "net/trace.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -65,9 +65,9 @@ typedef struct StreamState {
     uint8_t *tx_buf;            /* the unwritten rest of one frame */
     size_t tx_off, tx_len;
 
-    IovdTimer *reconnect_timer;
-    IovdBH *resume_bh;          /* deliver buffered frames */
-    IovdBH *close_bh;
+    LoopTimer *reconnect_timer;
+    LoopBH *resume_bh;          /* deliver buffered frames */
+    LoopBH *close_bh;
     bool warned;
 } StreamState;
 
@@ -77,14 +77,14 @@ static void stream_connect(StreamState *s);
 
 static void stream_update_handlers(StreamState *s)
 {
-    IOHandler *rd, *wr;
+    LoopFunc *rd, *wr;
 
     if (s->fd < 0) {
         return;
     }
     rd = s->connected && !s->rx_paused && !s->closing ? stream_read : NULL;
     wr = s->connecting || (s->connected && s->tx_len) ? stream_write : NULL;
-    iovd_set_fd_handler(s->fd, rd, wr, s);
+    loop_set_fd(s->nc->loop, s->fd, rd, wr, s);
 }
 
 static void stream_watch_listener(StreamState *s, bool on);
@@ -97,7 +97,7 @@ static void stream_disconnect(StreamState *s, const char *reason)
         return;
     }
     trace_net_stream_disconnected(nc->name, reason);
-    iovd_set_fd_handler(s->fd, NULL, NULL, NULL);
+    loop_set_fd(s->nc->loop, s->fd, NULL, NULL, NULL);
     close(s->fd);
     s->fd = -1;
     s->connected = s->connecting = s->closing = false;
@@ -107,8 +107,8 @@ static void stream_disconnect(StreamState *s, const char *reason)
         nc->stats.tx_errors++;  /* a frame cut short */
     }
     s->tx_len = s->tx_off = 0;
-    iovd_bh_cancel(s->resume_bh);
-    iovd_bh_cancel(s->close_bh);
+    loop_bh_cancel(s->resume_bh);
+    loop_bh_cancel(s->close_bh);
     net_client_set_info(nc, "stream: %s %s (not connected)",
                         s->server ? "listening on" : "connecting to",
                         s->addr_str);
@@ -118,7 +118,7 @@ static void stream_disconnect(StreamState *s, const char *reason)
     if (s->server) {
         stream_watch_listener(s, true);
     } else if (s->reconnect_ms) {
-        iovd_timer_mod(s->reconnect_timer,
+        loop_timer_mod(s->reconnect_timer,
                        clock_ns() + (int64_t)s->reconnect_ms * 1000000);
     }
 }
@@ -227,7 +227,7 @@ static void stream_writable(NetClient *nc)
 
     if (s->connected && s->rx_paused) {
         /* Not from inside the NIC's flush: on the next iteration. */
-        iovd_bh_schedule(s->resume_bh);
+        loop_bh_schedule(s->resume_bh);
     }
 }
 
@@ -243,11 +243,11 @@ static void stream_connect_done(StreamState *s)
         trace_net_stream_connect_failed(s->nc->name, s->addr_str,
                                         g_strerror(err));
         s->connecting = false;
-        iovd_set_fd_handler(s->fd, NULL, NULL, NULL);
+        loop_set_fd(s->nc->loop, s->fd, NULL, NULL, NULL);
         close(s->fd);
         s->fd = -1;
         if (s->reconnect_ms) {
-            iovd_timer_mod(s->reconnect_timer,
+            loop_timer_mod(s->reconnect_timer,
                            clock_ns() + (int64_t)s->reconnect_ms * 1000000);
         }
         return;
@@ -319,7 +319,7 @@ static ssize_t stream_receive(NetClient *nc, const struct iovec *iov,
             trace_net_stream_write_error(nc->name, g_strerror(errno));
             s->closing = true;
             stream_update_handlers(s);
-            iovd_bh_schedule(s->close_bh);
+            loop_bh_schedule(s->close_bh);
             return 0;
         }
         n = 0;
@@ -395,7 +395,7 @@ static void stream_accept(void *opaque)
 static void stream_watch_listener(StreamState *s, bool on)
 {
     if (s->listen_fd >= 0) {
-        iovd_set_fd_handler(s->listen_fd, on ? stream_accept : NULL, NULL, s);
+        loop_set_fd(s->nc->loop, s->listen_fd, on ? stream_accept : NULL, NULL, s);
     }
 }
 
@@ -521,7 +521,7 @@ static void stream_connect(StreamState *s)
     close(fd);
 retry:
     if (s->reconnect_ms) {
-        iovd_timer_mod(s->reconnect_timer,
+        loop_timer_mod(s->reconnect_timer,
                        clock_ns() + (int64_t)s->reconnect_ms * 1000000);
     }
 }
@@ -657,9 +657,9 @@ static bool stream_open(NetClient *nc, GError **errp)
     }
     s->rx_buf = g_malloc(STREAM_RX_SIZE);
     s->tx_buf = g_malloc(STREAM_TX_SIZE);
-    s->resume_bh = iovd_bh_new(stream_resume_bh, s);
-    s->close_bh = iovd_bh_new(stream_close_bh, s);
-    s->reconnect_timer = iovd_timer_new(stream_reconnect_timer, s);
+    s->resume_bh = loop_bh_new(s->nc->loop, stream_resume_bh, s);
+    s->close_bh = loop_bh_new(s->nc->loop, stream_close_bh, s);
+    s->reconnect_timer = loop_timer_new(s->nc->loop, stream_reconnect_timer, s);
     if (s->server) {
         return stream_listen(s, errp);
     }
@@ -673,19 +673,19 @@ static void stream_cleanup(NetClient *nc)
     StreamState *s = nc->opaque;
 
     if (s->fd >= 0) {
-        iovd_set_fd_handler(s->fd, NULL, NULL, NULL);
+        loop_set_fd(s->nc->loop, s->fd, NULL, NULL, NULL);
         close(s->fd);
     }
     if (s->listen_fd >= 0) {
-        iovd_set_fd_handler(s->listen_fd, NULL, NULL, NULL);
+        loop_set_fd(s->nc->loop, s->listen_fd, NULL, NULL, NULL);
         close(s->listen_fd);
     }
     if (s->unlink_path) {
         unlink(s->path);
     }
-    iovd_timer_free(s->reconnect_timer);
-    iovd_bh_delete(s->resume_bh);
-    iovd_bh_delete(s->close_bh);
+    loop_timer_free(s->reconnect_timer);
+    loop_bh_delete(s->resume_bh);
+    loop_bh_delete(s->close_bh);
     g_free(s->rx_buf);
     g_free(s->tx_buf);
     g_free(s->addr_str);

@@ -14,7 +14,7 @@
 #include "net/trace.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 
 #include <linux/if_tun.h>
 #include <net/if.h>
@@ -45,7 +45,7 @@ static void tap_write_ready(void *opaque);
 
 static void tap_update_handlers(TapState *s)
 {
-    iovd_set_fd_handler(s->fd, s->read_paused ? NULL : tap_read,
+    loop_set_fd(s->nc->loop, s->fd, s->read_paused ? NULL : tap_read,
                         s->write_blocked ? tap_write_ready : NULL, s);
 }
 
@@ -302,7 +302,7 @@ static void tap_cleanup(NetClient *nc)
     TapState *s = nc->opaque;
 
     if (s->fd >= 0) {
-        iovd_set_fd_handler(s->fd, NULL, NULL, NULL);
+        loop_set_fd(s->nc->loop, s->fd, NULL, NULL, NULL);
         close(s->fd);
         s->fd = -1;
     }

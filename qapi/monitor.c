@@ -13,7 +13,7 @@
 #include "util/error.h"
 #include "util/keyval.h"
 #include "util/log.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 #include "iovd.h"
 
 #include <netdb.h>
@@ -69,7 +69,7 @@ typedef struct MonClient {
 static GList *monitors;
 static GList *zombies;          /* closed clients, freed outside dispatch */
 static GList *deferred_clients;
-static IovdBH *reap_bh, *resume_bh;
+static LoopBH *reap_bh, *resume_bh;
 static unsigned dispatch_depth;
 static bool shutting_down;
 static bool cleaned_up;
@@ -98,12 +98,12 @@ static void client_update_handlers(MonClient *c)
                 client_backlog(c) < MON_OUT_PAUSE;
     want_write = client_backlog(c) > 0;
     if (c->in_fd == c->out_fd) {
-        iovd_set_fd_handler(c->in_fd, want_read ? client_readable : NULL,
+        loop_set_fd(loop_main(), c->in_fd, want_read ? client_readable : NULL,
                             want_write ? client_writable : NULL, c);
     } else {
-        iovd_set_fd_handler(c->in_fd, want_read ? client_readable : NULL,
+        loop_set_fd(loop_main(), c->in_fd, want_read ? client_readable : NULL,
                             NULL, c);
-        iovd_set_fd_handler(c->out_fd, NULL,
+        loop_set_fd(loop_main(), c->out_fd, NULL,
                             want_write ? client_writable : NULL, c);
     }
 }
@@ -117,9 +117,9 @@ static void client_close(MonClient *c, const char *why)
     }
     trace_monitor_client_close(c->in_fd, why);
     c->dead = true;
-    iovd_set_fd_handler(c->in_fd, NULL, NULL, NULL);
+    loop_set_fd(loop_main(), c->in_fd, NULL, NULL, NULL);
     if (c->out_fd != c->in_fd) {
-        iovd_set_fd_handler(c->out_fd, NULL, NULL, NULL);
+        loop_set_fd(loop_main(), c->out_fd, NULL, NULL, NULL);
     }
     if (mon->kind != MON_STDIO) {
         close(c->in_fd);
@@ -131,7 +131,7 @@ static void client_close(MonClient *c, const char *why)
     }
     zombies = g_list_prepend(zombies, c);
     if (reap_bh) {
-        iovd_bh_schedule(reap_bh);
+        loop_bh_schedule(reap_bh);
     }
 }
 
@@ -329,10 +329,10 @@ static void client_dispatch(MonClient *c, json_object *req)
     json_object_put(resp);
     if (dispatch_depth == 0) {
         if (deferred_clients) {
-            iovd_bh_schedule(resume_bh);
+            loop_bh_schedule(resume_bh);
         }
         if (zombies) {
-            iovd_bh_schedule(reap_bh);
+            loop_bh_schedule(reap_bh);
         }
     }
 }
@@ -547,7 +547,7 @@ static Monitor *monitor_new(MonitorKind kind, const char *desc)
 static void monitor_start_listening(Monitor *mon, int fd)
 {
     mon->listen_fd = fd;
-    iovd_set_fd_handler(fd, monitor_accept, NULL, mon);
+    loop_set_fd(loop_main(), fd, monitor_accept, NULL, mon);
     trace_monitor_listen(mon->desc);
 }
 
@@ -932,7 +932,7 @@ void monitor_cleanup(void)
         Monitor *mon = m->data;
 
         if (mon->listen_fd >= 0) {
-            iovd_set_fd_handler(mon->listen_fd, NULL, NULL, NULL);
+            loop_set_fd(loop_main(), mon->listen_fd, NULL, NULL, NULL);
             close(mon->listen_fd);
             mon->listen_fd = -1;
         }
@@ -956,8 +956,8 @@ void monitor_cleanup(void)
         g_free(mon->path);
         g_free(mon);
     }
-    iovd_bh_delete(g_steal_pointer(&reap_bh));
-    iovd_bh_delete(g_steal_pointer(&resume_bh));
+    loop_bh_delete(g_steal_pointer(&reap_bh));
+    loop_bh_delete(g_steal_pointer(&resume_bh));
 }
 
 static void monitor_atexit(void)
@@ -973,8 +973,8 @@ void monitor_init(void)
         return;
     }
     done = true;
-    reap_bh = iovd_bh_new(reap_zombies, NULL);
-    resume_bh = iovd_bh_new(resume_deferred, NULL);
+    reap_bh = loop_bh_new(loop_main(), reap_zombies, NULL);
+    resume_bh = loop_bh_new(loop_main(), resume_deferred, NULL);
     iovd_register_options(monitor_options);
     iovd_add_shutdown_hook(monitor_shutdown_hook);
     qmp_events_init();

@@ -1,5 +1,5 @@
 #include "util/cmdline.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 
 static GSList *option_tables;   /* of const IovdOption * arrays */
 static GSList *shutdown_hooks;
@@ -40,5 +40,5 @@ void iovd_request_shutdown(const char *reason)
     for (GSList *l = shutdown_hooks; l; l = l->next) {
         ((void (*)(const char *))l->data)(reason);
     }
-    main_loop_quit();
+    loop_quit(loop_main());
 }

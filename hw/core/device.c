@@ -3,7 +3,7 @@
  */
 #include "hw/core/device.h"
 #include "util/error.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 
 static GHashTable *device_classes;      /* name -> DeviceClass */
 static GList *devices;                  /* of Device *, creation order */
@@ -140,6 +140,7 @@ Device *device_create(Keyval *kv, GError **errp)
     }
     dev = g_malloc0(cls->instance_size);
     dev->cls = cls;
+    dev->loop = loop_main();
     n = device_class_props(cls, tabs);
     for (unsigned i = 0; i < n; i++) {
         if (!props_apply(tabs[i], dev, kv, errp)) {
@@ -231,12 +232,12 @@ void device_reset(Device *dev)
     dev->cls->reset(dev);
     if (--dev->in_reset == 0 && dev->destroy_pending) {
         /* Not from here: our caller still uses the device. */
-        IovdBH *bh = iovd_bh_new(device_destroy_deferred, dev);
+        LoopBH *bh = loop_bh_new(dev->loop, device_destroy_deferred, dev);
 
         dev->destroy_pending = false;
         dev->in_reset = 1;              /* until the BH runs */
         dev->pending_bh = bh;
-        iovd_bh_schedule(bh);
+        loop_bh_schedule(bh);
     }
 }
 
@@ -248,7 +249,7 @@ static void destroy_child(Device *dev, void *opaque)
 void device_destroy(Device *dev)
 {
     if (dev->pending_bh) {
-        iovd_bh_delete(dev->pending_bh);
+        loop_bh_delete(dev->pending_bh);
         dev->pending_bh = NULL;
         dev->in_reset = 0;
     }

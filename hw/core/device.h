@@ -39,13 +39,14 @@ struct Device {
     char *id;
     bool realized;
     Device *parent;             /* e.g. the NVMe controller of an nvme-ns */
+    struct EventLoop *loop;     /* the loop that owns it (main or iothread) */
     /*
      * A reset may run the main loop (draining I/O); a destroy requested
      * meanwhile (device_del) waits until the reset has returned.
      */
     unsigned in_reset;
     bool destroy_pending;
-    struct IovdBH *pending_bh;
+    struct LoopBH *pending_bh;
 };
 
 void device_class_register(const DeviceClass *cls);

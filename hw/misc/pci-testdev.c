@@ -6,7 +6,7 @@
 #include "hw/pci/pci.h"
 #include "hw/misc/pci-testdev-regs.h"
 #include "hw/misc/trace.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 
 typedef struct TestDev {
     PCIDevice pdev;
@@ -18,7 +18,7 @@ typedef struct TestDev {
     bool dma_busy;
     uint32_t int_status, int_mask;
     uint8_t *mem;               /* BAR2, host memory shared via mmap */
-    IovdBH *dma_bh;
+    LoopBH *dma_bh;
 } TestDev;
 
 static void testdev_update_irq(TestDev *t)
@@ -146,7 +146,7 @@ static void testdev_write(void *opaque, uint64_t addr, uint64_t val,
     case TESTDEV_REG_DMA_START:
         if ((val & 1) && !t->dma_busy) {
             t->dma_busy = true;
-            iovd_bh_schedule(t->dma_bh);
+            loop_bh_schedule(t->dma_bh);
         }
         break;
     case TESTDEV_REG_INT_ACK:
@@ -181,7 +181,7 @@ static void testdev_reset(Device *dev)
 {
     TestDev *t = (TestDev *)dev;
 
-    iovd_bh_cancel(t->dma_bh);
+    loop_bh_cancel(t->dma_bh);
     t->scratch = 0;
     t->reg64 = 0;
     t->dma_addr = 0;
@@ -223,7 +223,7 @@ static bool testdev_realize(Device *dev, GError **errp)
     pci_add_pm_cap(pdev);
     pci_add_msix_cap(pdev, TESTDEV_MSIX_VECTORS, TESTDEV_BAR_MSIX, 0,
                      TESTDEV_BAR_MSIX, TESTDEV_MSIX_PBA_OFF);
-    t->dma_bh = iovd_bh_new(testdev_dma_run, t);
+    t->dma_bh = loop_bh_new(t->pdev.dev.loop, testdev_dma_run, t);
     testdev_reset(dev);
     return true;
 }
@@ -232,7 +232,7 @@ static void testdev_unrealize(Device *dev)
 {
     TestDev *t = (TestDev *)dev;
 
-    iovd_bh_delete(t->dma_bh);
+    loop_bh_delete(t->dma_bh);
     pci_device_cleanup(&t->pdev);
 }
 

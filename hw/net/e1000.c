@@ -29,7 +29,7 @@
 #include "hw/net/trace.h"
 #include "net/net.h"
 #include "util/error.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 
 /* Registers with handlers live below this offset (FFLT is the last). */
 #define E1000_REG_END           0x6000
@@ -119,12 +119,12 @@ typedef struct E1000State {
     E1000Tx tx;
     uint8_t *rx_bounce;
 
-    IovdBH *tx_bh;
-    IovdBH *rx_bh;
-    IovdTimer *itr_timer;
-    IovdTimer *rdtr_timer, *radv_timer;
-    IovdTimer *tidv_timer, *tadv_timer;
-    IovdTimer *autoneg_timer;
+    LoopBH *tx_bh;
+    LoopBH *rx_bh;
+    LoopTimer *itr_timer;
+    LoopTimer *rdtr_timer, *radv_timer;
+    LoopTimer *tidv_timer, *tadv_timer;
+    LoopTimer *autoneg_timer;
 } E1000State;
 
 #define REG(s, off) ((s)->regs[(off) >> 2])
@@ -300,9 +300,9 @@ static void e1000_update_irq(E1000State *s)
         int64_t now = clock_ns();
 
         if (now < s->itr_next) {
-            if (!iovd_timer_pending(s->itr_timer)) {
+            if (!loop_timer_pending(s->itr_timer)) {
                 trace_e1000_irq_throttled(e1000_id(s), s->itr_next - now);
-                iovd_timer_mod(s->itr_timer, s->itr_next);
+                loop_timer_mod(s->itr_timer, s->itr_next);
             }
             return;
         }
@@ -328,8 +328,8 @@ static void e1000_rx_delay_expired(void *opaque)
 {
     E1000State *s = opaque;
 
-    iovd_timer_del(s->rdtr_timer);
-    iovd_timer_del(s->radv_timer);
+    loop_timer_del(s->rdtr_timer);
+    loop_timer_del(s->radv_timer);
     e1000_set_cause(s, E1000_ICR_RXT0);
 }
 
@@ -337,8 +337,8 @@ static void e1000_tx_delay_expired(void *opaque)
 {
     E1000State *s = opaque;
 
-    iovd_timer_del(s->tidv_timer);
-    iovd_timer_del(s->tadv_timer);
+    loop_timer_del(s->tidv_timer);
+    loop_timer_del(s->tadv_timer);
     e1000_set_cause(s, E1000_ICR_TXDW);
 }
 
@@ -358,9 +358,9 @@ static void e1000_rx_irq(E1000State *s)
         return;
     }
     now = clock_ns();
-    iovd_timer_mod(s->rdtr_timer, now + (int64_t)rdtr * E1000_DELAY_UNIT_NS);
-    if (radv && !iovd_timer_pending(s->radv_timer)) {
-        iovd_timer_mod(s->radv_timer,
+    loop_timer_mod(s->rdtr_timer, now + (int64_t)rdtr * E1000_DELAY_UNIT_NS);
+    if (radv && !loop_timer_pending(s->radv_timer)) {
+        loop_timer_mod(s->radv_timer,
                        now + (int64_t)radv * E1000_DELAY_UNIT_NS);
     }
 }
@@ -377,9 +377,9 @@ static void e1000_tx_irq(E1000State *s, bool delayed)
         return;
     }
     now = clock_ns();
-    iovd_timer_mod(s->tidv_timer, now + (int64_t)tidv * E1000_DELAY_UNIT_NS);
-    if (tadv && !iovd_timer_pending(s->tadv_timer)) {
-        iovd_timer_mod(s->tadv_timer,
+    loop_timer_mod(s->tidv_timer, now + (int64_t)tidv * E1000_DELAY_UNIT_NS);
+    if (tadv && !loop_timer_pending(s->tadv_timer)) {
+        loop_timer_mod(s->tadv_timer,
                        now + (int64_t)tadv * E1000_DELAY_UNIT_NS);
     }
 }
@@ -468,7 +468,7 @@ static void e1000_link_update(E1000State *s, bool notify)
     }
     if (up) {
         /* Frames held back while the link was down may flow now. */
-        iovd_bh_schedule(s->rx_bh);
+        loop_bh_schedule(s->rx_bh);
     }
 }
 
@@ -479,9 +479,9 @@ static void e1000_autoneg_restart(E1000State *s)
     if (s->cable_up &&
         !(s->phy[E1000_PHY_CTRL] & E1000_PHY_CTRL_POWER_DOWN) &&
         !(REG(s, E1000_CTRL) & E1000_CTRL_PHY_RST)) {
-        iovd_timer_mod(s->autoneg_timer, clock_ns() + E1000_AUTONEG_NS);
+        loop_timer_mod(s->autoneg_timer, clock_ns() + E1000_AUTONEG_NS);
     } else {
-        iovd_timer_del(s->autoneg_timer);
+        loop_timer_del(s->autoneg_timer);
     }
 }
 
@@ -502,7 +502,7 @@ static void e1000_phy_set_ctrl(E1000State *s, uint16_t val)
     s->phy[E1000_PHY_CTRL] = now;
     if (now & E1000_PHY_CTRL_POWER_DOWN) {
         s->an_done = false;
-        iovd_timer_del(s->autoneg_timer);
+        loop_timer_del(s->autoneg_timer);
         e1000_link_update(s, true);
         return;
     }
@@ -562,7 +562,7 @@ static void e1000_link_status_changed(NetClient *nc)
     s->cable_up = cable;
     if (!cable) {
         s->an_done = false;
-        iovd_timer_del(s->autoneg_timer);
+        loop_timer_del(s->autoneg_timer);
         e1000_link_update(s, true);
     } else if (s->phy[E1000_PHY_CTRL] & E1000_PHY_CTRL_AN_ENABLE) {
         /* A cable plugged in: the PHYs negotiate, then the link is up. */
@@ -782,7 +782,7 @@ static void e1000_set_ctrl(E1000State *s, unsigned idx, uint32_t val)
         /* PHY held in reset: defaults, no link until released. */
         e1000_phy_reset(s);
         s->an_done = false;
-        iovd_timer_del(s->autoneg_timer);
+        loop_timer_del(s->autoneg_timer);
         e1000_link_update(s, true);
     } else {
         e1000_autoneg_restart(s);
@@ -869,7 +869,7 @@ static void e1000_set_rctl(E1000State *s, unsigned idx, uint32_t val)
         net_rx_filter_changed(s->nic);
     }
     if (val & E1000_RCTL_EN) {
-        iovd_bh_schedule(s->rx_bh);
+        loop_bh_schedule(s->rx_bh);
     }
 }
 
@@ -892,14 +892,14 @@ static void e1000_set_ra(E1000State *s, unsigned idx, uint32_t val)
 static void e1000_set_rdt(E1000State *s, unsigned idx, uint32_t val)
 {
     s->regs[idx] = val & 0xffff;
-    iovd_bh_schedule(s->rx_bh);     /* deliver frames that waited */
+    loop_bh_schedule(s->rx_bh);     /* deliver frames that waited */
 }
 
 static void e1000_set_rdtr(E1000State *s, unsigned idx, uint32_t val)
 {
     s->regs[idx] = val & 0xffff;
-    if ((val & E1000_RDTR_FPD) && (iovd_timer_pending(s->rdtr_timer) ||
-                                   iovd_timer_pending(s->radv_timer))) {
+    if ((val & E1000_RDTR_FPD) && (loop_timer_pending(s->rdtr_timer) ||
+                                   loop_timer_pending(s->radv_timer))) {
         e1000_rx_delay_expired(s);
     }
 }
@@ -908,14 +908,14 @@ static void e1000_set_tctl(E1000State *s, unsigned idx, uint32_t val)
 {
     s->regs[idx] = val;
     if (val & E1000_TCTL_EN) {
-        iovd_bh_schedule(s->tx_bh);
+        loop_bh_schedule(s->tx_bh);
     }
 }
 
 static void e1000_set_tdt(E1000State *s, unsigned idx, uint32_t val)
 {
     s->regs[idx] = val & 0xffff;
-    iovd_bh_schedule(s->tx_bh);
+    loop_bh_schedule(s->tx_bh);
 }
 
 static void e1000_set_rxcsum(E1000State *s, unsigned idx, uint32_t val)
@@ -1947,7 +1947,7 @@ static void e1000_tx_run(void *opaque)
             break;                          /* until e1000_writable() */
         }
         if (!budget--) {
-            iovd_bh_schedule(s->tx_bh);     /* let the loop breathe */
+            loop_bh_schedule(s->tx_bh);     /* let the loop breathe */
             break;
         }
         if (pci_dma_read(&s->pdev, da, d, sizeof(d)) < 0) {
@@ -2019,7 +2019,7 @@ static void e1000_writable(NetClient *nc)
     E1000State *s = nc->opaque;
 
     s->tx_blocked = false;
-    iovd_bh_schedule(s->tx_bh);
+    loop_bh_schedule(s->tx_bh);
 }
 
 static const NetClientOps e1000_net_ops = {
@@ -2035,13 +2035,13 @@ static const NetClientOps e1000_net_ops = {
 /* Everything but PCI configuration: power-on and CTRL.RST. */
 static void e1000_mac_reset(E1000State *s)
 {
-    iovd_bh_cancel(s->tx_bh);
-    iovd_timer_del(s->itr_timer);
-    iovd_timer_del(s->rdtr_timer);
-    iovd_timer_del(s->radv_timer);
-    iovd_timer_del(s->tidv_timer);
-    iovd_timer_del(s->tadv_timer);
-    iovd_timer_del(s->autoneg_timer);
+    loop_bh_cancel(s->tx_bh);
+    loop_timer_del(s->itr_timer);
+    loop_timer_del(s->rdtr_timer);
+    loop_timer_del(s->radv_timer);
+    loop_timer_del(s->tidv_timer);
+    loop_timer_del(s->tadv_timer);
+    loop_timer_del(s->autoneg_timer);
 
     memset(s->regs, 0, sizeof(s->regs));
     REG(s, E1000_CTRL) = E1000_CTRL_FD | E1000_CTRL_SLU | E1000_CTRL_SPD_1000;
@@ -2103,8 +2103,8 @@ static void e1000_resume(Device *dev)
     E1000State *s = (E1000State *)dev;
 
     s->paused = false;
-    iovd_bh_schedule(s->tx_bh);
-    iovd_bh_schedule(s->rx_bh);
+    loop_bh_schedule(s->tx_bh);
+    loop_bh_schedule(s->rx_bh);
 }
 
 static bool e1000_parse_mac(const char *str, uint8_t *mac, GError **errp)
@@ -2136,14 +2136,14 @@ static bool e1000_parse_mac(const char *str, uint8_t *mac, GError **errp)
 
 static void e1000_free_resources(E1000State *s)
 {
-    iovd_bh_delete(s->tx_bh);
-    iovd_bh_delete(s->rx_bh);
-    iovd_timer_free(s->itr_timer);
-    iovd_timer_free(s->rdtr_timer);
-    iovd_timer_free(s->radv_timer);
-    iovd_timer_free(s->tidv_timer);
-    iovd_timer_free(s->tadv_timer);
-    iovd_timer_free(s->autoneg_timer);
+    loop_bh_delete(s->tx_bh);
+    loop_bh_delete(s->rx_bh);
+    loop_timer_free(s->itr_timer);
+    loop_timer_free(s->rdtr_timer);
+    loop_timer_free(s->radv_timer);
+    loop_timer_free(s->tidv_timer);
+    loop_timer_free(s->tadv_timer);
+    loop_timer_free(s->autoneg_timer);
     s->tx_bh = s->rx_bh = NULL;
     s->itr_timer = s->autoneg_timer = NULL;
     s->rdtr_timer = s->radv_timer = s->tidv_timer = s->tadv_timer = NULL;
@@ -2188,14 +2188,14 @@ static bool e1000_realize(Device *dev, GError **errp)
 
     s->tx.buf = g_malloc0(E1000_TX_BUF_SIZE);
     s->rx_bounce = g_malloc0(E1000_RX_BOUNCE_SIZE);
-    s->tx_bh = iovd_bh_new(e1000_tx_run, s);
-    s->rx_bh = iovd_bh_new(e1000_rx_flush, s);
-    s->itr_timer = iovd_timer_new(e1000_itr_expired, s);
-    s->rdtr_timer = iovd_timer_new(e1000_rx_delay_expired, s);
-    s->radv_timer = iovd_timer_new(e1000_rx_delay_expired, s);
-    s->tidv_timer = iovd_timer_new(e1000_tx_delay_expired, s);
-    s->tadv_timer = iovd_timer_new(e1000_tx_delay_expired, s);
-    s->autoneg_timer = iovd_timer_new(e1000_autoneg_expired, s);
+    s->tx_bh = loop_bh_new(s->pdev.dev.loop, e1000_tx_run, s);
+    s->rx_bh = loop_bh_new(s->pdev.dev.loop, e1000_rx_flush, s);
+    s->itr_timer = loop_timer_new(s->pdev.dev.loop, e1000_itr_expired, s);
+    s->rdtr_timer = loop_timer_new(s->pdev.dev.loop, e1000_rx_delay_expired, s);
+    s->radv_timer = loop_timer_new(s->pdev.dev.loop, e1000_rx_delay_expired, s);
+    s->tidv_timer = loop_timer_new(s->pdev.dev.loop, e1000_tx_delay_expired, s);
+    s->tadv_timer = loop_timer_new(s->pdev.dev.loop, e1000_tx_delay_expired, s);
+    s->autoneg_timer = loop_timer_new(s->pdev.dev.loop, e1000_autoneg_expired, s);
     e1000_eeprom_init(s);
 
     s->nic = net_nic_new(&e1000_net_ops, dev->id, "e1000", s->netdev, s,

@@ -38,7 +38,7 @@ void nvme_leave(NvmeCtrl *n)
          * Not from here: we may be inside a block driver's completion
          * handler, where a drain could not make progress.
          */
-        iovd_bh_schedule(n->deferred_bh);
+        loop_bh_schedule(n->deferred_bh);
     }
 }
 
@@ -70,12 +70,12 @@ static void nvme_deferred_bh(void *opaque)
 
 void nvme_schedule(NvmeCtrl *n)
 {
-    iovd_bh_schedule(n->bh);
+    loop_bh_schedule(n->bh);
 }
 
 void nvme_irq_schedule(NvmeCtrl *n)
 {
-    iovd_bh_schedule(n->irq_bh);
+    loop_bh_schedule(n->irq_bh);
 }
 
 void nvme_set_fatal(NvmeCtrl *n, const char *why)
@@ -186,10 +186,10 @@ static void nvme_irq_flush(NvmeCtrl *n, bool force)
     if (!msg) {
         nvme_update_intx(n);
     }
-    if (arm && !iovd_timer_pending(n->coalesce_timer)) {
+    if (arm && !loop_timer_pending(n->coalesce_timer)) {
         int64_t us = NVME_IRQC_TIME(n->features.irq_coalescing) * 100;
 
-        iovd_timer_mod(n->coalesce_timer, clock_ns() + us * 1000);
+        loop_timer_mod(n->coalesce_timer, clock_ns() + us * 1000);
     }
 }
 
@@ -237,9 +237,9 @@ void nvme_kato_restart(NvmeCtrl *n)
         /* Round up to the 100 ms granularity of KAS. */
         uint64_t ms = QEMU_ALIGN_UP((uint64_t)n->features.kato, 100);
 
-        iovd_timer_mod(n->kato_timer, clock_ns() + ms * 1000000);
+        loop_timer_mod(n->kato_timer, clock_ns() + ms * 1000000);
     } else {
-        iovd_timer_del(n->kato_timer);
+        loop_timer_del(n->kato_timer);
     }
 }
 
@@ -399,10 +399,10 @@ static void nvme_ctrl_reset(NvmeCtrl *n, NvmeResetKind kind)
     trace_nvme_ctrl_reset(nvme_id(n), kind);
     nvme_enter(n);
     n->resetting = true;
-    iovd_bh_cancel(n->bh);
-    iovd_bh_cancel(n->irq_bh);
-    iovd_timer_del(n->coalesce_timer);
-    iovd_timer_del(n->kato_timer);
+    loop_bh_cancel(n->bh);
+    loop_bh_cancel(n->irq_bh);
+    loop_timer_del(n->coalesce_timer);
+    loop_timer_del(n->kato_timer);
     nvme_ns_drain_all(n);
 
     for (unsigned i = NVME_MAX_QUEUES; i-- > 0;) {
@@ -501,10 +501,10 @@ static void nvme_write_cc(NvmeCtrl *n, uint32_t val)
             trace_nvme_ctrl_wait(nvme_id(n), "reset", n->blk_inflight);
             n->resetting = true;
             n->reset_async = true;
-            iovd_bh_cancel(n->bh);
-            iovd_bh_cancel(n->irq_bh);
-            iovd_timer_del(n->coalesce_timer);
-            iovd_timer_del(n->kato_timer);
+            loop_bh_cancel(n->bh);
+            loop_bh_cancel(n->irq_bh);
+            loop_timer_del(n->coalesce_timer);
+            loop_timer_del(n->kato_timer);
             return;
         }
         nvme_ctrl_reset(n, NVME_RESET_CONTROLLER);
@@ -718,8 +718,8 @@ static void nvme_reset(Device *dev)
         n->pending_cc = false;
         n->pending_reset = true;
         n->resetting = true;
-        iovd_bh_cancel(n->bh);
-        iovd_bh_cancel(n->irq_bh);
+        loop_bh_cancel(n->bh);
+        loop_bh_cancel(n->irq_bh);
         nvme_ns_drain_all(n);
         return;
     }
@@ -818,11 +818,11 @@ static bool nvme_realize(Device *dev, GError **errp)
     pci_add_msix_cap(pdev, n->nr_vectors, NVME_BAR_MSIX, 0, NVME_BAR_MSIX,
                      2048);
 
-    n->bh = iovd_bh_new(nvme_process_bh, n);
-    n->irq_bh = iovd_bh_new(nvme_irq_bh, n);
-    n->deferred_bh = iovd_bh_new(nvme_deferred_bh, n);
-    n->coalesce_timer = iovd_timer_new(nvme_coalesce_timer_cb, n);
-    n->kato_timer = iovd_timer_new(nvme_kato_cb, n);
+    n->bh = loop_bh_new(n->pdev.dev.loop, nvme_process_bh, n);
+    n->irq_bh = loop_bh_new(n->pdev.dev.loop, nvme_irq_bh, n);
+    n->deferred_bh = loop_bh_new(n->pdev.dev.loop, nvme_deferred_bh, n);
+    n->coalesce_timer = loop_timer_new(n->pdev.dev.loop, nvme_coalesce_timer_cb, n);
+    n->kato_timer = loop_timer_new(n->pdev.dev.loop, nvme_kato_cb, n);
     nvme_ctrl_reset(n, NVME_RESET_FUNCTION);
     trace_nvme_realize(nvme_id(n), n->max_ioqpairs, n->mqes,
                        n->drive ? n->drive : "");
@@ -838,11 +838,11 @@ static void nvme_unrealize(Device *dev)
         nvme_ns_detach(n, &n->ns1);
         nvme_ns_cleanup(&n->ns1);
     }
-    iovd_bh_delete(n->bh);
-    iovd_bh_delete(n->irq_bh);
-    iovd_bh_delete(n->deferred_bh);
-    iovd_timer_free(n->coalesce_timer);
-    iovd_timer_free(n->kato_timer);
+    loop_bh_delete(n->bh);
+    loop_bh_delete(n->irq_bh);
+    loop_bh_delete(n->deferred_bh);
+    loop_timer_free(n->coalesce_timer);
+    loop_timer_free(n->kato_timer);
     g_free(n->bit_bucket);
     pci_device_cleanup(&n->pdev);
 }

@@ -481,7 +481,7 @@ static void nvme_blk_done(NvmeRequest *req)
     req->sq->blk_inflight--;
     if (--n->blk_inflight == 0 && (n->reset_async || n->shutdown_pending)) {
         /* A controller reset or shutdown was waiting for this. */
-        iovd_bh_schedule(n->deferred_bh);
+        loop_bh_schedule(n->deferred_bh);
     }
 }
 

@@ -11,7 +11,7 @@
 #define HW_NVME_NVME_H
 
 #include "util/osdep.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 #include "hw/pci/pci.h"
 #include "block/block.h"
 #include "hw/nvme/nvme-spec.h"
@@ -230,11 +230,11 @@ struct NvmeCtrl {
     uint32_t msi_pending;       /* MSI vectors raised while INTMS masked */
 
     /* Processing. */
-    IovdBH *bh;                 /* drains submission queues */
-    IovdBH *irq_bh;             /* raises interrupts for posted CQEs */
-    IovdBH *deferred_bh;        /* applies deferred CC writes / resets */
-    IovdTimer *coalesce_timer;
-    IovdTimer *kato_timer;
+    LoopBH *bh;                 /* drains submission queues */
+    LoopBH *irq_bh;             /* raises interrupts for posted CQEs */
+    LoopBH *deferred_bh;        /* applies deferred CC writes / resets */
+    LoopTimer *coalesce_timer;
+    LoopTimer *kato_timer;
     uint8_t *bit_bucket;        /* scratch for SGL bit buckets (reads) */
     bool paused;                /* monitor stop */
     bool blk_stopped;           /* a backend's error policy said stop */

@@ -10,7 +10,7 @@
 #include "hw/vfio-user/trace.h"
 #include "util/error.h"
 #include "util/log.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 
 #include <json-c/json.h>
 #include <sys/eventfd.h>
@@ -445,12 +445,12 @@ static void intx_unmask_fd_read(void *opaque)
 static void intx_unmask_fd_set(VfuServer *s, int fd)
 {
     if (s->intx_unmask_fd >= 0) {
-        iovd_set_fd_handler(s->intx_unmask_fd, NULL, NULL, NULL);
+        loop_set_fd(s->loop, s->intx_unmask_fd, NULL, NULL, NULL);
         close(s->intx_unmask_fd);
     }
     s->intx_unmask_fd = fd;
     if (fd >= 0) {
-        iovd_set_fd_handler(fd, intx_unmask_fd_read, NULL, s);
+        loop_set_fd(s->loop, fd, intx_unmask_fd_read, NULL, s);
     }
 }
 
@@ -797,6 +797,7 @@ static bool vfu_attach(Device *dev, GError **errp)
     VfuServer *s = g_new0(VfuServer, 1);
 
     s->pdev = PCI_DEVICE(dev);
+    s->loop = dev->loop;
     s->listen_fd = -1;
     s->client_fd = -1;
     s->intx_unmask_fd = -1;
@@ -811,7 +812,7 @@ static bool vfu_attach(Device *dev, GError **errp)
     if (!vfu_socket_listen(s, errp)) {
         servers = g_list_remove(servers, s);
         pci_transport_detach(s->pdev);
-        iovd_bh_delete(s->deferred_bh);
+        loop_bh_delete(s->deferred_bh);
         g_array_free(s->dma, true);
         g_free(s->rx_buf);
         g_free(s);
@@ -831,7 +832,7 @@ static void vfu_detach(Device *dev)
     vfu_socket_close(s);
     pci_transport_detach(s->pdev);
     servers = g_list_remove(servers, s);
-    iovd_bh_delete(s->deferred_bh);
+    loop_bh_delete(s->deferred_bh);
     g_array_free(s->dma, true);
     g_free(s->rx_buf);
     g_free(s);

@@ -7,7 +7,7 @@
 #include "util/error.h"
 #include "util/keyval.h"
 #include "util/log.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 #include "qapi/events.h"
 
 #include <poll.h>
@@ -107,7 +107,7 @@ static bool vfu_adopt_fd(VfuServer *s, int fd, GError **errp)
     g_unix_set_fd_nonblocking(fd, true, NULL);
     if (listening) {
         s->listen_fd = fd;
-        iovd_set_fd_handler(fd, vfu_accept, NULL, s);
+        loop_set_fd(s->loop, fd, vfu_accept, NULL, s);
     } else {
         s->single_client = true;
         vfu_client_attach(s, fd);
@@ -174,7 +174,7 @@ bool vfu_socket_listen(VfuServer *s, GError **errp)
     }
     s->path = g_strdup(pdev->socket);
     s->listen_fd = fd;
-    iovd_set_fd_handler(fd, vfu_accept, NULL, s);
+    loop_set_fd(s->loop, fd, vfu_accept, NULL, s);
     trace_vfu_listen(sid(s), s->path);
     return true;
 }
@@ -182,7 +182,7 @@ bool vfu_socket_listen(VfuServer *s, GError **errp)
 void vfu_socket_close(VfuServer *s)
 {
     if (s->listen_fd >= 0) {
-        iovd_set_fd_handler(s->listen_fd, NULL, NULL, NULL);
+        loop_set_fd(s->loop, s->listen_fd, NULL, NULL, NULL);
         close(s->listen_fd);
         s->listen_fd = -1;
     }
@@ -237,7 +237,7 @@ void vfu_client_attach(VfuServer *s, int fd)
     s->rx_nfds = 0;
     s->next_msg_id = 0;
     s->nr_clients++;
-    iovd_set_fd_handler(fd, vfu_client_readable, NULL, s);
+    loop_set_fd(s->loop, fd, vfu_client_readable, NULL, s);
     trace_vfu_client_connected(sid(s), fd);
     vfu_client_event(s, "VFU_CLIENT_CONNECTED", NULL);
 }
@@ -275,9 +275,9 @@ void vfu_client_detach(VfuServer *s)
      * may attach before the old one's mappings and fds are gone.
      */
     if (s->listen_fd >= 0) {
-        iovd_set_fd_handler(s->listen_fd, NULL, NULL, NULL);
+        loop_set_fd(s->loop, s->listen_fd, NULL, NULL, NULL);
     }
-    iovd_set_fd_handler(s->client_fd, NULL, NULL, NULL);
+    loop_set_fd(s->loop, s->client_fd, NULL, NULL, NULL);
     close(s->client_fd);
     s->client_fd = -1;
     for (unsigned i = 0; i < s->rx_nfds; i++) {
@@ -301,7 +301,7 @@ void vfu_client_detach(VfuServer *s)
     s->negotiated = false;
     s->write_multiple = false;
     if (s->listen_fd >= 0) {
-        iovd_set_fd_handler(s->listen_fd, vfu_accept, NULL, s);
+        loop_set_fd(s->loop, s->listen_fd, vfu_accept, NULL, s);
     }
 }
 
@@ -351,7 +351,7 @@ static void tx_update_handlers(VfuServer *s)
                      s->tx_bytes < VFU_TX_BACKLOG_MAX;
 
     /* Paused with nothing to send: a hangup is noticed on resume. */
-    iovd_set_fd_handler(s->client_fd, want_read ? vfu_client_readable : NULL,
+    loop_set_fd(s->loop, s->client_fd, want_read ? vfu_client_readable : NULL,
                         g_queue_is_empty(&s->tx) ? NULL : vfu_client_writable,
                         s);
 }
@@ -625,7 +625,7 @@ bool vfu_client_read(VfuServer *s)
         if (!g_queue_is_empty(&s->deferred) || s->pending_unmap) {
             g_queue_push_tail(&s->deferred, m);
             if (!s->pending_unmap) {
-                iovd_bh_schedule(s->deferred_bh);
+                loop_bh_schedule(s->deferred_bh);
             }
             continue;
         }
@@ -735,7 +735,7 @@ out:
     reply = s->waits[level].reply;
     s->waits[level].reply = NULL;
     if (!g_queue_is_empty(&s->deferred) && !s->pending_unmap) {
-        iovd_bh_schedule(s->deferred_bh);
+        loop_bh_schedule(s->deferred_bh);
     }
     return reply;
 }
@@ -749,7 +749,7 @@ void vfu_resume_reading(VfuServer *s)
 {
     if (s->client_fd >= 0) {
         tx_update_handlers(s);
-        iovd_bh_schedule(s->deferred_bh);
+        loop_bh_schedule(s->deferred_bh);
     }
 }
 
@@ -757,5 +757,5 @@ void vfu_deferred_init(VfuServer *s)
 {
     g_queue_init(&s->deferred);
     g_queue_init(&s->tx);
-    s->deferred_bh = iovd_bh_new(vfu_run_deferred, s);
+    s->deferred_bh = loop_bh_new(s->loop, vfu_run_deferred, s);
 }

@@ -40,6 +40,7 @@ typedef struct VfuTxBuf {
 
 typedef struct VfuServer {
     PCIDevice *pdev;
+    struct EventLoop *loop;     /* the device's */
     char *path;                 /* socket path we created (unlinked at end) */
     int listen_fd;              /* -1 when serving an inherited client */
     int client_fd;
@@ -61,7 +62,7 @@ typedef struct VfuServer {
     unsigned rx_nfds;
     bool rx_fds_truncated;
     GQueue deferred;            /* of VfuMsg *, behind a pending unmap */
-    struct IovdBH *deferred_bh;
+    struct LoopBH *deferred_bh;
     uint16_t next_msg_id;
     /* Our own requests (DMA_READ/WRITE) awaiting replies, innermost last. */
     unsigned dma_wait_depth;

@@ -34,7 +34,7 @@ struct VirtQueue {
     unsigned index;
     unsigned max_num;
     VirtIOHandleOutput *handle_output;
-    IovdBH *bh;
+    LoopBH *bh;
 
     /* Driver configuration (common config registers). */
     unsigned num;
@@ -1049,7 +1049,7 @@ void virtio_notify(VirtIODevice *vdev, VirtQueue *vq)
 void virtio_notify_later(VirtIODevice *vdev, VirtQueue *vq)
 {
     vq->irq_pending = true;
-    iovd_bh_schedule(vdev->irq_bh);
+    loop_bh_schedule(vdev->irq_bh);
 }
 
 static void virtio_irq_bh(void *opaque)
@@ -1094,7 +1094,7 @@ static void virtio_kick_all(VirtIODevice *vdev)
 {
     for (unsigned i = 0; i < vdev->nvqs; i++) {
         if (vdev->vq[i]->enabled) {
-            iovd_bh_schedule(vdev->vq[i]->bh);
+            loop_bh_schedule(vdev->vq[i]->bh);
         }
     }
 }
@@ -1106,7 +1106,7 @@ void virtio_queue_notify(VirtIODevice *vdev, unsigned n)
         return;
     }
     trace_virtio_queue_notify(virtio_id(vdev), n);
-    iovd_bh_schedule(vdev->vq[n]->bh);
+    loop_bh_schedule(vdev->vq[n]->bh);
 }
 
 /* ---- queue registers ---- */
@@ -1221,7 +1221,7 @@ void virtio_queue_enable(VirtQueue *vq)
                               a[VIRTQUEUE_AREA_DESC],
                               a[VIRTQUEUE_AREA_DRIVER],
                               a[VIRTQUEUE_AREA_DEVICE]);
-    iovd_bh_schedule(vq->bh);
+    loop_bh_schedule(vq->bh);
 }
 
 /* ---- status, features, config ---- */
@@ -1339,7 +1339,7 @@ void virtio_config_write(VirtIODevice *vdev, uint32_t addr, uint32_t val,
 
 static void vq_reset(VirtQueue *vq)
 {
-    iovd_bh_cancel(vq->bh);
+    loop_bh_cancel(vq->bh);
     for (unsigned i = 0; i < vq->max_num; i++) {
         VirtQueueElement *elem = pool_elem(vq, i);
 
@@ -1378,13 +1378,13 @@ void virtio_reset(VirtIODevice *vdev, bool pci)
         vdev->reset_pending = true;
         vdev->reset_pending_pci |= pci;
         if (!vdev->resetting) {
-            iovd_bh_schedule(vdev->reset_bh);
+            loop_bh_schedule(vdev->reset_bh);
         }
         return;
     }
     pci |= vdev->reset_pending_pci;
     vdev->reset_pending = vdev->reset_pending_pci = false;
-    iovd_bh_cancel(vdev->reset_bh);
+    loop_bh_cancel(vdev->reset_bh);
     trace_virtio_reset(virtio_id(vdev), pci);
 
     vdev->resetting = true;
@@ -1394,7 +1394,7 @@ void virtio_reset(VirtIODevice *vdev, bool pci)
     for (unsigned i = 0; i < vdev->nvqs; i++) {
         vq_reset(vdev->vq[i]);
     }
-    iovd_bh_cancel(vdev->irq_bh);
+    loop_bh_cancel(vdev->irq_bh);
     vdev->status = 0;
     vdev->isr = 0;
     vdev->guest_features = 0;
@@ -1465,8 +1465,8 @@ void virtio_init(VirtIODevice *vdev, const VirtioDeviceOps *ops,
     vdev->config_len = config_len;
     vdev->config = g_malloc0(MAX(config_len, 1u));
     vdev->config_vector = VIRTIO_MSI_NO_VECTOR;
-    vdev->reset_bh = iovd_bh_new(virtio_reset_bh, vdev);
-    vdev->irq_bh = iovd_bh_new(virtio_irq_bh, vdev);
+    vdev->reset_bh = loop_bh_new(vdev->pci.dev.loop, virtio_reset_bh, vdev);
+    vdev->irq_bh = loop_bh_new(vdev->pci.dev.loop, virtio_irq_bh, vdev);
 }
 
 VirtQueue *virtio_add_queue(VirtIODevice *vdev, unsigned max_size,
@@ -1482,7 +1482,7 @@ VirtQueue *virtio_add_queue(VirtIODevice *vdev, unsigned max_size,
     vq->index = vdev->nvqs;
     vq->max_num = max_size;
     vq->handle_output = handle;
-    vq->bh = iovd_bh_new(virtio_queue_bh, vq);
+    vq->bh = loop_bh_new(vdev->pci.dev.loop, virtio_queue_bh, vq);
     vq->segs = g_new(VirtQueueSeg, max_size);
     vq->used_batch = g_new(VirtQueueUsed, max_size);
     vq->elem_size = QEMU_ALIGN_UP(elem_size, 16);
@@ -1515,7 +1515,7 @@ void virtio_cleanup(VirtIODevice *vdev)
             g_free(elem->bounce);
             g_free(elem->bounce_in);
         }
-        iovd_bh_delete(vq->bh);
+        loop_bh_delete(vq->bh);
         g_free(vq->segs);
         g_free(vq->used_batch);
         g_free(vq->pool);
@@ -1525,8 +1525,8 @@ void virtio_cleanup(VirtIODevice *vdev)
     g_clear_pointer(&vdev->vq, g_free);
     vdev->nvqs = 0;
     g_clear_pointer(&vdev->config, g_free);
-    g_clear_pointer(&vdev->reset_bh, iovd_bh_delete);
-    g_clear_pointer(&vdev->irq_bh, iovd_bh_delete);
+    g_clear_pointer(&vdev->reset_bh, loop_bh_delete);
+    g_clear_pointer(&vdev->irq_bh, loop_bh_delete);
 }
 
 /* ---- iovec helpers ---- */

@@ -71,7 +71,7 @@
 #define HW_VIRTIO_VIRTIO_H
 
 #include "util/osdep.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 #include "util/iov.h"
 #include "hw/pci/pci.h"
 #include "hw/virtio/virtio-spec.h"
@@ -186,8 +186,8 @@ struct VirtIODevice {
     bool reset_pending;         /* asked while busy: runs from reset_bh */
     bool reset_pending_pci;
     unsigned dma_depth;         /* inside a DMA through messages */
-    IovdBH *reset_bh;
-    IovdBH *irq_bh;             /* virtio_notify_later() */
+    LoopBH *reset_bh;
+    LoopBH *irq_bh;             /* virtio_notify_later() */
     uint8_t cfg_cap;            /* PCI config access capability offset */
 };
 

@@ -4,10 +4,11 @@
  * policies and throttling.
  */
 #include "util/osdep.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 #include "block/block.h"
 
 #include <check.h>
+#include "unit-loop.h"
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -31,7 +32,7 @@ static void wait_done(Done *d, int n)
 
     while (d->count < n) {
         ck_assert_msg(clock_ns() < deadline, "requests did not complete");
-        main_loop_iterate(true);
+        loop_iterate(loop_main(), true);
     }
 }
 
@@ -332,7 +333,7 @@ START_TEST(test_error_policy)
     ck_assert_int_eq(blk_pwritev(blk, &req, 131072, &iov, 1, 0, done_cb, &d),
                      0);
     for (int i = 0; i < 50 && !stops; i++) {
-        main_loop_iterate(true);
+        loop_iterate(loop_main(), true);
     }
     ck_assert_int_eq(stops, 1);
     ck_assert_int_eq(d.count, 3);       /* not completed */
@@ -391,6 +392,7 @@ static Suite *block_suite(void)
 {
     Suite *s = suite_create("block");
     TCase *tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
 
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_file_native);

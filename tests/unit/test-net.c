@@ -6,10 +6,11 @@
  * deterministic.
  */
 #include <check.h>
+#include "unit-loop.h"
 
 #include "net/net-int.h"
 #include "util/error.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 #include "util/cmdline.h"
 
 #include <arpa/inet.h>
@@ -28,7 +29,7 @@
 #define WAIT_NS         (5 * 1000000000LL)
 
 static char *tmpdir;
-static IovdTimer *wake_timer;
+static LoopTimer *wake_timer;
 
 /* ---- main loop ---- */
 
@@ -39,8 +40,8 @@ static void wake_noop(void *opaque)
 /* One loop iteration, blocking at most 10 ms. */
 static void pump(void)
 {
-    iovd_timer_mod(wake_timer, clock_ns() + 10 * 1000000);
-    main_loop_iterate(true);
+    loop_timer_mod(wake_timer, clock_ns() + 10 * 1000000);
+    loop_iterate(loop_main(), true);
 }
 
 #define WAIT_FOR(cond) \
@@ -330,7 +331,7 @@ static void setup(void)
 
     tmpdir = g_dir_make_tmp("iovd-net-XXXXXX", &err);
     ck_assert_msg(tmpdir, "%s", err ? err->message : "");
-    wake_timer = iovd_timer_new(wake_noop, NULL);
+    wake_timer = loop_timer_new(loop_main(), wake_noop, NULL);
     fake_nics = g_ptr_array_new();
 }
 
@@ -344,7 +345,7 @@ static void teardown(void)
     }
     g_ptr_array_unref(fake_nics);
     net_cleanup_all();
-    iovd_timer_free(wake_timer);
+    loop_timer_free(wake_timer);
     d = g_dir_open(tmpdir, 0, NULL);
     while (d && (name = g_dir_read_name(d))) {
         g_autofree char *p = g_build_filename(tmpdir, name, NULL);
@@ -1628,11 +1629,11 @@ START_TEST(test_idle)
     stream_pair_unix(&p, "", "");
     pump_ms(50);
 
-    iovd_timer_del(wake_timer);
+    loop_timer_del(wake_timer);
     deadline = clock_ns() + 1000000000LL;
-    iovd_timer_mod(wake_timer, deadline);
+    loop_timer_mod(wake_timer, deadline);
     while (clock_ns() < deadline) {
-        main_loop_iterate(true);
+        loop_iterate(loop_main(), true);
         iterations++;
     }
     ck_assert_msg(iterations < 10, "%u loop iterations in 1 s idle",
@@ -1860,6 +1861,7 @@ static Suite *net_suite(void)
     net_backend_driver_register(&testbe_driver);
 
     tc = tcase_create("core");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_queue_eagain_flush);
     tcase_add_test(tc, test_queue_can_receive);
@@ -1872,6 +1874,7 @@ static Suite *net_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("stream");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_stream_unix_sizes);
@@ -1883,6 +1886,7 @@ static Suite *net_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("user");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_user_dhcp);
@@ -1894,6 +1898,7 @@ static Suite *net_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("tap");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_tap);

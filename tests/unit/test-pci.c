@@ -4,6 +4,7 @@
  * through a fake transport, reset, and DMA through a fake transport.
  */
 #include <check.h>
+#include "unit-loop.h"
 
 #include "hw/pci/pci.h"
 
@@ -1595,6 +1596,7 @@ static Suite *pci_suite(void)
     TCase *tc;
 
     tc = tcase_create("config");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_identity);
     tcase_add_test(tc, test_subsystem_vendor_default);
@@ -1606,6 +1608,7 @@ static Suite *pci_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("bars");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_bar_initial);
     tcase_add_test(tc, test_bar_sizing_mem32);
@@ -1620,6 +1623,7 @@ static Suite *pci_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("capabilities");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_cap_list);
     tcase_add_test(tc, test_cap_pm);
@@ -1632,6 +1636,7 @@ static Suite *pci_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("msi");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_msix_notify);
     tcase_add_test(tc, test_msix_mask_pending);
@@ -1641,6 +1646,7 @@ static Suite *pci_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("intx");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_intx_automask);
     tcase_add_test(tc, test_intx_client_mask);
@@ -1650,12 +1656,14 @@ static Suite *pci_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("reset");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_reset);
     tcase_add_test(tc, test_reset_intx);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("dma");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_dma_no_master);
     tcase_add_test(tc, test_dma_rw);

@@ -5,6 +5,7 @@
  * drives the server by iterating the main loop while it waits for replies.
  */
 #include <check.h>
+#include "unit-loop.h"
 #include <dirent.h>
 #include <json-c/json.h>
 #include <sys/eventfd.h>
@@ -16,7 +17,7 @@
 #include "hw/vfio-user/vfio-user.h"
 #include "hw/misc/pci-testdev-regs.h"
 #include "util/keyval.h"
-#include "util/main-loop.h"
+#include "util/loop.h"
 
 #define TIMEOUT_MS      5000
 #define QUIET_MS        100         /* "no reply" means none within this */
@@ -43,7 +44,7 @@ typedef struct Reply {
 
 static bool pump(void)
 {
-    if (!main_loop_iterate(false)) {
+    if (!loop_iterate(loop_main(), false)) {
         g_usleep(100);
         return false;
     }
@@ -1618,11 +1619,11 @@ START_TEST(test_split_and_pipelined)
         memcpy(buf + sizeof(h), &di, sizeof(di));
         send_raw(buf, 5, NULL, 0);
         for (unsigned i = 0; i < 3; i++) {
-            main_loop_iterate(false);
+            loop_iterate(loop_main(), false);
         }
         send_raw(buf + 5, 15, NULL, 0);
         for (unsigned i = 0; i < 3; i++) {
-            main_loop_iterate(false);
+            loop_iterate(loop_main(), false);
         }
         expect_nothing();
         send_raw(buf + 20, sizeof(h) + sizeof(di) - 20, NULL, 0);
@@ -1691,6 +1692,7 @@ static Suite *vfu_msg_suite(void)
     TCase *tc;
 
     tc = tcase_create("version");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_version_required_first);
@@ -1706,6 +1708,7 @@ static Suite *vfu_msg_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("info");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_device_get_info);
@@ -1716,6 +1719,7 @@ static Suite *vfu_msg_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("region");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_region_read_ok);
@@ -1729,6 +1733,7 @@ static Suite *vfu_msg_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("dma");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_dma_map_overlap);
@@ -1739,6 +1744,7 @@ static Suite *vfu_msg_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("irqs");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_add_test(tc, test_set_irqs_invalid);
@@ -1747,6 +1753,7 @@ static Suite *vfu_msg_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("framing");
+    tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);
     tcase_set_timeout(tc, 30);
     tcase_add_unchecked_fixture(tc, suite_setup, suite_teardown);
     tcase_add_checked_fixture(tc, setup, teardown);
