@@ -307,7 +307,9 @@ void blk_detach(BlockBackend *blk)
     if (!blk) {
         return;
     }
-    blk_drain(blk);
+    /* The device waited for what was in flight (its reset). */
+    blk_cancel_queued(blk, true);
+    g_assert(blk->inflight == 0);
     blk->bs->backends = g_list_remove(blk->bs->backends, blk);
     backends = g_list_remove(backends, blk);
     loop_timer_free(blk->throttle_timer);
@@ -641,6 +643,14 @@ void blk_io_unplug(BlockBackend *blk)
     }
 }
 
+/* Tell the device when the last request it had in flight is done. */
+static void blk_check_drained(BlockBackend *blk)
+{
+    if (blk->inflight == 0 && blk->dev_ops && blk->dev_ops->drained) {
+        blk->dev_ops->drained(blk->dev_opaque);
+    }
+}
+
 static BlockErrorPolicy error_action(BlockBackend *blk, BlockReq *req,
                                      int ret)
 {
@@ -698,6 +708,7 @@ void blk_req_complete(BlockReq *req, int ret)
         bs->stats.total_ns[req->op] += now - req->start_ns;
     }
     req->cb(req->opaque, ret);
+    blk_check_drained(blk);
 }
 
 void blk_resume_all(void)
@@ -732,7 +743,7 @@ void blk_resume_all(void)
     }
 }
 
-void blk_drain(BlockBackend *blk)
+void blk_cancel_queued(BlockBackend *blk, bool throttled)
 {
     /* Held requests fail now: nothing may wait for a cont that never comes. */
     while (blk->stopped_head) {
@@ -744,18 +755,18 @@ void blk_drain(BlockBackend *blk)
     }
     blk->stopped_tail = &blk->stopped_head;
     blk->stopped = false;
-    while (blk->throttled_head) {
+    while (throttled && blk->throttled_head) {
         BlockReq *req = blk->throttled_head;
 
         blk->throttled_head = req->next;
         blk->inflight--;
         blk_req_fail(req, -ECANCELED);
     }
-    blk->throttled_tail = &blk->throttled_head;
+    if (!blk->throttled_head) {
+        blk->throttled_tail = &blk->throttled_head;
+    }
     if (blk->bs->plugged && blk->bs->drv->unplug) {
         blk->bs->drv->unplug(blk->bs);
     }
-    while (blk->inflight) {
-        loop_iterate(blk->loop, true);
-    }
+    blk_check_drained(blk);
 }

@@ -108,6 +108,8 @@ typedef struct BlockDevOps {
     void (*stop)(void *opaque);
     /* Held requests were resubmitted (monitor 'cont'): fetch again. */
     void (*resume)(void *opaque);
+    /* Optional: the last request in flight completed. */
+    void (*drained)(void *opaque);
 } BlockDevOps;
 
 /*
@@ -148,9 +150,14 @@ void blk_io_unplug(BlockBackend *blk);
 
 /* Requests submitted and not yet completed on this backend. */
 unsigned blk_inflight(BlockBackend *blk);
-/* Run the loop until nothing is in flight on @blk (resets, shutdown). */
-void blk_drain(BlockBackend *blk);
-/* Synchronous flush of a node (shutdown, CC.SHN). 0 or -errno. */
+/*
+ * Fail the requests held by the stop policy (-EIO: a 'cont' may never
+ * come) and, with @throttled, those a throttle holds (-ECANCELED), and
+ * submit what a plug batched: then only requests that complete on their
+ * own remain (a device reset waits for them).
+ */
+void blk_cancel_queued(BlockBackend *blk, bool throttled);
+/* Synchronous flush of a node (exit only: it blocks). 0 or -errno. */
 int blk_node_flush_sync(BlockNode *bs);
 void blk_flush_all_sync(void);
 

@@ -9,13 +9,6 @@
 #include "util/error.h"
 #include "iovd.h"
 
-static bool devices_paused;
-
-bool qmp_devices_paused(void)
-{
-    return devices_paused;
-}
-
 bool qmp_qmp_capabilities(json_object *args, json_object **ret,
                           GError **errp)
 {
@@ -70,48 +63,34 @@ bool qmp_query_status(json_object *args, json_object **ret, GError **errp)
 {
     json_object *s = json_object_new_object();
 
-    json_object_object_add(s, "running",
-                           json_object_new_boolean(!devices_paused));
+    bool paused = device_all_paused();
+
+    json_object_object_add(s, "running", json_object_new_boolean(!paused));
     json_object_object_add(s, "status", json_object_new_string(
-                               devices_paused ? "paused" : "running"));
+                               paused ? "paused" : "running"));
     *ret = s;
     return true;
 }
 
-static void pause_one(Device *dev, void *opaque)
-{
-    if (dev->realized && dev->cls->pause) {
-        dev->cls->pause(dev);
-    }
-}
-
-static void resume_one(Device *dev, void *opaque)
-{
-    if (dev->realized && dev->cls->resume) {
-        dev->cls->resume(dev);
-    }
-}
-
 bool qmp_stop(json_object *args, json_object **ret, GError **errp)
 {
-    if (devices_paused) {
+    if (device_all_paused()) {
         return true;
     }
-    device_foreach(pause_one, NULL);
-    devices_paused = true;
+    device_pause_all();
     qapi_event_send("STOP", NULL);
     return true;
 }
 
 bool qmp_cont(json_object *args, json_object **ret, GError **errp)
 {
-    bool was_paused = devices_paused;
+    bool was_paused = device_all_paused();
 
-    devices_paused = false;
-    if (was_paused) {
-        device_foreach(resume_one, NULL);
-    }
-    /* Requests held by a stop error policy are retried either way. */
+    /*
+     * Devices a stop error policy paused resume too, and the requests it
+     * held are retried.
+     */
+    device_resume_all();
     blk_resume_all();
     if (was_paused) {
         qapi_event_send("RESUME", NULL);

@@ -269,13 +269,7 @@ bool qmp_device_add(json_object *args, json_object **ret, GError **errp)
         return false;
     }
     dev = device_create(kv, errp);
-    if (!dev) {
-        return false;
-    }
-    if (qmp_devices_paused() && dev->cls->pause) {
-        dev->cls->pause(dev);   /* join the others: they are stopped */
-    }
-    return true;
+    return dev != NULL;
 }
 
 static Device *find_device(const char *path, GError **errp)
@@ -293,23 +287,34 @@ static Device *find_device(const char *path, GError **errp)
     return dev;
 }
 
+/* The device is gone (its requests in flight finished): tell. */
+static void device_deleted(const char *id, void *opaque)
+{
+    g_autofree char *path = g_strdup_printf(PERIPHERAL_PREFIX "%s", id);
+    json_object *data = json_object_new_object();
+
+    json_object_object_add(data, "device", json_object_new_string(id));
+    json_object_object_add(data, "path", json_object_new_string(path));
+    qapi_event_send("DEVICE_DELETED", data);
+}
+
+/*
+ * As QEMU: the command returns at once; DEVICE_DELETED says when the
+ * device is gone (at once, or once its requests in flight finished).
+ */
 bool qmp_device_del(json_object *args, json_object **ret, GError **errp)
 {
     const char *id = json_str_arg(args, "id");
     Device *dev = find_device(id, errp);
-    g_autofree char *dev_id = NULL, *path = NULL;
-    json_object *data;
 
     if (!dev) {
         return false;
     }
-    dev_id = g_strdup(dev->id);
-    path = g_strdup_printf(PERIPHERAL_PREFIX "%s", dev_id);
-    device_destroy(dev);
-    data = json_object_new_object();
-    json_object_object_add(data, "device", json_object_new_string(dev_id));
-    json_object_object_add(data, "path", json_object_new_string(path));
-    qapi_event_send("DEVICE_DELETED", data);
+    if (dev->state == DEVICE_DELETING) {
+        error_setg(errp, "Device '%s' is already being deleted", id);
+        return false;
+    }
+    device_destroy(dev, device_deleted, NULL);
     return true;
 }
 

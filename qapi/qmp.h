@@ -47,7 +47,6 @@ bool qmp_strict(void);
 void monitor_broadcast(const char *line, size_t len);
 
 /* Run state (stop / cont), for device_add of a device while paused. */
-bool qmp_devices_paused(void);
 
 /* Hooks of the block and net layers (BLOCK_IO_ERROR,
  * NIC_RX_FILTER_CHANGED): installed by monitor_init(). */

@@ -47,7 +47,9 @@ def main(src, dst):
         out.append(f'static inline void trace_{name}({params})')
         out.append('{')
         if '_err_' in name:
-            out.append('    trace_note_guest_error();')
+            out.append('    if (!trace_note_guest_error()) {')
+            out.append('        return;')
+            out.append('    }')
         out.append(f'    if (unlikely({ev}.enabled)) {{')
         out.append(f'        trace_emit(&{ev}, {fmt}{call_args});')
         out.append('    }')

@@ -58,9 +58,25 @@ void trace_enable_guest_errors(void)
     trace_enable_pattern("*_err_*", true);
 }
 
-void trace_note_guest_error(void)
+static __thread unsigned guest_errors_muted;
+
+bool trace_note_guest_error(void)
 {
+    if (guest_errors_muted) {
+        return false;
+    }
     __atomic_fetch_add(&guest_errors, 1, __ATOMIC_RELAXED);
+    return true;
+}
+
+void trace_mute_guest_errors(bool mute)
+{
+    if (mute) {
+        guest_errors_muted++;
+    } else {
+        g_assert(guest_errors_muted > 0);
+        guest_errors_muted--;
+    }
 }
 
 uint64_t trace_guest_error_count(void)

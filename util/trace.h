@@ -25,8 +25,17 @@ void trace_enable_guest_errors(void);
 uint64_t trace_guest_error_count(void);
 void trace_emit(const TraceEvent *ev, const char *fmt, ...)
     G_GNUC_PRINTF(2, 3);
-/* Call for every guest error even when its event is off: it is counted. */
-void trace_note_guest_error(void);
+/*
+ * Called by every guest error event, enabled or not: it is counted.
+ * False (not counted, not printed) while muted on this thread.
+ */
+bool trace_note_guest_error(void);
+/*
+ * Mute (nestable) the guest errors of this thread: a device's work that a
+ * reset cancelled sees its DMA fail while it unwinds, which is not the
+ * guest's doing (hw/core/device.c).
+ */
+void trace_mute_guest_errors(bool mute);
 /* Iterate events: for the monitor. */
 void trace_foreach(void (*fn)(TraceEvent *ev, void *opaque), void *opaque);
 

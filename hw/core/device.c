@@ -1,13 +1,18 @@
 /*
- * Device registry and lifecycle.
+ * Device registry, life cycle (reset, pause, delete) and the worker that
+ * runs a device's work in a coroutine.  See device.h for the rules.
  */
 #include "hw/core/device.h"
+#include "hw/core/trace.h"
+#include "util/coroutine.h"
 #include "util/error.h"
 #include "util/loop.h"
+#include "util/trace.h"
 
 static GHashTable *device_classes;      /* name -> DeviceClass */
 static GList *devices;                  /* of Device *, creation order */
 static const DeviceTransportHooks *transport_hooks;
+static bool all_paused;                 /* monitor 'stop' */
 
 const PropDef device_common_props[] = {
     PROP_DEF_STR("id", Device, id, "device identifier"),
@@ -107,6 +112,7 @@ static void device_free(Device *dev)
     g_free(dev);
 }
 
+static void device_worker_init(Device *dev);
 static bool id_valid(const char *id)
 {
     if (!g_ascii_isalpha(id[0])) {
@@ -171,6 +177,7 @@ Device *device_create(Keyval *kv, GError **errp)
             }
         }
     }
+    device_worker_init(dev);
     if (cls->realize && !cls->realize(dev, errp)) {
         goto fail;
     }
@@ -183,6 +190,10 @@ Device *device_create(Keyval *kv, GError **errp)
         goto fail;
     }
     devices = g_list_append(devices, dev);
+    trace_device_create(dev->id, cls->name);
+    if (all_paused) {
+        device_pause(dev);      /* join the others: they are stopped */
+    }
     return dev;
 
 fail:
@@ -216,71 +227,538 @@ void device_foreach_child(Device *parent,
     g_list_free(copy);
 }
 
-static void device_destroy_deferred(void *opaque)
+/* ---- the worker ---- */
+
+/*
+ * What runs in the worker: a bottom half's or a timer's callback.  The
+ * item is queued in dev->work (by its link) while due.
+ */
+typedef struct DeviceWork {
+    Device *dev;
+    void (*cb)(void *opaque);
+    void *opaque;
+    bool queued;
+    GList link;
+} DeviceWork;
+
+struct DeviceBH {
+    DeviceWork work;
+    LoopBH *bh;
+};
+
+struct DeviceTimer {
+    DeviceWork work;
+    LoopTimer *timer;
+};
+
+/* The one-off item of device_run_now(), ahead of the queue. */
+typedef struct DeviceRunNow {
+    void (*fn)(void *opaque);
+    void *opaque;
+} DeviceRunNow;
+
+static __thread DeviceRunNow *run_now;
+
+static bool device_work_may_run(Device *dev)
+{
+    return dev->state == DEVICE_RUNNING || dev->state == DEVICE_PAUSED;
+}
+
+static void device_worker_main(void *opaque)
 {
     Device *dev = opaque;
 
-    device_destroy(dev);
+    for (;;) {
+        DeviceRunNow *now = run_now;
+
+        run_now = NULL;
+        if (now) {
+            now->fn(now->opaque);
+            dev->work_cancelled = false;
+        }
+        while (device_work_may_run(dev) && !g_queue_is_empty(&dev->work)) {
+            DeviceWork *w = g_queue_pop_head_link(&dev->work)->data;
+
+            w->queued = false;
+            w->cb(w->opaque);
+            /* A cancelled item has unwound: the next one starts clean. */
+            dev->work_cancelled = false;
+        }
+        dev->worker_busy = false;
+        coroutine_yield();
+    }
 }
 
-void device_reset(Device *dev)
+static void device_worker_init(Device *dev)
 {
-    if (!dev->cls->reset) {
+    g_queue_init(&dev->work);
+}
+
+/* Lazily: most devices never need a stack of their own until they run. */
+static void device_worker_enter(Device *dev)
+{
+    if (!dev->worker) {
+        dev->worker = coroutine_new(device_worker_main, dev);
+    }
+    dev->worker_busy = true;
+    coroutine_enter(dev->worker);
+}
+
+static void device_work_dispatch(DeviceWork *w)
+{
+    Device *dev = w->dev;
+
+    if (!device_work_may_run(dev)) {
+        return;                 /* a reset drops it; the device re-arms */
+    }
+    if (!w->queued) {
+        w->queued = true;
+        g_queue_push_tail_link(&dev->work, &w->link);
+    }
+    if (!dev->worker_busy) {
+        device_worker_enter(dev);
+    }
+}
+
+static void device_work_init(DeviceWork *w, Device *dev,
+                             void (*cb)(void *opaque), void *opaque)
+{
+    w->dev = dev;
+    w->cb = cb;
+    w->opaque = opaque;
+    w->link.data = w;
+}
+
+static void device_work_unqueue(DeviceWork *w)
+{
+    if (w->queued) {
+        g_queue_unlink(&w->dev->work, &w->link);
+        w->queued = false;
+    }
+}
+
+static void device_bh_run(void *opaque)
+{
+    device_work_dispatch(opaque);
+}
+
+DeviceBH *device_bh_new(Device *dev, void (*cb)(void *opaque), void *opaque)
+{
+    DeviceBH *bh = g_new0(DeviceBH, 1);
+
+    device_work_init(&bh->work, dev, cb, opaque);
+    bh->bh = loop_bh_new(dev->loop, device_bh_run, &bh->work);
+    return bh;
+}
+
+void device_bh_schedule(DeviceBH *bh)
+{
+    if (!bh->work.queued) {
+        loop_bh_schedule(bh->bh);
+    }
+}
+
+void device_bh_cancel(DeviceBH *bh)
+{
+    loop_bh_cancel(bh->bh);
+    device_work_unqueue(&bh->work);
+}
+
+void device_bh_delete(DeviceBH *bh)
+{
+    if (bh) {
+        device_bh_cancel(bh);
+        loop_bh_delete(bh->bh);
+        g_free(bh);
+    }
+}
+
+static void device_timer_run(void *opaque)
+{
+    device_work_dispatch(opaque);
+}
+
+DeviceTimer *device_timer_new(Device *dev, void (*cb)(void *opaque),
+                              void *opaque)
+{
+    DeviceTimer *t = g_new0(DeviceTimer, 1);
+
+    device_work_init(&t->work, dev, cb, opaque);
+    t->timer = loop_timer_new(dev->loop, device_timer_run, &t->work);
+    return t;
+}
+
+void device_timer_mod(DeviceTimer *t, int64_t expire_ns)
+{
+    device_work_unqueue(&t->work);
+    loop_timer_mod(t->timer, expire_ns);
+}
+
+void device_timer_del(DeviceTimer *t)
+{
+    loop_timer_del(t->timer);
+    device_work_unqueue(&t->work);
+}
+
+bool device_timer_pending(DeviceTimer *t)
+{
+    return loop_timer_pending(t->timer) || t->work.queued;
+}
+
+void device_timer_free(DeviceTimer *t)
+{
+    if (t) {
+        device_timer_del(t);
+        loop_timer_free(t->timer);
+        g_free(t);
+    }
+}
+
+bool device_in_worker(Device *dev)
+{
+    return dev->worker && coroutine_self() == dev->worker;
+}
+
+DeviceRunResult device_run_now(Device *dev, void (*fn)(void *opaque),
+                               void *opaque)
+{
+    DeviceRunNow now = { fn, opaque };
+
+    if (device_in_worker(dev)) {
+        fn(opaque);
+        return DEVICE_RUN_DONE;
+    }
+    if (dev->worker_busy || !device_work_may_run(dev)) {
+        return DEVICE_RUN_BUSY;
+    }
+    run_now = &now;
+    device_worker_enter(dev);
+    return dev->worker_busy ? DEVICE_RUN_PARKED : DEVICE_RUN_DONE;
+}
+
+int device_park(Device *dev, void (*cancel)(void *opaque), void *opaque)
+{
+    if (dev->work_cancelled) {
+        return -ECANCELED;
+    }
+    if (!device_in_worker(dev)) {
+        return -EWOULDBLOCK;
+    }
+    dev->parked = true;
+    dev->park_cancel = cancel;
+    dev->park_opaque = opaque;
+    trace_device_park(dev->id);
+    coroutine_yield();
+    return dev->park_result;
+}
+
+void device_unpark(Device *dev, int result)
+{
+    g_assert(dev->parked);
+    dev->parked = false;
+    dev->park_result = result;
+    trace_device_unpark(dev->id, result);
+    coroutine_enter(dev->worker);
+}
+
+/*
+ * Step 2 of a reset: drop what is due, and unwind an item that is parked.
+ * Every DMA it tries from here on fails, so it returns soon and touches
+ * nothing the reset is about to set.
+ */
+static void device_worker_cancel(Device *dev)
+{
+    while (!g_queue_is_empty(&dev->work)) {
+        DeviceWork *w = g_queue_pop_head_link(&dev->work)->data;
+
+        w->queued = false;
+    }
+    if (dev->parked) {
+        trace_device_cancel(dev->id);
+        dev->work_cancelled = true;
+        dev->park_cancel(dev->park_opaque);
+        /* Its failing DMA is the reset's doing, not the guest's. */
+        trace_mute_guest_errors(true);
+        device_unpark(dev, -ECANCELED);
+        trace_mute_guest_errors(false);
+        g_assert(!dev->parked);
+    }
+}
+
+/* ---- reset ---- */
+
+struct DeviceResetWaiter {
+    DeviceResetDone *done;
+    void *opaque;
+    bool frees;                 /* device_destroy's: runs last */
+};
+
+const char *device_run_state_name(DeviceRunState st)
+{
+    static const char *const names[] = {
+        [DEVICE_RUNNING] = "running",
+        [DEVICE_PAUSED] = "paused",
+        [DEVICE_RESETTING] = "resetting",
+        [DEVICE_DELETING] = "deleting",
+    };
+
+    return names[st];
+}
+
+static void device_set_state(Device *dev, DeviceRunState st)
+{
+    if (dev->state != st) {
+        trace_device_state(dev->id, device_run_state_name(dev->state),
+                           device_run_state_name(st));
+        dev->state = st;
+    }
+}
+
+static void device_reset_finish(Device *dev)
+{
+    GSList *waiters = g_slist_reverse(dev->reset_waiters);
+
+    dev->reset_waiters = NULL;
+    dev->quiesced = false;
+    trace_device_reset_done(dev->id, dev->reset_kind);
+    if (dev->cls->reset) {
+        dev->cls->reset(dev, dev->reset_kind);
+    }
+    if (dev->state == DEVICE_RESETTING) {
+        device_set_state(dev, dev->paused ? DEVICE_PAUSED : DEVICE_RUNNING);
+    }
+    for (GSList *l = waiters; l; l = l->next) {
+        DeviceResetWaiter *w = l->data;
+
+        if (w->done && !w->frees) {
+            w->done(dev, w->opaque);
+        }
+    }
+    if (dev->cls->is_pci && transport_hooks && dev->state != DEVICE_DELETING) {
+        transport_hooks->reset_done(dev);      /* the client may talk again */
+    }
+    /* device_destroy's waiter frees @dev: it goes last. */
+    for (GSList *l = waiters; l; l = l->next) {
+        DeviceResetWaiter *w = l->data;
+
+        if (w->frees) {
+            w->done(dev, w->opaque);
+        }
+        g_free(w);
+    }
+    g_slist_free(waiters);
+}
+
+/* Steps 2-4, from the loop (never from inside the worker). */
+static void device_reset_continue(Device *dev)
+{
+    if (!dev->reset_waiters) {
         return;
     }
-    dev->in_reset++;
-    dev->cls->reset(dev);
-    if (--dev->in_reset == 0 && dev->destroy_pending) {
-        /* Not from here: our caller still uses the device. */
-        LoopBH *bh = loop_bh_new(dev->loop, device_destroy_deferred, dev);
-
-        dev->destroy_pending = false;
-        dev->in_reset = 1;              /* until the BH runs */
-        dev->pending_bh = bh;
-        loop_bh_schedule(bh);
+    device_worker_cancel(dev);
+    if (!dev->quiesced) {
+        dev->quiesced = true;
+        if (dev->cls->quiesce) {
+            dev->cls->quiesce(dev, dev->reset_kind);
+        }
     }
+    if (dev->inflight) {
+        trace_device_reset_wait(dev->id, dev->inflight);
+        return;                 /* device_release() comes back */
+    }
+    device_reset_finish(dev);
 }
 
-static void destroy_child(Device *dev, void *opaque)
+static void device_reset_bh(void *opaque)
 {
-    device_destroy(dev);
+    device_reset_continue(opaque);
 }
 
-void device_destroy(Device *dev)
+static void device_reset_start(Device *dev, DeviceResetKind kind,
+                               DeviceResetDone *done, void *opaque,
+                               bool frees)
 {
-    if (dev->pending_bh) {
-        loop_bh_delete(dev->pending_bh);
-        dev->pending_bh = NULL;
-        dev->in_reset = 0;
+    DeviceResetWaiter *w = g_new0(DeviceResetWaiter, 1);
+    bool started = dev->reset_waiters != NULL;
+
+    trace_device_reset(dev->id, kind, device_run_state_name(dev->state));
+    w->done = done;
+    w->opaque = opaque;
+    w->frees = frees;
+    dev->reset_waiters = g_slist_prepend(dev->reset_waiters, w);
+    if (!started) {
+        dev->reset_kind = kind;
+    } else if (kind == DEVICE_RESET_FUNCTION) {
+        dev->reset_kind = kind;
     }
-    if (dev->in_reset) {
-        dev->destroy_pending = true;
+    if (dev->state != DEVICE_DELETING) {
+        device_set_state(dev, DEVICE_RESETTING);
+    }
+    if (started) {
+        return;                 /* joins the reset in progress */
+    }
+    if (device_in_worker(dev)) {
+        /* The item that asked must return first. */
+        if (!dev->reset_bh) {
+            dev->reset_bh = loop_bh_new(dev->loop, device_reset_bh, dev);
+        }
+        loop_bh_schedule(dev->reset_bh);
         return;
     }
-    device_foreach_child(dev, destroy_child, NULL);
+    device_reset_continue(dev);
+}
+
+void device_reset(Device *dev, DeviceResetKind kind, DeviceResetDone *done,
+                  void *opaque)
+{
+    device_reset_start(dev, kind, done, opaque, false);
+}
+
+void device_release(Device *dev)
+{
+    g_assert(dev->inflight > 0);
+    if (--dev->inflight == 0 && dev->reset_waiters && dev->quiesced) {
+        /* Not from here: the caller (a completion) still runs. */
+        if (!dev->reset_bh) {
+            dev->reset_bh = loop_bh_new(dev->loop, device_reset_bh, dev);
+        }
+        loop_bh_schedule(dev->reset_bh);
+    }
+}
+
+/* ---- pause ---- */
+
+void device_pause(Device *dev)
+{
+    dev->paused = true;
+    if (dev->state == DEVICE_RUNNING) {
+        device_set_state(dev, DEVICE_PAUSED);
+        if (dev->cls->run_state_changed) {
+            dev->cls->run_state_changed(dev, false);
+        }
+    }
+}
+
+void device_resume(Device *dev)
+{
+    dev->paused = false;
+    if (dev->state == DEVICE_PAUSED) {
+        device_set_state(dev, DEVICE_RUNNING);
+        if (dev->cls->run_state_changed) {
+            dev->cls->run_state_changed(dev, true);
+        }
+    }
+}
+
+static void pause_one(Device *dev, void *opaque)
+{
+    if (*(bool *)opaque) {
+        device_pause(dev);
+    } else {
+        device_resume(dev);
+    }
+}
+
+void device_pause_all(void)
+{
+    bool pause = true;
+
+    all_paused = true;
+    device_foreach(pause_one, &pause);
+}
+
+void device_resume_all(void)
+{
+    bool pause = false;
+
+    all_paused = false;
+    device_foreach(pause_one, &pause);
+}
+
+bool device_all_paused(void)
+{
+    return all_paused;
+}
+
+/* ---- delete ---- */
+
+typedef struct DeviceDestroy {
+    void (*done)(const char *id, void *opaque);
+    void *opaque;
+} DeviceDestroy;
+
+static void device_destroy_finish(Device *dev, void *opaque)
+{
+    DeviceDestroy *d = opaque;
+    g_autofree char *id = g_strdup(dev->id);
+
+    /* Children go first: nothing of the parent is in flight any more. */
+    for (GList *l = devices; l;) {
+        Device *child = l->data;
+
+        l = l->next;
+        if (child->parent == dev) {
+            device_destroy(child, NULL, NULL);
+        }
+    }
     devices = g_list_remove(devices, dev);
     if (dev->cls->is_pci && transport_hooks) {
         transport_hooks->detach(dev);
     }
-    if (dev->realized) {
-        device_reset(dev);
-        if (dev->cls->unrealize) {
-            dev->cls->unrealize(dev);
-        }
+    if (dev->realized && dev->cls->unrealize) {
+        dev->cls->unrealize(dev);
     }
+    loop_bh_delete(dev->reset_bh);
+    coroutine_free(dev->worker);
+    trace_device_destroyed(id);
     device_free(dev);
+    if (d->done) {
+        d->done(id, d->opaque);
+    }
+    g_free(d);
+}
+
+void device_destroy(Device *dev, void (*done)(const char *id, void *opaque),
+                    void *opaque)
+{
+    DeviceDestroy *d = g_new0(DeviceDestroy, 1);
+
+    d->done = done;
+    d->opaque = opaque;
+    device_set_state(dev, DEVICE_DELETING);
+    device_reset_start(dev, DEVICE_RESET_FUNCTION, device_destroy_finish, d,
+                       true);
+}
+
+static void count_deleting(Device *dev, void *opaque)
+{
+    (*(unsigned *)opaque)++;
+}
+
+unsigned device_count(void)
+{
+    unsigned n = 0;
+
+    device_foreach(count_deleting, &n);
+    return n;
 }
 
 void device_destroy_all(void)
 {
+    /* Newest first: children are created after their parents. */
+    for (GList *l = g_list_last(devices); l;) {
+        Device *dev = l->data;
+
+        l = l->prev;
+        if (dev->state != DEVICE_DELETING) {
+            device_destroy(dev, NULL, NULL);
+        }
+    }
     /*
-     * Newest first: children are created after their parents.  At shutdown
-     * no reset is on the stack, so nothing defers.
+     * The loops keep running (requests in flight complete) until every
+     * device is gone.  Not nested: shutdown calls this from the top.
      */
     while (devices) {
-        Device *dev = g_list_last(devices)->data;
-
-        dev->in_reset = 0;
-        device_destroy(dev);
+        loop_iterate(loop_main(), true);
     }
 }

@@ -1,8 +1,46 @@
 /*
- * Device registry and lifecycle.  A device type is a const DeviceClass
+ * Device registry and life cycle.  A device type is a const DeviceClass
  * (name, state size, property table, realize/unrealize/reset); an instance
  * is a state struct whose first member is a Device (PCI devices embed a
  * PCIDevice, which starts with a Device).  No object system beyond that.
+ *
+ * Loops and work.  A device is owned by one event loop (dev->loop: the
+ * main loop or an iothread's) and everything it does runs there.  Its
+ * work (bottom halves and timers made with device_bh_new() and
+ * device_timer_new()) runs in the device's worker: a coroutine, so that a
+ * DMA that waits for the VMM's reply (guest memory not shared) parks the
+ * work while the loop goes on serving everything else, register accesses
+ * of this very device included.  Work items run one at a time, in order;
+ * while one is parked the others wait.  So:
+ *
+ *   - register (MMIO, config) handlers and backend callbacks (block
+ *     completions, net writable, ...) only record and schedule work; they
+ *     never touch guest memory with pci_dma_read/write;
+ *   - work items may: pci_dma_read/write can park them;
+ *   - a frame from the net layer is delivered inside the worker with
+ *     device_run_now().
+ *
+ * Life cycle (DeviceRunState).  The one reset function of a device
+ * (DeviceClass.reset) serves the device's own resets (NVMe CC.EN 1 -> 0,
+ * virtio status 0, e1000 CTRL.RST) and function resets (FLR, the VMM's
+ * DEVICE_RESET, client loss, teardown), and device_reset() runs it the
+ * same way for all devices and all callers:
+ *
+ *   1. the state becomes RESETTING: no work item starts; during a function
+ *      reset the transport holds the client's messages, during the
+ *      device's own reset its registers keep being served (they tell the
+ *      driver when the reset is done: CSTS.RDY, device_status);
+ *   2. a work item parked in a DMA is cancelled: its DMA fails with
+ *      -ECANCELED (and so does every further one until the item returns),
+ *      so it unwinds before the reset touches the device's state;
+ *   3. DeviceClass.quiesce fails what waits without holding the backend
+ *      (throttled or held block requests, completions not yet posted);
+ *   4. once no request holds guest memory (device_hold/device_release),
+ *      DeviceClass.reset runs, the device returns to RUNNING (or PAUSED)
+ *      and whoever asked is told.
+ *
+ * Steps 2-4 run at once when they can; only waiting for requests in
+ * flight makes a reset asynchronous.
  */
 #ifndef HW_CORE_DEVICE_H
 #define HW_CORE_DEVICE_H
@@ -12,6 +50,36 @@
 
 typedef struct Device Device;
 typedef struct DeviceClass DeviceClass;
+typedef struct DeviceBH DeviceBH;
+typedef struct DeviceTimer DeviceTimer;
+struct EventLoop;
+struct Coroutine;
+
+typedef enum DeviceResetKind {
+    /* The device's own reset: PCI configuration stays as it is. */
+    DEVICE_RESET_DEVICE,
+    /* The whole function: FLR, DEVICE_RESET, client loss, teardown. */
+    DEVICE_RESET_FUNCTION,
+} DeviceResetKind;
+
+typedef enum DeviceRunState {
+    /* Realized: registers are served and work runs. */
+    DEVICE_RUNNING,
+    /*
+     * Monitor 'stop' or a backend's stop policy: registers are served and
+     * work runs, but the device fetches no new request
+     * (device_fetch_allowed()); requests in flight complete.
+     */
+    DEVICE_PAUSED,
+    /*
+     * A reset waits for requests in flight: no work item runs,
+     * completions only release their requests; a function reset also
+     * holds the client's messages.
+     */
+    DEVICE_RESETTING,
+    /* device_destroy(): as RESETTING, then unrealized and freed. */
+    DEVICE_DELETING,
+} DeviceRunState;
 
 struct DeviceClass {
     const char *name;           /* "nvme", "virtio-blk-pci", ... */
@@ -22,32 +90,56 @@ struct DeviceClass {
     const PropDef *props;       /* driver properties, PROP_DEF_END-terminated */
     /* Make the device ready; properties are already set. */
     bool (*realize)(Device *dev, GError **errp);
-    /* Undo realize (after the transport detached). */
+    /* Undo realize (after the last reset and the transport's detach). */
     void (*unrealize)(Device *dev);
     /*
-     * The one reset: controller/function reset, DEVICE_RESET, client
-     * disconnect and teardown all come here.
+     * Optional, step 3 of a reset: fail or drop what waits without the
+     * backend holding it (held by a stop policy, completed but not yet
+     * posted; waiting for a throttle too when the function resets), so
+     * that what is in flight drains.
      */
-    void (*reset)(Device *dev);
-    /* Pause / resume queue processing (monitor stop / cont). */
-    void (*pause)(Device *dev);
-    void (*resume)(Device *dev);
+    void (*quiesce)(Device *dev, DeviceResetKind kind);
+    /*
+     * The one reset (step 4): nothing is in flight and no work runs;
+     * bring the device to its state after @kind.
+     */
+    void (*reset)(Device *dev, DeviceResetKind kind);
+    /* Optional: the device entered (false) or left (true) PAUSED. */
+    void (*run_state_changed)(Device *dev, bool running);
 };
+
+typedef void DeviceResetDone(Device *dev, void *opaque);
+
+typedef struct DeviceResetWaiter DeviceResetWaiter;
 
 struct Device {
     const DeviceClass *cls;
     char *id;
-    bool realized;
     Device *parent;             /* e.g. the NVMe controller of an nvme-ns */
     struct EventLoop *loop;     /* the loop that owns it (main or iothread) */
-    /*
-     * A reset may run the main loop (draining I/O); a destroy requested
-     * meanwhile (device_del) waits until the reset has returned.
-     */
-    unsigned in_reset;
-    bool destroy_pending;
-    struct LoopBH *pending_bh;
+    DeviceRunState state;
+
+    /* Private to hw/core/device.c. */
+    bool realized;
+    bool paused;                /* state to return to after a reset */
+    unsigned inflight;          /* requests holding guest memory */
+    /* The worker. */
+    struct Coroutine *worker;
+    GQueue work;                /* of DeviceWork, due to run */
+    bool worker_busy;           /* inside an item (running or parked) */
+    bool parked;                /* stopped in device_park() */
+    bool work_cancelled;        /* the current item was cancelled */
+    int park_result;
+    void (*park_cancel)(void *opaque);
+    void *park_opaque;
+    struct LoopBH *reset_bh;    /* a reset asked from inside the worker */
+    /* The reset in progress. */
+    DeviceResetKind reset_kind;
+    bool quiesced;
+    GSList *reset_waiters;      /* of DeviceResetWaiter */
 };
+
+/* ---- classes and the registry ---- */
 
 void device_class_register(const DeviceClass *cls);
 const DeviceClass *device_class_find(const char *name);
@@ -57,7 +149,8 @@ void device_class_foreach(void (*fn)(const DeviceClass *cls, void *opaque),
 /*
  * Create, configure and realize a device from keyval options
  * ("driver=nvme,id=n0,..."), as -device and device_add do.  Errors name the
- * driver and the offending key.
+ * driver and the offending key.  A device created while devices are
+ * paused starts PAUSED.
  */
 Device *device_create(Keyval *kv, GError **errp);
 /* The property tables of @cls in lookup order (common, base, driver). */
@@ -68,24 +161,130 @@ const PropDef *device_find_prop(Device *dev, const char *name);
 void device_foreach_child(Device *parent,
                           void (*fn)(Device *dev, void *opaque),
                           void *opaque);
-/* Unrealize and free (the transport is torn down first). */
-void device_destroy(Device *dev);
+/*
+ * Start deleting @dev (and its children): a function reset, then the
+ * transport lets go, then unrealize and free.  @done (may be NULL) runs
+ * when it is gone.  Asynchronous when requests are in flight.
+ */
+void device_destroy(Device *dev, void (*done)(const char *id, void *opaque),
+                    void *opaque);
 Device *device_find(const char *id);
 void device_foreach(void (*fn)(Device *dev, void *opaque), void *opaque);
-void device_reset(Device *dev);
-/* Destroy every device, children before parents (shutdown). */
+/* Destroy every device, children first, and wait until all are gone
+ * (shutdown: the main loop keeps running meanwhile). */
 void device_destroy_all(void);
+/* Number of devices (DELETING ones included). */
+unsigned device_count(void);
 
 /* Common properties of every device: id. */
 extern const PropDef device_common_props[];
 
+/* ---- reset and run state ---- */
+
+/*
+ * Reset @dev (see the top of this file).  @done (may be NULL) runs once
+ * the device is reset; a reset asked while one is in progress joins it
+ * (the stronger kind wins).  Callable from anywhere on the device's loop,
+ * from its own work items too (then it starts once the item returns).
+ */
+void device_reset(Device *dev, DeviceResetKind kind, DeviceResetDone *done,
+                  void *opaque);
+static inline bool device_resetting(Device *dev)
+{
+    return dev->state == DEVICE_RESETTING || dev->state == DEVICE_DELETING;
+}
+/* A function reset is under way: the client's messages wait. */
+static inline bool device_function_resetting(Device *dev)
+{
+    return device_resetting(dev) && dev->reset_kind == DEVICE_RESET_FUNCTION;
+}
+/* May the device take new requests from the guest? (RUNNING only) */
+static inline bool device_fetch_allowed(Device *dev)
+{
+    return dev->state == DEVICE_RUNNING;
+}
+
+/* Requests that hold guest memory: a reset waits for the last release. */
+static inline void device_hold(Device *dev)
+{
+    dev->inflight++;
+}
+void device_release(Device *dev);
+
+/*
+ * Pause / resume one device (RUNNING <-> PAUSED); a device that is
+ * resetting returns to the new state afterwards.
+ */
+void device_pause(Device *dev);
+void device_resume(Device *dev);
+/* Monitor 'stop' / 'cont': every device, and new ones follow. */
+void device_pause_all(void);
+void device_resume_all(void);
+bool device_all_paused(void);
+const char *device_run_state_name(DeviceRunState st);
+
+/* ---- work ---- */
+
+/* A bottom half that runs in @dev's worker. */
+DeviceBH *device_bh_new(Device *dev, void (*cb)(void *opaque), void *opaque);
+void device_bh_schedule(DeviceBH *bh);
+void device_bh_cancel(DeviceBH *bh);
+void device_bh_delete(DeviceBH *bh);        /* NULL is fine */
+
+/* A timer whose callback runs in @dev's worker. */
+DeviceTimer *device_timer_new(Device *dev, void (*cb)(void *opaque),
+                              void *opaque);
+void device_timer_mod(DeviceTimer *t, int64_t expire_ns);
+void device_timer_del(DeviceTimer *t);
+bool device_timer_pending(DeviceTimer *t);
+void device_timer_free(DeviceTimer *t);     /* NULL is fine */
+
+typedef enum DeviceRunResult {
+    DEVICE_RUN_DONE,            /* @fn ran and returned */
+    DEVICE_RUN_PARKED,          /* @fn started and parked; it ends later */
+    DEVICE_RUN_BUSY,            /* nothing ran: another item is parked, or
+                                 * the device is resetting */
+} DeviceRunResult;
+/*
+ * Run @fn(@opaque) in @dev's worker now (a frame from the net layer).
+ * From inside the worker it is a plain call.  When it parks, @opaque must
+ * stay valid until it ends: point it at the device's own state.
+ */
+DeviceRunResult device_run_now(Device *dev, void (*fn)(void *opaque),
+                               void *opaque);
+/* True inside @dev's worker. */
+bool device_in_worker(Device *dev);
+/* Would device_run_now() run now (not BUSY)? */
+static inline bool device_worker_idle(Device *dev)
+{
+    return !dev->worker_busy && (dev->state == DEVICE_RUNNING ||
+                                 dev->state == DEVICE_PAUSED);
+}
+
+/*
+ * For hw/pci: park the current work item until device_unpark().  Returns
+ * what device_unpark() was given, or -ECANCELED when a reset cancelled
+ * the wait (then @cancel(@opaque) was called first, to forget it).
+ * Fails at once with -ECANCELED in an item that was cancelled, and with
+ * -EWOULDBLOCK outside the worker.
+ */
+int device_park(Device *dev, void (*cancel)(void *opaque), void *opaque);
+void device_unpark(Device *dev, int result);
+/* True when the current work item was cancelled (it should unwind). */
+static inline bool device_work_cancelled(Device *dev)
+{
+    return dev->work_cancelled;
+}
+
 /*
  * Hooks for the PCI transport: the core calls them when a PCI device is
- * realized / about to be destroyed, so hw/core never includes the
- * transport.  Set once at startup by hw/vfio-user.
+ * realized, when its reset finished (the transport resumes the client's
+ * messages), and when it is about to be freed, so hw/core never includes
+ * the transport.  Set once at startup by hw/vfio-user.
  */
 typedef struct DeviceTransportHooks {
     bool (*attach)(Device *dev, GError **errp);
+    void (*reset_done)(Device *dev);
     void (*detach)(Device *dev);
 } DeviceTransportHooks;
 void device_set_transport_hooks(const DeviceTransportHooks *hooks);

@@ -6,7 +6,6 @@
 #include "hw/pci/pci.h"
 #include "hw/misc/pci-testdev-regs.h"
 #include "hw/misc/trace.h"
-#include "util/loop.h"
 
 typedef struct TestDev {
     PCIDevice pdev;
@@ -18,7 +17,7 @@ typedef struct TestDev {
     bool dma_busy;
     uint32_t int_status, int_mask;
     uint8_t *mem;               /* BAR2, host memory shared via mmap */
-    LoopBH *dma_bh;
+    DeviceBH *dma_bh;
 } TestDev;
 
 static void testdev_update_irq(TestDev *t)
@@ -38,7 +37,10 @@ static void testdev_raise(TestDev *t, uint32_t bits, unsigned vector)
     }
 }
 
-/* Runs after the MMIO write that started it, never inside it. */
+/*
+ * Work: runs after the MMIO write that started it, never inside it.  With
+ * guest memory reached by messages it parks until the client answers.
+ */
 static void testdev_dma_run(void *opaque)
 {
     TestDev *t = opaque;
@@ -55,6 +57,9 @@ static void testdev_dma_run(void *opaque)
     } else {
         r = pci_dma_write(&t->pdev, t->dma_addr, t->mem + t->dma_buf_off,
                           t->dma_len);
+    }
+    if (r == -ECANCELED) {
+        return;                 /* a reset: it sets everything below */
     }
     t->dma_busy = false;
     t->dma_status = -r;
@@ -146,7 +151,7 @@ static void testdev_write(void *opaque, uint64_t addr, uint64_t val,
     case TESTDEV_REG_DMA_START:
         if ((val & 1) && !t->dma_busy) {
             t->dma_busy = true;
-            loop_bh_schedule(t->dma_bh);
+            device_bh_schedule(t->dma_bh);
         }
         break;
     case TESTDEV_REG_INT_ACK:
@@ -177,11 +182,11 @@ static const PCIBarOps testdev_ops = {
     .write = testdev_write,
 };
 
-static void testdev_reset(Device *dev)
+static void testdev_reset(Device *dev, DeviceResetKind kind)
 {
     TestDev *t = (TestDev *)dev;
 
-    loop_bh_cancel(t->dma_bh);
+    device_bh_cancel(t->dma_bh);
     t->scratch = 0;
     t->reg64 = 0;
     t->dma_addr = 0;
@@ -223,8 +228,8 @@ static bool testdev_realize(Device *dev, GError **errp)
     pci_add_pm_cap(pdev);
     pci_add_msix_cap(pdev, TESTDEV_MSIX_VECTORS, TESTDEV_BAR_MSIX, 0,
                      TESTDEV_BAR_MSIX, TESTDEV_MSIX_PBA_OFF);
-    t->dma_bh = loop_bh_new(t->pdev.dev.loop, testdev_dma_run, t);
-    testdev_reset(dev);
+    t->dma_bh = device_bh_new(dev, testdev_dma_run, t);
+    testdev_reset(dev, DEVICE_RESET_FUNCTION);
     return true;
 }
 
@@ -232,7 +237,7 @@ static void testdev_unrealize(Device *dev)
 {
     TestDev *t = (TestDev *)dev;
 
-    loop_bh_delete(t->dma_bh);
+    device_bh_delete(t->dma_bh);
     pci_device_cleanup(&t->pdev);
 }
 

@@ -26,6 +26,7 @@
  */
 #include "hw/pci/pci.h"
 #include "hw/net/e1000-regs.h"
+#include "hw/net/nic.h"
 #include "hw/net/trace.h"
 #include "net/net.h"
 #include "util/error.h"
@@ -114,13 +115,12 @@ typedef struct E1000State {
     bool irq_level;             /* INTx as driven */
     bool tx_blocked;            /* the backend is full: wait for writable */
     int64_t itr_next;           /* earliest next assertion (ITR) */
-    bool paused;
 
     E1000Tx tx;
     uint8_t *rx_bounce;
+    NicRx rx;                   /* frames from the net layer, in the worker */
 
-    LoopBH *tx_bh;
-    LoopBH *rx_bh;
+    DeviceBH *tx_bh;
     LoopTimer *itr_timer;
     LoopTimer *rdtr_timer, *radv_timer;
     LoopTimer *tidv_timer, *tadv_timer;
@@ -468,7 +468,7 @@ static void e1000_link_update(E1000State *s, bool notify)
     }
     if (up) {
         /* Frames held back while the link was down may flow now. */
-        loop_bh_schedule(s->rx_bh);
+        nic_rx_flush(&s->rx);
     }
 }
 
@@ -771,7 +771,7 @@ static void e1000_set_ctrl(E1000State *s, unsigned idx, uint32_t val)
 
     if (val & E1000_CTRL_RST) {
         trace_e1000_reset(e1000_id(s), "CTRL.RST");
-        e1000_mac_reset(s);
+        device_reset(&s->pdev.dev, DEVICE_RESET_DEVICE, NULL, NULL);
         return;
     }
     s->regs[idx] = val;
@@ -869,7 +869,7 @@ static void e1000_set_rctl(E1000State *s, unsigned idx, uint32_t val)
         net_rx_filter_changed(s->nic);
     }
     if (val & E1000_RCTL_EN) {
-        loop_bh_schedule(s->rx_bh);
+        nic_rx_flush(&s->rx);
     }
 }
 
@@ -892,7 +892,7 @@ static void e1000_set_ra(E1000State *s, unsigned idx, uint32_t val)
 static void e1000_set_rdt(E1000State *s, unsigned idx, uint32_t val)
 {
     s->regs[idx] = val & 0xffff;
-    loop_bh_schedule(s->rx_bh);     /* deliver frames that waited */
+    nic_rx_flush(&s->rx);     /* deliver frames that waited */
 }
 
 static void e1000_set_rdtr(E1000State *s, unsigned idx, uint32_t val)
@@ -908,14 +908,14 @@ static void e1000_set_tctl(E1000State *s, unsigned idx, uint32_t val)
 {
     s->regs[idx] = val;
     if (val & E1000_TCTL_EN) {
-        loop_bh_schedule(s->tx_bh);
+        device_bh_schedule(s->tx_bh);
     }
 }
 
 static void e1000_set_tdt(E1000State *s, unsigned idx, uint32_t val)
 {
     s->regs[idx] = val & 0xffff;
-    loop_bh_schedule(s->tx_bh);
+    device_bh_schedule(s->tx_bh);
 }
 
 static void e1000_set_rxcsum(E1000State *s, unsigned idx, uint32_t val)
@@ -1373,7 +1373,7 @@ static bool e1000_can_receive(NetClient *nc)
 {
     E1000State *s = nc->opaque;
 
-    return !s->paused;
+    return device_fetch_allowed(&s->pdev.dev);
 }
 
 /* A frame that got no further than the MAC: TPR/TOR count it. */
@@ -1390,10 +1390,11 @@ static void e1000_rx_missed(E1000State *s, uint32_t wire_len)
     e1000_set_cause(s, E1000_ICR_RXO);
 }
 
-static ssize_t e1000_receive(NetClient *nc, const struct iovec *iov,
-                             int iovcnt)
+/* One frame, in the worker (see hw/net/nic.h). */
+static ssize_t e1000_rx_frame(void *opaque, const struct iovec *iov,
+                              int iovcnt)
 {
-    E1000State *s = nc->opaque;
+    E1000State *s = opaque;
     uint32_t rctl = REG(s, E1000_RCTL);
     size_t size = e1000_iov_size(iov, iovcnt);
     uint8_t hdr[E1000_ETH_HLEN + E1000_VLAN_HLEN];
@@ -1407,7 +1408,7 @@ static ssize_t e1000_receive(NetClient *nc, const struct iovec *iov,
     uint16_t special = 0, csum;
     bool pif, strip, dma_failed = false;
 
-    if (s->paused) {
+    if (!device_fetch_allowed(&s->pdev.dev)) {
         return -EAGAIN;
     }
     if (!e1000_rx_active(s)) {
@@ -1568,13 +1569,12 @@ static ssize_t e1000_receive(NetClient *nc, const struct iovec *iov,
     return size;
 }
 
-static void e1000_rx_flush(void *opaque)
+static ssize_t e1000_receive(NetClient *nc, const struct iovec *iov,
+                             int iovcnt)
 {
-    E1000State *s = opaque;
+    E1000State *s = nc->opaque;
 
-    if (!s->paused && s->nic) {
-        net_flush_queue(s->nic);
-    }
+    return nic_rx_deliver(&s->rx, iov, iovcnt);
 }
 
 /* ---- transmit ---- */
@@ -1623,7 +1623,7 @@ static void e1000_tx_send(E1000State *s, uint8_t *f, uint32_t len, bool vle,
     }
     if (e1000_loopback(s)) {
         /* Back into our own receiver; no room there means it is lost. */
-        if (e1000_receive(s->nic, iov, iovcnt) == -EAGAIN) {
+        if (e1000_rx_frame(s, iov, iovcnt) == -EAGAIN) {
             e1000_stat_inc(s, E1000_MPC);
         }
     } else if (!s->link_up) {
@@ -1931,7 +1931,8 @@ static void e1000_tx_run(void *opaque)
     unsigned budget = E1000_TX_BUDGET;
     bool progress = false;
 
-    if (s->paused || !(REG(s, E1000_TCTL) & E1000_TCTL_EN) || tdh == tdt) {
+    if (!device_fetch_allowed(&s->pdev.dev) ||
+        !(REG(s, E1000_TCTL) & E1000_TCTL_EN) || tdh == tdt) {
         return;
     }
     if (!n || tdh >= n || tdt >= n) {
@@ -1947,7 +1948,7 @@ static void e1000_tx_run(void *opaque)
             break;                          /* until e1000_writable() */
         }
         if (!budget--) {
-            loop_bh_schedule(s->tx_bh);     /* let the loop breathe */
+            device_bh_schedule(s->tx_bh);     /* let the loop breathe */
             break;
         }
         if (pci_dma_read(&s->pdev, da, d, sizeof(d)) < 0) {
@@ -2019,7 +2020,7 @@ static void e1000_writable(NetClient *nc)
     E1000State *s = nc->opaque;
 
     s->tx_blocked = false;
-    loop_bh_schedule(s->tx_bh);
+    device_bh_schedule(s->tx_bh);
 }
 
 static const NetClientOps e1000_net_ops = {
@@ -2035,7 +2036,8 @@ static const NetClientOps e1000_net_ops = {
 /* Everything but PCI configuration: power-on and CTRL.RST. */
 static void e1000_mac_reset(E1000State *s)
 {
-    loop_bh_cancel(s->tx_bh);
+    device_bh_cancel(s->tx_bh);
+    nic_rx_reset(&s->rx);
     loop_timer_del(s->itr_timer);
     loop_timer_del(s->rdtr_timer);
     loop_timer_del(s->radv_timer);
@@ -2079,32 +2081,28 @@ static void e1000_mac_reset(E1000State *s)
     }
 }
 
-static void e1000_reset(Device *dev)
+/* CTRL.RST resets the MAC; a function reset the PCI function too. */
+static void e1000_reset(Device *dev, DeviceResetKind kind)
 {
     E1000State *s = (E1000State *)dev;
 
-    trace_e1000_reset(e1000_id(s), "device");
-    pci_device_reset(&s->pdev);
-    s->irq_level = false;
-    s->ioaddr = 0;
-    s->paused = false;
+    if (kind == DEVICE_RESET_FUNCTION) {
+        trace_e1000_reset(e1000_id(s), "device");
+        pci_device_reset(&s->pdev);
+        s->irq_level = false;
+        s->ioaddr = 0;
+    }
     e1000_mac_reset(s);
 }
 
-static void e1000_pause(Device *dev)
+static void e1000_run_state_changed(Device *dev, bool running)
 {
     E1000State *s = (E1000State *)dev;
 
-    s->paused = true;
-}
-
-static void e1000_resume(Device *dev)
-{
-    E1000State *s = (E1000State *)dev;
-
-    s->paused = false;
-    loop_bh_schedule(s->tx_bh);
-    loop_bh_schedule(s->rx_bh);
+    if (running) {
+        device_bh_schedule(s->tx_bh);
+        nic_rx_flush(&s->rx);
+    }
 }
 
 static bool e1000_parse_mac(const char *str, uint8_t *mac, GError **errp)
@@ -2136,15 +2134,15 @@ static bool e1000_parse_mac(const char *str, uint8_t *mac, GError **errp)
 
 static void e1000_free_resources(E1000State *s)
 {
-    loop_bh_delete(s->tx_bh);
-    loop_bh_delete(s->rx_bh);
+    device_bh_delete(s->tx_bh);
+    nic_rx_cleanup(&s->rx);
     loop_timer_free(s->itr_timer);
     loop_timer_free(s->rdtr_timer);
     loop_timer_free(s->radv_timer);
     loop_timer_free(s->tidv_timer);
     loop_timer_free(s->tadv_timer);
     loop_timer_free(s->autoneg_timer);
-    s->tx_bh = s->rx_bh = NULL;
+    s->tx_bh = NULL;
     s->itr_timer = s->autoneg_timer = NULL;
     s->rdtr_timer = s->radv_timer = s->tidv_timer = s->tadv_timer = NULL;
     g_clear_pointer(&s->tx.buf, g_free);
@@ -2188,8 +2186,8 @@ static bool e1000_realize(Device *dev, GError **errp)
 
     s->tx.buf = g_malloc0(E1000_TX_BUF_SIZE);
     s->rx_bounce = g_malloc0(E1000_RX_BOUNCE_SIZE);
-    s->tx_bh = loop_bh_new(s->pdev.dev.loop, e1000_tx_run, s);
-    s->rx_bh = loop_bh_new(s->pdev.dev.loop, e1000_rx_flush, s);
+    s->tx_bh = device_bh_new(dev, e1000_tx_run, s);
+    nic_rx_init(&s->rx, pdev, e1000_rx_frame, s);
     s->itr_timer = loop_timer_new(s->pdev.dev.loop, e1000_itr_expired, s);
     s->rdtr_timer = loop_timer_new(s->pdev.dev.loop, e1000_rx_delay_expired, s);
     s->radv_timer = loop_timer_new(s->pdev.dev.loop, e1000_rx_delay_expired, s);
@@ -2204,8 +2202,9 @@ static bool e1000_realize(Device *dev, GError **errp)
         e1000_free_resources(s);
         return false;
     }
+    s->rx.nc = s->nic;
     e1000_instances++;
-    e1000_reset(dev);
+    e1000_reset(dev, DEVICE_RESET_FUNCTION);
     return true;
 }
 
@@ -2237,8 +2236,7 @@ static const DeviceClass e1000_class = {
     .realize = e1000_realize,
     .unrealize = e1000_unrealize,
     .reset = e1000_reset,
-    .pause = e1000_pause,
-    .resume = e1000_resume,
+    .run_state_changed = e1000_run_state_changed,
 };
 
 static void __attribute__((constructor)) e1000_register(void)

@@ -50,7 +50,7 @@ void nvme_aer_process(NvmeCtrl *n)
 {
     unsigned i = 0;
 
-    while (n->aer_outstanding && i < n->aer_queued && nvme_ready(n)) {
+    while (n->aer_outstanding && i < n->aer_queued && nvme_queues_live(n)) {
         uint32_t result = n->aer_queue[i];
         unsigned type = NVME_AER_RESULT_TYPE(result);
         NvmeRequest *req;

@@ -11,78 +11,45 @@
 #include "hw/nvme/trace.h"
 #include "util/error.h"
 
-/* ---- busy depth and deferred control operations ---- */
-
 static void nvme_write_cc(NvmeCtrl *n, uint32_t val);
-static void nvme_ctrl_reset(NvmeCtrl *n, NvmeResetKind kind);
-static void nvme_finish_reset(NvmeCtrl *n);
-static void nvme_finish_shutdown(NvmeCtrl *n);
-static void nvme_shutdown(NvmeCtrl *n);
-
-static bool nvme_deferred_due(NvmeCtrl *n)
-{
-    return n->pending_reset || n->pending_cc ||
-           ((n->reset_async || n->shutdown_pending) && !n->blk_inflight);
-}
-
-void nvme_enter(NvmeCtrl *n)
-{
-    n->busy++;
-}
-
-void nvme_leave(NvmeCtrl *n)
-{
-    g_assert(n->busy > 0);
-    if (--n->busy == 0 && nvme_deferred_due(n)) {
-        /*
-         * Not from here: we may be inside a block driver's completion
-         * handler, where a drain could not make progress.
-         */
-        loop_bh_schedule(n->deferred_bh);
-    }
-}
-
-/*
- * Control operations that could not run where they were asked for: CC
- * writes and resets nested in our own DMA, and a controller reset or a
- * shutdown that waited for the block layer to go idle.
- */
-static void nvme_deferred_bh(void *opaque)
-{
-    NvmeCtrl *n = opaque;
-
-    while (!n->busy) {
-        if (n->pending_reset) {
-            n->pending_reset = false;
-            nvme_ctrl_reset(n, NVME_RESET_FUNCTION);
-        } else if (n->reset_async && !n->blk_inflight) {
-            nvme_finish_reset(n);
-        } else if (n->shutdown_pending && !n->blk_inflight) {
-            nvme_finish_shutdown(n);
-        } else if (n->pending_cc && !n->reset_async) {
-            n->pending_cc = false;
-            nvme_write_cc(n, n->pending_cc_val);
-        } else {
-            break;
-        }
-    }
-}
+static void nvme_shutdown_flush(NvmeCtrl *n);
+static void nvme_enable(NvmeCtrl *n);
 
 void nvme_schedule(NvmeCtrl *n)
 {
-    loop_bh_schedule(n->bh);
+    device_bh_schedule(n->bh);
 }
 
 void nvme_irq_schedule(NvmeCtrl *n)
 {
-    loop_bh_schedule(n->irq_bh);
+    device_bh_schedule(n->irq_bh);
+}
+
+static void nvme_set_state(NvmeCtrl *n, NvmeCtrlState st)
+{
+    static const char *const names[] = {
+        [NVME_CTRL_DISABLED] = "disabled",
+        [NVME_CTRL_READY] = "ready",
+        [NVME_CTRL_SHUTDOWN_DRAIN] = "shutdown-drain",
+        [NVME_CTRL_SHUTDOWN_FLUSH] = "shutdown-flush",
+        [NVME_CTRL_FAILED] = "failed",
+    };
+
+    if (n->state != st) {
+        trace_nvme_ctrl_state(nvme_id(n), names[n->state], names[st]);
+        n->state = st;
+    }
 }
 
 void nvme_set_fatal(NvmeCtrl *n, const char *why)
 {
+    if (device_work_cancelled(&n->pdev.dev)) {
+        return;                 /* a reset unwinds this work: no error */
+    }
     if (!(n->csts & NVME_CSTS_CFS)) {
         trace_nvme_err_fatal(nvme_id(n), why);
         n->csts |= NVME_CSTS_CFS;
+        nvme_set_state(n, NVME_CTRL_FAILED);
     }
 }
 
@@ -186,35 +153,21 @@ static void nvme_irq_flush(NvmeCtrl *n, bool force)
     if (!msg) {
         nvme_update_intx(n);
     }
-    if (arm && !loop_timer_pending(n->coalesce_timer)) {
+    if (arm && !device_timer_pending(n->coalesce_timer)) {
         int64_t us = NVME_IRQC_TIME(n->features.irq_coalescing) * 100;
 
-        loop_timer_mod(n->coalesce_timer, clock_ns() + us * 1000);
+        device_timer_mod(n->coalesce_timer, clock_ns() + us * 1000);
     }
 }
 
 static void nvme_irq_bh(void *opaque)
 {
-    NvmeCtrl *n = opaque;
-
-    if (n->resetting) {
-        return;
-    }
-    nvme_enter(n);
-    nvme_irq_flush(n, false);
-    nvme_leave(n);
+    nvme_irq_flush(opaque, false);
 }
 
 static void nvme_coalesce_timer_cb(void *opaque)
 {
-    NvmeCtrl *n = opaque;
-
-    if (n->resetting) {
-        return;
-    }
-    nvme_enter(n);
-    nvme_irq_flush(n, true);
-    nvme_leave(n);
+    nvme_irq_flush(opaque, true);
 }
 
 /* ---- keep alive ---- */
@@ -223,7 +176,7 @@ static void nvme_kato_cb(void *opaque)
 {
     NvmeCtrl *n = opaque;
 
-    if (!n->features.kato || !nvme_ready(n)) {
+    if (!n->features.kato || n->state != NVME_CTRL_READY) {
         return;
     }
     trace_nvme_err_kato_expired(nvme_id(n), n->features.kato);
@@ -233,33 +186,26 @@ static void nvme_kato_cb(void *opaque)
 
 void nvme_kato_restart(NvmeCtrl *n)
 {
-    if (n->features.kato && nvme_ready(n)) {
+    if (n->features.kato && n->state == NVME_CTRL_READY) {
         /* Round up to the 100 ms granularity of KAS. */
         uint64_t ms = QEMU_ALIGN_UP((uint64_t)n->features.kato, 100);
 
-        loop_timer_mod(n->kato_timer, clock_ns() + ms * 1000000);
+        device_timer_mod(n->kato_timer, clock_ns() + ms * 1000000);
     } else {
-        loop_timer_del(n->kato_timer);
+        device_timer_del(n->kato_timer);
     }
 }
 
-/* ---- the submission bottom half ---- */
+/* ---- work ---- */
 
+/* Fetch and start commands; flush CQ wait lists; complete AERs. */
 static void nvme_process_bh(void *opaque)
 {
     NvmeCtrl *n = opaque;
 
-    if (n->resetting) {
+    if (n->state == NVME_CTRL_DISABLED) {
         return;
     }
-    if (n->in_bh) {
-        /* Nested (a reset's drain): run again later. */
-        n->bh_again = true;
-        return;
-    }
-    nvme_enter(n);
-    n->in_bh = true;
-    n->bh_again = false;
     for (unsigned i = 0; i < NVME_MAX_QUEUES; i++) {
         if (n->cq[i] && !g_queue_is_empty(&n->cq[i]->waitq)) {
             nvme_cq_flush_waitq(n, n->cq[i]);
@@ -275,26 +221,55 @@ static void nvme_process_bh(void *opaque)
     if (n->aer_outstanding && n->aer_queued) {
         nvme_aer_process(n);
     }
-    if (nvme_ready(n) && !n->paused && !n->blk_stopped &&
-        !n->shutdown_pending) {
-        nvme_ns_plug_all(n, true);
-        for (unsigned i = 0; i < NVME_MAX_QUEUES && nvme_ready(n); i++) {
-            NvmeSQueue *sq = n->sq[i];
+    if (!nvme_ready(n)) {
+        return;
+    }
+    nvme_ns_plug_all(n, true);
+    for (unsigned i = 0; i < NVME_MAX_QUEUES && nvme_ready(n); i++) {
+        NvmeSQueue *sq = n->sq[i];
 
-            if (sq && !sq->deleting) {
-                nvme_process_sq(n, sq);
-            }
-            if (n->resetting) {
-                break;
-            }
+        if (sq && !sq->deleting) {
+            nvme_process_sq(n, sq);
         }
-        nvme_ns_plug_all(n, false);
     }
-    n->in_bh = false;
-    if (n->bh_again) {
-        nvme_schedule(n);
+    nvme_ns_plug_all(n, false);
+}
+
+void nvme_req_complete_later(NvmeRequest *req)
+{
+    NvmeCtrl *n = req->sq->ctrl;
+
+    if (nvme_resetting(n)) {
+        nvme_req_drop(req);         /* the host is not told any more */
+        return;
     }
-    nvme_leave(n);
+    g_queue_push_tail_link(&n->completed, &req->link);
+    device_bh_schedule(n->complete_bh);
+}
+
+/* Finish what the block layer completed: data out, CQEs, interrupts. */
+static void nvme_complete_bh(void *opaque)
+{
+    NvmeCtrl *n = opaque;
+    GList *l;
+
+    while ((l = g_queue_pop_head_link(&n->completed))) {
+        NvmeRequest *req = l->data;
+
+        nvme_req_finish(n, req);
+        nvme_req_complete(req);
+    }
+    if (n->state == NVME_CTRL_SHUTDOWN_DRAIN && !n->blk_inflight) {
+        nvme_shutdown_flush(n);
+    }
+}
+
+/* The last request left the block layer. */
+void nvme_blk_idle(NvmeCtrl *n)
+{
+    if (n->state == NVME_CTRL_SHUTDOWN_DRAIN) {
+        device_bh_schedule(n->complete_bh);
+    }
 }
 
 /* ---- controller enable, reset, shutdown ---- */
@@ -341,69 +316,102 @@ static bool nvme_start_ctrl(NvmeCtrl *n)
     return true;
 }
 
-static void nvme_finish_shutdown(NvmeCtrl *n)
+/* ---- shutdown (CC.SHN) ---- */
+
+static void nvme_shutdown_done(NvmeCtrl *n)
 {
-    nvme_enter(n);
-    n->shutdown_pending = false;
+    n->csts = (n->csts & ~NVME_CSTS_SHST_MASK) |
+              (NVME_CSTS_SHST_COMPLETE << NVME_CSTS_SHST_SHIFT);
+    trace_nvme_ctrl_shutdown_done(nvme_id(n));
+    nvme_set_state(n, NVME_CTRL_READY);
+    /* Commands that came in meanwhile are fetched again. */
+    nvme_schedule(n);
+}
+
+static void nvme_shutdown_flush_cb(void *opaque, int ret)
+{
+    NvmeNamespace *ns = opaque;
+    NvmeCtrl *n = ns->ctrl;
+
+    if (ret < 0) {
+        trace_nvme_flush_failed(nvme_id(n), ns->nsid, ret);
+    }
+    pci_dma_release(&n->pdev);
+    if (--n->shutdown_flushes == 0 && !nvme_resetting(n) &&
+        n->state == NVME_CTRL_SHUTDOWN_FLUSH) {
+        nvme_shutdown_done(n);
+    }
+}
+
+/* Nothing is in flight any more: flush every writable namespace. */
+static void nvme_shutdown_flush(NvmeCtrl *n)
+{
+    nvme_set_state(n, NVME_CTRL_SHUTDOWN_FLUSH);
+    n->shutdown_flushes = 1;            /* until every flush started */
     for (unsigned i = 1; i <= NVME_MAX_NAMESPACES; i++) {
         NvmeNamespace *ns = n->ns[i];
 
         if (ns && !ns->read_only) {
-            int r = blk_node_flush_sync(blk_node(ns->blk));
-
-            if (r < 0) {
-                trace_nvme_flush_failed(nvme_id(n), i, r);
+            /* A reset waits for the flush like for any request. */
+            pci_dma_hold(&n->pdev);
+            if (blk_flush(ns->blk, &ns->flush_req, nvme_shutdown_flush_cb,
+                          ns) == 0) {
+                n->shutdown_flushes++;
+            } else {
+                pci_dma_release(&n->pdev);
             }
         }
     }
-    n->csts = (n->csts & ~NVME_CSTS_SHST_MASK) |
-              (NVME_CSTS_SHST_COMPLETE << NVME_CSTS_SHST_SHIFT);
-    trace_nvme_ctrl_shutdown_done(nvme_id(n));
-    /* Commands that came in meanwhile are fetched again. */
-    nvme_schedule(n);
-    nvme_leave(n);
+    if (--n->shutdown_flushes == 0) {
+        nvme_shutdown_done(n);
+    }
 }
 
 /*
  * CC.SHN: stop fetching, let what is in flight complete, flush, then
  * report SHST complete.  Nothing waits here: the last completion brings
- * us back through the deferred bottom half.
+ * the work back (nvme_complete_bh).
  */
 static void nvme_shutdown(NvmeCtrl *n)
 {
     trace_nvme_ctrl_shutdown(nvme_id(n), NVME_CC_SHN(n->cc));
-    n->csts = (n->csts & ~NVME_CSTS_SHST_MASK) |
-              (NVME_CSTS_SHST_OCCURRING << NVME_CSTS_SHST_SHIFT);
-    n->shutdown_pending = true;
-    if (n->blk_inflight && n->blk_stopped) {
-        /* Held by a stop error policy: fail them rather than wait. */
-        nvme_ns_drain_all(n);
-    }
-    if (n->blk_inflight) {
-        trace_nvme_ctrl_wait(nvme_id(n), "shutdown", n->blk_inflight);
+    if (n->state == NVME_CTRL_DISABLED || n->state == NVME_CTRL_FAILED) {
+        /* No queues, nothing in flight: complete at once. */
+        n->csts = (n->csts & ~NVME_CSTS_SHST_MASK) |
+                  (NVME_CSTS_SHST_COMPLETE << NVME_CSTS_SHST_SHIFT);
         return;
     }
-    nvme_finish_shutdown(n);
+    if (n->state != NVME_CTRL_READY) {
+        return;                 /* one is under way */
+    }
+    n->csts = (n->csts & ~NVME_CSTS_SHST_MASK) |
+              (NVME_CSTS_SHST_OCCURRING << NVME_CSTS_SHST_SHIFT);
+    nvme_set_state(n, NVME_CTRL_SHUTDOWN_DRAIN);
+    if (n->blk_inflight) {
+        trace_nvme_ctrl_wait(nvme_id(n), "shutdown", n->blk_inflight);
+    }
+    /* Requests held by a stop policy would wait for a cont: fail them. */
+    nvme_ns_cancel_queued(n, false);
+    device_bh_schedule(n->complete_bh);
 }
 
+/* ---- enable and reset ---- */
+
 /*
- * The one reset.  CC.EN 1 -> 0 (NVME_RESET_CONTROLLER) keeps the admin
- * queue registers and the PCI function state; every other reset
- * (NVME_RESET_FUNCTION) clears those too and resets the PCI function.
- * In-flight block requests complete first (their CQEs are dropped), so
- * nothing holds guest memory when this returns.  (CC.EN 1 -> 0 only gets
- * here once nothing is in flight, so it never waits.)
+ * The one reset (DeviceClass.reset, run by hw/core once nothing is in the
+ * block layer and no work runs).  CC.EN 1 -> 0 (DEVICE_RESET_DEVICE)
+ * keeps the admin queue registers and the PCI function state; a function
+ * reset clears those too.
  */
-static void nvme_ctrl_reset(NvmeCtrl *n, NvmeResetKind kind)
+static void nvme_ctrl_reset(NvmeCtrl *n, DeviceResetKind kind)
 {
     trace_nvme_ctrl_reset(nvme_id(n), kind);
-    nvme_enter(n);
-    n->resetting = true;
-    loop_bh_cancel(n->bh);
-    loop_bh_cancel(n->irq_bh);
-    loop_timer_del(n->coalesce_timer);
-    loop_timer_del(n->kato_timer);
-    nvme_ns_drain_all(n);
+    device_bh_cancel(n->bh);
+    device_bh_cancel(n->complete_bh);
+    device_bh_cancel(n->irq_bh);
+    device_timer_del(n->coalesce_timer);
+    device_timer_del(n->kato_timer);
+    g_assert(n->blk_inflight == 0 && g_queue_is_empty(&n->completed));
 
     for (unsigned i = NVME_MAX_QUEUES; i-- > 0;) {
         if (n->sq[i]) {
@@ -415,7 +423,7 @@ static void nvme_ctrl_reset(NvmeCtrl *n, NvmeResetKind kind)
             nvme_cq_free(n, n->cq[i]);
         }
     }
-    g_assert(n->aer_outstanding == 0 && n->blk_inflight == 0);
+    g_assert(n->aer_outstanding == 0);
     n->aer_queued = 0;
     n->aer_masked = 0;
     n->dbbuf_enabled = false;
@@ -424,23 +432,49 @@ static void nvme_ctrl_reset(NvmeCtrl *n, NvmeResetKind kind)
     n->intms = 0;
     n->msi_pending = 0;
     n->csts = 0;
-    n->blk_stopped = false;
-    n->reset_async = false;
-    n->shutdown_pending = false;
+    nvme_set_state(n, NVME_CTRL_DISABLED);
     n->page_size = 4096;
     n->page_bits = 12;
-    if (kind == NVME_RESET_FUNCTION) {
+    if (kind == DEVICE_RESET_FUNCTION) {
         n->cc = 0;
         n->aqa = 0;
         n->asq = 0;
         n->acq = 0;
-        n->paused = false;
         pci_device_reset(&n->pdev);
     } else {
         pci_set_irq(&n->pdev, false);
     }
-    n->resetting = false;
-    nvme_leave(n);
+}
+
+static void nvme_reset(Device *dev, DeviceResetKind kind)
+{
+    NvmeCtrl *n = (NvmeCtrl *)dev;
+
+    nvme_ctrl_reset(n, kind);
+    /* What the host wrote meanwhile (it should have waited for RDY=0). */
+    if (n->cc & NVME_CC_EN) {
+        nvme_enable(n);
+    }
+}
+
+/*
+ * Reset step 3: completions not yet posted are dropped, requests held by
+ * the stop policy fail, and those a throttle holds too when the function
+ * resets (CC.EN 1 -> 0 lets them through: the host wrote them); what the
+ * backend has completes.
+ */
+static void nvme_quiesce(Device *dev, DeviceResetKind kind)
+{
+    NvmeCtrl *n = (NvmeCtrl *)dev;
+    GList *l;
+
+    while ((l = g_queue_pop_head_link(&n->completed))) {
+        nvme_req_drop(l->data);
+    }
+    nvme_ns_cancel_queued(n, kind == DEVICE_RESET_FUNCTION);
+    if (n->blk_inflight) {
+        trace_nvme_ctrl_wait(nvme_id(n), "reset", n->blk_inflight);
+    }
 }
 
 static void nvme_enable(NvmeCtrl *n)
@@ -448,23 +482,10 @@ static void nvme_enable(NvmeCtrl *n)
     n->csts &= ~NVME_CSTS_SHST_MASK;
     if (nvme_start_ctrl(n)) {
         n->csts |= NVME_CSTS_RDY;
+        nvme_set_state(n, NVME_CTRL_READY);
     } else {
         n->csts |= NVME_CSTS_CFS;
-    }
-}
-
-/* The controller reset of CC.EN 1 -> 0, once nothing is in flight. */
-static void nvme_finish_reset(NvmeCtrl *n)
-{
-    uint32_t cc = n->cc;
-
-    nvme_ctrl_reset(n, NVME_RESET_CONTROLLER);
-    /* What the host wrote meanwhile (it should have waited for RDY=0). */
-    if (cc & NVME_CC_EN) {
-        nvme_enable(n);
-    }
-    if (NVME_CC_SHN(cc) != NVME_CC_SHN_NONE) {
-        nvme_shutdown(n);
+        nvme_set_state(n, NVME_CTRL_FAILED);
     }
 }
 
@@ -478,37 +499,23 @@ static void nvme_write_cc(NvmeCtrl *n, uint32_t val)
                           (0xfu << NVME_CC_IOSQES_SHIFT) |
                           (0xfu << NVME_CC_IOCQES_SHIFT);
 
-    if (n->busy) {
-        /* Nested inside our own DMA: apply once it unwinds. */
-        trace_nvme_cc_deferred(nvme_id(n), val);
-        n->pending_cc = true;
-        n->pending_cc_val = val;
-        return;
-    }
     trace_nvme_mmio_cc(nvme_id(n), old, val);
     val &= mask;
     n->cc = val;
-    if (n->reset_async) {
-        /* A reset is finishing: the new value applies after it. */
+    if (nvme_resetting(n)) {
+        /* Applied once the reset is done (a host that did not wait). */
         return;
     }
     if ((old & NVME_CC_EN) && !(val & NVME_CC_EN)) {
-        if (n->blk_inflight && !n->blk_stopped) {
-            /*
-             * Outstanding requests complete (their CQEs are dropped)
-             * before CSTS.RDY drops; the last one finishes the reset.
-             */
-            trace_nvme_ctrl_wait(nvme_id(n), "reset", n->blk_inflight);
-            n->resetting = true;
-            n->reset_async = true;
-            loop_bh_cancel(n->bh);
-            loop_bh_cancel(n->irq_bh);
-            loop_timer_del(n->coalesce_timer);
-            loop_timer_del(n->kato_timer);
-            return;
-        }
-        nvme_ctrl_reset(n, NVME_RESET_CONTROLLER);
-    } else if (!(old & NVME_CC_EN) && (val & NVME_CC_EN)) {
+        /*
+         * Outstanding requests complete (their CQEs are dropped) before
+         * CSTS.RDY drops; hw/core holds the host's next accesses until
+         * then (section 3.7.2 of the NVMe 1.4 base specification).
+         */
+        device_reset(&n->pdev.dev, DEVICE_RESET_DEVICE, NULL, NULL);
+        return;
+    }
+    if (!(old & NVME_CC_EN) && (val & NVME_CC_EN)) {
         nvme_enable(n);
     }
     if (NVME_CC_SHN(val) != NVME_CC_SHN_NONE &&
@@ -531,7 +538,7 @@ static void nvme_doorbell(NvmeCtrl *n, uint64_t addr, uint32_t val)
     unsigned qid = idx >> 1;
     bool is_cq = idx & 1;
 
-    if (!nvme_ready(n)) {
+    if (!nvme_queues_live(n)) {
         trace_nvme_err_db_not_ready(nvme_id(n), addr, val);
         return;
     }
@@ -702,45 +709,14 @@ static const PCIBarOps nvme_mmio_ops = {
 
 /* ---- device class ---- */
 
-static void nvme_reset(Device *dev)
+static void nvme_run_state_changed(Device *dev, bool running)
 {
     NvmeCtrl *n = (NvmeCtrl *)dev;
 
-    if (n->busy) {
-        /*
-         * Nested in our own processing (a synchronous DMA or a drain),
-         * whose frames still use the queues: those go later, when it
-         * unwinds.  But the caller may unmap guest memory as soon as we
-         * return (client disconnect), so nothing may still hold guest
-         * pointers: stop submitting and drain now.
-         */
-        trace_nvme_reset_deferred(nvme_id(n), n->busy);
-        n->pending_cc = false;
-        n->pending_reset = true;
-        n->resetting = true;
-        loop_bh_cancel(n->bh);
-        loop_bh_cancel(n->irq_bh);
-        nvme_ns_drain_all(n);
-        return;
+    trace_nvme_pause(nvme_id(n), !running);
+    if (running) {
+        nvme_schedule(n);
     }
-    nvme_ctrl_reset(n, NVME_RESET_FUNCTION);
-}
-
-static void nvme_pause(Device *dev)
-{
-    NvmeCtrl *n = (NvmeCtrl *)dev;
-
-    trace_nvme_pause(nvme_id(n), true);
-    n->paused = true;
-}
-
-static void nvme_resume(Device *dev)
-{
-    NvmeCtrl *n = (NvmeCtrl *)dev;
-
-    trace_nvme_pause(nvme_id(n), false);
-    n->paused = false;
-    nvme_schedule(n);
 }
 
 static bool nvme_check_props(NvmeCtrl *n, GError **errp)
@@ -818,12 +794,13 @@ static bool nvme_realize(Device *dev, GError **errp)
     pci_add_msix_cap(pdev, n->nr_vectors, NVME_BAR_MSIX, 0, NVME_BAR_MSIX,
                      2048);
 
-    n->bh = loop_bh_new(n->pdev.dev.loop, nvme_process_bh, n);
-    n->irq_bh = loop_bh_new(n->pdev.dev.loop, nvme_irq_bh, n);
-    n->deferred_bh = loop_bh_new(n->pdev.dev.loop, nvme_deferred_bh, n);
-    n->coalesce_timer = loop_timer_new(n->pdev.dev.loop, nvme_coalesce_timer_cb, n);
-    n->kato_timer = loop_timer_new(n->pdev.dev.loop, nvme_kato_cb, n);
-    nvme_ctrl_reset(n, NVME_RESET_FUNCTION);
+    g_queue_init(&n->completed);
+    n->bh = device_bh_new(dev, nvme_process_bh, n);
+    n->complete_bh = device_bh_new(dev, nvme_complete_bh, n);
+    n->irq_bh = device_bh_new(dev, nvme_irq_bh, n);
+    n->coalesce_timer = device_timer_new(dev, nvme_coalesce_timer_cb, n);
+    n->kato_timer = device_timer_new(dev, nvme_kato_cb, n);
+    nvme_ctrl_reset(n, DEVICE_RESET_FUNCTION);
     trace_nvme_realize(nvme_id(n), n->max_ioqpairs, n->mqes,
                        n->drive ? n->drive : "");
     return true;
@@ -833,16 +810,15 @@ static void nvme_unrealize(Device *dev)
 {
     NvmeCtrl *n = (NvmeCtrl *)dev;
 
-    nvme_ctrl_reset(n, NVME_RESET_FUNCTION);
     if (n->ns1.blk) {
         nvme_ns_detach(n, &n->ns1);
         nvme_ns_cleanup(&n->ns1);
     }
-    loop_bh_delete(n->bh);
-    loop_bh_delete(n->irq_bh);
-    loop_bh_delete(n->deferred_bh);
-    loop_timer_free(n->coalesce_timer);
-    loop_timer_free(n->kato_timer);
+    device_bh_delete(n->bh);
+    device_bh_delete(n->complete_bh);
+    device_bh_delete(n->irq_bh);
+    device_timer_free(n->coalesce_timer);
+    device_timer_free(n->kato_timer);
     g_free(n->bit_bucket);
     pci_device_cleanup(&n->pdev);
 }
@@ -882,9 +858,9 @@ const DeviceClass nvme_class = {
     .props = nvme_props,
     .realize = nvme_realize,
     .unrealize = nvme_unrealize,
+    .quiesce = nvme_quiesce,
     .reset = nvme_reset,
-    .pause = nvme_pause,
-    .resume = nvme_resume,
+    .run_state_changed = nvme_run_state_changed,
 };
 
 static void __attribute__((constructor)) nvme_register(void)

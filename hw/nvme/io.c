@@ -472,6 +472,7 @@ static void nvme_account(NvmeCtrl *n, NvmeRequest *req)
     }
 }
 
+/* @req left the block layer (completed, or its submission failed). */
 static void nvme_blk_done(NvmeRequest *req)
 {
     NvmeCtrl *n = req->sq->ctrl;
@@ -479,43 +480,35 @@ static void nvme_blk_done(NvmeRequest *req)
     g_assert(req->in_block && n->blk_inflight > 0);
     req->in_block = false;
     req->sq->blk_inflight--;
-    if (--n->blk_inflight == 0 && (n->reset_async || n->shutdown_pending)) {
-        /* A controller reset or shutdown was waiting for this. */
-        loop_bh_schedule(n->deferred_bh);
-    }
-}
-
-/* A completion from the block layer (not a failed submission). */
-static void nvme_blk_cb(NvmeCtrl *n, NvmeRequest *req, int ret)
-{
-    nvme_blk_done(req);
-    if (n->blk_stopped && ret >= 0) {
-        /* Held requests were retried (cont) and went through. */
-        n->blk_stopped = false;
-        nvme_schedule(n);
+    pci_dma_release(&n->pdev);
+    if (--n->blk_inflight == 0) {
+        nvme_blk_idle(n);
     }
 }
 
 static void nvme_rw_cb(void *opaque, int ret)
 {
     NvmeRequest *req = opaque;
-    NvmeSQueue *sq = req->sq;
-    NvmeCtrl *n = sq->ctrl;
+    NvmeCtrl *n = req->sq->ctrl;
 
-    nvme_enter(n);
-    nvme_blk_cb(n, req, ret);
-    if (req->dma_held) {
-        req->dma_held = false;
-        pci_dma_release(&n->pdev);
-    }
+    nvme_blk_done(req);
+    req->blk_ret = ret;
     if (ret < 0) {
         trace_nvme_blk_failed(nvme_id(n), req->cmd.cid, req->cmd.opcode, ret);
         req->status = nvme_blk_status(req, ret);
-    } else if (!n->resetting) {
+    }
+    nvme_req_complete_later(req);
+}
+
+/* In the worker, after the block layer: finish a read, compare, account. */
+void nvme_req_finish(NvmeCtrl *n, NvmeRequest *req)
+{
+    if (req->status == NVME_SUCCESS && req->blk_ret >= 0) {
         if (req->data == NVME_DATA_BOUNCE &&
             req->cmd.opcode == NVME_CMD_READ) {
             req->status = nvme_bounce_to_guest(n, req);
-        } else if (req->cmd.opcode == NVME_CMD_COMPARE) {
+        } else if (req->cmd.opcode == NVME_CMD_COMPARE &&
+                   req->data == NVME_DATA_BOUNCE) {
             req->status = nvme_compare_data(n, req);
         }
         if (req->status == NVME_SUCCESS) {
@@ -526,25 +519,27 @@ static void nvme_rw_cb(void *opaque, int ret)
         nvme_bounce_put(req);
         req->data = NVME_DATA_NONE;
     }
-    nvme_req_complete(req);
-    nvme_leave(n);
 }
 
-/* About to hand @req to the block layer. */
+/* About to hand @req to the block layer: a reset waits for it. */
 static void nvme_blk_start(NvmeRequest *req)
 {
+    NvmeCtrl *n = req->sq->ctrl;
+
     req->in_block = true;
+    req->blk_ret = 0;
     req->sq->blk_inflight++;
-    req->sq->ctrl->blk_inflight++;
+    n->blk_inflight++;
+    pci_dma_hold(&n->pdev);
 }
 
 /*
- * A reset that arrived while this command was being mapped (nested in a
- * synchronous DMA) has drained the backends: nothing new may go out.
+ * A reset cancelled this work, or (from a completion of a multi-step
+ * command) is under way: nothing new may go out.
  */
 static bool nvme_submit_blocked(NvmeCtrl *n, NvmeRequest *req)
 {
-    if (!n->resetting) {
+    if (!device_work_cancelled(&n->pdev.dev) && !nvme_resetting(n)) {
         return false;
     }
     nvme_unmap_data(n, req);
@@ -729,22 +724,18 @@ static void nvme_dsm_cb(void *opaque, int ret)
     NvmeCtrl *n = req->sq->ctrl;
     uint16_t st;
 
-    nvme_enter(n);
-    nvme_blk_cb(n, req, ret);
+    nvme_blk_done(req);
     if (ret < 0 && ret != -ENOTSUP && ret != -EOPNOTSUPP) {
         /* Deallocation is advisory, but a failing backend is reported. */
         trace_nvme_blk_failed(nvme_id(n), req->cmd.cid, req->cmd.opcode, ret);
         st = nvme_blk_status(req, ret);
-    } else if (n->resetting) {
-        st = NVME_SUCCESS;
     } else {
-        st = nvme_dsm_step(n, req);
+        st = nvme_dsm_step(n, req);     /* the next range, or done */
     }
     if (st != NVME_NO_COMPLETE) {
         req->status = st;
-        nvme_req_complete(req);
+        nvme_req_complete_later(req);
     }
-    nvme_leave(n);
 }
 
 static uint16_t nvme_dsm(NvmeCtrl *n, NvmeRequest *req)
@@ -823,21 +814,17 @@ static void nvme_flush_cb(void *opaque, int ret)
     NvmeCtrl *n = req->sq->ctrl;
     uint16_t st;
 
-    nvme_enter(n);
-    nvme_blk_cb(n, req, ret);
+    nvme_blk_done(req);
     if (ret < 0) {
         trace_nvme_blk_failed(nvme_id(n), req->cmd.cid, req->cmd.opcode, ret);
         st = nvme_blk_status(req, ret);
-    } else if (n->resetting) {
-        st = NVME_SUCCESS;
     } else {
-        st = nvme_flush_step(n, req);
+        st = nvme_flush_step(n, req);   /* the next namespace, or done */
     }
     if (st != NVME_NO_COMPLETE) {
         req->status = st;
-        nvme_req_complete(req);
+        nvme_req_complete_later(req);
     }
-    nvme_leave(n);
 }
 
 uint16_t nvme_io_cmd(NvmeCtrl *n, NvmeRequest *req)

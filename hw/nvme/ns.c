@@ -50,12 +50,25 @@ static void nvme_ns_stop_cb(void *opaque)
      * stop fetching commands until a request completes again.
      */
     trace_nvme_blk_stopped(nvme_id(ns->ctrl), ns->nsid);
-    ns->ctrl->blk_stopped = true;
+    device_pause(&ns->ctrl->pdev.dev);
+}
+
+/* The last request of a namespace being removed is done: it may go. */
+static void nvme_ns_drained_cb(void *opaque)
+{
+    NvmeNamespace *ns = opaque;
+    Device *holder = ns->holder;
+
+    if (holder) {
+        ns->holder = NULL;
+        device_release(holder);
+    }
 }
 
 static const BlockDevOps nvme_ns_blk_ops = {
     .resize = nvme_ns_resize_cb,
     .stop = nvme_ns_stop_cb,
+    .drained = nvme_ns_drained_cb,
 };
 
 bool nvme_ns_init(NvmeCtrl *n, NvmeNamespace *ns, const char *drive,
@@ -124,18 +137,17 @@ void nvme_ns_detach(NvmeCtrl *n, NvmeNamespace *ns)
         ns->plugged = false;
         blk_io_unplug(ns->blk);
     }
-    blk_drain(ns->blk);
     trace_nvme_ns_detach(nvme_id(n), ns->nsid);
     if (n->csts & NVME_CSTS_RDY) {
         nvme_ns_changed(n, ns->nsid);
     }
 }
 
-void nvme_ns_drain_all(NvmeCtrl *n)
+void nvme_ns_cancel_queued(NvmeCtrl *n, bool throttled)
 {
     for (unsigned i = 1; i <= NVME_MAX_NAMESPACES; i++) {
         if (n->ns[i]) {
-            blk_drain(n->ns[i]->blk);
+            blk_cancel_queued(n->ns[i]->blk, throttled);
         }
     }
 }
@@ -209,6 +221,25 @@ static bool nvme_nsdev_realize(Device *dev, GError **errp)
     return true;
 }
 
+/*
+ * Removing the namespace (device_del, or its controller going): no new
+ * command reaches it; the device is freed once its requests in the block
+ * layer are done (nvme_ns_drained_cb).
+ */
+static void nvme_nsdev_quiesce(Device *dev, DeviceResetKind kind)
+{
+    NvmeNsDevice *d = (NvmeNsDevice *)dev;
+
+    if (d->ns.ctrl) {
+        nvme_ns_detach(d->ns.ctrl, &d->ns);
+    }
+    blk_cancel_queued(d->ns.blk, true);
+    if (blk_inflight(d->ns.blk) && !d->ns.holder) {
+        d->ns.holder = dev;
+        device_hold(dev);
+    }
+}
+
 static void nvme_nsdev_unrealize(Device *dev)
 {
     NvmeNsDevice *d = (NvmeNsDevice *)dev;
@@ -243,6 +274,7 @@ static const DeviceClass nvme_ns_class = {
     .is_pci = false,
     .props = nvme_nsdev_props,
     .realize = nvme_nsdev_realize,
+    .quiesce = nvme_nsdev_quiesce,
     .unrealize = nvme_nsdev_unrealize,
 };
 

@@ -60,6 +60,8 @@ struct NvmeNamespace {
     bool read_only;
     bool attached;              /* in ctrl->ns[] */
     bool plugged;               /* inside the bottom half's plug */
+    BlockReq flush_req;         /* the controller's shutdown flush */
+    Device *holder;             /* released when its last request is done */
     uint8_t eui64[8];
     uint8_t nguid[16];
     uint8_t uuid[16];
@@ -72,6 +74,22 @@ typedef enum {
     NVME_DATA_BOUNCE,           /* the SQ's bounce buffer */
 } NvmeDataMode;
 
+/*
+ * The controller, as CC and CSTS describe it (hw/core keeps the run
+ * state: paused, resetting).  Commands are fetched only in READY, while
+ * the device may fetch (device_fetch_allowed()); completions are posted
+ * in every state but DISABLED.
+ */
+typedef enum NvmeCtrlState {
+    NVME_CTRL_DISABLED,         /* CC.EN = 0: registers only, no queues */
+    NVME_CTRL_READY,            /* CSTS.RDY: queues fetched and completed */
+    NVME_CTRL_SHUTDOWN_DRAIN,   /* CC.SHN: nothing fetched; what is in
+                                 * flight completes */
+    NVME_CTRL_SHUTDOWN_FLUSH,   /* then the namespaces are flushed; then
+                                 * SHST complete and READY again */
+    NVME_CTRL_FAILED,           /* CSTS.CFS: nothing fetched until reset */
+} NvmeCtrlState;
+
 typedef struct NvmeRequest {
     NvmeSQueue *sq;
     NvmeNamespace *ns;
@@ -79,8 +97,9 @@ typedef struct NvmeRequest {
     uint32_t result;            /* CQE DW0 */
     uint16_t status;
     NvmeDataMode data;
-    bool dma_held;              /* pci_dma_hold() taken */
-    bool in_block;              /* submitted to the block layer */
+    bool dma_held;              /* pci_dma_hold() for its data mapping */
+    bool in_block;              /* in the block layer (holds the device) */
+    int blk_ret;                /* the block layer's result, for finishing */
     uint64_t slba;
     uint32_t nlb;
     uint64_t bytes;             /* data transfer length */
@@ -89,7 +108,8 @@ typedef struct NvmeRequest {
     struct iovec *iov;          /* NVME_MAX_IOV entries (I/O queues) */
     unsigned niov;
     BlockReq breq;
-    GList link;                 /* free list, CQ wait list, bounce wait */
+    GList link;                 /* free list, CQ wait list, bounce wait,
+                                 * completed list */
 } NvmeRequest;
 
 struct NvmeSQueue {
@@ -156,11 +176,6 @@ typedef struct NvmeFeatures {
     bool ts_from_host;
     bool nr_queues_set;
 } NvmeFeatures;
-
-typedef enum {
-    NVME_RESET_CONTROLLER,      /* CC.EN 1 -> 0 */
-    NVME_RESET_FUNCTION,        /* FLR, DEVICE_RESET, disconnect, teardown */
-} NvmeResetKind;
 
 struct NvmeCtrl {
     PCIDevice pdev;
@@ -229,30 +244,17 @@ struct NvmeCtrl {
     /* Interrupts. */
     uint32_t msi_pending;       /* MSI vectors raised while INTMS masked */
 
-    /* Processing. */
-    LoopBH *bh;                 /* drains submission queues */
-    LoopBH *irq_bh;             /* raises interrupts for posted CQEs */
-    LoopBH *deferred_bh;        /* applies deferred CC writes / resets */
-    LoopTimer *coalesce_timer;
-    LoopTimer *kato_timer;
-    uint8_t *bit_bucket;        /* scratch for SGL bit buckets (reads) */
-    bool paused;                /* monitor stop */
-    bool blk_stopped;           /* a backend's error policy said stop */
+    /* Processing: all of it is work (hw/core/device.h). */
+    NvmeCtrlState state;
+    DeviceBH *bh;               /* drains SQs, CQ wait lists, AERs */
+    DeviceBH *complete_bh;      /* finishes what the block layer did */
+    DeviceBH *irq_bh;           /* raises interrupts for posted CQEs */
+    DeviceTimer *coalesce_timer;
+    DeviceTimer *kato_timer;
+    GQueue completed;           /* of NvmeRequest, by link */
     unsigned blk_inflight;      /* requests in the block layer */
-    bool reset_async;           /* CC.EN 1 -> 0 waits for blk_inflight */
-    bool shutdown_pending;      /* CC.SHN waits for blk_inflight */
-    bool resetting;
-    bool in_bh;
-    bool bh_again;
-    /*
-     * Depth of device code that may do DMA through the transport.  A
-     * synchronous DMA serves nested region writes from the client; CC
-     * writes and resets that arrive then are applied when it drops to 0.
-     */
-    unsigned busy;
-    bool pending_reset;
-    bool pending_cc;
-    uint32_t pending_cc_val;
+    unsigned shutdown_flushes;  /* namespace flushes of a shutdown */
+    uint8_t *bit_bucket;        /* scratch for SGL bit buckets (reads) */
 };
 
 static inline const char *nvme_id(NvmeCtrl *n)
@@ -260,9 +262,24 @@ static inline const char *nvme_id(NvmeCtrl *n)
     return n->pdev.dev.id ? n->pdev.dev.id : "nvme";
 }
 
+/* Do the queues exist and take doorbells and completions? */
+static inline bool nvme_queues_live(NvmeCtrl *n)
+{
+    return n->state == NVME_CTRL_READY ||
+           n->state == NVME_CTRL_SHUTDOWN_DRAIN ||
+           n->state == NVME_CTRL_SHUTDOWN_FLUSH;
+}
+
+/* May commands be fetched? */
 static inline bool nvme_ready(NvmeCtrl *n)
 {
-    return (n->csts & NVME_CSTS_RDY) && !(n->csts & NVME_CSTS_CFS);
+    return n->state == NVME_CTRL_READY &&
+           device_fetch_allowed(&n->pdev.dev);
+}
+
+static inline bool nvme_resetting(NvmeCtrl *n)
+{
+    return device_resetting(&n->pdev.dev);
 }
 
 static inline NvmeNamespace *nvme_ns(NvmeCtrl *n, uint32_t nsid)
@@ -275,9 +292,10 @@ static inline NvmeNamespace *nvme_ns(NvmeCtrl *n, uint32_t nsid)
 
 /* ctrl.c */
 extern const DeviceClass nvme_class;
-void nvme_enter(NvmeCtrl *n);
-void nvme_leave(NvmeCtrl *n);
 void nvme_schedule(NvmeCtrl *n);
+/* The block layer finished @req (not work): finish it in the worker. */
+void nvme_req_complete_later(NvmeRequest *req);
+void nvme_blk_idle(NvmeCtrl *n);
 void nvme_irq_schedule(NvmeCtrl *n);
 void nvme_update_intx(NvmeCtrl *n);
 void nvme_set_fatal(NvmeCtrl *n, const char *why);
@@ -298,6 +316,8 @@ void nvme_queue_set_shadow(NvmeCtrl *n, uint16_t qid);
 void nvme_process_sq(NvmeCtrl *n, NvmeSQueue *sq);
 void nvme_req_complete(NvmeRequest *req);
 void nvme_req_release(NvmeRequest *req);
+/* A reset: the request goes back to its pool, the host is not told. */
+void nvme_req_drop(NvmeRequest *req);
 void nvme_cq_flush_waitq(NvmeCtrl *n, NvmeCQueue *cq);
 bool nvme_cq_full(NvmeCtrl *n, NvmeCQueue *cq);
 void nvme_cq_update_shadow_head(NvmeCtrl *n, NvmeCQueue *cq);
@@ -315,6 +335,8 @@ void nvme_check_temperature(NvmeCtrl *n);
 
 /* io.c */
 uint16_t nvme_io_cmd(NvmeCtrl *n, NvmeRequest *req);
+/* After the block layer: copy out a bounced read, compare, account. */
+void nvme_req_finish(NvmeCtrl *n, NvmeRequest *req);
 uint16_t nvme_map_dptr(NvmeCtrl *n, NvmeRequest *req, uint64_t len,
                        bool to_guest);
 uint16_t nvme_dma_to_guest(NvmeCtrl *n, NvmeRequest *req, const void *buf,
@@ -330,7 +352,7 @@ bool nvme_ns_init(NvmeCtrl *n, NvmeNamespace *ns, const char *drive,
 void nvme_ns_cleanup(NvmeNamespace *ns);
 void nvme_ns_attach(NvmeCtrl *n, NvmeNamespace *ns);
 void nvme_ns_detach(NvmeCtrl *n, NvmeNamespace *ns);
-void nvme_ns_drain_all(NvmeCtrl *n);
+void nvme_ns_cancel_queued(NvmeCtrl *n, bool throttled);
 void nvme_ns_plug_all(NvmeCtrl *n, bool plug);
 
 #endif

@@ -239,6 +239,21 @@ void nvme_req_release(NvmeRequest *req)
     }
 }
 
+void nvme_req_drop(NvmeRequest *req)
+{
+    NvmeCtrl *n = req->sq->ctrl;
+
+    if (req->dma_held) {
+        req->dma_held = false;
+        pci_dma_release(&n->pdev);
+    }
+    if (req->data == NVME_DATA_BOUNCE) {
+        nvme_bounce_put(req);
+        req->data = NVME_DATA_NONE;
+    }
+    nvme_req_release(req);
+}
+
 void nvme_req_complete(NvmeRequest *req)
 {
     NvmeSQueue *sq = req->sq;
@@ -249,8 +264,8 @@ void nvme_req_complete(NvmeRequest *req)
         req->dma_held = false;
         pci_dma_release(&n->pdev);
     }
-    if (n->resetting) {
-        nvme_req_release(req);
+    if (nvme_resetting(n) || device_work_cancelled(&n->pdev.dev)) {
+        nvme_req_drop(req);
         return;
     }
     if (req->status != NVME_SUCCESS) {
@@ -437,8 +452,7 @@ void nvme_process_sq(NvmeCtrl *n, NvmeSQueue *sq)
             NvmeRequest *req;
             uint16_t status;
 
-            if (!nvme_ready(n) || n->paused || n->resetting ||
-                sq->deleting) {
+            if (!nvme_ready(n) || sq->deleting) {
                 return;
             }
             req = nvme_req_alloc(sq);

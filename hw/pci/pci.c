@@ -431,7 +431,7 @@ void pci_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
          (PCI_EXP_DEVCTL_BCR_FLR >> 8))) {
         /* Function level reset: the bit itself always reads 0. */
         trace_pci_flr(pci_id(pdev));
-        device_reset(&pdev->dev);
+        device_reset(&pdev->dev, DEVICE_RESET_FUNCTION, NULL, NULL);
         return;
     }
     if (pdev->config_write) {
@@ -560,6 +560,9 @@ bool pci_bar_write(PCIDevice *pdev, unsigned bar, uint64_t addr,
 
 static bool pci_dma_allowed(PCIDevice *pdev, uint64_t addr, uint64_t len)
 {
+    if (unlikely(device_work_cancelled(&pdev->dev))) {
+        return false;           /* a reset unwinds this work item */
+    }
     if (!pdev->tops) {
         trace_pci_dma_no_transport(pci_id(pdev), addr, len);
         return false;
@@ -584,9 +587,69 @@ void *pci_dma_map(PCIDevice *pdev, uint64_t addr, uint64_t len,
     return p && plen == len ? p : NULL;
 }
 
+/* A copy through messages, waited for by parking the work item. */
+typedef struct PCIDmaWait {
+    PCIDevice *pdev;
+    int ret;
+    bool done;
+    bool parked;
+} PCIDmaWait;
+
+static void pci_dma_wait_done(void *opaque, int ret)
+{
+    PCIDmaWait *w = opaque;
+
+    w->ret = ret;
+    w->done = true;
+    if (w->parked) {
+        w->parked = false;
+        device_unpark(&w->pdev->dev, 0);
+    }
+}
+
+static void pci_dma_wait_cancel(void *opaque)
+{
+    PCIDmaWait *w = opaque;
+
+    w->parked = false;
+    w->pdev->tops->dma_rw_cancel(w->pdev->transport, w);
+}
+
+static int pci_dma_rw_msg(PCIDevice *pdev, uint64_t addr, uint8_t *buf,
+                          uint64_t len, bool is_write)
+{
+    PCIDmaWait w = { .pdev = pdev };
+    int r;
+
+    if (!device_in_worker(&pdev->dev)) {
+        /* Register handlers and callbacks record and schedule instead. */
+        trace_pci_err_dma_outside_work(pci_id(pdev), addr, len);
+        return -EFAULT;
+    }
+    r = pdev->tops->dma_rw_start(pdev->transport, addr, buf, len, is_write,
+                                 pci_dma_wait_done, &w);
+    if (r < 0) {
+        return r;
+    }
+    if (!w.done) {
+        w.parked = true;
+        r = device_park(&pdev->dev, pci_dma_wait_cancel, &w);
+        if (r < 0) {
+            if (w.parked) {
+                pci_dma_wait_cancel(&w);
+            }
+            return r;
+        }
+    }
+    return w.ret;
+}
+
 static int pci_dma_rw(PCIDevice *pdev, uint64_t addr, uint8_t *buf,
                       uint64_t len, bool is_write)
 {
+    if (unlikely(device_work_cancelled(&pdev->dev))) {
+        return -ECANCELED;
+    }
     if (unlikely(!pci_dma_allowed(pdev, addr, len))) {
         return -EFAULT;
     }
@@ -606,10 +669,11 @@ static int pci_dma_rw(PCIDevice *pdev, uint64_t addr, uint8_t *buf,
 
             /* Not directly mapped: through the transport, up to the end. */
             plen = len;
-            ret = pdev->tops->dma_rw(pdev->transport, addr, buf, plen,
-                                     is_write);
+            ret = pci_dma_rw_msg(pdev, addr, buf, plen, is_write);
             if (ret < 0) {
-                trace_pci_err_dma_unmapped(pci_id(pdev), addr, len);
+                if (ret != -ECANCELED) {
+                    trace_pci_err_dma_unmapped(pci_id(pdev), addr, len);
+                }
                 return ret;
             }
         }

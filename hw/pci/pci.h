@@ -65,6 +65,9 @@ enum {
 #define PCI_MSIX_MAX_VECTORS 2048
 #define PCI_MSI_MAX_VECTORS 32
 
+/* A copy through the transport finished: 0 or -errno. */
+typedef void PCIDmaDone(void *opaque, int ret);
+
 /* What the transport provides to the device. */
 typedef struct PCITransportOps {
     /*
@@ -75,9 +78,18 @@ typedef struct PCITransportOps {
      */
     void *(*dma_map)(void *t, uint64_t addr, uint64_t len, bool is_write,
                      uint64_t *plen);
-    /* Copy through the transport (slow path). 0 or -errno. */
-    int (*dma_rw)(void *t, uint64_t addr, void *buf, uint64_t len,
-                  bool is_write);
+    /*
+     * Start a copy through the transport (the slow path: memory the
+     * client lends by messages only).  @done(@opaque, ret) runs later on
+     * the device's loop, never inside this call, unless dma_rw_cancel()
+     * forgot it first.  0 when started; -errno when it could not start
+     * (then @done never runs).
+     */
+    int (*dma_rw_start)(void *t, uint64_t addr, void *buf, uint64_t len,
+                        bool is_write, PCIDmaDone *done, void *opaque);
+    void (*dma_rw_cancel)(void *t, void *opaque);
+    /* True when some guest memory is reached by messages only. */
+    bool (*dma_has_msg_regions)(void *t);
     /* Signal interrupt @index vector @vector (eventfd write). */
     void (*irq_signal)(void *t, unsigned index, unsigned vector);
     /* The device holds no more pointers into guest memory. */
@@ -134,12 +146,6 @@ struct PCIDevice {
     unsigned long *irq_pending; /* raised while masked */
     bool intx_level;            /* device asserts INTx */
     bool intx_masked;           /* masked by the client (SET_IRQS) */
-
-    /*
-     * Requests in flight that hold pointers into guest memory (iovecs given
-     * to a backend).  A DMA_UNMAP waits until this drops to zero.
-     */
-    unsigned dma_inflight;
 
     /* Transport, when a client is attached. */
     const PCITransportOps *tops;
@@ -213,12 +219,20 @@ static inline bool pci_bus_master_enabled(PCIDevice *pdev)
 /* ---- DMA: guest memory, through the transport ---- */
 
 /*
+ * pci_dma_read/write copy to and from guest memory: directly where the
+ * client shared it, else by messages, which parks the calling work item
+ * until the reply (see hw/core/device.h): call them from work items only.
+ * In a work item that a reset cancelled, every DMA fails (-ECANCELED).
+ *
  * Host pointer to guest [addr, addr+len) if it is directly mapped in one
  * piece with the needed permission and bus mastering is on; else NULL.
  */
 void *pci_dma_map(PCIDevice *pdev, uint64_t addr, uint64_t len,
                   bool is_write);
-/* Copy to/from guest memory; 0 or -EFAULT (unmapped, no bus master). */
+/*
+ * Copy to/from guest memory; 0, -EFAULT (unmapped, no bus master),
+ * -ECANCELED (a reset), or the transport's error.
+ */
 int pci_dma_read(PCIDevice *pdev, uint64_t addr, void *buf, uint64_t len);
 int pci_dma_write(PCIDevice *pdev, uint64_t addr, const void *buf,
                   uint64_t len);
@@ -232,18 +246,37 @@ int pci_dma_write(PCIDevice *pdev, uint64_t addr, const void *buf,
 int pci_dma_iov(PCIDevice *pdev, uint64_t addr, uint64_t len, bool is_write,
                 struct iovec *iov, unsigned max, unsigned *niov);
 
-/* Devices count requests that hold guest-memory pointers. */
+/*
+ * Devices count requests that hold guest-memory pointers: a DMA_UNMAP and
+ * a reset wait until the last one is released.
+ */
 static inline void pci_dma_hold(PCIDevice *pdev)
 {
-    pdev->dma_inflight++;
+    device_hold(&pdev->dev);
 }
 
 static inline void pci_dma_release(PCIDevice *pdev)
 {
-    g_assert(pdev->dma_inflight > 0);
-    if (--pdev->dma_inflight == 0 && pdev->tops && pdev->tops->dma_idle) {
+    device_release(&pdev->dev);
+    if (pdev->dev.inflight == 0 && pdev->tops && pdev->tops->dma_idle) {
         pdev->tops->dma_idle(pdev->transport);
     }
+}
+
+static inline unsigned pci_dma_inflight(PCIDevice *pdev)
+{
+    return pdev->dev.inflight;
+}
+
+/*
+ * True when a DMA of this device may have to park (some guest memory is
+ * reached by messages only): a caller outside the worker that hands it
+ * borrowed buffers (a frame) copies them first.
+ */
+static inline bool pci_dma_may_park(PCIDevice *pdev)
+{
+    return pdev->tops && pdev->tops->dma_has_msg_regions &&
+           pdev->tops->dma_has_msg_regions(pdev->transport);
 }
 
 /* ---- Interrupts ---- */

@@ -5,6 +5,7 @@
  */
 #include "hw/vfio-user/vfio-user.h"
 #include "hw/vfio-user/trace.h"
+#include "util/loop.h"
 
 #include <sys/mman.h>
 
@@ -92,6 +93,8 @@ int vfu_dma_map(VfuServer *s, const VfuDmaMap *m, int fd)
             return errno;
         }
         r.host = p;
+    } else {
+        s->dma_msg_regions++;
     }
     g_array_insert_val(s->dma, i, r);
     s->dma_last = i;
@@ -106,6 +109,8 @@ static void dma_remove(VfuServer *s, unsigned i)
     trace_vfu_dma_unmap(sid(s), r->addr, r->size);
     if (r->host) {
         munmap(r->host, r->size);
+    } else {
+        s->dma_msg_regions--;
     }
     s->dma_mapped_bytes -= r->size;
     g_array_remove_index(s->dma, i);
@@ -173,15 +178,36 @@ void *vfu_dma_translate(void *opaque, uint64_t addr, uint64_t len,
     return r->host + off;
 }
 
-/*
- * The slow path: copy through DMA_READ / DMA_WRITE messages, in pieces of
- * at most the client's max_data_xfer_size.  Every byte must lie in a
- * region the client mapped with the needed permission.
- */
-int vfu_dma_rw_msg(void *opaque, uint64_t addr, void *buf, uint64_t len,
-                   bool is_write)
+/* ---- the slow path: DMA_READ / DMA_WRITE messages ---- */
+
+bool vfu_dma_has_msg_regions(void *opaque)
 {
     VfuServer *s = opaque;
+
+    return s->dma_msg_regions > 0;
+}
+
+static void xfer_timer_rearm(VfuServer *s)
+{
+    int64_t first = -1;
+
+    for (unsigned i = 0; i < VFU_DMA_XFERS; i++) {
+        VfuDmaXfer *x = &s->xfers[i];
+
+        if (x->busy && (first < 0 || x->deadline_ns < first)) {
+            first = x->deadline_ns;
+        }
+    }
+    if (first < 0) {
+        loop_timer_del(s->xfer_timer);
+    } else {
+        loop_timer_mod(s->xfer_timer, first);
+    }
+}
+
+/* Send the next piece of @x: 0 or -errno. */
+static int xfer_send_piece(VfuServer *s, VfuDmaXfer *x)
+{
     bool spec = s->pdev->dma_rw_layout == 1;
     uint32_t data_off = spec ? VFU_DMA_RW_SPEC_DATA_OFF
                              : VFU_DMA_RW_QEMU_DATA_OFF;
@@ -191,76 +217,207 @@ int vfu_dma_rw_msg(void *opaque, uint64_t addr, void *buf, uint64_t len,
      * inside a socket buffer.
      */
     uint64_t chunk_max = MIN(s->client_max_xfer,
-                             is_write ? VFU_SERVER_MAX_DATA_XFER
-                                      : VFU_DMA_READ_CHUNK);
-    uint8_t *p = buf;
+                             x->is_write ? VFU_SERVER_MAX_DATA_XFER
+                                         : VFU_DMA_READ_CHUNK);
+    uint32_t n = MIN(x->left, chunk_max);
+    uint32_t payload = MAX(data_off + (x->is_write ? n : 0),
+                           VFU_DMA_RW_QEMU_MIN_PAYLOAD);
+    g_autofree uint8_t *msg = NULL;
+    VfuHdr *h;
 
-    /* Check the whole range first: nothing is sent for a bad address. */
+    if (!spec && x->is_write) {
+        /* QEMU's client wants size >= 32 + count. */
+        payload = VFU_DMA_RW_QEMU_MIN_PAYLOAD + n;
+    }
+    msg = g_malloc0(VFU_HDR_SIZE + payload);
+    h = (VfuHdr *)msg;
+    x->msg_id = vfu_next_msg_id(s);
+    x->piece = n;
+    x->left -= n;
+    h->msg_id = x->msg_id;
+    h->cmd = x->is_write ? VFU_CMD_DMA_WRITE : VFU_CMD_DMA_READ;
+    h->size = VFU_HDR_SIZE + payload;
+    h->flags = VFU_FLAG_REQUEST;
+    stq_le_p(msg + VFU_HDR_SIZE, x->addr);
+    if (spec) {
+        stq_le_p(msg + VFU_HDR_SIZE + 8, n);
+    } else {
+        stl_le_p(msg + VFU_HDR_SIZE + 8, n);
+    }
+    if (x->is_write) {
+        memcpy(msg + VFU_HDR_SIZE + data_off, x->buf, n);
+    }
+    x->deadline_ns = clock_ns() + VFU_REPLY_TIMEOUT_MS * 1000000LL;
+    xfer_timer_rearm(s);
+    return vfu_send(s, msg, h->size, -1) < 0 ? -EIO : 0;
+}
+
+/* Remember @x's piece: its reply may still come, and is then dropped. */
+static void xfer_forget(VfuServer *s, VfuDmaXfer *x)
+{
+    s->forgotten[s->forgotten_next++ % ARRAY_SIZE(s->forgotten)] =
+        x->msg_id;
+    memset(x, 0, sizeof(*x));
+}
+
+static void xfer_finish(VfuServer *s, VfuDmaXfer *x, int err)
+{
+    PCIDmaDone *done = x->done;
+    void *opaque = x->opaque;
+
+    if (err) {
+        trace_vfu_err_dma_rw(sid(s), x->addr, x->piece, err);
+    }
+    if (err == ETIMEDOUT) {
+        xfer_forget(s, x);
+    }
+    memset(x, 0, sizeof(*x));
+    xfer_timer_rearm(s);
+    done(opaque, -err);
+}
+
+/* A late reply finds nothing: the piece is over. */
+static void xfer_timeout(void *opaque)
+{
+    VfuServer *s = opaque;
+    int64_t now = clock_ns();
+
+    for (unsigned i = 0; i < VFU_DMA_XFERS; i++) {
+        VfuDmaXfer *x = &s->xfers[i];
+
+        if (x->busy && x->deadline_ns <= now) {
+            xfer_finish(s, x, ETIMEDOUT);
+        }
+    }
+}
+
+/*
+ * Copy through DMA_READ / DMA_WRITE messages, piece after piece; @done
+ * runs when the last reply came (or the first error).  Every byte must lie
+ * in a region the client mapped with the needed permission: nothing is
+ * sent for a bad address.
+ */
+int vfu_dma_rw_start(void *opaque, uint64_t addr, void *buf, uint64_t len,
+                     bool is_write, PCIDmaDone *done, void *cb_opaque)
+{
+    VfuServer *s = opaque;
+    VfuDmaXfer *x = NULL;
+    int r;
+
     for (uint64_t a = addr, left = len; left;) {
-        VfuDmaRegion *r = dma_find(s, a);
+        VfuDmaRegion *rg = dma_find(s, a);
         uint64_t n;
 
-        if (!r || (is_write && !(r->prot & VFU_DMA_FLAG_WRITE))) {
+        if (!rg || (is_write && !(rg->prot & VFU_DMA_FLAG_WRITE))) {
             trace_vfu_err_dma_rw(sid(s), addr, len, EFAULT);
             return -EFAULT;
         }
-        n = MIN(left, r->size - (a - r->addr));
+        n = MIN(left, rg->size - (a - rg->addr));
         a += n;
         left -= n;
     }
     if (s->client_fd < 0 || !s->negotiated) {
         return -ENOTCONN;
     }
-    while (len) {
-        uint32_t n = MIN(len, chunk_max);
-        uint32_t payload = MAX(data_off + (is_write ? n : 0),
-                               VFU_DMA_RW_QEMU_MIN_PAYLOAD);
-        g_autofree uint8_t *msg = NULL;
-        VfuHdr *h;
-        VfuMsg *reply;
-        uint16_t id = vfu_next_msg_id(s);
-        int err = 0;
-
-        if (!spec && is_write) {
-            /* QEMU's client wants size >= 32 + count. */
-            payload = VFU_DMA_RW_QEMU_MIN_PAYLOAD + n;
+    for (unsigned i = 0; i < VFU_DMA_XFERS && !x; i++) {
+        if (!s->xfers[i].busy) {
+            x = &s->xfers[i];
         }
-        msg = g_malloc0(VFU_HDR_SIZE + payload);
-        h = (VfuHdr *)msg;
-        h->msg_id = id;
-        h->cmd = is_write ? VFU_CMD_DMA_WRITE : VFU_CMD_DMA_READ;
-        h->size = VFU_HDR_SIZE + payload;
-        h->flags = VFU_FLAG_REQUEST;
-        stq_le_p(msg + VFU_HDR_SIZE, addr);
-        if (spec) {
-            stq_le_p(msg + VFU_HDR_SIZE + 8, n);
-        } else {
-            stl_le_p(msg + VFU_HDR_SIZE + 8, n);
-        }
-        if (is_write) {
-            memcpy(msg + VFU_HDR_SIZE + data_off, p, n);
-        }
-        if (vfu_send(s, msg, h->size, -1) < 0) {
-            return -EIO;
-        }
-        reply = vfu_wait_reply(s, id);
-        if (!reply) {
-            err = ETIMEDOUT;
-        } else if (reply->hdr.flags & VFU_FLAG_ERROR) {
-            err = reply->hdr.error_no ? reply->hdr.error_no : EIO;
-        } else if (!is_write && reply->len < data_off + n) {
-            err = EPROTO;
-        } else if (!is_write) {
-            memcpy(p, reply->payload + data_off, n);
-        }
-        vfu_msg_free(reply);
-        if (err) {
-            trace_vfu_err_dma_rw(sid(s), addr, n, err);
-            return -err;
-        }
-        addr += n;
-        p += n;
-        len -= n;
     }
-    return 0;
+    if (!x || !len) {
+        return x ? -EINVAL : -EBUSY;
+    }
+    x->busy = true;
+    x->is_write = is_write;
+    x->addr = addr;
+    x->buf = buf;
+    x->left = len;
+    x->done = done;
+    x->opaque = cb_opaque;
+    r = xfer_send_piece(s, x);
+    if (r < 0) {
+        memset(x, 0, sizeof(*x));
+        xfer_timer_rearm(s);
+    }
+    return r;
+}
+
+void vfu_dma_rw_cancel(void *opaque, void *cb_opaque)
+{
+    VfuServer *s = opaque;
+
+    for (unsigned i = 0; i < VFU_DMA_XFERS; i++) {
+        if (s->xfers[i].busy && s->xfers[i].opaque == cb_opaque) {
+            xfer_forget(s, &s->xfers[i]);
+        }
+    }
+    xfer_timer_rearm(s);
+}
+
+bool vfu_dma_reply(VfuServer *s, VfuMsg *m)
+{
+    bool spec = s->pdev->dma_rw_layout == 1;
+    uint32_t data_off = spec ? VFU_DMA_RW_SPEC_DATA_OFF
+                             : VFU_DMA_RW_QEMU_DATA_OFF;
+    VfuDmaXfer *x = NULL;
+    int err = 0;
+
+    for (unsigned i = 0; i < VFU_DMA_XFERS && !x; i++) {
+        if (s->xfers[i].busy && s->xfers[i].msg_id == m->hdr.msg_id) {
+            x = &s->xfers[i];
+        }
+    }
+    if (!x) {
+        for (unsigned i = 0; i < ARRAY_SIZE(s->forgotten); i++) {
+            if (s->forgotten[i] == m->hdr.msg_id &&
+                (m->hdr.cmd == VFU_CMD_DMA_READ ||
+                 m->hdr.cmd == VFU_CMD_DMA_WRITE)) {
+                trace_vfu_dma_late_reply(sid(s), m->hdr.msg_id);
+                return true;
+            }
+        }
+        return false;
+    }
+    if (m->hdr.cmd != (x->is_write ? VFU_CMD_DMA_WRITE : VFU_CMD_DMA_READ)) {
+        return false;
+    }
+    if (m->hdr.flags & VFU_FLAG_ERROR) {
+        err = m->hdr.error_no ? m->hdr.error_no : EIO;
+    } else if (!x->is_write && m->len < data_off + x->piece) {
+        err = EPROTO;
+    } else if (!x->is_write) {
+        memcpy(x->buf, m->payload + data_off, x->piece);
+    }
+    if (!err && x->left) {
+        x->addr += x->piece;
+        x->buf += x->piece;
+        err = -xfer_send_piece(s, x);
+        if (!err) {
+            return true;
+        }
+    }
+    xfer_finish(s, x, err);
+    return true;
+}
+
+void vfu_dma_xfers_fail(VfuServer *s, int err)
+{
+    for (unsigned i = 0; i < VFU_DMA_XFERS; i++) {
+        if (s->xfers[i].busy) {
+            xfer_finish(s, &s->xfers[i], err);
+        }
+    }
+}
+
+void vfu_dma_init(VfuServer *s)
+{
+    s->dma = g_array_new(false, true, sizeof(VfuDmaRegion));
+    s->xfer_timer = loop_timer_new(s->loop, xfer_timeout, s);
+}
+
+void vfu_dma_cleanup(VfuServer *s)
+{
+    vfu_dma_unmap_all(s);
+    loop_timer_free(g_steal_pointer(&s->xfer_timer));
+    g_array_free(g_steal_pointer(&s->dma), true);
 }

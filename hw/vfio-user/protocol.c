@@ -203,7 +203,7 @@ static int handle_dma_unmap(VfuServer *s, VfuMsg *m)
     if (du->flags & ~VFU_DMA_UNMAP_FLAG_ALL) {
         return msg_fail(s, m, ENOTSUP, "DMA_UNMAP flags");
     }
-    if (s->pdev->dma_inflight && vfu_dma_unmap_needs_drain(s, du)) {
+    if (pci_dma_inflight(s->pdev) && vfu_dma_unmap_needs_drain(s, du)) {
         /*
          * In-flight requests hold pointers into guest memory: reply once
          * they have drained (vfu_dma_idle); read nothing else meanwhile.
@@ -696,14 +696,33 @@ static int handle_write_multi(VfuServer *s, VfuMsg *m)
     return VFU_REPLIED;
 }
 
+static void vfu_device_reset_done(Device *dev, void *opaque)
+{
+    VfuServer *s = opaque;
+
+    if (s->reset_reply_due) {
+        s->reset_reply_due = false;
+        vfu_send_reply(s, &s->reset_req, NULL, 0, -1);
+    }
+}
+
+/*
+ * The VMM's reset: answered once the device is reset (requests in flight
+ * may make that take a while); what the client sends meanwhile waits.
+ */
 static int handle_device_reset(VfuServer *s, VfuMsg *m)
 {
     if (m->len != 0) {
         return msg_fail(s, m, EINVAL, "DEVICE_RESET size");
     }
     trace_vfu_reset(sid(s));
-    device_reset(&s->pdev->dev);
-    return 0;
+    if (!(m->hdr.flags & VFU_FLAG_NO_REPLY)) {
+        s->reset_req = m->hdr;
+        s->reset_reply_due = true;
+    }
+    device_reset(&s->pdev->dev, DEVICE_RESET_FUNCTION, vfu_device_reset_done,
+                 s);
+    return VFU_REPLIED;
 }
 
 /* ---- dispatch ---- */
@@ -775,7 +794,9 @@ void vfu_handle_msg(VfuServer *s, VfuMsg *m)
 
 static const PCITransportOps vfu_pci_ops = {
     .dma_map = vfu_dma_translate,
-    .dma_rw = vfu_dma_rw_msg,
+    .dma_rw_start = vfu_dma_rw_start,
+    .dma_rw_cancel = vfu_dma_rw_cancel,
+    .dma_has_msg_regions = vfu_dma_has_msg_regions,
     .irq_signal = vfu_irq_signal,
     .dma_idle = vfu_dma_idle,
 };
@@ -792,6 +813,19 @@ VfuServer *vfu_server_of(PCIDevice *pdev)
     return NULL;
 }
 
+/* The one teardown, for a failed attach and for the device's end. */
+static void vfu_server_free(VfuServer *s)
+{
+    vfu_client_close(s);
+    vfu_socket_close(s);
+    pci_transport_detach(s->pdev);
+    servers = g_list_remove(servers, s);
+    vfu_deferred_cleanup(s);
+    vfu_dma_cleanup(s);
+    g_free(s->rx_buf);
+    g_free(s);
+}
+
 static bool vfu_attach(Device *dev, GError **errp)
 {
     VfuServer *s = g_new0(VfuServer, 1);
@@ -804,42 +838,41 @@ static bool vfu_attach(Device *dev, GError **errp)
     s->client_max_fds = 1;
     s->client_max_xfer = VFU_SERVER_MAX_DATA_XFER;
     s->rx_buf = g_malloc(VFU_MAX_MSG_SIZE);
-    s->dma = g_array_new(false, true, sizeof(VfuDmaRegion));
+    vfu_dma_init(s);
     vfu_deferred_init(s);
     /* Installed for good: DMA and IRQs find no mapping/fd without a client. */
     pci_transport_attach(s->pdev, &vfu_pci_ops, s);
     servers = g_list_append(servers, s);
     if (!vfu_socket_listen(s, errp)) {
-        servers = g_list_remove(servers, s);
-        pci_transport_detach(s->pdev);
-        loop_bh_delete(s->deferred_bh);
-        g_array_free(s->dma, true);
-        g_free(s->rx_buf);
-        g_free(s);
+        vfu_server_free(s);
         return false;
     }
     return true;
 }
 
+/* The device is reset (and about to be freed): let everything go. */
 static void vfu_detach(Device *dev)
 {
     VfuServer *s = vfu_server_of(PCI_DEVICE(dev));
 
-    if (!s) {
-        return;
+    if (s) {
+        vfu_server_free(s);
     }
-    vfu_client_detach(s);
-    vfu_socket_close(s);
-    pci_transport_detach(s->pdev);
-    servers = g_list_remove(servers, s);
-    loop_bh_delete(s->deferred_bh);
-    g_array_free(s->dma, true);
-    g_free(s->rx_buf);
-    g_free(s);
+}
+
+/* A reset finished: what the client sent meanwhile is handled now. */
+static void vfu_reset_done(Device *dev)
+{
+    VfuServer *s = vfu_server_of(PCI_DEVICE(dev));
+
+    if (s) {
+        vfu_resume_reading(s);
+    }
 }
 
 static const DeviceTransportHooks vfu_hooks = {
     .attach = vfu_attach,
+    .reset_done = vfu_reset_done,
     .detach = vfu_detach,
 };
 

@@ -209,18 +209,20 @@ static void vfu_accept(void *opaque)
 
         if (poll(&pfd, 1, 0) == 1 &&
             (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR))) {
-            while (s->client_fd >= 0) {
-                if (!vfu_client_read(s)) {
-                    vfu_client_gone(s, "connection closed");
-                }
-            }
+            vfu_client_gone(s, "connection closed");
         }
     }
-    if (s->client_fd >= 0) {
+    if (s->client_fd >= 0 || s->next_client_fd >= 0) {
         /* One client at a time: the second one sees EOF at once. */
         trace_vfu_client_refused(sid(s));
         iovd_warn("%s: refusing a second vfio-user client", sid(s));
         close(fd);
+        return;
+    }
+    if (s->client_resetting) {
+        /* The device still resets for the last one: this one waits. */
+        s->next_client_fd = fd;
+        loop_set_fd(s->loop, s->listen_fd, NULL, NULL, NULL);
         return;
     }
     vfu_client_attach(s, fd);
@@ -265,18 +267,9 @@ static void tx_buf_free(VfuTxBuf *b)
     g_free(b);
 }
 
-void vfu_client_detach(VfuServer *s)
+/* Forget the connection: fd, framing state, queues. */
+static void vfu_client_drop_socket(VfuServer *s)
 {
-    if (s->client_fd < 0) {
-        return;
-    }
-    /*
-     * The reset below may run the main loop (draining I/O): no new client
-     * may attach before the old one's mappings and fds are gone.
-     */
-    if (s->listen_fd >= 0) {
-        loop_set_fd(s->loop, s->listen_fd, NULL, NULL, NULL);
-    }
     loop_set_fd(s->loop, s->client_fd, NULL, NULL, NULL);
     close(s->client_fd);
     s->client_fd = -1;
@@ -286,21 +279,53 @@ void vfu_client_detach(VfuServer *s)
     s->rx_nfds = 0;
     s->rx_len = 0;
     s->rx_discard = 0;
+    s->rx_fds_truncated = false;
     g_queue_clear_full(&s->tx, (GDestroyNotify)tx_buf_free);
     s->tx_bytes = 0;
     g_queue_clear_full(&s->deferred, (GDestroyNotify)vfu_msg_free);
     g_clear_pointer(&s->pending_unmap, vfu_msg_free);
     g_clear_pointer(&s->client_caps_json, g_free);
-    /*
-     * The device resets first: it drains or cancels in-flight requests
-     * whose buffers still point into guest memory; then the memory goes.
-     */
-    device_reset(&s->pdev->dev);
-    vfu_dma_unmap_all(s);
-    vfu_irq_release(s);
     s->negotiated = false;
     s->write_multiple = false;
-    if (s->listen_fd >= 0) {
+}
+
+/* What the client gave us goes: mappings, interrupt fds. */
+static void vfu_client_forget(VfuServer *s)
+{
+    vfu_dma_unmap_all(s);
+    vfu_irq_release(s);
+}
+
+void vfu_client_close(VfuServer *s)
+{
+    if (s->client_fd >= 0) {
+        vfu_client_drop_socket(s);
+    }
+    if (s->next_client_fd >= 0) {
+        close(s->next_client_fd);
+        s->next_client_fd = -1;
+    }
+    vfu_dma_xfers_fail(s, ECONNRESET);
+    vfu_client_forget(s);
+}
+
+/*
+ * The device reset after its client left: now nothing points into the
+ * client's memory, so the mappings go; then the next client may come.
+ */
+static void vfu_client_reset_done(Device *dev, void *opaque)
+{
+    VfuServer *s = opaque;
+
+    s->client_resetting = false;
+    vfu_client_forget(s);
+    if (s->next_client_fd >= 0) {
+        int fd = s->next_client_fd;
+
+        s->next_client_fd = -1;
+        vfu_client_attach(s, fd);
+    }
+    if (s->listen_fd >= 0 && s->client_fd < 0) {
         loop_set_fd(s->loop, s->listen_fd, vfu_accept, NULL, s);
     }
 }
@@ -308,11 +333,23 @@ void vfu_client_detach(VfuServer *s)
 static void vfu_client_gone(VfuServer *s, const char *why)
 {
     trace_vfu_client_gone(sid(s), why);
-    vfu_client_detach(s);
+    vfu_client_drop_socket(s);
+    /* Copies in flight will get no reply: their work items go on. */
+    vfu_dma_xfers_fail(s, ECONNRESET);
     vfu_client_event(s, "VFU_CLIENT_HANGUP", why);
     if (s->single_client) {
         iovd_log("%s: inherited client disconnected; device idle", sid(s));
     }
+    /*
+     * The device resets first: requests in flight still point into the
+     * client's memory.  No client is accepted until that is done.
+     */
+    s->client_resetting = true;
+    if (s->listen_fd >= 0) {
+        loop_set_fd(s->loop, s->listen_fd, vfu_accept, NULL, s);
+    }
+    device_reset(&s->pdev->dev, DEVICE_RESET_FUNCTION,
+                 vfu_client_reset_done, s);
 }
 
 /* ---- transmit ---- */
@@ -347,8 +384,8 @@ static ssize_t send_with_fd(int sock, const void *data, size_t len, int fd)
 
 static void tx_update_handlers(VfuServer *s)
 {
-    bool want_read = !s->pending_unmap &&
-                     s->tx_bytes < VFU_TX_BACKLOG_MAX;
+    bool want_read = s->tx_bytes < VFU_TX_BACKLOG_MAX &&
+                     g_queue_get_length(&s->deferred) < VFU_DEFERRED_MAX;
 
     /* Paused with nothing to send: a hangup is noticed on resume. */
     loop_set_fd(s->loop, s->client_fd, want_read ? vfu_client_readable : NULL,
@@ -565,29 +602,26 @@ static VfuMsg *rx_take(VfuServer *s)
     return m;
 }
 
+bool vfu_may_dispatch(VfuServer *s)
+{
+    return s->client_fd >= 0 && !s->pending_unmap &&
+           !device_function_resetting(&s->pdev->dev);
+}
+
 static void vfu_run_deferred(void *opaque)
 {
     VfuServer *s = opaque;
+    bool was_full = g_queue_get_length(&s->deferred) >= VFU_DEFERRED_MAX;
 
-    while (s->client_fd >= 0 && !s->pending_unmap &&
-           !g_queue_is_empty(&s->deferred)) {
+    while (vfu_may_dispatch(s) && !g_queue_is_empty(&s->deferred)) {
         VfuMsg *m = g_queue_pop_head(&s->deferred);
 
         vfu_handle_msg(s, m);
         vfu_msg_free(m);
     }
-}
-
-/* A reply to one of our pending requests: file it where its waiter looks. */
-static bool rx_take_reply(VfuServer *s, VfuMsg *m)
-{
-    for (unsigned i = 0; i < s->dma_wait_depth; i++) {
-        if (s->waits[i].msg_id == m->hdr.msg_id && !s->waits[i].reply) {
-            s->waits[i].reply = m;
-            return true;
-        }
+    if (was_full && s->client_fd >= 0) {
+        tx_update_handlers(s);
     }
-    return false;
 }
 
 bool vfu_client_read(VfuServer *s)
@@ -606,33 +640,32 @@ bool vfu_client_read(VfuServer *s)
         s->nr_msgs++;
         m = rx_take(s);
         if ((m->hdr.flags & VFU_FLAG_TYPE_MASK) == VFU_FLAG_REPLY) {
-            if (!rx_take_reply(s, m)) {
+            /* Replies are never held: a parked work item waits for it. */
+            if (!vfu_dma_reply(s, m)) {
                 trace_vfu_err_unexpected_reply(sid(s), m->hdr.msg_id);
-                vfu_msg_free(m);
             }
-            if (s->dma_wait_depth &&
-                s->waits[s->dma_wait_depth - 1].reply) {
-                return true;    /* the innermost waiter has its answer */
+            vfu_msg_free(m);
+            if (s->client_fd < 0) {
+                return true;
             }
             continue;
         }
         /*
-         * Requests are handled in order, also while we wait for a reply
-         * of our own (DMA through messages): the client may be blocked on
-         * one of them and only then answer ours.  They wait only behind a
-         * DMA_UNMAP that waits for in-flight DMA.
+         * Requests are handled in order; they wait behind a DMA_UNMAP
+         * that waits for in-flight DMA and while the device resets.
          */
-        if (!g_queue_is_empty(&s->deferred) || s->pending_unmap) {
+        if (!vfu_may_dispatch(s) || !g_queue_is_empty(&s->deferred)) {
             g_queue_push_tail(&s->deferred, m);
-            if (!s->pending_unmap) {
-                loop_bh_schedule(s->deferred_bh);
+            if (g_queue_get_length(&s->deferred) >= VFU_DEFERRED_MAX) {
+                tx_update_handlers(s);      /* read no more for now */
+                return true;
             }
             continue;
         }
         vfu_handle_msg(s, m);
         vfu_msg_free(m);
-        if (s->client_fd < 0 || s->pending_unmap) {
-            return s->client_fd >= 0;
+        if (s->client_fd < 0) {
+            return true;
         }
     }
     return true;
@@ -647,99 +680,6 @@ static void vfu_client_readable(void *opaque)
     }
 }
 
-static void vfu_wait_fd_add(VfuServer *o, void *opaque)
-{
-    GArray **pfds = ((void **)opaque)[0];
-    GPtrArray **owners = ((void **)opaque)[1];
-    struct pollfd pfd = { .fd = o->client_fd, .events = POLLIN };
-
-    if (o->client_fd < 0) {
-        return;
-    }
-    if (!g_queue_is_empty(&o->tx)) {
-        pfd.events |= POLLOUT;
-    }
-    g_array_append_val(*pfds, pfd);
-    g_ptr_array_add(*owners, o);
-}
-
-static void vfu_wait_fds(GArray **pfds, GPtrArray **owners)
-{
-    void *ctx[2] = { pfds, owners };
-
-    *pfds = g_array_new(false, false, sizeof(struct pollfd));
-    *owners = g_ptr_array_new();
-    vfu_server_foreach(vfu_wait_fd_add, ctx);
-}
-
-/*
- * Wait for the reply to the request we just sent (server-initiated DMA),
- * handling what the client sends meanwhile.  Waits nest (a request handled
- * meanwhile may lead to DMA of its own): each level has its slot.
- */
-VfuMsg *vfu_wait_reply(VfuServer *s, uint16_t msg_id)
-{
-    int64_t deadline = clock_ns() + VFU_REPLY_TIMEOUT_MS * 1000000LL;
-    unsigned level = s->dma_wait_depth;
-    VfuMsg *reply;
-
-    if (level >= VFU_MAX_WAIT_DEPTH) {
-        return NULL;
-    }
-    s->waits[level].msg_id = msg_id;
-    s->waits[level].reply = NULL;
-    s->dma_wait_depth++;
-    while (!s->waits[level].reply && s->client_fd >= 0) {
-        int64_t left = deadline - clock_ns();
-        g_autoptr(GArray) pfds = NULL;
-        g_autoptr(GPtrArray) owners = NULL;
-
-        if (left <= 0) {
-            break;
-        }
-        /*
-         * The VMM may be blocked on a request to another device of this
-         * daemon (with its big lock held) before it gets to ours: serve
-         * every device's client while we wait.
-         */
-        vfu_wait_fds(&pfds, &owners);
-        if (poll((struct pollfd *)pfds->data, pfds->len,
-                 left / 1000000 + 1) < 0 && errno != EINTR) {
-            break;
-        }
-        for (guint i = 0; i < pfds->len; i++) {
-            struct pollfd *pfd = &g_array_index(pfds, struct pollfd, i);
-            VfuServer *o = g_ptr_array_index(owners, i);
-
-            if (o->client_fd != pfd->fd) {
-                continue;       /* went away while serving another */
-            }
-            if ((pfd->revents & POLLOUT) && tx_flush(o) < 0) {
-                if (o == s) {
-                    goto out;
-                }
-                vfu_client_gone(o, "send failed");
-                continue;
-            }
-            if ((pfd->revents & (POLLIN | POLLHUP | POLLERR)) &&
-                !vfu_client_read(o)) {
-                if (o == s) {
-                    goto out;
-                }
-                vfu_client_gone(o, "connection closed");
-            }
-        }
-    }
-out:
-    s->dma_wait_depth--;
-    reply = s->waits[level].reply;
-    s->waits[level].reply = NULL;
-    if (!g_queue_is_empty(&s->deferred) && !s->pending_unmap) {
-        loop_bh_schedule(s->deferred_bh);
-    }
-    return reply;
-}
-
 uint16_t vfu_next_msg_id(VfuServer *s)
 {
     return s->next_msg_id++;
@@ -749,7 +689,9 @@ void vfu_resume_reading(VfuServer *s)
 {
     if (s->client_fd >= 0) {
         tx_update_handlers(s);
-        loop_bh_schedule(s->deferred_bh);
+        if (!g_queue_is_empty(&s->deferred)) {
+            loop_bh_schedule(s->deferred_bh);
+        }
     }
 }
 
@@ -758,4 +700,10 @@ void vfu_deferred_init(VfuServer *s)
     g_queue_init(&s->deferred);
     g_queue_init(&s->tx);
     s->deferred_bh = loop_bh_new(s->loop, vfu_run_deferred, s);
+    s->next_client_fd = -1;
+}
+
+void vfu_deferred_cleanup(VfuServer *s)
+{
+    loop_bh_delete(g_steal_pointer(&s->deferred_bh));
 }

@@ -52,11 +52,6 @@ struct VirtIOBlock {
 
     BlockBackend *blk;
     bool wce;                   /* writeback (config writeback field) */
-    /*
-     * The error policy stopped the backend: fetch nothing until a held
-     * request completes after 'cont' (the block layer then retried it).
-     */
-    bool stopped;
 };
 
 static inline const char *blk_id(VirtIOBlock *s)
@@ -93,29 +88,13 @@ static void virtio_blk_req_complete(VirtIOBlockReq *req, uint8_t status)
     trace_virtio_blk_complete(blk_id(s), virtio_queue_index(vq),
                               req->elem.index, status);
     *req->status = status;
-    virtqueue_push(vq, &req->elem, req->in_len);
-    virtio_notify_later(&s->vdev, vq);
-}
-
-/* A request went through: if the error policy had stopped us, go on. */
-static void virtio_blk_maybe_restart(VirtIOBlock *s)
-{
-    if (unlikely(s->stopped)) {
-        s->stopped = false;
-        trace_virtio_blk_stopped(blk_id(s), 0);
-        for (unsigned i = 0; i < s->num_queues; i++) {
-            virtio_queue_notify(&s->vdev, i);
-        }
-    }
+    virtqueue_complete(vq, &req->elem, req->in_len);
 }
 
 static void virtio_blk_rw_done(void *opaque, int ret)
 {
     VirtIOBlockReq *req = opaque;
 
-    if (ret == 0) {
-        virtio_blk_maybe_restart(req->s);
-    }
     virtio_blk_req_complete(req, ret == 0 ? VIRTIO_BLK_S_OK
                                           : VIRTIO_BLK_S_IOERR);
 }
@@ -217,7 +196,6 @@ static void dwz_next(void *opaque, int ret)
         virtio_blk_req_complete(req, VIRTIO_BLK_S_IOERR);
         return;
     }
-    virtio_blk_maybe_restart(req->s);
     dwz_submit(req);
 }
 
@@ -371,18 +349,15 @@ static void virtio_blk_handle_output(VirtIODevice *vdev, VirtQueue *vq)
     unsigned budget = VIRTIO_BLK_DRAIN_BUDGET;
     VirtIOBlockReq *req;
 
-    if (s->stopped) {
-        return;
-    }
     blk_io_plug(s->blk);
     do {
         virtio_queue_set_notification(vq, false);
-        while (budget && !s->stopped && (req = virtqueue_pop(vq))) {
+        while (budget && (req = virtqueue_pop(vq))) {
             virtio_blk_handle_request(s, vq, req);
             budget--;
         }
         virtio_queue_set_notification(vq, true);
-    } while (budget && !s->stopped && !virtio_queue_empty(vq));
+    } while (budget && !virtio_queue_empty(vq));
     blk_io_unplug(s->blk);
     if (!budget) {
         /* Let the other queues and devices in; come back next turn. */
@@ -439,14 +414,22 @@ static void virtio_blk_set_features(VirtIODevice *vdev, uint64_t features)
     }
 }
 
+/*
+ * Requests held by the stop policy fail now, and those a throttle holds
+ * when the function resets (status 0 lets them through).
+ */
+static void virtio_blk_quiesce(VirtIODevice *vdev, DeviceResetKind kind)
+{
+    VirtIOBlock *s = (VirtIOBlock *)vdev;
+
+    blk_cancel_queued(s->blk, kind == DEVICE_RESET_FUNCTION);
+}
+
 static void virtio_blk_reset(VirtIODevice *vdev)
 {
     VirtIOBlock *s = (VirtIOBlock *)vdev;
 
-    /* In-flight requests complete (into the rings) before the reset. */
-    blk_drain(s->blk);
     s->wce = s->write_cache;
-    s->stopped = false;
 }
 
 static const VirtioDeviceOps virtio_blk_ops = {
@@ -455,6 +438,7 @@ static const VirtioDeviceOps virtio_blk_ops = {
     .set_features = virtio_blk_set_features,
     .get_config = virtio_blk_get_config,
     .set_config = virtio_blk_set_config,
+    .quiesce = virtio_blk_quiesce,
     .reset = virtio_blk_reset,
 };
 
@@ -472,13 +456,9 @@ static void virtio_blk_stop_cb(void *opaque)
 {
     VirtIOBlock *s = opaque;
 
-    /*
-     * The error policy said stop.  'cont' retries the held requests (it
-     * resumes devices only after a monitor 'stop'), so the first one to
-     * go through restarts us; see virtio_blk_maybe_restart().
-     */
+    /* The error policy said stop: fetch nothing until 'cont'. */
     trace_virtio_blk_stopped(blk_id(s), 1);
-    s->stopped = true;
+    device_pause(&s->vdev.pci.dev);
 }
 
 static const BlockDevOps virtio_blk_dev_ops = {
@@ -565,7 +545,7 @@ static bool virtio_blk_realize(Device *dev, GError **errp)
         s->blk = NULL;
         return false;
     }
-    virtio_reset(vdev, true);
+    virtio_device_reset(dev, DEVICE_RESET_FUNCTION);
     return true;
 }
 
@@ -625,8 +605,8 @@ static const DeviceClass virtio_blk_class = {
     .realize = virtio_blk_realize,
     .unrealize = virtio_blk_unrealize,
     .reset = virtio_device_reset,
-    .pause = virtio_device_pause,
-    .resume = virtio_device_resume,
+    .quiesce = virtio_device_quiesce,
+    .run_state_changed = virtio_device_run_state_changed,
 };
 
 static void __attribute__((constructor)) virtio_blk_register(void)

@@ -29,6 +29,7 @@
 #include "hw/virtio/virtio-pci.h"
 #include "hw/virtio/virtio-net-spec.h"
 #include "hw/virtio/trace.h"
+#include "hw/net/nic.h"
 #include "net/net.h"
 #include "util/error.h"
 
@@ -74,6 +75,7 @@ typedef struct VirtIONet {
     bool f_ctrl_vlan, f_ctrl_mac_addr, f_ctrl_guest_offloads;
 
     NetClient *nic;
+    NicRx rx;                   /* frames from the net layer, in the worker */
     uint8_t perm_mac[VIRTIO_NET_ETH_ALEN];     /* the property's */
     bool vnet_hdr;              /* the backend exchanges virtio-net headers */
     bool link_up;               /* as last reported in the status field */
@@ -360,7 +362,7 @@ static bool virtio_net_can_receive(NetClient *nc)
 {
     VirtIONet *s = nc->opaque;
 
-    return !s->vdev.paused;
+    return device_fetch_allowed(&s->vdev.pci.dev);
 }
 
 typedef struct IovCursor {
@@ -539,10 +541,10 @@ static bool virtio_net_rx_hdr(VirtIONet *s, uint8_t *hdr, size_t len,
  * A frame from the backend: its size when the driver got it, 0 when the
  * device dropped it (counted here), -EAGAIN when there is no room yet.
  */
-static ssize_t virtio_net_receive(NetClient *nc, const struct iovec *iov,
-                                  int iovcnt)
+static ssize_t virtio_net_rx_frame(void *opaque, const struct iovec *iov,
+                                   int iovcnt)
 {
-    VirtIONet *s = nc->opaque;
+    VirtIONet *s = opaque;
     VirtIODevice *vdev = &s->vdev;
     size_t size = iov_size(iov, iovcnt);
     size_t skip = s->vnet_hdr ? NET_VNET_HDR_LEN : 0;
@@ -555,7 +557,7 @@ static ssize_t virtio_net_receive(NetClient *nc, const struct iovec *iov,
     unsigned q = 0, n = 0, num;
     VirtQueue *vq;
 
-    if (vdev->paused) {
+    if (!device_fetch_allowed(&vdev->pci.dev)) {
         return -EAGAIN;
     }
     if (size <= skip) {
@@ -666,13 +668,20 @@ static ssize_t virtio_net_receive(NetClient *nc, const struct iovec *iov,
     return size;
 }
 
+/* The net layer's receive(): the frame goes in the worker. */
+static ssize_t virtio_net_receive(NetClient *nc, const struct iovec *iov,
+                                  int iovcnt)
+{
+    VirtIONet *s = nc->opaque;
+
+    return nic_rx_deliver(&s->rx, iov, iovcnt);
+}
+
 /* The driver added receive buffers (or wants them looked at). */
 static void virtio_net_handle_rx(VirtIONet *s, VirtQueue *vq)
 {
     trace_virtio_net_rx_kick(net_id(s), virtio_queue_index(vq));
-    if (s->nic) {
-        net_flush_queue(s->nic);
-    }
+    nic_rx_flush(&s->rx);
 }
 
 /* ---- transmit ---- */
@@ -1188,8 +1197,9 @@ static void virtio_net_reset(VirtIODevice *vdev)
         virtio_net_set_info(s);
         virtio_net_apply_offloads(s);
         /* Frames held for the old driver go; the backend reads again. */
+        nic_rx_reset(&s->rx);
         net_purge_queue(s->nic);
-        net_flush_queue(s->nic);
+        nic_rx_flush(&s->rx);
         net_rx_filter_changed(s->nic);
     }
 }
@@ -1335,6 +1345,7 @@ static void virtio_net_free(VirtIONet *s)
 {
     net_nic_free(s->nic);
     s->nic = NULL;
+    nic_rx_cleanup(&s->rx);
     g_clear_pointer(&s->rx_elems, g_free);
     g_clear_pointer(&s->rx_lens, g_free);
     g_clear_pointer(&s->tx_iov, g_free);
@@ -1384,6 +1395,8 @@ static bool virtio_net_realize(Device *dev, GError **errp)
         error_prepend(errp, "property 'netdev': ");
         return false;
     }
+    nic_rx_init(&s->rx, &vdev->pci, virtio_net_rx_frame, s);
+    s->rx.nc = s->nic;
     s->vnet_hdr = net_has_vnet_hdr(s->nic);
     s->nic->has_vnet_hdr = s->vnet_hdr;
     memcpy(s->mac, s->perm_mac, sizeof(s->mac));
@@ -1413,7 +1426,7 @@ static bool virtio_net_realize(Device *dev, GError **errp)
     }
     s->link_up = net_link_up(s->nic);
     virtio_net_instances++;
-    virtio_reset(vdev, true);
+    virtio_device_reset(dev, DEVICE_RESET_FUNCTION);
     return true;
 }
 
@@ -1498,8 +1511,8 @@ static const DeviceClass virtio_net_class = {
     .realize = virtio_net_realize,
     .unrealize = virtio_net_unrealize,
     .reset = virtio_device_reset,
-    .pause = virtio_device_pause,
-    .resume = virtio_device_resume,
+    .quiesce = virtio_device_quiesce,
+    .run_state_changed = virtio_device_run_state_changed,
 };
 
 static void __attribute__((constructor)) virtio_net_register(void)

@@ -34,7 +34,7 @@ struct VirtQueue {
     unsigned index;
     unsigned max_num;
     VirtIOHandleOutput *handle_output;
-    LoopBH *bh;
+    DeviceBH *bh;
 
     /* Driver configuration (common config registers). */
     unsigned num;
@@ -57,6 +57,10 @@ struct VirtQueue {
     unsigned inuse;             /* popped, not yet filled or detached */
     unsigned filled;            /* filled, not yet flushed */
     unsigned holds;             /* pci_dma_hold()s taken for elements */
+    /* Completed by a backend, to be written to the used ring. */
+    VirtQueueElement **done;    /* max_num entries */
+    uint32_t *done_len;
+    unsigned ndone;
 
     VirtQueueSeg *segs;         /* chain walk scratch, max_num entries */
     VirtQueueUsed *used_batch;  /* packed fill batch, max_num entries */
@@ -79,8 +83,8 @@ static inline VirtQueueElement *pool_elem(VirtQueue *vq, unsigned i)
 
 static void virtio_set_needs_reset(VirtIODevice *vdev)
 {
-    if (vdev->broken) {
-        return;
+    if (vdev->broken || device_work_cancelled(&vdev->pci.dev)) {
+        return;                 /* a reset is on its way anyway */
     }
     vdev->broken = true;
     vdev->status |= VIRTIO_CONFIG_S_NEEDS_RESET;
@@ -106,9 +110,9 @@ void virtio_error(VirtIODevice *vdev, const char *fmt, ...)
 /*
  * Rings are read and written through a fresh translation each time (the
  * client may unmap memory between two loop iterations), zero copy when
- * directly mapped, else through messages.  A message round trip may let
- * the client's register accesses in (see virtio_reset); dma_depth says
- * so.  Failures break the device.
+ * directly mapped, else through messages, which parks the work item while
+ * the client's other messages (register accesses too) are served.
+ * Failures break the device.
  */
 static bool vring_read(VirtQueue *vq, uint64_t addr, void *buf, unsigned len)
 {
@@ -120,9 +124,7 @@ static bool vring_read(VirtQueue *vq, uint64_t addr, void *buf, unsigned len)
         memcpy(buf, p, len);
         return true;
     }
-    vdev->dma_depth++;
     r = pci_dma_read(&vdev->pci, addr, buf, len);
-    vdev->dma_depth--;
     if (r < 0) {
         trace_virtio_err_ring_access(virtio_id(vdev), vq->index, addr, len,
                                      0);
@@ -143,9 +145,7 @@ static bool vring_write(VirtQueue *vq, uint64_t addr, const void *buf,
         memcpy(p, buf, len);
         return true;
     }
-    vdev->dma_depth++;
     r = pci_dma_write(&vdev->pci, addr, buf, len);
-    vdev->dma_depth--;
     if (r < 0) {
         trace_virtio_err_ring_access(virtio_id(vdev), vq->index, addr, len,
                                      1);
@@ -418,9 +418,7 @@ static bool vq_bounce(VirtQueue *vq, VirtQueueElement *elem,
             elem->bounce_in[elem->bounce_in_num++] = *s;
             continue;
         }
-        vdev->dma_depth++;
         r = pci_dma_read(&vdev->pci, s->addr, elem->bounce + off, s->len);
-        vdev->dma_depth--;
         if (r < 0) {
             trace_virtio_err_bad_addr(virtio_id(vdev), vq->index, s->addr,
                                       s->len);
@@ -695,7 +693,7 @@ bool virtio_queue_ready(VirtQueue *vq)
     VirtIODevice *vdev = vq->vdev;
 
     return vq->enabled && (vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
-           !vdev->broken && !vdev->paused && !vdev->resetting;
+           !vdev->broken && device_fetch_allowed(&vdev->pci.dev);
 }
 
 void *virtqueue_pop(VirtQueue *vq)
@@ -773,9 +771,7 @@ static void vq_unbounce(VirtQueue *vq, VirtQueueElement *elem, uint32_t len)
         uint32_t n = MIN(len, s->len);
         int r;
 
-        vdev->dma_depth++;
         r = pci_dma_write(&vdev->pci, s->addr, src, n);
-        vdev->dma_depth--;
         if (r < 0) {
             trace_virtio_err_bad_addr(virtio_id(vdev), vq->index, s->addr,
                                       n);
@@ -1049,21 +1045,49 @@ void virtio_notify(VirtIODevice *vdev, VirtQueue *vq)
 void virtio_notify_later(VirtIODevice *vdev, VirtQueue *vq)
 {
     vq->irq_pending = true;
-    loop_bh_schedule(vdev->irq_bh);
+    device_bh_schedule(vdev->complete_bh);
 }
 
-static void virtio_irq_bh(void *opaque)
+/* Work: publish what backends completed, then notify, per queue. */
+static void virtio_complete_bh(void *opaque)
 {
     VirtIODevice *vdev = opaque;
 
     for (unsigned i = 0; i < vdev->nvqs; i++) {
         VirtQueue *vq = vdev->vq[i];
+        unsigned n = vq->ndone;
 
+        if (n) {
+            for (unsigned j = 0; j < n; j++) {
+                virtqueue_fill(vq, vq->done[j], vq->done_len[j], j);
+            }
+            virtqueue_flush(vq, n);
+            /* More may have completed while a bounce copy parked. */
+            vq->ndone -= n;
+            memmove(vq->done, vq->done + n, vq->ndone * sizeof(vq->done[0]));
+            memmove(vq->done_len, vq->done_len + n,
+                    vq->ndone * sizeof(vq->done_len[0]));
+            vq->irq_pending = true;
+        }
         if (vq->irq_pending) {
             vq->irq_pending = false;
             virtio_notify(vdev, vq);
         }
     }
+}
+
+void virtqueue_complete(VirtQueue *vq, VirtQueueElement *elem, uint32_t len)
+{
+    VirtIODevice *vdev = vq->vdev;
+
+    if (device_resetting(&vdev->pci.dev)) {
+        virtqueue_detach_element(vq, elem);     /* the driver is gone */
+        return;
+    }
+    g_assert(vq->ndone < vq->max_num);
+    vq->done[vq->ndone] = elem;
+    vq->done_len[vq->ndone++] = len;
+    device_bh_schedule(vdev->complete_bh);
 }
 
 void virtio_notify_config(VirtIODevice *vdev)
@@ -1094,7 +1118,7 @@ static void virtio_kick_all(VirtIODevice *vdev)
 {
     for (unsigned i = 0; i < vdev->nvqs; i++) {
         if (vdev->vq[i]->enabled) {
-            loop_bh_schedule(vdev->vq[i]->bh);
+            device_bh_schedule(vdev->vq[i]->bh);
         }
     }
 }
@@ -1106,7 +1130,7 @@ void virtio_queue_notify(VirtIODevice *vdev, unsigned n)
         return;
     }
     trace_virtio_queue_notify(virtio_id(vdev), n);
-    loop_bh_schedule(vdev->vq[n]->bh);
+    device_bh_schedule(vdev->vq[n]->bh);
 }
 
 /* ---- queue registers ---- */
@@ -1221,7 +1245,7 @@ void virtio_queue_enable(VirtQueue *vq)
                               a[VIRTQUEUE_AREA_DESC],
                               a[VIRTQUEUE_AREA_DRIVER],
                               a[VIRTQUEUE_AREA_DEVICE]);
-    loop_bh_schedule(vq->bh);
+    device_bh_schedule(vq->bh);
 }
 
 /* ---- status, features, config ---- */
@@ -1273,11 +1297,8 @@ void virtio_set_status(VirtIODevice *vdev, uint8_t val)
 
     trace_virtio_set_status(virtio_id(vdev), vdev->status, val);
     if (val == 0) {
-        virtio_reset(vdev, false);
-        return;
-    }
-    if (vdev->resetting || vdev->reset_pending) {
-        trace_virtio_err_status(virtio_id(vdev), vdev->status, val);
+        /* Done when device_status reads 0 (the client waits till then). */
+        device_reset(&vdev->pci.dev, DEVICE_RESET_DEVICE, NULL, NULL);
         return;
     }
     val &= ~VIRTIO_CONFIG_S_NEEDS_RESET;
@@ -1339,12 +1360,13 @@ void virtio_config_write(VirtIODevice *vdev, uint32_t addr, uint32_t val,
 
 static void vq_reset(VirtQueue *vq)
 {
-    loop_bh_cancel(vq->bh);
+    device_bh_cancel(vq->bh);
+    g_assert(vq->ndone == 0);
     for (unsigned i = 0; i < vq->max_num; i++) {
         VirtQueueElement *elem = pool_elem(vq, i);
 
         if (elem->in_use) {
-            /* The device's reset should have drained it. */
+            /* Nothing is in flight: an element the device lost. */
             trace_virtio_reset_leak(virtio_id(vq->vdev), vq->index,
                                     elem->index);
             vq_elem_put(vq, elem);
@@ -1366,35 +1388,40 @@ static void vq_reset(VirtQueue *vq)
     vq->irq_pending = false;
 }
 
-void virtio_reset(VirtIODevice *vdev, bool pci)
+/* Reset step 3: completions that wait for the used ring are dropped. */
+void virtio_device_quiesce(Device *dev, DeviceResetKind kind)
 {
-    if (vdev->dma_depth || vdev->resetting) {
-        /*
-         * Asked from a register access served while a ring access waits
-         * for the client, or while draining for another reset: finish
-         * that first.  device_status reads non-zero until we are done.
-         */
-        trace_virtio_reset_deferred(virtio_id(vdev), pci);
-        vdev->reset_pending = true;
-        vdev->reset_pending_pci |= pci;
-        if (!vdev->resetting) {
-            loop_bh_schedule(vdev->reset_bh);
-        }
-        return;
-    }
-    pci |= vdev->reset_pending_pci;
-    vdev->reset_pending = vdev->reset_pending_pci = false;
-    loop_bh_cancel(vdev->reset_bh);
-    trace_virtio_reset(virtio_id(vdev), pci);
+    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
 
-    vdev->resetting = true;
+    device_bh_cancel(vdev->complete_bh);
+    for (unsigned i = 0; i < vdev->nvqs; i++) {
+        VirtQueue *vq = vdev->vq[i];
+
+        while (vq->ndone) {
+            virtqueue_detach_element(vq, vq->done[--vq->ndone]);
+        }
+    }
+    if (vdev->ops->quiesce) {
+        vdev->ops->quiesce(vdev, kind);
+    }
+}
+
+/*
+ * The one reset (step 4 of hw/core's): device_status 0 resets the virtio
+ * state (DEVICE kind), a function reset the PCI function as well.
+ */
+void virtio_device_reset(Device *dev, DeviceResetKind kind)
+{
+    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
+
+    trace_virtio_reset(virtio_id(vdev), kind == DEVICE_RESET_FUNCTION);
     if (vdev->ops->reset) {
         vdev->ops->reset(vdev);
     }
     for (unsigned i = 0; i < vdev->nvqs; i++) {
         vq_reset(vdev->vq[i]);
     }
-    loop_bh_cancel(vdev->irq_bh);
+    device_bh_cancel(vdev->complete_bh);
     vdev->status = 0;
     vdev->isr = 0;
     vdev->guest_features = 0;
@@ -1402,45 +1429,21 @@ void virtio_reset(VirtIODevice *vdev, bool pci)
     vdev->queue_select = 0;
     vdev->config_vector = VIRTIO_MSI_NO_VECTOR;
     vdev->broken = false;
-    if (pci || vdev->reset_pending_pci) {
+    if (kind == DEVICE_RESET_FUNCTION) {
         pci_device_reset(&vdev->pci);
     } else {
         virtio_pci_lower_intx(vdev);
     }
-    /* A request that came while draining is satisfied by this reset. */
-    vdev->reset_pending = vdev->reset_pending_pci = false;
-    vdev->resetting = false;
 }
 
-static void virtio_reset_bh(void *opaque)
+void virtio_device_run_state_changed(Device *dev, bool running)
 {
-    VirtIODevice *vdev = opaque;
+    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
 
-    if (vdev->reset_pending && !vdev->resetting && !vdev->dma_depth) {
-        virtio_reset(vdev, vdev->reset_pending_pci);
+    trace_virtio_pause(virtio_id(vdev), !running);
+    if (running) {
+        virtio_kick_all(vdev);
     }
-}
-
-void virtio_device_reset(Device *dev)
-{
-    virtio_reset(VIRTIO_DEVICE(dev), true);
-}
-
-void virtio_device_pause(Device *dev)
-{
-    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
-
-    trace_virtio_pause(virtio_id(vdev), 1);
-    vdev->paused = true;
-}
-
-void virtio_device_resume(Device *dev)
-{
-    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
-
-    trace_virtio_pause(virtio_id(vdev), 0);
-    vdev->paused = false;
-    virtio_kick_all(vdev);
 }
 
 /* ---- set-up ---- */
@@ -1465,8 +1468,8 @@ void virtio_init(VirtIODevice *vdev, const VirtioDeviceOps *ops,
     vdev->config_len = config_len;
     vdev->config = g_malloc0(MAX(config_len, 1u));
     vdev->config_vector = VIRTIO_MSI_NO_VECTOR;
-    vdev->reset_bh = loop_bh_new(vdev->pci.dev.loop, virtio_reset_bh, vdev);
-    vdev->irq_bh = loop_bh_new(vdev->pci.dev.loop, virtio_irq_bh, vdev);
+    vdev->complete_bh = device_bh_new(&vdev->pci.dev, virtio_complete_bh,
+                                      vdev);
 }
 
 VirtQueue *virtio_add_queue(VirtIODevice *vdev, unsigned max_size,
@@ -1482,8 +1485,10 @@ VirtQueue *virtio_add_queue(VirtIODevice *vdev, unsigned max_size,
     vq->index = vdev->nvqs;
     vq->max_num = max_size;
     vq->handle_output = handle;
-    vq->bh = loop_bh_new(vdev->pci.dev.loop, virtio_queue_bh, vq);
+    vq->bh = device_bh_new(&vdev->pci.dev, virtio_queue_bh, vq);
     vq->segs = g_new(VirtQueueSeg, max_size);
+    vq->done = g_new(VirtQueueElement *, max_size);
+    vq->done_len = g_new(uint32_t, max_size);
     vq->used_batch = g_new(VirtQueueUsed, max_size);
     vq->elem_size = QEMU_ALIGN_UP(elem_size, 16);
     vq->pool = g_malloc0(vq->elem_size * max_size);
@@ -1515,7 +1520,9 @@ void virtio_cleanup(VirtIODevice *vdev)
             g_free(elem->bounce);
             g_free(elem->bounce_in);
         }
-        loop_bh_delete(vq->bh);
+        device_bh_delete(vq->bh);
+        g_free(vq->done);
+        g_free(vq->done_len);
         g_free(vq->segs);
         g_free(vq->used_batch);
         g_free(vq->pool);
@@ -1525,8 +1532,7 @@ void virtio_cleanup(VirtIODevice *vdev)
     g_clear_pointer(&vdev->vq, g_free);
     vdev->nvqs = 0;
     g_clear_pointer(&vdev->config, g_free);
-    g_clear_pointer(&vdev->reset_bh, loop_bh_delete);
-    g_clear_pointer(&vdev->irq_bh, loop_bh_delete);
+    g_clear_pointer(&vdev->complete_bh, device_bh_delete);
 }
 
 /* ---- iovec helpers ---- */

@@ -25,9 +25,9 @@
  *         if (!virtio_pci_realize(&d->vdev, errp)) ...
  *     unrealize:
  *         virtio_pci_unrealize(&d->vdev); virtio_cleanup(&d->vdev);
- *     DeviceClass: .reset = virtio_device_reset,
- *                  .pause = virtio_device_pause,
- *                  .resume = virtio_device_resume,
+ *     DeviceClass: .quiesce = virtio_device_quiesce,
+ *                  .reset = virtio_device_reset,
+ *                  .run_state_changed = virtio_device_run_state_changed,
  *                  props include VIRTIO_COMMON_PROPS(MyDev, vdev)
  *
  *     static void my_handler(VirtIODevice *vdev, VirtQueue *vq)
@@ -45,12 +45,13 @@
  *         } while (!virtio_queue_empty(vq));
  *     }
  *
- * Handlers run from a bottom half scheduled by the notify (doorbell)
- * write, and only while the device is DRIVER_OK, not paused, not broken
- * (NEEDS_RESET) and the queue is enabled.  A request may complete later
- * (from a backend's callback): push it then.  virtqueue_push() and
- * virtqueue_fill() take the element back into the pool: the device must
- * not touch it afterwards.
+ * Handlers run in the device's worker (hw/core/device.h), scheduled by the
+ * notify (doorbell) write, and only while the device is DRIVER_OK, not
+ * paused, not broken (NEEDS_RESET) and the queue is enabled.  A request
+ * may complete later, from a backend's callback, which is not work: it
+ * hands the element over with virtqueue_complete().  virtqueue_push(),
+ * virtqueue_fill() and virtqueue_complete() take the element back into
+ * the pool: the device must not touch it afterwards.
  *
  * Guest errors in rings (descriptor loops, chains longer than the queue,
  * nested indirect tables, bad lengths or addresses, ...) emit a
@@ -132,8 +133,13 @@ typedef struct VirtioDeviceOps {
     /* Optional: the status changed (DRIVER_OK set, say). */
     void (*set_status)(VirtIODevice *vdev, uint8_t status);
     /*
-     * Quiesce for a reset: on return nothing is in flight and every
-     * popped element was pushed or detached (drain the backend).
+     * Optional, reset step 3 (hw/core/device.h): fail what waits without
+     * the backend holding it (throttled or held block requests).
+     */
+    void (*quiesce)(VirtIODevice *vdev, DeviceResetKind kind);
+    /*
+     * Reset the device's own state: nothing is in flight any more and
+     * every element was pushed or detached.
      */
     void (*reset)(VirtIODevice *vdev);
 } VirtioDeviceOps;
@@ -181,13 +187,7 @@ struct VirtIODevice {
 
     /* Internal state. */
     bool broken;                /* NEEDS_RESET: rings are left alone */
-    bool paused;                /* monitor stop / block error policy */
-    bool resetting;
-    bool reset_pending;         /* asked while busy: runs from reset_bh */
-    bool reset_pending_pci;
-    unsigned dma_depth;         /* inside a DMA through messages */
-    LoopBH *reset_bh;
-    LoopBH *irq_bh;             /* virtio_notify_later() */
+    DeviceBH *complete_bh;      /* completions and batched notifications */
     uint8_t cfg_cap;            /* PCI config access capability offset */
 };
 
@@ -226,19 +226,14 @@ void virtio_cleanup(VirtIODevice *vdev);
 
 /* ---- lifecycle (DeviceClass hooks) ---- */
 
-/* DeviceClass.reset: virtio reset plus PCI function reset. */
-void virtio_device_reset(Device *dev);
-/* DeviceClass.pause / resume: stop / restart popping requests. */
-void virtio_device_pause(Device *dev);
-void virtio_device_resume(Device *dev);
-
 /*
- * Reset the virtio state (driver wrote 0 to device_status; with @pci, the
- * PCI function too).  Drains the device first.  When asked from inside a
- * ring access that waits for the client, it runs as soon as that is over
- * and device_status reads non-zero until then.
+ * DeviceClass.quiesce / .reset / .run_state_changed.  The driver writing 0
+ * to device_status is a DEVICE_RESET_DEVICE reset (hw/core runs it once
+ * nothing is in flight; the client's messages wait until then).
  */
-void virtio_reset(VirtIODevice *vdev, bool pci);
+void virtio_device_quiesce(Device *dev, DeviceResetKind kind);
+void virtio_device_reset(Device *dev, DeviceResetKind kind);
+void virtio_device_run_state_changed(Device *dev, bool running);
 
 /* ---- errors ---- */
 
@@ -303,6 +298,13 @@ void virtqueue_push(VirtQueue *vq, VirtQueueElement *elem, uint32_t len);
 /* Fill and flush @n elements as one batch (all or nothing to the driver). */
 void virtqueue_push_batch(VirtQueue *vq, VirtQueueElement **elems,
                           const uint32_t *lens, unsigned n);
+/*
+ * Push @elem with @len bytes written, from outside the worker (a
+ * backend's completion): the device's work writes the used ring and
+ * notifies, one batch per queue.  While the device resets the element is
+ * dropped instead.
+ */
+void virtqueue_complete(VirtQueue *vq, VirtQueueElement *elem, uint32_t len);
 
 /* ---- notifications ---- */
 

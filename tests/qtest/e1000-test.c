@@ -2418,6 +2418,56 @@ START_TEST(test_user_tcp_no_tso)
 }
 END_TEST
 
+/*
+ * A reset while the TX walk waits for its descriptor: a DMA_READ the VMM
+ * has not answered yet.  The reset cancels the walk before it applies,
+ * so nothing of the walk (TDH) survives it, and the late reply is
+ * dropped.  Once by CTRL.RST (posted, as QEMU sends MMIO writes), once
+ * by the VMM's DEVICE_RESET.
+ */
+START_TEST(test_reset_during_dma)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic *n = &nics[0];
+    QE1000 *e = n->e;
+    size_t len = raw_frame(f, mac0, mac0, 200, 7);
+
+    for (unsigned how = 0; how < 2; how++) {
+        uint32_t tdh;
+
+        qe1000_writel(e, E1000_RCTL, e->rctl | E1000_RCTL_LBM_MAC);
+        tdh = qe1000_readl(e, E1000_TDH);
+        vfu_client_hold_dma(n->c, true);
+        qe1000_tx(e, f, len, NULL);
+        ck_assert(vfu_client_wait_held_dma(n->c, 1, QOS_TIMEOUT_MS));
+        /* Registers are served while the walk is parked. */
+        ck_assert_uint_eq(qe1000_readl(e, E1000_TDH), tdh);
+        ck_assert_uint_eq(qe1000_readl(e, E1000_TDT), tdh + 1);
+        if (how == 0) {
+            qe1000_writel_posted(e, E1000_CTRL, qe1000_readl(e, E1000_CTRL) |
+                                 E1000_CTRL_RST);
+        } else {
+            qos_assert_errno(vfu_device_reset(n->c), 0);
+            qpci_device_enable(n->pdev);
+        }
+        ck_assert_uint_eq(qe1000_readl(e, E1000_TDH), 0);
+        ck_assert_uint_eq(qe1000_readl(e, E1000_TDT), 0);
+        ck_assert_uint_eq(qe1000_readl(e, E1000_TCTL), 0);
+        /* The answer comes too late: it changes nothing. */
+        vfu_client_hold_dma(n->c, false);
+        qe1000_sleep(e, 50);
+        ck_assert_uint_eq(qe1000_readl(e, E1000_TDH), 0);
+        ck_assert_uint_eq(qe1000_readl(e, E1000_TDT), 0);
+        /* The driver brings it up again, and it works. */
+        qe1000_init(e, NULL);
+        qe1000_writel(e, E1000_RCTL, e->rctl | E1000_RCTL_LBM_MAC);
+        qe1000_tx(e, f, len, NULL);
+        rx_expect(n, f, len, NULL);
+    }
+    vfu_client_assert_clean(n->c);
+}
+END_TEST
+
 /* ---- suite ---- */
 
 static TCase *new_tcase(Suite *s, const char *name, void (*setup)(void),
@@ -2451,6 +2501,7 @@ static Suite *e1000_suite(void)
 
     tc = new_tcase(s, "dma-messages", setup_one_nofd, 30);
     tcase_add_test(tc, test_dma_messages);
+    tcase_add_test(tc, test_reset_during_dma);
 
     tc = new_tcase(s, "traffic", setup_pair, 60);
     tcase_add_test(tc, test_tx_rx_bytes);

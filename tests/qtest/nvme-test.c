@@ -1975,14 +1975,19 @@ END_TEST
 
 /*
  * Without shared memory the device copies through DMA_READ messages; a
- * function level reset (a config write, which the server serves while it
- * waits for its DMA) arrives in the middle of that.
+ * function level reset (a config write, which the server serves while its
+ * work waits for the DMA) arrives in the middle of that.  Round 0 holds
+ * the first DMA_READ until the reset is done: the work is cancelled
+ * before it submitted anything, so the file is unchanged; later rounds
+ * let some of it through first.
  */
 START_TEST(test_reset_during_dma)
 {
     QNvme *q;
     uint64_t buf;
     uint8_t exp;
+    g_autofree uint8_t *before = g_malloc(8 * 1024 * 512);
+    g_autofree uint8_t *after = g_malloc(8 * 1024 * 512);
 
     env_new();
     env_start(NULL, false);
@@ -1990,6 +1995,10 @@ START_TEST(test_reset_during_dma)
     qnvme_init(q, 2, 32);
     buf = guest_pattern(q, 512 * 1024, 201);
     for (unsigned round = 0; round < 3; round++) {
+        if (round == 0) {
+            file_read(env.img, 0, before, 8 * 1024 * 512);
+            vfu_client_hold_dma(env.c, true);
+        }
         for (unsigned qi = 1; qi <= 2; qi++) {
             QNvmeQueue *queue = qnvme_ioq(q, qi);
 
@@ -2002,13 +2011,25 @@ START_TEST(test_reset_during_dma)
             }
             qnvme_ring_sq(q, queue);
         }
-        vfu_service(env.c, round);
+        if (round == 0) {
+            ck_assert(vfu_client_wait_held_dma(env.c, 1, QOS_TIMEOUT_MS));
+        } else {
+            vfu_service(env.c, round);
+        }
         exp = qpci_find_capability(env.dev, PCI_CAP_ID_EXP, 0);
         qpci_config_writew(env.dev, exp + PCI_EXP_DEVCTL,
                            qpci_config_readw(env.dev, exp + PCI_EXP_DEVCTL) |
                            PCI_EXP_DEVCTL_BCR_FLR);
+        if (round == 0) {
+            /* The answer comes after the reset: it changes nothing. */
+            vfu_client_hold_dma(env.c, false);
+        }
         /* PCIe: software waits 100 ms after an FLR. */
         vfu_service(env.c, 100);
+        if (round == 0) {
+            file_read(env.img, 0, after, 8 * 1024 * 512);
+            ck_assert(memcmp(before, after, 8 * 1024 * 512) == 0);
+        }
         qpci_device_enable(env.dev);
         qnvme_wait_csts(q, NVME_CSTS_RDY, 0);
         ck_assert_uint_eq(qnvme_readl(q, NVME_REG_CC), 0);

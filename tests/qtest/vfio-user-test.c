@@ -21,6 +21,7 @@
 #include "tests/qtest/libqos/guest-mem.h"
 #include "tests/qtest/libqos/pci.h"
 #include "tests/qtest/libqos/pci-testdev.h"
+#include "tests/qtest/libqos/qmp-client.h"
 
 #define CONFIG_REGION   VFIO_PCI_CONFIG_REGION_INDEX
 
@@ -885,6 +886,126 @@ START_TEST(test_dma_no_bus_master)
 }
 END_TEST
 
+/*
+ * A reset while the DMA engine waits for the VMM's answer to its
+ * DMA_READ: the engine's work is cancelled before the reset applies,
+ * nothing of it shows afterwards (DMA_COUNT, DMA_STATUS, INT_STATUS), the
+ * late reply is dropped, and the device works again.  By FLR (a config
+ * write, answered while the work waits) and by DEVICE_RESET.
+ */
+START_TEST(test_reset_during_dma)
+{
+    uint8_t exp;
+    uint64_t src;
+    uint32_t st;
+
+    map_guest_ram(false);
+    src = guest_alloc_aligned(gm, TESTDEV_MEM_SIZE, GUEST_PAGE_SIZE);
+    guest_memset(gm, src, 0x5a, TESTDEV_MEM_SIZE);
+    exp = qpci_find_capability(dev, PCI_CAP_ID_EXP, 0);
+    for (unsigned how = 0; how < 2; how++) {
+        vfu_client_hold_dma(client, true);
+        testdev_dma_start(dev, src, TESTDEV_MEM_SIZE, 0,
+                          TESTDEV_DMA_TO_DEVICE, true);
+        ck_assert(vfu_client_wait_held_dma(client, 1, QOS_TIMEOUT_MS));
+        /* Served while the engine waits. */
+        ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_DMA_START), 1);
+        testdev_writel(dev, TESTDEV_REG_SCRATCH, 0x1234);
+        ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_SCRATCH), 0x1234);
+        if (how == 0) {
+            qpci_config_writew(dev, exp + PCI_EXP_DEVCTL,
+                               PCI_EXP_DEVCTL_BCR_FLR);
+        } else {
+            qos_assert_errno(vfu_device_reset(client), 0);
+        }
+        qpci_device_enable(dev);
+        ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_DMA_START), 0);
+        ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_DMA_COUNT), 0);
+        ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_DMA_STATUS), 0);
+        ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_INT_STATUS), 0);
+        ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_SCRATCH), 0);
+        /* The answer comes too late: nothing changes. */
+        vfu_client_hold_dma(client, false);
+        vfu_service(client, 50);
+        ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_DMA_COUNT), 0);
+        ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_INT_STATUS), 0);
+        /* And it works again. */
+        st = testdev_dma(dev, src, 4096, 0, TESTDEV_DMA_TO_DEVICE);
+        ck_assert_msg(st == TESTDEV_INT_DMA_DONE, "INT_STATUS 0x%x", st);
+        ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_DMA_COUNT), 1);
+    }
+    vfu_client_assert_clean(client);
+}
+END_TEST
+
+/*
+ * While one device's work waits for its VMM (a DMA reply withheld), the
+ * daemon goes on: the monitor answers at once and another device serves
+ * its own client, DMA through messages included.  (The wait is a parked
+ * work item, not a loop nested inside the first device.)
+ */
+START_TEST(test_dma_wait_stalls_nothing)
+{
+    g_autofree char *qmp_path = NULL, *sock1 = NULL;
+    VfuClient *c1;
+    QPCIDevice *d1;
+    GuestMem *gm1;
+    QmpClient *qmp;
+    json_object *ret;
+    uint64_t src, buf1;
+    int64_t t0;
+    uint32_t st;
+
+    qos_check_init();
+    proc = iovd_proc_new();
+    sock_path = iovd_proc_path(proc, "t0.sock");
+    sock1 = iovd_proc_path(proc, "t1.sock");
+    qmp_path = iovd_proc_path(proc, "qmp.sock");
+    iovd_proc_add_args(proc, "-device", NULL);
+    iovd_proc_add_argf(proc, "pci-testdev,id=t0,socket=%s", sock_path);
+    iovd_proc_add_args(proc, "-device", NULL);
+    iovd_proc_add_argf(proc, "pci-testdev,id=t1,socket=%s", sock1);
+    iovd_proc_add_args(proc, "-qmp", NULL);
+    iovd_proc_add_argf(proc, "unix:%s,server=on,wait=off", qmp_path);
+    iovd_proc_start(proc);
+    connect_device();
+    map_guest_ram(false);
+    c1 = vfu_client_open(sock1);
+    d1 = qpci_device_new(c1);
+    qpci_device_enable(d1);
+    gm1 = guest_mem_new(GUEST_MEM_DEFAULT_BASE, GUEST_MEM_DEFAULT_SIZE);
+    guest_mem_map_checked(gm1, c1, false);
+    qmp = qmp_client_open(qmp_path);
+
+    src = guest_alloc_aligned(gm, 65536, GUEST_PAGE_SIZE);
+    vfu_client_hold_dma(client, true);
+    testdev_dma_start(dev, src, 65536, 0, TESTDEV_DMA_TO_DEVICE, true);
+    ck_assert(vfu_client_wait_held_dma(client, 1, QOS_TIMEOUT_MS));
+
+    t0 = qos_now_ms();
+    ret = qmp_ok(qmp, "query-status", NULL);
+    json_object_put(ret);
+    ck_assert_msg(qos_now_ms() - t0 < 500, "query-status took %" PRId64
+                  " ms while a device waited for its VMM",
+                  qos_now_ms() - t0);
+    buf1 = guest_alloc_aligned(gm1, 8192, GUEST_PAGE_SIZE);
+    guest_memset(gm1, buf1, 0x77, 8192);
+    st = testdev_dma(d1, buf1, 8192, 0, TESTDEV_DMA_TO_DEVICE);
+    ck_assert_msg(st == TESTDEV_INT_DMA_DONE, "t1 INT_STATUS 0x%x", st);
+    ck_assert_uint_gt(vfu_client_stats(c1)->dma_reads, 0);
+    /* t0 still waits; once answered it completes normally. */
+    ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_DMA_START), 1);
+    vfu_client_hold_dma(client, false);
+    st = testdev_dma_wait(dev);
+    ck_assert_msg(st & TESTDEV_INT_DMA_DONE, "t0 INT_STATUS 0x%x", st);
+
+    qmp_client_free(qmp);
+    qpci_device_free(d1);
+    guest_mem_free(gm1);
+    vfu_client_free(c1);
+}
+END_TEST
+
 /* ---- interrupts ---- */
 
 START_TEST(test_msix)
@@ -1630,6 +1751,10 @@ static Suite *vfio_user_suite(void)
     tcase_add_test(tc, test_dma_nofd);
     tcase_add_test(tc, test_dma_unmapped);
     tcase_add_test(tc, test_dma_no_bus_master);
+    tcase_add_test(tc, test_reset_during_dma);
+
+    tc = new_tcase(s, "dma-wait", qos_check_init, 60);
+    tcase_add_test(tc, test_dma_wait_stalls_nothing);
 
     tc = new_tcase(s, "dma-spec-layout", setup_device_spec_layout, 60);
     tcase_add_test(tc, test_dma_nofd_spec_layout);

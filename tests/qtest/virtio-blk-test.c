@@ -1412,16 +1412,23 @@ START_TEST(test_reset_inflight)
 }
 END_TEST
 
-/* Reset asked while the device waits for a DMA message (no fd). */
+/*
+ * A reset while the queue's work waits for the VMM's answer to a DMA_READ
+ * (guest RAM without fd): the work is cancelled before the reset applies,
+ * so none of the requests it was reading reaches the disk, and the late
+ * reply is dropped.  Rounds alternate device_status 0 and DEVICE_RESET.
+ */
 START_TEST(test_reset_nofd_busy)
 {
     QVirtioDevice *vd = vd0();
 
     init_dev(vd, blk_features | ring_features, 2, QVIRTIO_IRQ_MSIX);
-    for (unsigned round = 0; round < 3; round++) {
+    for (unsigned round = 0; round < 4; round++) {
         static uint8_t bufs[8][4096];
         QVirtioBlkReq r[8];
 
+        memset(bufs, 0xee, sizeof(bufs));
+        vfu_client_hold_dma(devs[0].c, true);
         for (unsigned k = 0; k < 8; k++) {
             r[k] = (QVirtioBlkReq) {
                 .type = VIRTIO_BLK_T_OUT, .sector = 8 * k,
@@ -1431,17 +1438,19 @@ START_TEST(test_reset_nofd_busy)
         }
         qvirtqueue_notify(vd->vqs[0]);
         qvirtqueue_notify(vd->vqs[1]);
-        /*
-         * Once the device waits for our answer to a DMA_READ, send the
-         * reset (a non-posted write): it is served inside that wait and
-         * must be deferred until the ring access is over.  (Serve a bit
-         * first: posted notifies queued behind a DMA wait would make the
-         * reset wait its turn rather than nest.)
-         */
-        vfu_service(devs[0].c, 2);
-        ck_assert(qos_poll_fd(vfu_client_fd(devs[0].c), POLLIN,
-                              qos_deadline(QOS_TIMEOUT_MS)));
-        qvirtio_reset(vd);
+        ck_assert(vfu_client_wait_held_dma(devs[0].c, 1, QOS_TIMEOUT_MS));
+        /* Registers are served while the work waits. */
+        ck_assert(qvirtio_get_status(vd) & VIRTIO_CONFIG_S_DRIVER_OK);
+        if (round % 2 == 0) {
+            qvirtio_reset(vd);
+        } else {
+            qos_assert_errno(vfu_device_reset(devs[0].c), 0);
+            qpci_device_enable(devs[0].pdev);
+            ck_assert_uint_eq(qvirtio_get_status(vd), 0);
+        }
+        vfu_client_hold_dma(devs[0].c, false);
+        vfu_service(devs[0].c, 20);
+        assert_file_matches(0);         /* nothing was written */
         init_dev(vd, blk_features | ring_features, 2, QVIRTIO_IRQ_MSIX);
         smoke_io(0, vd->vqs[1], 4000);
     }

@@ -584,6 +584,53 @@ START_TEST(test_sizes)
 }
 END_TEST
 
+/*
+ * A reset while vn1's work waits for its VMM's answer to a DMA_READ
+ * (guest RAM without fd): once while receiving a frame from vn0, once
+ * while transmitting.  The work is cancelled before the reset applies,
+ * the late reply is dropped, and after the driver's re-initialisation
+ * frames flow both ways again.
+ */
+START_TEST(test_reset_during_dma)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+    size_t len;
+
+    start_pair_ex(NULL, NULL, false);
+    init_nic(a, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    init_nic(b, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    for (unsigned how = 0; how < 2; how++) {
+        vfu_client_hold_dma(b->c, true);
+        len = test_frame(f, how ? mac0 : mac1, how ? mac1 : mac0, 300,
+                         100 + how);
+        if (how == 0) {
+            qvnet_tx(a->n, 0, f, len, NULL);
+        } else {
+            ck_assert_int_ge(qvnet_tx_add(b->n, 0, f, len, NULL, 1), 0);
+            qvnet_tx_kick(b->n, 0);
+        }
+        ck_assert(vfu_client_wait_held_dma(b->c, 1, QOS_TIMEOUT_MS));
+        /* Registers are served while the work waits. */
+        ck_assert(qvirtio_get_status(b->n->vd) & VIRTIO_CONFIG_S_DRIVER_OK);
+        qvirtio_reset(b->n->vd);
+        vfu_client_hold_dma(b->c, false);
+        vfu_service(b->c, 20);
+        if (how == 1) {
+            rx_none(a);         /* the cancelled transmit never left */
+        }
+        init_nic(b, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+        len = test_frame(f, mac1, mac0, 700, 200 + how);
+        qvnet_tx(a->n, 0, f, len, NULL);
+        rx_expect_serving(b, a, f, len);
+        len = test_frame(f, mac0, mac1, 900, 300 + how);
+        qvnet_tx(b->n, 0, f, len, NULL);
+        rx_expect_serving(a, b, f, len);
+    }
+    vfu_client_assert_clean(b->c);
+}
+END_TEST
+
 /* A receive buffer too small for a frame without MRG_RXBUF: dropped. */
 START_TEST(test_rx_buffer_too_small)
 {
@@ -2033,6 +2080,7 @@ static Suite *virtio_net_suite(void)
     tc = new_tcase(s, "data");
     tcase_add_loop_test(tc, test_sizes, 0, ARRAY_SIZE(sizes_cases));
     tcase_add_test(tc, test_rx_buffer_too_small);
+    tcase_add_test(tc, test_reset_during_dma);
     tcase_add_test(tc, test_backpressure);
     tcase_add_test(tc, test_tx_csum);
     tcase_add_test(tc, test_mtu);

@@ -5,6 +5,7 @@
  */
 #include <check.h>
 #include "unit-loop.h"
+#include "util/coroutine.h"
 
 #include "hw/pci/pci.h"
 
@@ -68,8 +69,13 @@ typedef struct FakeTransport {
     unsigned nr_rw_calls;
     uint64_t rw_addr, rw_len;
     bool rw_is_write;
-    int rw_ret;                 /* what dma_rw returns */
+    int rw_ret;                 /* what the copy completes with */
     uint8_t rw_fill;            /* on success, reads are filled with this */
+    void *rw_buf;
+    PCIDmaDone *rw_done;        /* the copy in flight */
+    void *rw_opaque;
+    bool rw_hold;               /* do not answer (the client withholds) */
+    unsigned nr_cancels;
 
     unsigned nr_idle;
 } FakeTransport;
@@ -120,8 +126,25 @@ static void *fake_dma_map(void *opaque, uint64_t addr, uint64_t len,
     return NULL;
 }
 
-static int fake_dma_rw(void *opaque, uint64_t addr, void *buf, uint64_t len,
-                       bool is_write)
+/* The slow path answers on the next loop iteration, as a client would. */
+static void fake_dma_rw_reply(void *opaque)
+{
+    FakeTransport *f = opaque;
+    PCIDmaDone *done = f->rw_done;
+
+    if (!done) {
+        return;                 /* cancelled meanwhile */
+    }
+    f->rw_done = NULL;
+    if (f->rw_ret == 0 && !f->rw_is_write) {
+        memset(f->rw_buf, f->rw_fill, f->rw_len);
+    }
+    done(f->rw_opaque, f->rw_ret);
+}
+
+static int fake_dma_rw_start(void *opaque, uint64_t addr, void *buf,
+                             uint64_t len, bool is_write, PCIDmaDone *done,
+                             void *cb_opaque)
 {
     FakeTransport *f = opaque;
 
@@ -129,10 +152,21 @@ static int fake_dma_rw(void *opaque, uint64_t addr, void *buf, uint64_t len,
     f->rw_addr = addr;
     f->rw_len = len;
     f->rw_is_write = is_write;
-    if (f->rw_ret == 0 && !is_write) {
-        memset(buf, f->rw_fill, len);
+    f->rw_buf = buf;
+    f->rw_done = done;
+    f->rw_opaque = cb_opaque;
+    if (!f->rw_hold) {
+        loop_post(loop_main(), fake_dma_rw_reply, f);
     }
-    return f->rw_ret;
+    return 0;
+}
+
+static void fake_dma_rw_cancel(void *opaque, void *cb_opaque)
+{
+    FakeTransport *f = opaque;
+
+    f->nr_cancels++;
+    f->rw_done = NULL;
 }
 
 static void fake_irq_signal(void *opaque, unsigned index, unsigned vector)
@@ -152,7 +186,8 @@ static void fake_dma_idle(void *opaque)
 
 static const PCITransportOps fake_ops = {
     .dma_map = fake_dma_map,
-    .dma_rw = fake_dma_rw,
+    .dma_rw_start = fake_dma_rw_start,
+    .dma_rw_cancel = fake_dma_rw_cancel,
     .irq_signal = fake_irq_signal,
     .dma_idle = fake_dma_idle,
 };
@@ -163,6 +198,19 @@ static void fake_add_region(uint64_t gpa, uint64_t len, uint8_t *host,
     ck_assert_uint_lt(ft.nr_regions, ARRAY_SIZE(ft.region));
     ft.region[ft.nr_regions++] = (FakeRegion) { gpa, len, host, read_only };
 }
+
+static unsigned t_resets;
+
+static void t_reset(Device *dev, DeviceResetKind kind)
+{
+    t_resets++;
+}
+
+static const DeviceClass t_class = {
+    .name = "test-pci",
+    .instance_size = sizeof(TestPCI),
+    .reset = t_reset,
+};
 
 /* ---- fixture ---- */
 
@@ -200,14 +248,68 @@ static void setup(void)
     memset(guest_buf, 0, sizeof(guest_buf));
     t = g_new0(TestPCI, 1);
     t->pdev.dev.id = (char *)"t0";
+    t->pdev.dev.cls = &t_class;
+    t->pdev.dev.loop = loop_main();
+    t_resets = 0;
     t_build(t);
     pci_transport_attach(&t->pdev, &fake_ops, &ft);
 }
 
 static void teardown(void)
 {
+    /* What hw/core made for it (device_destroy frees them likewise). */
+    loop_bh_delete(t->pdev.dev.reset_bh);
+    coroutine_free(t->pdev.dev.worker);
     pci_device_cleanup(&t->pdev);
     g_clear_pointer(&t, g_free);
+}
+
+/* ---- DMA from device work ---- */
+
+typedef struct DmaCall {
+    bool write;
+    uint64_t addr;
+    void *buf;
+    uint64_t len;
+    int ret, ret2;
+    bool done;
+} DmaCall;
+
+static void dma_call_work(void *opaque)
+{
+    DmaCall *c = opaque;
+
+    c->ret = c->write ? pci_dma_write(&t->pdev, c->addr, c->buf, c->len)
+                      : pci_dma_read(&t->pdev, c->addr, c->buf, c->len);
+    /* A second DMA in the same item, to directly mapped memory. */
+    c->ret2 = pci_dma_read(&t->pdev, 0x1000, guest_buf + 0x100, 1);
+    c->done = true;
+}
+
+/*
+ * pci_dma_read/write as device work does them: in the worker, with the
+ * loop running (the slow path's replies come from it) until it is done.
+ */
+static int work_dma(bool write, uint64_t addr, void *buf, uint64_t len)
+{
+    DmaCall c = { write, addr, buf, len };
+
+    ck_assert(device_run_now(&t->pdev.dev, dma_call_work, &c) !=
+              DEVICE_RUN_BUSY);
+    while (!c.done) {
+        loop_iterate(loop_main(), true);
+    }
+    return c.ret;
+}
+
+static int work_read(uint64_t addr, void *buf, uint64_t len)
+{
+    return work_dma(false, addr, buf, len);
+}
+
+static int work_write(uint64_t addr, const void *buf, uint64_t len)
+{
+    return work_dma(true, addr, (void *)buf, len);
 }
 
 /* ---- helpers ---- */
@@ -888,7 +990,7 @@ END_TEST
 
 static unsigned flr_resets;
 
-static void exp_reset(Device *dev)
+static void exp_reset(Device *dev, DeviceResetKind kind)
 {
     flr_resets++;
     pci_device_reset(PCI_DEVICE(dev));
@@ -910,6 +1012,7 @@ static PCIDevice *exp_new(void)
 
     d->pdev.dev.cls = &exp_class;
     d->pdev.dev.id = (char *)"x0";
+    d->pdev.dev.loop = loop_main();
     pci_device_init(&d->pdev, &info);
     return &d->pdev;
 }
@@ -1308,9 +1411,9 @@ START_TEST(test_dma_no_master)
 
     dma_setup_one();
     ck_assert(!pci_bus_master_enabled(&t->pdev));
-    ck_assert_int_eq(pci_dma_read(&t->pdev, 0x1000, buf, sizeof(buf)),
+    ck_assert_int_eq(work_read(0x1000, buf, sizeof(buf)),
                      -EFAULT);
-    ck_assert_int_eq(pci_dma_write(&t->pdev, 0x1000, buf, sizeof(buf)),
+    ck_assert_int_eq(work_write(0x1000, buf, sizeof(buf)),
                      -EFAULT);
     ck_assert_ptr_null(pci_dma_map(&t->pdev, 0x1000, 16, false));
     ck_assert_int_eq(pci_dma_iov(&t->pdev, 0x1000, 16, false, iov, 4, &niov),
@@ -1322,7 +1425,7 @@ START_TEST(test_dma_no_master)
 
     /* Memory enable alone is not bus mastering. */
     cmd_set(PCI_COMMAND_MEMORY | PCI_COMMAND_IO);
-    ck_assert_int_eq(pci_dma_read(&t->pdev, 0x1000, buf, sizeof(buf)),
+    ck_assert_int_eq(work_read(0x1000, buf, sizeof(buf)),
                      -EFAULT);
     ck_assert_uint_eq(ft.nr_map_calls, 0);
 }
@@ -1337,24 +1440,24 @@ START_TEST(test_dma_rw)
     dma_setup_one();
     cmd_set(PCI_COMMAND_MASTER);
 
-    ck_assert_int_eq(pci_dma_write(&t->pdev, 0x1800, msg, sizeof(msg)), 0);
+    ck_assert_int_eq(work_write(0x1800, msg, sizeof(msg)), 0);
     ck_assert_mem_eq(guest_buf + 0x800, msg, sizeof(msg));
-    ck_assert_int_eq(pci_dma_read(&t->pdev, 0x1800, out, sizeof(out)), 0);
+    ck_assert_int_eq(work_read(0x1800, out, sizeof(out)), 0);
     ck_assert_str_eq(out, msg);
     ck_assert_uint_eq(ft.nr_rw_calls, 0);
 
     /* The first and last bytes of the region. */
-    ck_assert_int_eq(pci_dma_write(&t->pdev, 0x1000, "A", 1), 0);
-    ck_assert_int_eq(pci_dma_write(&t->pdev, 0x2fff, "Z", 1), 0);
+    ck_assert_int_eq(work_write(0x1000, "A", 1), 0);
+    ck_assert_int_eq(work_write(0x2fff, "Z", 1), 0);
     ck_assert_uint_eq(guest_buf[0], 'A');
     ck_assert_uint_eq(guest_buf[0x1fff], 'Z');
     /* The whole region in one go. */
     p = g_malloc(0x2000);
-    ck_assert_int_eq(pci_dma_read(&t->pdev, 0x1000, p, 0x2000), 0);
+    ck_assert_int_eq(work_read(0x1000, p, 0x2000), 0);
     ck_assert_mem_eq(p, guest_buf, 0x2000);
     g_free(p);
     /* Zero length is a no-op. */
-    ck_assert_int_eq(pci_dma_read(&t->pdev, 0x9000, out, 0), 0);
+    ck_assert_int_eq(work_read(0x9000, out, 0), 0);
     ck_assert_uint_eq(ft.nr_rw_calls, 0);
 
     /* Direct mapping: only whole, in one piece. */
@@ -1375,19 +1478,19 @@ START_TEST(test_dma_slow_path)
     memset(guest_buf + 0x1f00, 0x5a, 0x100);
 
     /* Crossing the end: the tail goes through dma_rw, which fails. */
-    ck_assert_int_eq(pci_dma_read(&t->pdev, 0x2f00, buf, sizeof(buf)),
+    ck_assert_int_eq(work_read(0x2f00, buf, sizeof(buf)),
                      -EFAULT);
     ck_assert_uint_eq(ft.nr_rw_calls, 1);
     ck_assert_uint_eq(ft.rw_addr, 0x3000);
     ck_assert_uint_eq(ft.rw_len, 0x100);
     ck_assert(!ft.rw_is_write);
-    ck_assert_int_eq(pci_dma_write(&t->pdev, 0x2f00, buf, sizeof(buf)),
+    ck_assert_int_eq(work_write(0x2f00, buf, sizeof(buf)),
                      -EFAULT);
     ck_assert_uint_eq(ft.nr_rw_calls, 2);
     ck_assert(ft.rw_is_write);
 
     /* Entirely outside: straight to dma_rw. */
-    ck_assert_int_eq(pci_dma_read(&t->pdev, 0x100000, buf, 8), -EFAULT);
+    ck_assert_int_eq(work_read(0x100000, buf, 8), -EFAULT);
     ck_assert_uint_eq(ft.nr_rw_calls, 3);
     ck_assert_uint_eq(ft.rw_addr, 0x100000);
     ck_assert_uint_eq(ft.rw_len, 8);
@@ -1396,7 +1499,7 @@ START_TEST(test_dma_slow_path)
     ft.rw_ret = 0;
     ft.rw_fill = 0xa5;
     memset(buf, 0, sizeof(buf));
-    ck_assert_int_eq(pci_dma_read(&t->pdev, 0x2f00, buf, sizeof(buf)), 0);
+    ck_assert_int_eq(work_read(0x2f00, buf, sizeof(buf)), 0);
     ck_assert_uint_eq(ft.nr_rw_calls, 4);
     for (unsigned i = 0; i < sizeof(buf); i++) {
         ck_assert_uint_eq(buf[i], i < 0x100 ? 0x5a : 0xa5);
@@ -1410,10 +1513,10 @@ START_TEST(test_dma_read_only_region)
 
     fake_add_region(0x1000, 0x1000, guest_buf, true);
     cmd_set(PCI_COMMAND_MASTER);
-    ck_assert_int_eq(pci_dma_read(&t->pdev, 0x1000, buf, sizeof(buf)), 0);
+    ck_assert_int_eq(work_read(0x1000, buf, sizeof(buf)), 0);
     ck_assert_ptr_null(pci_dma_map(&t->pdev, 0x1000, 8, true));
     ck_assert_ptr_eq(pci_dma_map(&t->pdev, 0x1000, 8, false), guest_buf);
-    ck_assert_int_eq(pci_dma_write(&t->pdev, 0x1000, buf, sizeof(buf)),
+    ck_assert_int_eq(work_write(0x1000, buf, sizeof(buf)),
                      -EFAULT);
     ck_assert_uint_eq(ft.nr_rw_calls, 1);
 }
@@ -1426,7 +1529,7 @@ START_TEST(test_dma_no_transport)
     dma_setup_one();
     cmd_set(PCI_COMMAND_MASTER);
     pci_transport_detach(&t->pdev);
-    ck_assert_int_eq(pci_dma_read(&t->pdev, 0x1000, buf, sizeof(buf)),
+    ck_assert_int_eq(work_read(0x1000, buf, sizeof(buf)),
                      -EFAULT);
     ck_assert_ptr_null(pci_dma_map(&t->pdev, 0x1000, 8, false));
     ck_assert_uint_eq(ft.nr_map_calls, 0);
@@ -1447,12 +1550,12 @@ START_TEST(test_dma_split_regions)
     memset(guest_buf + 0x1000, 0x22, 0x100);    /* guest 0x2000 */
     memset(other, 0x33, 0x100);
 
-    ck_assert_int_eq(pci_dma_read(&t->pdev, 0x1f00, buf, sizeof(buf)), 0);
+    ck_assert_int_eq(work_read(0x1f00, buf, sizeof(buf)), 0);
     ck_assert_uint_eq(buf[0], 0x11);
     ck_assert_uint_eq(buf[0xff], 0x11);
     ck_assert_uint_eq(buf[0x100], 0x22);
     ck_assert_uint_eq(buf[0x1ff], 0x22);
-    ck_assert_int_eq(pci_dma_read(&t->pdev, 0x2f00, buf, sizeof(buf)), 0);
+    ck_assert_int_eq(work_read(0x2f00, buf, sizeof(buf)), 0);
     ck_assert_uint_eq(buf[0x100], 0x33);
     ck_assert_uint_eq(ft.nr_rw_calls, 0);
     /* Not one mapping, so no direct pointer. */
@@ -1540,16 +1643,79 @@ START_TEST(test_dma_iov_read_only)
 }
 END_TEST
 
+START_TEST(test_dma_outside_work)
+{
+    uint8_t buf[16];
+
+    dma_setup_one();
+    cmd_set(PCI_COMMAND_MASTER);
+    /* Mapped memory: a plain copy, anywhere. */
+    ck_assert_int_eq(pci_dma_read(&t->pdev, 0x1000, buf, sizeof(buf)), 0);
+    /* Through messages only from work: a register handler may not. */
+    ck_assert_int_eq(pci_dma_read(&t->pdev, 0x100000, buf, sizeof(buf)),
+                     -EFAULT);
+    ck_assert_uint_eq(ft.nr_rw_calls, 0);
+}
+END_TEST
+
+/* A reset while the copy waits for the client: the work unwinds first. */
+START_TEST(test_dma_cancel_by_reset)
+{
+    DmaCall c = { false, 0x100000, NULL, 64 };
+    uint8_t buf[64];
+
+    dma_setup_one();
+    cmd_set(PCI_COMMAND_MASTER);
+    c.buf = buf;
+    ft.rw_hold = true;
+    ck_assert_int_eq(device_run_now(&t->pdev.dev, dma_call_work, &c),
+                     DEVICE_RUN_PARKED);
+    ck_assert(!c.done);
+    ck_assert_uint_eq(ft.nr_rw_calls, 1);
+    /* Other work waits behind the parked item. */
+    ck_assert_int_eq(device_run_now(&t->pdev.dev, dma_call_work, &c),
+                     DEVICE_RUN_BUSY);
+    device_reset(&t->pdev.dev, DEVICE_RESET_FUNCTION, NULL, NULL);
+    ck_assert(c.done);
+    ck_assert_int_eq(c.ret, -ECANCELED);
+    /* Every further DMA of the cancelled item failed, mapped or not. */
+    ck_assert_int_eq(c.ret2, -ECANCELED);
+    ck_assert_uint_eq(ft.nr_cancels, 1);
+    ck_assert_uint_eq(t_resets, 1);
+    ck_assert_int_eq(t->pdev.dev.state, DEVICE_RUNNING);
+    /* The next item starts clean. */
+    ft.rw_hold = false;
+    ft.rw_ret = 0;
+    ck_assert_int_eq(work_read(0x100000, buf, 8), 0);
+}
+END_TEST
+
+/* A reset waits for requests in flight; the late reply is dropped. */
+START_TEST(test_reset_waits_for_holds)
+{
+    dma_setup_one();
+    pci_dma_hold(&t->pdev);
+    device_reset(&t->pdev.dev, DEVICE_RESET_DEVICE, NULL, NULL);
+    ck_assert_int_eq(t->pdev.dev.state, DEVICE_RESETTING);
+    ck_assert_uint_eq(t_resets, 0);
+    pci_dma_release(&t->pdev);
+    ck_assert_uint_eq(t_resets, 0);         /* not from inside release */
+    loop_iterate(loop_main(), false);
+    ck_assert_uint_eq(t_resets, 1);
+    ck_assert_int_eq(t->pdev.dev.state, DEVICE_RUNNING);
+}
+END_TEST
+
 START_TEST(test_dma_hold_release)
 {
     pci_dma_hold(&t->pdev);
     pci_dma_hold(&t->pdev);
-    ck_assert_uint_eq(t->pdev.dma_inflight, 2);
+    ck_assert_uint_eq(pci_dma_inflight(&t->pdev), 2);
     pci_dma_release(&t->pdev);
     ck_assert_uint_eq(ft.nr_idle, 0);
     pci_dma_release(&t->pdev);
     ck_assert_uint_eq(ft.nr_idle, 1);
-    ck_assert_uint_eq(t->pdev.dma_inflight, 0);
+    ck_assert_uint_eq(pci_dma_inflight(&t->pdev), 0);
     /* Without a transport it just counts. */
     pci_transport_detach(&t->pdev);
     pci_dma_hold(&t->pdev);
@@ -1674,6 +1840,9 @@ static Suite *pci_suite(void)
     tcase_add_test(tc, test_dma_iov);
     tcase_add_test(tc, test_dma_iov_read_only);
     tcase_add_test(tc, test_dma_hold_release);
+    tcase_add_test(tc, test_dma_outside_work);
+    tcase_add_test(tc, test_dma_cancel_by_reset);
+    tcase_add_test(tc, test_reset_waits_for_holds);
     suite_add_tcase(s, tc);
 
     return s;

@@ -29,6 +29,8 @@ struct VfuClient {
     GHashTable *awaited;        /* msg id -> command + 1 */
     GQueue replies;             /* of VfuRxMsg *, awaited, not yet taken */
     GArray *dma;                /* of VfuDmaEntry */
+    bool hold_dma;              /* keep the server's DMA requests */
+    GQueue held;                /* of VfuRxMsg *, not answered yet */
 
     bool negotiated;
     VfuServerCaps caps;
@@ -132,6 +134,7 @@ VfuClient *vfu_client_connect(const char *path)
     c->next_id = 1;
     c->awaited = g_hash_table_new(g_direct_hash, g_direct_equal);
     g_queue_init(&c->replies);
+    g_queue_init(&c->held);
     c->dma = g_array_new(false, true, sizeof(VfuDmaEntry));
     return c;
 }
@@ -159,6 +162,9 @@ void vfu_client_free(VfuClient *c)
         close(c->fd);
     }
     while ((m = g_queue_pop_head(&c->replies))) {
+        vfu_rx_msg_free(m);
+    }
+    while ((m = g_queue_pop_head(&c->held))) {
         vfu_rx_msg_free(m);
     }
     g_hash_table_destroy(c->awaited);
@@ -635,6 +641,11 @@ static void dispatch(VfuClient *c, VfuRxMsg *m)
     unsigned type = m->hdr.flags & VFU_FLAG_TYPE_MASK;
 
     if (type == VFU_FLAG_REQUEST) {
+        if ((m->hdr.cmd == VFU_CMD_DMA_READ ||
+             m->hdr.cmd == VFU_CMD_DMA_WRITE) && c->hold_dma) {
+            g_queue_push_tail(&c->held, m);
+            return;
+        }
         if (m->hdr.cmd == VFU_CMD_DMA_READ ||
             m->hdr.cmd == VFU_CMD_DMA_WRITE) {
             serve_dma(c, m);
@@ -1391,4 +1402,32 @@ int vfu_dma_unmap(VfuClient *c, uint64_t addr, uint64_t size,
         }
     }
     return 0;
+}
+
+void vfu_client_hold_dma(VfuClient *c, bool hold)
+{
+    c->hold_dma = hold;
+    while (!hold && !g_queue_is_empty(&c->held)) {
+        VfuRxMsg *m = g_queue_pop_head(&c->held);
+
+        serve_dma(c, m);
+        vfu_rx_msg_free(m);
+    }
+}
+
+unsigned vfu_client_held_dma(VfuClient *c)
+{
+    return g_queue_get_length(&c->held);
+}
+
+bool vfu_client_wait_held_dma(VfuClient *c, unsigned n, int timeout_ms)
+{
+    int64_t deadline = qos_deadline(timeout_ms);
+
+    while (g_queue_get_length(&c->held) < n) {
+        if (qos_now_ms() >= deadline || !vfu_service(c, 10)) {
+            return false;
+        }
+    }
+    return true;
 }

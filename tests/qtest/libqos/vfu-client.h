@@ -254,6 +254,17 @@ int vfu_write_multi(VfuClient *c, const VfuWriteOne *wrs, unsigned n,
 int vfu_device_reset(VfuClient *c);
 
 /*
+ * Withhold the server's DMA_READ / DMA_WRITE requests (a VMM whose main
+ * loop is busy): they are kept, unanswered, until vfu_client_hold_dma(c,
+ * false) answers them in order.  For tests of what the device does while
+ * its work waits for a reply.
+ */
+void vfu_client_hold_dma(VfuClient *c, bool hold);
+unsigned vfu_client_held_dma(VfuClient *c);
+/* Serve the connection until @n requests are held; false on timeout. */
+bool vfu_client_wait_held_dma(VfuClient *c, unsigned n, int timeout_ms);
+
+/*
  * DMA_MAP [addr, addr + size) with @prot (VFU_DMA_FLAG_READ/WRITE).  With
  * @fd >= 0 it is passed (at @fd_offset) for the server to mmap; with
  * @fd < 0 none is, and the server must use DMA_READ/DMA_WRITE.  @host, when
