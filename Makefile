@@ -93,6 +93,12 @@ $(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(BUILD)/libqos.a $(BUILD)/libi
 $(BUILD)/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 
 TEST_BINS := $(UNIT_BINS) $(QTEST_BINS)
+# The device suites again with every device on one of two iothreads
+# (busy polling on): the iothread data path under the same tests.
+IOTHREAD_QTESTS := $(filter %/nvme-test %/virtio-blk-test \
+                   %/virtio-net-test %/e1000-test %/vfio-user-test, \
+                   $(QTEST_BINS))
+TEST_RUNS := $(TEST_BINS) $(addprefix IOVD_TEST_IOTHREAD=2@,$(IOTHREAD_QTESTS))
 # Named here so make keeps them (they are not intermediate files).
 TEST_OBJS := $(addsuffix .o,$(TEST_BINS) $(BENCH_BINS))
 $(TEST_OBJS):
@@ -101,7 +107,7 @@ build-tests: all $(TEST_BINS)
 
 check: build-tests
 	$(Q)IOVD_BIN=$(abspath $(BUILD)/iovd) IOVD_CTL=$(abspath $(BUILD)/iovd-ctl) \
-	  tests/run-tests.sh $(TEST_BINS)
+	  tests/run-tests.sh $(TEST_RUNS)
 
 check-unit: all $(UNIT_BINS)
 	$(Q)tests/run-tests.sh $(UNIT_BINS)

@@ -9,6 +9,7 @@
 #include "util/error.h"
 #include "util/keyval.h"
 #include "util/log.h"
+#include "util/iothread.h"
 #include "util/loop.h"
 #include "util/trace.h"
 #include "hw/core/device.h"
@@ -225,6 +226,17 @@ static void notify_ready(void)
  * shutdown.  They arrive on a signalfd in the main loop.
  */
 static int signal_fd = -1;
+static sigset_t signal_set;
+
+/* First thing in main: every thread created later inherits the mask. */
+static void signals_block(void)
+{
+    sigemptyset(&signal_set);
+    sigaddset(&signal_set, SIGTERM);
+    sigaddset(&signal_set, SIGINT);
+    sigaddset(&signal_set, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &signal_set, NULL);
+}
 
 static void on_signal(void *opaque)
 {
@@ -238,15 +250,7 @@ static void on_signal(void *opaque)
 
 static void signals_init(EventLoop *loop)
 {
-    sigset_t set;
-
-    sigemptyset(&set);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    /* Blocked before any thread starts: every thread inherits the mask. */
-    pthread_sigmask(SIG_BLOCK, &set, NULL);
-    signal_fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    signal_fd = signalfd(-1, &signal_set, SFD_CLOEXEC | SFD_NONBLOCK);
     if (signal_fd >= 0) {
         loop_set_fd(loop, signal_fd, on_signal, NULL, NULL);
     }
@@ -262,6 +266,7 @@ static bool write_pidfile(GError **errp)
 /* Subsystems come up before options are applied, and go after devices. */
 void iovd_modules_init(void)
 {
+    iothread_init();
     blk_init();
     net_init();
     monitor_init();
@@ -273,6 +278,7 @@ void iovd_modules_cleanup(void)
     net_cleanup_all();
     blk_flush_all_sync();
     blk_node_delete_all();
+    iothread_delete_all();
 }
 
 int main(int argc, char **argv)
@@ -280,8 +286,10 @@ int main(int argc, char **argv)
     GArray *pending = g_array_new(false, false, sizeof(PendingOpt));
     GError *err = NULL;
 
-    EventLoop *main_loop = loop_new("main", &err);
+    EventLoop *main_loop;
 
+    signals_block();
+    main_loop = loop_new("main", &err);
     if (!main_loop) {
         error_report("%s", err->message);
         return 1;

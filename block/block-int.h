@@ -12,10 +12,19 @@ typedef struct BlockDriver {
     const PropDef *props;       /* driver options, fields in the state */
     bool (*open)(BlockNode *bs, GError **errp);
     void (*close)(BlockNode *bs);
-    /* Queue @req (its fields are set); submit now unless plugged. 0/-errno. */
+    /*
+     * Optional: a device attaches @blk (on blk_loop(blk)'s thread): set up
+     * what completes its requests there (blk_set_drv_state).  detach runs
+     * there too, with nothing in flight.
+     */
+    bool (*attach)(BlockNode *bs, BlockBackend *blk, GError **errp);
+    void (*detach)(BlockNode *bs, BlockBackend *blk);
+    /*
+     * Take @req (its fields are set; req->blk says whose loop completes
+     * it).  It may go out at once or at the end of the loop iteration.
+     * 0/-errno.
+     */
     int (*submit)(BlockNode *bs, BlockReq *req);
-    /* Submit what is queued (end of a plug). */
-    void (*unplug)(BlockNode *bs);
     bool (*truncate)(BlockNode *bs, uint64_t size, GError **errp);
     int (*flush_sync)(BlockNode *bs);
 } BlockDriver;
@@ -27,16 +36,17 @@ struct BlockNode {
     uint64_t size;
     bool read_only;
     bool direct;
-    struct EventLoop *loop;     /* where the driver's completions run */
     uint32_t align;             /* direct I/O alignment */
-    BlockStats stats;
+    BlockStats stats;           /* updated with atomics: several loops */
     GList *backends;            /* attached BlockBackends */
-    unsigned plugged;
     void *opaque;
 };
 
-/* Drivers call this on the main loop when a request is done. */
+/* Drivers call this on the backend's loop when a request is done. */
 void blk_req_complete(BlockReq *req, int ret);
+struct EventLoop *blk_loop(BlockBackend *blk);
+void *blk_drv_state(BlockBackend *blk);
+void blk_set_drv_state(BlockBackend *blk, void *state);
 void blk_driver_register(const BlockDriver *drv);
 
 #endif

@@ -21,14 +21,14 @@ enum { TB_BPS, TB_BPS_RD, TB_BPS_WR, TB_IOPS, TB_IOPS_RD, TB_IOPS_WR, TB_N };
 
 struct BlockBackend {
     BlockNode *bs;
-    EventLoop *loop;
+    EventLoop *loop;            /* the device's: everything runs here */
+    void *drv_state;            /* the driver's, for this loop */
     char *dev_id;
     bool share_rw;
     const BlockDevOps *dev_ops;
     void *dev_opaque;
     BlockErrorPolicy rerror, werror;
     unsigned inflight;
-    unsigned plugged;
 
     /* Requests held by the stop policy, retried on blk_resume_all(). */
     BlockReq *stopped_head, **stopped_tail;
@@ -46,6 +46,15 @@ static GList *nodes;
 static GList *backends;
 static GHashTable *drivers;
 static BlockErrorEventFunc *error_event_hook;
+
+/*
+ * A node's statistics are updated by the loops of every device using it
+ * and read by the monitor: relaxed atomics, no lock.
+ */
+static inline void stat_add(uint64_t *p, int64_t v)
+{
+    __atomic_fetch_add(p, (uint64_t)v, __ATOMIC_RELAXED);
+}
 
 void blk_driver_register(const BlockDriver *drv)
 {
@@ -138,7 +147,6 @@ BlockNode *blk_node_create(Keyval *kv, GError **errp)
         goto out;
     }
     bs = g_new0(BlockNode, 1);
-    bs->loop = loop_main();
     bs->drv = drv;
     bs->node_name = g_strdup(o.node_name);
     bs->read_only = o.read_only;
@@ -221,7 +229,16 @@ const char *blk_node_filename(BlockNode *bs) { return bs->filename; }
 uint64_t blk_node_size(BlockNode *bs) { return bs->size; }
 bool blk_node_read_only(BlockNode *bs) { return bs->read_only; }
 bool blk_node_direct(BlockNode *bs) { return bs->direct; }
-const BlockStats *blk_node_stats(BlockNode *bs) { return &bs->stats; }
+void blk_node_stats(BlockNode *bs, BlockStats *st)
+{
+    const uint64_t *src = (const uint64_t *)&bs->stats;
+    uint64_t *dst = (uint64_t *)st;
+
+    G_STATIC_ASSERT(sizeof(BlockStats) % sizeof(uint64_t) == 0);
+    for (size_t i = 0; i < sizeof(BlockStats) / sizeof(uint64_t); i++) {
+        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    }
+}
 unsigned blk_node_users(BlockNode *bs) { return g_list_length(bs->backends); }
 
 bool blk_node_resize(BlockNode *bs, uint64_t size, GError **errp)
@@ -247,7 +264,7 @@ bool blk_node_resize(BlockNode *bs, uint64_t size, GError **errp)
         BlockBackend *blk = l->data;
 
         if (blk->dev_ops && blk->dev_ops->resize) {
-            blk->dev_ops->resize(blk->dev_opaque);
+            loop_run_sync(blk->loop, blk->dev_ops->resize, blk->dev_opaque);
         }
     }
     return true;
@@ -270,7 +287,7 @@ void blk_flush_all_sync(void)
 static void throttle_timer_cb(void *opaque);
 
 BlockBackend *blk_attach(const char *name, const char *dev_id,
-                         bool share_rw, GError **errp)
+                         bool share_rw, EventLoop *loop, GError **errp)
 {
     BlockNode *bs = blk_node_find(name);
     BlockBackend *blk;
@@ -290,12 +307,17 @@ BlockBackend *blk_attach(const char *name, const char *dev_id,
         }
     }
     blk = g_new0(BlockBackend, 1);
-    blk->loop = loop_main();
+    blk->loop = loop;
     blk->bs = bs;
     blk->dev_id = g_strdup(dev_id);
     blk->share_rw = share_rw;
     blk->stopped_tail = &blk->stopped_head;
     blk->throttled_tail = &blk->throttled_head;
+    if (bs->drv->attach && !bs->drv->attach(bs, blk, errp)) {
+        g_free(blk->dev_id);
+        g_free(blk);
+        return NULL;
+    }
     blk->throttle_timer = loop_timer_new(blk->loop, throttle_timer_cb, blk);
     bs->backends = g_list_append(bs->backends, blk);
     backends = g_list_append(backends, blk);
@@ -310,6 +332,9 @@ void blk_detach(BlockBackend *blk)
     /* The device waited for what was in flight (its reset). */
     blk_cancel_queued(blk, true);
     g_assert(blk->inflight == 0);
+    if (blk->bs->drv->detach) {
+        blk->bs->drv->detach(blk->bs, blk);
+    }
     blk->bs->backends = g_list_remove(blk->bs->backends, blk);
     backends = g_list_remove(backends, blk);
     loop_timer_free(blk->throttle_timer);
@@ -335,6 +360,12 @@ uint64_t blk_getlength(BlockBackend *blk) { return blk->bs->size; }
 bool blk_is_read_only(BlockBackend *blk) { return blk->bs->read_only; }
 uint32_t blk_request_alignment(BlockBackend *blk) { return blk->bs->align; }
 unsigned blk_inflight(BlockBackend *blk) { return blk->inflight; }
+EventLoop *blk_loop(BlockBackend *blk) { return blk->loop; }
+void *blk_drv_state(BlockBackend *blk) { return blk->drv_state; }
+void blk_set_drv_state(BlockBackend *blk, void *state)
+{
+    blk->drv_state = state;
+}
 const char *blk_device_id(BlockBackend *blk) { return blk->dev_id; }
 
 BlockBackend *blk_find_by_device(const char *dev_id)
@@ -428,15 +459,18 @@ static void throttle_account(BlockBackend *blk, BlockReq *req)
     blk->tb[rd ? TB_IOPS_RD : TB_IOPS_WR].level += 1;
 }
 
-bool blk_set_throttle(BlockBackend *blk, const BlockThrottle *t,
-                      GError **errp)
+typedef struct ThrottleSet {
+    BlockBackend *blk;
+    const BlockThrottle *t;
+} ThrottleSet;
+
+/* On the backend's loop: the data path reads the buckets. */
+static void blk_set_throttle_on_loop(void *opaque)
 {
-    if ((t->bps && (t->bps_rd || t->bps_wr)) ||
-        (t->iops && (t->iops_rd || t->iops_wr))) {
-        error_setg(errp, "bps/iops cannot be combined with the per-direction "
-                   "limits of the same kind");
-        return false;
-    }
+    ThrottleSet *ts = opaque;
+    BlockBackend *blk = ts->blk;
+    const BlockThrottle *t = ts->t;
+
     blk->limits = *t;
     blk->tb[TB_BPS].rate = t->bps;
     blk->tb[TB_BPS_RD].rate = t->bps_rd;
@@ -450,6 +484,20 @@ bool blk_set_throttle(BlockBackend *blk, const BlockThrottle *t,
     blk->tb_last_ns = clock_ns();
     /* Limits lifted or changed: let the queue move. */
     throttle_timer_cb(blk);
+}
+
+bool blk_set_throttle(BlockBackend *blk, const BlockThrottle *t,
+                      GError **errp)
+{
+    ThrottleSet ts = { blk, t };
+
+    if ((t->bps && (t->bps_rd || t->bps_wr)) ||
+        (t->iops && (t->iops_rd || t->iops_wr))) {
+        error_setg(errp, "bps/iops cannot be combined with the per-direction "
+                   "limits of the same kind");
+        return false;
+    }
+    loop_run_sync(blk->loop, blk_set_throttle_on_loop, &ts);
     return true;
 }
 
@@ -467,11 +515,11 @@ static int blk_dispatch(BlockBackend *blk, BlockReq *req)
     int r;
 
     req->start_ns = clock_ns();
-    bs->stats.inflight++;
+    stat_add(&bs->stats.inflight, 1);
     blk->inflight++;
     r = bs->drv->submit(bs, req);
     if (r < 0) {
-        bs->stats.inflight--;
+        stat_add(&bs->stats.inflight, -1);
         blk->inflight--;
     }
     return r;
@@ -480,14 +528,13 @@ static int blk_dispatch(BlockBackend *blk, BlockReq *req)
 /* Fail a request that was accepted earlier (held or throttled). */
 static void blk_req_fail(BlockReq *req, int ret)
 {
-    req->blk->bs->stats.failed[req->op]++;
+    stat_add(&req->blk->bs->stats.failed[req->op], 1);
     req->cb(req->opaque, ret);
 }
 
 static void throttle_timer_cb(void *opaque)
 {
     BlockBackend *blk = opaque;
-    bool any = false;
 
     throttle_leak(blk, clock_ns());
     while (blk->throttled_head) {
@@ -505,17 +552,10 @@ static void throttle_timer_cb(void *opaque)
         }
         blk->inflight--;        /* counted while queued; dispatch recounts */
         throttle_account(blk, req);
-        if (!any) {
-            blk_io_plug(blk);
-            any = true;
-        }
         r = blk_dispatch(blk, req);
         if (r < 0) {
             blk_req_fail(req, r);
         }
-    }
-    if (any) {
-        blk_io_unplug(blk);
     }
 }
 
@@ -628,20 +668,6 @@ int blk_pwrite_zeroes(BlockBackend *blk, BlockReq *req, uint64_t offset,
     return blk_submit(blk, req);
 }
 
-void blk_io_plug(BlockBackend *blk)
-{
-    blk->plugged++;
-    blk->bs->plugged++;
-}
-
-void blk_io_unplug(BlockBackend *blk)
-{
-    g_assert(blk->plugged > 0);
-    blk->plugged--;
-    if (--blk->bs->plugged == 0 && blk->bs->drv->unplug) {
-        blk->bs->drv->unplug(blk->bs);
-    }
-}
 
 /* Tell the device when the last request it had in flight is done. */
 static void blk_check_drained(BlockBackend *blk)
@@ -668,9 +694,9 @@ void blk_req_complete(BlockReq *req, int ret)
     BlockNode *bs = blk->bs;
     int64_t now = clock_ns();
 
-    bs->stats.inflight--;
+    stat_add(&bs->stats.inflight, -1);
     blk->inflight--;
-    bs->stats.last_ns = now;
+    __atomic_store_n(&bs->stats.last_ns, now, __ATOMIC_RELAXED);
     if (ret < 0) {
         BlockErrorPolicy act = error_action(blk, req, ret);
         static const char *const act_names[] = {
@@ -678,7 +704,7 @@ void blk_req_complete(BlockReq *req, int ret)
             [BLK_ERR_STOP] = "stop",
         };
 
-        bs->stats.failed[req->op]++;
+        stat_add(&bs->stats.failed[req->op], 1);
         trace_blk_err_io(bs->node_name, blk->dev_id, req->op, req->offset,
                          req->bytes, ret);
         if (error_event_hook) {
@@ -703,43 +729,46 @@ void blk_req_complete(BlockReq *req, int ret)
             ret = 0;
         }
     } else {
-        bs->stats.ops[req->op]++;
-        bs->stats.bytes[req->op] += req->bytes;
-        bs->stats.total_ns[req->op] += now - req->start_ns;
+        stat_add(&bs->stats.ops[req->op], 1);
+        stat_add(&bs->stats.bytes[req->op], req->bytes);
+        stat_add(&bs->stats.total_ns[req->op], now - req->start_ns);
     }
     req->cb(req->opaque, ret);
     blk_check_drained(blk);
+}
+
+/* On the backend's loop: retry what the stop policy held. */
+static void blk_resume_on_loop(void *opaque)
+{
+    BlockBackend *blk = opaque;
+    BlockReq *req = blk->stopped_head;
+    bool was_stopped = blk->stopped;
+
+    blk->stopped_head = NULL;
+    blk->stopped_tail = &blk->stopped_head;
+    blk->stopped = false;
+    if (was_stopped && blk->dev_ops && blk->dev_ops->resume) {
+        blk->dev_ops->resume(blk->dev_opaque);
+    }
+    while (req) {
+        BlockReq *next = req->next;
+        int r;
+
+        blk->inflight--;
+        r = blk_submit(blk, req);
+        if (r < 0) {
+            blk_req_fail(req, r);
+        }
+        req = next;
+    }
 }
 
 void blk_resume_all(void)
 {
     for (GList *l = backends; l; l = l->next) {
         BlockBackend *blk = l->data;
-        BlockReq *req = blk->stopped_head;
-        bool was_stopped = blk->stopped;
 
-        blk->stopped_head = NULL;
-        blk->stopped_tail = &blk->stopped_head;
-        blk->stopped = false;
-        if (was_stopped && blk->dev_ops && blk->dev_ops->resume) {
-            blk->dev_ops->resume(blk->dev_opaque);
-        }
-        if (!req) {
-            continue;
-        }
-        blk_io_plug(blk);
-        while (req) {
-            BlockReq *next = req->next;
-            int r;
-
-            blk->inflight--;
-            r = blk_submit(blk, req);
-            if (r < 0) {
-                blk_req_fail(req, r);
-            }
-            req = next;
-        }
-        blk_io_unplug(blk);
+        loop_run_sync(blk->loop, blk_resume_on_loop, blk);
     }
 }
 
@@ -764,9 +793,6 @@ void blk_cancel_queued(BlockBackend *blk, bool throttled)
     }
     if (!blk->throttled_head) {
         blk->throttled_tail = &blk->throttled_head;
-    }
-    if (blk->bs->plugged && blk->bs->drv->unplug) {
-        blk->bs->drv->unplug(blk->bs);
     }
     blk_check_drained(blk);
 }

@@ -1,15 +1,18 @@
 /*
  * The block layer.  A node (-blockdev / blockdev-add) is a driver instance
- * (file, null, nbd) with a name, a size and statistics.  A device attaches
- * to a node through a BlockBackend, which carries the device's error policy
- * and I/O throttling and delivers completions as callbacks on the main
- * loop.
+ * (file, null) with a name, a size and statistics.  A device attaches to a
+ * node through a BlockBackend, which carries the device's error policy and
+ * I/O throttling and delivers completions as callbacks on the device's
+ * loop (the backend's loop); a node may serve devices on several loops.
+ * The backend's functions run on that loop; the control functions below
+ * (resize, throttle, resume) may be called from the main thread: they run
+ * their part on each backend's loop.
  *
  * Requests are asynchronous and allocation-free: the caller owns the
  * BlockReq (one per device request, from a per-queue pool) and its iovec
- * array, which points straight into guest memory.  Between blk_io_plug()
- * and blk_io_unplug() requests are only queued; unplug submits the batch
- * (one io_submit per queue drain).  Outside a plug they go out at once.
+ * array, which points straight into guest memory.  Drivers batch what is
+ * submitted during one loop iteration and send it at the start of the
+ * next (one system call per iteration).
  *
  * A write completes (its callback runs with 0) only once the backend has
  * completed it; with BLK_REQ_FUA, or after a completed flush, it is on
@@ -38,7 +41,10 @@ typedef enum {
 #define BLK_REQ_FUA         (1u << 0)   /* write through to stable storage */
 #define BLK_REQ_MAY_UNMAP   (1u << 1)   /* write zeroes may deallocate */
 
-/* ret: 0 or -errno.  Runs on the main loop, never inside the submit call. */
+/*
+ * ret: 0 or -errno.  Runs on the backend's loop (the device's), never
+ * inside the submit call.
+ */
 typedef void BlockCompletionFunc(void *opaque, int ret);
 
 struct BlockReq {
@@ -83,7 +89,8 @@ const char *blk_node_filename(BlockNode *bs);   /* may be NULL */
 uint64_t blk_node_size(BlockNode *bs);
 bool blk_node_read_only(BlockNode *bs);
 bool blk_node_direct(BlockNode *bs);        /* cache.direct=on */
-const BlockStats *blk_node_stats(BlockNode *bs);
+/* A snapshot of the node's statistics (devices on any loop update them). */
+void blk_node_stats(BlockNode *bs, BlockStats *st);
 /* Change the size (file: ftruncate); attached devices are told. */
 bool blk_node_resize(BlockNode *bs, uint64_t size, GError **errp);
 /* Number of devices attached. */
@@ -100,6 +107,8 @@ typedef enum {
 } BlockErrorPolicy;
 
 extern const char *const blk_error_policy_names[];
+
+struct EventLoop;
 
 typedef struct BlockDevOps {
     /* The node's size changed (block_resize). */
@@ -118,7 +127,8 @@ typedef struct BlockDevOps {
  * device reports read-only to the guest and writes fail with -EROFS.
  */
 BlockBackend *blk_attach(const char *name, const char *dev_id,
-                         bool share_rw, GError **errp);
+                         bool share_rw, struct EventLoop *loop,
+                         GError **errp);
 void blk_detach(BlockBackend *blk);
 void blk_set_dev_ops(BlockBackend *blk, const BlockDevOps *ops, void *opaque);
 void blk_set_error_policy(BlockBackend *blk, BlockErrorPolicy rerror,
@@ -143,10 +153,6 @@ int blk_pdiscard(BlockBackend *blk, BlockReq *req, uint64_t offset,
 int blk_pwrite_zeroes(BlockBackend *blk, BlockReq *req, uint64_t offset,
                       uint64_t bytes, uint32_t flags,
                       BlockCompletionFunc *cb, void *opaque);
-
-/* Batching: between plug and unplug, submissions are queued. Nestable. */
-void blk_io_plug(BlockBackend *blk);
-void blk_io_unplug(BlockBackend *blk);
 
 /* Requests submitted and not yet completed on this backend. */
 unsigned blk_inflight(BlockBackend *blk);

@@ -15,7 +15,7 @@ static bool opt_blockdev(const char *arg, GError **errp)
 static const IovdOption blockdev_options[] = {
     { "blockdev", true, PHASE_BACKEND, opt_blockdev,
       "-blockdev driver=file,node-name=NAME,filename=PATH[,read-only=on]"
-      "[,cache.direct=on][,aio=native|threads]\n"
+      "[,cache.direct=on][,aio=io_uring|native|threads]\n"
       "  -blockdev driver=null,node-name=NAME[,size=SIZE]  add a block node" },
     { NULL }
 };

@@ -1,13 +1,21 @@
 /*
- * The file driver: raw images and block devices.  Reads and writes go
- * through Linux AIO (one io_submit per batch, completions on an eventfd in
- * the main loop); flush, discard and write-zeroes run on a small worker
- * pool so the loop never blocks.  cache.direct=on opens with O_DIRECT and
- * bounces only requests whose buffers or offsets are misaligned.
+ * The file driver: raw images and block devices.
+ *
+ * A node is an open file.  Its I/O goes through the engine of the loop
+ * that the device using it runs on (one engine per event loop, shared by
+ * every file node used there): io_uring where the kernel has it, Linux AIO
+ * (aio=native) otherwise, and a small worker pool for what neither takes
+ * (misaligned O_DIRECT requests, short transfers, the slow write-zeroes,
+ * aio=threads).  Requests are only queued while the loop runs its
+ * callbacks; the engine submits them all at once from a before-poll hook,
+ * one system call per loop iteration, and reaps completions that came
+ * inline right then.  In a polling iothread a poller reaps the rest
+ * without system calls.
  */
 #include "block/block-int.h"
 #include "block/trace.h"
 #include "util/error.h"
+#include "util/log.h"
 #include "util/loop.h"
 
 #include <libaio.h>
@@ -20,7 +28,7 @@
 #include <sys/stat.h>
 
 #define FILE_AIO_DEPTH 1024
-#define FILE_BATCH_MAX 256
+#define FILE_URING_DEPTH 1024
 
 enum { FILE_AIO_NATIVE, FILE_AIO_THREADS, FILE_AIO_IO_URING };
 static const char *const aio_names[] = {
@@ -33,31 +41,48 @@ typedef struct FileState {
     int aio;                    /* FILE_AIO_* */
 
     int fd;
-    io_context_t ctx;
-    int aio_efd;                /* libaio completions */
-    unsigned aio_inflight;
-    struct iocb *batch[FILE_BATCH_MAX];
-    BlockReq *batch_req[FILE_BATCH_MAX];
-    unsigned nbatch;
+} FileState;
 
-    GThreadPool *pool;          /* flush, discard, zeroes, bounced I/O */
+/* The I/O engine of one event loop. */
+typedef struct FileEngine {
+    EventLoop *loop;
+    unsigned refs;              /* backends using it */
+    unsigned inflight;          /* submitted, not completed */
+
+    GThreadPool *pool;          /* flush fallbacks, bounced and short I/O */
     GAsyncQueue *done;          /* BlockReq * finished by the pool */
     int pool_efd;
+
+    io_context_t ctx;           /* Linux AIO, made on first use */
+    int aio_efd;
+    struct iocb *batch[FILE_AIO_DEPTH];
+    unsigned nbatch;
+    unsigned aio_inflight;
 
 #ifdef CONFIG_LIBURING
     struct io_uring ring;
     bool ring_ready;
-    int ring_efd;
     unsigned ring_queued;       /* prepared, not yet submitted */
+    LoopPoller *poller;
+    LoopBH *reap_bh;            /* completions that came inline */
 #endif
-} FileState;
+} FileEngine;
+
+/* Engines are made and dropped by the control path only. */
+static GList *engines;
 
 static const PropDef file_props[] = {
     PROP_DEF_STR("filename", FileState, filename, "image file or device",
                  .mandatory = true),
     PROP_DEF_ENUM("aio", FileState, aio, aio_names,
-                  "native (Linux AIO), io_uring, or threads",
-                  .defval = "native"),
+                  "io_uring (the default where the kernel has it), native "
+                  "(Linux AIO) or threads",
+#ifdef CONFIG_LIBURING
+                  .defval = "io_uring"
+#else
+                  .defval = "native"
+#endif
+                  ),
     PROP_DEF_END
 };
 
@@ -66,7 +91,12 @@ static inline FileState *fs_of(BlockNode *bs)
     return bs->opaque;
 }
 
-/* ---- worker pool ---- */
+static inline FileEngine *engine_of(BlockReq *req)
+{
+    return blk_drv_state(req->blk);
+}
+
+/* ---- the worker pool ---- */
 
 static bool iov_aligned(BlockReq *req, uint32_t align)
 {
@@ -183,10 +213,36 @@ static int file_write_zeroes_slow(int fd, uint64_t off, uint64_t len)
     return 0;
 }
 
+static int file_rw_sync(BlockNode *bs, BlockReq *req)
+{
+    FileState *s = fs_of(bs);
+    ssize_t n;
+
+    if (bs->direct && !iov_aligned(req, bs->align)) {
+        return file_bounced_rw(bs, req);
+    }
+    if (req->op == BLK_OP_READ) {
+        n = preadv2(s->fd, req->iov, req->niov, req->offset, 0);
+    } else {
+        n = pwritev2(s->fd, req->iov, req->niov, req->offset,
+                     (req->flags & BLK_REQ_FUA) ? RWF_DSYNC : 0);
+    }
+    if (n < 0) {
+        return -errno;
+    }
+    if ((uint64_t)n != req->bytes) {
+        /* Short: finish the rest the slow way. */
+        return file_bounced_rw(bs, req);
+    }
+    return 0;
+}
+
+/* A thread of the pool: the request, synchronously. */
 static void file_worker(gpointer data, gpointer user_data)
 {
     BlockReq *req = data;
-    BlockNode *bs = user_data;
+    FileEngine *e = user_data;
+    BlockNode *bs = blk_node(req->blk);
     FileState *s = fs_of(bs);
     int r = 0;
 
@@ -218,151 +274,168 @@ static void file_worker(gpointer data, gpointer user_data)
         break;
     case BLK_OP_READ:
     case BLK_OP_WRITE:
-        if (bs->direct && !iov_aligned(req, bs->align)) {
-            r = file_bounced_rw(bs, req);
-        } else {
-            ssize_t n;
-
-            if (req->op == BLK_OP_READ) {
-                n = preadv2(s->fd, req->iov, req->niov, req->offset, 0);
-            } else {
-                n = pwritev2(s->fd, req->iov, req->niov, req->offset,
-                             (req->flags & BLK_REQ_FUA) ? RWF_DSYNC : 0);
-            }
-            if (n < 0) {
-                r = -errno;
-            } else if ((uint64_t)n != req->bytes) {
-                /* Short: finish the rest the slow way. */
-                r = file_bounced_rw(bs, req);
-            }
-        }
+        r = file_rw_sync(bs, req);
         break;
     default:
         r = -EINVAL;
     }
     req->ret = r;
-    g_async_queue_push(s->done, req);
-    eventfd_write(s->pool_efd, 1);
+    g_async_queue_push(e->done, req);
+    eventfd_write(e->pool_efd, 1);
+}
+
+static void engine_complete(FileEngine *e, BlockReq *req, int ret)
+{
+    e->inflight--;
+    blk_req_complete(req, ret);
+}
+
+static void engine_to_pool(FileEngine *e, BlockReq *req)
+{
+    g_thread_pool_push(e->pool, req, NULL);
 }
 
 static void file_pool_done(void *opaque)
 {
-    BlockNode *bs = opaque;
-    FileState *s = fs_of(bs);
+    FileEngine *e = opaque;
     eventfd_t v;
     BlockReq *req;
 
-    eventfd_read(s->pool_efd, &v);
-    while ((req = g_async_queue_try_pop(s->done))) {
-        blk_req_complete(req, req->ret);
+    eventfd_read(e->pool_efd, &v);
+    while ((req = g_async_queue_try_pop(e->done))) {
+        engine_complete(e, req, req->ret);
     }
 }
 
 /* ---- Linux AIO ---- */
 
-static void file_aio_flush_batch(BlockNode *bs)
+static bool engine_aio_ready(FileEngine *e)
 {
-    FileState *s = fs_of(bs);
+    int r;
+
+    if (e->ctx) {
+        return true;
+    }
+    r = io_setup(FILE_AIO_DEPTH, &e->ctx);
+    if (r < 0) {
+        iovd_warn("loop %s: io_setup: %s; file I/O goes to threads",
+                  loop_name(e->loop), g_strerror(-r));
+        e->ctx = 0;
+        return false;
+    }
+    return true;
+}
+
+static void file_aio_submit(FileEngine *e)
+{
     unsigned done = 0;
 
-    if (!s->nbatch) {
+    if (!e->nbatch) {
         return;
     }
-    trace_file_submit(bs->node_name, s->nbatch);
-    while (done < s->nbatch) {
-        int r = io_submit(s->ctx, s->nbatch - done, s->batch + done);
+    trace_file_submit(loop_name(e->loop), e->nbatch);
+    while (done < e->nbatch) {
+        int r = io_submit(e->ctx, e->nbatch - done, e->batch + done);
 
         if (r == -EAGAIN || r == 0) {
             /* Ring full: the rest goes to the pool rather than waiting. */
-            for (unsigned i = done; i < s->nbatch; i++) {
-                s->aio_inflight--;
-                g_thread_pool_push(s->pool, s->batch_req[i], NULL);
+            for (unsigned i = done; i < e->nbatch; i++) {
+                e->aio_inflight--;
+                engine_to_pool(e, e->batch[i]->data);
             }
             break;
         }
         if (r < 0) {
             /* The first iocb is bad: fail it, continue with the rest. */
-            BlockReq *req = s->batch_req[done];
+            BlockReq *req = e->batch[done]->data;
 
-            s->aio_inflight--;
+            e->aio_inflight--;
             req->ret = r;
-            g_async_queue_push(s->done, req);
-            eventfd_write(s->pool_efd, 1);
+            g_async_queue_push(e->done, req);
+            eventfd_write(e->pool_efd, 1);
             done++;
             continue;
         }
         done += r;
     }
-    s->nbatch = 0;
+    e->nbatch = 0;
 }
 
 static void file_aio_complete(void *opaque)
 {
-    BlockNode *bs = opaque;
-    FileState *s = fs_of(bs);
+    FileEngine *e = opaque;
     struct io_event ev[64];
     eventfd_t v;
     int n;
 
-    eventfd_read(s->aio_efd, &v);
+    eventfd_read(e->aio_efd, &v);
     do {
         struct timespec ts = { 0, 0 };
 
-        n = io_getevents(s->ctx, 0, ARRAY_SIZE(ev), ev, &ts);
+        n = io_getevents(e->ctx, 0, ARRAY_SIZE(ev), ev, &ts);
         for (int i = 0; i < n; i++) {
             BlockReq *req = ev[i].data;
             long res = (long)ev[i].res;
-            int ret = 0;
 
-            s->aio_inflight--;
-            if (res < 0) {
-                ret = res;
-            } else if ((uint64_t)res != req->bytes) {
+            e->aio_inflight--;
+            if (res >= 0 && (uint64_t)res != req->bytes) {
                 /* Short transfer (EOF on reads, rare on writes): redo. */
-                g_thread_pool_push(s->pool, req, NULL);
+                engine_to_pool(e, req);
                 continue;
             }
-            blk_req_complete(req, ret);
+            engine_complete(e, req, res < 0 ? res : 0);
         }
     } while (n == ARRAY_SIZE(ev));
+}
+
+/* Queue a read or write for io_submit; false when it must go elsewhere. */
+static bool file_aio_queue(FileEngine *e, FileState *s, BlockReq *req)
+{
+    struct iocb *cb = (struct iocb *)req->drv;
+
+    G_STATIC_ASSERT(sizeof(struct iocb) <= sizeof(req->drv));
+    if ((req->op != BLK_OP_READ && req->op != BLK_OP_WRITE) ||
+        e->aio_inflight >= FILE_AIO_DEPTH || !engine_aio_ready(e)) {
+        return false;
+    }
+    if (req->op == BLK_OP_READ) {
+        io_prep_preadv(cb, s->fd, req->iov, req->niov, req->offset);
+    } else {
+        io_prep_pwritev(cb, s->fd, req->iov, req->niov, req->offset);
+        if (req->flags & BLK_REQ_FUA) {
+            cb->aio_rw_flags = RWF_DSYNC;
+        }
+    }
+    cb->data = req;
+    io_set_eventfd(cb, e->aio_efd);
+    e->batch[e->nbatch++] = cb;
+    e->aio_inflight++;
+    if (e->nbatch == FILE_AIO_DEPTH) {
+        file_aio_submit(e);
+    }
+    return true;
 }
 
 /* ---- io_uring ---- */
 
 #ifdef CONFIG_LIBURING
-#define FILE_URING_DEPTH 256
-
-static void file_uring_submit(BlockNode *bs)
+static bool file_uring_reap(FileEngine *e)
 {
-    FileState *s = fs_of(bs);
-
-    if (s->ring_queued) {
-        trace_file_submit(bs->node_name, s->ring_queued);
-        io_uring_submit(&s->ring);
-        s->ring_queued = 0;
-    }
-}
-
-static void file_uring_complete(void *opaque)
-{
-    BlockNode *bs = opaque;
-    FileState *s = fs_of(bs);
     struct io_uring_cqe *cqe;
-    eventfd_t v;
+    bool any = false;
 
-    eventfd_read(s->ring_efd, &v);
-    while (io_uring_peek_cqe(&s->ring, &cqe) == 0) {
+    while (io_uring_peek_cqe(&e->ring, &cqe) == 0) {
         BlockReq *req = io_uring_cqe_get_data(cqe);
         int res = cqe->res;
 
-        io_uring_cqe_seen(&s->ring, cqe);
+        io_uring_cqe_seen(&e->ring, cqe);
+        any = true;
         if (!req) {
             continue;       /* the first half of a linked pair */
         }
-        s->aio_inflight--;
         if (res >= 0 && (req->op == BLK_OP_READ || req->op == BLK_OP_WRITE) &&
             (uint64_t)res != req->bytes) {
-            g_thread_pool_push(s->pool, req, NULL);    /* short: redo */
+            engine_to_pool(e, req);                     /* short: redo */
             continue;
         }
         if (res < 0 && req->op == BLK_OP_DISCARD &&
@@ -370,22 +443,73 @@ static void file_uring_complete(void *opaque)
             res = 0;                                    /* only a hint */
         }
         if (res < 0 && req->op == BLK_OP_WRITE_ZEROES) {
-            g_thread_pool_push(s->pool, req, NULL);     /* slow path */
+            engine_to_pool(e, req);                     /* slow path */
             continue;
         }
-        blk_req_complete(req, res < 0 ? res : 0);
+        engine_complete(e, req, res < 0 ? res : 0);
+    }
+    return any;
+}
+
+static void file_uring_submit(FileEngine *e)
+{
+    if (e->ring_queued) {
+        trace_file_submit(loop_name(e->loop), e->ring_queued);
+        io_uring_submit(&e->ring);
+        e->ring_queued = 0;
+        /*
+         * Page-cache I/O completes inline: reap it in this iteration (a
+         * bottom half, so the loop does not sleep first) rather than wait
+         * for the ring's fd to wake us.
+         */
+        if (io_uring_cq_ready(&e->ring)) {
+            loop_bh_schedule(e->reap_bh);
+        }
     }
 }
 
-/* Queue @req on the ring; false when it must take another path. */
-static bool file_uring_queue(BlockNode *bs, BlockReq *req)
+static void file_uring_reap_bh(void *opaque)
 {
-    FileState *s = fs_of(bs);
-    struct io_uring_sqe *sqe = io_uring_get_sqe(&s->ring);
+    file_uring_reap(opaque);
+}
+
+/* The ring's fd polls readable while completions wait: no eventfd. */
+static void file_uring_complete(void *opaque)
+{
+    file_uring_reap(opaque);
+}
+
+static bool file_uring_poll(void *opaque)
+{
+    FileEngine *e = opaque;
+
+    return file_uring_reap(e);
+}
+
+static bool engine_uring_init(FileEngine *e)
+{
+    int r = io_uring_queue_init(FILE_URING_DEPTH, &e->ring, 0);
+
+    if (r < 0) {
+        iovd_warn("loop %s: io_uring: %s; file I/O uses Linux AIO",
+                  loop_name(e->loop), g_strerror(-r));
+        return false;
+    }
+    e->ring_ready = true;
+    e->reap_bh = loop_bh_new(e->loop, file_uring_reap_bh, e);
+    loop_set_fd(e->loop, e->ring.ring_fd, file_uring_complete, NULL, e);
+    e->poller = loop_poller_new(e->loop, file_uring_poll, NULL, e);
+    return true;
+}
+
+/* Queue @req on the ring; false when it must take another path. */
+static bool file_uring_queue(FileEngine *e, FileState *s, BlockReq *req)
+{
+    struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
 
     if (!sqe) {
-        file_uring_submit(bs);
-        sqe = io_uring_get_sqe(&s->ring);
+        file_uring_submit(e);
+        sqe = io_uring_get_sqe(&e->ring);
         if (!sqe) {
             return false;
         }
@@ -418,8 +542,11 @@ static bool file_uring_queue(BlockNode *bs, BlockReq *req)
             /* Zeroes then a data sync, in order. */
             sqe->flags |= IOSQE_IO_LINK;
             io_uring_sqe_set_data(sqe, NULL);
-            sqe = io_uring_get_sqe(&s->ring);
+            e->ring_queued++;
+            sqe = io_uring_get_sqe(&e->ring);
             if (!sqe) {
+                /* Submit the zeroes alone; the pool finishes with a sync. */
+                file_uring_submit(e);
                 return false;
             }
             io_uring_prep_fsync(sqe, s->fd, IORING_FSYNC_DATASYNC);
@@ -429,62 +556,136 @@ static bool file_uring_queue(BlockNode *bs, BlockReq *req)
         return false;
     }
     io_uring_sqe_set_data(sqe, req);
-    s->aio_inflight++;
-    s->ring_queued++;
-    if (!bs->plugged) {
-        file_uring_submit(bs);
+    e->ring_queued++;
+    if (e->ring_queued >= FILE_URING_DEPTH / 2) {
+        file_uring_submit(e);
     }
     return true;
 }
 #endif
 
+/* Once per loop iteration: everything queued goes out in one call. */
+static void file_engine_flush(void *opaque)
+{
+    FileEngine *e = opaque;
+
+    file_aio_submit(e);
+#ifdef CONFIG_LIBURING
+    if (e->ring_ready) {
+        file_uring_submit(e);
+    }
+#endif
+}
+
 static int file_submit(BlockNode *bs, BlockReq *req)
 {
     FileState *s = fs_of(bs);
-    struct iocb *cb = (struct iocb *)req->drv;
+    FileEngine *e = engine_of(req);
+    bool misaligned = bs->direct && !iov_aligned(req, bs->align);
 
-    G_STATIC_ASSERT(sizeof(struct iocb) <= sizeof(req->drv));
+    e->inflight++;
+    if (!misaligned) {
 #ifdef CONFIG_LIBURING
-    if (s->aio == FILE_AIO_IO_URING &&
-        !(bs->direct && !iov_aligned(req, bs->align)) &&
-        file_uring_queue(bs, req)) {
-        return 0;
-    }
+        if (s->aio == FILE_AIO_IO_URING && e->ring_ready &&
+            file_uring_queue(e, s, req)) {
+            return 0;
+        }
 #endif
-    if ((req->op != BLK_OP_READ && req->op != BLK_OP_WRITE) ||
-        s->aio != FILE_AIO_NATIVE || s->aio_inflight >= FILE_AIO_DEPTH ||
-        (bs->direct && !iov_aligned(req, bs->align))) {
-        g_thread_pool_push(s->pool, req, NULL);
-        return 0;
-    }
-    if (req->op == BLK_OP_READ) {
-        io_prep_preadv(cb, s->fd, req->iov, req->niov, req->offset);
-    } else {
-        io_prep_pwritev(cb, s->fd, req->iov, req->niov, req->offset);
-        if (req->flags & BLK_REQ_FUA) {
-            cb->aio_rw_flags = RWF_DSYNC;
+        if (s->aio != FILE_AIO_THREADS && file_aio_queue(e, s, req)) {
+            return 0;
         }
     }
-    cb->data = req;
-    io_set_eventfd(cb, s->aio_efd);
-    s->batch[s->nbatch] = cb;
-    s->batch_req[s->nbatch] = req;
-    s->nbatch++;
-    s->aio_inflight++;
-    if (!bs->plugged || s->nbatch == FILE_BATCH_MAX) {
-        file_aio_flush_batch(bs);
-    }
+    engine_to_pool(e, req);
     return 0;
 }
 
-static void file_unplug(BlockNode *bs)
+/* ---- engines ---- */
+
+static FileEngine *engine_new(EventLoop *loop, GError **errp)
 {
-    file_aio_flush_batch(bs);
+    FileEngine *e = g_new0(FileEngine, 1);
+
+    e->loop = loop;
+    e->aio_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    e->pool_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (e->aio_efd < 0 || e->pool_efd < 0) {
+        error_setg_errno(errp, errno, "eventfd");
+        if (e->aio_efd >= 0) {
+            close(e->aio_efd);
+        }
+        if (e->pool_efd >= 0) {
+            close(e->pool_efd);
+        }
+        g_free(e);
+        return NULL;
+    }
 #ifdef CONFIG_LIBURING
-    if (fs_of(bs)->ring_ready) {
-        file_uring_submit(bs);
+    engine_uring_init(e);
+#endif
+    e->pool = g_thread_pool_new(file_worker, e, 4, false, NULL);
+    e->done = g_async_queue_new();
+    loop_set_fd(loop, e->aio_efd, file_aio_complete, NULL, e);
+    loop_set_fd(loop, e->pool_efd, file_pool_done, NULL, e);
+    loop_add_before_poll(loop, file_engine_flush, e);
+    return e;
+}
+
+static void engine_free(FileEngine *e)
+{
+    g_assert(e->inflight == 0);
+    loop_remove_before_poll(e->loop, file_engine_flush, e);
+    g_thread_pool_free(e->pool, false, true);
+    loop_set_fd(e->loop, e->aio_efd, NULL, NULL, NULL);
+    loop_set_fd(e->loop, e->pool_efd, NULL, NULL, NULL);
+    if (e->ctx) {
+        io_destroy(e->ctx);
+    }
+    close(e->aio_efd);
+    close(e->pool_efd);
+#ifdef CONFIG_LIBURING
+    if (e->ring_ready) {
+        loop_poller_free(e->poller);
+        loop_bh_delete(e->reap_bh);
+        loop_set_fd(e->loop, e->ring.ring_fd, NULL, NULL, NULL);
+        io_uring_queue_exit(&e->ring);
     }
 #endif
+    g_async_queue_unref(e->done);
+    g_free(e);
+}
+
+/* On @blk's loop (a device being realized there). */
+static bool file_attach(BlockNode *bs, BlockBackend *blk, GError **errp)
+{
+    EventLoop *loop = blk_loop(blk);
+    FileEngine *e = NULL;
+
+    for (GList *l = engines; l; l = l->next) {
+        if (((FileEngine *)l->data)->loop == loop) {
+            e = l->data;
+        }
+    }
+    if (!e) {
+        e = engine_new(loop, errp);
+        if (!e) {
+            return false;
+        }
+        engines = g_list_prepend(engines, e);
+    }
+    e->refs++;
+    blk_set_drv_state(blk, e);
+    return true;
+}
+
+static void file_detach(BlockNode *bs, BlockBackend *blk)
+{
+    FileEngine *e = blk_drv_state(blk);
+
+    blk_set_drv_state(blk, NULL);
+    if (--e->refs == 0) {
+        engines = g_list_remove(engines, e);
+        engine_free(e);
+    }
 }
 
 /* ---- open / close ---- */
@@ -513,11 +714,13 @@ static bool file_open(BlockNode *bs, GError **errp)
     FileState *s = fs_of(bs);
     int flags = (bs->read_only ? O_RDONLY : O_RDWR) | O_CLOEXEC;
     struct stat st;
-    int r;
 
-    s->fd = s->aio_efd = s->pool_efd = -1;
-#ifdef CONFIG_LIBURING
-    s->ring_efd = -1;
+#ifndef CONFIG_LIBURING
+    if (s->aio == FILE_AIO_IO_URING) {
+        error_setg(errp, "property 'aio': io_uring is not available in "
+                   "this build (install liburing-dev and reconfigure)");
+        return false;
+    }
 #endif
     if (bs->direct) {
         flags |= O_DIRECT;
@@ -549,93 +752,19 @@ static bool file_open(BlockNode *bs, GError **errp)
     if (bs->direct) {
         bs->align = probe_direct_align(s->fd);
     }
-    r = io_setup(FILE_AIO_DEPTH, &s->ctx);
-    if (r < 0) {
-        error_setg_errno(errp, -r, "io_setup");
-        goto fail;
-    }
-    s->aio_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    s->pool_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (s->aio_efd < 0 || s->pool_efd < 0) {
-        error_setg_errno(errp, errno, "eventfd");
-        goto fail;
-    }
-    if (s->aio == FILE_AIO_IO_URING) {
-#ifdef CONFIG_LIBURING
-        r = io_uring_queue_init(FILE_URING_DEPTH, &s->ring, 0);
-        if (r < 0) {
-            error_setg_errno(errp, -r, "io_uring_queue_init");
-            goto fail;
-        }
-        s->ring_ready = true;
-        s->ring_efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (s->ring_efd < 0 ||
-            io_uring_register_eventfd(&s->ring, s->ring_efd) < 0) {
-            error_setg_errno(errp, errno, "io_uring eventfd");
-            goto fail;
-        }
-        loop_set_fd(bs->loop, s->ring_efd, file_uring_complete, NULL, bs);
-#else
-        error_setg(errp, "property 'aio': io_uring is not available in "
-                   "this build (install liburing-dev and reconfigure)");
-        goto fail;
-#endif
-    }
-    s->pool = g_thread_pool_new(file_worker, bs, 4, false, NULL);
-    s->done = g_async_queue_new();
-    loop_set_fd(bs->loop, s->aio_efd, file_aio_complete, NULL, bs);
-    loop_set_fd(bs->loop, s->pool_efd, file_pool_done, NULL, bs);
     bs->filename = g_strdup(s->filename);
     trace_file_open(bs->node_name, s->filename, bs->direct, bs->read_only,
                     aio_names[s->aio]);
     return true;
 
 fail:
-#ifdef CONFIG_LIBURING
-    if (s->ring_efd >= 0) {
-        loop_set_fd(bs->loop, s->ring_efd, NULL, NULL, NULL);
-        close(s->ring_efd);
-    }
-    if (s->ring_ready) {
-        io_uring_queue_exit(&s->ring);
-        s->ring_ready = false;
-    }
-#endif
-    if (s->ctx) {
-        io_destroy(s->ctx);
-        s->ctx = 0;
-    }
-    if (s->aio_efd >= 0) {
-        close(s->aio_efd);
-    }
-    if (s->pool_efd >= 0) {
-        close(s->pool_efd);
-    }
     close(s->fd);
     return false;
 }
 
 static void file_close(BlockNode *bs)
 {
-    FileState *s = fs_of(bs);
-
-    /* Callers drained every backend; the pool finishes what it has. */
-    g_thread_pool_free(s->pool, false, true);
-    file_pool_done(bs);
-    loop_set_fd(bs->loop, s->aio_efd, NULL, NULL, NULL);
-    loop_set_fd(bs->loop, s->pool_efd, NULL, NULL, NULL);
-    io_destroy(s->ctx);
-    close(s->aio_efd);
-    close(s->pool_efd);
-#ifdef CONFIG_LIBURING
-    if (s->ring_ready) {
-        loop_set_fd(bs->loop, s->ring_efd, NULL, NULL, NULL);
-        io_uring_queue_exit(&s->ring);
-        close(s->ring_efd);
-    }
-#endif
-    g_async_queue_unref(s->done);
-    close(s->fd);
+    close(fs_of(bs)->fd);
 }
 
 static bool file_truncate(BlockNode *bs, uint64_t size, GError **errp)
@@ -660,8 +789,9 @@ static const BlockDriver file_driver = {
     .props = file_props,
     .open = file_open,
     .close = file_close,
+    .attach = file_attach,
+    .detach = file_detach,
     .submit = file_submit,
-    .unplug = file_unplug,
     .truncate = file_truncate,
     .flush_sync = file_flush_sync,
 };

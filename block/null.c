@@ -1,6 +1,7 @@
 /*
  * The null driver: a device of size= bytes; reads return zeros, writes are
  * dropped.  For benchmarks: it measures everything but the storage.
+ * Requests complete on the next iteration of the backend's loop.
  */
 #include "block/block-int.h"
 #include "util/loop.h"
@@ -8,9 +9,13 @@
 typedef struct NullState {
     uint64_t size;
     bool read_zeroes;
-    BlockReq *head, **tail;     /* completed on the next loop iteration */
-    LoopBH *bh;
 } NullState;
+
+/* Per backend: its loop completes its requests. */
+typedef struct NullQueue {
+    BlockReq *head, **tail;
+    LoopBH *bh;
+} NullQueue;
 
 static const PropDef null_props[] = {
     PROP_DEF_SIZE("size", NullState, size, "device size", .defval = "1G",
@@ -23,11 +28,11 @@ static const PropDef null_props[] = {
 
 static void null_complete(void *opaque)
 {
-    NullState *s = opaque;
-    BlockReq *req = s->head;
+    NullQueue *q = opaque;
+    BlockReq *req = q->head;
 
-    s->head = NULL;
-    s->tail = &s->head;
+    q->head = NULL;
+    q->tail = &q->head;
     while (req) {
         BlockReq *next = req->next;
 
@@ -39,6 +44,7 @@ static void null_complete(void *opaque)
 static int null_submit(BlockNode *bs, BlockReq *req)
 {
     NullState *s = bs->opaque;
+    NullQueue *q = blk_drv_state(req->blk);
 
     if (req->op == BLK_OP_READ && s->read_zeroes) {
         for (unsigned i = 0; i < req->niov; i++) {
@@ -46,10 +52,30 @@ static int null_submit(BlockNode *bs, BlockReq *req)
         }
     }
     req->next = NULL;
-    *s->tail = req;
-    s->tail = &req->next;
-    loop_bh_schedule(s->bh);
+    *q->tail = req;
+    q->tail = &req->next;
+    loop_bh_schedule(q->bh);
     return 0;
+}
+
+static bool null_attach(BlockNode *bs, BlockBackend *blk, GError **errp)
+{
+    NullQueue *q = g_new0(NullQueue, 1);
+
+    q->tail = &q->head;
+    q->bh = loop_bh_new(blk_loop(blk), null_complete, q);
+    blk_set_drv_state(blk, q);
+    return true;
+}
+
+static void null_detach(BlockNode *bs, BlockBackend *blk)
+{
+    NullQueue *q = blk_drv_state(blk);
+
+    g_assert(!q->head);
+    loop_bh_delete(q->bh);
+    g_free(q);
+    blk_set_drv_state(blk, NULL);
 }
 
 static bool null_open(BlockNode *bs, GError **errp)
@@ -58,17 +84,11 @@ static bool null_open(BlockNode *bs, GError **errp)
 
     s->size = QEMU_ALIGN_DOWN(s->size, 512);
     bs->size = s->size;
-    s->tail = &s->head;
-    s->bh = loop_bh_new(bs->loop, null_complete, s);
     return true;
 }
 
 static void null_close(BlockNode *bs)
 {
-    NullState *s = bs->opaque;
-
-    null_complete(s);
-    loop_bh_delete(s->bh);
 }
 
 static bool null_truncate(BlockNode *bs, uint64_t size, GError **errp)
@@ -82,6 +102,8 @@ static const BlockDriver null_driver = {
     .props = null_props,
     .open = null_open,
     .close = null_close,
+    .attach = null_attach,
+    .detach = null_detach,
     .submit = null_submit,
     .truncate = null_truncate,
 };

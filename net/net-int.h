@@ -27,6 +27,12 @@ typedef struct NetBackendDriver {
     bool (*open)(NetClient *nc, GError **errp);
     /* TUN_F_* style flags (NET_OFFLOAD_*); false when not possible. */
     bool (*set_offloads)(NetClient *nc, unsigned flags);
+    /*
+     * Move every handler, bottom half and timer from nc->loop to @to and
+     * set nc->loop (the backend follows its NIC to the NIC's loop).
+     * Called with both loops owned or borrowed by the caller.
+     */
+    void (*set_loop)(NetClient *nc, struct EventLoop *to);
 } NetBackendDriver;
 
 enum {

@@ -432,6 +432,29 @@ bool net_link_up(NetClient *nc)
     return !nc->peer || (!nc->peer->link_down && !nc->peer->carrier_down);
 }
 
+typedef struct SetLink {
+    NetClient *nc;
+    bool up;
+} SetLink;
+
+/* On the client's loop: the NIC reacts there. */
+static void net_set_link_on_loop(void *opaque)
+{
+    SetLink *sl = opaque;
+    NetClient *nc = sl->nc;
+
+    trace_net_set_link(nc->name, sl->up);
+    nc->link_down = !sl->up;
+    /* As QEMU: a backend's link also sets the NIC's. */
+    if (nc->peer && nc->peer->is_nic) {
+        nc->peer->link_down = !sl->up;
+    }
+    net_notify_link(nc);
+    if (nc->peer) {
+        net_notify_link(nc->peer);
+    }
+}
+
 bool net_set_link(const char *name, bool up, GError **errp)
 {
     GList *matches = NULL;
@@ -449,18 +472,9 @@ bool net_set_link(const char *name, bool up, GError **errp)
         return false;
     }
     for (GList *l = matches; l; l = l->next) {
-        NetClient *nc = l->data;
+        SetLink sl = { l->data, up };
 
-        trace_net_set_link(nc->name, up);
-        nc->link_down = !up;
-        /* As QEMU: a backend's link also sets the NIC's. */
-        if (nc->peer && nc->peer->is_nic) {
-            nc->peer->link_down = !up;
-        }
-        net_notify_link(nc);
-        if (nc->peer) {
-            net_notify_link(nc->peer);
-        }
+        loop_run_sync(sl.nc->loop, net_set_link_on_loop, &sl);
     }
     g_list_free(matches);
     return true;
@@ -497,10 +511,24 @@ void net_rx_filter_changed(NetClient *nc)
     }
 }
 
+typedef struct QueryRxFilter {
+    NetClient *nc;
+    NetRxFilterInfo *info;
+} QueryRxFilter;
+
+static void net_query_rx_filter_on_loop(void *opaque)
+{
+    QueryRxFilter *q = opaque;
+
+    q->nc->ops->rx_filter_info(q->nc, q->info);
+    q->nc->rx_filter_event_pending = false;
+}
+
 bool net_query_rx_filter(const char *name, NetRxFilterInfo *info,
                          GError **errp)
 {
     NetClient *nc = net_client_find(name);
+    QueryRxFilter ctx;
 
     if (!nc) {
         error_setg_class(errp, IOVD_ERROR_DEVICE_NOT_FOUND,
@@ -517,8 +545,9 @@ bool net_query_rx_filter(const char *name, NetRxFilterInfo *info,
         return false;
     }
     memset(info, 0, sizeof(*info));
-    nc->ops->rx_filter_info(nc, info);
-    nc->rx_filter_event_pending = false;
+    ctx.nc = nc;
+    ctx.info = info;
+    loop_run_sync(nc->loop, net_query_rx_filter_on_loop, &ctx);
     return true;
 }
 
@@ -719,8 +748,10 @@ out:
     return nc;
 }
 
-static void net_backend_destroy(NetClient *nc)
+/* On the backend's loop (its NIC's, when attached). */
+static void net_backend_destroy_on_loop(void *opaque)
 {
+    NetClient *nc = opaque;
     NetClient *nic = nc->peer;
 
     trace_net_backend_delete(nc->name, nic ? nic->name : "");
@@ -733,6 +764,11 @@ static void net_backend_destroy(NetClient *nc)
         net_notify_link(nic);
     }
     net_backend_free(nc);
+}
+
+static void net_backend_destroy(NetClient *nc)
+{
+    loop_run_sync(nc->loop, net_backend_destroy_on_loop, nc);
 }
 
 bool net_backend_delete(const char *id, GError **errp)
@@ -764,9 +800,24 @@ void net_cleanup_all(void)
 
 /* ---- NICs ---- */
 
+/* Move backend @b (and its handlers) to loop @to. */
+static void net_backend_set_loop(NetClient *b, EventLoop *to)
+{
+    const NetBackendDriver *drv = net_priv(b)->drv;
+
+    if (b->loop == to) {
+        return;
+    }
+    if (drv->set_loop) {
+        drv->set_loop(b, to);
+    } else {
+        b->loop = to;
+    }
+}
+
 NetClient *net_nic_new(const NetClientOps *ops, const char *dev_id,
-                       const char *model, const char *netdev, void *opaque,
-                       GError **errp)
+                       const char *model, const char *netdev,
+                       EventLoop *loop, void *opaque, GError **errp)
 {
     NetClient *peer = NULL;
     g_autofree char *name = NULL;
@@ -787,7 +838,10 @@ NetClient *net_nic_new(const NetClientOps *ops, const char *dev_id,
     name = dev_id ? g_strdup(dev_id)
                   : g_strdup_printf("%s.%u", model, nic_counter++);
     nc = net_client_new(ops, name, model, true, opaque);
+    nc->loop = loop;
     if (peer) {
+        /* Frames go between the two on one loop: the NIC's. */
+        net_backend_set_loop(peer, loop);
         nc->peer = peer;
         peer->peer = nc;
         /* Frames the backend could not hand to the previous NIC. */
@@ -815,6 +869,7 @@ void net_nic_free(NetClient *nc)
         if (peer->ops->writable) {
             peer->ops->writable(peer);
         }
+        net_backend_set_loop(peer, loop_main());
     }
     net_client_free(nc);
 }

@@ -112,11 +112,13 @@ void net_cleanup_all(void);
 /*
  * Attach a NIC to backend @netdev (NULL: a NIC with no backend).  Fails
  * when @netdev does not exist or another NIC uses it.  @dev_id NULL: a
- * name "MODEL.N" is made up.
+ * name "MODEL.N" is made up.  The NIC runs on @loop (its device's) and
+ * the backend moves there while they are attached: call it on @loop's
+ * thread, with the main thread waiting for it (device realize).
  */
 NetClient *net_nic_new(const NetClientOps *ops, const char *dev_id,
-                       const char *model, const char *netdev, void *opaque,
-                       GError **errp);
+                       const char *model, const char *netdev,
+                       struct EventLoop *loop, void *opaque, GError **errp);
 /* Detach and free (frames queued both ways are dropped); NULL is fine. */
 void net_nic_free(NetClient *nc);
 

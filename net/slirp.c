@@ -783,6 +783,35 @@ static const NetClientOps net_slirp_ops = {
     .cleanup = net_slirp_cleanup,
 };
 
+/*
+ * Follow the NIC to its loop: the watches are dropped (the next fill
+ * registers them on the new loop), timers move as they are.
+ */
+static void net_slirp_set_loop(NetClient *nc, EventLoop *to)
+{
+    SlirpState *s = nc->opaque;
+    GHashTableIter it;
+    gpointer key;
+
+    if (s->hooked) {
+        loop_remove_before_poll(nc->loop, net_slirp_before_poll, s);
+    }
+    g_hash_table_iter_init(&it, s->watches);
+    while (g_hash_table_iter_next(&it, &key, NULL)) {
+        loop_set_fd(nc->loop, GPOINTER_TO_INT(key), NULL, NULL, NULL);
+        g_hash_table_iter_remove(&it);
+    }
+    for (GList *l = s->timers; l; l = l->next) {
+        loop_timer_move(((SlirpTimer *)l->data)->timer, to);
+    }
+    loop_timer_move(s->poll_timer, to);
+    nc->loop = to;
+    if (s->hooked) {
+        loop_add_before_poll(to, net_slirp_before_poll, s);
+    }
+    s->dirty = true;
+}
+
 static const NetBackendDriver net_slirp_driver = {
     .type = "user",
     .help = "-netdev user,id=ID[,net=ADDR/PREFIX][,host=A][,dhcpstart=A]"
@@ -796,6 +825,7 @@ static const NetBackendDriver net_slirp_driver = {
     .init = net_slirp_init,
     .parse = net_slirp_parse,
     .open = net_slirp_open,
+    .set_loop = net_slirp_set_loop,
 };
 
 static void __attribute__((constructor)) net_slirp_register(void)

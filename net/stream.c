@@ -715,6 +715,25 @@ static const NetClientOps stream_ops = {
     .cleanup = stream_cleanup,
 };
 
+static void stream_set_loop(NetClient *nc, EventLoop *to)
+{
+    StreamState *s = nc->opaque;
+
+    if (s->fd >= 0) {
+        loop_set_fd(nc->loop, s->fd, NULL, NULL, NULL);
+    }
+    if (s->listen_fd >= 0) {
+        loop_set_fd(nc->loop, s->listen_fd, NULL, NULL, NULL);
+    }
+    loop_bh_move(s->resume_bh, to);
+    loop_bh_move(s->close_bh, to);
+    loop_timer_move(s->reconnect_timer, to);
+    nc->loop = to;
+    stream_update_handlers(s);
+    /* Listening again only while nothing is connected. */
+    stream_watch_listener(s, s->fd < 0);
+}
+
 static const NetBackendDriver stream_driver = {
     .type = "stream",
     .help = "-netdev stream,id=ID[,server=on|off],addr.type=unix,"
@@ -726,6 +745,7 @@ static const NetBackendDriver stream_driver = {
     .ops = &stream_ops,
     .init = stream_init,
     .open = stream_open,
+    .set_loop = stream_set_loop,
 };
 
 static void __attribute__((constructor)) stream_register(void)

@@ -327,6 +327,19 @@ static const NetClientOps tap_ops = {
     .cleanup = tap_cleanup,
 };
 
+static void tap_set_loop(NetClient *nc, EventLoop *to)
+{
+    TapState *s = nc->opaque;
+
+    if (s->fd >= 0) {
+        loop_set_fd(nc->loop, s->fd, NULL, NULL, NULL);
+    }
+    nc->loop = to;
+    if (s->fd >= 0) {
+        tap_update_handlers(s);
+    }
+}
+
 static const NetBackendDriver tap_driver = {
     .type = "tap",
     .help = "-netdev tap,id=ID[,ifname=NAME|fd=N][,vnet_hdr=on|off]"
@@ -337,6 +350,7 @@ static const NetBackendDriver tap_driver = {
     .init = tap_init,
     .open = tap_open,
     .set_offloads = tap_set_offloads,
+    .set_loop = tap_set_loop,
 };
 
 static void __attribute__((constructor)) tap_register(void)

@@ -149,7 +149,7 @@ static void find_first_user(BlockBackend *blk, void *opaque)
 
 static void node_stats(BlockNode *bs, void *opaque)
 {
-    const BlockStats *st = blk_node_stats(bs);
+    BlockStats stats, *st = (blk_node_stats(bs, &stats), &stats);
     json_object *o = json_object_new_object();
     json_object *s = json_object_new_object();
     FirstUser fu = { .bs = bs };

@@ -109,7 +109,8 @@ static json_object *pci_regions(PCIDevice *pdev)
     return list;
 }
 
-static void pci_device_info(Device *dev, void *opaque)
+/* On the device's loop: its configuration space is its own. */
+static void pci_device_info_on_loop(Device *dev, void *opaque)
 {
     json_object *devices = opaque;
     PCIDevice *pdev;
@@ -160,6 +161,11 @@ static void pci_device_info(Device *dev, void *opaque)
     json_object_array_add(devices, d);
 }
 
+static void pci_device_info(Device *dev, void *opaque)
+{
+    device_run_sync(dev, pci_device_info_on_loop, opaque);
+}
+
 bool qmp_query_pci(json_object *args, json_object **ret, GError **errp)
 {
     json_object *bus = json_object_new_object();
@@ -180,34 +186,31 @@ static const char *const vfu_irq_names[VFU_NUM_IRQS] = {
     "intx", "msi", "msix", "err", "req",
 };
 
-static void vfu_info(VfuServer *s, void *opaque)
+static void vfu_info(const VfuServerInfo *i, void *opaque)
 {
     json_object *list = opaque;
     json_object *o = json_object_new_object();
     json_object *irqs = json_object_new_array();
-    Device *dev = &s->pdev->dev;
-    bool connected = s->client_fd >= 0;
 
-    json_object_object_add(o, "id", jstr(dev->id));
-    json_object_object_add(o, "driver", jstr(dev->cls->name));
-    if (s->path) {
-        json_object_object_add(o, "socket", jstr(s->path));
+    json_object_object_add(o, "id", jstr(i->id));
+    json_object_object_add(o, "driver", jstr(i->driver));
+    if (i->socket) {
+        json_object_object_add(o, "socket", jstr(i->socket));
     }
     json_object_object_add(o, "listening",
-                           json_object_new_boolean(s->listen_fd >= 0));
+                           json_object_new_boolean(i->listening));
     json_object_object_add(o, "connected",
-                           json_object_new_boolean(connected));
+                           json_object_new_boolean(i->connected));
     json_object_object_add(o, "negotiated",
-                           json_object_new_boolean(connected &&
-                                                   s->negotiated));
-    if (connected && s->negotiated) {
+                           json_object_new_boolean(i->negotiated));
+    if (i->negotiated) {
         json_object *v = json_object_new_object();
 
         json_object_object_add(v, "major", json_object_new_int(0));
-        json_object_object_add(v, "minor", json_object_new_int(s->minor));
+        json_object_object_add(v, "minor", json_object_new_int(i->minor));
         json_object_object_add(o, "version", v);
-        if (s->client_caps_json) {
-            json_object *caps = json_tokener_parse(s->client_caps_json);
+        if (i->caps_json) {
+            json_object *caps = json_tokener_parse(i->caps_json);
             json_object *inner;
 
             /* Report the inner object of {"capabilities": {...}}. */
@@ -221,30 +224,25 @@ static void vfu_info(VfuServer *s, void *opaque)
             }
         }
     }
-    json_object_object_add(o, "dma-regions", json_object_new_int(
-                               s->dma ? s->dma->len : 0));
+    json_object_object_add(o, "dma-regions",
+                           json_object_new_int(i->dma_regions));
     json_object_object_add(o, "dma-bytes",
-                           json_object_new_uint64(s->dma_mapped_bytes));
-    for (unsigned i = 0; i < VFU_NUM_IRQS; i++) {
-        unsigned wired = 0;
-
-        for (unsigned v = 0; s->irq_fds[i] && v < s->irq_nfds[i]; v++) {
-            wired += s->irq_fds[i][v] >= 0;
-        }
-        if (wired) {
+                           json_object_new_uint64(i->dma_bytes));
+    for (unsigned k = 0; k < VFU_NUM_IRQS; k++) {
+        if (i->irqs[k]) {
             json_object *irq = json_object_new_object();
 
             json_object_object_add(irq, "type",
-                                   json_object_new_string(vfu_irq_names[i]));
-            json_object_object_add(irq, "count", json_object_new_int(wired));
+                                   json_object_new_string(vfu_irq_names[k]));
+            json_object_object_add(irq, "count",
+                                   json_object_new_int(i->irqs[k]));
             json_object_array_add(irqs, irq);
         }
     }
     json_object_object_add(o, "irqs", irqs);
-    json_object_object_add(o, "messages", json_object_new_uint64(s->nr_msgs));
-    json_object_object_add(o, "errors", json_object_new_uint64(s->nr_errors));
-    json_object_object_add(o, "clients",
-                           json_object_new_uint64(s->nr_clients));
+    json_object_object_add(o, "messages", json_object_new_uint64(i->messages));
+    json_object_object_add(o, "errors", json_object_new_uint64(i->errors));
+    json_object_object_add(o, "clients", json_object_new_uint64(i->clients));
     json_object_array_add(list, o);
 }
 
@@ -253,7 +251,7 @@ bool qmp_query_vfio_user(json_object *args, json_object **ret,
 {
     json_object *list = json_object_new_array();
 
-    vfu_server_foreach(vfu_info, list);
+    vfu_query_servers(vfu_info, list);
     *ret = list;
     return true;
 }
@@ -439,17 +437,39 @@ static const PropDef *find_prop(json_object *args, Device **pdev,
     return def;
 }
 
+typedef struct QomAccess {
+    const PropDef *def;
+    char *text;                 /* get: out; set: in */
+    GError **errp;
+    bool ok;
+} QomAccess;
+
+/* On the device's loop: runtime properties are the device's state. */
+static void qom_get_on_loop(Device *dev, void *opaque)
+{
+    QomAccess *a = opaque;
+
+    a->text = prop_get_str(a->def, dev);
+}
+
+static void qom_set_on_loop(Device *dev, void *opaque)
+{
+    QomAccess *a = opaque;
+
+    a->ok = prop_set_str(a->def, dev, a->text, a->errp);
+}
+
 bool qmp_qom_get(json_object *args, json_object **ret, GError **errp)
 {
     Device *dev;
-    const PropDef *def = find_prop(args, &dev, errp);
-    g_autofree char *text = NULL;
+    QomAccess a = { .def = find_prop(args, &dev, errp) };
 
-    if (!def) {
+    if (!a.def) {
         return false;
     }
-    text = prop_get_str(def, dev);
-    *ret = prop_text_to_json(def, text);
+    device_run_sync(dev, qom_get_on_loop, &a);
+    *ret = prop_text_to_json(a.def, a.text);
+    g_free(a.text);
     return true;
 }
 
@@ -458,6 +478,7 @@ bool qmp_qom_set(json_object *args, json_object **ret, GError **errp)
     Device *dev;
     const PropDef *def = find_prop(args, &dev, errp);
     g_autofree char *text = NULL;
+    QomAccess a = { 0 };
     json_object *value;
 
     if (!def) {
@@ -473,5 +494,9 @@ bool qmp_qom_set(json_object *args, json_object **ret, GError **errp)
     if (!text) {
         return false;
     }
-    return prop_set_str(def, dev, text, errp);
+    a.def = def;
+    a.text = text;
+    a.errp = errp;
+    device_run_sync(dev, qom_set_on_loop, &a);
+    return a.ok;
 }

@@ -8,6 +8,7 @@
 #include "block/block.h"
 #include "net/net.h"
 #include "util/log.h"
+#include "util/loop.h"
 
 static void event_check(const char *name, json_object *data)
 {
@@ -33,13 +34,51 @@ static void event_check(const char *name, json_object *data)
     }
 }
 
+/* An event raised on an iothread, on its way to the main thread. */
+typedef struct PostedEvent {
+    char *name;
+    json_object *data;
+    int64_t when;
+} PostedEvent;
+
+static void event_send(const char *name, json_object *data, int64_t now);
+
+static void event_posted(void *opaque)
+{
+    PostedEvent *e = opaque;
+
+    event_send(e->name, e->data, e->when);
+    g_free(e->name);
+    g_free(e);
+}
+
+/*
+ * The monitor lives on the main thread; an iothread hands its event over
+ * (the data object goes along: nobody else holds it), stamped when it
+ * happened.
+ */
 void qapi_event_send(const char *name, json_object *data)
+{
+    int64_t now = g_get_real_time();
+    PostedEvent *e;
+
+    if (loop_in_thread(loop_main()) || !loop_main()) {
+        event_send(name, data, now);
+        return;
+    }
+    e = g_new(PostedEvent, 1);
+    e->name = g_strdup(name);
+    e->data = data;
+    e->when = now;
+    loop_post(loop_main(), event_posted, e);
+}
+
+static void event_send(const char *name, json_object *data, int64_t now)
 {
     const QapiEventDef *def = qapi_event_find(name);
     g_autoptr(json_object) msg = json_object_new_object();
     g_autoptr(GString) line = g_string_sized_new(256);
     json_object *ts = json_object_new_object();
-    int64_t now = g_get_real_time();
 
     if (!data && def && def->data) {
         data = json_object_new_object();

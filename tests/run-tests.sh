@@ -3,17 +3,30 @@
 # line "tests: N passed, N failed, N skipped".  A test that cannot run
 # prints "SKIP: <name>: <reason>" and is counted as skipped, not passed.
 # Exit status is non-zero when anything failed.
+#
+# An argument VAR=VALUE@PROGRAM runs PROGRAM with VAR=VALUE in its
+# environment (a variant: the same tests with devices on iothreads, say);
+# it is reported as PROGRAM[VAR=VALUE].
 passed=0
 failed=0
 skipped=0
 failed_progs=""
 log_dir=${TEST_LOG_DIR:-$(mktemp -d /tmp/iovd-tests-XXXXXX)}
 
-for t in "$@"; do
-    name=$(basename "$t")
-    log="$log_dir/$name.log"
+for arg in "$@"; do
+    var=
+    t=$arg
+    case "$arg" in
+    *=*@*) var=${arg%%@*}; t=${arg#*@} ;;
+    esac
+    name=$(basename "$t")${var:+[$var]}
+    log="$log_dir/$(echo "$name" | tr '[]=' '__-').log"
     start=$(date +%s)
-    "$t" >"$log" 2>&1
+    if [ -n "$var" ]; then
+        env "$var" "$t" >"$log" 2>&1
+    else
+        "$t" >"$log" 2>&1
+    fi
     rc=$?
     secs=$(( $(date +%s) - start ))
     # Check prints: "NN%: Checks: C, Failures: F, Errors: E"

@@ -63,6 +63,10 @@ struct EventLoop {
     int wake_fd;                /* eventfd for other threads */
     pthread_t owner;
     bool has_owner;
+    /* While the owner waits in loop_run_sync(), the thread it waits for
+     * may use this loop in its stead. */
+    pthread_t borrower;
+    bool has_borrower;
     unsigned depth;             /* loop_iterate nesting */
     bool quit;
 
@@ -245,7 +249,8 @@ bool loop_in_thread(EventLoop *l)
  */
 static inline void loop_assert_owner(EventLoop *l)
 {
-    g_assert(!l->has_owner || pthread_equal(l->owner, pthread_self()));
+    g_assert(!l->has_owner || pthread_equal(l->owner, pthread_self()) ||
+             (l->has_borrower && pthread_equal(l->borrower, pthread_self())));
 }
 
 /* ---- fd handlers ---- */
@@ -404,6 +409,18 @@ EventLoop *loop_bh_loop(LoopBH *bh)
     return bh->loop;
 }
 
+void loop_bh_move(LoopBH *bh, EventLoop *to)
+{
+    bool was = bh->scheduled;
+
+    loop_assert_owner(bh->loop);
+    loop_bh_cancel(bh);
+    bh->loop = to;
+    if (was) {
+        loop_bh_schedule(bh);
+    }
+}
+
 /*
  * Run what was scheduled before this pass.  The list moves to a local
  * head first: what the callbacks schedule goes to the loop's (now empty)
@@ -547,6 +564,18 @@ bool loop_timer_pending(LoopTimer *t)
 int64_t loop_timer_expire(LoopTimer *t)
 {
     return t->heap_idx >= 0 ? t->expire_ns : -1;
+}
+
+void loop_timer_move(LoopTimer *t, EventLoop *to)
+{
+    int64_t expire = loop_timer_expire(t);
+
+    loop_assert_owner(t->loop);
+    loop_timer_del(t);
+    t->loop = to;
+    if (expire >= 0) {
+        loop_timer_mod(t, expire);
+    }
 }
 
 void loop_timer_free(LoopTimer *t)
@@ -850,6 +879,7 @@ static void loop_sync_run(void *opaque)
 void loop_run_sync(EventLoop *l, LoopFunc *cb, void *opaque)
 {
     LoopSync s = { .cb = cb, .opaque = opaque };
+    EventLoop *mine = current_loop;
 
     if (loop_in_thread(l) || !l->has_owner) {
         cb(opaque);
@@ -857,12 +887,24 @@ void loop_run_sync(EventLoop *l, LoopFunc *cb, void *opaque)
     }
     g_mutex_init(&s.lock);
     g_cond_init(&s.cond);
+    /*
+     * Our own loop does not run until @cb returned: lend it, so that @cb
+     * may move handlers between the two (a netdev joining its NIC's loop).
+     * The mutex orders what it does before what we do next.
+     */
+    if (mine) {
+        mine->borrower = l->owner;
+        mine->has_borrower = true;
+    }
     loop_post(l, loop_sync_run, &s);
     g_mutex_lock(&s.lock);
     while (!s.done) {
         g_cond_wait(&s.cond, &s.lock);
     }
     g_mutex_unlock(&s.lock);
+    if (mine) {
+        mine->has_borrower = false;
+    }
     g_mutex_clear(&s.lock);
     g_cond_clear(&s.cond);
 }

@@ -81,6 +81,9 @@ void loop_bh_cancel(LoopBH *bh);
 bool loop_bh_scheduled(LoopBH *bh);
 void loop_bh_delete(LoopBH *bh);            /* NULL is fine */
 EventLoop *loop_bh_loop(LoopBH *bh);
+/* Rebind to loop @to, still scheduled if it was (both loops owned or
+ * borrowed by the caller). */
+void loop_bh_move(LoopBH *bh, EventLoop *to);
 
 /* ---- timers (monotonic clock, nanoseconds) ---- */
 
@@ -89,6 +92,8 @@ void loop_timer_mod(LoopTimer *t, int64_t expire_ns);  /* absolute */
 void loop_timer_del(LoopTimer *t);
 bool loop_timer_pending(LoopTimer *t);
 int64_t loop_timer_expire(LoopTimer *t);     /* -1 when not pending */
+/* Rebind to loop @to, still pending if it was (as loop_bh_move). */
+void loop_timer_move(LoopTimer *t, EventLoop *to);
 void loop_timer_free(LoopTimer *t);          /* NULL is fine */
 
 /* ---- poll handlers and adaptive polling ---- */
@@ -125,7 +130,9 @@ int64_t loop_poll_max_ns(EventLoop *l);
 /*
  * Run at the start of every iteration, before the loop looks for events:
  * the place to flush what was batched during the previous one (Redis
- * ae's beforesleep).
+ * ae's beforesleep).  A hook that finds work done (completions that came
+ * back inline) hands it to a bottom half: the loop decides whether to
+ * sleep after the hooks ran, from what is due.
  */
 void loop_add_before_poll(EventLoop *l, LoopFunc *cb, void *opaque);
 void loop_remove_before_poll(EventLoop *l, LoopFunc *cb, void *opaque);
@@ -137,7 +144,9 @@ void loop_post(EventLoop *l, LoopFunc *cb, void *opaque);
 /*
  * Run @cb(@opaque) on @l's thread and wait until it returned.  Called on
  * @l's own thread it just calls @cb.  The waiting thread does nothing
- * else meanwhile, so @l's thread must never wait for it in turn.
+ * else meanwhile, so @l's thread must never wait for it in turn; and it
+ * lends its own loop to @l's thread until then: @cb may add or remove
+ * handlers there (a netdev moving to its NIC's loop).
  */
 void loop_run_sync(EventLoop *l, LoopFunc *cb, void *opaque);
 

@@ -6,6 +6,7 @@
 #include "hw/core/trace.h"
 #include "util/coroutine.h"
 #include "util/error.h"
+#include "util/iothread.h"
 #include "util/loop.h"
 #include "util/trace.h"
 
@@ -16,6 +17,9 @@ static bool all_paused;                 /* monitor 'stop' */
 
 const PropDef device_common_props[] = {
     PROP_DEF_STR("id", Device, id, "device identifier"),
+    PROP_DEF_STR("iothread", Device, iothread_id,
+                 "the iothread whose loop runs the device (default: the "
+                 "main loop)"),
     PROP_DEF_END
 };
 
@@ -101,6 +105,27 @@ Device *device_find(const char *id)
     return NULL;
 }
 
+typedef struct DeviceCall {
+    Device *dev;
+    void (*fn)(Device *dev, void *opaque);
+    void *opaque;
+} DeviceCall;
+
+static void device_call(void *opaque)
+{
+    DeviceCall *c = opaque;
+
+    c->fn(c->dev, c->opaque);
+}
+
+void device_run_sync(Device *dev, void (*fn)(Device *dev, void *opaque),
+                     void *opaque)
+{
+    DeviceCall c = { dev, fn, opaque };
+
+    loop_run_sync(dev->loop, device_call, &c);
+}
+
 static void device_free(Device *dev)
 {
     const PropDef *tabs[3];
@@ -126,11 +151,75 @@ static bool id_valid(const char *id)
     return true;
 }
 
+/* A device runs where iothread= says, a child where its parent runs. */
+static bool device_choose_loop(Device *dev, GError **errp)
+{
+    const char *parent_id = dev->cls->parent_id ? dev->cls->parent_id(dev)
+                                                : NULL;
+
+    dev->loop = loop_main();
+    if (parent_id) {
+        Device *parent = device_find(parent_id);
+
+        if (dev->iothread_id) {
+            error_setg(errp, "property 'iothread': a %s runs where its "
+                       "controller runs", dev->cls->name);
+            return false;
+        }
+        if (parent) {
+            dev->loop = parent->loop;   /* realize checks the parent */
+        }
+        return true;
+    }
+    if (dev->iothread_id) {
+        dev->iothread = iothread_find(dev->iothread_id);
+        if (!dev->iothread) {
+            error_setg(errp, "property 'iothread': no iothread '%s' (add "
+                       "one with -object iothread,id=%s)", dev->iothread_id,
+                       dev->iothread_id);
+            return false;
+        }
+        dev->loop = iothread_loop(dev->iothread);
+    }
+    return true;
+}
+
+typedef struct DeviceRealize {
+    Device *dev;
+    GError **errp;
+    bool ok;
+} DeviceRealize;
+
+/* On the device's loop (the main thread waits meanwhile). */
+static void device_realize_on_loop(void *opaque)
+{
+    DeviceRealize *ctx = opaque;
+    Device *dev = ctx->dev;
+    const DeviceClass *cls = dev->cls;
+
+    if (cls->realize && !cls->realize(dev, ctx->errp)) {
+        return;
+    }
+    dev->realized = true;
+    if (cls->is_pci && transport_hooks &&
+        !transport_hooks->attach(dev, ctx->errp)) {
+        if (cls->unrealize) {
+            cls->unrealize(dev);
+        }
+        return;
+    }
+    if (all_paused) {
+        device_pause(dev);      /* join the others: they are stopped */
+    }
+    ctx->ok = true;
+}
+
 Device *device_create(Keyval *kv, GError **errp)
 {
     const char *driver = keyval_get(kv, "driver");
     const DeviceClass *cls;
     const PropDef *tabs[3];
+    DeviceRealize ctx = { 0 };
     unsigned n;
     Device *dev;
 
@@ -146,7 +235,6 @@ Device *device_create(Keyval *kv, GError **errp)
     }
     dev = g_malloc0(cls->instance_size);
     dev->cls = cls;
-    dev->loop = loop_main();
     n = device_class_props(cls, tabs);
     for (unsigned i = 0; i < n; i++) {
         if (!props_apply(tabs[i], dev, kv, errp)) {
@@ -178,22 +266,21 @@ Device *device_create(Keyval *kv, GError **errp)
         }
     }
     device_worker_init(dev);
-    if (cls->realize && !cls->realize(dev, errp)) {
+    if (!device_choose_loop(dev, errp)) {
         goto fail;
     }
-    dev->realized = true;
-    if (cls->is_pci && transport_hooks &&
-        !transport_hooks->attach(dev, errp)) {
-        if (cls->unrealize) {
-            cls->unrealize(dev);
-        }
+    ctx.dev = dev;
+    ctx.errp = errp;
+    /* Everything of the device is made on the thread that will run it. */
+    loop_run_sync(dev->loop, device_realize_on_loop, &ctx);
+    if (!ctx.ok) {
         goto fail;
     }
     devices = g_list_append(devices, dev);
-    trace_device_create(dev->id, cls->name);
-    if (all_paused) {
-        device_pause(dev);      /* join the others: they are stopped */
+    if (dev->iothread) {
+        iothread_ref(dev->iothread);
     }
+    trace_device_create(dev->id, cls->name);
     return dev;
 
 fail:
@@ -650,13 +737,20 @@ void device_resume(Device *dev)
     }
 }
 
+static void device_pause_on_loop(void *opaque)
+{
+    device_pause(opaque);
+}
+
+static void device_resume_on_loop(void *opaque)
+{
+    device_resume(opaque);
+}
+
 static void pause_one(Device *dev, void *opaque)
 {
-    if (*(bool *)opaque) {
-        device_pause(dev);
-    } else {
-        device_resume(dev);
-    }
+    loop_run_sync(dev->loop, *(bool *)opaque ? device_pause_on_loop
+                                             : device_resume_on_loop, dev);
 }
 
 void device_pause_all(void)
@@ -682,26 +776,22 @@ bool device_all_paused(void)
 
 /* ---- delete ---- */
 
+/*
+ * Deleting runs in steps on two threads: children go first (each its own
+ * delete), then the device resets on its loop, then on the main thread it
+ * leaves the registry, with a last call on its loop to unrealize.
+ */
 typedef struct DeviceDestroy {
+    Device *dev;
     void (*done)(const char *id, void *opaque);
     void *opaque;
+    unsigned children;          /* still being deleted */
 } DeviceDestroy;
 
-static void device_destroy_finish(Device *dev, void *opaque)
+static void device_unrealize_on_loop(void *opaque)
 {
-    DeviceDestroy *d = opaque;
-    g_autofree char *id = g_strdup(dev->id);
+    Device *dev = opaque;
 
-    /* Children go first: nothing of the parent is in flight any more. */
-    for (GList *l = devices; l;) {
-        Device *child = l->data;
-
-        l = l->next;
-        if (child->parent == dev) {
-            device_destroy(child, NULL, NULL);
-        }
-    }
-    devices = g_list_remove(devices, dev);
     if (dev->cls->is_pci && transport_hooks) {
         transport_hooks->detach(dev);
     }
@@ -710,6 +800,22 @@ static void device_destroy_finish(Device *dev, void *opaque)
     }
     loop_bh_delete(dev->reset_bh);
     coroutine_free(dev->worker);
+    dev->reset_bh = NULL;
+    dev->worker = NULL;
+}
+
+/* Main thread: the device is reset; it goes. */
+static void device_destroy_complete(void *opaque)
+{
+    DeviceDestroy *d = opaque;
+    Device *dev = d->dev;
+    g_autofree char *id = g_strdup(dev->id);
+
+    loop_run_sync(dev->loop, device_unrealize_on_loop, dev);
+    devices = g_list_remove(devices, dev);
+    if (dev->iothread) {
+        iothread_unref(dev->iothread);
+    }
     trace_device_destroyed(id);
     device_free(dev);
     if (d->done) {
@@ -718,16 +824,67 @@ static void device_destroy_finish(Device *dev, void *opaque)
     g_free(d);
 }
 
+/* The device's loop: its last reset is done. */
+static void device_destroy_finish(Device *dev, void *opaque)
+{
+    if (loop_in_thread(loop_main())) {
+        device_destroy_complete(opaque);
+    } else {
+        loop_post(loop_main(), device_destroy_complete, opaque);
+    }
+}
+
+static void device_destroy_reset(void *opaque)
+{
+    DeviceDestroy *d = opaque;
+
+    device_reset_start(d->dev, DEVICE_RESET_FUNCTION, device_destroy_finish,
+                       d, true);
+}
+
+static void device_mark_deleting(void *opaque)
+{
+    device_set_state(opaque, DEVICE_DELETING);
+}
+
+static void device_child_gone(const char *id, void *opaque)
+{
+    DeviceDestroy *d = opaque;
+
+    if (--d->children == 0) {
+        loop_run_sync(d->dev->loop, device_destroy_reset, d);
+    }
+}
+
 void device_destroy(Device *dev, void (*done)(const char *id, void *opaque),
                     void *opaque)
 {
     DeviceDestroy *d = g_new0(DeviceDestroy, 1);
+    g_autoptr(GPtrArray) children = g_ptr_array_new();
 
+    d->dev = dev;
     d->done = done;
     d->opaque = opaque;
-    device_set_state(dev, DEVICE_DELETING);
-    device_reset_start(dev, DEVICE_RESET_FUNCTION, device_destroy_finish, d,
-                       true);
+    loop_run_sync(dev->loop, device_mark_deleting, dev);
+    for (GList *l = devices; l; l = l->next) {
+        Device *child = l->data;
+
+        if (child->parent == dev && child->state != DEVICE_DELETING) {
+            g_ptr_array_add(children, child);
+        }
+    }
+    if (!children->len) {
+        loop_run_sync(dev->loop, device_destroy_reset, d);
+        return;
+    }
+    /*
+     * Children first (a namespace before its controller).  The last one
+     * gone may free @dev and @d before this returns: touch neither.
+     */
+    d->children = children->len;
+    for (guint i = 0; i < children->len; i++) {
+        device_destroy(g_ptr_array_index(children, i), device_child_gone, d);
+    }
 }
 
 static void count_deleting(Device *dev, void *opaque)
@@ -743,16 +900,25 @@ unsigned device_count(void)
     return n;
 }
 
-void device_destroy_all(void)
+static Device *device_next_root(void)
 {
-    /* Newest first: children are created after their parents. */
-    for (GList *l = g_list_last(devices); l;) {
+    for (GList *l = devices; l; l = l->next) {
         Device *dev = l->data;
 
-        l = l->prev;
-        if (dev->state != DEVICE_DELETING) {
-            device_destroy(dev, NULL, NULL);
+        if (!dev->parent && dev->state != DEVICE_DELETING) {
+            return dev;
         }
+    }
+    return NULL;
+}
+
+void device_destroy_all(void)
+{
+    Device *dev;
+
+    /* Parents take their children along; any may be freed at once. */
+    while ((dev = device_next_root())) {
+        device_destroy(dev, NULL, NULL);
     }
     /*
      * The loops keep running (requests in flight complete) until every

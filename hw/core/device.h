@@ -54,6 +54,7 @@ typedef struct DeviceBH DeviceBH;
 typedef struct DeviceTimer DeviceTimer;
 struct EventLoop;
 struct Coroutine;
+struct IOThread;
 
 typedef enum DeviceResetKind {
     /* The device's own reset: PCI configuration stays as it is. */
@@ -106,6 +107,12 @@ struct DeviceClass {
     void (*reset)(Device *dev, DeviceResetKind kind);
     /* Optional: the device entered (false) or left (true) PAUSED. */
     void (*run_state_changed)(Device *dev, bool running);
+    /*
+     * Optional: the id of the device this one belongs to (an NVMe
+     * namespace's controller), read from its properties before realize;
+     * it then runs on its parent's loop.
+     */
+    const char *(*parent_id)(Device *dev);
 };
 
 typedef void DeviceResetDone(Device *dev, void *opaque);
@@ -117,6 +124,8 @@ struct Device {
     char *id;
     Device *parent;             /* e.g. the NVMe controller of an nvme-ns */
     struct EventLoop *loop;     /* the loop that owns it (main or iothread) */
+    char *iothread_id;          /* property iothread= */
+    struct IOThread *iothread;  /* NULL: the main loop */
     DeviceRunState state;
 
     /* Private to hw/core/device.c. */
@@ -169,6 +178,12 @@ void device_foreach_child(Device *parent,
 void device_destroy(Device *dev, void (*done)(const char *id, void *opaque),
                     void *opaque);
 Device *device_find(const char *id);
+/*
+ * Run @fn(@dev, @opaque) on @dev's loop and wait for it: how the monitor
+ * (main thread) reads or changes a device that runs on an iothread.
+ */
+void device_run_sync(Device *dev, void (*fn)(Device *dev, void *opaque),
+                     void *opaque);
 void device_foreach(void (*fn)(Device *dev, void *opaque), void *opaque);
 /* Destroy every device, children first, and wait until all are gone
  * (shutdown: the main loop keeps running meanwhile). */

@@ -2196,8 +2196,8 @@ static bool e1000_realize(Device *dev, GError **errp)
     s->autoneg_timer = loop_timer_new(s->pdev.dev.loop, e1000_autoneg_expired, s);
     e1000_eeprom_init(s);
 
-    s->nic = net_nic_new(&e1000_net_ops, dev->id, "e1000", s->netdev, s,
-                         errp);
+    s->nic = net_nic_new(&e1000_net_ops, dev->id, "e1000", s->netdev,
+                         dev->loop, s, errp);
     if (!s->nic) {
         e1000_free_resources(s);
         return false;

@@ -224,7 +224,6 @@ static void nvme_process_bh(void *opaque)
     if (!nvme_ready(n)) {
         return;
     }
-    nvme_ns_plug_all(n, true);
     for (unsigned i = 0; i < NVME_MAX_QUEUES && nvme_ready(n); i++) {
         NvmeSQueue *sq = n->sq[i];
 
@@ -232,7 +231,6 @@ static void nvme_process_bh(void *opaque)
             nvme_process_sq(n, sq);
         }
     }
-    nvme_ns_plug_all(n, false);
 }
 
 void nvme_req_complete_later(NvmeRequest *req)

@@ -82,7 +82,7 @@ bool nvme_ns_init(NvmeCtrl *n, NvmeNamespace *ns, const char *drive,
                    "4096, not %u", lbasz);
         return false;
     }
-    ns->blk = blk_attach(drive, dev_id, share_rw, errp);
+    ns->blk = blk_attach(drive, dev_id, share_rw, n->pdev.dev.loop, errp);
     if (!ns->blk) {
         return false;
     }
@@ -133,10 +133,6 @@ void nvme_ns_detach(NvmeCtrl *n, NvmeNamespace *ns)
     /* No new command reaches it; then what is in flight finishes. */
     n->ns[ns->nsid] = NULL;
     ns->attached = false;
-    if (ns->plugged) {
-        ns->plugged = false;
-        blk_io_unplug(ns->blk);
-    }
     trace_nvme_ns_detach(nvme_id(n), ns->nsid);
     if (n->csts & NVME_CSTS_RDY) {
         nvme_ns_changed(n, ns->nsid);
@@ -148,24 +144,6 @@ void nvme_ns_cancel_queued(NvmeCtrl *n, bool throttled)
     for (unsigned i = 1; i <= NVME_MAX_NAMESPACES; i++) {
         if (n->ns[i]) {
             blk_cancel_queued(n->ns[i]->blk, throttled);
-        }
-    }
-}
-
-/* One batch per queue drain: plug every backend, then unplug them. */
-void nvme_ns_plug_all(NvmeCtrl *n, bool plug)
-{
-    for (unsigned i = 1; i <= NVME_MAX_NAMESPACES; i++) {
-        NvmeNamespace *ns = n->ns[i];
-
-        /* A namespace may come or go in between (device_add/del). */
-        if (ns && ns->plugged != plug) {
-            ns->plugged = plug;
-            if (plug) {
-                blk_io_plug(ns->blk);
-            } else {
-                blk_io_unplug(ns->blk);
-            }
         }
     }
 }
@@ -267,12 +245,18 @@ static const PropDef nvme_nsdev_props[] = {
     PROP_DEF_END
 };
 
+static const char *nvme_nsdev_parent_id(Device *dev)
+{
+    return ((NvmeNsDevice *)dev)->bus;
+}
+
 static const DeviceClass nvme_ns_class = {
     .name = "nvme-ns",
     .desc = "NVMe namespace of an nvme controller (bus=ID,drive=NODE)",
     .instance_size = sizeof(NvmeNsDevice),
     .is_pci = false,
     .props = nvme_nsdev_props,
+    .parent_id = nvme_nsdev_parent_id,
     .realize = nvme_nsdev_realize,
     .quiesce = nvme_nsdev_quiesce,
     .unrealize = nvme_nsdev_unrealize,

@@ -59,7 +59,6 @@ struct NvmeNamespace {
     uint64_t nsze;              /* in logical blocks */
     bool read_only;
     bool attached;              /* in ctrl->ns[] */
-    bool plugged;               /* inside the bottom half's plug */
     BlockReq flush_req;         /* the controller's shutdown flush */
     Device *holder;             /* released when its last request is done */
     uint8_t eui64[8];
@@ -353,6 +352,5 @@ void nvme_ns_cleanup(NvmeNamespace *ns);
 void nvme_ns_attach(NvmeCtrl *n, NvmeNamespace *ns);
 void nvme_ns_detach(NvmeCtrl *n, NvmeNamespace *ns);
 void nvme_ns_cancel_queued(NvmeCtrl *n, bool throttled);
-void nvme_ns_plug_all(NvmeCtrl *n, bool plug);
 
 #endif

@@ -3,7 +3,7 @@
  * and LISTEN_FDNAMES.  A device without socket= or fd= takes the fd named
  * after its id, else the next unnamed one in order.
  */
-#include "hw/vfio-user/vfio-user.h"
+#include "hw/vfio-user/vfio-user-int.h"
 
 #define SD_LISTEN_FDS_START 3
 

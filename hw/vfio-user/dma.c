@@ -3,7 +3,7 @@
  * mmap'd from the fd it sent (zero copy) or reached through server-initiated
  * DMA_READ / DMA_WRITE messages.
  */
-#include "hw/vfio-user/vfio-user.h"
+#include "hw/vfio-user/vfio-user-int.h"
 #include "hw/vfio-user/trace.h"
 #include "util/loop.h"
 

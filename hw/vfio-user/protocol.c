@@ -6,7 +6,7 @@
  * positive errno; the dispatcher turns that into the reply, except for
  * posted (No_reply) messages, which are never answered.
  */
-#include "hw/vfio-user/vfio-user.h"
+#include "hw/vfio-user/vfio-user-int.h"
 #include "hw/vfio-user/trace.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -881,11 +881,49 @@ void vfu_transport_init(void)
     device_set_transport_hooks(&vfu_hooks);
 }
 
-void vfu_server_foreach(void (*fn)(VfuServer *s, void *opaque), void *opaque)
+typedef struct VfuQuery {
+    VfuServer *s;
+    VfuServerInfo info;
+} VfuQuery;
+
+/* On the server's loop: a consistent snapshot. */
+static void vfu_query_on_loop(void *opaque)
+{
+    VfuQuery *q = opaque;
+    VfuServer *s = q->s;
+    VfuServerInfo *i = &q->info;
+
+    i->id = s->pdev->dev.id;
+    i->driver = s->pdev->dev.cls->name;
+    i->socket = g_strdup(s->path);
+    i->listening = s->listen_fd >= 0;
+    i->connected = s->client_fd >= 0;
+    i->negotiated = i->connected && s->negotiated;
+    i->minor = s->minor;
+    i->caps_json = i->negotiated ? g_strdup(s->client_caps_json) : NULL;
+    i->dma_regions = s->dma ? s->dma->len : 0;
+    i->dma_bytes = s->dma_mapped_bytes;
+    for (unsigned k = 0; k < VFU_NUM_IRQS; k++) {
+        for (unsigned v = 0; s->irq_fds[k] && v < s->irq_nfds[k]; v++) {
+            i->irqs[k] += s->irq_fds[k][v] >= 0;
+        }
+    }
+    i->messages = s->nr_msgs;
+    i->errors = s->nr_errors;
+    i->clients = s->nr_clients;
+}
+
+void vfu_query_servers(void (*fn)(const VfuServerInfo *info, void *opaque),
+                       void *opaque)
 {
     g_autoptr(GList) copy = g_list_copy(servers);
 
     for (GList *l = copy; l; l = l->next) {
-        fn(l->data, opaque);
+        VfuQuery q = { .s = l->data };
+
+        loop_run_sync(q.s->loop, vfu_query_on_loop, &q);
+        fn(&q.info, opaque);
+        g_free(q.info.socket);
+        g_free(q.info.caps_json);
     }
 }

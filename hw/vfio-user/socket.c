@@ -2,7 +2,7 @@
  * vfio-user transport: the listening socket, one client at a time,
  * message framing with SCM_RIGHTS, and a transmit queue.
  */
-#include "hw/vfio-user/vfio-user.h"
+#include "hw/vfio-user/vfio-user-int.h"
 #include "hw/vfio-user/trace.h"
 #include "util/error.h"
 #include "util/keyval.h"

@@ -1,183 +1,42 @@
 /*
- * vfio-user server: one per PCI device.  Only this directory speaks the
- * protocol; devices see it through hw/pci's PCITransportOps.
+ * The vfio-user transport, as the rest of iovd sees it: it attaches a
+ * server to every PCI device (through hw/core's transport hooks) and
+ * answers the monitor's questions.  Only hw/vfio-user/ speaks the
+ * protocol; devices reach it through hw/pci's PCITransportOps.
  */
 #ifndef HW_VFIO_USER_VFIO_USER_H
 #define HW_VFIO_USER_VFIO_USER_H
 
 #include "util/osdep.h"
-#include "hw/pci/pci.h"
-#include "hw/vfio-user/vfio-user-proto.h"
 
-#define VFU_NUM_REGIONS VFIO_PCI_NUM_REGIONS    /* BAR0-5, ROM, CONFIG, VGA */
 #define VFU_NUM_IRQS    5                       /* INTX MSI MSIX ERR REQ */
-#define VFU_RX_MAX_FDS  64                      /* receive up to, reject > max */
-#define VFU_REPLY_TIMEOUT_MS 5000
-#define VFU_TX_BACKLOG_MAX (8u << 20)
-#define VFU_DMA_READ_CHUNK (32u << 10)   /* see vfu_dma_rw_start() */
-#define VFU_DMA_XFERS 4                 /* DMA_READ/WRITE at a time */
-#define VFU_DEFERRED_MAX 256            /* held requests before we stop reading */
-
-typedef struct VfuDmaRegion {
-    uint64_t addr, size;
-    uint32_t prot;              /* VFU_DMA_FLAG_READ | _WRITE */
-    uint8_t *host;              /* NULL: reach it by DMA_READ/WRITE */
-    uint64_t fd_offset;
-} VfuDmaRegion;
-
-typedef struct VfuMsg {
-    VfuHdr hdr;
-    uint8_t *payload;           /* hdr.size - 16 bytes */
-    uint32_t len;
-    int fds[VFU_RX_MAX_FDS];
-    unsigned nfds;
-} VfuMsg;
-
-/*
- * A server-initiated copy through DMA_READ / DMA_WRITE messages, one piece
- * (at most the client's max_data_xfer_size) in flight at a time.
- */
-typedef struct VfuDmaXfer {
-    bool busy;
-    uint16_t msg_id;            /* of the piece in flight */
-    bool is_write;
-    uint64_t addr;              /* of the piece in flight */
-    uint8_t *buf;               /* its data */
-    uint32_t piece;             /* its length */
-    uint64_t left;              /* bytes after this piece */
-    int64_t deadline_ns;
-    PCIDmaDone *done;
-    void *opaque;
-} VfuDmaXfer;
-
-typedef struct VfuTxBuf {
-    uint8_t *data;
-    size_t len, off;
-    int fd;                     /* one fd to pass with the first byte, or -1 */
-} VfuTxBuf;
-
-typedef struct VfuServer {
-    PCIDevice *pdev;
-    struct EventLoop *loop;     /* the device's */
-    char *path;                 /* socket path we created (unlinked at end) */
-    int listen_fd;              /* -1 when serving an inherited client */
-    int client_fd;
-    bool negotiated;
-    bool single_client;         /* inherited connected fd: no listen */
-
-    /* Negotiated with the client. */
-    uint16_t minor;
-    uint32_t client_max_fds;
-    uint32_t client_max_xfer;
-    bool write_multiple;
-    char *client_caps_json;
-
-    /* Receive state machine. */
-    uint8_t *rx_buf;            /* VFU_MAX_MSG_SIZE */
-    uint32_t rx_len;            /* bytes of the current message so far */
-    uint32_t rx_discard;        /* oversized message body still to skip */
-    int rx_fds[VFU_RX_MAX_FDS];
-    unsigned rx_nfds;
-    bool rx_fds_truncated;
-    /*
-     * Requests that wait: behind a DMA_UNMAP that waits for in-flight DMA,
-     * or while the device resets (replies are never held).
-     */
-    GQueue deferred;            /* of VfuMsg * */
-    struct LoopBH *deferred_bh;
-    uint16_t next_msg_id;
-    /* Our own requests (DMA_READ/WRITE) awaiting replies. */
-    VfuDmaXfer xfers[VFU_DMA_XFERS];
-    struct LoopTimer *xfer_timer;
-    /* Pieces we stopped waiting for: their replies are not errors. */
-    uint16_t forgotten[VFU_DMA_XFERS * 2];
-    unsigned forgotten_next;
-    /* A client accepted while the device resets after the last one left. */
-    int next_client_fd;
-    bool client_resetting;      /* the last client's reset is running */
-
-    /* Transmit queue (replies the socket could not take at once). */
-    GQueue tx;                  /* of VfuTxBuf * */
-    size_t tx_bytes;
-
-    /* DMA table, sorted by address. */
-    GArray *dma;                /* of VfuDmaRegion */
-    unsigned dma_last;          /* last hit, for the common case */
-    uint64_t dma_mapped_bytes;
-    unsigned dma_msg_regions;   /* regions without an fd */
-    VfuMsg *pending_unmap;      /* waiting for in-flight DMA to drain */
-
-    /* Interrupts: eventfds per index and vector (-1 = none). */
-    int *irq_fds[VFU_NUM_IRQS];
-    unsigned irq_nfds[VFU_NUM_IRQS];
-    int intx_unmask_fd;
-
-    /* DEVICE_RESET is answered when the reset is done. */
-    VfuHdr reset_req;
-    bool reset_reply_due;
-
-    /* Counters for the monitor. */
-    uint64_t nr_msgs, nr_errors, nr_clients;
-} VfuServer;
 
 /* Register the transport with hw/core (call once at startup). */
 void vfu_transport_init(void);
-VfuServer *vfu_server_of(PCIDevice *pdev);
 
-/* socket.c */
-bool vfu_socket_listen(VfuServer *s, GError **errp);
-void vfu_socket_close(VfuServer *s);
-void vfu_client_attach(VfuServer *s, int fd);
-/* Drop the client at once (device teardown: the device is reset). */
-void vfu_client_close(VfuServer *s);
-int vfu_send(VfuServer *s, const void *data, size_t len, int fd);
-int vfu_send_reply(VfuServer *s, const VfuHdr *req, const void *payload,
-                   size_t len, int fd);
-int vfu_send_error(VfuServer *s, const VfuHdr *req, int err);
-/* Read and handle what is available; false when the client went away. */
-bool vfu_client_read(VfuServer *s);
-void vfu_msg_free(VfuMsg *m);
-void vfu_deferred_init(VfuServer *s);
-void vfu_deferred_cleanup(VfuServer *s);
-uint16_t vfu_next_msg_id(VfuServer *s);
-/*
- * Dispatch what waited and read again: after a DMA_UNMAP that waited for
- * in-flight DMA, and after a reset.
- */
-void vfu_resume_reading(VfuServer *s);
-/* May requests be handled now (no unmap waits, the device is not
- * resetting)? */
-bool vfu_may_dispatch(VfuServer *s);
-
-/* protocol.c */
-void vfu_handle_msg(VfuServer *s, VfuMsg *m);
-void vfu_irq_release(VfuServer *s);
-void vfu_irq_signal(void *opaque, unsigned index, unsigned vector);
-
-/* dma.c */
-int vfu_dma_map(VfuServer *s, const VfuDmaMap *m, int fd);
-int vfu_dma_unmap(VfuServer *s, const VfuDmaUnmap *u);
-void vfu_dma_unmap_all(VfuServer *s);
-bool vfu_dma_unmap_needs_drain(VfuServer *s, const VfuDmaUnmap *u);
-void *vfu_dma_translate(void *opaque, uint64_t addr, uint64_t len,
-                        bool is_write, uint64_t *plen);
-int vfu_dma_rw_start(void *opaque, uint64_t addr, void *buf, uint64_t len,
-                     bool is_write, PCIDmaDone *done, void *cb_opaque);
-void vfu_dma_rw_cancel(void *opaque, void *cb_opaque);
-bool vfu_dma_has_msg_regions(void *opaque);
-/* A reply to one of our DMA_READ/WRITE; false when none awaits it. */
-bool vfu_dma_reply(VfuServer *s, VfuMsg *m);
-/* Fail every copy in flight with @err (client gone). */
-void vfu_dma_xfers_fail(VfuServer *s, int err);
-void vfu_dma_init(VfuServer *s);
-void vfu_dma_cleanup(VfuServer *s);
-
-/* Activation fds (LISTEN_FDS) handed to devices without socket= / fd=. */
+/* Activation fds (LISTEN_FDS): read at startup; how many no device took. */
 void vfu_activation_init(void);
-int vfu_activation_take(const char *id);
 unsigned vfu_activation_unused(void);
 
-/* For the monitor. */
-void vfu_server_foreach(void (*fn)(VfuServer *s, void *opaque), void *opaque);
+/* What query-vfio-user reports of one server (a snapshot). */
+typedef struct VfuServerInfo {
+    const char *id;             /* the device's */
+    const char *driver;
+    char *socket;               /* NULL for an inherited fd */
+    bool listening, connected, negotiated;
+    unsigned minor;
+    char *caps_json;            /* the client's VERSION data, or NULL */
+    unsigned dma_regions;
+    uint64_t dma_bytes;
+    unsigned irqs[VFU_NUM_IRQS];    /* eventfds wired per index */
+    uint64_t messages, errors, clients;
+} VfuServerInfo;
+
+/*
+ * Call @fn with a snapshot of every server, each taken on its device's
+ * loop.  Main thread only.
+ */
+void vfu_query_servers(void (*fn)(const VfuServerInfo *info, void *opaque),
+                       void *opaque);
 
 #endif

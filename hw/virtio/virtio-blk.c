@@ -349,7 +349,6 @@ static void virtio_blk_handle_output(VirtIODevice *vdev, VirtQueue *vq)
     unsigned budget = VIRTIO_BLK_DRAIN_BUDGET;
     VirtIOBlockReq *req;
 
-    blk_io_plug(s->blk);
     do {
         virtio_queue_set_notification(vq, false);
         while (budget && (req = virtqueue_pop(vq))) {
@@ -358,7 +357,6 @@ static void virtio_blk_handle_output(VirtIODevice *vdev, VirtQueue *vq)
         }
         virtio_queue_set_notification(vq, true);
     } while (budget && !virtio_queue_empty(vq));
-    blk_io_unplug(s->blk);
     if (!budget) {
         /* Let the other queues and devices in; come back next turn. */
         virtio_queue_notify(vdev, virtio_queue_index(vq));
@@ -499,7 +497,7 @@ static bool virtio_blk_realize(Device *dev, GError **errp)
                    VIRTIO_BLK_ID_BYTES);
         return false;
     }
-    s->blk = blk_attach(s->drive, dev->id, s->share_rw, errp);
+    s->blk = blk_attach(s->drive, dev->id, s->share_rw, dev->loop, errp);
     if (!s->blk) {
         error_prepend(errp, "property 'drive': ");
         return false;

@@ -1390,7 +1390,7 @@ static bool virtio_net_realize(Device *dev, GError **errp)
     }
 
     s->nic = net_nic_new(&virtio_net_net_ops, dev->id, "virtio-net-pci",
-                         s->netdev, s, errp);
+                         s->netdev, dev->loop, s, errp);
     if (!s->nic) {
         error_prepend(errp, "property 'netdev': ");
         return false;

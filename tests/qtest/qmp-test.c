@@ -20,6 +20,7 @@
 
 #include "qapi/schema.h"
 #include "hw/misc/pci-testdev-regs.h"
+#include "hw/pci/pci-regs.h"
 #include "tests/qtest/libqos/qos-check.h"
 #include "tests/qtest/libqos/iovd-proc.h"
 #include "tests/qtest/libqos/qmp-client.h"
@@ -1514,6 +1515,78 @@ static TCase *new_tcase(Suite *s, const char *name, void (*fn)(void),
     return tc;
 }
 
+/*
+ * IOThreads over the monitor: added, listed with their thread, used by a
+ * device added at run time (which then serves its client from there),
+ * refused while in use, deleted once the device is gone.
+ */
+START_TEST(test_iothreads)
+{
+    g_autofree char *t1 = iovd_proc_path(proc, "t1.sock");
+    g_autofree char *e1 = NULL, *e2 = NULL, *e3 = NULL, *e4 = NULL;
+    json_object *ret, *io, *ev;
+    VfuDeviceInfo dinfo;
+    VfuClient *vc;
+    uint32_t id = 0;
+    uint16_t cmd = PCI_COMMAND_MEMORY;
+
+    json_object_put(qmp_ok(qmp, "object-add", "{'qom-type': 'iothread', "
+                           "'id': 'io0', 'poll-max-ns': 1000}"));
+    e1 = qmp_err(qmp, "GenericError", "object-add",
+                 "{'qom-type': 'iothread', 'id': 'io0'}");
+    assert_contains(e1, "io0");
+    e2 = qmp_err(qmp, "GenericError", "object-add",
+                 "{'qom-type': 'memory-backend-ram', 'id': 'm0'}");
+    assert_contains(e2, "memory-backend-ram");
+    ret = qmp_ok(qmp, "query-iothreads", NULL);
+    ck_assert_int_eq(json_object_array_length(ret), 1);
+    io = json_object_array_get_idx(ret, 0);
+    ck_assert_str_eq(qmp_get_str(io, "id"), "io0");
+    ck_assert_int_eq(qmp_get_int(io, "poll-max-ns"), 1000);
+    /* A thread of the daemon, not the daemon's main thread. */
+    ck_assert_int_gt(qmp_get_int(io, "thread-id"), 0);
+    ck_assert_int_ne(qmp_get_int(io, "thread-id"), iovd_proc_pid(proc));
+    ck_assert_int_eq(qmp_get_int(io, "devices"), 0);
+    json_object_put(ret);
+
+    e3 = qmp_errf(qmp, "GenericError", "device_add", "{'driver': "
+                  "'pci-testdev', 'id': 't1', 'socket': '%s', "
+                  "'iothread': 'nope'}", t1);
+    assert_contains(e3, "nope");
+    json_object_put(qmp_okf(qmp, "device_add", "{'driver': 'pci-testdev', "
+                            "'id': 't1', 'socket': '%s', 'iothread': 'io0'}",
+                            t1));
+    vc = vfu_client_open(t1);
+    ck_assert_int_eq(vfu_get_device_info(vc, &dinfo), 0);
+    ck_assert_int_eq(vfu_region_write(vc, VFIO_PCI_CONFIG_REGION_INDEX,
+                                      PCI_COMMAND, &cmd, 2), 0);
+    ck_assert_int_eq(vfu_region_read(vc, VFIO_PCI_BAR0_REGION_INDEX,
+                                     TESTDEV_REG_ID, &id, 4), 0);
+    ck_assert_uint_eq(id, TESTDEV_ID_VALUE);
+    ret = qmp_ok(qmp, "query-iothreads", NULL);
+    ck_assert_int_eq(qmp_get_int(json_object_array_get_idx(ret, 0),
+                                 "devices"), 1);
+    json_object_put(ret);
+    /* The monitor reaches the device on its thread. */
+    ret = qmp_ok(qmp, "query-vfio-user", NULL);
+    ck_assert_int_eq(json_object_array_length(ret), 2);
+    json_object_put(ret);
+    e4 = qmp_err(qmp, "GenericError", "object-del", "{'id': 'io0'}");
+    assert_contains(e4, "in use");
+
+    json_object_put(qmp_ok(qmp, "device_del", "{'id': 't1'}"));
+    ev = qmp_client_wait_event(qmp, "DEVICE_DELETED", 0);
+    json_object_put(ev);
+    ck_assert(vfu_wait_closed(vc, QOS_TIMEOUT_MS));
+    vfu_client_free(vc);
+    json_object_put(qmp_ok(qmp, "object-del", "{'id': 'io0'}"));
+    ret = qmp_ok(qmp, "query-iothreads", NULL);
+    ck_assert_int_eq(json_object_array_length(ret), 0);
+    json_object_put(ret);
+    assert_daemon_healthy();
+}
+END_TEST
+
 static Suite *qmp_suite(void)
 {
     Suite *s = suite_create("qmp");
@@ -1551,6 +1624,7 @@ static Suite *qmp_suite(void)
     tcase_add_test(tc, test_device_add_del);
     tcase_add_test(tc, test_qom);
     tcase_add_test(tc, test_qom_set_runtime);
+    tcase_add_test(tc, test_iothreads);
 
     tc = new_tcase(s, "block", setup, 60);
     tcase_add_test(tc, test_block);

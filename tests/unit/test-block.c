@@ -26,6 +26,14 @@ static void done_cb(void *opaque, int ret)
     d->ret = ret;
 }
 
+static BlockStats node_stat(BlockNode *bs)
+{
+    BlockStats st;
+
+    blk_node_stats(bs, &st);
+    return st;
+}
+
 static void wait_done(Done *d, int n)
 {
     int64_t deadline = clock_ns() + 10 * 1000000000LL;
@@ -75,7 +83,7 @@ static void file_rw_roundtrip(const char *aio, bool direct)
         "file,node-name=n0,filename=%s,aio=%s,cache.direct=%s", img, aio,
         direct ? "on" : "off");
     BlockNode *bs = node_new(opts);
-    BlockBackend *blk = blk_attach("n0", "dev0", false, NULL);
+    BlockBackend *blk = blk_attach("n0", "dev0", false, loop_main(), NULL);
     uint8_t *wbuf, *rbuf, host[8192];
     BlockReq reqs[8];
     struct iovec wiov[8][2], riov[8];
@@ -85,8 +93,7 @@ static void file_rw_roundtrip(const char *aio, bool direct)
     ck_assert_ptr_nonnull(blk);
     ck_assert_int_eq(posix_memalign((void **)&wbuf, 4096, 8 * 8192), 0);
     ck_assert_int_eq(posix_memalign((void **)&rbuf, 4096, 8 * 8192 + 1), 0);
-    /* Eight writes in one batch, each split over two iovecs. */
-    blk_io_plug(blk);
+    /* Eight writes in one batch (one loop iteration), two iovecs each. */
     for (int i = 0; i < 8; i++) {
         fill(wbuf + i * 8192, 8192, i);
         wiov[i][0] = (struct iovec){ wbuf + i * 8192, 4096 };
@@ -96,7 +103,6 @@ static void file_rw_roundtrip(const char *aio, bool direct)
                          0);
     }
     ck_assert_int_eq(d.count, 0);       /* never inside the submit call */
-    blk_io_unplug(blk);
     wait_done(&d, 8);
     ck_assert_int_eq(d.ret, 0);
     /* The file has it, read directly. */
@@ -121,9 +127,9 @@ static void file_rw_roundtrip(const char *aio, bool direct)
     ck_assert_int_eq(blk_flush(blk, &reqs[0], done_cb, &d), 0);
     wait_done(&d, 1);
     ck_assert_int_eq(d.ret, 0);
-    ck_assert_uint_eq(blk_node_stats(bs)->ops[BLK_OP_WRITE], 8);
-    ck_assert_uint_eq(blk_node_stats(bs)->bytes[BLK_OP_READ], 8 * 8192);
-    ck_assert_uint_eq(blk_node_stats(bs)->ops[BLK_OP_FLUSH], 1);
+    ck_assert_uint_eq(node_stat(bs).ops[BLK_OP_WRITE], 8);
+    ck_assert_uint_eq(node_stat(bs).bytes[BLK_OP_READ], 8 * 8192);
+    ck_assert_uint_eq(node_stat(bs).ops[BLK_OP_FLUSH], 1);
     ck_assert_uint_eq(blk_inflight(blk), 0);
     blk_detach(blk);
     ck_assert(blk_node_delete(bs, NULL));
@@ -155,7 +161,7 @@ static void discard_zeroes(const char *aio)
     g_autofree char *opts = g_strdup_printf(
         "file,node-name=n1,filename=%s,aio=%s", img, aio);
     BlockNode *bs = node_new(opts);
-    BlockBackend *blk = blk_attach("n1", "dev1", false, NULL);
+    BlockBackend *blk = blk_attach("n1", "dev1", false, loop_main(), NULL);
     uint8_t buf[65536], back[65536];
     struct iovec iov = { buf, sizeof(buf) };
     BlockReq req;
@@ -208,7 +214,7 @@ START_TEST(test_limits_and_errors)
     g_autofree char *opts = g_strdup_printf(
         "file,node-name=ro,filename=%s,read-only=on", img);
     BlockNode *bs = node_new(opts);
-    BlockBackend *blk = blk_attach("ro", "d", false, NULL);
+    BlockBackend *blk = blk_attach("ro", "d", false, loop_main(), NULL);
     GError *err = NULL;
     uint8_t buf[512];
     struct iovec iov = { buf, sizeof(buf) };
@@ -225,7 +231,7 @@ START_TEST(test_limits_and_errors)
     ck_assert_int_eq(d.count, 0);
     ck_assert_uint_eq(blk_inflight(blk), 0);
     /* Only one user unless both share. */
-    ck_assert_ptr_null(blk_attach("ro", "other", true, &err));
+    ck_assert_ptr_null(blk_attach("ro", "other", true, loop_main(), &err));
     ck_assert(strstr(err->message, "already used"));
     g_clear_error(&err);
     ck_assert(!blk_node_delete(bs, &err));
@@ -262,8 +268,8 @@ START_TEST(test_resize_and_share)
     g_autofree char *opts = g_strdup_printf("file,node-name=rs,filename=%s",
                                             img);
     BlockNode *bs = node_new(opts);
-    BlockBackend *a = blk_attach("rs", "a", true, NULL);
-    BlockBackend *b = blk_attach("rs", "b", true, NULL);
+    BlockBackend *a = blk_attach("rs", "a", true, loop_main(), NULL);
+    BlockBackend *b = blk_attach("rs", "b", true, loop_main(), NULL);
     struct stat st;
 
     ck_assert_ptr_nonnull(a);
@@ -295,7 +301,7 @@ START_TEST(test_error_policy)
     g_autofree char *opts = g_strdup_printf(
         "file,node-name=ep,filename=%s,aio=threads", img);
     BlockNode *bs = node_new(opts);
-    BlockBackend *blk = blk_attach("ep", "d", false, NULL);
+    BlockBackend *blk = blk_attach("ep", "d", false, loop_main(), NULL);
     struct rlimit rl = { 65536, RLIM_INFINITY };
     uint8_t buf[4096] = { 1 };
     struct iovec iov = { buf, sizeof(buf) };
@@ -312,7 +318,7 @@ START_TEST(test_error_policy)
                      0);
     wait_done(&d, 1);
     ck_assert_int_eq(d.ret, -EFBIG);
-    ck_assert_uint_eq(blk_node_stats(bs)->failed[BLK_OP_WRITE], 1);
+    ck_assert_uint_eq(node_stat(bs).failed[BLK_OP_WRITE], 1);
 
     blk_set_error_policy(blk, BLK_ERR_REPORT, BLK_ERR_IGNORE);
     ck_assert_int_eq(blk_pwritev(blk, &req, 131072, &iov, 1, 0, done_cb, &d),
@@ -352,7 +358,7 @@ END_TEST
 START_TEST(test_null_and_throttle)
 {
     BlockNode *bs = node_new("null,node-name=nl,size=64M");
-    BlockBackend *blk = blk_attach("nl", "d", false, NULL);
+    BlockBackend *blk = blk_attach("nl", "d", false, loop_main(), NULL);
     BlockThrottle t = { .iops = 200 };
     uint8_t buf[4096];
     struct iovec iov = { buf, sizeof(buf) };

@@ -142,7 +142,7 @@ static FakeNic *fake_nic_new(const char *id, const char *netdev)
     GError *err = NULL;
 
     f->frames = g_ptr_array_new_with_free_func((GDestroyNotify)g_bytes_unref);
-    f->nc = net_nic_new(&fake_ops, id, "fake-nic", netdev, f, &err);
+    f->nc = net_nic_new(&fake_ops, id, "fake-nic", netdev, loop_main(), f, &err);
     ck_assert_msg(f->nc, "NIC %s on %s: %s", id, netdev,
                   err ? err->message : "");
     g_ptr_array_add(fake_nics, f);
@@ -697,11 +697,11 @@ START_TEST(test_backend_lifecycle)
     ck_assert_ptr_null(net_backend_find("t1"));
 
     nic = fake_nic_new("nic0", "t0");
-    ck_assert_ptr_null(net_nic_new(&fake_ops, "nic1", "fake-nic", "t0",
+    ck_assert_ptr_null(net_nic_new(&fake_ops, "nic1", "fake-nic", "t0", loop_main(),
                                    NULL, &err));
     ck_assert_ptr_nonnull(strstr(err->message, "already in use by 'nic0'"));
     g_clear_error(&err);
-    ck_assert_ptr_null(net_nic_new(&fake_ops, "nic1", "fake-nic", "nope",
+    ck_assert_ptr_null(net_nic_new(&fake_ops, "nic1", "fake-nic", "nope", loop_main(),
                                    NULL, &err));
     ck_assert_ptr_nonnull(strstr(err->message, "not found"));
     g_clear_error(&err);

@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-#include "hw/vfio-user/vfio-user.h"
+#include "hw/vfio-user/vfio-user-int.h"
 #include "hw/misc/pci-testdev-regs.h"
 #include "util/keyval.h"
 #include "util/loop.h"

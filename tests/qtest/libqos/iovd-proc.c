@@ -209,6 +209,44 @@ static bool reap_until(IovdProc *p, int64_t deadline, int *status)
     }
 }
 
+/*
+ * IOVD_TEST_IOTHREAD=N runs every device on an iothread (N of them, the
+ * devices spread over them in turn; IOVD_TEST_POLL_MAX_NS sets their
+ * busy polling): the same tests then check the iothread data path.
+ */
+static unsigned test_iothreads(void)
+{
+    const char *v = g_getenv("IOVD_TEST_IOTHREAD");
+
+    return v && *v ? MAX(1, atoi(v)) : 0;
+}
+
+static void iovd_proc_add_iothread(IovdProc *p, GPtrArray *argv)
+{
+    const char *poll = g_getenv("IOVD_TEST_POLL_MAX_NS");
+
+    for (unsigned i = 0; i < test_iothreads(); i++) {
+        g_ptr_array_add(argv, g_strdup("-object"));
+        g_ptr_array_add(argv, g_strdup_printf("iothread,id=iot%u%s%s", i,
+                                              poll ? ",poll-max-ns=" : "",
+                                              poll ? poll : ""));
+    }
+}
+
+/* Argument @i, with iothread= added when it is a -device's options. */
+static char *iovd_proc_device_arg(IovdProc *p, unsigned i, const char *a)
+{
+    static unsigned next;
+    const char *prev = i ? g_ptr_array_index(p->args, i - 1) : NULL;
+
+    if (!test_iothreads() || !prev || strcmp(prev, "-device") != 0 ||
+        strstr(a, "iothread=") || g_str_has_prefix(a, "nvme-ns") ||
+        strstr(a, "help")) {
+        return g_strdup(a);
+    }
+    return g_strdup_printf("%s,iothread=iot%u", a, next++ % test_iothreads());
+}
+
 void iovd_proc_start(IovdProc *p)
 {
     g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
@@ -226,8 +264,11 @@ void iovd_proc_start(IovdProc *p)
     }
 
     g_ptr_array_add(argv, g_strdup(iovd_binary()));
+    iovd_proc_add_iothread(p, argv);
     for (unsigned i = 0; i < p->args->len; i++) {
-        g_ptr_array_add(argv, g_strdup(g_ptr_array_index(p->args, i)));
+        const char *a = g_ptr_array_index(p->args, i);
+
+        g_ptr_array_add(argv, iovd_proc_device_arg(p, i, a));
     }
     g_ptr_array_add(argv, g_strdup("-ready-fd"));
     g_ptr_array_add(argv, g_strdup_printf("%d", pipefd[1]));

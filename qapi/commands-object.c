@@ -1,0 +1,57 @@
+/*
+ * Object commands: iothreads (object-add, object-del, query-iothreads).
+ */
+#include "qapi/qapi-commands.h"
+#include "qapi/qmp.h"
+#include "qapi/schema.h"
+#include "util/error.h"
+#include "util/iothread.h"
+#include "util/keyval.h"
+
+bool qmp_object_add(json_object *args, json_object **ret, GError **errp)
+{
+    g_autoptr(Keyval) kv = keyval_new();
+
+    if (!qapi_json_to_keyval(args, kv, NULL, errp)) {
+        return false;
+    }
+    return iothread_create(kv, errp) != NULL;
+}
+
+bool qmp_object_del(json_object *args, json_object **ret, GError **errp)
+{
+    json_object *id;
+
+    json_object_object_get_ex(args, "id", &id);
+    return iothread_delete(json_object_get_string(id), errp);
+}
+
+static void iothread_info(IOThread *t, void *opaque)
+{
+    json_object *o = json_object_new_object();
+    IOThreadInfo info;
+
+    iothread_get_info(t, &info);
+    json_object_object_add(o, "id", json_object_new_string(info.id));
+    json_object_object_add(o, "thread-id",
+                           json_object_new_int(info.thread_id));
+    json_object_object_add(o, "poll-max-ns",
+                           json_object_new_int64(info.poll_max_ns));
+    json_object_object_add(o, "poll-grow",
+                           json_object_new_int64(info.poll_grow));
+    json_object_object_add(o, "poll-shrink",
+                           json_object_new_int64(info.poll_shrink));
+    json_object_object_add(o, "aio-max-batch", json_object_new_int(0));
+    json_object_object_add(o, "devices", json_object_new_int(info.users));
+    json_object_array_add(opaque, o);
+}
+
+bool qmp_query_iothreads(json_object *args, json_object **ret,
+                         GError **errp)
+{
+    json_object *list = json_object_new_array();
+
+    iothread_foreach(iothread_info, list);
+    *ret = list;
+    return true;
+}

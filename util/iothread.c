@@ -1,0 +1,246 @@
+/*
+ * IOThreads: a thread running one event loop.
+ */
+#include "util/iothread.h"
+#include "util/cmdline.h"
+#include "util/error.h"
+
+#include <sys/syscall.h>
+
+struct IOThread {
+    char *id;
+    EventLoop *loop;
+    GThread *thread;
+    int tid;
+    int64_t poll_max_ns, poll_grow, poll_shrink;
+    unsigned users;
+    /* Start-up handshake. */
+    GMutex lock;
+    GCond cond;
+    bool started;
+};
+
+static GList *iothreads;                /* creation order */
+
+/* QEMU's default: busy polling on, up to 32 us. */
+#define IOTHREAD_POLL_MAX_NS_DEFAULT 32768
+
+static gpointer iothread_run(gpointer opaque)
+{
+    IOThread *t = opaque;
+
+    loop_attach_thread(t->loop);
+    g_mutex_lock(&t->lock);
+    t->tid = syscall(SYS_gettid);
+    t->started = true;
+    g_cond_signal(&t->cond);
+    g_mutex_unlock(&t->lock);
+    loop_run(t->loop);
+    return NULL;
+}
+
+static bool id_ok(const char *id)
+{
+    if (!g_ascii_isalpha(id[0])) {
+        return false;
+    }
+    for (const char *p = id; *p; p++) {
+        if (!g_ascii_isalnum(*p) && *p != '-' && *p != '_' && *p != '.') {
+            return false;
+        }
+    }
+    return true;
+}
+
+static bool get_int(Keyval *kv, const char *key, int64_t *out,
+                    GError **errp)
+{
+    const char *v = keyval_get(kv, key);
+    uint64_t n;
+
+    if (!v) {
+        return true;
+    }
+    if (!parse_uint(v, &n, errp) || n > INT64_MAX) {
+        g_clear_error(errp);
+        error_setg(errp, "property '%s': '%s' is not a non-negative "
+                   "integer", key, v);
+        return false;
+    }
+    *out = n;
+    return true;
+}
+
+IOThread *iothread_create(Keyval *kv, GError **errp)
+{
+    const char *type = keyval_get(kv, "qom-type");
+    const char *id = keyval_get(kv, "id");
+    int64_t max = IOTHREAD_POLL_MAX_NS_DEFAULT, grow = 0, shrink = 0;
+    g_autofree char *name = NULL;
+    IOThread *t;
+    EventLoop *loop;
+
+    if (!type || strcmp(type, "iothread") != 0) {
+        error_setg(errp, "unknown object type '%s' (known: iothread)",
+                   type ? type : "");
+        return NULL;
+    }
+    if (!id) {
+        error_setg(errp, "property 'id' is required");
+        return NULL;
+    }
+    if (!id_ok(id)) {
+        error_setg(errp, "property 'id': '%s' is not a valid identifier "
+                   "(a letter, then letters, digits, '-', '_', '.')", id);
+        return NULL;
+    }
+    if (iothread_find(id)) {
+        error_setg(errp, "attempt to add duplicate property '%s' to object "
+                   "(type 'container')", id);
+        return NULL;
+    }
+    if (!get_int(kv, "poll-max-ns", &max, errp) ||
+        !get_int(kv, "poll-grow", &grow, errp) ||
+        !get_int(kv, "poll-shrink", &shrink, errp) ||
+        !keyval_check_unused(kv, errp)) {
+        return NULL;
+    }
+    name = g_strdup_printf("iothread %s", id);
+    loop = loop_new(name, errp);
+    if (!loop) {
+        return NULL;
+    }
+    t = g_new0(IOThread, 1);
+    t->id = g_strdup(id);
+    t->loop = loop;
+    t->poll_max_ns = max;
+    t->poll_grow = grow;
+    t->poll_shrink = shrink;
+    loop_set_poll_params(loop, max, grow, shrink);
+    g_mutex_init(&t->lock);
+    g_cond_init(&t->cond);
+    t->thread = g_thread_new(name, iothread_run, t);
+    g_mutex_lock(&t->lock);
+    while (!t->started) {
+        g_cond_wait(&t->cond, &t->lock);
+    }
+    g_mutex_unlock(&t->lock);
+    iothreads = g_list_append(iothreads, t);
+    return t;
+}
+
+static void iothread_free(IOThread *t)
+{
+    loop_quit(t->loop);
+    g_thread_join(t->thread);
+    loop_free(t->loop);
+    g_mutex_clear(&t->lock);
+    g_cond_clear(&t->cond);
+    g_free(t->id);
+    g_free(t);
+}
+
+bool iothread_delete(const char *id, GError **errp)
+{
+    IOThread *t = iothread_find(id);
+
+    if (!t) {
+        error_setg(errp, "object '%s' not found", id);
+        return false;
+    }
+    if (t->users) {
+        error_setg(errp, "iothread '%s' is in use by %u device(s)", id,
+                   t->users);
+        return false;
+    }
+    iothreads = g_list_remove(iothreads, t);
+    iothread_free(t);
+    return true;
+}
+
+IOThread *iothread_find(const char *id)
+{
+    for (GList *l = iothreads; l; l = l->next) {
+        IOThread *t = l->data;
+
+        if (strcmp(t->id, id) == 0) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+IOThread *iothread_of_loop(EventLoop *loop)
+{
+    for (GList *l = iothreads; l; l = l->next) {
+        IOThread *t = l->data;
+
+        if (t->loop == loop) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+EventLoop *iothread_loop(IOThread *t)
+{
+    return t->loop;
+}
+
+void iothread_get_info(IOThread *t, IOThreadInfo *info)
+{
+    info->id = t->id;
+    info->thread_id = t->tid;
+    info->poll_max_ns = t->poll_max_ns;
+    info->poll_grow = t->poll_grow;
+    info->poll_shrink = t->poll_shrink;
+    info->users = t->users;
+}
+
+void iothread_foreach(void (*fn)(IOThread *t, void *opaque), void *opaque)
+{
+    for (GList *l = iothreads; l; l = l->next) {
+        fn(l->data, opaque);
+    }
+}
+
+void iothread_ref(IOThread *t)
+{
+    t->users++;
+}
+
+void iothread_unref(IOThread *t)
+{
+    g_assert(t->users > 0);
+    t->users--;
+}
+
+void iothread_delete_all(void)
+{
+    while (iothreads) {
+        IOThread *t = iothreads->data;
+
+        iothreads = g_list_delete_link(iothreads, iothreads);
+        iothread_free(t);
+    }
+}
+
+static bool opt_object(const char *arg, GError **errp)
+{
+    g_autoptr(Keyval) kv = keyval_parse(arg, "qom-type", errp);
+
+    return kv && iothread_create(kv, errp);
+}
+
+static const IovdOption iothread_options[] = {
+    { "object", true, PHASE_OBJECT, opt_object,
+      "-object iothread,id=ID[,poll-max-ns=N][,poll-grow=G][,poll-shrink=S]"
+      "\n                         an event loop on a thread of its own "
+      "(devices take iothread=ID)" },
+    { NULL }
+};
+
+void iothread_init(void)
+{
+    iovd_register_options(iothread_options);
+}
