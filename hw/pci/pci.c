@@ -5,6 +5,7 @@
 #include "hw/pci/pci.h"
 #include "hw/pci/trace.h"
 #include "util/error.h"
+#include "util/bitops.h"
 
 #include <sys/mman.h>
 
@@ -22,25 +23,6 @@ const PropDef pci_common_props[] = {
                   .defval = "qemu"),
     PROP_DEF_END
 };
-
-#define BITS_TO_LONGS(n) DIV_ROUND_UP((n), 8 * sizeof(unsigned long))
-#define BIT_WORD(n) ((n) / (8 * sizeof(unsigned long)))
-#define BIT_MASK(n) (1UL << ((n) % (8 * sizeof(unsigned long))))
-
-static inline bool test_bit(unsigned n, const unsigned long *map)
-{
-    return map[BIT_WORD(n)] & BIT_MASK(n);
-}
-
-static inline void set_bit(unsigned n, unsigned long *map)
-{
-    map[BIT_WORD(n)] |= BIT_MASK(n);
-}
-
-static inline void clear_bit(unsigned n, unsigned long *map)
-{
-    map[BIT_WORD(n)] &= ~BIT_MASK(n);
-}
 
 static inline const char *pci_id(PCIDevice *pdev)
 {

@@ -222,15 +222,15 @@ static int xfer_send_piece(VfuServer *s, VfuDmaXfer *x)
     uint32_t n = MIN(x->left, chunk_max);
     uint32_t payload = MAX(data_off + (x->is_write ? n : 0),
                            VFU_DMA_RW_QEMU_MIN_PAYLOAD);
-    g_autofree uint8_t *msg = NULL;
-    VfuHdr *h;
+    uint8_t head[VFU_HDR_SIZE + VFU_DMA_RW_QEMU_MIN_PAYLOAD + 16] = { 0 };
+    VfuHdr *h = (VfuHdr *)head;
+    struct iovec iov[3];
+    unsigned niov = 0;
 
     if (!spec && x->is_write) {
         /* QEMU's client wants size >= 32 + count. */
         payload = VFU_DMA_RW_QEMU_MIN_PAYLOAD + n;
     }
-    msg = g_malloc0(VFU_HDR_SIZE + payload);
-    h = (VfuHdr *)msg;
     x->msg_id = vfu_next_msg_id(s);
     x->piece = n;
     x->left -= n;
@@ -238,18 +238,25 @@ static int xfer_send_piece(VfuServer *s, VfuDmaXfer *x)
     h->cmd = x->is_write ? VFU_CMD_DMA_WRITE : VFU_CMD_DMA_READ;
     h->size = VFU_HDR_SIZE + payload;
     h->flags = VFU_FLAG_REQUEST;
-    stq_le_p(msg + VFU_HDR_SIZE, x->addr);
+    stq_le_p(head + VFU_HDR_SIZE, x->addr);
     if (spec) {
-        stq_le_p(msg + VFU_HDR_SIZE + 8, n);
+        stq_le_p(head + VFU_HDR_SIZE + 8, n);
     } else {
-        stl_le_p(msg + VFU_HDR_SIZE + 8, n);
+        stl_le_p(head + VFU_HDR_SIZE + 8, n);
     }
+    /* Header, address and count (zero padding up to the data), data. */
+    iov[niov++] = (struct iovec){ head, VFU_HDR_SIZE + data_off };
     if (x->is_write) {
-        memcpy(msg + VFU_HDR_SIZE + data_off, x->buf, n);
+        iov[niov++] = (struct iovec){ x->buf, n };
+    }
+    if (payload > data_off + (x->is_write ? n : 0)) {
+        iov[niov++] = (struct iovec){
+            head + VFU_HDR_SIZE + data_off,
+            payload - data_off - (x->is_write ? n : 0) };
     }
     x->deadline_ns = clock_ns() + VFU_REPLY_TIMEOUT_MS * 1000000LL;
     xfer_timer_rearm(s);
-    return vfu_send(s, msg, h->size, -1) < 0 ? -EIO : 0;
+    return vfu_sendv(s, iov, niov, -1) < 0 ? -EIO : 0;
 }
 
 /* Remember @x's piece: its reply may still come, and is then dropped. */

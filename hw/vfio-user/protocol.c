@@ -7,6 +7,7 @@
  * posted (No_reply) messages, which are never answered.
  */
 #include "hw/vfio-user/vfio-user-int.h"
+#include "util/bitops.h"
 #include "hw/vfio-user/trace.h"
 #include "util/error.h"
 #include "util/log.h"
@@ -208,12 +209,7 @@ static int handle_dma_unmap(VfuServer *s, VfuMsg *m)
          * In-flight requests hold pointers into guest memory: reply once
          * they have drained (vfu_dma_idle); read nothing else meanwhile.
          */
-        VfuMsg *copy = g_new0(VfuMsg, 1);
-
-        copy->hdr = m->hdr;
-        copy->len = m->len;
-        copy->payload = g_memdup2(m->payload, m->len);
-        s->pending_unmap = copy;
+        s->pending_unmap = vfu_msg_copy(m);
         return VFU_REPLIED;
     }
     r = vfu_dma_unmap(s, du);
@@ -385,6 +381,7 @@ static void irq_fds_ensure(VfuServer *s, unsigned index)
         for (unsigned i = 0; i < n; i++) {
             s->irq_fds[index][i] = -1;
         }
+        s->irq_raised[index] = bitmap_new(n);
         s->irq_nfds[index] = n;
     }
 }
@@ -463,19 +460,42 @@ void vfu_irq_release(VfuServer *s)
             }
         }
         g_clear_pointer(&s->irq_fds[i], g_free);
+        g_clear_pointer(&s->irq_raised[i], g_free);
         s->irq_nfds[i] = 0;
     }
+    s->irq_any_raised = false;
     intx_unmask_fd_set(s, -1);
     pci_irq_reset(s->pdev);
 }
 
+/* Raised now, signalled when the loop iteration ends (vfu_irq_flush). */
 void vfu_irq_signal(void *opaque, unsigned index, unsigned vector)
 {
     VfuServer *s = opaque;
 
-    if (index < VFU_NUM_IRQS && vector < s->irq_nfds[index] &&
-        s->irq_fds[index][vector] >= 0) {
-        eventfd_write(s->irq_fds[index][vector], 1);
+    if (index < VFU_NUM_IRQS && vector < s->irq_nfds[index]) {
+        set_bit(vector, s->irq_raised[index]);
+        s->irq_any_raised = true;
+    }
+}
+
+/* One eventfd write per raised vector: its fd may have changed since. */
+void vfu_irq_flush(VfuServer *s)
+{
+    if (!s->irq_any_raised) {
+        return;
+    }
+    s->irq_any_raised = false;
+    for (unsigned i = 0; i < VFU_NUM_IRQS; i++) {
+        unsigned n = s->irq_nfds[i];
+
+        for (unsigned v = find_first_bit(s->irq_raised[i], n); v < n;
+             v = find_next_bit(s->irq_raised[i], n, v + 1)) {
+            clear_bit(v, s->irq_raised[i]);
+            if (s->irq_fds[i][v] >= 0) {
+                eventfd_write(s->irq_fds[i][v], 1);
+            }
+        }
     }
 }
 
@@ -619,7 +639,8 @@ static int region_access(VfuServer *s, uint32_t region, uint64_t off,
 static int handle_region_read(VfuServer *s, VfuMsg *m)
 {
     const VfuRegionRW *rw = (const VfuRegionRW *)m->payload;
-    g_autofree uint8_t *buf = NULL;
+    VfuHdr h = m->hdr;
+    struct iovec iov[3];
     int r;
 
     if (m->len != sizeof(*rw)) {
@@ -628,14 +649,23 @@ static int handle_region_read(VfuServer *s, VfuMsg *m)
     if (rw->count > VFU_SERVER_MAX_DATA_XFER) {
         return msg_fail(s, m, E2BIG, "REGION_READ count");
     }
-    buf = g_malloc(sizeof(*rw) + rw->count);
-    memcpy(buf, rw, sizeof(*rw));
-    r = region_access(s, rw->region, rw->offset, buf + sizeof(*rw),
-                      rw->count, false);
+    if (s->scratch_size < rw->count) {
+        s->scratch_size = MAX(rw->count, 4096u);
+        g_free(s->scratch);
+        s->scratch = g_malloc(s->scratch_size);
+    }
+    r = region_access(s, rw->region, rw->offset, s->scratch, rw->count,
+                      false);
     if (r) {
         return msg_fail(s, m, r, "REGION_READ out of range");
     }
-    vfu_send_reply(s, &m->hdr, buf, sizeof(*rw) + rw->count, -1);
+    h.flags = VFU_FLAG_REPLY;
+    h.error_no = 0;
+    h.size = VFU_HDR_SIZE + sizeof(*rw) + rw->count;
+    iov[0] = (struct iovec){ &h, VFU_HDR_SIZE };
+    iov[1] = (struct iovec){ (void *)rw, sizeof(*rw) };
+    iov[2] = (struct iovec){ s->scratch, rw->count };
+    vfu_sendv(s, iov, 3, -1);
     return VFU_REPLIED;
 }
 
@@ -803,14 +833,7 @@ static const PCITransportOps vfu_pci_ops = {
 
 VfuServer *vfu_server_of(PCIDevice *pdev)
 {
-    for (GList *l = servers; l; l = l->next) {
-        VfuServer *s = l->data;
-
-        if (s->pdev == pdev) {
-            return s;
-        }
-    }
-    return NULL;
+    return pdev->tops == &vfu_pci_ops ? pdev->transport : NULL;
 }
 
 /* The one teardown, for a failed attach and for the device's end. */
@@ -822,7 +845,6 @@ static void vfu_server_free(VfuServer *s)
     servers = g_list_remove(servers, s);
     vfu_deferred_cleanup(s);
     vfu_dma_cleanup(s);
-    g_free(s->rx_buf);
     g_free(s);
 }
 
@@ -837,7 +859,6 @@ static bool vfu_attach(Device *dev, GError **errp)
     s->intx_unmask_fd = -1;
     s->client_max_fds = 1;
     s->client_max_xfer = VFU_SERVER_MAX_DATA_XFER;
-    s->rx_buf = g_malloc(VFU_MAX_MSG_SIZE);
     vfu_dma_init(s);
     vfu_deferred_init(s);
     /* Installed for good: DMA and IRQs find no mapping/fd without a client. */

@@ -234,9 +234,6 @@ void vfu_client_attach(VfuServer *s, int fd)
 {
     s->client_fd = fd;
     s->negotiated = false;
-    s->rx_len = 0;
-    s->rx_discard = 0;
-    s->rx_nfds = 0;
     s->next_msg_id = 0;
     s->nr_clients++;
     loop_set_fd(s->loop, fd, vfu_client_readable, NULL, s);
@@ -244,27 +241,53 @@ void vfu_client_attach(VfuServer *s, int fd)
     vfu_client_event(s, "VFU_CLIENT_CONNECTED", NULL);
 }
 
+static void vfu_msg_close_fds(VfuMsg *m)
+{
+    for (unsigned i = 0; i < m->nfds && i < VFU_RX_MAX_FDS; i++) {
+        if (m->fds[i] >= 0) {
+            close(m->fds[i]);
+        }
+    }
+    m->nfds = 0;
+}
+
+VfuMsg *vfu_msg_copy(VfuMsg *m)
+{
+    VfuMsg *c = g_new(VfuMsg, 1);
+
+    *c = *m;
+    c->payload = g_memdup2(m->payload, m->len);
+    m->nfds = 0;
+    return c;
+}
+
 void vfu_msg_free(VfuMsg *m)
 {
     if (!m) {
         return;
     }
-    for (unsigned i = 0; i < m->nfds; i++) {
-        if (m->fds[i] >= 0) {
-            close(m->fds[i]);
-        }
-    }
+    vfu_msg_close_fds(m);
     g_free(m->payload);
     g_free(m);
 }
 
-static void tx_buf_free(VfuTxBuf *b)
+static void rx_fdq_clear(VfuServer *s)
 {
-    if (b->fd >= 0) {
-        close(b->fd);
+    for (unsigned q = 0; q < s->rx_nfdq; q++) {
+        for (unsigned i = 0; i < s->rx_fdq[q].n; i++) {
+            close(s->rx_fdq[q].fds[i]);
+        }
     }
-    g_free(b->data);
-    g_free(b);
+    s->rx_nfdq = 0;
+}
+
+static void tx_clear(VfuServer *s)
+{
+    for (guint i = 0; i < s->tx_fds->len; i++) {
+        close(g_array_index(s->tx_fds, VfuTxFd, i).fd);
+    }
+    g_array_set_size(s->tx_fds, 0);
+    s->tx_head = s->tx_tail = 0;
 }
 
 /* Forget the connection: fd, framing state, queues. */
@@ -273,15 +296,11 @@ static void vfu_client_drop_socket(VfuServer *s)
     loop_set_fd(s->loop, s->client_fd, NULL, NULL, NULL);
     close(s->client_fd);
     s->client_fd = -1;
-    for (unsigned i = 0; i < s->rx_nfds; i++) {
-        close(s->rx_fds[i]);
-    }
-    s->rx_nfds = 0;
-    s->rx_len = 0;
+    rx_fdq_clear(s);
+    s->rx_head = s->rx_tail = 0;
+    s->rx_base = 0;
     s->rx_discard = 0;
-    s->rx_fds_truncated = false;
-    g_queue_clear_full(&s->tx, (GDestroyNotify)tx_buf_free);
-    s->tx_bytes = 0;
+    tx_clear(s);
     g_queue_clear_full(&s->deferred, (GDestroyNotify)vfu_msg_free);
     g_clear_pointer(&s->pending_unmap, vfu_msg_free);
     g_clear_pointer(&s->client_caps_json, g_free);
@@ -377,46 +396,58 @@ static ssize_t send_with_fd(int sock, const void *data, size_t len, int fd)
         memcpy(CMSG_DATA(c), &fd, sizeof(int));
     }
     do {
-        n = sendmsg(sock, &mh, MSG_NOSIGNAL);
+        n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
     return n < 0 ? -errno : n;
 }
 
-static void tx_update_handlers(VfuServer *s)
+static bool rx_may_read(VfuServer *s)
 {
-    bool want_read = s->tx_bytes < VFU_TX_BACKLOG_MAX &&
-                     g_queue_get_length(&s->deferred) < VFU_DEFERRED_MAX;
-
-    /* Paused with nothing to send: a hangup is noticed on resume. */
-    loop_set_fd(s->loop, s->client_fd, want_read ? vfu_client_readable : NULL,
-                        g_queue_is_empty(&s->tx) ? NULL : vfu_client_writable,
-                        s);
+    return s->tx_tail - s->tx_head < VFU_TX_BACKLOG_MAX &&
+           g_queue_get_length(&s->deferred) < VFU_DEFERRED_MAX;
 }
 
-/* Write out queued data; -errno on a broken socket. */
+static void tx_update_handlers(VfuServer *s)
+{
+    /* Paused with nothing to send: a hangup is noticed on resume. */
+    loop_set_fd(s->loop, s->client_fd,
+                rx_may_read(s) ? vfu_client_readable : NULL,
+                s->tx_head < s->tx_tail ? vfu_client_writable : NULL, s);
+}
+
+/* Write out what the socket takes; -errno on a broken socket. */
 static int tx_flush(VfuServer *s)
 {
-    while (!g_queue_is_empty(&s->tx)) {
-        VfuTxBuf *b = g_queue_peek_head(&s->tx);
-        ssize_t n = send_with_fd(s->client_fd, b->data + b->off,
-                                 b->len - b->off, b->fd);
+    while (s->tx_head < s->tx_tail) {
+        VfuTxFd *f = s->tx_fds->len ? &g_array_index(s->tx_fds, VfuTxFd, 0)
+                                    : NULL;
+        size_t end = s->tx_tail;
+        int fd = -1;
+        ssize_t n;
 
+        if (f && f->pos == s->tx_head) {
+            fd = f->fd;                 /* goes with its message's start */
+            if (s->tx_fds->len > 1) {
+                end = g_array_index(s->tx_fds, VfuTxFd, 1).pos;
+            }
+        } else if (f) {
+            end = f->pos;               /* up to the next fd's message */
+        }
+        n = send_with_fd(s->client_fd, s->tx_buf + s->tx_head,
+                         end - s->tx_head, fd);
         if (n == -EAGAIN) {
             return 0;
         }
         if (n < 0) {
             return n;
         }
-        if (b->fd >= 0) {
-            close(b->fd);
-            b->fd = -1;
+        if (fd >= 0) {
+            close(fd);
+            g_array_remove_index(s->tx_fds, 0);
         }
-        b->off += n;
-        s->tx_bytes -= n;
-        if (b->off == b->len) {
-            tx_buf_free(g_queue_pop_head(&s->tx));
-        }
+        s->tx_head += n;
     }
+    s->tx_head = s->tx_tail = 0;
     return 0;
 }
 
@@ -431,51 +462,86 @@ static void vfu_client_writable(void *opaque)
     tx_update_handlers(s);
 }
 
-int vfu_send(VfuServer *s, const void *data, size_t len, int fd)
+void vfu_flush(VfuServer *s)
 {
-    ssize_t n = 0;
-    VfuTxBuf *b;
+    vfu_irq_flush(s);
+    if (s->client_fd < 0 || s->tx_head == s->tx_tail) {
+        return;
+    }
+    if (tx_flush(s) < 0) {
+        vfu_client_gone(s, "send failed");
+        return;
+    }
+    tx_update_handlers(s);      /* no syscall unless the interest changed */
+}
+
+/* Room for @len more bytes at tx_tail. */
+static void tx_reserve(VfuServer *s, size_t len)
+{
+    if (s->tx_head && s->tx_tail + len > s->tx_cap) {
+        /* Move what is left to the front (fd positions with it). */
+        memmove(s->tx_buf, s->tx_buf + s->tx_head, s->tx_tail - s->tx_head);
+        for (guint i = 0; i < s->tx_fds->len; i++) {
+            g_array_index(s->tx_fds, VfuTxFd, i).pos -= s->tx_head;
+        }
+        s->tx_tail -= s->tx_head;
+        s->tx_head = 0;
+    }
+    if (s->tx_tail + len > s->tx_cap) {
+        s->tx_cap = MAX(MAX(s->tx_cap * 2, (size_t)64 << 10),
+                        s->tx_tail + len);
+        s->tx_buf = g_realloc(s->tx_buf, s->tx_cap);
+    }
+}
+
+int vfu_sendv(VfuServer *s, const struct iovec *iov, unsigned n, int fd)
+{
+    size_t len = 0;
 
     if (s->client_fd < 0) {
         return -ENOTCONN;
     }
-    if (g_queue_is_empty(&s->tx)) {
-        n = send_with_fd(s->client_fd, data, len, fd);
-        if (n == (ssize_t)len) {
-            return 0;
-        }
-        if (n < 0 && n != -EAGAIN) {
-            return n;
-        }
-        if (n < 0) {
-            n = 0;
-        }
+    for (unsigned i = 0; i < n; i++) {
+        len += iov[i].iov_len;
     }
-    b = g_new0(VfuTxBuf, 1);
-    b->data = g_memdup2((const uint8_t *)data + n, len - n);
-    b->len = len - n;
-    b->fd = (n == 0 && fd >= 0) ? dup(fd) : -1;
-    g_queue_push_tail(&s->tx, b);
-    s->tx_bytes += b->len;
-    tx_update_handlers(s);
+    tx_reserve(s, len);
+    if (fd >= 0) {
+        VfuTxFd f = { .pos = s->tx_tail, .fd = dup(fd) };
+
+        if (f.fd < 0) {
+            return -errno;
+        }
+        g_array_append_val(s->tx_fds, f);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        memcpy(s->tx_buf + s->tx_tail, iov[i].iov_base, iov[i].iov_len);
+        s->tx_tail += iov[i].iov_len;
+    }
     return 0;
+}
+
+int vfu_send(VfuServer *s, const void *data, size_t len, int fd)
+{
+    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
+
+    return vfu_sendv(s, &iov, 1, fd);
 }
 
 int vfu_send_reply(VfuServer *s, const VfuHdr *req, const void *payload,
                    size_t len, int fd)
 {
-    g_autofree uint8_t *buf = g_malloc(VFU_HDR_SIZE + len);
-    VfuHdr *h = (VfuHdr *)buf;
+    VfuHdr h = {
+        .msg_id = req->msg_id,
+        .cmd = req->cmd,
+        .size = VFU_HDR_SIZE + len,
+        .flags = VFU_FLAG_REPLY,
+    };
+    struct iovec iov[2] = {
+        { .iov_base = &h, .iov_len = sizeof(h) },
+        { .iov_base = (void *)payload, .iov_len = len },
+    };
 
-    h->msg_id = req->msg_id;
-    h->cmd = req->cmd;
-    h->size = VFU_HDR_SIZE + len;
-    h->flags = VFU_FLAG_REPLY;
-    h->error_no = 0;
-    if (len) {
-        memcpy(buf + VFU_HDR_SIZE, payload, len);
-    }
-    return vfu_send(s, buf, VFU_HDR_SIZE + len, fd);
+    return vfu_sendv(s, iov, len ? 2 : 1, fd);
 }
 
 int vfu_send_error(VfuServer *s, const VfuHdr *req, int err)
@@ -492,10 +558,20 @@ int vfu_send_error(VfuServer *s, const VfuHdr *req, int err)
     return vfu_send(s, &h, sizeof(h), -1);
 }
 
+/* Each loop iteration, before the loop polls or sleeps. */
+static void vfu_flush_hook(void *opaque)
+{
+    VfuServer *s = opaque;
+
+    if (s->irq_any_raised || s->tx_head != s->tx_tail) {
+        vfu_flush(s);
+    }
+}
+
 /* ---- receive ---- */
 
-/* Returns 1 when a whole message is in rx_buf, 0 on EAGAIN, -1 on EOF. */
-static int rx_once(VfuServer *s)
+/* One read into rx_buf: >0 bytes, 0 on EAGAIN, -1 on EOF or error. */
+static ssize_t rx_read(VfuServer *s)
 {
     union {
         char buf[CMSG_SPACE(sizeof(int) * VFU_RX_MAX_FDS)];
@@ -506,100 +582,163 @@ static int rx_once(VfuServer *s)
         .msg_iov = &iov, .msg_iovlen = 1,
         .msg_control = u.buf, .msg_controllen = sizeof(u.buf),
     };
-    VfuHdr *h = (VfuHdr *)s->rx_buf;
-    uint8_t scratch[4096];
-    uint32_t need;
+    VfuRxFds *q = NULL;
     ssize_t n;
 
-    if (s->rx_discard) {
-        iov.iov_base = scratch;
-        iov.iov_len = MIN(s->rx_discard, sizeof(scratch));
-    } else {
-        need = s->rx_len < VFU_HDR_SIZE ? VFU_HDR_SIZE - s->rx_len
-                                        : h->size - s->rx_len;
-        iov.iov_base = s->rx_buf + s->rx_len;
-        iov.iov_len = need;
+    if (s->rx_head == s->rx_tail) {
+        s->rx_base += s->rx_head;
+        s->rx_head = s->rx_tail = 0;
+    } else if (VFU_RX_BUF_SIZE - s->rx_tail < VFU_RX_BUF_SIZE / 4) {
+        /* A partial message near the end: move it to the front. */
+        memmove(s->rx_buf, s->rx_buf + s->rx_head, s->rx_tail - s->rx_head);
+        s->rx_base += s->rx_head;
+        s->rx_tail -= s->rx_head;
+        s->rx_head = 0;
     }
+    iov.iov_base = s->rx_buf + s->rx_tail;
+    iov.iov_len = VFU_RX_BUF_SIZE - s->rx_tail;
     do {
         n = recvmsg(s->client_fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
         return errno == EAGAIN ? 0 : -1;
     }
-    if (n == 0) {
-        return -1;
-    }
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&mh); c; c = CMSG_NXTHDR(&mh, c)) {
-        if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) {
-            unsigned cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-            int *fds = (int *)CMSG_DATA(c);
+        unsigned cnt;
+        uint8_t *fds;
 
-            for (unsigned i = 0; i < cnt; i++) {
-                if (s->rx_nfds < VFU_RX_MAX_FDS) {
-                    s->rx_fds[s->rx_nfds++] = fds[i];
-                } else {
-                    close(fds[i]);
-                    s->rx_fds_truncated = true;
+        if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) {
+            continue;
+        }
+        cnt = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        fds = CMSG_DATA(c);
+        if (!q && s->rx_nfdq < VFU_RX_FDQ && n > 0) {
+            q = &s->rx_fdq[s->rx_nfdq++];
+            q->pos = s->rx_base + s->rx_tail + n - 1;
+            q->n = 0;
+            q->truncated = false;
+        }
+        for (unsigned i = 0; i < cnt; i++) {
+            int fd;
+
+            memcpy(&fd, fds + i * sizeof(int), sizeof(fd));
+            if (q && q->n < VFU_RX_MAX_FDS) {
+                q->fds[q->n++] = fd;
+            } else {
+                close(fd);
+                if (q) {
+                    q->truncated = true;
                 }
             }
         }
     }
-    if (mh.msg_flags & MSG_CTRUNC) {
-        s->rx_fds_truncated = true;
+    if (q && (mh.msg_flags & MSG_CTRUNC)) {
+        q->truncated = true;
     }
-    if (s->rx_discard) {
-        s->rx_discard -= n;
-        if (!s->rx_discard) {
-            /* The oversized message is skipped: framing is intact. */
-            vfu_send_error(s, h, E2BIG);
-            s->rx_len = 0;
-        }
-        return 0;
+    if (n == 0) {
+        return -1;
     }
-    s->rx_len += n;
-    if (s->rx_len == VFU_HDR_SIZE) {
-        if (h->size < VFU_HDR_SIZE) {
-            /* Too short to be a header: answer it as one, keep going. */
-            trace_vfu_err_framing(sid(s), h->size);
-            h->size = VFU_HDR_SIZE;
-            h->flags |= VFU_FLAG_ERROR;     /* dispatch refuses it */
-        }
-        if (h->size > VFU_MAX_MSG_SIZE) {
-            trace_vfu_err_oversized(sid(s), h->cmd, h->size);
-            s->rx_discard = h->size - VFU_HDR_SIZE;
-            for (unsigned i = 0; i < s->rx_nfds; i++) {
-                close(s->rx_fds[i]);
+    s->rx_tail += n;
+    return n;
+}
+
+/* Give @m the fds that came with its bytes [start, end) of the stream. */
+static void rx_take_fds(VfuServer *s, VfuMsg *m, uint64_t start,
+                        uint64_t end)
+{
+    bool truncated = false;
+
+    m->nfds = 0;
+    while (s->rx_nfdq && s->rx_fdq[0].pos < end) {
+        VfuRxFds *q = &s->rx_fdq[0];
+
+        for (unsigned i = 0; i < q->n; i++) {
+            if (q->pos >= start && m->nfds < VFU_RX_MAX_FDS) {
+                m->fds[m->nfds++] = q->fds[i];
+            } else {
+                close(q->fds[i]);
+                truncated = true;
             }
-            s->rx_nfds = 0;
-            return 0;
+        }
+        truncated |= q->truncated;
+        memmove(&s->rx_fdq[0], &s->rx_fdq[1],
+                (--s->rx_nfdq) * sizeof(VfuRxFds));
+    }
+    if (truncated) {
+        /* More fds than we take: the handler sees too many and refuses. */
+        vfu_msg_close_fds(m);
+        m->nfds = VFU_RX_MAX_FDS;
+        for (unsigned i = 0; i < VFU_RX_MAX_FDS; i++) {
+            m->fds[i] = -1;
         }
     }
-    return s->rx_len >= VFU_HDR_SIZE && s->rx_len == h->size ? 1 : 0;
 }
 
 /*
- * Move the message in rx_buf into a heap VfuMsg.  A copy, not a view: a
- * handler may run the loop (a reset draining I/O, a DMA wait) and read the
- * next message into rx_buf while this one is still in use.  It costs an
- * allocation per message; a per-server free list would remove it.
+ * Frame the next message in rx_buf into @m (a view, or a copy in
+ * rx_align when its payload would be unaligned): 1 when there is one,
+ * 0 when more bytes are needed.
  */
-static VfuMsg *rx_take(VfuServer *s)
+static int rx_next(VfuServer *s, VfuMsg *m)
 {
-    VfuMsg *m = g_new0(VfuMsg, 1);
+    m->nfds = 0;
+    for (;;) {
+        uint32_t avail = s->rx_tail - s->rx_head;
+        uint64_t start = s->rx_base + s->rx_head;
+        uint8_t *p = s->rx_buf + s->rx_head;
+        uint32_t size;
 
-    memcpy(&m->hdr, s->rx_buf, VFU_HDR_SIZE);
-    m->len = m->hdr.size - VFU_HDR_SIZE;
-    m->payload = g_memdup2(s->rx_buf + VFU_HDR_SIZE, m->len);
-    memcpy(m->fds, s->rx_fds, sizeof(int) * s->rx_nfds);
-    m->nfds = s->rx_nfds;
-    if (s->rx_fds_truncated) {
-        /* More fds than we take: the handler sees too many and refuses. */
-        m->nfds = VFU_RX_MAX_FDS;
+        if (s->rx_discard) {
+            uint32_t n = MIN(s->rx_discard, avail);
+
+            if (!n) {
+                return 0;
+            }
+            s->rx_head += n;
+            s->rx_discard -= n;
+            rx_take_fds(s, m, 0, start + n);
+            vfu_msg_close_fds(m);
+            if (!s->rx_discard) {
+                /* The oversized message is skipped: framing is intact. */
+                vfu_send_error(s, &s->rx_discard_hdr, E2BIG);
+            }
+            continue;
+        }
+        if (avail < VFU_HDR_SIZE) {
+            return 0;
+        }
+        memcpy(&m->hdr, p, VFU_HDR_SIZE);
+        size = m->hdr.size;
+        if (size < VFU_HDR_SIZE) {
+            /* Too short to be a header: answer it as one, keep going. */
+            trace_vfu_err_framing(sid(s), size);
+            size = m->hdr.size = VFU_HDR_SIZE;
+            m->hdr.flags |= VFU_FLAG_ERROR;     /* dispatch refuses it */
+        }
+        if (size > VFU_MAX_MSG_SIZE) {
+            trace_vfu_err_oversized(sid(s), m->hdr.cmd, size);
+            s->rx_discard_hdr = m->hdr;
+            s->rx_discard = size;
+            continue;
+        }
+        if (avail < size) {
+            return 0;
+        }
+        m->len = size - VFU_HDR_SIZE;
+        m->payload = p + VFU_HDR_SIZE;
+        if ((uintptr_t)m->payload % 8) {
+            if (s->rx_align_size < m->len) {
+                s->rx_align_size = MAX(m->len, 4096u);
+                g_free(s->rx_align);
+                s->rx_align = g_malloc(s->rx_align_size);
+            }
+            memcpy(s->rx_align, m->payload, m->len);
+            m->payload = s->rx_align;
+        }
+        s->rx_head += size;
+        rx_take_fds(s, m, start, start + size);
+        return 1;
     }
-    s->rx_nfds = 0;
-    s->rx_fds_truncated = false;
-    s->rx_len = 0;
-    return m;
 }
 
 bool vfu_may_dispatch(VfuServer *s)
@@ -608,10 +747,38 @@ bool vfu_may_dispatch(VfuServer *s)
            !device_function_resetting(&s->pdev->dev);
 }
 
+/* Handle the messages framed in rx_buf; false when the client is gone. */
+static bool vfu_dispatch_buffered(VfuServer *s)
+{
+    VfuMsg m;
+
+    while (s->client_fd >= 0 &&
+           g_queue_get_length(&s->deferred) < VFU_DEFERRED_MAX &&
+           rx_next(s, &m)) {
+        s->nr_msgs++;
+        if ((m.hdr.flags & VFU_FLAG_TYPE_MASK) == VFU_FLAG_REPLY) {
+            /* Replies are never held: a parked work item waits for it. */
+            if (!vfu_dma_reply(s, &m)) {
+                trace_vfu_err_unexpected_reply(sid(s), m.hdr.msg_id);
+            }
+        } else if (!vfu_may_dispatch(s) || !g_queue_is_empty(&s->deferred)) {
+            /*
+             * Requests are handled in order; they wait behind a DMA_UNMAP
+             * that waits for in-flight DMA and while the device resets.
+             */
+            g_queue_push_tail(&s->deferred, vfu_msg_copy(&m));
+        } else {
+            vfu_handle_msg(s, &m);
+        }
+        vfu_msg_close_fds(&m);
+    }
+    return s->client_fd >= 0;
+}
+
 static void vfu_run_deferred(void *opaque)
 {
     VfuServer *s = opaque;
-    bool was_full = g_queue_get_length(&s->deferred) >= VFU_DEFERRED_MAX;
+    bool was_full = !rx_may_read(s);
 
     while (vfu_may_dispatch(s) && !g_queue_is_empty(&s->deferred)) {
         VfuMsg *m = g_queue_pop_head(&s->deferred);
@@ -619,54 +786,25 @@ static void vfu_run_deferred(void *opaque)
         vfu_handle_msg(s, m);
         vfu_msg_free(m);
     }
-    if (was_full && s->client_fd >= 0) {
+    /* What stayed framed in rx_buf while the queue was full. */
+    if (vfu_dispatch_buffered(s) && was_full && rx_may_read(s)) {
         tx_update_handlers(s);
     }
 }
 
+/*
+ * One read (as much as the socket has and rx_buf takes), then every
+ * message in it: the fd is level-triggered, so we come back for more.
+ */
 bool vfu_client_read(VfuServer *s)
 {
-    /* Bounded batch, so one busy client does not starve the others. */
-    for (unsigned budget = 64; budget; budget--) {
-        VfuMsg *m;
-        int r = rx_once(s);
+    ssize_t n = rx_read(s);
 
-        if (r < 0) {
-            return false;
-        }
-        if (r == 0) {
-            return true;
-        }
-        s->nr_msgs++;
-        m = rx_take(s);
-        if ((m->hdr.flags & VFU_FLAG_TYPE_MASK) == VFU_FLAG_REPLY) {
-            /* Replies are never held: a parked work item waits for it. */
-            if (!vfu_dma_reply(s, m)) {
-                trace_vfu_err_unexpected_reply(sid(s), m->hdr.msg_id);
-            }
-            vfu_msg_free(m);
-            if (s->client_fd < 0) {
-                return true;
-            }
-            continue;
-        }
-        /*
-         * Requests are handled in order; they wait behind a DMA_UNMAP
-         * that waits for in-flight DMA and while the device resets.
-         */
-        if (!vfu_may_dispatch(s) || !g_queue_is_empty(&s->deferred)) {
-            g_queue_push_tail(&s->deferred, m);
-            if (g_queue_get_length(&s->deferred) >= VFU_DEFERRED_MAX) {
-                tx_update_handlers(s);      /* read no more for now */
-                return true;
-            }
-            continue;
-        }
-        vfu_handle_msg(s, m);
-        vfu_msg_free(m);
-        if (s->client_fd < 0) {
-            return true;
-        }
+    if (n < 0) {
+        return false;
+    }
+    if (n && vfu_dispatch_buffered(s) && !rx_may_read(s)) {
+        tx_update_handlers(s);          /* read no more for now */
     }
     return true;
 }
@@ -698,12 +836,20 @@ void vfu_resume_reading(VfuServer *s)
 void vfu_deferred_init(VfuServer *s)
 {
     g_queue_init(&s->deferred);
-    g_queue_init(&s->tx);
     s->deferred_bh = loop_bh_new(s->loop, vfu_run_deferred, s);
     s->next_client_fd = -1;
+    s->rx_buf = g_malloc(VFU_RX_BUF_SIZE);
+    s->tx_fds = g_array_new(false, false, sizeof(VfuTxFd));
+    loop_add_before_poll(s->loop, vfu_flush_hook, s);
 }
 
 void vfu_deferred_cleanup(VfuServer *s)
 {
+    loop_remove_before_poll(s->loop, vfu_flush_hook, s);
     loop_bh_delete(g_steal_pointer(&s->deferred_bh));
+    g_array_unref(s->tx_fds);
+    g_free(s->tx_buf);
+    g_free(s->rx_buf);
+    g_free(s->rx_align);
+    g_free(s->scratch);
 }

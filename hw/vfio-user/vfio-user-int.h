@@ -11,10 +11,14 @@
 #include "hw/vfio-user/vfio-user.h"
 #include "hw/vfio-user/vfio-user-proto.h"
 
+#include <sys/uio.h>
+
 #define VFU_NUM_REGIONS VFIO_PCI_NUM_REGIONS    /* BAR0-5, ROM, CONFIG, VGA */
 #define VFU_RX_MAX_FDS  64                      /* receive up to, reject > max */
 #define VFU_REPLY_TIMEOUT_MS 5000
 #define VFU_TX_BACKLOG_MAX (8u << 20)
+#define VFU_RX_BUF_SIZE (VFU_MAX_MSG_SIZE + (64u << 10))
+#define VFU_RX_FDQ 4                    /* reads with fds not yet framed */
 #define VFU_DMA_READ_CHUNK (32u << 10)   /* see vfu_dma_rw_start() */
 #define VFU_DMA_XFERS 4                 /* DMA_READ/WRITE at a time */
 #define VFU_DEFERRED_MAX 256            /* held requests before we stop reading */
@@ -26,9 +30,13 @@ typedef struct VfuDmaRegion {
     uint64_t fd_offset;
 } VfuDmaRegion;
 
+/*
+ * A request being handled: usually a view into rx_buf, valid until its
+ * handler returns; one that must wait is copied (vfu_msg_copy).
+ */
 typedef struct VfuMsg {
     VfuHdr hdr;
-    uint8_t *payload;           /* hdr.size - 16 bytes */
+    uint8_t *payload;           /* hdr.size - 16 bytes, 8-byte aligned */
     uint32_t len;
     int fds[VFU_RX_MAX_FDS];
     unsigned nfds;
@@ -51,11 +59,17 @@ typedef struct VfuDmaXfer {
     void *opaque;
 } VfuDmaXfer;
 
-typedef struct VfuTxBuf {
-    uint8_t *data;
-    size_t len, off;
-    int fd;                     /* one fd to pass with the first byte, or -1 */
-} VfuTxBuf;
+typedef struct VfuTxFd {
+    size_t pos;                 /* index in tx_buf of its message's start */
+    int fd;
+} VfuTxFd;
+
+typedef struct VfuRxFds {
+    uint64_t pos;               /* stream offset of the read's last byte */
+    int fds[VFU_RX_MAX_FDS];
+    unsigned n;
+    bool truncated;             /* more came than we take */
+} VfuRxFds;
 
 typedef struct VfuServer {
     PCIDevice *pdev;
@@ -73,13 +87,22 @@ typedef struct VfuServer {
     bool write_multiple;
     char *client_caps_json;
 
-    /* Receive state machine. */
-    uint8_t *rx_buf;            /* VFU_MAX_MSG_SIZE */
-    uint32_t rx_len;            /* bytes of the current message so far */
+    /*
+     * Receive: one buffer read in large chunks, messages framed in place
+     * (rx_head..rx_tail is what is not handled yet).  fds arrive with the
+     * read that took the first byte of their message's socket buffer, and
+     * a read stops after such a buffer: so they belong to the message that
+     * holds the last byte of that read (VfuRxFds.pos, a stream offset).
+     */
+    uint8_t *rx_buf;            /* VFU_RX_BUF_SIZE */
+    uint32_t rx_head, rx_tail;
+    uint64_t rx_base;           /* stream offset of rx_buf[0] */
     uint32_t rx_discard;        /* oversized message body still to skip */
-    int rx_fds[VFU_RX_MAX_FDS];
-    unsigned rx_nfds;
-    bool rx_fds_truncated;
+    VfuHdr rx_discard_hdr;      /* ... answered E2BIG once skipped */
+    VfuRxFds rx_fdq[VFU_RX_FDQ];
+    unsigned rx_nfdq;
+    uint8_t *rx_align;          /* unaligned payloads are copied here */
+    uint32_t rx_align_size;
     /*
      * Requests that wait: behind a DMA_UNMAP that waits for in-flight DMA,
      * or while the device resets (replies are never held).
@@ -97,9 +120,16 @@ typedef struct VfuServer {
     int next_client_fd;
     bool client_resetting;      /* the last client's reset is running */
 
-    /* Transmit queue (replies the socket could not take at once). */
-    GQueue tx;                  /* of VfuTxBuf * */
-    size_t tx_bytes;
+    /*
+     * Transmit: replies and requests are appended here and written out
+     * once per loop iteration (vfu_flush_hook), or when the socket takes
+     * more.  An fd goes with the first byte of its message.
+     */
+    uint8_t *tx_buf;
+    size_t tx_cap, tx_head, tx_tail;
+    GArray *tx_fds;             /* of VfuTxFd, by position */
+    uint8_t *scratch;           /* REGION_READ data */
+    uint32_t scratch_size;
 
     /* DMA table, sorted by address. */
     GArray *dma;                /* of VfuDmaRegion */
@@ -108,9 +138,15 @@ typedef struct VfuServer {
     unsigned dma_msg_regions;   /* regions without an fd */
     VfuMsg *pending_unmap;      /* waiting for in-flight DMA to drain */
 
-    /* Interrupts: eventfds per index and vector (-1 = none). */
+    /*
+     * Interrupts: eventfds per index and vector (-1 = none).  A raised
+     * vector is marked pending and its eventfd written once per loop
+     * iteration, however often the device raised it meanwhile.
+     */
     int *irq_fds[VFU_NUM_IRQS];
     unsigned irq_nfds[VFU_NUM_IRQS];
+    unsigned long *irq_raised[VFU_NUM_IRQS];
+    bool irq_any_raised;
     int intx_unmask_fd;
 
     /* DEVICE_RESET is answered when the reset is done. */
@@ -129,13 +165,24 @@ void vfu_socket_close(VfuServer *s);
 void vfu_client_attach(VfuServer *s, int fd);
 /* Drop the client at once (device teardown: the device is reset). */
 void vfu_client_close(VfuServer *s);
+/*
+ * Queue a message (the pieces in @iov, one after the other) for the
+ * client; @fd (or -1) goes with it.  Written out before the loop next
+ * sleeps.  0, or -ENOTCONN without a client.
+ */
+int vfu_sendv(VfuServer *s, const struct iovec *iov, unsigned n, int fd);
 int vfu_send(VfuServer *s, const void *data, size_t len, int fd);
 int vfu_send_reply(VfuServer *s, const VfuHdr *req, const void *payload,
                    size_t len, int fd);
 int vfu_send_error(VfuServer *s, const VfuHdr *req, int err);
 /* Read and handle what is available; false when the client went away. */
 bool vfu_client_read(VfuServer *s);
+/* A heap copy of @m that owns its fds (m keeps none). */
+VfuMsg *vfu_msg_copy(VfuMsg *m);
 void vfu_msg_free(VfuMsg *m);
+/* Write out what vfu_send queued and the interrupts raised (each loop
+ * iteration does; so does the end of a read). */
+void vfu_flush(VfuServer *s);
 void vfu_deferred_init(VfuServer *s);
 void vfu_deferred_cleanup(VfuServer *s);
 uint16_t vfu_next_msg_id(VfuServer *s);
@@ -152,6 +199,7 @@ bool vfu_may_dispatch(VfuServer *s);
 void vfu_handle_msg(VfuServer *s, VfuMsg *m);
 void vfu_irq_release(VfuServer *s);
 void vfu_irq_signal(void *opaque, unsigned index, unsigned vector);
+void vfu_irq_flush(VfuServer *s);
 
 /* dma.c */
 int vfu_dma_map(VfuServer *s, const VfuDmaMap *m, int fd);

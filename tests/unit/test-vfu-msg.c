@@ -1649,6 +1649,112 @@ START_TEST(test_split_and_pipelined)
 }
 END_TEST
 
+/* A posted REGION_WRITE of 4 bytes: 36 bytes, so what follows is unaligned. */
+static size_t posted_reg_write(uint8_t *buf, uint32_t reg, uint32_t val)
+{
+    VfuHdr h = {
+        .msg_id = next_id++, .cmd = VFU_CMD_REGION_WRITE,
+        .size = VFU_HDR_SIZE + sizeof(VfuRegionRW) + 4,
+        .flags = VFU_FLAG_REQUEST | VFU_FLAG_NO_REPLY,
+    };
+    VfuRegionRW rw = { .offset = reg, .region = TESTDEV_BAR_REGS, .count = 4 };
+
+    memcpy(buf, &h, sizeof(h));
+    memcpy(buf + sizeof(h), &rw, sizeof(rw));
+    memcpy(buf + sizeof(h) + sizeof(rw), &val, 4);
+    return h.size;
+}
+
+START_TEST(test_many_messages_one_read)
+{
+    enum { N = 300 };
+    g_autofree uint8_t *buf = g_malloc(N * 40);
+    uint64_t msgs;
+    size_t len = 0;
+
+    negotiate();
+    enable_command(PCI_COMMAND_MEMORY);
+    for (unsigned i = 0; i < N; i++) {
+        len += posted_reg_write(buf + len, TESTDEV_REG_SCRATCH, 1000 + i);
+    }
+    /* All in the socket before the server looks: one read takes them. */
+    send_raw(buf, len, NULL, 0);
+    msgs = srv->nr_msgs;
+    while (srv->nr_msgs == msgs) {
+        pump();
+    }
+    ck_assert_uint_eq(srv->nr_msgs - msgs, N);
+    ck_assert_uint_eq(reg_read(TESTDEV_REG_SCRATCH), 1000 + N - 1);
+}
+END_TEST
+
+START_TEST(test_pipelined_fds)
+{
+    int fd = memfd_create("guest", MFD_CLOEXEC);
+    VfuDeviceInfo di = { .argsz = sizeof(di) };
+    VfuDmaMap m = {
+        .argsz = sizeof(m), .flags = RW, .addr = 0x80000000, .size = 0x2000,
+    };
+    uint8_t buf[64];
+    uint16_t map_id, info_id;
+    Reply r;
+
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(ftruncate(fd, 0x2000), 0);
+    negotiate();
+    enable_command(PCI_COMMAND_MEMORY);
+    /*
+     * Unaligned posted write, then DMA_MAP with its fd, then a request,
+     * all queued before the server reads: the fd belongs to the DMA_MAP.
+     */
+    send_raw(buf, posted_reg_write(buf, TESTDEV_REG_SCRATCH, 0xfeed), NULL,
+             0);
+    map_id = send_msg_fds(VFU_CMD_DMA_MAP, VFU_FLAG_REQUEST, &m, sizeof(m),
+                          &fd, 1);
+    info_id = send_msg(VFU_CMD_DEVICE_GET_INFO, &di, sizeof(di));
+    close(fd);
+    expect_reply(&r, map_id, VFU_CMD_DMA_MAP);
+    reply_free(&r);
+    expect_reply(&r, info_id, VFU_CMD_DEVICE_GET_INFO);
+    reply_free(&r);
+    ck_assert_uint_eq(srv->dma->len, 1);
+    ck_assert_ptr_nonnull(g_array_index(srv->dma, VfuDmaRegion, 0).host);
+    ck_assert_uint_eq(reg_read(TESTDEV_REG_SCRATCH), 0xfeed);
+}
+END_TEST
+
+START_TEST(test_irq_once_per_iteration)
+{
+    enum { N = 10 };
+    uint8_t buf[N * 40];
+    size_t len = 0;
+    uint64_t msgs;
+    int efd[2];
+
+    negotiate();
+    msix_wire(efd);
+    enable_command(PCI_COMMAND_MEMORY);
+    /* Ten raises of vector 1 handled in one read: one eventfd write. */
+    for (unsigned i = 0; i < N; i++) {
+        len += posted_reg_write(buf + len, TESTDEV_REG_INT_RAISE, 1);
+    }
+    send_raw(buf, len, NULL, 0);
+    msgs = srv->nr_msgs;
+    while (srv->nr_msgs - msgs < N) {
+        pump();
+    }
+    ck_assert_uint_eq(srv->nr_msgs - msgs, N);
+    pump();
+    ck_assert_uint_eq(efd_take(efd[1]), 1);
+    ck_assert_uint_eq(efd_take(efd[0]), 0);
+    /* And the next raise is signalled again. */
+    reg_write(TESTDEV_REG_INT_RAISE, 1);
+    ck_assert_uint_eq(efd_take(efd[1]), 1);
+    close(efd[0]);
+    close(efd[1]);
+}
+END_TEST
+
 START_TEST(test_second_client_refused)
 {
     int c2 = client_connect();
@@ -1764,6 +1870,9 @@ static Suite *vfu_msg_suite(void)
     tcase_add_test(tc, test_largest_message);
     tcase_add_test(tc, test_too_many_fds);
     tcase_add_test(tc, test_split_and_pipelined);
+    tcase_add_test(tc, test_many_messages_one_read);
+    tcase_add_test(tc, test_pipelined_fds);
+    tcase_add_test(tc, test_irq_once_per_iteration);
     tcase_add_test(tc, test_second_client_refused);
     tcase_add_test(tc, test_destroy);
     suite_add_tcase(s, tc);
