@@ -10,10 +10,17 @@
  * callbacks; the engine submits them all at once from a before-poll hook,
  * one system call per loop iteration, and reaps completions that came
  * inline right then.  In a polling iothread a poller reaps the rest
- * without system calls.
+ * without system calls.  Files are registered with the ring.
+ *
+ * Files in memory (tmpfs, ramfs, hugetlbfs) are read and written right
+ * in the loop: such a read or write is a copy that never waits for a
+ * device, but the kernel cannot do it "without waiting" (no RWF_NOWAIT),
+ * so io_uring would hand each one to a kernel worker thread and Linux AIO
+ * would run it inside io_submit anyway.
  */
 #include "block/block-int.h"
 #include "block/trace.h"
+#include "util/bitops.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/loop.h"
@@ -26,9 +33,21 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 
 #define FILE_AIO_DEPTH 1024
 #define FILE_URING_DEPTH 1024
+#define FILE_URING_FILES 256    /* registered file slots per engine */
+
+#ifndef RAMFS_MAGIC
+#define RAMFS_MAGIC 0x858458f6
+#endif
+#ifndef TMPFS_MAGIC
+#define TMPFS_MAGIC 0x01021994
+#endif
+#ifndef HUGETLBFS_MAGIC
+#define HUGETLBFS_MAGIC 0x958458f6
+#endif
 
 enum { FILE_AIO_NATIVE, FILE_AIO_THREADS, FILE_AIO_IO_URING };
 static const char *const aio_names[] = {
@@ -41,6 +60,7 @@ typedef struct FileState {
     int aio;                    /* FILE_AIO_* */
 
     int fd;
+    bool in_memory;             /* tmpfs and the like: I/O in the loop */
 } FileState;
 
 /* The I/O engine of one event loop. */
@@ -59,14 +79,24 @@ typedef struct FileEngine {
     unsigned nbatch;
     unsigned aio_inflight;
 
+    BlockReq *inline_done;      /* done in the loop, to complete */
+    LoopBH *done_bh;            /* ... here, and io_uring's inline ones */
+
 #ifdef CONFIG_LIBURING
     struct io_uring ring;
     bool ring_ready;
     unsigned ring_queued;       /* prepared, not yet submitted */
     LoopPoller *poller;
-    LoopBH *reap_bh;            /* completions that came inline */
+    bool files_registered;
+    unsigned long files_used[BITS_TO_LONGS(FILE_URING_FILES)];
 #endif
 } FileEngine;
+
+/* What a backend keeps: its loop's engine, its file's slot there. */
+typedef struct FileBackend {
+    FileEngine *e;
+    int slot;                   /* registered file index, or -1 */
+} FileBackend;
 
 /* Engines are made and dropped by the control path only. */
 static GList *engines;
@@ -91,9 +121,21 @@ static inline FileState *fs_of(BlockNode *bs)
     return bs->opaque;
 }
 
-static inline FileEngine *engine_of(BlockReq *req)
+static inline FileBackend *fb_of(BlockReq *req)
 {
     return blk_drv_state(req->blk);
+}
+
+static inline FileEngine *engine_of(BlockReq *req)
+{
+    return fb_of(req)->e;
+}
+
+/* The intrusive list of inline_done uses the request's driver area. */
+static inline BlockReq **req_next(BlockReq *req)
+{
+    G_STATIC_ASSERT(sizeof(BlockReq *) <= sizeof(req->drv));
+    return (BlockReq **)req->drv;
 }
 
 /* ---- the worker pool ---- */
@@ -295,6 +337,43 @@ static void engine_to_pool(FileEngine *e, BlockReq *req)
     g_thread_pool_push(e->pool, req, NULL);
 }
 
+#ifdef CONFIG_LIBURING
+static bool file_uring_reap(FileEngine *e);
+#endif
+
+/*
+ * A file in memory: the read or write is done here; it completes from a
+ * bottom half in this iteration (never inside the caller's submit).
+ */
+static void file_inline_rw(FileEngine *e, BlockNode *bs, BlockReq *req)
+{
+    BlockReq **tail = &e->inline_done;
+
+    req->ret = file_rw_sync(bs, req);
+    *req_next(req) = NULL;
+    while (*tail) {
+        tail = req_next(*tail);
+    }
+    *tail = req;
+    loop_bh_schedule(e->done_bh);
+}
+
+static void file_done_bh(void *opaque)
+{
+    FileEngine *e = opaque;
+    BlockReq *req;
+
+    while ((req = e->inline_done)) {
+        e->inline_done = *req_next(req);
+        engine_complete(e, req, req->ret);
+    }
+#ifdef CONFIG_LIBURING
+    if (e->ring_ready) {
+        file_uring_reap(e);
+    }
+#endif
+}
+
 static void file_pool_done(void *opaque)
 {
     FileEngine *e = opaque;
@@ -463,14 +542,9 @@ static void file_uring_submit(FileEngine *e)
          * for the ring's fd to wake us.
          */
         if (io_uring_cq_ready(&e->ring)) {
-            loop_bh_schedule(e->reap_bh);
+            loop_bh_schedule(e->done_bh);
         }
     }
-}
-
-static void file_uring_reap_bh(void *opaque)
-{
-    file_uring_reap(opaque);
 }
 
 /* The ring's fd polls readable while completions wait: no eventfd. */
@@ -496,16 +570,46 @@ static bool engine_uring_init(FileEngine *e)
         return false;
     }
     e->ring_ready = true;
-    e->reap_bh = loop_bh_new(e->loop, file_uring_reap_bh, e);
+    /* Registered files spare the kernel a file lookup per request. */
+    e->files_registered =
+        io_uring_register_files_sparse(&e->ring, FILE_URING_FILES) == 0;
     loop_set_fd(e->loop, e->ring.ring_fd, file_uring_complete, NULL, e);
     e->poller = loop_poller_new(e->loop, file_uring_poll, NULL, e);
     return true;
+}
+
+/* A slot for @fd in @e's registered files, or -1 (then plain fds). */
+static int file_uring_register(FileEngine *e, int fd)
+{
+    unsigned slot;
+
+    if (!e->ring_ready || !e->files_registered) {
+        return -1;
+    }
+    slot = find_next_zero_bit(e->files_used, FILE_URING_FILES, 0);
+    if (slot >= FILE_URING_FILES ||
+        io_uring_register_files_update(&e->ring, slot, &fd, 1) != 1) {
+        return -1;
+    }
+    set_bit(slot, e->files_used);
+    return slot;
+}
+
+static void file_uring_unregister(FileEngine *e, int slot)
+{
+    int none = -1;
+
+    if (slot >= 0) {
+        io_uring_register_files_update(&e->ring, slot, &none, 1);
+        clear_bit(slot, e->files_used);
+    }
 }
 
 /* Queue @req on the ring; false when it must take another path. */
 static bool file_uring_queue(FileEngine *e, FileState *s, BlockReq *req)
 {
     struct io_uring_sqe *sqe = io_uring_get_sqe(&e->ring);
+    int slot = fb_of(req)->slot;
 
     if (!sqe) {
         file_uring_submit(e);
@@ -550,10 +654,18 @@ static bool file_uring_queue(FileEngine *e, FileState *s, BlockReq *req)
                 return false;
             }
             io_uring_prep_fsync(sqe, s->fd, IORING_FSYNC_DATASYNC);
+            if (slot >= 0) {
+                sqe->fd = slot;
+                sqe->flags |= IOSQE_FIXED_FILE;
+            }
         }
         break;
     default:
         return false;
+    }
+    if (slot >= 0) {
+        sqe->fd = slot;
+        sqe->flags |= IOSQE_FIXED_FILE;
     }
     io_uring_sqe_set_data(sqe, req);
     e->ring_queued++;
@@ -584,6 +696,11 @@ static int file_submit(BlockNode *bs, BlockReq *req)
     bool misaligned = bs->direct && !iov_aligned(req, bs->align);
 
     e->inflight++;
+    if (s->in_memory && !misaligned &&
+        (req->op == BLK_OP_READ || req->op == BLK_OP_WRITE)) {
+        file_inline_rw(e, bs, req);
+        return 0;
+    }
     if (!misaligned) {
 #ifdef CONFIG_LIBURING
         if (s->aio == FILE_AIO_IO_URING && e->ring_ready &&
@@ -619,6 +736,7 @@ static FileEngine *engine_new(EventLoop *loop, GError **errp)
         g_free(e);
         return NULL;
     }
+    e->done_bh = loop_bh_new(loop, file_done_bh, e);
 #ifdef CONFIG_LIBURING
     engine_uring_init(e);
 #endif
@@ -642,10 +760,10 @@ static void engine_free(FileEngine *e)
     }
     close(e->aio_efd);
     close(e->pool_efd);
+    loop_bh_delete(e->done_bh);
 #ifdef CONFIG_LIBURING
     if (e->ring_ready) {
         loop_poller_free(e->poller);
-        loop_bh_delete(e->reap_bh);
         loop_set_fd(e->loop, e->ring.ring_fd, NULL, NULL, NULL);
         io_uring_queue_exit(&e->ring);
     }
@@ -659,6 +777,7 @@ static bool file_attach(BlockNode *bs, BlockBackend *blk, GError **errp)
 {
     EventLoop *loop = blk_loop(blk);
     FileEngine *e = NULL;
+    FileBackend *fb;
 
     for (GList *l = engines; l; l = l->next) {
         if (((FileEngine *)l->data)->loop == loop) {
@@ -673,14 +792,27 @@ static bool file_attach(BlockNode *bs, BlockBackend *blk, GError **errp)
         engines = g_list_prepend(engines, e);
     }
     e->refs++;
-    blk_set_drv_state(blk, e);
+    fb = g_new(FileBackend, 1);
+    fb->e = e;
+    fb->slot = -1;
+#ifdef CONFIG_LIBURING
+    if (fs_of(bs)->aio == FILE_AIO_IO_URING) {
+        fb->slot = file_uring_register(e, fs_of(bs)->fd);
+    }
+#endif
+    blk_set_drv_state(blk, fb);
     return true;
 }
 
 static void file_detach(BlockNode *bs, BlockBackend *blk)
 {
-    FileEngine *e = blk_drv_state(blk);
+    FileBackend *fb = blk_drv_state(blk);
+    FileEngine *e = fb->e;
 
+#ifdef CONFIG_LIBURING
+    file_uring_unregister(e, fb->slot);
+#endif
+    g_free(fb);
     blk_set_drv_state(blk, NULL);
     if (--e->refs == 0) {
         engines = g_list_remove(engines, e);
@@ -752,9 +884,18 @@ static bool file_open(BlockNode *bs, GError **errp)
     if (bs->direct) {
         bs->align = probe_direct_align(s->fd);
     }
+    {
+        struct statfs sf;
+
+        s->in_memory = S_ISREG(st.st_mode) && !bs->direct &&
+                       s->aio != FILE_AIO_THREADS &&
+                       fstatfs(s->fd, &sf) == 0 &&
+                       (sf.f_type == TMPFS_MAGIC || sf.f_type == RAMFS_MAGIC ||
+                        sf.f_type == HUGETLBFS_MAGIC);
+    }
     bs->filename = g_strdup(s->filename);
     trace_file_open(bs->node_name, s->filename, bs->direct, bs->read_only,
-                    aio_names[s->aio]);
+                    aio_names[s->aio], s->in_memory);
     return true;
 
 fail:
