@@ -12,6 +12,12 @@
 
 #define LOOP_MAX_EVENTS 64
 #define LOOP_POLL_START_NS 4000
+/* While busy polling, fds are looked at this often (one epoll_wait). */
+#define LOOP_POLL_FD_NS 2000
+/* A sleeping loop with watch pollers wakes to run them: this often at
+ * first after it found work, backing off to the max while it finds none. */
+#define LOOP_WATCH_MIN_NS 50000
+#define LOOP_WATCH_MAX_NS 500000
 
 typedef struct LoopFd {
     int fd;
@@ -45,6 +51,7 @@ struct LoopPoller {
     void (*started)(void *opaque, bool on);
     void *opaque;
     bool deleted;
+    bool watch;                 /* must run while the loop sleeps too */
 };
 
 typedef struct LoopHook {
@@ -88,6 +95,8 @@ struct EventLoop {
     bool pollers_dirty;
     bool poll_started;
     int64_t poll_ns, poll_max_ns, poll_grow, poll_shrink;
+    unsigned nr_watch;          /* pollers with watch set */
+    int64_t watch_ns;           /* how long the loop sleeps at most */
 
     GArray *hooks;              /* of LoopHook */
 
@@ -647,11 +656,24 @@ void loop_poller_free(LoopPoller *p)
     }
     loop_assert_owner(p->loop);
     /* Freed by the loop once no pass walks the array. */
+    loop_poller_set_watch(p, false);
     p->deleted = true;
     p->loop->pollers_dirty = true;
     if (!p->loop->depth) {
         g_ptr_array_remove(p->loop->pollers, p);
         g_free(p);
+    }
+}
+
+void loop_poller_set_watch(LoopPoller *p, bool on)
+{
+    EventLoop *l = p->loop;
+
+    loop_assert_owner(l);
+    if (p->watch != on) {
+        p->watch = on;
+        l->nr_watch += on ? 1 : -1;
+        l->watch_ns = LOOP_WATCH_MIN_NS;
     }
 }
 
@@ -743,23 +765,42 @@ static void loop_poll_adjust(EventLoop *l, int64_t block_ns)
     }
 }
 
+static int loop_epoll_wait(EventLoop *l, struct epoll_event *ev,
+                           int64_t timeout_ns);
+
 /*
  * Busy-poll for up to poll_ns (and not past @timeout_ns when >= 0):
- * true when a poller found work or something else became due.
+ * true when a poller found work or something else became due.  Events
+ * on fds (the vfio-user socket, eventfds) do not wait for the end of the
+ * poll: epoll is looked at every LOOP_POLL_FD_NS, and what it returns
+ * is left in @ev / *@nev for the caller to dispatch.
  */
-static bool loop_busy_poll(EventLoop *l, int64_t timeout_ns)
+static bool loop_busy_poll(EventLoop *l, int64_t timeout_ns,
+                           struct epoll_event *ev, int *nev)
 {
-    int64_t start = clock_ns();
+    int64_t start = clock_ns(), now = start, fd_check = start;
     int64_t budget = timeout_ns >= 0 ? MIN(l->poll_ns, timeout_ns)
                                      : l->poll_ns;
 
     loop_poll_set_started(l, true);
     do {
-        if (loop_run_pollers(l) || !bh_list_empty(&l->bh_list) ||
+        if (loop_run_pollers(l)) {
+            l->watch_ns = LOOP_WATCH_MIN_NS;
+            return true;
+        }
+        if (!bh_list_empty(&l->bh_list) ||
             __atomic_load_n(&l->post_pending, __ATOMIC_RELAXED)) {
             return true;
         }
-    } while (clock_ns() - start < budget);
+        now = clock_ns();
+        if (now - fd_check >= LOOP_POLL_FD_NS) {
+            fd_check = now;
+            *nev = loop_epoll_wait(l, ev, 0);
+            if (*nev > 0) {
+                return true;
+            }
+        }
+    } while (now - start < budget);
     return false;
 }
 
@@ -937,7 +978,7 @@ bool loop_iterate(EventLoop *l, bool blocking)
     struct epoll_event ev[LOOP_MAX_EVENTS];
     int64_t timeout = 0, start = 0;
     bool progress = false;
-    int n;
+    int n = -1;
 
     l->depth++;
     l->stats.iterations++;
@@ -946,10 +987,13 @@ bool loop_iterate(EventLoop *l, bool blocking)
     if (blocking && bh_list_empty(&l->bh_list) && !l->nr_always_ready &&
         !l->quit) {
         timeout = loop_timer_timeout(l);
+        if (l->nr_watch && (timeout < 0 || timeout > l->watch_ns)) {
+            timeout = l->watch_ns;
+        }
     }
     if (timeout != 0 && l->poll_ns && l->pollers->len) {
         start = clock_ns();
-        if (loop_busy_poll(l, timeout)) {
+        if (loop_busy_poll(l, timeout, ev, &n)) {
             progress = true;
             timeout = 0;
         }
@@ -976,10 +1020,30 @@ bool loop_iterate(EventLoop *l, bool blocking)
     if (timeout != 0) {
         l->stats.wakeups++;
     }
-    n = loop_epoll_wait(l, ev, timeout);
+    if (n <= 0) {
+        n = loop_epoll_wait(l, ev, timeout);
+    }
     __atomic_store_n(&l->notify_me, 0, __ATOMIC_RELAXED);
     if (blocking && l->poll_max_ns && l->pollers->len && start) {
         loop_poll_adjust(l, clock_ns() - start);
+    }
+    if (l->nr_watch && timeout != 0) {
+        /* Woken after a sleep: what no notification tells us. */
+        if (loop_run_pollers(l)) {
+            progress = true;
+            l->watch_ns = LOOP_WATCH_MIN_NS;
+            /*
+             * Work came while we slept, at some point of a sleep that the
+             * watch cut short: that says nothing against polling, whose
+             * window may have been 0 since the device was last idle.
+             * Poll again; the usual rule grows or shrinks it from there.
+             */
+            if (l->poll_max_ns && !l->poll_ns) {
+                l->poll_ns = MIN(LOOP_POLL_START_NS, l->poll_max_ns);
+            }
+        } else {
+            l->watch_ns = MIN(l->watch_ns * 2, LOOP_WATCH_MAX_NS);
+        }
     }
 
     for (int i = 0; i < n; i++) {

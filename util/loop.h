@@ -111,6 +111,12 @@ LoopPoller *loop_poller_new(EventLoop *l, bool (*poll)(void *opaque),
                             void (*started)(void *opaque, bool on),
                             void *opaque);
 void loop_poller_free(LoopPoller *p);        /* NULL is fine */
+/*
+ * A watch poller has no notification at all (NVMe doorbells in memory the
+ * guest writes): the loop also runs it when it wakes from a sleep, and
+ * sleeps at most 50 us after it last found work, backing off to 500 us.
+ */
+void loop_poller_set_watch(LoopPoller *p, bool on);
 
 /*
  * Busy polling: each time the loop would sleep it first polls for up to

@@ -14,6 +14,7 @@
 static void nvme_write_cc(NvmeCtrl *n, uint32_t val);
 static void nvme_shutdown_flush(NvmeCtrl *n);
 static void nvme_enable(NvmeCtrl *n);
+static void nvme_db_reset_all(NvmeCtrl *n);
 
 void nvme_schedule(NvmeCtrl *n)
 {
@@ -224,8 +225,13 @@ static void nvme_process_bh(void *opaque)
     if (!nvme_ready(n)) {
         return;
     }
-    for (unsigned i = 0; i < NVME_MAX_QUEUES && nvme_ready(n); i++) {
-        NvmeSQueue *sq = n->sq[i];
+    /*
+     * I/O queues first, the admin queue last: a Delete I/O SQ that came
+     * with its queue's last doorbell (one message batch, or one pass over
+     * doorbells in memory) finds those commands fetched and waits for them.
+     */
+    for (unsigned k = 1; k <= NVME_MAX_QUEUES && nvme_ready(n); k++) {
+        NvmeSQueue *sq = n->sq[k % NVME_MAX_QUEUES];
 
         if (sq && !sq->deleting) {
             nvme_process_sq(n, sq);
@@ -426,6 +432,7 @@ static void nvme_ctrl_reset(NvmeCtrl *n, DeviceResetKind kind)
     n->aer_masked = 0;
     n->dbbuf_enabled = false;
     n->dbbuf_dbs = n->dbbuf_eis = 0;
+    nvme_db_reset_all(n);
     nvme_features_reset(n);
     n->intms = 0;
     n->msi_pending = 0;
@@ -475,8 +482,18 @@ static void nvme_quiesce(Device *dev, DeviceResetKind kind)
     }
 }
 
+static void nvme_db_reset_all(NvmeCtrl *n)
+{
+    for (unsigned q = 0; q < NVME_MAX_QUEUES; q++) {
+        nvme_db_reset(n, q, false);
+        nvme_db_reset(n, q, true);
+    }
+}
+
 static void nvme_enable(NvmeCtrl *n)
 {
+    /* Doorbells written while disabled are ignored (here: dropped). */
+    nvme_db_reset_all(n);
     n->csts &= ~NVME_CSTS_SHST_MASK;
     if (nvme_start_ctrl(n)) {
         n->csts |= NVME_CSTS_RDY;
@@ -557,6 +574,17 @@ static void nvme_doorbell(NvmeCtrl *n, uint64_t addr, uint32_t val)
             return;
         }
         trace_nvme_db_cq(nvme_id(n), qid, val);
+        if (cq->db_addr) {
+            /*
+             * Shadow doorbells: the shadow is the truth (this value may be
+             * older than what we read there); it is read when it matters,
+             * in the worker, for a full queue.
+             */
+            if (!g_queue_is_empty(&cq->waitq)) {
+                nvme_schedule(n);
+            }
+            return;
+        }
         cq->head = val;
         if (!pci_msix_enabled(&n->pdev) && !pci_msi_enabled(&n->pdev)) {
             nvme_update_intx(n);
@@ -578,9 +606,76 @@ static void nvme_doorbell(NvmeCtrl *n, uint64_t addr, uint32_t val)
             return;
         }
         trace_nvme_db_sq(nvme_id(n), qid, val);
-        sq->tail = val;
+        if (!sq->db_addr) {
+            sq->tail = val;     /* else the worker reads the shadow */
+        }
         nvme_schedule(n);
     }
+}
+
+/* ---- doorbells in memory ---- */
+
+/*
+ * A doorbell slot in memory holds NVME_DB_IDLE until the guest writes it;
+ * the poller takes the value and puts NVME_DB_IDLE back (compare and
+ * swap, so a write that lands meanwhile is not lost).  So every write is
+ * seen, even one of the same value as the last: with shadow doorbells the
+ * device reads tails it never saw here, and the next write may repeat one.
+ */
+#define NVME_DB_IDLE 0xffffffffu
+
+void nvme_db_reset(NvmeCtrl *n, uint16_t qid, bool cq)
+{
+    if (n->db_page) {
+        __atomic_store_n(&n->db_page[2 * qid + cq], NVME_DB_IDLE,
+                         __ATOMIC_RELAXED);
+    }
+}
+
+/* The watch poller: a doorbell written in the page, as if trapped. */
+static bool nvme_db_poll(void *opaque)
+{
+    NvmeCtrl *n = opaque;
+    bool found = false;
+
+    if (!nvme_queues_live(n)) {
+        return false;
+    }
+    /* Every slot: a write to a queue that does not exist is an error. */
+    for (unsigned i = 0; i < 2 * NVME_MAX_QUEUES; i++) {
+        /* Acquire: the entries the guest wrote before the doorbell. */
+        uint32_t v = __atomic_load_n(&n->db_page[i], __ATOMIC_ACQUIRE);
+
+        if (v != NVME_DB_IDLE &&
+            __atomic_compare_exchange_n(&n->db_page[i], &v, NVME_DB_IDLE,
+                                        false, __ATOMIC_ACQUIRE,
+                                        __ATOMIC_RELAXED)) {
+            nvme_doorbell(n, NVME_REG_DBS + 4ULL * i, v);
+            found = true;
+        }
+    }
+    return found;
+}
+
+static bool nvme_db_mmap_init(NvmeCtrl *n, uint64_t bar0_size, GError **errp)
+{
+    Device *dev = &n->pdev.dev;
+    uint8_t *mem;
+
+    if (n->doorbells == NVME_DOORBELLS_TRAP ||
+        (n->doorbells == NVME_DOORBELLS_AUTO &&
+         (dev->loop == loop_main() || !loop_poll_max_ns(dev->loop)))) {
+        return true;
+    }
+    mem = pci_bar_add_sparse_mmap(&n->pdev, NVME_BAR_REGS, NVME_REG_DBS,
+                                  bar0_size - NVME_REG_DBS, errp);
+    if (!mem) {
+        return false;
+    }
+    n->db_page = (uint32_t *)(mem + NVME_REG_DBS);
+    n->db_poller = loop_poller_new(dev->loop, nvme_db_poll, NULL, n);
+    loop_poller_set_watch(n->db_poller, true);
+    return true;
 }
 
 /* ---- registers ---- */
@@ -787,6 +882,10 @@ static bool nvme_realize(Device *dev, GError **errp)
     bar0_size = NVME_REG_DBS + MAX(4096u, 8u * NVME_MAX_QUEUES);
     pci_register_bar(pdev, NVME_BAR_REGS, PCI_BAR_MEM64, bar0_size,
                      &nvme_mmio_ops, n);
+    if (!nvme_db_mmap_init(n, bar0_size, errp)) {
+        pci_device_cleanup(pdev);
+        return false;
+    }
     pci_register_bar(pdev, NVME_BAR_MSIX, PCI_BAR_MEM32, 4096, NULL, NULL);
     pci_add_pm_cap(pdev);
     pci_add_msix_cap(pdev, n->nr_vectors, NVME_BAR_MSIX, 0, NVME_BAR_MSIX,
@@ -817,9 +916,14 @@ static void nvme_unrealize(Device *dev)
     device_bh_delete(n->irq_bh);
     device_timer_free(n->coalesce_timer);
     device_timer_free(n->kato_timer);
+    loop_poller_free(n->db_poller);
     g_free(n->bit_bucket);
     pci_device_cleanup(&n->pdev);
 }
+
+static const char *const nvme_doorbells_names[] = {
+    "auto", "trap", "mmap", NULL
+};
 
 static const PropDef nvme_props[] = {
     PROP_DEF_STR("drive", NvmeCtrl, drive,
@@ -844,6 +948,11 @@ static const PropDef nvme_props[] = {
                   "action on read errors", .defval = "report"),
     PROP_DEF_ENUM("werror", NvmeCtrl, werror, blk_error_policy_names,
                   "action on write errors", .defval = "report"),
+    PROP_DEF_ENUM("doorbells", NvmeCtrl, doorbells, nvme_doorbells_names,
+                  "trap: each doorbell write is a message; mmap: the "
+                  "doorbell page is guest-mappable memory that the device "
+                  "polls; auto: mmap on an iothread that polls",
+                  .defval = "auto"),
     PROP_DEF_END
 };
 

@@ -189,6 +189,7 @@ struct NvmeCtrl {
     bool share_rw;
     int rerror;
     int werror;
+    int doorbells;              /* NVME_DOORBELLS_* */
 
     /* Registers. */
     uint64_t cap;
@@ -234,6 +235,14 @@ struct NvmeCtrl {
     uint64_t write_cmds;
     uint64_t media_errors;
     uint64_t power_on_ns;       /* monotonic time of realize */
+
+    /*
+     * Doorbells in memory: BAR0's doorbell page is a sparse-mmap area the
+     * client maps into the guest, and a watch poller on the device's loop
+     * takes what the guest writes there (nvme_db_poll).
+     */
+    uint32_t *db_page;          /* NULL: doorbell writes are trapped */
+    LoopPoller *db_poller;
 
     /* Shadow doorbells (Doorbell Buffer Config). */
     uint64_t dbbuf_dbs;
@@ -290,7 +299,10 @@ static inline NvmeNamespace *nvme_ns(NvmeCtrl *n, uint32_t nsid)
 }
 
 /* ctrl.c */
+enum { NVME_DOORBELLS_AUTO, NVME_DOORBELLS_TRAP, NVME_DOORBELLS_MMAP };
 extern const DeviceClass nvme_class;
+/* A queue is made: its doorbell starts at 0 (in memory too). */
+void nvme_db_reset(NvmeCtrl *n, uint16_t qid, bool cq);
 void nvme_schedule(NvmeCtrl *n);
 /* The block layer finished @req (not work): finish it in the worker. */
 void nvme_req_complete_later(NvmeRequest *req);

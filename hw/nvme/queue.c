@@ -125,6 +125,7 @@ NvmeCQueue *nvme_cq_new(NvmeCtrl *n, uint16_t cqid, uint64_t dma_addr,
     g_queue_init(&cq->waitq);
     g_assert(!n->cq[cqid]);
     n->cq[cqid] = cq;
+    nvme_db_reset(n, cqid, true);
     nvme_queue_set_shadow(n, cqid);
     trace_nvme_cq_create(nvme_id(n), cqid, dma_addr, size, vector,
                          irq_enabled);
@@ -349,6 +350,7 @@ NvmeSQueue *nvme_sq_new(NvmeCtrl *n, uint16_t sqid, uint16_t cqid,
     g_assert(!n->sq[sqid] && n->cq[cqid]);
     n->sq[sqid] = sq;
     n->cq[cqid]->nr_sqs++;
+    nvme_db_reset(n, sqid, false);
     nvme_queue_set_shadow(n, sqid);
     trace_nvme_sq_create(nvme_id(n), sqid, cqid, dma_addr, size);
     return sq;
@@ -473,14 +475,23 @@ void nvme_process_sq(NvmeCtrl *n, NvmeSQueue *sq)
                 nvme_req_complete(req);
             }
         }
-        if (!sq->ei_addr || ++passes > 4) {
+        if (!sq->ei_addr) {
             break;
         }
-        /* Tell the host which tail we saw, then look once more. */
+        /*
+         * Tell the host which tail we saw (it rings again only for
+         * commands past it), then look once more: one of us sees the
+         * other's write.
+         */
         nvme_shadow_write(n, sq->ei_addr, sq->tail);
         smp_mb();
         nvme_sq_update_shadow_tail(n, sq);
         if (sq->head == sq->tail) {
+            break;
+        }
+        if (++passes == 4) {
+            /* The host keeps adding: the other queues get a turn first. */
+            nvme_schedule(n);
             break;
         }
     }

@@ -4,10 +4,12 @@
  *
  *   nvme-bench -s SOCKET [-p SERVER_PID] [-w randread|randwrite]
  *              [-q QUEUE_DEPTH] [-n QUEUES] [-t SECONDS] [-b BLOCK_SIZE]
- *              [--no-shared-mem]
+ *              [--no-shared-mem] [--no-dbbuf]
  *
  * It maps guest RAM from a memfd (shared, so the server does zero copy),
- * brings the controller up as Linux does, creates the I/O queues, keeps
+ * brings the controller up as Linux does (shadow doorbells when the
+ * controller offers them, unless --no-dbbuf; the doorbell page mapped when
+ * the server offers it, as QEMU's client does), creates the I/O queues, keeps
  * QUEUE_DEPTH commands in flight per queue and busy-polls the completion
  * queues (no interrupt waits), ringing each doorbell once per batch.  One
  * result line:
@@ -68,9 +70,10 @@ int main(int argc, char **argv)
     const char *sock = NULL, *rw = "randread";
     int qd = 32, nq = 1, secs = 5, bs = 4096;
     pid_t server_pid = 0;
-    bool shared = true;
+    bool shared = true, dbbuf = true;
     static const struct option longopts[] = {
         { "no-shared-mem", no_argument, NULL, 'N' },
+        { "no-dbbuf", no_argument, NULL, 'D' },
         { NULL, 0, NULL, 0 },
     };
     int opt;
@@ -86,10 +89,11 @@ int main(int argc, char **argv)
         case 't': secs = atoi(optarg); break;
         case 'b': bs = atoi(optarg); break;
         case 'N': shared = false; break;
+        case 'D': dbbuf = false; break;
         default:
             fprintf(stderr, "usage: nvme-bench -s SOCKET [-p PID] "
                     "[-w randread|randwrite] [-q QD] [-n QUEUES] [-t SECS] "
-                    "[-b BS] [--no-shared-mem]\n");
+                    "[-b BS] [--no-shared-mem] [--no-dbbuf]\n");
             return 2;
         }
     }
@@ -109,6 +113,8 @@ int main(int argc, char **argv)
     q = qnvme_new(dev, gm);
     q->use_msix = false;            /* busy-poll the CQs */
     qnvme_init(q, nq, qd + 1 > 64 ? qd + 1 : 64);
+    dbbuf = dbbuf && (q->id.oacs & NVME_OACS_DBBUF) &&
+            qnvme_dbbuf_config(q) == NVME_SUCCESS;
     const QNvmeNs *ns = qnvme_ns(q, 1);
     if (!ns) {
         fprintf(stderr, "nvme-bench: no namespace 1\n");
@@ -198,9 +204,12 @@ int main(int argc, char **argv)
     g_array_sort(lat, cmp_u32);
     uint32_t *l = (uint32_t *)lat->data;
     uint32_t n = lat->len;
-    printf("nvme-bench: rw=%s bs=%d qd=%d queues=%d shared=%s iops=%.0f "
+    printf("nvme-bench: rw=%s bs=%d qd=%d queues=%d shared=%s "
+           "doorbells=%s dbbuf=%s iops=%.0f "
            "mbps=%.1f lat_us_p50=%u p99=%u p999=%u errors=%" PRIu64,
-           rw, bs, qd, nq, shared ? "yes" : "no", done / elapsed,
+           rw, bs, qd, nq, shared ? "yes" : "no",
+           q->db_mapped ? "mmap" : "trap", dbbuf ? "yes" : "no",
+           done / elapsed,
            done * (double)bs / elapsed / 1e6, n ? l[n / 2] : 0,
            n ? l[(uint64_t)n * 99 / 100] : 0,
            n ? l[(uint64_t)n * 999 / 1000] : 0, errors);

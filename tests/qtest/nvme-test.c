@@ -337,13 +337,23 @@ START_TEST(test_registers)
     qnvme_writel(q, NVME_REG_INTMC, 0x1);
     ck_assert_uint_eq(qnvme_readl(q, NVME_REG_INTMS), 0x4);
 
-    /* Doorbells before enable are ignored, and read as zero. */
+    /*
+     * Doorbells before enable are ignored.  Trapped ones read as zero; in
+     * memory (polling iothread) the page holds what was written until
+     * enable makes the admin queue (what a slot reads then is the
+     * device's business: doorbells are write-only).
+     */
     qpci_bar_writel(env.dev, NVME_BAR_REGS, NVME_DB_SQ_OFF(0, 0), 3);
     ck_assert_uint_eq(qpci_bar_readl(env.dev, NVME_BAR_REGS,
-                                     NVME_DB_SQ_OFF(0, 0)), 0);
+                                     NVME_DB_SQ_OFF(0, 0)),
+                      q->db_mapped ? 3 : 0);
     qnvme_enable(q);
     ck_assert_uint_eq(qnvme_readl(q, NVME_REG_CSTS) &
                       (NVME_CSTS_RDY | NVME_CSTS_CFS), NVME_CSTS_RDY);
+    if (q->db_mapped) {
+        ck_assert_uint_ne(qpci_bar_readl(env.dev, NVME_BAR_REGS,
+                                         NVME_DB_SQ_OFF(0, 0)), 3);
+    }
 }
 END_TEST
 
@@ -1858,6 +1868,159 @@ START_TEST(test_shutdown)
 }
 END_TEST
 
+/* ---- doorbells in memory (sparse mmap), polled by the device ---- */
+
+static int64_t vfu_messages(void)
+{
+    json_object *ret = qmp_ok(env.qmp, "query-vfio-user", NULL);
+    int64_t n = -1;
+
+    for (size_t i = 0; i < json_object_array_length(ret); i++) {
+        json_object *e = json_object_array_get_idx(ret, i);
+
+        if (!strcmp(qmp_get_str(e, "id"), "nvme0")) {
+            n = qmp_get_int(e, "messages");
+        }
+    }
+    json_object_put(ret);
+    ck_assert_int_ge(n, 0);
+    return n;
+}
+
+/*
+ * Start nvme0 with @props and @iothread (NULL: main loop); 2 queue
+ * pairs.  Checks whether BAR0 offers its doorbell page as @want_mmap
+ * says, then moves 200 I/Os and returns how many vfio-user messages
+ * they took.
+ */
+static int64_t doorbell_run(const char *iothread, const char *props,
+                            bool want_mmap)
+{
+    g_autofree char *dev_props = NULL;
+    const VfuRegion *bar0;
+    int64_t before;
+
+    env_new();
+    env.qmp_path = env_path("qmp.sock");
+    if (iothread) {
+        env_arg("-object");
+        env_arg("iothread,id=io0,%s", iothread);
+    }
+    dev_props = g_strdup_printf("%s%s", iothread ? ",iothread=io0" : "",
+                                props);
+    env_start(dev_props, true);
+    bar0 = qpci_region(env.dev, NVME_BAR_REGS);
+    ck_assert_int_eq(env.q->db_mapped, want_mmap);
+    ck_assert_int_eq(!!(bar0->flags & VFIO_REGION_INFO_FLAG_MMAP), want_mmap);
+    if (want_mmap) {
+        /* Registers stay trapped; the doorbells are the page after. */
+        ck_assert_uint_eq(bar0->nr_areas, 1);
+        ck_assert_uint_eq(bar0->areas[0].offset, NVME_REG_DBS);
+        ck_assert_uint_ge(bar0->areas[0].size, 4096);
+    }
+    qnvme_init(env.q, 2, 64);
+    before = vfu_messages();
+    for (unsigned i = 0; i < 100; i++) {
+        write_read_check(env.q, qnvme_ioq(env.q, 1 + i % 2), 1, i * 8, 8,
+                         300 + i);
+    }
+    return vfu_messages() - before;
+}
+
+START_TEST(test_doorbells_mmap_polling)
+{
+    /* On a polling iothread the guest rings doorbells without messages. */
+    int64_t msgs = doorbell_run("poll-max-ns=50000", "", true);
+
+    ck_assert_int_lt(msgs, 10);
+}
+END_TEST
+
+START_TEST(test_doorbells_mmap_sleeping)
+{
+    /* Without busy polling the device still sees them (its watch). */
+    int64_t msgs = doorbell_run(NULL, ",doorbells=mmap", true);
+
+    ck_assert_int_lt(msgs, 10);
+}
+END_TEST
+
+START_TEST(test_doorbells_trap)
+{
+    /* Trapped: every doorbell is a message (SQ tail and CQ head). */
+    int64_t msgs = doorbell_run("poll-max-ns=50000", ",doorbells=trap",
+                                false);
+
+    ck_assert_int_ge(msgs, 400);
+}
+END_TEST
+
+static void dbbuf_batch(QNvme *q, QNvmeQueue *queue, uint64_t buf,
+                        unsigned n, bool ring_each)
+{
+    for (unsigned i = 0; i < n; i++) {
+        NvmeCmd cmd;
+
+        qnvme_rw_cmd(q, &cmd, NVME_CMD_READ, 1, i * 8, 8, buf);
+        qnvme_queue_cmd(q, queue, &cmd);
+        if (ring_each || i == n - 1) {
+            qnvme_ring_sq(q, queue);
+        }
+    }
+    for (unsigned i = 0; i < n; i++) {
+        NvmeCqe cqe;
+
+        qnvme_wait(q, queue, &cqe, 5000);
+        ck_assert_int_eq(qnvme_status(&cqe), NVME_SUCCESS);
+    }
+}
+
+START_TEST(test_doorbells_mmap_dbbuf)
+{
+    QNvme *q;
+    QNvmeQueue *queue;
+    uint64_t buf;
+
+    /*
+     * Shadow doorbells with the page in memory, on an 8-entry queue.  Two
+     * commands back to back: the first rings, the second (the device has
+     * not caught up) does not, but the device reads it from the shadow.
+     * Then 7 at once: that ring repeats the value of the first.  Each
+     * ring must be seen, equal to the last one or not.
+     */
+    doorbell_run("poll-max-ns=50000", "", true);
+    q = env.q;
+    ck_assert_int_eq(qnvme_dbbuf_config(q), NVME_SUCCESS);
+    queue = qnvme_create_ioq(q, 3, 8, 3);
+    buf = guest_alloc_aligned(q->gm, 4096, 4096);
+    q->use_msix = false;
+    for (unsigned i = 0; i < 50; i++) {
+        dbbuf_batch(q, queue, buf, 2, true);
+        dbbuf_batch(q, queue, buf, 7, false);
+    }
+    ck_assert_uint_eq(qnvme_readl(q, NVME_REG_CSTS), NVME_CSTS_RDY);
+}
+END_TEST
+
+START_TEST(test_doorbells_mmap_reset)
+{
+    QNvme *q;
+
+    /* Values left in the page do not ring the queues made after a reset. */
+    doorbell_run("poll-max-ns=50000", "", true);
+    q = env.q;
+    qnvme_free_prps(q);
+    qnvme_disable(q);
+    qnvme_writel(q, NVME_REG_CC, 0);
+    /* A tail written while disabled is dropped, not taken by a new SQ 1. */
+    qpci_bar_writel(env.dev, NVME_BAR_REGS, NVME_DB_SQ_OFF(1, 0), 5);
+    qnvme_init(q, 2, 64);
+    write_read_check(q, qnvme_ioq(q, 2), 1, 0, 8, 401);
+    write_read_check(q, qnvme_ioq(q, 1), 1, 64, 8, 402);
+    ck_assert_uint_eq(qnvme_readl(q, NVME_REG_CSTS), NVME_CSTS_RDY);
+}
+END_TEST
+
 START_TEST(test_delete_sq_inflight)
 {
     QNvme *q = start_default();
@@ -2716,6 +2879,11 @@ static Suite *nvme_suite(void)
     add(s, "reconnect", test_reconnect);
     add(s, "shutdown", test_shutdown);
     add(s, "delete_sq_inflight", test_delete_sq_inflight);
+    add(s, "doorbells_mmap_polling", test_doorbells_mmap_polling);
+    add(s, "doorbells_mmap_sleeping", test_doorbells_mmap_sleeping);
+    add(s, "doorbells_trap", test_doorbells_trap);
+    add(s, "doorbells_mmap_reset", test_doorbells_mmap_reset);
+    add(s, "doorbells_mmap_dbbuf", test_doorbells_mmap_dbbuf);
     add(s, "cq_full", test_cq_full);
     add(s, "keep_alive", test_keep_alive);
     add(s, "dma_fallback", test_dma_fallback);

@@ -6,7 +6,11 @@
  */
 #include <check.h>
 
+#include "util/osdep.h"
 #include "util/loop.h"
+
+#include <inttypes.h>
+#include <sys/eventfd.h>
 
 static EventLoop *L;
 
@@ -1371,6 +1375,92 @@ START_TEST(test_poller_free_while_polling)
 }
 END_TEST
 
+START_TEST(test_watch_poller)
+{
+    PollState p = { 0 };
+    LoopPoller *lp = loop_poller_new(L, poll_cb, NULL, &p);
+    Counter c = { 0 };
+    LoopTimer *t = loop_timer_new(L, count_cb, &c);
+    LoopStats before, after;
+    int64_t start;
+
+    /* No busy polling: only the watch runs it while the loop sleeps. */
+    loop_poller_set_watch(lp, true);
+    p.work = 1;
+    loop_iterate(L, true);              /* sleeps at most ~50 us */
+    ck_assert_uint_eq(p.done, 1);
+    /* Idle: each sleep ends after a while (backing off), not never. */
+    start = clock_ns();
+    for (unsigned i = 0; i < 10; i++) {
+        loop_iterate(L, true);
+    }
+    ck_assert_int_ge(clock_ns() - start, 10 * 50000);
+    ck_assert_uint_ge(p.polls, 11);
+    /* Work is found after idle too. */
+    p.work = 1;
+    loop_iterate(L, true);
+    ck_assert_uint_eq(p.done, 2);
+    /* Not watching any more: the loop sleeps until its timer. */
+    loop_poller_set_watch(lp, false);
+    loop_timer_mod(t, clock_ns() + 20000000);
+    loop_get_stats(L, &before);
+    while (!c.n) {
+        loop_iterate(L, true);
+    }
+    loop_get_stats(L, &after);
+    ck_assert_uint_eq(after.wakeups - before.wakeups, 1);
+    loop_poller_free(lp);
+    loop_timer_free(t);
+}
+END_TEST
+
+static gpointer write_later(gpointer opaque)
+{
+    g_usleep(1000);
+    eventfd_write(*(int *)opaque, 1);
+    return NULL;
+}
+
+START_TEST(test_busy_poll_sees_fds)
+{
+    PollState p = { 0 };
+    LoopPoller *lp = loop_poller_new(L, poll_cb, NULL, &p);
+    Counter c = { 0 }, fired = { 0 };
+    LoopTimer *t = loop_timer_new(L, count_cb, &c);
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int64_t start, took, poll_ns;
+    GThread *th;
+
+    loop_set_poll_params(L, 100000000, 2, 0);  /* up to 100 ms */
+    /* Grow poll_ns with 10 ms sleeps. */
+    for (unsigned i = 0; i < 14; i++) {
+        loop_timer_mod(t, clock_ns() + 10000000);
+        loop_iterate(L, true);
+    }
+    poll_ns = loop_poll_ns(L);
+    ck_assert_int_ge(poll_ns, 8000000);
+    /*
+     * An fd becomes readable 1 ms into a poll window of several ms: it is
+     * handled then, not when the window ends.
+     */
+    loop_set_fd(L, efd, count_cb, NULL, &fired);
+    loop_timer_mod(t, clock_ns() + 1000000000);
+    th = g_thread_new("writer", write_later, &efd);
+    start = clock_ns();
+    while (!fired.n) {
+        loop_iterate(L, true);
+    }
+    took = clock_ns() - start;
+    g_thread_join(th);
+    ck_assert_msg(took < poll_ns / 2, "fd handled after %" PRId64 " us of a "
+                  "%" PRId64 " us poll window", took / 1000, poll_ns / 1000);
+    loop_set_fd(L, efd, NULL, NULL, NULL);
+    close(efd);
+    loop_poller_free(lp);
+    loop_timer_free(t);
+}
+END_TEST
+
 /* ---- timer heap -------------------------------------------------------- */
 
 typedef struct HeapTimer {
@@ -1534,6 +1624,8 @@ static Suite *main_loop_suite(void)
     tcase_add_test(tc, test_poll_grows_and_shrinks);
     tcase_add_test(tc, test_poll_finds_work_without_sleeping);
     tcase_add_test(tc, test_poller_free_while_polling);
+    tcase_add_test(tc, test_watch_poller);
+    tcase_add_test(tc, test_busy_poll_sees_fds);
     suite_add_tcase(s, tc);
 
     return s;

@@ -34,6 +34,8 @@ QNvme *qnvme_new(QPCIDevice *dev, GuestMem *gm)
     q->timeout_ms = QNVME_TIMEOUT_MS;
     q->page_size = 4096;
     qpci_device_enable(dev);
+    /* As QEMU's client: map what the server offers (doorbells, maybe). */
+    q->db_mapped = qpci_bar_map(dev, NVME_BAR_REGS) > 0;
     q->cap = qnvme_readq(q, NVME_REG_CAP);
     q->dstrd = NVME_CAP_DSTRD(q->cap);
     return q;

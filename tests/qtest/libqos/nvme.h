@@ -64,6 +64,7 @@ struct QNvme {
     bool use_msix;              /* wait on vectors (else poll) */
     bool intx;                  /* INTx wired instead of MSI-X */
     bool sq_doorbell_direct;    /* non-posted doorbell writes */
+    bool db_mapped;             /* the server offered its doorbell page */
     int timeout_ms;
 
     QNvmeQueue admin;

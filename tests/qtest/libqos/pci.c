@@ -384,8 +384,15 @@ void qpci_bar_writel_posted(QPCIDevice *d, unsigned bar, uint64_t off,
                             uint32_t v)
 {
     uint8_t b[4];
+    uint8_t *p = qpci_bar_ptr(d, bar, off, 4);
 
     stl_le_p(b, v);
+    if (p) {
+        /* Mapped (NVMe doorbells on a polling iothread): a plain store. */
+        smp_wmb();
+        __atomic_store_n((uint32_t *)p, ldl_le_p(b), __ATOMIC_RELEASE);
+        return;
+    }
     vfu_region_write_posted(d->c, bar, off, b, 4);
 }
 
