@@ -10,6 +10,7 @@
 #include "hw/virtio/virtio-pci.h"
 #include "hw/virtio/trace.h"
 #include "util/error.h"
+#include "util/loop.h"
 
 /* A guest buffer of a descriptor chain, collected before mapping. */
 typedef struct VirtQueueSeg {
@@ -53,6 +54,9 @@ struct VirtQueue {
     bool signalled_used_wrap;
     bool signalled_used_valid;
     bool notification;          /* driver notifications wanted */
+    bool polled;                /* ... but the loop busy-polls the ring */
+    uint16_t poll_seen;         /* avail idx (split) or slot (packed) the
+                                 * poller last reported */
     bool irq_pending;           /* virtio_notify_later() */
     unsigned inuse;             /* popped, not yet filled or detached */
     unsigned filled;            /* filled, not yet flushed */
@@ -570,7 +574,8 @@ static VirtQueueElement *vq_split_pop(VirtQueue *vq)
         i = d.next;
     }
     vq->last_avail_idx++;
-    if (vq->notification && virtio_has_feature(vdev, VIRTIO_F_EVENT_IDX)) {
+    if (vq->notification && !vq->polled &&
+        virtio_has_feature(vdev, VIRTIO_F_EVENT_IDX)) {
         vring_set16(vq, vq->area[VIRTQUEUE_AREA_DEVICE] +
                     vring_used_avail_event_off(num), vq->last_avail_idx);
     }
@@ -682,7 +687,8 @@ static VirtQueueElement *vq_packed_pop(VirtQueue *vq)
     }
     vq_packed_advance(vq, &vq->last_avail_idx, &vq->last_avail_wrap,
                       ndescs);
-    if (vq->notification && virtio_has_feature(vdev, VIRTIO_F_EVENT_IDX)) {
+    if (vq->notification && !vq->polled &&
+        virtio_has_feature(vdev, VIRTIO_F_EVENT_IDX)) {
         vq_packed_publish_avail(vq);
     }
     return vq_make_elem(vq, &w, id, ndescs);
@@ -917,12 +923,13 @@ bool virtio_queue_empty(VirtQueue *vq)
     return !vq_split_avail(vq);
 }
 
-void virtio_queue_set_notification(VirtQueue *vq, bool enable)
+/* Publish what the device wants, unless the loop polls the ring. */
+static void vq_apply_notification(VirtQueue *vq)
 {
     VirtIODevice *vdev = vq->vdev;
     bool event_idx = virtio_has_feature(vdev, VIRTIO_F_EVENT_IDX);
+    bool enable = vq->notification && !vq->polled;
 
-    vq->notification = enable;
     if (!vq->enabled || vdev->broken) {
         return;
     }
@@ -957,6 +964,12 @@ void virtio_queue_set_notification(VirtQueue *vq, bool enable)
         /* Publish before the caller looks at the ring again. */
         smp_mb();
     }
+}
+
+void virtio_queue_set_notification(VirtQueue *vq, bool enable)
+{
+    vq->notification = enable;
+    vq_apply_notification(vq);
 }
 
 static bool vq_split_should_notify(VirtQueue *vq)
@@ -1240,6 +1253,7 @@ void virtio_queue_enable(VirtQueue *vq)
     vq->signalled_used_wrap = true;
     vq->signalled_used_valid = false;
     vq->notification = true;
+    vq->poll_seen = 0;
     vq->enabled = true;
     trace_virtio_queue_enable(virtio_id(vdev), vq->index, vq->num, packed,
                               a[VIRTQUEUE_AREA_DESC],
@@ -1446,6 +1460,90 @@ void virtio_device_run_state_changed(Device *dev, bool running)
     }
 }
 
+/* ---- polling (a device on an iothread that busy-polls) ---- */
+
+/* Both ring areas reached without messages: the poller may touch them. */
+static bool vq_rings_mapped(VirtQueue *vq)
+{
+    PCIDevice *pdev = &vq->vdev->pci;
+
+    uint64_t drv = vq->packed ? 4 : 6 + 2ULL * vq->num;
+    uint64_t dev = vq->packed ? 4 : 6 + 8ULL * vq->num;
+
+    return vq->enabled && !vq->vdev->broken &&
+           pci_dma_map(pdev, vq->area[VIRTQUEUE_AREA_DRIVER], drv, false) &&
+           pci_dma_map(pdev, vq->area[VIRTQUEUE_AREA_DEVICE], dev, true) &&
+           (!vq->packed ||
+            pci_dma_map(pdev, vq->area[VIRTQUEUE_AREA_DESC],
+                        (uint64_t)vq->num * VRING_PACKED_DESC_SIZE, false));
+}
+
+/*
+ * Has the driver made buffers available since the poller last said so?
+ * Split: avail->idx moved.  Packed: the descriptor at the device's cursor
+ * became available (reported once per cursor position).
+ */
+static bool vq_poll_new_avail(VirtQueue *vq)
+{
+    uint16_t v;
+
+    if (!vq->packed) {
+        if (!vring_get16(vq, vq->area[VIRTQUEUE_AREA_DRIVER] +
+                         VRING_AVAIL_IDX, &v) || v == vq->poll_seen) {
+            return false;
+        }
+        vq->poll_seen = v;
+        return true;
+    }
+    v = vq->last_avail_idx | (vq->last_avail_wrap ? 0x8000 : 0);
+    if (v == vq->poll_seen ||
+        !vq_packed_avail(vq, vq->last_avail_idx, vq->last_avail_wrap)) {
+        return false;
+    }
+    vq->poll_seen = v;
+    return true;
+}
+
+static bool virtio_poll(void *opaque)
+{
+    VirtIODevice *vdev = opaque;
+    bool found = false;
+
+    if (!(vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) || vdev->broken ||
+        !device_fetch_allowed(&vdev->pci.dev)) {
+        return false;
+    }
+    for (unsigned i = 0; i < vdev->nvqs; i++) {
+        VirtQueue *vq = vdev->vq[i];
+
+        if (vq_rings_mapped(vq) && vq_poll_new_avail(vq)) {
+            device_bh_schedule(vq->bh);
+            found = true;
+        }
+    }
+    return found;
+}
+
+/*
+ * While the loop busy-polls, the driver need not notify: suppressed on
+ * every ring the poller reaches, and published again before it sleeps.
+ */
+static void virtio_poll_started(void *opaque, bool on)
+{
+    VirtIODevice *vdev = opaque;
+
+    for (unsigned i = 0; i < vdev->nvqs; i++) {
+        VirtQueue *vq = vdev->vq[i];
+
+        if (vq->polled != on && (!on || vq_rings_mapped(vq))) {
+            vq->polled = on;
+            if (vq_rings_mapped(vq)) {
+                vq_apply_notification(vq);
+            }
+        }
+    }
+}
+
 /* ---- set-up ---- */
 
 void virtio_init(VirtIODevice *vdev, const VirtioDeviceOps *ops,
@@ -1470,6 +1568,11 @@ void virtio_init(VirtIODevice *vdev, const VirtioDeviceOps *ops,
     vdev->config_vector = VIRTIO_MSI_NO_VECTOR;
     vdev->complete_bh = device_bh_new(&vdev->pci.dev, virtio_complete_bh,
                                       vdev);
+    if (vdev->pci.dev.loop != loop_main() &&
+        loop_poll_max_ns(vdev->pci.dev.loop)) {
+        vdev->poller = loop_poller_new(vdev->pci.dev.loop, virtio_poll,
+                                       virtio_poll_started, vdev);
+    }
 }
 
 VirtQueue *virtio_add_queue(VirtIODevice *vdev, unsigned max_size,
@@ -1508,6 +1611,7 @@ VirtQueue *virtio_add_queue(VirtIODevice *vdev, unsigned max_size,
 
 void virtio_cleanup(VirtIODevice *vdev)
 {
+    loop_poller_free(g_steal_pointer(&vdev->poller));
     for (unsigned i = 0; i < vdev->nvqs; i++) {
         VirtQueue *vq = vdev->vq[i];
 

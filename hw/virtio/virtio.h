@@ -188,6 +188,7 @@ struct VirtIODevice {
     /* Internal state. */
     bool broken;                /* NEEDS_RESET: rings are left alone */
     DeviceBH *complete_bh;      /* completions and batched notifications */
+    struct LoopPoller *poller;  /* on an iothread that busy-polls */
     uint8_t cfg_cap;            /* PCI config access capability offset */
 };
 

@@ -53,6 +53,7 @@ static uint8_t *shadow[MAX_DEVS];  /* expected disk contents */
 static unsigned idle_fds;           /* daemon's fds before any client */
 static char *qmp_path;
 static GRand *rnd;
+static const char *start_object;    /* an -object for the next start() */
 
 /* Features a Linux guest would accept from virtio-blk. */
 static const uint64_t blk_features =
@@ -102,6 +103,9 @@ static void start(const DevSpec *specs, unsigned n, bool share_fd)
         iovd_proc_add_argf(proc, "virtio-blk-pci,id=vb%u,drive=d%u,"
                            "socket=%s%s", i, specs[i].node0 ? 0 : i, d->sock,
                            specs[i].device ? specs[i].device : "");
+    }
+    if (start_object) {
+        iovd_proc_add_args(proc, "-object", start_object, NULL);
     }
     qmp_path = iovd_proc_path(proc, "qmp.sock");
     iovd_proc_add_args(proc, "-qmp", NULL);
@@ -963,6 +967,45 @@ START_TEST(test_interrupt_suppression)
 END_TEST
 
 /* The device's side: after a drain it asks for kicks again. */
+/*
+ * Does the used ring ask for a notification on the next buffer, as the
+ * device publishes it when it waits for one (notifications enabled)?
+ */
+static bool kicks_wanted(QVirtQueue *vq, bool packed, bool event_idx)
+{
+    if (packed) {
+        uint16_t flags = guest_readw(gm, vq->used + VRING_PACKED_EVENT_FLAGS);
+        uint16_t ow;
+
+        if (!event_idx) {
+            return flags == VRING_PACKED_EVENT_FLAG_ENABLE;
+        }
+        ow = guest_readw(gm, vq->used + VRING_PACKED_EVENT_OFF_WRAP);
+        return flags == VRING_PACKED_EVENT_FLAG_DESC &&
+               (ow & 0x7fff) == vq->next_avail &&
+               (ow >> 15) == vq->avail_wrap;
+    }
+    if (event_idx) {
+        return guest_readw(gm, vq->used +
+                           vring_used_avail_event_off(vq->num)) ==
+               vq->avail_idx;
+    }
+    return guest_readw(gm, vq->used + VRING_USED_FLAGS) == 0;
+}
+
+/* Once the device is idle it wants notifications again (a polling loop
+ * publishes that when it stops polling). */
+static void wait_kicks_wanted(QVirtQueue *vq, bool packed, bool event_idx)
+{
+    int64_t deadline = qos_deadline(QOS_TIMEOUT_MS);
+
+    while (!kicks_wanted(vq, packed, event_idx)) {
+        ck_assert_msg(qos_remaining_ms(deadline), "the device does not ask "
+                      "for notifications when idle");
+        g_usleep(1000);
+    }
+}
+
 START_TEST(test_kick_suppression)
 {
     QVirtioDevice *vd = vd0();
@@ -977,26 +1020,39 @@ START_TEST(test_kick_suppression)
     for (unsigned i = 0; i < 3; i++) {
         smoke_io(0, vq, 8 * i);
     }
-    if (packed) {
-        uint16_t flags = guest_readw(gm, vq->used + VRING_PACKED_EVENT_FLAGS);
+    wait_kicks_wanted(vq, packed, event_idx);
+}
+END_TEST
 
-        if (event_idx) {
-            uint16_t ow = guest_readw(gm, vq->used +
-                                      VRING_PACKED_EVENT_OFF_WRAP);
+/*
+ * A device on an iothread that busy-polls its rings: while requests keep
+ * coming, the driver is asked not to notify (the kicks it skips would be
+ * messages), and the device finds the requests itself; idle, it asks for
+ * notifications again.  _i: bit 0 event index, bit 1 packed.
+ */
+START_TEST(test_poll_rings)
+{
+    QVirtioDevice *vd = vd0();
+    bool packed = _i & 2, event_idx = _i & 1;
+    QVirtQueue *vq;
+    uint64_t before, kicks;
 
-            ck_assert_uint_eq(flags, VRING_PACKED_EVENT_FLAG_DESC);
-            ck_assert_uint_eq(ow & 0x7fff, vq->next_avail);
-            ck_assert_uint_eq(ow >> 15, vq->avail_wrap);
-        } else {
-            ck_assert_uint_eq(flags, VRING_PACKED_EVENT_FLAG_ENABLE);
-        }
-    } else if (event_idx) {
-        ck_assert_uint_eq(guest_readw(gm, vq->used +
-                                      vring_used_avail_event_off(vq->num)),
-                          vq->avail_idx);
-    } else {
-        ck_assert_uint_eq(guest_readw(gm, vq->used + VRING_USED_FLAGS), 0);
+    init_dev(vd, blk_features |
+             (packed ? VIRTIO_BIT(VIRTIO_F_RING_PACKED) : 0) |
+             (event_idx ? VIRTIO_BIT(VIRTIO_F_EVENT_IDX) : 0), 1,
+             QVIRTIO_IRQ_MSIX);
+    vq = vd->vqs[0];
+    before = vfu_client_stats(devs[0].c)->msgs_sent;
+    for (unsigned i = 0; i < 200; i++) {
+        smoke_io(0, vq, 8 * (i % 64));
     }
+    kicks = vfu_client_stats(devs[0].c)->msgs_sent - before;
+    ck_assert_msg(kicks < 100, "%" PRIu64 " notifications for 400 requests",
+                  kicks);
+    wait_kicks_wanted(vq, packed, event_idx);
+    /* Idle and asking again: a request with its kick completes. */
+    smoke_io(0, vq, 8);
+    assert_file_matches(0);
 }
 END_TEST
 
@@ -1640,6 +1696,14 @@ static void setup_ro(void)
     start(&s, 1, true);
 }
 
+/* A busy-polling iothread (20 ms: a slow machine keeps polling). */
+static void setup_polling(void)
+{
+    start_object = "iothread,id=iop,poll-max-ns=20000000";
+    start1(",iothread=iop,packed=on");
+    start_object = NULL;
+}
+
 static Suite *virtio_blk_suite(void)
 {
     Suite *s = suite_create("virtio-blk");
@@ -1672,6 +1736,9 @@ static Suite *virtio_blk_suite(void)
 
     add_tcase(s, "4k", setup_4k, &tc);
     tcase_add_test(tc, test_config_4k);
+
+    add_tcase(s, "polling", setup_polling, &tc);
+    tcase_add_loop_test(tc, test_poll_rings, 0, 4);
 
     add_tcase(s, "read-only", setup_ro, &tc);
     tcase_add_test(tc, test_read_only);
