@@ -297,6 +297,8 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     loop_attach_thread(main_loop);
     loop_set_main(main_loop);
+    /* Adaptive: polls only while events come faster than 32 us apart. */
+    loop_set_poll_params(main_loop, LOOP_POLL_MAX_NS_DEFAULT, 0, 0);
     iovd_register_options(core_options);
     iovd_modules_init();
     vfu_activation_init();

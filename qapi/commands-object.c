@@ -15,7 +15,7 @@ bool qmp_object_add(json_object *args, json_object **ret, GError **errp)
     if (!qapi_json_to_keyval(args, kv, NULL, errp)) {
         return false;
     }
-    return iothread_create(kv, errp) != NULL;
+    return iothread_object_add(kv, errp);
 }
 
 bool qmp_object_del(json_object *args, json_object **ret, GError **errp)

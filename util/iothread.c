@@ -21,9 +21,7 @@ struct IOThread {
 };
 
 static GList *iothreads;                /* creation order */
-
-/* QEMU's default: busy polling on, up to 32 us. */
-#define IOTHREAD_POLL_MAX_NS_DEFAULT 32768
+static char *main_loop_id;              /* -object main-loop, if given */
 
 static gpointer iothread_run(gpointer opaque)
 {
@@ -71,38 +69,75 @@ static bool get_int(Keyval *kv, const char *key, int64_t *out,
     return true;
 }
 
+/* id and poll-* of an iothread or main-loop object. */
+static bool object_props(Keyval *kv, int64_t *max, int64_t *grow,
+                         int64_t *shrink, GError **errp)
+{
+    const char *id = keyval_get(kv, "id");
+
+    if (!id) {
+        error_setg(errp, "property 'id' is required");
+        return false;
+    }
+    if (!id_ok(id)) {
+        error_setg(errp, "property 'id': '%s' is not a valid identifier "
+                   "(a letter, then letters, digits, '-', '_', '.')", id);
+        return false;
+    }
+    if (iothread_find(id) || !g_strcmp0(id, main_loop_id)) {
+        error_setg(errp, "attempt to add duplicate property '%s' to object "
+                   "(type 'container')", id);
+        return false;
+    }
+    return get_int(kv, "poll-max-ns", max, errp) &&
+           get_int(kv, "poll-grow", grow, errp) &&
+           get_int(kv, "poll-shrink", shrink, errp) &&
+           keyval_check_unused(kv, errp);
+}
+
+/* The main loop's busy polling (it has no thread of its own to make). */
+static bool main_loop_configure(Keyval *kv, GError **errp)
+{
+    int64_t max = LOOP_POLL_MAX_NS_DEFAULT, grow = 0, shrink = 0;
+
+    if (main_loop_id) {
+        error_setg(errp, "there is only one main-loop object ('%s')",
+                   main_loop_id);
+        return false;
+    }
+    if (!object_props(kv, &max, &grow, &shrink, errp)) {
+        return false;
+    }
+    main_loop_id = g_strdup(keyval_get(kv, "id"));
+    loop_set_poll_params(loop_main(), max, grow, shrink);
+    return true;
+}
+
+bool iothread_object_add(Keyval *kv, GError **errp)
+{
+    const char *type = keyval_get(kv, "qom-type");
+
+    if (!g_strcmp0(type, "main-loop")) {
+        return main_loop_configure(kv, errp);
+    }
+    return iothread_create(kv, errp) != NULL;
+}
+
 IOThread *iothread_create(Keyval *kv, GError **errp)
 {
     const char *type = keyval_get(kv, "qom-type");
     const char *id = keyval_get(kv, "id");
-    int64_t max = IOTHREAD_POLL_MAX_NS_DEFAULT, grow = 0, shrink = 0;
+    int64_t max = LOOP_POLL_MAX_NS_DEFAULT, grow = 0, shrink = 0;
     g_autofree char *name = NULL;
     IOThread *t;
     EventLoop *loop;
 
     if (!type || strcmp(type, "iothread") != 0) {
-        error_setg(errp, "unknown object type '%s' (known: iothread)",
-                   type ? type : "");
+        error_setg(errp, "unknown object type '%s' (known: iothread, "
+                   "main-loop)", type ? type : "");
         return NULL;
     }
-    if (!id) {
-        error_setg(errp, "property 'id' is required");
-        return NULL;
-    }
-    if (!id_ok(id)) {
-        error_setg(errp, "property 'id': '%s' is not a valid identifier "
-                   "(a letter, then letters, digits, '-', '_', '.')", id);
-        return NULL;
-    }
-    if (iothread_find(id)) {
-        error_setg(errp, "attempt to add duplicate property '%s' to object "
-                   "(type 'container')", id);
-        return NULL;
-    }
-    if (!get_int(kv, "poll-max-ns", &max, errp) ||
-        !get_int(kv, "poll-grow", &grow, errp) ||
-        !get_int(kv, "poll-shrink", &shrink, errp) ||
-        !keyval_check_unused(kv, errp)) {
+    if (!object_props(kv, &max, &grow, &shrink, errp)) {
         return NULL;
     }
     name = g_strdup_printf("iothread %s", id);
@@ -144,6 +179,11 @@ bool iothread_delete(const char *id, GError **errp)
 {
     IOThread *t = iothread_find(id);
 
+    if (!g_strcmp0(id, main_loop_id)) {
+        error_setg(errp, "object '%s' is the main loop: it cannot be "
+                   "deleted", id);
+        return false;
+    }
     if (!t) {
         error_setg(errp, "object '%s' not found", id);
         return false;
@@ -229,14 +269,18 @@ static bool opt_object(const char *arg, GError **errp)
 {
     g_autoptr(Keyval) kv = keyval_parse(arg, "qom-type", errp);
 
-    return kv && iothread_create(kv, errp);
+    return kv && iothread_object_add(kv, errp);
 }
 
 static const IovdOption iothread_options[] = {
     { "object", true, PHASE_OBJECT, opt_object,
       "-object iothread,id=ID[,poll-max-ns=N][,poll-grow=G][,poll-shrink=S]"
       "\n                         an event loop on a thread of its own "
-      "(devices take iothread=ID)" },
+      "(devices take iothread=ID)\n"
+      "-object main-loop,id=ID[,poll-max-ns=N][,poll-grow=G]"
+      "[,poll-shrink=S]\n"
+      "                         busy polling of the main loop (default "
+      "poll-max-ns=32768; 0 off)" },
     { NULL }
 };
 

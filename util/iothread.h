@@ -26,6 +26,11 @@ typedef struct IOThreadInfo {
  * [,poll-grow=G][,poll-shrink=S]" (as -object and object-add take it).
  */
 IOThread *iothread_create(Keyval *kv, GError **errp);
+/*
+ * -object / object-add: an iothread, or "qom-type=main-loop,id=ID
+ * [,poll-*]" which sets the main loop's busy polling (once).
+ */
+bool iothread_object_add(Keyval *kv, GError **errp);
 /* Stop and free @t; fails while devices use it. */
 bool iothread_delete(const char *id, GError **errp);
 IOThread *iothread_find(const char *id);

@@ -96,6 +96,7 @@ struct EventLoop {
     bool poll_started;
     int64_t poll_ns, poll_max_ns, poll_grow, poll_shrink;
     unsigned nr_watch;          /* pollers with watch set */
+    int64_t last_epoll_ns;      /* when fds were last looked at */
     int64_t watch_ns;           /* how long the loop sleeps at most */
 
     GArray *hooks;              /* of LoopHook */
@@ -1020,8 +1021,19 @@ bool loop_iterate(EventLoop *l, bool blocking)
     if (timeout != 0) {
         l->stats.wakeups++;
     }
-    if (n <= 0) {
+    if (n > 0) {
+        l->last_epoll_ns = clock_ns();
+    } else if (timeout == 0 && !bh_list_empty(&l->bh_list) &&
+               clock_ns() - l->last_epoll_ns < LOOP_POLL_FD_NS) {
+        /*
+         * Bottom halves scheduled by bottom halves (a request going
+         * through a device, its backend and back): run them without a
+         * system call; fds are looked at every LOOP_POLL_FD_NS anyway.
+         */
+        n = 0;
+    } else {
         n = loop_epoll_wait(l, ev, timeout);
+        l->last_epoll_ns = clock_ns();
     }
     __atomic_store_n(&l->notify_me, 0, __ATOMIC_RELAXED);
     if (blocking && l->poll_max_ns && l->pollers->len && start) {

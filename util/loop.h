@@ -125,6 +125,7 @@ void loop_poller_set_watch(LoopPoller *p, bool on);
  * when @shrink is 0) when it sleeps longer.  @max_ns 0 turns polling off
  * (the default).  @grow 0 means 2.
  */
+#define LOOP_POLL_MAX_NS_DEFAULT 32768     /* QEMU's iothread default */
 void loop_set_poll_params(EventLoop *l, int64_t max_ns, int64_t grow,
                           int64_t shrink);
 /* The current poll_ns and how many pollers are registered (monitor). */

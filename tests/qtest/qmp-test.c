@@ -1583,6 +1583,24 @@ START_TEST(test_iothreads)
     ret = qmp_ok(qmp, "query-iothreads", NULL);
     ck_assert_int_eq(json_object_array_length(ret), 0);
     json_object_put(ret);
+
+    /* The main loop's polling: one object, not an iothread, not deleted. */
+    json_object_put(qmp_ok(qmp, "object-add", "{'qom-type': 'main-loop', "
+                           "'id': 'main', 'poll-max-ns': 0}"));
+    g_free(e1);
+    e1 = qmp_err(qmp, "GenericError", "object-add",
+                 "{'qom-type': 'main-loop', 'id': 'main2'}");
+    assert_contains(e1, "only one main-loop");
+    g_free(e2);
+    e2 = qmp_err(qmp, "GenericError", "object-add",
+                 "{'qom-type': 'iothread', 'id': 'main'}");
+    assert_contains(e2, "main");
+    g_free(e3);
+    e3 = qmp_err(qmp, "GenericError", "object-del", "{'id': 'main'}");
+    assert_contains(e3, "cannot be deleted");
+    ret = qmp_ok(qmp, "query-iothreads", NULL);
+    ck_assert_int_eq(json_object_array_length(ret), 0);
+    json_object_put(ret);
     assert_daemon_healthy();
 }
 END_TEST
