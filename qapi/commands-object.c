@@ -36,11 +36,13 @@ static void iothread_info(IOThread *t, void *opaque)
     json_object_object_add(o, "thread-id",
                            json_object_new_int(info.thread_id));
     json_object_object_add(o, "poll-max-ns",
-                           json_object_new_int64(info.poll_max_ns));
+                           json_object_new_int64(info.poll.max_ns));
     json_object_object_add(o, "poll-grow",
-                           json_object_new_int64(info.poll_grow));
+                           json_object_new_int64(info.poll.grow));
     json_object_object_add(o, "poll-shrink",
-                           json_object_new_int64(info.poll_shrink));
+                           json_object_new_int64(info.poll.shrink));
+    json_object_object_add(o, "poll-idle-ns",
+                           json_object_new_int64(info.poll.idle_ns));
     json_object_object_add(o, "aio-max-batch", json_object_new_int(0));
     json_object_object_add(o, "devices", json_object_new_int(info.users));
     json_object_array_add(opaque, o);

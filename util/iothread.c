@@ -12,7 +12,7 @@ struct IOThread {
     EventLoop *loop;
     GThread *thread;
     int tid;
-    int64_t poll_max_ns, poll_grow, poll_shrink;
+    LoopPollParams poll;
     unsigned users;
     /* Start-up handshake. */
     GMutex lock;
@@ -70,8 +70,7 @@ static bool get_int(Keyval *kv, const char *key, int64_t *out,
 }
 
 /* id and poll-* of an iothread or main-loop object. */
-static bool object_props(Keyval *kv, int64_t *max, int64_t *grow,
-                         int64_t *shrink, GError **errp)
+static bool object_props(Keyval *kv, LoopPollParams *p, GError **errp)
 {
     const char *id = keyval_get(kv, "id");
 
@@ -89,27 +88,32 @@ static bool object_props(Keyval *kv, int64_t *max, int64_t *grow,
                    "(type 'container')", id);
         return false;
     }
-    return get_int(kv, "poll-max-ns", max, errp) &&
-           get_int(kv, "poll-grow", grow, errp) &&
-           get_int(kv, "poll-shrink", shrink, errp) &&
+    *p = (LoopPollParams) {
+        .max_ns = LOOP_POLL_MAX_NS_DEFAULT,
+        .idle_ns = LOOP_WATCH_MAX_NS_DEFAULT,
+    };
+    return get_int(kv, "poll-max-ns", &p->max_ns, errp) &&
+           get_int(kv, "poll-grow", &p->grow, errp) &&
+           get_int(kv, "poll-shrink", &p->shrink, errp) &&
+           get_int(kv, "poll-idle-ns", &p->idle_ns, errp) &&
            keyval_check_unused(kv, errp);
 }
 
 /* The main loop's busy polling (it has no thread of its own to make). */
 static bool main_loop_configure(Keyval *kv, GError **errp)
 {
-    int64_t max = LOOP_POLL_MAX_NS_DEFAULT, grow = 0, shrink = 0;
+    LoopPollParams p;
 
     if (main_loop_id) {
         error_setg(errp, "there is only one main-loop object ('%s')",
                    main_loop_id);
         return false;
     }
-    if (!object_props(kv, &max, &grow, &shrink, errp)) {
+    if (!object_props(kv, &p, errp)) {
         return false;
     }
     main_loop_id = g_strdup(keyval_get(kv, "id"));
-    loop_set_poll_params(loop_main(), max, grow, shrink);
+    loop_set_poll(loop_main(), &p);
     return true;
 }
 
@@ -127,7 +131,7 @@ IOThread *iothread_create(Keyval *kv, GError **errp)
 {
     const char *type = keyval_get(kv, "qom-type");
     const char *id = keyval_get(kv, "id");
-    int64_t max = LOOP_POLL_MAX_NS_DEFAULT, grow = 0, shrink = 0;
+    LoopPollParams p;
     g_autofree char *name = NULL;
     IOThread *t;
     EventLoop *loop;
@@ -137,7 +141,7 @@ IOThread *iothread_create(Keyval *kv, GError **errp)
                    "main-loop)", type ? type : "");
         return NULL;
     }
-    if (!object_props(kv, &max, &grow, &shrink, errp)) {
+    if (!object_props(kv, &p, errp)) {
         return NULL;
     }
     name = g_strdup_printf("iothread %s", id);
@@ -148,10 +152,8 @@ IOThread *iothread_create(Keyval *kv, GError **errp)
     t = g_new0(IOThread, 1);
     t->id = g_strdup(id);
     t->loop = loop;
-    t->poll_max_ns = max;
-    t->poll_grow = grow;
-    t->poll_shrink = shrink;
-    loop_set_poll_params(loop, max, grow, shrink);
+    t->poll = p;
+    loop_set_poll(loop, &p);
     g_mutex_init(&t->lock);
     g_cond_init(&t->cond);
     t->thread = g_thread_new(name, iothread_run, t);
@@ -231,9 +233,7 @@ void iothread_get_info(IOThread *t, IOThreadInfo *info)
 {
     info->id = t->id;
     info->thread_id = t->tid;
-    info->poll_max_ns = t->poll_max_ns;
-    info->poll_grow = t->poll_grow;
-    info->poll_shrink = t->poll_shrink;
+    info->poll = t->poll;
     info->users = t->users;
 }
 
@@ -275,10 +275,11 @@ static bool opt_object(const char *arg, GError **errp)
 static const IovdOption iothread_options[] = {
     { "object", true, PHASE_OBJECT, opt_object,
       "-object iothread,id=ID[,poll-max-ns=N][,poll-grow=G][,poll-shrink=S]"
+      "[,poll-idle-ns=I]"
       "\n                         an event loop on a thread of its own "
       "(devices take iothread=ID)\n"
       "-object main-loop,id=ID[,poll-max-ns=N][,poll-grow=G]"
-      "[,poll-shrink=S]\n"
+      "[,poll-shrink=S][,poll-idle-ns=I]\n"
       "                         busy polling of the main loop (default "
       "poll-max-ns=32768; 0 off)" },
     { NULL }

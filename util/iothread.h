@@ -17,13 +17,14 @@ typedef struct IOThread IOThread;
 typedef struct IOThreadInfo {
     const char *id;
     int thread_id;              /* the kernel's thread id */
-    int64_t poll_max_ns, poll_grow, poll_shrink;
+    LoopPollParams poll;
     unsigned users;             /* devices on it */
 } IOThreadInfo;
 
 /*
  * Create and start one from "qom-type=iothread,id=io0[,poll-max-ns=N]
- * [,poll-grow=G][,poll-shrink=S]" (as -object and object-add take it).
+ * [,poll-grow=G][,poll-shrink=S][,poll-idle-ns=I]" (as -object and
+ * object-add take it).
  */
 IOThread *iothread_create(Keyval *kv, GError **errp);
 /*

@@ -15,9 +15,9 @@
 /* While busy polling, fds are looked at this often (one epoll_wait). */
 #define LOOP_POLL_FD_NS 2000
 /* A sleeping loop with watch pollers wakes to run them: this often at
- * first after it found work, backing off to the max while it finds none. */
+ * first after it found work, backing off to watch_max_ns while it finds
+ * none. */
 #define LOOP_WATCH_MIN_NS 50000
-#define LOOP_WATCH_MAX_NS 500000
 
 typedef struct LoopFd {
     int fd;
@@ -98,6 +98,7 @@ struct EventLoop {
     unsigned nr_watch;          /* pollers with watch set */
     int64_t last_epoll_ns;      /* when fds were last looked at */
     int64_t watch_ns;           /* how long the loop sleeps at most */
+    int64_t watch_max_ns;
 
     GArray *hooks;              /* of LoopHook */
 
@@ -173,6 +174,7 @@ EventLoop *loop_new(const char *name, GError **errp)
     l->pollers = g_ptr_array_new();
     l->hooks = g_array_new(false, false, sizeof(LoopHook));
     l->poll_grow = 2;
+    l->watch_max_ns = LOOP_WATCH_MAX_NS_DEFAULT;
     g_mutex_init(&l->post_lock);
     g_queue_init(&l->posted);
     loop_set_fd(l, l->wake_fd, loop_wake_read, NULL, l);
@@ -666,6 +668,17 @@ void loop_poller_free(LoopPoller *p)
     }
 }
 
+void loop_set_poll(EventLoop *l, const LoopPollParams *p)
+{
+    loop_set_poll_params(l, p->max_ns, p->grow, p->shrink);
+    loop_set_watch_max(l, p->idle_ns);
+}
+
+void loop_set_watch_max(EventLoop *l, int64_t ns)
+{
+    l->watch_max_ns = MAX(ns, LOOP_WATCH_MIN_NS);
+}
+
 void loop_poller_set_watch(LoopPoller *p, bool on)
 {
     EventLoop *l = p->loop;
@@ -992,7 +1005,7 @@ bool loop_iterate(EventLoop *l, bool blocking)
             timeout = l->watch_ns;
         }
     }
-    if (timeout != 0 && l->poll_ns && l->pollers->len) {
+    if (timeout != 0 && l->poll_ns) {
         start = clock_ns();
         if (loop_busy_poll(l, timeout, ev, &n)) {
             progress = true;
@@ -1036,7 +1049,7 @@ bool loop_iterate(EventLoop *l, bool blocking)
         l->last_epoll_ns = clock_ns();
     }
     __atomic_store_n(&l->notify_me, 0, __ATOMIC_RELAXED);
-    if (blocking && l->poll_max_ns && l->pollers->len && start) {
+    if (blocking && l->poll_max_ns && start) {
         loop_poll_adjust(l, clock_ns() - start);
     }
     if (l->nr_watch && timeout != 0) {
@@ -1054,7 +1067,7 @@ bool loop_iterate(EventLoop *l, bool blocking)
                 l->poll_ns = MIN(LOOP_POLL_START_NS, l->poll_max_ns);
             }
         } else {
-            l->watch_ns = MIN(l->watch_ns * 2, LOOP_WATCH_MAX_NS);
+            l->watch_ns = MIN(l->watch_ns * 2, l->watch_max_ns);
         }
     }
 

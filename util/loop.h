@@ -23,9 +23,11 @@
  *
  * One iteration (loop_iterate): before-poll hooks, then, when the loop
  * may block and nothing is due, busy polling for up to poll_ns (see
- * loop_set_poll_params), then epoll_wait; then fd handlers, posted work,
- * bottom halves and expired timers run, in that order.  A bottom half
- * scheduled while bottom halves run waits for the next iteration.
+ * loop_set_poll_params: pollers run, fds are looked at every 2 us), then
+ * epoll_wait; then fd handlers, posted work, bottom halves and expired
+ * timers run, in that order.  A bottom half scheduled while bottom halves
+ * run waits for the next iteration, which then skips epoll_wait if fds
+ * were looked at less than 2 us ago.
  */
 #ifndef UTIL_LOOP_H
 #define UTIL_LOOP_H
@@ -114,20 +116,32 @@ void loop_poller_free(LoopPoller *p);        /* NULL is fine */
 /*
  * A watch poller has no notification at all (NVMe doorbells in memory the
  * guest writes): the loop also runs it when it wakes from a sleep, and
- * sleeps at most 50 us after it last found work, backing off to 500 us.
+ * sleeps at most 50 us after it last found work, backing off to the
+ * loop's watch maximum (LOOP_WATCH_MAX_NS_DEFAULT unless set): the most a
+ * request after idle waits, against a wakeup (CPU) that often when idle.
  */
 void loop_poller_set_watch(LoopPoller *p, bool on);
+#define LOOP_WATCH_MAX_NS_DEFAULT 500000
+void loop_set_watch_max(EventLoop *l, int64_t ns);
 
 /*
- * Busy polling: each time the loop would sleep it first polls for up to
- * poll_ns, which adapts: it grows (times @grow, from 4 us) while the loop
- * sleeps for less than @max_ns, and shrinks (divided by @shrink, or to 0
- * when @shrink is 0) when it sleeps longer.  @max_ns 0 turns polling off
- * (the default).  @grow 0 means 2.
+ * Busy polling: each time the loop would sleep it first polls (its
+ * pollers, and its fds every 2 us) for up to poll_ns, which adapts: it
+ * grows (times @grow, from 4 us) while the loop sleeps for less than
+ * @max_ns, and shrinks (divided by @shrink, or to 0 when @shrink is 0)
+ * when it sleeps longer.  @max_ns 0 turns polling off (the default of
+ * loop_new(); iothreads and iovd's main loop take
+ * LOOP_POLL_MAX_NS_DEFAULT).  @grow 0 means 2.
  */
 #define LOOP_POLL_MAX_NS_DEFAULT 32768     /* QEMU's iothread default */
 void loop_set_poll_params(EventLoop *l, int64_t max_ns, int64_t grow,
                           int64_t shrink);
+/* A loop's polling, as -object iothread / main-loop set it. */
+typedef struct LoopPollParams {
+    int64_t max_ns, grow, shrink;   /* loop_set_poll_params() */
+    int64_t idle_ns;                /* loop_set_watch_max() */
+} LoopPollParams;
+void loop_set_poll(EventLoop *l, const LoopPollParams *p);
 /* The current poll_ns and how many pollers are registered (monitor). */
 int64_t loop_poll_ns(EventLoop *l);
 int64_t loop_poll_max_ns(EventLoop *l);

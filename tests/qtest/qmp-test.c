@@ -1531,7 +1531,8 @@ START_TEST(test_iothreads)
     uint16_t cmd = PCI_COMMAND_MEMORY;
 
     json_object_put(qmp_ok(qmp, "object-add", "{'qom-type': 'iothread', "
-                           "'id': 'io0', 'poll-max-ns': 1000}"));
+                           "'id': 'io0', 'poll-max-ns': 1000, "
+                           "'poll-idle-ns': 200000}"));
     e1 = qmp_err(qmp, "GenericError", "object-add",
                  "{'qom-type': 'iothread', 'id': 'io0'}");
     assert_contains(e1, "io0");
@@ -1543,6 +1544,7 @@ START_TEST(test_iothreads)
     io = json_object_array_get_idx(ret, 0);
     ck_assert_str_eq(qmp_get_str(io, "id"), "io0");
     ck_assert_int_eq(qmp_get_int(io, "poll-max-ns"), 1000);
+    ck_assert_int_eq(qmp_get_int(io, "poll-idle-ns"), 200000);
     /* A thread of the daemon, not the daemon's main thread. */
     ck_assert_int_gt(qmp_get_int(io, "thread-id"), 0);
     ck_assert_int_ne(qmp_get_int(io, "thread-id"), iovd_proc_pid(proc));
