@@ -494,6 +494,7 @@ static void nvme_enable(NvmeCtrl *n)
 {
     /* Doorbells written while disabled are ignored (here: dropped). */
     nvme_db_reset_all(n);
+    n->db_mem_used = false;
     n->csts &= ~NVME_CSTS_SHST_MASK;
     if (nvme_start_ctrl(n)) {
         n->csts |= NVME_CSTS_RDY;
@@ -650,6 +651,10 @@ static bool nvme_db_poll(void *opaque)
             __atomic_compare_exchange_n(&n->db_page[i], &v, NVME_DB_IDLE,
                                         false, __ATOMIC_ACQUIRE,
                                         __ATOMIC_RELAXED)) {
+            if (!n->db_mem_used) {
+                n->db_mem_used = true;
+                trace_nvme_db_mem_first(nvme_id(n), i, v);
+            }
             nvme_doorbell(n, NVME_REG_DBS + 4ULL * i, v);
             found = true;
         }

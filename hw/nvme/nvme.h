@@ -243,6 +243,7 @@ struct NvmeCtrl {
      */
     uint32_t *db_page;          /* NULL: doorbell writes are trapped */
     LoopPoller *db_poller;
+    bool db_mem_used;           /* one taken since enable (traced once) */
 
     /* Shadow doorbells (Doorbell Buffer Config). */
     uint64_t dbbuf_dbs;

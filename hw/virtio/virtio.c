@@ -57,6 +57,7 @@ struct VirtQueue {
     bool polled;                /* ... but the loop busy-polls the ring */
     uint16_t poll_seen;         /* avail idx (split) or slot (packed) the
                                  * poller last reported */
+    bool poll_found;            /* ... once since enabled (traced) */
     bool irq_pending;           /* virtio_notify_later() */
     unsigned inuse;             /* popped, not yet filled or detached */
     unsigned filled;            /* filled, not yet flushed */
@@ -1254,6 +1255,7 @@ void virtio_queue_enable(VirtQueue *vq)
     vq->signalled_used_valid = false;
     vq->notification = true;
     vq->poll_seen = 0;
+    vq->poll_found = false;
     vq->enabled = true;
     trace_virtio_queue_enable(virtio_id(vdev), vq->index, vq->num, packed,
                               a[VIRTQUEUE_AREA_DESC],
@@ -1517,6 +1519,10 @@ static bool virtio_poll(void *opaque)
         VirtQueue *vq = vdev->vq[i];
 
         if (vq_rings_mapped(vq) && vq_poll_new_avail(vq)) {
+            if (!vq->poll_found) {
+                vq->poll_found = true;
+                trace_virtio_poll_first(virtio_id(vdev), i);
+            }
             device_bh_schedule(vq->bh);
             found = true;
         }
