@@ -74,7 +74,7 @@ struct EventLoop {
      * may use this loop in its stead. */
     pthread_t borrower;
     bool has_borrower;
-    unsigned depth;             /* loop_iterate nesting */
+    bool iterating;             /* in loop_iterate (never nested) */
     bool quit;
 
     /* fd handlers, indexed by fd. */
@@ -662,7 +662,7 @@ void loop_poller_free(LoopPoller *p)
     loop_poller_set_watch(p, false);
     p->deleted = true;
     p->loop->pollers_dirty = true;
-    if (!p->loop->depth) {
+    if (!p->loop->iterating) {
         g_ptr_array_remove(p->loop->pollers, p);
         g_free(p);
     }
@@ -994,7 +994,17 @@ bool loop_iterate(EventLoop *l, bool blocking)
     bool progress = false;
     int n = -1;
 
-    l->depth++;
+    if (l->iterating) {
+        /*
+         * No nested event loops: a callback that waits by running its
+         * loop lets any other callback run under it.  Wait by parking
+         * (a device's work item) or by posting and returning.
+         */
+        fprintf(stderr, "loop %s: loop_iterate() inside an iteration\n",
+                l->name);
+        abort();
+    }
+    l->iterating = true;
     l->stats.iterations++;
     loop_run_hooks(l);
 
@@ -1085,11 +1095,10 @@ bool loop_iterate(EventLoop *l, bool blocking)
     progress |= loop_dispatch_bhs(l);
     progress |= loop_dispatch_timers(l);
 
-    if (--l->depth == 0) {
-        loop_reap_zombies(l);
-        if (l->pollers_dirty) {
-            loop_pollers_compact(l);
-        }
+    l->iterating = false;
+    loop_reap_zombies(l);
+    if (l->pollers_dirty) {
+        loop_pollers_compact(l);
     }
     return progress;
 }

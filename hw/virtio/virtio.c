@@ -1518,7 +1518,15 @@ static bool virtio_poll(void *opaque)
     for (unsigned i = 0; i < vdev->nvqs; i++) {
         VirtQueue *vq = vdev->vq[i];
 
-        if (vq_rings_mapped(vq) && vq_poll_new_avail(vq)) {
+        if (!vq_rings_mapped(vq)) {
+            continue;
+        }
+        if (vdev->poll_started && !vq->polled) {
+            /* Enabled since polling began: suppress its notifications. */
+            vq->polled = true;
+            vq_apply_notification(vq);
+        }
+        if (vq_poll_new_avail(vq)) {
             if (!vq->poll_found) {
                 vq->poll_found = true;
                 trace_virtio_poll_first(virtio_id(vdev), i);
@@ -1538,6 +1546,7 @@ static void virtio_poll_started(void *opaque, bool on)
 {
     VirtIODevice *vdev = opaque;
 
+    vdev->poll_started = on;
     for (unsigned i = 0; i < vdev->nvqs; i++) {
         VirtQueue *vq = vdev->vq[i];
 

@@ -189,6 +189,7 @@ struct VirtIODevice {
     bool broken;                /* NEEDS_RESET: rings are left alone */
     DeviceBH *complete_bh;      /* completions and batched notifications */
     struct LoopPoller *poller;  /* on an iothread that busy-polls */
+    bool poll_started;          /* the loop busy-polls right now */
     uint8_t cfg_cap;            /* PCI config access capability offset */
 };
 
