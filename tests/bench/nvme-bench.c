@@ -4,15 +4,25 @@
  *
  *   nvme-bench -s SOCKET [-p SERVER_PID] [-w randread|randwrite]
  *              [-q QUEUE_DEPTH] [-n QUEUES] [-t SECONDS] [-b BLOCK_SIZE]
- *              [--no-shared-mem] [--no-dbbuf]
+ *              [--no-shared-mem] [--no-dbbuf] [--irq] [--idle]
  *
  * It maps guest RAM from a memfd (shared, so the server does zero copy),
  * brings the controller up as Linux does (shadow doorbells when the
  * controller offers them, unless --no-dbbuf; the doorbell page mapped when
  * the server offers it, as QEMU's client does), creates the I/O queues, keeps
  * QUEUE_DEPTH commands in flight per queue and busy-polls the completion
- * queues (no interrupt waits), ringing each doorbell once per batch.  One
+ * queues (no interrupt waits; with --irq it sleeps on the queue's MSI-X
+ * eventfd instead, as an interrupt-driven guest driver), ringing each
+ * doorbell once per batch.  One
  * result line:
+ *
+ * With --idle it moves no data: after bring-up it waits SECONDS and
+ * reports the server's CPU meanwhile, then 20 times waits 50-150 ms and
+ * times one 4 KiB read (how fast an idle device wakes):
+ *
+ *   nvme-bench: idle secs=... server_cpu_pct=... wake_us_p50=... max=...
+ *
+ * Otherwise:
  *
  *   nvme-bench: rw=randread bs=4096 qd=32 queues=1 iops=... mbps=...
  *     lat_us_p50=... p99=... p999=... server_cpu_us_per_io=...
@@ -70,10 +80,12 @@ int main(int argc, char **argv)
     const char *sock = NULL, *rw = "randread";
     int qd = 32, nq = 1, secs = 5, bs = 4096;
     pid_t server_pid = 0;
-    bool shared = true, dbbuf = true;
+    bool shared = true, dbbuf = true, idle = false, irq = false;
     static const struct option longopts[] = {
         { "no-shared-mem", no_argument, NULL, 'N' },
         { "no-dbbuf", no_argument, NULL, 'D' },
+        { "idle", no_argument, NULL, 'I' },
+        { "irq", no_argument, NULL, 'Q' },
         { NULL, 0, NULL, 0 },
     };
     int opt;
@@ -90,6 +102,8 @@ int main(int argc, char **argv)
         case 'b': bs = atoi(optarg); break;
         case 'N': shared = false; break;
         case 'D': dbbuf = false; break;
+        case 'I': idle = true; break;
+        case 'Q': irq = true; break;
         default:
             fprintf(stderr, "usage: nvme-bench -s SOCKET [-p PID] "
                     "[-w randread|randwrite] [-q QD] [-n QUEUES] [-t SECS] "
@@ -111,7 +125,7 @@ int main(int argc, char **argv)
 
     guest_mem_map_checked(gm, c, shared);
     q = qnvme_new(dev, gm);
-    q->use_msix = false;            /* busy-poll the CQs */
+    q->use_msix = false;            /* vectors wired; we wait ourselves */
     qnvme_init(q, nq, qd + 1 > 64 ? qd + 1 : 64);
     dbbuf = dbbuf && (q->id.oacs & NVME_OACS_DBBUF) &&
             qnvme_dbbuf_config(q) == NVME_SUCCESS;
@@ -122,6 +136,40 @@ int main(int argc, char **argv)
     }
     uint32_t nlb = bs / ns->lbasz;
     uint64_t nblocks = ns->nsze / nlb;      /* in units of bs */
+
+    if (idle) {
+        uint64_t buf = guest_alloc_aligned(gm, bs, 4096);
+        QNvmeQueue *queue = qnvme_ioq(q, 1);
+        uint32_t wake[20];
+        double c0 = proc_cpu_secs(server_pid), c1;
+        int64_t w0 = clock_ns(), w1;
+
+        g_usleep((gulong)secs * 1000000);
+        c1 = proc_cpu_secs(server_pid);
+        w1 = clock_ns();
+        for (unsigned i = 0; i < G_N_ELEMENTS(wake); i++) {
+            NvmeCmd cmd;
+            NvmeCqe cqe;
+            int64_t t;
+
+            /* 50-150 ms: clients probing side by side rarely collide. */
+            g_usleep(50000 + g_random_int_range(0, 100000));
+            qnvme_rw_cmd(q, &cmd, NVME_CMD_READ, 1, (uint64_t)i * nlb, nlb,
+                         buf);
+            t = clock_ns();
+            qnvme_queue_cmd(q, queue, &cmd);
+            qnvme_ring_sq(q, queue);
+            qnvme_wait(q, queue, &cqe, 0);
+            wake[i] = (clock_ns() - t) / 1000;
+        }
+        qsort(wake, G_N_ELEMENTS(wake), sizeof(wake[0]), cmp_u32);
+        printf("nvme-bench: idle secs=%d doorbells=%s server_cpu_pct=%.2f "
+               "wake_us_p50=%u max=%u\n", secs,
+               q->db_mapped ? "mmap" : "trap",
+               server_pid > 0 ? (c1 - c0) * 100e9 / (w1 - w0) : -1,
+               wake[G_N_ELEMENTS(wake) / 2], wake[G_N_ELEMENTS(wake) - 1]);
+        return 0;
+    }
     /* One data buffer per slot. */
     uint64_t *bufs = g_new(uint64_t, nq * qd);
     for (int i = 0; i < nq * qd; i++) {
@@ -154,6 +202,10 @@ int main(int argc, char **argv)
         qnvme_ring_sq(q, queue);
     }
     while (clock_ns() < end) {
+        if (!shared) {
+            /* Guest RAM is ours alone: answer the server's DMA requests. */
+            vfu_service(c, 0);
+        }
         for (int qi = 0; qi < nq; qi++) {
             QNvmeQueue *queue = qnvme_ioq(q, qi + 1);
             int reaped = 0;
@@ -195,6 +247,8 @@ int main(int argc, char **argv)
             if (reaped) {
                 qnvme_ring_cq(q, queue);
                 qnvme_ring_sq(q, queue);
+            } else if (irq && nq == 1) {
+                qpci_eventfd_wait(dev, qpci_msix_fd(dev, queue->vector), 10);
             }
         }
     }
@@ -204,10 +258,10 @@ int main(int argc, char **argv)
     g_array_sort(lat, cmp_u32);
     uint32_t *l = (uint32_t *)lat->data;
     uint32_t n = lat->len;
-    printf("nvme-bench: rw=%s bs=%d qd=%d queues=%d shared=%s "
+    printf("nvme-bench: rw=%s bs=%d qd=%d queues=%d shared=%s wait=%s "
            "doorbells=%s dbbuf=%s iops=%.0f "
            "mbps=%.1f lat_us_p50=%u p99=%u p999=%u errors=%" PRIu64,
-           rw, bs, qd, nq, shared ? "yes" : "no",
+           rw, bs, qd, nq, shared ? "yes" : "no", irq ? "irq" : "poll",
            q->db_mapped ? "mmap" : "trap", dbbuf ? "yes" : "no",
            done / elapsed,
            done * (double)bs / elapsed / 1e6, n ? l[n / 2] : 0,
