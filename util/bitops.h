@@ -31,12 +31,14 @@ static inline void clear_bit(unsigned n, unsigned long *map)
     map[BIT_WORD(n)] &= ~BIT_MASK(n);
 }
 
-/* The first set bit at or after @start, or @nbits when there is none. */
-static inline unsigned find_next_bit(const unsigned long *map, unsigned nbits,
-                                     unsigned start)
+/* The first bit at or after @start that differs from @skip (0 or ~0UL). */
+static inline unsigned bitmap_find_next(const unsigned long *map,
+                                        unsigned nbits, unsigned start,
+                                        unsigned long skip)
 {
     while (start < nbits) {
-        unsigned long w = map[BIT_WORD(start)] >> (start % BITS_PER_LONG);
+        unsigned long w = (map[BIT_WORD(start)] ^ skip) >>
+                          (start % BITS_PER_LONG);
 
         if (w) {
             start += __builtin_ctzl(w);
@@ -47,20 +49,18 @@ static inline unsigned find_next_bit(const unsigned long *map, unsigned nbits,
     return nbits;
 }
 
+/* The first set bit at or after @start, or @nbits when there is none. */
+static inline unsigned find_next_bit(const unsigned long *map, unsigned nbits,
+                                     unsigned start)
+{
+    return bitmap_find_next(map, nbits, start, 0);
+}
+
 /* The first clear bit at or after @start, or @nbits when there is none. */
 static inline unsigned find_next_zero_bit(const unsigned long *map,
                                           unsigned nbits, unsigned start)
 {
-    while (start < nbits) {
-        unsigned long w = ~map[BIT_WORD(start)] >> (start % BITS_PER_LONG);
-
-        if (w) {
-            start += __builtin_ctzl(w);
-            return MIN(start, nbits);
-        }
-        start = (BIT_WORD(start) + 1) * BITS_PER_LONG;
-    }
-    return nbits;
+    return bitmap_find_next(map, nbits, start, ~0UL);
 }
 
 static inline unsigned find_first_bit(const unsigned long *map,

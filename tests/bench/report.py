@@ -147,25 +147,40 @@ for name, value, ok, detail in targets:
 md += ['']
 
 # ---- NVMe ----
+# The columns of the storage tables, by name.
+IO_COLS = {
+    'where': lambda d: LOOPS.get(d['loop'], d['loop']),
+    'backend': lambda d: d['backend'],
+    'RAM': lambda d: d.get('ram', 'shared'),
+    'rw': lambda d: d['rw'],
+    'QD': lambda d: d['qd'],
+    'IOPS': lambda d: f"{float(d['iops']):,.0f}",
+    'µs/IO': lambda d: fmt(us_per_io(d), '.1f') if d['qd'] == '1' else '',
+    'p50 µs': lambda d: d['lat_us_p50'],
+    'p99 µs': lambda d: d['p99'],
+    'p99.9 µs': lambda d: d.get('p999', ''),
+    'doorbells': lambda d: d.get('doorbells', '') +
+    ('+shadow' if d.get('dbbuf') == 'yes' else ''),
+    'notifications/IO': lambda d: d.get('kicks_per_io', ''),
+    'iovd CPU µs/IO': lambda d: d.get('server_cpu_us_per_io', ''),
+    'vs fio': lambda d: fmt(ratio(d, d['rw'], int(d['qd']))
+                            if d['backend'] == 'file' else None, '.2f', 'x'),
+}
+
+
+def io_table(title, data, cols):
+    out = [f'## {title}', '', '| ' + ' | '.join(cols) + ' |',
+           '| ' + ' | '.join('---' for _ in cols) + ' |']
+    for d in data:
+        out.append('| ' + ' | '.join(IO_COLS[c](d) for c in cols) + ' |')
+    return out + ['']
+
+
 nv = rows('nvme')
 if nv:
-    md += ['## NVMe', '',
-           '| where | backend | RAM | rw | QD | IOPS | µs/IO | p50 µs | '
-           'p99 µs | p99.9 µs | doorbells | iovd CPU µs/IO | vs fio |',
-           '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | '
-           '--- | --- | --- |']
-    for d in nv:
-        qd = int(d['qd'])
-        r = ratio(d, d['rw'], qd) if d['backend'] == 'file' else None
-        md.append(
-            f"| {LOOPS.get(d['loop'], d['loop'])} | {d['backend']} | "
-            f"{d.get('ram', 'shared')} | {d['rw']} | {qd} | "
-            f"{float(d['iops']):,.0f} | "
-            f"{fmt(us_per_io(d), '.1f') if qd == 1 else ''} | "
-            f"{d['lat_us_p50']} | {d['p99']} | {d['p999']} | "
-            f"{d.get('doorbells', '')}{'+shadow' if d.get('dbbuf') == 'yes' else ''} | "
-            f"{d.get('server_cpu_us_per_io', '')} | {fmt(r, '.2f', 'x')} |")
-    md += ['']
+    md += io_table('NVMe', nv, ['where', 'backend', 'RAM', 'rw', 'QD', 'IOPS',
+                                'µs/IO', 'p50 µs', 'p99 µs', 'p99.9 µs',
+                                'doorbells', 'iovd CPU µs/IO', 'vs fio'])
 
 hosts = rows('fio')
 if hosts:
@@ -190,21 +205,10 @@ if hosts:
 # ---- virtio-blk ----
 vb = rows('virtio-blk')
 if vb:
-    md += ['## virtio-blk', '',
-           '| where | backend | rw | QD | IOPS | µs/IO | p50 µs | p99 µs | '
-           'notifications/IO | iovd CPU µs/IO | vs fio |',
-           '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | '
-           '--- |']
-    for d in vb:
-        qd = int(d['qd'])
-        r = ratio(d, d['rw'], qd) if d['backend'] == 'file' else None
-        md.append(
-            f"| {LOOPS.get(d['loop'], d['loop'])} | {d['backend']} | "
-            f"{d['rw']} | {qd} | {float(d['iops']):,.0f} | "
-            f"{fmt(us_per_io(d), '.1f') if qd == 1 else ''} | "
-            f"{d['lat_us_p50']} | {d['p99']} | {d.get('kicks_per_io', '')} | "
-            f"{d.get('server_cpu_us_per_io', '')} | {fmt(r, '.2f', 'x')} |")
-    md += ['']
+    md += io_table('virtio-blk', vb, ['where', 'backend', 'rw', 'QD', 'IOPS',
+                                      'µs/IO', 'p50 µs', 'p99 µs',
+                                      'notifications/IO', 'iovd CPU µs/IO',
+                                      'vs fio'])
 
 # ---- scaling ----
 if scale:
