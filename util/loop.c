@@ -765,6 +765,15 @@ int64_t loop_poll_max_ns(EventLoop *l)
  * for as long as the loop would have slept is ideal; sleeping longer
  * than poll_max_ns means polling is wasted; in between, poll longer.
  */
+static void loop_poll_grow(EventLoop *l)
+{
+    if (l->poll_ns < l->poll_max_ns) {
+        l->poll_ns = l->poll_ns ? l->poll_ns * l->poll_grow
+                                : LOOP_POLL_START_NS;
+        l->poll_ns = MIN(l->poll_ns, l->poll_max_ns);
+    }
+}
+
 static void loop_poll_adjust(EventLoop *l, int64_t block_ns)
 {
     if (block_ns <= l->poll_ns) {
@@ -772,10 +781,8 @@ static void loop_poll_adjust(EventLoop *l, int64_t block_ns)
     }
     if (block_ns > l->poll_max_ns) {
         l->poll_ns = l->poll_shrink ? l->poll_ns / l->poll_shrink : 0;
-    } else if (l->poll_ns < l->poll_max_ns) {
-        l->poll_ns = l->poll_ns ? l->poll_ns * l->poll_grow
-                                : LOOP_POLL_START_NS;
-        l->poll_ns = MIN(l->poll_ns, l->poll_max_ns);
+    } else {
+        loop_poll_grow(l);
     }
 }
 
@@ -990,8 +997,8 @@ static int loop_epoll_wait(EventLoop *l, struct epoll_event *ev,
 bool loop_iterate(EventLoop *l, bool blocking)
 {
     struct epoll_event ev[LOOP_MAX_EVENTS];
-    int64_t timeout = 0, start = 0;
-    bool progress = false;
+    int64_t timeout = 0, start = 0, block_ns;
+    bool progress = false, watch_found = false;
     int n = -1;
 
     if (l->iterating) {
@@ -1059,25 +1066,31 @@ bool loop_iterate(EventLoop *l, bool blocking)
         l->last_epoll_ns = clock_ns();
     }
     __atomic_store_n(&l->notify_me, 0, __ATOMIC_RELAXED);
-    if (blocking && l->poll_max_ns && start) {
-        loop_poll_adjust(l, clock_ns() - start);
-    }
+    block_ns = start ? clock_ns() - start : 0;
     if (l->nr_watch && timeout != 0) {
         /* Woken after a sleep: what no notification tells us. */
         if (loop_run_pollers(l)) {
             progress = true;
+            watch_found = n == 0;
             l->watch_ns = LOOP_WATCH_MIN_NS;
-            /*
-             * Work came while we slept, at some point of a sleep that the
-             * watch cut short: that says nothing against polling, whose
-             * window may have been 0 since the device was last idle.
-             * Poll again; the usual rule grows or shrinks it from there.
-             */
-            if (l->poll_max_ns && !l->poll_ns) {
-                l->poll_ns = MIN(LOOP_POLL_START_NS, l->poll_max_ns);
-            }
         } else {
             l->watch_ns = MIN(l->watch_ns * 2, l->watch_max_ns);
+        }
+    }
+    if (blocking && l->poll_max_ns && start) {
+        if (watch_found) {
+            /*
+             * Work came at some point of a sleep that nothing could cut
+             * short (doorbells in memory notify no one): the sleep's
+             * length says nothing against polling, while the work says
+             * a longer poll may have caught it.  Grow; with the plain
+             * rule a watch period longer than poll-max-ns would shrink
+             * the window to 0 on every such wake, and the loop would
+             * never poll again under a steady load.
+             */
+            loop_poll_grow(l);
+        } else {
+            loop_poll_adjust(l, block_ns);
         }
     }
 
