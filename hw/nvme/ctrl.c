@@ -683,6 +683,18 @@ static bool nvme_db_mmap_init(NvmeCtrl *n, uint64_t bar0_size, GError **errp)
     return true;
 }
 
+/* Trapped doorbells on an iothread that polls: poll the shadows too. */
+static void nvme_shadow_poll_init(NvmeCtrl *n)
+{
+    Device *dev = &n->pdev.dev;
+
+    if (!n->db_page && dev->loop != loop_main() &&
+        loop_poll_max_ns(dev->loop)) {
+        n->shadow_poller = loop_poller_new(dev->loop, nvme_shadow_poll,
+                                           nvme_shadow_poll_started, n);
+    }
+}
+
 /* ---- registers ---- */
 
 static uint64_t nvme_mmio_read(void *opaque, uint64_t addr, unsigned size)
@@ -891,6 +903,7 @@ static bool nvme_realize(Device *dev, GError **errp)
         pci_device_cleanup(pdev);
         return false;
     }
+    nvme_shadow_poll_init(n);
     pci_register_bar(pdev, NVME_BAR_MSIX, PCI_BAR_MEM32, 4096, NULL, NULL);
     pci_add_pm_cap(pdev);
     pci_add_msix_cap(pdev, n->nr_vectors, NVME_BAR_MSIX, 0, NVME_BAR_MSIX,
@@ -922,6 +935,7 @@ static void nvme_unrealize(Device *dev)
     device_timer_free(n->coalesce_timer);
     device_timer_free(n->kato_timer);
     loop_poller_free(n->db_poller);
+    loop_poller_free(n->shadow_poller);
     g_free(n->bit_bucket);
     pci_device_cleanup(&n->pdev);
 }
@@ -954,7 +968,8 @@ static const PropDef nvme_props[] = {
     PROP_DEF_ENUM("werror", NvmeCtrl, werror, blk_error_policy_names,
                   "action on write errors", .defval = "report"),
     PROP_DEF_ENUM("doorbells", NvmeCtrl, doorbells, nvme_doorbells_names,
-                  "trap: each doorbell write is a message; mmap: the "
+                  "trap: doorbell writes are messages (rare with shadow "
+                  "doorbells on an iothread that polls); mmap: the "
                   "doorbell page is guest-mappable memory that the device "
                   "polls; auto: mmap on an iothread that polls",
                   .defval = "auto"),

@@ -249,6 +249,13 @@ struct NvmeCtrl {
     uint64_t dbbuf_dbs;
     uint64_t dbbuf_eis;
     bool dbbuf_enabled;
+    /*
+     * Trapped doorbells on a loop that busy-polls: while it polls, this
+     * poller reads the shadow tails and the event indexes ask the host
+     * for no doorbell write (nvme_shadow_poll).
+     */
+    LoopPoller *shadow_poller;
+    bool shadow_polled;         /* the loop is polling now */
 
     /* Interrupts. */
     uint32_t msi_pending;       /* MSI vectors raised while INTMS masked */
@@ -332,7 +339,8 @@ void nvme_req_release(NvmeRequest *req);
 void nvme_req_drop(NvmeRequest *req);
 void nvme_cq_flush_waitq(NvmeCtrl *n, NvmeCQueue *cq);
 bool nvme_cq_full(NvmeCtrl *n, NvmeCQueue *cq);
-void nvme_cq_update_shadow_head(NvmeCtrl *n, NvmeCQueue *cq);
+bool nvme_shadow_poll(void *opaque);
+void nvme_shadow_poll_started(void *opaque, bool on);
 uint32_t nvme_cq_used(NvmeCQueue *cq);
 bool nvme_bounce_get(NvmeRequest *req);
 void nvme_bounce_put(NvmeRequest *req);

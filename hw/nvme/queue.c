@@ -43,6 +43,82 @@ static void nvme_shadow_write(NvmeCtrl *n, uint64_t addr, uint32_t val)
     }
 }
 
+/*
+ * The event index to publish for @sq: its tail (the host rings for the
+ * next command), or while the loop polls the shadows one behind it, which
+ * the host crosses only after a whole lap of the ring.
+ */
+static uint32_t nvme_sq_event_idx(NvmeCtrl *n, NvmeSQueue *sq)
+{
+    return n->shadow_polled ? (sq->tail + sq->size - 1) % sq->size
+                            : sq->tail;
+}
+
+/*
+ * The poller and its start/stop callback run outside the device's work:
+ * they touch shadow doorbells only where guest memory is mapped (no DMA
+ * message, nothing that could park); elsewhere the doorbells stay
+ * trapped as before.
+ */
+bool nvme_shadow_poll(void *opaque)
+{
+    NvmeCtrl *n = opaque;
+    bool found = false;
+
+    if (!n->dbbuf_enabled || !nvme_ready(n) ||
+        !device_fetch_allowed(&n->pdev.dev)) {
+        return false;
+    }
+    /*
+     * New commands (a valid tail we have not read), and for a full CQ
+     * with completions waiting, a valid head we have not read: the
+     * worker reads the same shadows, so what is reported here moves it.
+     */
+    for (unsigned i = 1; i <= n->max_ioqpairs; i++) {
+        NvmeSQueue *sq = n->sq[i];
+        NvmeCQueue *cq = n->cq[i];
+        uint32_t *p, v;
+
+        if (sq && sq->db_addr &&
+            (p = pci_dma_map(&n->pdev, sq->db_addr, 4, false))) {
+            /* Acquire: the entries the host wrote before the tail. */
+            v = __atomic_load_n(p, __ATOMIC_ACQUIRE);
+            found |= v != sq->tail && v < sq->size;
+        }
+        if (cq && cq->db_addr && !g_queue_is_empty(&cq->waitq) &&
+            (p = pci_dma_map(&n->pdev, cq->db_addr, 4, false))) {
+            v = __atomic_load_n(p, __ATOMIC_RELAXED);
+            found |= v != cq->head && v < cq->size &&
+                     (v + cq->size - cq->head) % cq->size <= nvme_cq_used(cq);
+        }
+    }
+    if (found) {
+        nvme_schedule(n);
+    }
+    return found;
+}
+
+void nvme_shadow_poll_started(void *opaque, bool on)
+{
+    NvmeCtrl *n = opaque;
+
+    n->shadow_polled = on;
+    if (!n->dbbuf_enabled || !nvme_queues_live(n)) {
+        return;
+    }
+    for (unsigned i = 1; i <= n->max_ioqpairs; i++) {
+        NvmeSQueue *sq = n->sq[i];
+        uint32_t *p;
+
+        if (sq && sq->ei_addr &&
+            (p = pci_dma_map(&n->pdev, sq->ei_addr, 4, true))) {
+            __atomic_store_n(p, nvme_sq_event_idx(n, sq), __ATOMIC_RELAXED);
+        }
+    }
+    /* The loop's last look at the shadows comes after: see its writes. */
+    smp_mb();
+}
+
 void nvme_queue_set_shadow(NvmeCtrl *n, uint16_t qid)
 {
     NvmeSQueue *sq = n->sq[qid];
@@ -89,12 +165,11 @@ static void nvme_sq_update_shadow_tail(NvmeCtrl *n, NvmeSQueue *sq)
     sq->tail = v;
 }
 
-void nvme_cq_update_shadow_head(NvmeCtrl *n, NvmeCQueue *cq)
+static void nvme_cq_update_shadow_head(NvmeCtrl *n, NvmeCQueue *cq)
 {
     uint32_t v;
 
-    if (!cq->db_addr || !nvme_shadow_read(n, cq->db_addr, &v) ||
-        v == cq->head) {
+    if (!nvme_shadow_read(n, cq->db_addr, &v) || v == cq->head) {
         return;
     }
     if (v >= cq->size ||
@@ -105,7 +180,6 @@ void nvme_cq_update_shadow_head(NvmeCtrl *n, NvmeCQueue *cq)
         return;
     }
     cq->head = v;
-    nvme_shadow_write(n, cq->ei_addr, v);
 }
 
 /* ---- completion queues ---- */
@@ -148,6 +222,20 @@ bool nvme_cq_full(NvmeCtrl *n, NvmeCQueue *cq)
     if (nvme_ring_next(cq->tail, cq->size) != cq->head) {
         return false;
     }
+    if (!cq->db_addr) {
+        return true;
+    }
+    nvme_cq_update_shadow_head(n, cq);
+    if (nvme_ring_next(cq->tail, cq->size) != cq->head) {
+        return false;
+    }
+    /*
+     * Full: ask for the host's next head write (event index = the head
+     * we know), then look once more, so that one of us sees the other's
+     * write.
+     */
+    nvme_shadow_write(n, cq->ei_addr, cq->head);
+    smp_mb();
     nvme_cq_update_shadow_head(n, cq);
     return nvme_ring_next(cq->tail, cq->size) == cq->head;
 }
@@ -483,7 +571,7 @@ void nvme_process_sq(NvmeCtrl *n, NvmeSQueue *sq)
          * commands past it), then look once more: one of us sees the
          * other's write.
          */
-        nvme_shadow_write(n, sq->ei_addr, sq->tail);
+        nvme_shadow_write(n, sq->ei_addr, nvme_sq_event_idx(n, sq));
         smp_mb();
         nvme_sq_update_shadow_tail(n, sq);
         if (sq->head == sq->tail) {

@@ -2002,6 +2002,53 @@ START_TEST(test_doorbells_mmap_dbbuf)
 }
 END_TEST
 
+START_TEST(test_doorbells_trap_shadow_polled)
+{
+    QNvme *q;
+    QNvmeQueue *small, *big;
+    uint64_t buf;
+    int64_t before, msgs;
+
+    /*
+     * Trapped doorbells with shadow doorbells on a polling iothread:
+     * while the loop polls, the device reads the shadow tails and its
+     * event indexes ask for no doorbell write; before it sleeps it asks
+     * again.
+     */
+    doorbell_run("poll-max-ns=1000000", ",doorbells=trap", false);
+    q = env.q;
+    ck_assert_int_eq(qnvme_dbbuf_config(q), NVME_SUCCESS);
+    small = qnvme_create_ioq(q, 3, 8, 3);
+    big = qnvme_create_ioq(q, 4, 64, 4);
+    buf = guest_alloc_aligned(q->gm, 4096, 4096);
+    q->use_msix = false;
+    /* On an 8-entry queue the tails repeat every lap: each is seen. */
+    for (unsigned i = 0; i < 50; i++) {
+        dbbuf_batch(q, small, buf, 2, true);
+        dbbuf_batch(q, small, buf, 7, false);
+    }
+    /*
+     * 100 batches on a 64-entry queue: a message only where a lap
+     * crosses an event index, or where the loop had stopped polling
+     * (each batch, without shadow polling).  The driver waits on its
+     * MSI-X eventfd: batches come closer together than poll-max-ns.
+     */
+    q->use_msix = true;
+    before = vfu_messages();
+    for (unsigned i = 0; i < 100; i++) {
+        dbbuf_batch(q, big, buf, 2, false);
+    }
+    msgs = vfu_messages() - before;
+    ck_assert_msg(msgs < 50, "%" PRId64 " messages for 100 batches", msgs);
+    /* Idle, the loop sleeps; the next batch rings it awake. */
+    for (unsigned i = 0; i < 3; i++) {
+        g_usleep(20000);
+        dbbuf_batch(q, big, buf, 3, false);
+    }
+    ck_assert_uint_eq(qnvme_readl(q, NVME_REG_CSTS), NVME_CSTS_RDY);
+}
+END_TEST
+
 START_TEST(test_doorbells_mmap_reset)
 {
     QNvme *q;
@@ -2884,6 +2931,7 @@ static Suite *nvme_suite(void)
     add(s, "doorbells_trap", test_doorbells_trap);
     add(s, "doorbells_mmap_reset", test_doorbells_mmap_reset);
     add(s, "doorbells_mmap_dbbuf", test_doorbells_mmap_dbbuf);
+    add(s, "doorbells_trap_shadow_polled", test_doorbells_trap_shadow_polled);
     add(s, "cq_full", test_cq_full);
     add(s, "keep_alive", test_keep_alive);
     add(s, "dma_fallback", test_dma_fallback);
