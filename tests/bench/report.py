@@ -6,7 +6,7 @@ import os
 import re
 import sys
 
-raw, out, cpu, kernel, secs, file_mb, fstype, ncpu = sys.argv[1:9]
+raw, out, cpu, kernel, secs, file_mb, fstype, ncpu, rounds = sys.argv[1:10]
 lines = open(raw).read().splitlines()
 
 
@@ -56,16 +56,27 @@ def fmt(v, spec='.0f', suffix=''):
 LOOPS = {
     'main': 'main loop (default)',
     'iothread-poll': 'iothread, busy polling (default 32 us)',
+    'iothread-poll-trap': 'iothread, busy polling, doorbells=trap',
     'iothread-sleep': 'iothread, poll-max-ns=0',
 }
+
+steal = next((l.split()[1:] for l in lines if l.startswith('steal ')), None)
+steal_pct = None
+if steal and float(steal[1]) > float(steal[3]):
+    steal_pct = 100 * (float(steal[0]) - float(steal[2])) / \
+        (float(steal[1]) - float(steal[3]))
 
 md = ['# iovd performance', '',
       'Written by `make bench` (tests/bench/run.sh, tests/bench/report.py); '
       'do not edit by hand.', '',
       f'- date: {datetime.date.today().isoformat()}',
-      f'- machine: {cpu}, kernel {kernel}, {ncpu} cores (a VM)',
+      f'- machine: {cpu}, kernel {kernel}, {ncpu} cores (a VM'
+      + (f'; the hypervisor took {steal_pct:.1f}% of its CPU time during '
+         'the run (steal)' if steal_pct is not None else '') + ')',
       f'- image: one {file_mb} MiB raw file on {fstype}, the same for iovd '
-      f'and host fio; {secs} s per point; 4 KiB random I/O on one queue',
+      f'and host fio; {secs} s per point, the best of {rounds} runs (iovd '
+      'and fio alike: this VM\'s run-to-run spread is about 15%); 4 KiB '
+      'random I/O on one queue',
       '- iovd clients are vfio-user drivers in the same machine '
       '(`tests/bench/nvme-bench`, `virtio-blk-bench`): they map guest RAM '
       'from a memfd shared with iovd, bring the device up as Linux does '
@@ -74,8 +85,8 @@ md = ['# iovd performance', '',
       'busy-poll for completions on the other core; host fio runs alone',
       '- `vs fio` = IOPS / host `fio --ioengine=io_uring --direct=0` IOPS '
       'at the same QD and rw in this run',
-      '- command: `make bench` (BENCH_SECS, BENCH_FILE_MB, BENCH_IMG_DIR '
-      'change the defaults)', '']
+      '- command: `make bench` (BENCH_SECS, BENCH_ROUNDS, BENCH_FILE_MB, '
+      'BENCH_IMG_DIR change the defaults)', '']
 
 # ---- targets ----
 targets = []
@@ -133,7 +144,7 @@ for cfg in ('default', 'idle2ms', 'trap'):
         label = {'default': 'doorbells in memory, poll-idle-ns default '
                             '(500 us)',
                  'idle2ms': 'doorbells in memory, poll-idle-ns=2000000',
-                 'trap': 'doorbells=trap (messages)'}[cfg]
+                 'trap': 'doorbells=trap (shadow doorbells polled)'}[cfg]
         target(f'idle, 4 NVMe on one polling iothread, {label}',
                f'{pct:.1f}% CPU, wake <= {wake} us',
                pct < 2 and wake <= 1000, '< 2% of a core; a request after '
@@ -266,8 +277,9 @@ if idle_rows:
            'VM; bare metal takes a few µs), so 1 ms of wake-up latency and '
            '2% of a core cannot both hold: the default (500 µs) keeps the '
            'latency, `poll-idle-ns=2000000` trades it for CPU, and '
-           '`doorbells=trap` costs nothing idle (each doorbell is then a '
-           'message; shadow doorbells keep them rare).  The cost is per '
+           '`doorbells=trap` costs nothing idle and, with the shadow '
+           'doorbells Linux uses, polls those under load (see its rows '
+           'above: no doorbell message while the loop polls).  The cost is per '
            'iothread, not per device: the four controllers share one '
            'wake-up.', '']
 
