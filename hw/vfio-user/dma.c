@@ -8,6 +8,7 @@
 #include "util/loop.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 static const char *sid(VfuServer *s)
 {
@@ -59,6 +60,39 @@ static VfuDmaRegion *dma_find(VfuServer *s, uint64_t addr)
     return NULL;
 }
 
+/* Refuse a DMA_MAP, saying why: 0 or an errno. */
+static int dma_map_refuse(VfuServer *s, const VfuDmaMap *m, int err,
+                          const char *why)
+{
+    trace_vfu_err_dma_map(sid(s), m->addr, m->size, why);
+    return err;
+}
+
+/* May [offset, offset + size) of @fd be mapped?  0 or an errno. */
+static int dma_map_check_fd(VfuServer *s, const VfuDmaMap *m, int fd)
+{
+    struct stat st;
+
+    if (!QEMU_IS_ALIGNED(m->offset, VFU_SERVER_PGSIZES)) {
+        return dma_map_refuse(s, m, EINVAL, "fd offset not page-aligned");
+    }
+    if (m->offset + m->size < m->offset) {
+        return dma_map_refuse(s, m, EINVAL, "fd offset + size wraps");
+    }
+    if (fstat(fd, &st) < 0) {
+        return dma_map_refuse(s, m, errno, "fd not usable");
+    }
+    /*
+     * A file (a memfd, a file on tmpfs or hugetlbfs) must hold the whole
+     * range: a page past its end is no memory, and touching it would
+     * kill the daemon (SIGBUS).
+     */
+    if (S_ISREG(st.st_mode) && m->offset + m->size > (uint64_t)st.st_size) {
+        return dma_map_refuse(s, m, EINVAL, "range past the end of the fd");
+    }
+    return 0;
+}
+
 int vfu_dma_map(VfuServer *s, const VfuDmaMap *m, int fd)
 {
     VfuDmaRegion r = {
@@ -66,23 +100,28 @@ int vfu_dma_map(VfuServer *s, const VfuDmaMap *m, int fd)
         .fd_offset = m->offset,
     };
     unsigned i;
+    int err;
 
     trace_vfu_dma_map(sid(s), m->addr, m->size, m->flags, fd);
     if (m->flags & ~(VFU_DMA_FLAG_READ | VFU_DMA_FLAG_WRITE) ||
         !(m->flags & VFU_DMA_FLAG_READ)) {
-        return EINVAL;
+        return dma_map_refuse(s, m, EINVAL, "flags");
     }
-    if (!m->size || m->addr + m->size < m->addr ||
-        !QEMU_IS_ALIGNED(m->addr | m->size, VFU_SERVER_PGSIZES) ||
-        (fd >= 0 && !QEMU_IS_ALIGNED(m->offset, VFU_SERVER_PGSIZES))) {
-        return EINVAL;
+    if (!m->size || m->addr + m->size < m->addr) {
+        return dma_map_refuse(s, m, EINVAL, "empty or wrapping range");
+    }
+    if (!QEMU_IS_ALIGNED(m->addr | m->size, VFU_SERVER_PGSIZES)) {
+        return dma_map_refuse(s, m, EINVAL, "range not page-aligned");
+    }
+    if (fd >= 0 && (err = dma_map_check_fd(s, m, fd))) {
+        return err;
     }
     if (s->dma->len >= VFU_SERVER_MAX_DMA_MAPS) {
-        return ENOSPC;
+        return dma_map_refuse(s, m, ENOSPC, "too many regions");
     }
     i = dma_lower_bound(s, m->addr);
     if (i < s->dma->len && dma_at(s, i)->addr < m->addr + m->size) {
-        return EEXIST;
+        return dma_map_refuse(s, m, EEXIST, "overlaps a mapped region");
     }
     if (fd >= 0) {
         int prot = PROT_READ |
@@ -90,7 +129,7 @@ int vfu_dma_map(VfuServer *s, const VfuDmaMap *m, int fd)
         void *p = mmap(NULL, m->size, prot, MAP_SHARED, fd, m->offset);
 
         if (p == MAP_FAILED) {
-            return errno;
+            return dma_map_refuse(s, m, errno, "mmap failed");
         }
         r.host = p;
     } else {

@@ -502,14 +502,16 @@ void vfu_irq_flush(VfuServer *s)
 static int handle_set_irqs(VfuServer *s, VfuMsg *m)
 {
     const VfuIrqSet *is = (const VfuIrqSet *)m->payload;
-    uint32_t data = is->flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
-    uint32_t action = is->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
     const uint8_t *bools = m->payload + sizeof(*is);
+    uint32_t data, action;
     unsigned n;
 
+    /* Nothing of the body is read before its size is known. */
     if (m->len < sizeof(*is) || is->argsz < sizeof(*is)) {
         return msg_fail(s, m, EINVAL, "SET_IRQS size");
     }
+    data = is->flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
+    action = is->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
     trace_vfu_set_irqs(sid(s), is->flags, is->index, is->start, is->count,
                        m->nfds);
     if (is->index >= VFU_NUM_IRQS) {

@@ -1375,6 +1375,16 @@ START_TEST(test_abuse_short_payload)
         { VFU_CMD_DEVICE_GET_REGION_INFO, 8 },
         { VFU_CMD_DEVICE_GET_IRQ_INFO, 12 },
         { VFU_CMD_DEVICE_SET_IRQS, 8 },
+        { VFU_CMD_DEVICE_SET_IRQS, 2 },
+        { VFU_CMD_DEVICE_SET_IRQS, 0 },         /* header only */
+        { VFU_CMD_DEVICE_GET_INFO, 0 },
+        { VFU_CMD_DEVICE_GET_REGION_INFO, 0 },
+        { VFU_CMD_DEVICE_GET_IRQ_INFO, 0 },
+        { VFU_CMD_REGION_READ, 0 },
+        { VFU_CMD_REGION_WRITE, 0 },
+        { VFU_CMD_DMA_MAP, 0 },
+        { VFU_CMD_DMA_UNMAP, 0 },
+        { VFU_CMD_REGION_WRITE_MULTI, 0 },
         { VFU_CMD_REGION_READ, 8 },
         { VFU_CMD_REGION_WRITE, 12 },
         { VFU_CMD_DMA_MAP, 16 },
@@ -1430,6 +1440,58 @@ START_TEST(test_abuse_oversized)
     ck_assert_uint_eq(m->hdr.size, VFU_HDR_SIZE);
     assert_still_serving();
     vfu_client_assert_clean(client);
+}
+END_TEST
+
+/* What iovd's fd @n is (the target of /proc/PID/fd/N), or NULL. */
+static char *proc_fd_target(unsigned n)
+{
+    g_autofree char *link = g_strdup_printf("/proc/%d/fd/%u",
+                                            (int)iovd_proc_pid(proc), n);
+
+    return g_file_read_link(link, NULL);
+}
+
+START_TEST(test_abuse_oversized_with_fds)
+{
+    uint32_t size = VFU_MAX_MSG_SIZE + 0x40;
+    VfuHdr hdr = {
+        .msg_id = vfu_next_msg_id(client),
+        .cmd = VFU_CMD_REGION_WRITE,
+        .size = size,
+    };
+    g_autofree uint8_t *body = g_malloc0(size - VFU_HDR_SIZE);
+    g_autofree char *fd0 = proc_fd_target(0);
+    g_autofree char *fd0_after = NULL;
+    g_autoptr(VfuRxMsg) m = NULL;
+    unsigned base = iovd_proc_count_fds(proc), n;
+    int fds[70];
+
+    /*
+     * A header claiming more than the limit, sent with 70 fds (more than
+     * a message may carry) and its body: the message is refused, the fds
+     * closed, none of iovd's own (fd 0 stays what it was), and the next
+     * message and the next client are served.
+     */
+    ck_assert_ptr_nonnull(fd0);
+    for (unsigned i = 0; i < ARRAY_SIZE(fds); i++) {
+        fds[i] = qos_eventfd_new();
+    }
+    vfu_send_hdr(client, &hdr, body, size - VFU_HDR_SIZE, fds,
+                 ARRAY_SIZE(fds));
+    for (unsigned i = 0; i < ARRAY_SIZE(fds); i++) {
+        close(fds[i]);
+    }
+    m = vfu_wait_reply(client, hdr.msg_id);
+    ck_assert_msg(m->hdr.flags & VFU_FLAG_ERROR, "oversized message taken");
+    assert_still_serving();
+    n = iovd_proc_wait_fds_at_most(proc, base, QOS_TIMEOUT_MS);
+    ck_assert_msg(n == base, "iovd has %u fds, %u before", n, base);
+    fd0_after = proc_fd_target(0);
+    ck_assert_str_eq(fd0_after, fd0);
+    disconnect();
+    connect_device();
+    assert_still_serving();
 }
 END_TEST
 
@@ -1592,6 +1654,31 @@ START_TEST(test_abuse_dma_map)
     qos_assert_errno(vfu_dma_map(client, base + size, 0x1000,
                                  VFU_DMA_FLAG_READ, -1, 0, NULL), 0);
     qos_assert_errno(vfu_dma_unmap(client, base + size, 0x1000, 0), 0);
+
+    /*
+     * Memory shorter than its mapping (a page past the end would kill
+     * the daemon when touched): a 4 KiB memfd as 1 MiB, an offset past
+     * its end, an offset whose end wraps.
+     */
+    {
+        int small = memfd_create("small", MFD_CLOEXEC);
+
+        ck_assert_int_eq(ftruncate(small, 0x1000), 0);
+        qos_assert_errno(vfu_dma_map(client, base + size, 0x100000,
+                                     VFU_DMA_FLAG_READ, small, 0, NULL),
+                         -EINVAL);
+        qos_assert_errno(vfu_dma_map(client, base + size, 0x1000,
+                                     VFU_DMA_FLAG_READ, small, 0x1000, NULL),
+                         -EINVAL);
+        qos_assert_errno(vfu_dma_map(client, base + size, 0x2000,
+                                     VFU_DMA_FLAG_READ, small,
+                                     UINT64_MAX & ~0xfffULL, NULL), -EINVAL);
+        /* The page it has maps. */
+        qos_assert_errno(vfu_dma_map(client, base + size, 0x1000,
+                                     VFU_DMA_FLAG_READ, small, 0, NULL), 0);
+        qos_assert_errno(vfu_dma_unmap(client, base + size, 0x1000, 0), 0);
+        close(small);
+    }
     assert_still_serving();
     vfu_client_assert_clean(client);
 }
@@ -1777,6 +1864,7 @@ static Suite *vfio_user_suite(void)
     tcase_add_test(tc, test_abuse_short_header);
     tcase_add_test(tc, test_abuse_short_payload);
     tcase_add_test(tc, test_abuse_oversized);
+    tcase_add_test(tc, test_abuse_oversized_with_fds);
     tcase_add_test(tc, test_abuse_unknown_command);
     tcase_add_test(tc, test_abuse_region_index);
     tcase_add_test(tc, test_abuse_offset_overflow);
