@@ -18,6 +18,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/loop.h"
+#include "util/unix-socket.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -51,7 +52,6 @@ typedef struct StreamState {
     struct sockaddr_storage sa;
     socklen_t salen;
     char *addr_str;             /* "unix:PATH" or "HOST:PORT" */
-    bool unlink_path;           /* we created the UNIX socket file */
 
     int listen_fd;
     int fd;                     /* connected or connecting */
@@ -399,80 +399,56 @@ static void stream_watch_listener(StreamState *s, bool on)
     }
 }
 
-/* A socket file nobody listens on is left over from a crash: remove it. */
-static bool stream_unlink_stale(const char *path, GError **errp)
+/* Listen on the configured TCP address; the fd or -1. */
+static int stream_listen_inet(StreamState *s, GError **errp)
 {
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    struct stat st;
-    int fd, ret;
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+    unsigned port = 0;
+    int fd, one = 1;
 
-    if (lstat(path, &st) < 0) {
-        return true;
-    }
-    if (!S_ISSOCK(st.st_mode)) {
-        error_setg(errp, "property 'addr.path': '%s' exists and is not a "
-                   "socket", path);
-        return false;
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    fd = socket(s->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                0);
     if (fd < 0) {
         error_setg_errno(errp, errno, "socket");
-        return false;
+        return -1;
     }
-    g_strlcpy(sun.sun_path, path, sizeof(sun.sun_path));
-    ret = connect(fd, (struct sockaddr *)&sun, sizeof(sun));
-    close(fd);
-    if (ret == 0 || errno != ECONNREFUSED) {
-        error_setg(errp, "property 'addr.path': '%s' is in use", path);
-        return false;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&s->sa, s->salen) < 0 ||
+        listen(fd, 1) < 0) {
+        error_setg_errno(errp, errno, "cannot listen on %s", s->addr_str);
+        close(fd);
+        return -1;
     }
-    unlink(path);
-    return true;
+    /* port=0 picked a free port: report the real one. */
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
+        port = sa.ss_family == AF_INET
+            ? ntohs(((struct sockaddr_in *)&sa)->sin_port)
+            : ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+    }
+    g_free(s->addr_str);
+    s->addr_str = g_strdup_printf(strchr(s->host, ':') ? "[%s]:%u"
+                                  : "%s:%u", s->host, port);
+    return fd;
 }
 
 static bool stream_listen(StreamState *s, GError **errp)
 {
     NetClient *nc = s->nc;
-    int fd, one = 1;
+    int fd;
 
-    if (s->addr_type == STREAM_ADDR_UNIX &&
-        !stream_unlink_stale(s->path, errp)) {
-        return false;
-    }
-    fd = socket(s->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                0);
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "socket");
-        return false;
-    }
-    if (s->addr_type == STREAM_ADDR_INET) {
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-    }
-    if (bind(fd, (struct sockaddr *)&s->sa, s->salen) < 0) {
-        error_setg_errno(errp, errno, "cannot listen on %s", s->addr_str);
-        close(fd);
-        return false;
-    }
-    s->unlink_path = s->addr_type == STREAM_ADDR_UNIX;
-    if (listen(fd, 1) < 0) {
-        error_setg_errno(errp, errno, "cannot listen on %s", s->addr_str);
-        close(fd);
-        return false;
-    }
-    if (s->addr_type == STREAM_ADDR_INET) {
-        struct sockaddr_storage sa;
-        socklen_t len = sizeof(sa);
-        unsigned port = 0;
+    if (s->addr_type == STREAM_ADDR_UNIX) {
+        g_autofree char *owner = g_strdup_printf("netdev '%s'", nc->name);
 
-        /* port=0 picked a free port: report the real one. */
-        if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
-            port = sa.ss_family == AF_INET
-                ? ntohs(((struct sockaddr_in *)&sa)->sin_port)
-                : ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+        fd = unix_listen(s->path, 1, owner, errp);
+        if (fd < 0) {
+            error_prepend(errp, "property 'addr.path': ");
         }
-        g_free(s->addr_str);
-        s->addr_str = g_strdup_printf(strchr(s->host, ':') ? "[%s]:%u"
-                                      : "%s:%u", s->host, port);
+    } else {
+        fd = stream_listen_inet(s, errp);
+    }
+    if (fd < 0) {
+        return false;
     }
     s->listen_fd = fd;
     stream_watch_listener(s, true);
@@ -678,10 +654,7 @@ static void stream_cleanup(NetClient *nc)
     }
     if (s->listen_fd >= 0) {
         loop_set_fd(s->nc->loop, s->listen_fd, NULL, NULL, NULL);
-        close(s->listen_fd);
-    }
-    if (s->unlink_path) {
-        unlink(s->path);
+        unix_listen_close(s->listen_fd);        /* removes s->path */
     }
     loop_timer_free(s->reconnect_timer);
     loop_bh_delete(s->resume_bh);

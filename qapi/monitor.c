@@ -14,6 +14,7 @@
 #include "util/keyval.h"
 #include "util/log.h"
 #include "util/loop.h"
+#include "util/unix-socket.h"
 #include "iovd.h"
 
 #include <netdb.h>
@@ -551,73 +552,14 @@ static void monitor_start_listening(Monitor *mon, int fd)
     trace_monitor_listen(mon->desc);
 }
 
-static bool unix_path_in_use(const char *path, GError **errp)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    struct stat st;
-    int fd, r;
-
-    if (lstat(path, &st) < 0) {
-        return false;
-    }
-    if (!S_ISSOCK(st.st_mode)) {
-        error_setg(errp, "'%s' exists and is not a socket", path);
-        return true;
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "socket");
-        return true;
-    }
-    g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
-    r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-    close(fd);
-    if (r == 0) {
-        error_setg(errp, "'%s' is in use by a running server", path);
-        return true;
-    }
-    unlink(path);       /* stale: nobody listens */
-    return false;
-}
-
 static bool listen_unix(const char *path, GError **errp)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
     g_autofree char *desc = g_strdup_printf("unix:%s", path);
-    mode_t old_umask;
     Monitor *mon;
     int fd;
 
-    if (!*path) {
-        error_setg(errp, "empty socket path");
-        return false;
-    }
-    if (strlen(path) >= sizeof(sa.sun_path)) {
-        error_setg(errp, "socket path longer than %zu bytes",
-                   sizeof(sa.sun_path) - 1);
-        return false;
-    }
-    if (unix_path_in_use(path, errp)) {
-        return false;
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    fd = unix_listen(path, 16, "the monitor", errp);
     if (fd < 0) {
-        error_setg_errno(errp, errno, "socket");
-        return false;
-    }
-    g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
-    old_umask = umask(0177);                    /* socket mode 0600 */
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        umask(old_umask);
-        error_setg_errno(errp, errno, "bind '%s'", path);
-        close(fd);
-        return false;
-    }
-    umask(old_umask);
-    if (listen(fd, 16) < 0) {
-        error_setg_errno(errp, errno, "listen '%s'", path);
-        unlink(path);
-        close(fd);
         return false;
     }
     mon = monitor_new(MON_UNIX, desc);
@@ -933,11 +875,8 @@ void monitor_cleanup(void)
 
         if (mon->listen_fd >= 0) {
             loop_set_fd(loop_main(), mon->listen_fd, NULL, NULL, NULL);
-            close(mon->listen_fd);
+            unix_listen_close(mon->listen_fd);  /* removes mon->path */
             mon->listen_fd = -1;
-        }
-        if (mon->path) {
-            unlink(mon->path);
         }
         for (GList *l = mon->clients; l; l = l->next) {
             client_final_flush(l->data, deadline);

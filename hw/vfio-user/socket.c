@@ -8,6 +8,7 @@
 #include "util/keyval.h"
 #include "util/log.h"
 #include "util/loop.h"
+#include "util/unix-socket.h"
 #include "qapi/events.h"
 
 #include <poll.h>
@@ -44,38 +45,6 @@ static void vfu_client_readable(void *opaque);
 static void vfu_client_writable(void *opaque);
 
 /* ---- listening ---- */
-
-static bool socket_path_in_use(const char *path, GError **errp)
-{
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    struct stat st;
-    int fd, r;
-
-    if (lstat(path, &st) < 0) {
-        return false;
-    }
-    if (!S_ISSOCK(st.st_mode)) {
-        error_setg(errp, "socket path '%s' exists and is not a socket",
-                   path);
-        return true;
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        error_setg_errno(errp, errno, "socket");
-        return true;
-    }
-    g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
-    r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-    close(fd);
-    if (r == 0) {
-        error_setg(errp, "socket path '%s' is in use by a running server",
-                   path);
-        return true;
-    }
-    /* Stale: nobody listens.  Replace it. */
-    unlink(path);
-    return false;
-}
 
 static int sock_is_listening(int fd)
 {
@@ -117,9 +86,8 @@ static bool vfu_adopt_fd(VfuServer *s, int fd, GError **errp)
 
 bool vfu_socket_listen(VfuServer *s, GError **errp)
 {
-    struct sockaddr_un sa = { .sun_family = AF_UNIX };
     PCIDevice *pdev = s->pdev;
-    mode_t old_umask;
+    g_autofree char *owner = NULL;
     int fd;
 
     if (pdev->fd) {
@@ -144,32 +112,10 @@ bool vfu_socket_listen(VfuServer *s, GError **errp)
                    "activation)");
         return false;
     }
-    if (strlen(pdev->socket) >= sizeof(sa.sun_path)) {
-        error_setg(errp, "property 'socket': path longer than %zu bytes",
-                   sizeof(sa.sun_path) - 1);
-        return false;
-    }
-    if (socket_path_in_use(pdev->socket, errp)) {
-        return false;
-    }
-    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    owner = g_strdup_printf("device '%s'", sid(s));
+    fd = unix_listen(pdev->socket, 4, owner, errp);
     if (fd < 0) {
-        error_setg_errno(errp, errno, "socket");
-        return false;
-    }
-    g_strlcpy(sa.sun_path, pdev->socket, sizeof(sa.sun_path));
-    old_umask = umask(0177);                    /* socket mode 0600 */
-    if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-        umask(old_umask);
-        error_setg_errno(errp, errno, "bind '%s'", pdev->socket);
-        close(fd);
-        return false;
-    }
-    umask(old_umask);
-    if (listen(fd, 4) < 0) {
-        error_setg_errno(errp, errno, "listen '%s'", pdev->socket);
-        unlink(pdev->socket);
-        close(fd);
+        error_prepend(errp, "property 'socket': ");
         return false;
     }
     s->path = g_strdup(pdev->socket);
@@ -183,13 +129,10 @@ void vfu_socket_close(VfuServer *s)
 {
     if (s->listen_fd >= 0) {
         loop_set_fd(s->loop, s->listen_fd, NULL, NULL, NULL);
-        close(s->listen_fd);
+        unix_listen_close(s->listen_fd);        /* removes s->path */
         s->listen_fd = -1;
     }
-    if (s->path) {
-        unlink(s->path);
-        g_clear_pointer(&s->path, g_free);
-    }
+    g_clear_pointer(&s->path, g_free);
 }
 
 static void vfu_accept(void *opaque)

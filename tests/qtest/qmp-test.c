@@ -877,6 +877,45 @@ START_TEST(test_device_add_del)
 }
 END_TEST
 
+START_TEST(test_device_add_own_socket)
+{
+    g_autoptr(GString) burst = g_string_new(NULL);
+    g_autofree char *e = NULL;
+    json_object *ev;
+
+    /*
+     * device_add naming the socket t0 listens on: refused naming t0,
+     * found without connecting to it (t0 sees no client).  Six in one
+     * write (more than its listen backlog, which a connect to ourselves
+     * would wait on for good): each refused, the monitor still answers.
+     */
+    e = qmp_errf(qmp, "GenericError", "device_add", "{'driver': "
+                 "'pci-testdev', 'id': 't9', 'socket': '%s'}", t0_path);
+    assert_contains(e, "device 't0'");
+    for (unsigned i = 0; i < 6; i++) {
+        g_string_append_printf(burst, "{\"execute\": \"device_add\", "
+                               "\"arguments\": {\"driver\": \"pci-testdev\", "
+                               "\"id\": \"x%u\", \"socket\": \"%s\"}}\n", i,
+                               t0_path);
+    }
+    qmp_client_send_raw(qmp, burst->str, burst->len);
+    for (unsigned i = 0; i < 6; i++) {
+        json_object *r = qmp_client_recv_wait(qmp);
+
+        while (json_object_object_get_ex(r, "event", NULL)) {
+            json_object_put(r);
+            r = qmp_client_recv_wait(qmp);
+        }
+        ck_assert_msg(json_object_object_get_ex(r, "error", NULL), "%s",
+                      qmp_json(r));
+        json_object_put(r);
+    }
+    json_object_put(qmp_ok(qmp, "query-status", NULL));
+    ev = qmp_client_poll_event(qmp, "VFU_CLIENT_CONNECTED", 200);
+    ck_assert_msg(!ev, "t0 saw a client: %s", ev ? qmp_json(ev) : "");
+}
+END_TEST
+
 START_TEST(test_qom)
 {
     json_object *ret;
@@ -1642,6 +1681,7 @@ static Suite *qmp_suite(void)
     tcase_add_test(tc, test_query_vfio_user);
     tcase_add_test(tc, test_vfu_events);
     tcase_add_test(tc, test_device_add_del);
+    tcase_add_test(tc, test_device_add_own_socket);
     tcase_add_test(tc, test_qom);
     tcase_add_test(tc, test_qom_set_runtime);
     tcase_add_test(tc, test_iothreads);

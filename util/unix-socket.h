@@ -1,0 +1,35 @@
+/*
+ * UNIX listening sockets: one rule for a socket path that exists already,
+ * and a register of the paths this process listens on.
+ */
+#ifndef UTIL_UNIX_SOCKET_H
+#define UTIL_UNIX_SOCKET_H
+
+#include "util/osdep.h"
+
+/*
+ * Bind and listen on @path (mode 0600, non-blocking, close-on-exec) and
+ * register it under @owner, the name errors give its user ("device
+ * 'nvme0'", "the monitor").  A path that exists already is
+ * - refused naming its owner when this process listens on it: found in
+ *   the register, never by connecting (a connect to our own listener
+ *   would wait on ourselves once its backlog is full);
+ * - refused when another process listens on it (a non-blocking connect
+ *   is accepted or finds the backlog full);
+ * - replaced when it is a socket nobody listens on (left by a crash);
+ * - refused when it is not a socket.
+ * Returns the listening fd, or -1 with @errp set.
+ */
+int unix_listen(const char *path, int backlog, const char *owner,
+                GError **errp);
+
+/*
+ * Close @fd; when it came from unix_listen(), also remove its path unless
+ * the path is no longer our socket (removed or replaced meanwhile).
+ */
+void unix_listen_close(int fd);
+
+/* Who listens on @path in this process (to free), or NULL. */
+char *unix_listen_owner(const char *path);
+
+#endif
