@@ -6,6 +6,7 @@
 #include "hw/pci/trace.h"
 #include "util/error.h"
 #include "util/bitops.h"
+#include "util/memguard.h"
 
 #include <sys/mman.h>
 
@@ -641,10 +642,20 @@ static int pci_dma_rw(PCIDevice *pdev, uint64_t addr, uint8_t *buf,
                                          is_write, &plen);
 
         if (p) {
+            unsigned faults = memguard_faults();
+            uint64_t again;
+
             if (is_write) {
                 memcpy(p, buf, plen);
             } else {
                 memcpy(buf, p, plen);
+            }
+            /* Memory that vanished under the copy: it did not happen. */
+            if (unlikely(memguard_faults() != faults) &&
+                !pdev->tops->dma_map(pdev->transport, addr, plen, is_write,
+                                     &again)) {
+                trace_pci_err_dma_unmapped(pci_id(pdev), addr, len);
+                return -EFAULT;
             }
         } else {
             int ret;

@@ -6,6 +6,7 @@
 #include "hw/vfio-user/vfio-user-int.h"
 #include "hw/vfio-user/trace.h"
 #include "util/loop.h"
+#include "util/memguard.h"
 
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -97,7 +98,7 @@ int vfu_dma_map(VfuServer *s, const VfuDmaMap *m, int fd)
 {
     VfuDmaRegion r = {
         .addr = m->addr, .size = m->size, .prot = m->flags,
-        .fd_offset = m->offset,
+        .fd_offset = m->offset, .guard = -1,
     };
     unsigned i;
     int err;
@@ -131,6 +132,13 @@ int vfu_dma_map(VfuServer *s, const VfuDmaMap *m, int fd)
         if (p == MAP_FAILED) {
             return dma_map_refuse(s, m, errno, "mmap failed");
         }
+        /* The client may still truncate it: survive that (SIGBUS). */
+        r.guard = memguard_add(p, m->size);
+        if (r.guard < 0) {
+            munmap(p, m->size);
+            return dma_map_refuse(s, m, ENOSPC,
+                                  "too many mappings in this daemon");
+        }
         r.host = p;
     } else {
         s->dma_msg_regions++;
@@ -147,6 +155,7 @@ static void dma_remove(VfuServer *s, unsigned i)
 
     trace_vfu_dma_unmap(sid(s), r->addr, r->size);
     if (r->host) {
+        memguard_del(r->guard);
         munmap(r->host, r->size);
     } else {
         s->dma_msg_regions--;
@@ -210,6 +219,11 @@ void *vfu_dma_translate(void *opaque, uint64_t addr, uint64_t len,
 
     if (!r || !r->host ||
         (is_write && !(r->prot & VFU_DMA_FLAG_WRITE))) {
+        return NULL;
+    }
+    if (memguard_dead(r->guard)) {
+        /* The client truncated the memory: gone for the device too. */
+        trace_vfu_err_dma_vanished(sid(s), r->addr, r->size);
         return NULL;
     }
     off = addr - r->addr;
@@ -354,7 +368,9 @@ int vfu_dma_rw_start(void *opaque, uint64_t addr, void *buf, uint64_t len,
         VfuDmaRegion *rg = dma_find(s, a);
         uint64_t n;
 
-        if (!rg || (is_write && !(rg->prot & VFU_DMA_FLAG_WRITE))) {
+        /* A mapped region comes here only once it vanished. */
+        if (!rg || rg->host ||
+            (is_write && !(rg->prot & VFU_DMA_FLAG_WRITE))) {
             trace_vfu_err_dma_rw(sid(s), addr, len, EFAULT);
             return -EFAULT;
         }

@@ -28,6 +28,7 @@ typedef struct VfuDmaRegion {
     uint32_t prot;              /* VFU_DMA_FLAG_READ | _WRITE */
     uint8_t *host;              /* NULL: reach it by DMA_READ/WRITE */
     uint64_t fd_offset;
+    int guard;                  /* util/memguard slot of host, or -1 */
 } VfuDmaRegion;
 
 /*

@@ -825,6 +825,38 @@ START_TEST(test_dma_nofd_spec_layout)
 }
 END_TEST
 
+/*
+ * The client truncates guest RAM after mapping it: a device DMA there
+ * fails with an error status, and the daemon lives (a CPU access to a
+ * page past the end of a file raises SIGBUS).
+ */
+START_TEST(test_dma_memory_truncated)
+{
+    uint8_t want[4096];
+    uint64_t src;
+    uint32_t st;
+
+    map_guest_ram(true);
+    src = guest_alloc_aligned(gm, sizeof(want), GUEST_PAGE_SIZE);
+    fill_pattern(want, sizeof(want), 7);
+    guest_memwrite(gm, src, want, sizeof(want));
+    st = testdev_dma(dev, src, sizeof(want), 0, TESTDEV_DMA_TO_DEVICE);
+    ck_assert_msg(st == TESTDEV_INT_DMA_DONE, "INT_STATUS 0x%x", st);
+
+    /* Gone: from here on the test touches that memory no more. */
+    ck_assert_int_eq(ftruncate(guest_mem_fd(gm), 0), 0);
+    for (unsigned dir = 0; dir < 2; dir++) {
+        st = testdev_dma(dev, src, sizeof(want), 0,
+                         dir ? TESTDEV_DMA_FROM_DEVICE
+                             : TESTDEV_DMA_TO_DEVICE);
+        ck_assert_msg(st & TESTDEV_INT_DMA_ERROR, "INT_STATUS 0x%x", st);
+        ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_DMA_STATUS),
+                          EFAULT);
+    }
+    assert_still_serving();
+}
+END_TEST
+
 START_TEST(test_dma_unmapped)
 {
     uint64_t buf;
@@ -1837,6 +1869,7 @@ static Suite *vfio_user_suite(void)
     tcase_add_test(tc, test_dma_fd);
     tcase_add_test(tc, test_dma_nofd);
     tcase_add_test(tc, test_dma_unmapped);
+    tcase_add_test(tc, test_dma_memory_truncated);
     tcase_add_test(tc, test_dma_no_bus_master);
     tcase_add_test(tc, test_reset_during_dma);
 
