@@ -31,6 +31,11 @@
 #define MON_MAX_CLIENTS         64          /* per listener */
 #define MON_TOKENER_DEPTH       64
 #define MON_FLUSH_TIMEOUT_MS    1000        /* at exit */
+/*
+ * Objects (commands or errors) one client gets handled per turn; then the
+ * others get theirs: a client flooding the monitor delays nobody else.
+ */
+#define MON_OBJECTS_PER_TURN    16
 
 typedef enum MonitorKind {
     MON_UNIX,
@@ -57,6 +62,7 @@ typedef struct MonClient {
     size_t obj_bytes;           /* of the object being parsed */
     bool obj_started;
     bool skipping;              /* after a parse error: up to the next '{' */
+    unsigned objects;           /* commands and errors handled, ever */
 
     GString *out;               /* queued output, sent from out_off */
     size_t out_off;
@@ -223,6 +229,7 @@ static void client_send_error(MonClient *c, const char *desc)
                                                      NULL, false);
 
     trace_monitor_parse_error(c->in_fd, desc);
+    c->objects++;
     client_send_msg(c, resp);
 }
 
@@ -323,6 +330,7 @@ static void client_dispatch(MonClient *c, json_object *req)
 {
     json_object *resp;
 
+    c->objects++;
     dispatch_depth++;
     resp = qmp_dispatch(&c->sess, req);
     dispatch_depth--;
@@ -424,6 +432,8 @@ static void client_parse_step(MonClient *c)
 
 static void client_process(MonClient *c)
 {
+    unsigned turn_end = c->objects + MON_OBJECTS_PER_TURN;
+
     if (dispatch_depth) {
         client_defer(c);
         return;
@@ -435,6 +445,12 @@ static void client_process(MonClient *c)
         }
         if (client_backlog(c) >= MON_OUT_PAUSE) {
             break;      /* client_writable resumes once it reads */
+        }
+        if (c->objects == turn_end) {
+            /* The others' turn: resume_deferred continues this one. */
+            client_defer(c);
+            loop_bh_schedule(resume_bh);
+            return;
         }
         client_parse_step(c);
     }

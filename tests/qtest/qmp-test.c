@@ -1209,6 +1209,53 @@ static unsigned wait_id(QmpClient *q, const char *id)
     }
 }
 
+/*
+ * One client floods the monitor with bad JSON and reads none of the
+ * errors; another's commands are still answered promptly: the monitor
+ * takes a bounded amount of work from one client per turn.
+ */
+/* Send what the socket takes now of @len bytes of @buf; how much. */
+static size_t send_some(QmpClient *c, const void *buf, size_t len)
+{
+    ssize_t n = send(qmp_client_fd(c), buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+    return n > 0 ? n : 0;
+}
+
+/*
+ * One client floods the monitor with bad JSON and reads none of the
+ * errors; another's commands are still answered promptly: the monitor
+ * takes a bounded amount of work from one client per turn.
+ */
+START_TEST(test_flood_does_not_starve)
+{
+    QmpClient *flood = qmp_client_open(qmp_path);
+    g_autofree char *junk = g_malloc(64 << 10);
+    int64_t worst = 0;
+    size_t sent = 0;
+
+    /* Each "{]" is an object that fails: one error reply each. */
+    for (unsigned i = 0; i < (64 << 10); i += 2) {
+        junk[i] = '{';
+        junk[i + 1] = ']';
+    }
+    for (unsigned i = 0; i < 64; i++) {
+        sent += send_some(flood, junk, 64 << 10);
+    }
+    ck_assert_uint_gt(sent, 0);
+    for (unsigned i = 0; i < 20; i++) {
+        int64_t t0 = qos_now_ms();
+
+        json_object_put(qmp_ok(qmp, "query-status", NULL));
+        worst = MAX(worst, qos_now_ms() - t0);
+        sent += send_some(flood, junk, 64 << 10);   /* keep it coming */
+    }
+    ck_assert_msg(worst < 250, "query-status took %" PRId64 " ms beside "
+                  "a flooding client", worst);
+    qmp_client_free(flood);
+}
+END_TEST
+
 START_TEST(test_malformed_recovers)
 {
     json_object *r;
@@ -1696,6 +1743,7 @@ static Suite *qmp_suite(void)
 
     tc = new_tcase(s, "hostile", setup, 120);
     tcase_add_test(tc, test_malformed_recovers);
+    tcase_add_test(tc, test_flood_does_not_starve);
     tcase_add_test(tc, test_binary_garbage);
     tcase_add_test(tc, test_binary_garbage_then_resync);
     tcase_add_test(tc, test_huge_object);
