@@ -245,6 +245,7 @@ static void vfu_client_drop_socket(VfuServer *s)
     s->rx_discard = 0;
     tx_clear(s);
     g_queue_clear_full(&s->deferred, (GDestroyNotify)vfu_msg_free);
+    s->deferred_bytes = 0;
     g_clear_pointer(&s->pending_unmap, vfu_msg_free);
     g_clear_pointer(&s->client_caps_json, g_free);
     s->negotiated = false;
@@ -344,10 +345,16 @@ static ssize_t send_with_fd(int sock, const void *data, size_t len, int fd)
     return n < 0 ? -errno : n;
 }
 
+/* Requests held (copied) while the device may not take them: bounded. */
+static bool deferred_full(VfuServer *s)
+{
+    return g_queue_get_length(&s->deferred) >= VFU_DEFERRED_MAX ||
+           s->deferred_bytes >= VFU_DEFERRED_MAX_BYTES;
+}
+
 static bool rx_may_read(VfuServer *s)
 {
-    return s->tx_tail - s->tx_head < VFU_TX_BACKLOG_MAX &&
-           g_queue_get_length(&s->deferred) < VFU_DEFERRED_MAX;
+    return s->tx_tail - s->tx_head < VFU_TX_BACKLOG_MAX && !deferred_full(s);
 }
 
 static void tx_update_handlers(VfuServer *s)
@@ -696,7 +703,7 @@ static bool vfu_dispatch_buffered(VfuServer *s)
     VfuMsg m;
 
     while (s->client_fd >= 0 &&
-           g_queue_get_length(&s->deferred) < VFU_DEFERRED_MAX &&
+           !deferred_full(s) &&
            rx_next(s, &m)) {
         s->nr_msgs++;
         if ((m.hdr.flags & VFU_FLAG_TYPE_MASK) == VFU_FLAG_REPLY) {
@@ -710,6 +717,7 @@ static bool vfu_dispatch_buffered(VfuServer *s)
              * that waits for in-flight DMA and while the device resets.
              */
             g_queue_push_tail(&s->deferred, vfu_msg_copy(&m));
+            s->deferred_bytes += m.len;
         } else {
             vfu_handle_msg(s, &m);
         }
@@ -726,6 +734,7 @@ static void vfu_run_deferred(void *opaque)
     while (vfu_may_dispatch(s) && !g_queue_is_empty(&s->deferred)) {
         VfuMsg *m = g_queue_pop_head(&s->deferred);
 
+        s->deferred_bytes -= m->len;
         vfu_handle_msg(s, m);
         vfu_msg_free(m);
     }

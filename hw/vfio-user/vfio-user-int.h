@@ -22,6 +22,7 @@
 #define VFU_DMA_READ_CHUNK (32u << 10)   /* see vfu_dma_rw_start() */
 #define VFU_DMA_XFERS 4                 /* DMA_READ/WRITE at a time */
 #define VFU_DEFERRED_MAX 256            /* held requests before we stop reading */
+#define VFU_DEFERRED_MAX_BYTES (4u << 20)  /* ... or held payload bytes */
 
 typedef struct VfuDmaRegion {
     uint64_t addr, size;
@@ -109,6 +110,7 @@ typedef struct VfuServer {
      * or while the device resets (replies are never held).
      */
     GQueue deferred;            /* of VfuMsg * */
+    size_t deferred_bytes;      /* their payloads */
     struct LoopBH *deferred_bh;
     uint16_t next_msg_id;
     /* Our own requests (DMA_READ/WRITE) awaiting replies. */
