@@ -676,7 +676,7 @@ static int rx_next(VfuServer *s, VfuMsg *m)
         }
         m->len = size - VFU_HDR_SIZE;
         m->payload = p + VFU_HDR_SIZE;
-        if ((uintptr_t)m->payload % 8) {
+        if (m->len && (uintptr_t)m->payload % 8) {
             if (s->rx_align_size < m->len) {
                 s->rx_align_size = MAX(m->len, 4096u);
                 g_free(s->rx_align);

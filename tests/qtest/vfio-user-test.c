@@ -1453,6 +1453,35 @@ START_TEST(test_abuse_short_payload)
 }
 END_TEST
 
+/*
+ * An empty body right after a message of odd length (found by
+ * fuzz-vfio-user): its payload is not 8-byte aligned, and the server
+ * must not "align" zero bytes from a NULL buffer.
+ */
+START_TEST(test_abuse_unaligned_empty)
+{
+    uint8_t odd[3] = { 0 };
+    g_autoptr(VfuRxMsg) m1 = NULL;
+    g_autoptr(VfuRxMsg) m2 = NULL;
+    VfuHdr hdr = {
+        .cmd = VFU_CMD_DEVICE_SET_IRQS,
+        .size = VFU_HDR_SIZE,
+    };
+    uint16_t id;
+
+    id = vfu_send_msg(client, VFU_CMD_DEVICE_GET_INFO, 0, odd, sizeof(odd),
+                      NULL, 0);
+    hdr.msg_id = vfu_next_msg_id(client);
+    vfu_send_hdr(client, &hdr, NULL, 0, NULL, 0);
+    m1 = vfu_wait_reply(client, id);
+    m2 = vfu_wait_reply(client, hdr.msg_id);
+    assert_error_reply(m1, EINVAL, "DEVICE_GET_INFO with 3 bytes");
+    assert_error_reply(m2, EINVAL, "SET_IRQS with no body, unaligned");
+    assert_still_serving();
+    vfu_client_assert_clean(client);
+}
+END_TEST
+
 START_TEST(test_abuse_oversized)
 {
     size_t len = VFU_MAX_MSG_SIZE + 4096 - VFU_HDR_SIZE;
@@ -1896,6 +1925,7 @@ static Suite *vfio_user_suite(void)
     tc = new_tcase(s, "abuse", setup_device, 60);
     tcase_add_test(tc, test_abuse_short_header);
     tcase_add_test(tc, test_abuse_short_payload);
+    tcase_add_test(tc, test_abuse_unaligned_empty);
     tcase_add_test(tc, test_abuse_oversized);
     tcase_add_test(tc, test_abuse_oversized_with_fds);
     tcase_add_test(tc, test_abuse_unknown_command);
