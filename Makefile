@@ -42,6 +42,8 @@ QTEST_SRCS := $(wildcard tests/qtest/*-test.c)
 QTEST_BINS := $(patsubst %.c,$(BUILD)/%,$(QTEST_SRCS))
 BENCH_SRCS := $(wildcard tests/bench/*-bench.c)
 BENCH_BINS := $(patsubst %.c,$(BUILD)/%,$(BENCH_SRCS))
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz-*.c)
+FUZZ_BINS := $(patsubst %.c,$(BUILD)/%,$(FUZZ_SRCS))
 
 # Generated sources and rules of the monitor (schema tables, docs).
 -include qapi/qapi.mk
@@ -90,6 +92,10 @@ $(BUILD)/tests/qtest/%: $(BUILD)/tests/qtest/%.o $(BUILD)/libqos.a $(BUILD)/libi
 $(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(BUILD)/libqos.a $(BUILD)/libiovd.a
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libqos.a $(BUILD)/libiovd.a $(ALL_LIBS)
 
+$(BUILD)/tests/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/libiovd.a
+	@echo "  LINK    $@"
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(WHOLE_LIB) $(ALL_LIBS)
+
 $(BUILD)/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 
 TEST_BINS := $(UNIT_BINS) $(QTEST_BINS)
@@ -100,7 +106,7 @@ IOTHREAD_QTESTS := $(filter %/nvme-test %/virtio-blk-test \
                    $(QTEST_BINS))
 TEST_RUNS := $(TEST_BINS) $(addprefix IOVD_TEST_IOTHREAD=2@,$(IOTHREAD_QTESTS))
 # Named here so make keeps them (they are not intermediate files).
-TEST_OBJS := $(addsuffix .o,$(TEST_BINS) $(BENCH_BINS))
+TEST_OBJS := $(addsuffix .o,$(TEST_BINS) $(BENCH_BINS) $(FUZZ_BINS))
 $(TEST_OBJS):
 
 build-tests: all $(TEST_BINS)
@@ -126,6 +132,26 @@ bench: all $(BENCH_BINS)
 run: all
 	$(Q)scripts/run-default.sh $(abspath $(BUILD)/iovd)
 
+# libFuzzer targets, in their own clang build (build-fuzz).  make fuzz runs
+# each FUZZ_SECS seconds (default 600) from its seed corpus
+# (tests/fuzz/corpus/TARGET, plus what earlier runs found in
+# build-fuzz/corpus/TARGET); make check-fuzz replays the seeds and fuzzes
+# each briefly (CI).
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECS ?= 600
+fuzz-build:
+	$(Q)[ -f $(FUZZ_BUILD)/config-host.mak ] || \
+	  { scripts/install-deps.sh && ./configure --builddir=$(FUZZ_BUILD) --cc=clang --enable-fuzzing; }
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) fuzz-bins
+
+fuzz-bins: $(FUZZ_BINS)
+
+fuzz: fuzz-build
+	$(Q)tests/fuzz/run.sh $(abspath $(FUZZ_BUILD)) $(FUZZ_SECS)
+
+check-fuzz: fuzz-build
+	$(Q)tests/fuzz/run.sh $(abspath $(FUZZ_BUILD)) 10
+
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 755 $(BUILD)/iovd $(BUILD)/iovd-ctl $(DESTDIR)$(PREFIX)/bin/
@@ -134,6 +160,6 @@ clean:
 	rm -rf $(BUILD)
 
 .PHONY: all deps check check-unit check-qtest check-guest bench run install \
-        clean build-tests
+        clean build-tests fuzz fuzz-build fuzz-bins check-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

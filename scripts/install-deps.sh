@@ -9,6 +9,8 @@ PKGS="build-essential pkg-config python3 libglib2.0-dev libjson-c-dev \
 libaio-dev libslirp-dev check"
 # optional backends (detected by configure) and test tools
 PKGS="$PKGS liburing-dev libnbd-dev nbdkit fio iproute2"
+# the fuzz targets (libFuzzer)
+PKGS="$PKGS clang"
 
 missing=""
 for p in $PKGS; do

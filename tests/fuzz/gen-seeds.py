@@ -1,0 +1,98 @@
+#!/usr/bin/env python3
+"""Write the seed corpora of the fuzz targets (tests/fuzz/corpus/*):
+well-formed inputs the fuzzer mutates from.  Run from the repository root;
+the output is committed."""
+import json
+import os
+import struct
+
+OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'corpus')
+
+
+def write(target, name, data):
+    d = os.path.join(OUT, target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), 'wb') as f:
+        f.write(data)
+
+
+# ---- vfio-user: byte 0 fds, byte 1 cut, then messages ----
+ids = iter(range(1, 1 << 16))
+
+
+def msg(cmd, payload=b'', flags=0):
+    return struct.pack('<HHIII', next(ids), cmd, 16 + len(payload), flags,
+                       0) + payload
+
+
+def version():
+    caps = json.dumps({'capabilities': {'max_msg_fds': 8,
+                                        'max_data_xfer_size': 1048576,
+                                        'migration': {'pgsize': 4096}}})
+    return msg(1, struct.pack('<HH', 0, 0) + caps.encode() + b'\0')
+
+
+CONFIG, BAR0 = 7, 0
+region_rw = lambda off, region, data: struct.pack('<QII', off, region,
+                                                  len(data)) + data
+seeds = {
+    'info': version() + msg(4, struct.pack('<IIII', 16, 0, 0, 0)) +
+    b''.join(msg(5, struct.pack('<IIIIQQ', 32, 0, i, 0, 0, 0))
+             for i in range(9)) +
+    b''.join(msg(7, struct.pack('<IIII', 16, 0, i, 0)) for i in range(5)),
+    'config': version() +
+    msg(9, struct.pack('<QII', 0, CONFIG, 64)) +
+    msg(10, region_rw(4, CONFIG, struct.pack('<H', 0x6))) +
+    msg(9, struct.pack('<QII', 0x40, CONFIG, 192)),
+    'bar0': version() +
+    msg(10, region_rw(4, CONFIG, struct.pack('<H', 0x6))) +
+    msg(9, struct.pack('<QII', 0, BAR0, 4)) +
+    msg(10, region_rw(0x20, BAR0, struct.pack('<I', 1))) +
+    msg(15, struct.pack('<Q', 2) +
+        struct.pack('<QII8s', 0x24, BAR0, 4, b'\1\0\0\0\0\0\0\0') +
+        struct.pack('<QII8s', 0x24, BAR0, 4, b'\2\0\0\0\0\0\0\0')),
+    'dma-nofd': version() +
+    msg(2, struct.pack('<IIQQQ', 32, 3, 0, 0x100000, 0x10000)) +
+    msg(10, region_rw(4, CONFIG, struct.pack('<H', 0x6))) +
+    msg(10, region_rw(0x08, BAR0, struct.pack('<IIIII', 0x100000, 0, 256, 0,
+                                              0))) +
+    msg(10, region_rw(0x1c, BAR0, struct.pack('<I', 1))) +
+    msg(3, struct.pack('<IIQQ', 24, 0, 0x100000, 0x10000)),
+    'reset': version() + msg(13) +
+    msg(9, struct.pack('<QII', 0, CONFIG, 4)),
+}
+for name, data in seeds.items():
+    write('vfio-user', name, b'\0\0' + data)
+# fds: two eventfds for MSI-X vectors 0-1; a memfd mapped as guest RAM.
+write('vfio-user', 'irqs', bytes([2, 0]) + version() +
+      msg(8, struct.pack('<IIIII', 20, (1 << 2) | (1 << 5), 4, 0, 2)) +
+      msg(8, struct.pack('<IIIII', 20, (1 << 0) | (1 << 5), 4, 0, 0)))
+write('vfio-user', 'dma-fd', bytes([1 | 4, 0]) + version() +
+      msg(2, struct.pack('<IIQQQ', 32, 3, 0, 0x200000, 0x10000)) +
+      msg(10, region_rw(4, CONFIG, struct.pack('<H', 0x6))) +
+      msg(10, region_rw(0x08, BAR0, struct.pack('<IIIII', 0x200000, 0, 512,
+                                                1, 0))) +
+      msg(10, region_rw(0x1c, BAR0, struct.pack('<I', 1))))
+
+# ---- qmp-args: key=value NUL JSON request ----
+qa = {
+    'device': ('driver=nvme,id=n0,drive=d0,serial=X',
+               {'execute': 'device_add',
+                'arguments': {'driver': 'nvme', 'id': 'n0', 'drive': 'd0'}}),
+    'blockdev': ('driver=file,node-name=d0,filename=/dev/null,cache.direct=on',
+                 {'execute': 'blockdev-add',
+                  'arguments': {'driver': 'file', 'node-name': 'd0',
+                                'filename': '/dev/null',
+                                'cache': {'direct': True}}}),
+    'netdev': ('type=stream,id=n0,addr.type=unix,addr.path=/tmp/x,server=on',
+               {'execute': 'netdev_add',
+                'arguments': {'type': 'stream', 'id': 'n0',
+                              'addr': {'type': 'unix', 'path': '/tmp/x'}}}),
+    'iothread': ('qom-type=iothread,id=io0,poll-max-ns=65536',
+                 {'execute': 'object-add',
+                  'arguments': {'qom-type': 'iothread', 'id': 'io0',
+                                'poll-max-ns': 65536}}),
+    'query': ('id=t0', {'execute': 'query-block', 'id': 7}),
+}
+for name, (kv, req) in qa.items():
+    write('qmp-args', name, kv.encode() + b'\0' + json.dumps(req).encode())
