@@ -92,9 +92,9 @@ $(BUILD)/tests/qtest/%: $(BUILD)/tests/qtest/%.o $(BUILD)/libqos.a $(BUILD)/libi
 $(BUILD)/tests/bench/%: $(BUILD)/tests/bench/%.o $(BUILD)/libqos.a $(BUILD)/libiovd.a
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(BUILD)/libqos.a $(BUILD)/libiovd.a $(ALL_LIBS)
 
-$(BUILD)/tests/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/libiovd.a
+$(BUILD)/tests/fuzz/%: $(BUILD)/tests/fuzz/%.o $(BUILD)/libqos.a $(BUILD)/libiovd.a
 	@echo "  LINK    $@"
-	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(WHOLE_LIB) $(ALL_LIBS)
+	$(Q)$(CC) $(LDFLAGS) -fsanitize=fuzzer -o $@ $< $(BUILD)/libqos.a $(WHOLE_LIB) $(ALL_LIBS)
 
 $(BUILD)/tests/%.o: ALL_CFLAGS += $(CHECK_CFLAGS)
 

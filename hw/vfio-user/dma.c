@@ -94,7 +94,7 @@ static int dma_map_check_fd(VfuServer *s, const VfuDmaMap *m, int fd)
     return 0;
 }
 
-int vfu_dma_map(VfuServer *s, const VfuDmaMap *m, int fd)
+int vfu_dma_region_map(VfuServer *s, const VfuDmaMap *m, int fd)
 {
     VfuDmaRegion r = {
         .addr = m->addr, .size = m->size, .prot = m->flags,
@@ -165,7 +165,7 @@ static void dma_remove(VfuServer *s, unsigned i)
     s->dma_last = 0;
 }
 
-int vfu_dma_unmap(VfuServer *s, const VfuDmaUnmap *u)
+int vfu_dma_region_unmap(VfuServer *s, const VfuDmaUnmap *u)
 {
     unsigned i;
 
@@ -284,7 +284,7 @@ static int xfer_send_piece(VfuServer *s, VfuDmaXfer *x)
         /* QEMU's client wants size >= 32 + count. */
         payload = VFU_DMA_RW_QEMU_MIN_PAYLOAD + n;
     }
-    x->msg_id = vfu_next_msg_id(s);
+    x->msg_id = vfu_server_msg_id(s);
     x->piece = n;
     x->left -= n;
     h->msg_id = x->msg_id;

@@ -186,7 +186,7 @@ static int handle_dma_map(VfuServer *s, VfuMsg *m)
     if (m->nfds == 1) {
         fd = m->fds[0];
     }
-    r = vfu_dma_map(s, dm, fd);
+    r = vfu_dma_region_map(s, dm, fd);
     if (r) {
         return msg_fail(s, m, r, "DMA_MAP refused");
     }
@@ -212,7 +212,7 @@ static int handle_dma_unmap(VfuServer *s, VfuMsg *m)
         s->pending_unmap = vfu_msg_copy(m);
         return VFU_REPLIED;
     }
-    r = vfu_dma_unmap(s, du);
+    r = vfu_dma_region_unmap(s, du);
     if (r) {
         return msg_fail(s, m, r, "DMA_UNMAP of an unknown range");
     }

@@ -770,7 +770,7 @@ static void vfu_client_readable(void *opaque)
     }
 }
 
-uint16_t vfu_next_msg_id(VfuServer *s)
+uint16_t vfu_server_msg_id(VfuServer *s)
 {
     return s->next_msg_id++;
 }

@@ -188,7 +188,7 @@ void vfu_msg_free(VfuMsg *m);
 void vfu_flush(VfuServer *s);
 void vfu_deferred_init(VfuServer *s);
 void vfu_deferred_cleanup(VfuServer *s);
-uint16_t vfu_next_msg_id(VfuServer *s);
+uint16_t vfu_server_msg_id(VfuServer *s);
 /*
  * Dispatch what waited and read again: after a DMA_UNMAP that waited for
  * in-flight DMA, and after a reset.
@@ -205,8 +205,8 @@ void vfu_irq_signal(void *opaque, unsigned index, unsigned vector);
 void vfu_irq_flush(VfuServer *s);
 
 /* dma.c */
-int vfu_dma_map(VfuServer *s, const VfuDmaMap *m, int fd);
-int vfu_dma_unmap(VfuServer *s, const VfuDmaUnmap *u);
+int vfu_dma_region_map(VfuServer *s, const VfuDmaMap *m, int fd);
+int vfu_dma_region_unmap(VfuServer *s, const VfuDmaUnmap *u);
 void vfu_dma_unmap_all(VfuServer *s);
 bool vfu_dma_unmap_needs_drain(VfuServer *s, const VfuDmaUnmap *u);
 void *vfu_dma_translate(void *opaque, uint64_t addr, uint64_t len,

@@ -96,3 +96,39 @@ qa = {
 }
 for name, (kv, req) in qa.items():
     write('qmp-args', name, kv.encode() + b'\0' + json.dumps(req).encode())
+
+# ---- nvme: count, then (selector, 64-byte SQE) each, then the data area --
+def sqe(opc, nsid=0, flags=0, prp1=0, prp2=0, cdw=(0, 0, 0, 0, 0, 0)):
+    return struct.pack('<BBHIIIQQQ6I', opc, flags, 0, nsid, 0, 0, 0, prp1,
+                       prp2, *cdw)
+
+
+ADMIN, IO, AREA = 1, 0, 2
+prp_list = struct.pack('<4Q', 0x1000, 0x2000, 0x3000, 0x4000)
+sgl_seg = struct.pack('<QIxxxB', 0x1000, 4096, 0x00) * 2
+nvme = {
+    'identify': [(ADMIN | AREA, sqe(0x06, cdw=(1, 0, 0, 0, 0, 0))),
+                 (ADMIN | AREA, sqe(0x06, nsid=1, cdw=(0, 0, 0, 0, 0, 0)))],
+    'rw-prp': [(IO | AREA, sqe(0x01, 1, prp1=0x1000, prp2=0,
+                               cdw=(0, 0, 7, 0, 0, 0))),
+               (IO | AREA, sqe(0x02, 1, prp1=0x1000, prp2=0x0,
+                               cdw=(0, 0, 31, 0, 0, 0)))],
+    'sgl': [(IO | AREA, sqe(0x02, 1, flags=0x40, prp1=0x0,
+                            prp2=struct.unpack('<Q', struct.pack(
+                                '<IxxxB', 32, 0x20))[0],
+                            cdw=(0, 0, 15, 0, 0, 0)))],
+    'admin-misc': [(ADMIN | AREA, sqe(0x02, 0xffffffff, prp1=0x1000,
+                                      cdw=(0x7f0001, 0, 0, 0, 0, 0))),
+                   (ADMIN, sqe(0x09, cdw=(7, 0x10001, 0, 0, 0, 0))),
+                   (ADMIN, sqe(0x0a, cdw=(7, 0, 0, 0, 0, 0))),
+                   (ADMIN, sqe(0x0c))],
+    'io-misc': [(IO | AREA, sqe(0x09, 1, prp1=0x0, cdw=(0, 4, 0, 0, 0, 0))),
+                (IO, sqe(0x08, 1, cdw=(0, 0, 7, 0, 0, 0))),
+                (IO, sqe(0x00, 1)), (IO, sqe(0x05, 1, cdw=(0, 0, 0, 0, 0, 0)))],
+}
+for name, cmds in nvme.items():
+    data = bytes([len(cmds) - 1])
+    for sel, cmd in cmds:
+        data += bytes([sel]) + cmd
+    data += prp_list + sgl_seg
+    write('nvme', name, data)
