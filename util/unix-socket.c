@@ -32,7 +32,8 @@ static UnixListener *listener_find(dev_t dev, ino_t ino, int fd)
     return NULL;
 }
 
-char *unix_listen_owner(const char *path)
+/* Who listens on @path in this process (to free), or NULL. */
+static char *unix_listen_owner(const char *path)
 {
     char *owner = NULL;
     UnixListener *l;

@@ -29,7 +29,4 @@ int unix_listen(const char *path, int backlog, const char *owner,
  */
 void unix_listen_close(int fd);
 
-/* Who listens on @path in this process (to free), or NULL. */
-char *unix_listen_owner(const char *path);
-
 #endif
