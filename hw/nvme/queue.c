@@ -243,6 +243,12 @@ bool nvme_cq_full(NvmeCtrl *n, NvmeCQueue *cq)
 /*
  * Write the entry, then (after a write barrier) the dword holding the
  * phase tag, so the host never sees a new phase with stale contents.
+ *
+ * The slot is taken (tail and phase advanced) before the writes: through
+ * messages (guest RAM not shared) the work parks in them, and the host
+ * may see the entry and ring the CQ head past it before the replies come
+ * back; that head must already be valid.  An entry not yet written still
+ * carries the old phase tag, so the host does not take it early.
  */
 static void nvme_post_cqe(NvmeCtrl *n, NvmeCQueue *cq, NvmeRequest *req)
 {
@@ -258,6 +264,10 @@ static void nvme_post_cqe(NvmeCtrl *n, NvmeCQueue *cq, NvmeRequest *req)
 
     trace_nvme_cqe(nvme_id(n), cq->cqid, cq->tail, sq->sqid, req->cmd.cid,
                    req->status, req->result);
+    cq->tail = nvme_ring_next(cq->tail, cq->size);
+    if (cq->tail == 0) {
+        cq->phase = !cq->phase;
+    }
     if (pci_dma_write(&n->pdev, addr, &cqe, 12) < 0) {
         nvme_set_fatal(n, "completion queue not writable");
         return;
@@ -266,10 +276,6 @@ static void nvme_post_cqe(NvmeCtrl *n, NvmeCQueue *cq, NvmeRequest *req)
     if (pci_dma_write(&n->pdev, addr + 12, (uint8_t *)&cqe + 12, 4) < 0) {
         nvme_set_fatal(n, "completion queue not writable");
         return;
-    }
-    cq->tail = nvme_ring_next(cq->tail, cq->size);
-    if (cq->tail == 0) {
-        cq->phase = !cq->phase;
     }
     cq->irq_due = true;
     cq->coalesced++;

@@ -2191,6 +2191,48 @@ END_TEST
  * before it submitted anything, so the file is unchanged; later rounds
  * let some of it through first.
  */
+/*
+ * Guest RAM reached by messages: the host sees a completion as soon as
+ * the VMM has written it, before the device has the reply to that
+ * DMA_WRITE, and may ring the CQ head past it meanwhile.  That head is
+ * valid.  (check-guest found it on a polling iothread: the device moved
+ * its tail only on the reply and refused the head as past it; on a
+ * 2-entry CQ the queue then looks full and the next completion never
+ * comes.)
+ */
+START_TEST(test_cq_head_before_dma_reply)
+{
+    QNvmeQueue *queue;
+    QNvme *q;
+
+    env_new();
+    env_start(NULL, false);
+    q = env.q;
+    qnvme_init(q, 1, 32);
+    queue = qnvme_create_ioq(q, 2, 2, 2);
+    q->use_msix = false;        /* the interrupt comes after the replies */
+    vfu_client_hold_dma_apply_writes(env.c, true);
+    for (unsigned i = 0; i < 4; i++) {
+        NvmeCmd cmd = { .opcode = NVME_CMD_FLUSH, .nsid = 1 };
+        NvmeCqe cqe;
+
+        vfu_client_hold_dma(env.c, true);
+        qnvme_submit(q, queue, &cmd);
+        /* The entry, then its phase dword: both written, answers held. */
+        ck_assert(vfu_client_wait_held_dma(env.c, 1, QOS_TIMEOUT_MS));
+        vfu_client_hold_dma(env.c, false);
+        vfu_client_hold_dma(env.c, true);
+        ck_assert(vfu_client_wait_held_dma(env.c, 1, QOS_TIMEOUT_MS));
+        /* Visible now: taken, and the head rung past it. */
+        ck_assert(qnvme_cqe_ready(q, queue));
+        ck_assert(qnvme_try_wait(q, queue, &cqe, QOS_TIMEOUT_MS));
+        ck_assert_int_eq(qnvme_status(&cqe), NVME_SUCCESS);
+        vfu_client_hold_dma(env.c, false);
+    }
+    ck_assert_uint_eq(qnvme_readl(q, NVME_REG_CSTS), NVME_CSTS_RDY);
+}
+END_TEST
+
 START_TEST(test_reset_during_dma)
 {
     QNvme *q;
@@ -2932,6 +2974,7 @@ static Suite *nvme_suite(void)
     add(s, "doorbells_mmap_reset", test_doorbells_mmap_reset);
     add(s, "doorbells_mmap_dbbuf", test_doorbells_mmap_dbbuf);
     add(s, "doorbells_trap_shadow_polled", test_doorbells_trap_shadow_polled);
+    add(s, "cq_head_before_dma_reply", test_cq_head_before_dma_reply);
     add(s, "cq_full", test_cq_full);
     add(s, "keep_alive", test_keep_alive);
     add(s, "dma_fallback", test_dma_fallback);

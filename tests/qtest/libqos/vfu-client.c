@@ -30,6 +30,7 @@ struct VfuClient {
     GQueue replies;             /* of VfuRxMsg *, awaited, not yet taken */
     GArray *dma;                /* of VfuDmaEntry */
     bool hold_dma;              /* keep the server's DMA requests */
+    bool hold_apply_writes;     /* ... but put DMA_WRITE data in memory */
     GQueue held;                /* of VfuRxMsg *, not answered yet */
 
     bool negotiated;
@@ -534,7 +535,8 @@ static uint8_t *dma_host(VfuClient *c, uint64_t addr, uint64_t len,
     return e->host + (addr - e->addr);
 }
 
-static void serve_dma(VfuClient *c, VfuRxMsg *m)
+/* Serve a DMA request: a DMA_WRITE's data lands unless m->applied. */
+static void serve_dma(VfuClient *c, VfuRxMsg *m, bool reply_now)
 {
     bool is_read = m->hdr.cmd == VFU_CMD_DMA_READ;
     bool qemu = c->layout == VFU_DMA_RW_QEMU;
@@ -613,10 +615,13 @@ static void serve_dma(VfuClient *c, VfuRxMsg *m)
     } else {
         uint8_t reply[16];
 
-        memcpy(host, m->payload + data_off, count);
-        c->stats.dma_writes++;
-        c->stats.dma_write_bytes += count;
-        if (!(m->hdr.flags & VFU_FLAG_NO_REPLY)) {
+        if (!m->applied) {
+            memcpy(host, m->payload + data_off, count);
+            m->applied = true;
+            c->stats.dma_writes++;
+            c->stats.dma_write_bytes += count;
+        }
+        if (reply_now && !(m->hdr.flags & VFU_FLAG_NO_REPLY)) {
             if (qemu) {
                 send_reply(c, &m->hdr, NULL, 0);
             } else {
@@ -629,6 +634,9 @@ static void serve_dma(VfuClient *c, VfuRxMsg *m)
     return;
 
 fail:
+    if (!reply_now) {
+        return;                 /* it fails again when answered */
+    }
     c->stats.dma_errors++;
     if (!(m->hdr.flags & VFU_FLAG_NO_REPLY)) {
         send_error(c, &m->hdr, err);
@@ -641,14 +649,21 @@ static void dispatch(VfuClient *c, VfuRxMsg *m)
     unsigned type = m->hdr.flags & VFU_FLAG_TYPE_MASK;
 
     if (type == VFU_FLAG_REQUEST) {
-        if ((m->hdr.cmd == VFU_CMD_DMA_READ ||
-             m->hdr.cmd == VFU_CMD_DMA_WRITE) && c->hold_dma) {
+        if (c->hold_dma && m->hdr.cmd == VFU_CMD_DMA_WRITE) {
+            if (c->hold_apply_writes) {
+                serve_dma(c, m, false);
+            }
+            g_queue_push_tail(&c->held, m);
+            return;
+        }
+        if (c->hold_dma && m->hdr.cmd == VFU_CMD_DMA_READ &&
+            !c->hold_apply_writes) {
             g_queue_push_tail(&c->held, m);
             return;
         }
         if (m->hdr.cmd == VFU_CMD_DMA_READ ||
             m->hdr.cmd == VFU_CMD_DMA_WRITE) {
-            serve_dma(c, m);
+            serve_dma(c, m, true);
         } else {
             protocol_error(c, "server sent command %u (%s), id %u",
                            m->hdr.cmd, cmd_name(m->hdr.cmd), m->hdr.msg_id);
@@ -1410,9 +1425,14 @@ void vfu_client_hold_dma(VfuClient *c, bool hold)
     while (!hold && !g_queue_is_empty(&c->held)) {
         VfuRxMsg *m = g_queue_pop_head(&c->held);
 
-        serve_dma(c, m);
+        serve_dma(c, m, true);
         vfu_rx_msg_free(m);
     }
+}
+
+void vfu_client_hold_dma_apply_writes(VfuClient *c, bool apply)
+{
+    c->hold_apply_writes = apply;
 }
 
 unsigned vfu_client_held_dma(VfuClient *c)

@@ -58,6 +58,7 @@ typedef struct VfuRxMsg {
     int *fds;                   /* owned: closed by vfu_rx_msg_free() */
     unsigned nfds;
     bool fds_truncated;         /* MSG_CTRUNC: the server sent too many */
+    bool applied;               /* a held DMA_WRITE already in memory */
 } VfuRxMsg;
 
 void vfu_rx_msg_free(VfuRxMsg *m);
@@ -260,6 +261,12 @@ int vfu_device_reset(VfuClient *c);
  * its work waits for a reply.
  */
 void vfu_client_hold_dma(VfuClient *c, bool hold);
+/*
+ * Holding writes only: DMA_READs are answered, DMA_WRITE data lands in
+ * guest memory at once and only the reply is withheld (the VMM wrote,
+ * its answer is late: QEMU's client writes guest RAM before it replies).
+ */
+void vfu_client_hold_dma_apply_writes(VfuClient *c, bool apply);
 unsigned vfu_client_held_dma(VfuClient *c);
 /* Serve the connection until @n requests are held; false on timeout. */
 bool vfu_client_wait_held_dma(VfuClient *c, unsigned n, int timeout_ms);
