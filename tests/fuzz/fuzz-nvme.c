@@ -17,12 +17,7 @@
  * Asynchronous Event Request, never complete); then the client hangs up,
  * which resets the controller.
  */
-#include "util/osdep.h"
-#include "util/keyval.h"
-#include "util/loop.h"
-#include "block/block.h"
-#include "hw/core/device.h"
-#include "hw/vfio-user/vfio-user.h"
+#include "tests/fuzz/fuzz-device.h"
 #include "tests/qtest/libqos/guest-mem.h"
 #include "tests/qtest/libqos/nvme.h"
 #include "tests/qtest/libqos/pci.h"
@@ -30,52 +25,10 @@
 
 #define DATA_SIZE   (64u << 10)
 
-static char *sock_path;
-
-static void create(const char *what, const char *opts)
-{
-    g_autoptr(Keyval) kv = NULL;
-    GError *err = NULL;
-
-    kv = keyval_parse(opts, "driver", &err);
-    if (!kv || !(strcmp(what, "node") ? (void *)device_create(kv, &err)
-                                      : (void *)blk_node_create(kv, &err))) {
-        fprintf(stderr, "fuzz-nvme: %s: %s\n", what, err->message);
-        abort();
-    }
-}
-
-/* The device side: the main loop, on a thread of its own. */
-static gpointer device_thread(gpointer ready)
-{
-    EventLoop *l = loop_new("fuzz", NULL);
-    g_autofree char *opts = NULL;
-
-    loop_attach_thread(l);
-    loop_set_main(l);
-    vfu_transport_init();
-    create("node", "driver=null,node-name=d0,size=1M,read-zeroes=on");
-    opts = g_strdup_printf("driver=nvme,id=n0,drive=d0,serial=FUZZ,"
-                           "socket=%s", sock_path);
-    create("device", opts);
-    g_atomic_int_set((int *)ready, 1);
-    for (;;) {
-        loop_iterate(l, true);
-    }
-    return NULL;
-}
-
-static void setup(void)
-{
-    g_autofree char *dir = g_dir_make_tmp("iovd-fuzz-XXXXXX", NULL);
-    static int ready;
-
-    sock_path = g_build_filename(dir, "n0.sock", NULL);
-    g_thread_new("device", device_thread, &ready);
-    while (!g_atomic_int_get(&ready)) {
-        g_usleep(1000);
-    }
-}
+static FuzzDevice nvme = {
+    .node = "driver=null,node-name=d0,size=1M,read-zeroes=on",
+    .device = "driver=nvme,id=n0,drive=d0,serial=FUZZ",
+};
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -88,14 +41,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint64_t area;
     unsigned n;
 
-    if (!sock_path) {
-        setup();
-    }
+    fuzz_device_start(&nvme);
     if (size < 1 + 65) {
         return 0;
     }
     n = MIN(1 + data[0] % 8, (size - 1) / 65);
-    c = vfu_client_open(sock_path);
+    c = vfu_client_open(nvme.sock_path);
     dev = qpci_device_new(c);
     gm = guest_mem_new(GUEST_MEM_DEFAULT_BASE, GUEST_MEM_DEFAULT_SIZE);
     guest_mem_map_checked(gm, c, true);

@@ -132,3 +132,27 @@ for name, cmds in nvme.items():
         data += bytes([sel]) + cmd
     data += prp_list + sgl_seg
     write('nvme', name, data)
+
+# ---- virtqueue: features, head/count, 16-byte descriptors, data area ----
+def vdesc(addr, length, flags, nxt):
+    return struct.pack('<QIHH', addr, length, flags, nxt)
+
+
+NEXT, WRITE, INDIRECT = 1, 2, 4
+blk_hdr = lambda t, sector: struct.pack('<IIQ', t, 0, sector)
+vq = {
+    'split-read': (0, [vdesc(0, 16, NEXT, 1), vdesc(0x1000, 512, NEXT | WRITE, 2),
+                       vdesc(0x2000, 1, WRITE, 0)], blk_hdr(0, 0)),
+    'split-write': (2, [vdesc(0, 16, NEXT, 1), vdesc(0x1000, 4096, NEXT, 2),
+                        vdesc(0x2000, 1, WRITE, 0)], blk_hdr(1, 8)),
+    'split-flush': (2, [vdesc(0, 16, NEXT, 1), vdesc(0x2000, 1, WRITE, 0)],
+                    blk_hdr(4, 0)),
+    'split-getid': (0, [vdesc(0, 16, NEXT, 1), vdesc(0x1000, 20, NEXT | WRITE, 2),
+                        vdesc(0x2000, 1, WRITE, 0)], blk_hdr(8, 0)),
+    'packed-read': (1, [vdesc(0, 16, NEXT, 0), vdesc(0x1000, 512, NEXT | WRITE, 0),
+                        vdesc(0x2000, 1, WRITE, 0)], blk_hdr(0, 0)),
+    'indirect': (4, [vdesc(0x3000, 48, INDIRECT, 0)], blk_hdr(0, 0)),
+}
+for name, (feat, descs, hdr) in vq.items():
+    data = bytes([feat, len(descs) - 1]) + b''.join(descs) + hdr
+    write('virtqueue', name, data)
