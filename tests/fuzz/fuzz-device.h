@@ -37,8 +37,7 @@ static gpointer fuzz_device_thread(gpointer opaque)
 {
     FuzzDevice *f = opaque;
     EventLoop *l = loop_new("fuzz", NULL);
-    g_autofree char *opts = g_strdup_printf("%s,socket=%s", f->device,
-                                            f->sock_path);
+    char *opts = g_strdup_printf("%s,socket=%s", f->device, f->sock_path);
 
     loop_attach_thread(l);
     loop_set_main(l);
@@ -47,6 +46,7 @@ static gpointer fuzz_device_thread(gpointer opaque)
         fuzz_create(true, f->node);
     }
     fuzz_create(false, opts);
+    g_free(opts);               /* this thread never returns */
     g_atomic_int_set(&f->ready, 1);
     for (;;) {
         loop_iterate(l, true);

@@ -1,6 +1,7 @@
 #!/bin/sh
-# tests/fuzz/run.sh BUILD SECS: run every fuzz target of BUILD for SECS
-# seconds each, from its committed seeds (tests/fuzz/corpus/TARGET) and
+# tests/fuzz/run.sh BUILD SECS [SEED]: run every fuzz target of BUILD for
+# SECS seconds each (with libFuzzer's -seed=SEED when given: CI), from
+# its committed seeds (tests/fuzz/corpus/TARGET) and
 # what earlier runs kept (BUILD/corpus/TARGET, where new inputs go).
 # Prints each target's executions; a crash leaves its input in
 # BUILD/artifacts/ and fails the run.
@@ -8,6 +9,7 @@ set -e
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 BUILD=$1
 SECS=${2:-600}
+SEED=${3:+-seed=$3}
 rc=0
 mkdir -p "$BUILD/artifacts"
 for bin in "$BUILD"/tests/fuzz/fuzz-*; do
@@ -17,7 +19,8 @@ for bin in "$BUILD"/tests/fuzz/fuzz-*; do
     work=$BUILD/corpus/$name
     mkdir -p "$work"
     log=$BUILD/fuzz-$name.log
-    if "$bin" -max_total_time="$SECS" -timeout=10 -print_final_stats=1 \
+    # shellcheck disable=SC2086
+    if "$bin" -max_total_time="$SECS" -timeout=10 -print_final_stats=1 $SEED \
          -artifact_prefix="$BUILD/artifacts/$name-" \
          "$work" "$seeds" >"$log" 2>&1; then
         status=ok
