@@ -156,3 +156,45 @@ vq = {
 for name, (feat, descs, hdr) in vq.items():
     data = bytes([feat, len(descs) - 1]) + b''.join(descs) + hdr
     write('virtqueue', name, data)
+
+# ---- e1000: count, flags (bit 0 loopback), 16-byte TX descriptors, frames
+def legacy(addr, length, cmd, cso=0, css=0, special=0):
+    return struct.pack('<QHBBBBH', addr, length, cso, cmd, 0, css, special)
+
+
+def context(ipcss, ipcso, ipcse, tucss, tucso, tucse, paylen, tucmd, hdr,
+            mss):
+    return struct.pack('<BBHBBH', ipcss, ipcso, ipcse, tucss, tucso,
+                       tucse) + \
+        struct.pack('<IBBH', (paylen & 0xfffff) | (0x0 << 20) | (tucmd << 24),
+                    0, hdr, mss)
+
+
+def data_desc(addr, length, dcmd, popts=0, special=0):
+    return struct.pack('<QIBBH', addr, (length & 0xfffff) | (1 << 20) |
+                       (dcmd << 24), 0, popts, special)
+
+
+EOP, IFCS, TSE, RS, DEXT, VLE, IC = 1, 2, 4, 8, 0x20, 0x40, 4
+eth = bytes.fromhex('525400123456525400abcdef0800')
+ip = bytes.fromhex('4500003c1c4640004006b1e6c0a80001c0a800c7')
+tcp = bytes.fromhex('0050c00c00000000000000005002200091e40000')
+frame = (eth + ip + tcp).ljust(60, b'\0')
+big = (eth + ip + tcp + bytes(range(256)) * 12)
+e1000 = {
+    'legacy': (0, [legacy(0, len(frame), EOP | IFCS | RS)], frame),
+    'legacy-split': (0, [legacy(0, 30, IFCS), legacy(30, 30, EOP | RS)],
+                     frame),
+    'legacy-csum': (0, [legacy(0, len(frame), EOP | IFCS | RS | IC, cso=50,
+                               css=34)], frame),
+    'vlan': (0, [legacy(0, len(frame), EOP | IFCS | RS | VLE,
+                        special=0x0123)], frame),
+    'loopback': (1, [legacy(0, len(frame), EOP | IFCS | RS)], frame),
+    'tso': (0, [context(14, 24, 33, 34, 50, 0, len(big) - 54, 0x20 | 0x1 |
+                        0x2 | 0x4 | TSE, 54, 1000),
+                data_desc(0, len(big), EOP | IFCS | RS | DEXT | TSE,
+                          popts=0x3)], big),
+}
+for name, (flags, descs, payload) in e1000.items():
+    write('e1000', name, bytes([len(descs) - 1, flags]) + b''.join(descs) +
+          payload)
