@@ -116,7 +116,9 @@ if command -v fio >/dev/null; then
             record "fio io_uring rw=$rw qd=$qd $(best fio_point io_uring $rw $qd)"
         done
     done
-    record "fio psync rw=randread qd=1 $(best fio_point psync randread 1)"
+    for rw in randread randwrite; do
+        record "fio psync rw=$rw qd=1 $(best fio_point psync $rw 1)"
+    done
     record "fio libaio rw=randread qd=32 $(best fio_point libaio randread 32)"
 else
     log "fio not installed: no host reference (apt-get install fio)"
