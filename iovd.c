@@ -11,6 +11,7 @@
 #include "util/log.h"
 #include "util/iothread.h"
 #include "util/loop.h"
+#include "util/sandbox.h"
 #include "util/trace.h"
 #include "hw/core/device.h"
 #include "hw/vfio-user/vfio-user.h"
@@ -122,6 +123,38 @@ static bool opt_ready_fd(const char *arg, GError **errp)
     return true;
 }
 
+static bool opt_sandbox(const char *arg, GError **errp)
+{
+    bool on;
+
+    if (!strcmp(arg, "log")) {
+        sandbox_set_mode(SANDBOX_LOG);
+        return true;
+    }
+    if (!parse_bool(arg, &on, errp)) {
+        error_prepend(errp, "expected on, off or log: ");
+        return false;
+    }
+    sandbox_set_mode(on ? SANDBOX_ON : SANDBOX_OFF);
+    return true;
+}
+
+static bool opt_run_with(const char *arg, GError **errp)
+{
+    g_autoptr(Keyval) kv = keyval_parse(arg, NULL, errp);
+    const char *user;
+
+    if (!kv) {
+        return false;
+    }
+    user = keyval_get(kv, "user");
+    if (!user) {
+        error_setg(errp, "expected user=NAME or user=UID:GID");
+        return false;
+    }
+    return sandbox_set_run_as(user, errp) && keyval_check_unused(kv, errp);
+}
+
 static const IovdOption core_options[] = {
     { "device", true, PHASE_DEVICE, opt_device,
       "-device DRIVER,id=ID,socket=PATH[,prop=value...]  add a device "
@@ -135,6 +168,13 @@ static const IovdOption core_options[] = {
     { "ready-fd", true, -1, opt_ready_fd,
       "-ready-fd N            write one byte to fd N and close it once "
       "every socket listens" },
+    { "sandbox", true, -1, opt_sandbox,
+      "-sandbox on|off|log    seccomp allow-list once started (default on; "
+      "log: only\n                         log what it would forbid, to "
+      "the kernel's audit log)" },
+    { "run-with", true, -1, opt_run_with,
+      "-run-with user=U       drop root (U: NAME or UID:GID) once the "
+      "command line's\n                         sockets are bound" },
     { NULL }
 };
 
@@ -365,6 +405,13 @@ int main(int argc, char **argv)
     if (pidfile && !write_pidfile(&err)) {
         error_report("-pidfile %s: %s", pidfile, err->message);
         device_destroy_all();
+        return 1;
+    }
+
+    if (!sandbox_confine(&err)) {
+        error_report("%s", err->message);
+        device_destroy_all();
+        iovd_modules_cleanup();
         return 1;
     }
 

@@ -357,6 +357,84 @@ START_TEST(test_ready_fd_means_listening)
 }
 END_TEST
 
+/* A field of /proc/PID/status, as text (g_free it). */
+static char *proc_status(pid_t pid, const char *field)
+{
+    g_autofree char *path = g_strdup_printf("/proc/%d/status", pid);
+    g_autofree char *text = NULL;
+    g_autofree char *key = g_strdup_printf("\n%s:", field);
+    const char *p;
+
+    ck_assert(g_file_get_contents(path, &text, NULL, NULL));
+    p = strstr(text, key);
+    ck_assert_msg(p, "no %s in %s", field, path);
+    p += strlen(key);
+    return g_strstrip(g_strndup(p, strcspn(p, "\n")));
+}
+
+START_TEST(test_sandbox)
+{
+    g_autoptr(IovdProc) p = iovd_proc_start_testdev(NULL);
+    g_autoptr(IovdProc) off = iovd_proc_new();
+    g_autofree char *sock = iovd_proc_path(p, "t0.sock");
+    g_autofree char *mode = proc_status(iovd_proc_pid(p), "Seccomp");
+    g_autofree char *nnp = proc_status(iovd_proc_pid(p), "NoNewPrivs");
+    g_autofree char *off_mode = NULL;
+    g_autofree char *err = NULL;
+
+    /* on by default, and the device still serves */
+    ck_assert_str_eq(mode, "2");
+    ck_assert_str_eq(nnp, "1");
+    assert_testdev_serves(sock);
+    iovd_proc_stop(p);
+
+    iovd_proc_add_args(off, "-sandbox", "off", "-device", NULL);
+    iovd_proc_add_argf(off, "pci-testdev,id=t0,socket=%s/t0.sock",
+                       iovd_proc_tmpdir(off));
+    iovd_proc_start(off);
+    off_mode = proc_status(iovd_proc_pid(off), "Seccomp");
+    ck_assert_str_eq(off_mode, "0");
+    iovd_proc_stop(off);
+
+    ck_assert_int_eq(run_iovd(&err, "-sandbox", "maybe", NULL), 1);
+    ck_assert_msg(strstr(err, "-sandbox maybe"), "%s", err);
+}
+END_TEST
+
+START_TEST(test_run_with_user)
+{
+    g_autoptr(IovdProc) p = NULL;
+    g_autofree char *sock = NULL;
+    g_autofree char *uids = NULL;
+    g_autofree char *gids = NULL;
+    g_autofree char *groups = NULL;
+    g_autofree char *err = NULL;
+
+    ck_assert_int_eq(run_iovd(&err, "-run-with", "user=no-such-user-iovd",
+                              NULL), 1);
+    ck_assert_msg(strstr(err, "not found"), "%s", err);
+    if (geteuid() != 0) {
+        printf("SKIP: test_run_with_user: not root, nothing to drop\n");
+        return;
+    }
+    p = iovd_proc_new();
+    sock = iovd_proc_path(p, "t0.sock");
+    iovd_proc_add_args(p, "-run-with", "user=65534:65534", "-device", NULL);
+    iovd_proc_add_argf(p, "pci-testdev,id=t0,socket=%s", sock);
+    iovd_proc_start(p);
+    uids = proc_status(iovd_proc_pid(p), "Uid");
+    gids = proc_status(iovd_proc_pid(p), "Gid");
+    groups = proc_status(iovd_proc_pid(p), "Groups");
+    ck_assert_str_eq(uids, "65534\t65534\t65534\t65534");
+    ck_assert_str_eq(gids, "65534\t65534\t65534\t65534");
+    ck_assert_str_eq(groups, "65534");
+    /* the socket bound as root still serves, and clients come and go */
+    assert_testdev_serves(sock);
+    assert_testdev_serves(sock);
+    iovd_proc_stop(p);
+}
+END_TEST
+
 static Suite *daemon_suite(void)
 {
     Suite *s = suite_create("daemon");
@@ -374,6 +452,8 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, test_inherited_connected_fd);
     tcase_add_test(tc, test_socket_activation);
     tcase_add_test(tc, test_ready_fd_means_listening);
+    tcase_add_test(tc, test_sandbox);
+    tcase_add_test(tc, test_run_with_user);
     suite_add_tcase(s, tc);
     return s;
 }
