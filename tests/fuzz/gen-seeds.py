@@ -198,3 +198,107 @@ e1000 = {
 for name, (flags, descs, payload) in e1000.items():
     write('e1000', name, bytes([len(descs) - 1, flags]) + b''.join(descs) +
           payload)
+
+# ---- pci: device, then 14-byte records (op, size, address, value) ----
+CFG_W, CFG_R, BAR_W, BAR_R, RAM_W = 0, 2, 3, 4, 5
+W1, W2, W4, W8 = 0, 1, 2, 3
+
+
+def rec(op, width, addr, value, bar=0):
+    return struct.pack('<BBIQ', op, width | (bar << 4), addr, value)
+
+
+enable = rec(CFG_W, W2, 4, 0x0006)
+walk = b''.join(rec(CFG_R, W4, off, 0) for off in range(0, 0x100, 4))
+nvme_identify = (struct.pack('<IIQQQQQIIIIII', 0x06, 0, 0, 0, 0x3000, 0, 0,
+                             1, 0, 0, 0, 0, 0))
+nvme_bringup = (enable +
+                b''.join(rec(RAM_W, W8, 0x1000 + i, struct.unpack_from(
+                    '<Q', nvme_identify, i)[0]) for i in range(0, 64, 8)) +
+                rec(BAR_W, W4, 0x24, 0x000f000f) +
+                rec(BAR_W, W8, 0x28, 0x1000) + rec(BAR_W, W8, 0x30, 0x2000) +
+                rec(BAR_W, W4, 0x14, 0x00460001) + rec(BAR_R, W4, 0x1c, 0) +
+                rec(BAR_W, W4, 0x1000, 1) + rec(BAR_R, W4, 0x1c, 0))
+e1000_tx = (enable + rec(BAR_W, W4, 0x0, 0x04000000) +     # CTRL.RST
+            rec(RAM_W, W8, 0x1000, 0x2000) +
+            rec(RAM_W, W8, 0x1008, (0x0b << 24) | 60) +
+            rec(BAR_W, W4, 0x3800, 0x1000) + rec(BAR_W, W4, 0x3808, 128) +
+            rec(BAR_W, W4, 0x400, 0x0103f0fa) +              # TCTL.EN
+            rec(BAR_W, W4, 0x3818, 1) + rec(BAR_R, W4, 0x3810, 0))
+pci = {
+    'nvme-walk': bytes([0]) + enable + walk,
+    'nvme-bringup': bytes([0]) + nvme_bringup,
+    'nvme-flr': bytes([0]) + enable + rec(CFG_W, W2, 0x88, 0x8000),
+    'virtio-blk-walk': bytes([1]) + enable + walk,
+    'virtio-net-walk': bytes([2]) + enable + walk,
+    'e1000-tx': bytes([3]) + e1000_tx,
+    'testdev-walk': bytes([4]) + enable + walk +
+    b''.join(rec(BAR_R, W4, off, 0) for off in range(0, 0x40, 4)),
+}
+for name, data in pci.items():
+    write('pci', name, data)
+
+# ---- qmp: a session, one request per line ----
+def session(*reqs):
+    return '\n'.join(json.dumps({'execute': r[0], 'arguments': r[1]}
+                                if len(r) > 1 else {'execute': r[0]})
+                     for r in reqs).encode()
+
+
+qmp = {
+    'queries': session(('query-status',), ('query-version',),
+                       ('query-pci',), ('query-block',),
+                       ('query-blockstats',), ('query-iothreads',),
+                       ('query-vfio-user',), ('query-commands',),
+                       ('query-rx-filter',), ('query-qmp-schema',)),
+    'devices': session(('device_add', {'driver': 'pci-testdev',
+                                       'id': 't1'}),
+                       ('qom-list', {'path': 't1'}),
+                       ('device_del', {'id': 't1'}),
+                       ('device_del', {'id': 'n0'}), ('query-pci',)),
+    'block': session(('blockdev-add', {'driver': 'null', 'node-name': 'd1',
+                                       'size': 1 << 20}),
+                     ('block_resize', {'node-name': 'd1', 'size': 2 << 20}),
+                     ('block_set_io_throttle', {'device': 'n0', 'bps': 0, 'bps_rd': 0,
+                                                'bps_wr': 0, 'iops': 100,
+                                                'iops_rd': 0, 'iops_wr': 0}),
+                     ('blockdev-del', {'node-name': 'd1'})),
+    'iothread': session(('object-add', {'qom-type': 'iothread',
+                                        'id': 'io1'}),
+                        ('device_add', {'driver': 'e1000', 'id': 'e1',
+                                        'iothread': 'io1'}),
+                        ('set_link', {'name': 'e1', 'up': False}),
+                        ('device_del', {'id': 'e1'}),
+                        ('object-del', {'id': 'io1'})),
+    'net': session(('netdev_add', {'type': 'user', 'id': 'u0'}),
+                   ('device_add', {'driver': 'virtio-net-pci', 'id': 'vn1',
+                                   'netdev': 'u0'}),
+                   ('query-rx-filter', {'name': 'vn1'}),
+                   ('netdev_del', {'id': 'u0'})),
+    'runstate': session(('stop',), ('query-status',),
+                        ('qom-get', {'path': 't0', 'property': 'id'}),
+                        ('qom-set', {'path': 'nic0', 'property': 'x',
+                                     'value': 1}),
+                        ('cont',), ('quit',)),
+}
+for name, data in qmp.items():
+    write('qmp', name, data)
+
+# ---- virtio-net-ctrl: count, then (class, command, layout, length, data)
+def ctrl(cls, cmd, data, layout=0):
+    return bytes([cls, cmd, layout, len(data)]) + data
+
+
+mac = bytes.fromhex('525400123456')
+vnc = {
+    'rx-modes': [ctrl(0, c, b'\1') for c in range(6)],
+    'mac-table': [ctrl(1, 0, struct.pack('<I', 1) + mac +
+                       struct.pack('<I', 2) + mac + mac, layout=2)],
+    'mac-addr': [ctrl(1, 1, mac, layout=1)],
+    'vlan': [ctrl(2, 0, struct.pack('<H', 5)), ctrl(2, 1, struct.pack('<H', 5))],
+    'mq': [ctrl(4, 0, struct.pack('<H', 2)), ctrl(4, 0, struct.pack('<H', 9))],
+    'offloads': [ctrl(5, 0, struct.pack('<Q', 0x7), layout=16)],
+    'bad-status': [ctrl(0, 0, b'\1', layout=4), ctrl(0, 1, b'\0', layout=8)],
+}
+for name, cmds in vnc.items():
+    write('virtio-net-ctrl', name, bytes([len(cmds) - 1]) + b''.join(cmds))
