@@ -235,6 +235,49 @@ pci = {
     'testdev-walk': bytes([4]) + enable + walk +
     b''.join(rec(BAR_R, W4, off, 0) for off in range(0, 0x40, 4)),
 }
+# brought up (byte 0 bit 3): RAM contents, then doorbells (op 6)
+DOORBELL = 6
+
+
+def ram(addr, data):
+    data = data.ljust((len(data) + 7) // 8 * 8, b'\0')
+    return b''.join(rec(RAM_W, W8, addr + i,
+                        struct.unpack_from('<Q', data, i)[0])
+                    for i in range(0, len(data), 8))
+
+
+nvme_read = sqe(0x02, nsid=1, prp1=0x8000)
+split_ring = lambda page, heads: (
+    ram(page + 0x100, struct.pack('<HH', 0, len(heads)) +
+        b''.join(struct.pack('<H', h) for h in heads)))
+blk_chain = (vdesc(0x8000, 16, NEXT, 1) + vdesc(0x9000, 512, NEXT | WRITE, 2) +
+             vdesc(0xa000, 1, WRITE, 0))
+tx_frame = bytes(12) + frame
+ctrl_chain = (vdesc(0x8000, 2, NEXT, 1) + vdesc(0x8002, 1, NEXT, 2) +
+              vdesc(0xa000, 1, WRITE, 0))
+rx_descs = b''.join(struct.pack('<QQ', 0x9000 + 0x800 * i, 0)
+                    for i in range(8))
+pci.update({
+    'nvme-up-read': bytes([8]) + ram(0x5000, nvme_read) +
+    rec(DOORBELL, W4, 2, 1),
+    'nvme-up-admin': bytes([8]) + ram(0x1080, sqe(0x06, prp1=0x8000,
+                                                  cdw=(1, 0, 0, 0, 0, 0))) +
+    rec(DOORBELL, W4, 0, 3),
+    'virtio-blk-up-read': bytes([9]) + ram(0x1000, blk_chain) +
+    ram(0x8000, blk_hdr(0, 0)) + split_ring(0x1000, [0]) +
+    rec(DOORBELL, W2, 0, 0),
+    'virtio-blk-up-packed': bytes([9 | 16]) + ram(0x1000, blk_chain) +
+    ram(0x8000, blk_hdr(0, 0)) + rec(DOORBELL, W2, 0, 0),
+    'virtio-net-up-tx': bytes([10]) + ram(0x2000, vdesc(0x8000, len(tx_frame),
+                                                        0, 0)) +
+    ram(0x8000, tx_frame) + split_ring(0x2000, [0]) + rec(DOORBELL, W2, 1, 0),
+    'virtio-net-up-ctrl': bytes([10]) + ram(0x3000, ctrl_chain) +
+    ram(0x8000, bytes([0, 0, 1])) + split_ring(0x3000, [0]) +
+    rec(DOORBELL, W2, 2, 0),
+    'e1000-up-loopback': bytes([11 | 16]) + ram(0x2000, rx_descs) +
+    ram(0x1000, legacy(0x8000, len(frame), EOP | IFCS | RS)) +
+    ram(0x8000, frame) + rec(DOORBELL, W4, 1, 7) + rec(DOORBELL, W4, 0, 1),
+})
 for name, data in pci.items():
     write('pci', name, data)
 
