@@ -5,8 +5,9 @@
  * client, against a daemon holding a null block node, an NVMe controller
  * on it, an e1000 and a pci-testdev (realized on a socket-less transport
  * of the target's own: nothing listens).  After each request the loop
- * runs until idle (device_del, events); after the session everything is
- * torn down and made again, so sessions do not leak into each other.
+ * runs until idle (device_del, events); after a session that ran
+ * anything but queries everything is torn down and made again, so
+ * sessions do not leak into each other.
  *
  * The command set is sandboxed to what touches no host state: requests
  * that name a path (any string with '/'), blockdev-add of a driver other
@@ -110,6 +111,22 @@ static bool arg_is(json_object *req, const char *key, const char *want)
            !strcmp(json_object_get_string(v), want);
 }
 
+/* May @name change the daemon's state?  (queries cannot) */
+static bool may_change(json_object *req)
+{
+    json_object *exec;
+    const char *name;
+
+    if (!json_object_is_type(req, json_type_object) ||
+        !json_object_object_get_ex(req, "execute", &exec) ||
+        !json_object_is_type(exec, json_type_string)) {
+        return false;
+    }
+    name = json_object_get_string(exec);
+    return strncmp(name, "query-", 6) && strcmp(name, "qom-get") &&
+           strcmp(name, "qom-list");
+}
+
 static bool sandboxed(json_object *req)
 {
     json_object *exec;
@@ -150,7 +167,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static bool ready;
+    static bool ready, dirty = true;
     static json_object *cont;
     static bool verbose;        /* FUZZ_QMP_VERBOSE=1: the exchange */
     g_autofree char *text = g_strndup((const char *)data, size);
@@ -163,8 +180,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         verbose = getenv("FUZZ_QMP_VERBOSE") != NULL;
         ready = true;
     }
-    for (size_t i = 0; i < G_N_ELEMENTS(baseline); i++) {
-        create(!strcmp(baseline[i][0], "node"), baseline[i][1]);
+    if (dirty) {
+        for (size_t i = 0; i < G_N_ELEMENTS(baseline); i++) {
+            create(!strcmp(baseline[i][0], "node"), baseline[i][1]);
+        }
+        dirty = false;
     }
     for (line = text; line; line = next) {
         json_tokener *tok = json_tokener_new_ex(64);
@@ -180,6 +200,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (req && sandboxed(req)) {
             GString *out = g_string_new(NULL);
 
+            dirty |= may_change(req);
             resp = qmp_dispatch(&sess, req);
             qmp_serialize(resp, out);   /* the wire form, as sent */
             if (verbose) {
@@ -192,11 +213,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         json_object_put(req);
     }
     /* A fresh daemon for the next session (running: cont after stop). */
-    json_object_put(qmp_dispatch(&sess, cont));
-    device_destroy_all();
-    net_cleanup_all();
-    blk_node_delete_all();
-    iothread_delete_all();
-    pump();
+    if (dirty) {
+        json_object_put(qmp_dispatch(&sess, cont));
+        device_destroy_all();
+        net_cleanup_all();
+        blk_node_delete_all();
+        iothread_delete_all();
+        pump();
+    }
     return 0;
 }
