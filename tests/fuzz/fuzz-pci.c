@@ -25,9 +25,9 @@
  * device offers accepted, queues 0-2 of 8 entries with their rings in
  * page 1 + n (descriptors, driver area at +0x100, device area at
  * +0x200), DRIVER_OK; e1000: TX ring at 0x1000, RX ring at 0x2000
- * (8 descriptors each), both enabled.  Doorbell q: NVMe SQ q tail
- * (odd q: CQ head), virtio queue q's notification, e1000 TDT (q 0) or
- * RDT (q 1).
+ * (8 descriptors each), both enabled.  Doorbell q: NVMe's q-th doorbell
+ * (SQ 0 tail, CQ 0 head, SQ 1 tail, CQ 1 head), virtio queue q's
+ * notification, e1000 TDT (even q) or RDT (odd q).
  *
  * The loop runs until idle after every record (what the device does with
  * it, and with what it then finds in RAM); after the input the device
