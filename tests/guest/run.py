@@ -206,6 +206,15 @@ def main():
         print('check-guest: iovd did not become ready', file=sys.stderr)
         iovd.kill()
         return 1
+    # The guest runs against the daemon as shipped: confined.
+    with open(f'/proc/{iovd.pid}/status') as f:
+        seccomp = [ln.split()[1] for ln in f if ln.startswith('Seccomp:')]
+    if seccomp != ['2']:
+        print(f'check-guest: iovd runs without its seccomp filter '
+              f'(Seccomp: {seccomp})', file=sys.stderr)
+        iovd.kill()
+        return 1
+    print('check-guest: iovd confined (seccomp filter on)', flush=True)
     qmp = Qmp(f'{work}/qmp.sock') if have_qmp else None
 
     out_port = free_port()

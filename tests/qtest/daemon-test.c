@@ -374,12 +374,13 @@ static char *proc_status(pid_t pid, const char *field)
 
 START_TEST(test_sandbox)
 {
+    static const char *const modes[][2] = {
+        { "off", "0" }, { "log", "2" }, { "on", "2" },
+    };
     g_autoptr(IovdProc) p = iovd_proc_start_testdev(NULL);
-    g_autoptr(IovdProc) off = iovd_proc_new();
     g_autofree char *sock = iovd_proc_path(p, "t0.sock");
     g_autofree char *mode = proc_status(iovd_proc_pid(p), "Seccomp");
     g_autofree char *nnp = proc_status(iovd_proc_pid(p), "NoNewPrivs");
-    g_autofree char *off_mode = NULL;
     g_autofree char *err = NULL;
 
     /* on by default, and the device still serves */
@@ -388,13 +389,19 @@ START_TEST(test_sandbox)
     assert_testdev_serves(sock);
     iovd_proc_stop(p);
 
-    iovd_proc_add_args(off, "-sandbox", "off", "-device", NULL);
-    iovd_proc_add_argf(off, "pci-testdev,id=t0,socket=%s/t0.sock",
-                       iovd_proc_tmpdir(off));
-    iovd_proc_start(off);
-    off_mode = proc_status(iovd_proc_pid(off), "Seccomp");
-    ck_assert_str_eq(off_mode, "0");
-    iovd_proc_stop(off);
+    for (size_t i = 0; i < G_N_ELEMENTS(modes); i++) {
+        g_autoptr(IovdProc) q = iovd_proc_new();
+        g_autofree char *got = NULL;
+
+        iovd_proc_add_args(q, "-sandbox", modes[i][0], "-device", NULL);
+        iovd_proc_add_argf(q, "pci-testdev,id=t0,socket=%s/t0.sock",
+                           iovd_proc_tmpdir(q));
+        iovd_proc_start(q);
+        got = proc_status(iovd_proc_pid(q), "Seccomp");
+        ck_assert_msg(!strcmp(got, modes[i][1]), "-sandbox %s: Seccomp %s",
+                      modes[i][0], got);
+        iovd_proc_stop(q);
+    }
 
     ck_assert_int_eq(run_iovd(&err, "-sandbox", "maybe", NULL), 1);
     ck_assert_msg(strstr(err, "-sandbox maybe"), "%s", err);
