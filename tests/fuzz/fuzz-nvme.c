@@ -1,9 +1,8 @@
 /*
  * Fuzz target: NVMe command parsing and the PRP/SGL walk over guest RAM.
- * An NVMe controller (null backend, 1 MiB) runs in process on the main
- * loop, driven by a thread of its own; this thread is its vfio-user
- * client (tests/qtest/libqos), with 16 MiB of shared guest RAM.  Each
- * input is a fresh connection and controller bring-up, then:
+ * An NVMe controller (null backend, 1 MiB) runs in process
+ * (tests/fuzz/fuzz-inproc.h), brought up afresh for each input with its
+ * admin queue and I/O queue pair 1, then:
  *
  *   byte 0         how many commands (1 + n % 8)
  *   n x 65 bytes   a queue selector (bit 0: admin, else I/O queue 1;
@@ -13,67 +12,47 @@
  *   the rest       written into guest RAM at the data area, where those
  *                  pointers usually land (PRP lists, SGL segments, data)
  *
- * Each command waits up to 20 ms for its completion (some, like
- * Asynchronous Event Request, never complete); then the client hangs up,
- * which resets the controller.
+ * Each command is placed in its queue and the doorbell rung; the device
+ * has done with it (or parked it, as Asynchronous Event Requests) when the
+ * write returns.  Then the controller gets the reset of a client's hang-up.
  */
-#include "tests/fuzz/fuzz-device.h"
-#include "tests/qtest/libqos/guest-mem.h"
-#include "tests/qtest/libqos/nvme.h"
-#include "tests/qtest/libqos/pci.h"
-#include "tests/qtest/libqos/vfu-client.h"
+#include "tests/fuzz/fuzz-inproc.h"
 
-#define DATA_SIZE   (64u << 10)
-
-static FuzzDevice nvme = {
-    .node = "driver=null,node-name=d0,size=1M,read-zeroes=on",
-    .device = "driver=nvme,id=n0,drive=d0,serial=FUZZ",
-};
+static FuzzDev nvme;
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    VfuClient *c;
-    QPCIDevice *dev;
-    GuestMem *gm;
-    QNvme *q;
-    uint64_t area;
-    unsigned n;
+    unsigned n, tail[2] = { FUZZ_NVME_ADMIN_FREE, 0 };
 
-    fuzz_device_start(&nvme);
+    if (!fuzz_ram) {
+        fuzz_setup();
+        fuzz_create(true, "driver=null,node-name=d0,size=1M,read-zeroes=on");
+        fuzz_dev_init(&nvme, "driver=nvme,id=n0,drive=d0,serial=FUZZ");
+    }
     if (size < 1 + 65) {
         return 0;
     }
     n = MIN(1 + data[0] % 8, (size - 1) / 65);
-    c = vfu_client_open(nvme.sock_path);
-    dev = qpci_device_new(c);
-    gm = guest_mem_new(GUEST_MEM_DEFAULT_BASE, GUEST_MEM_DEFAULT_SIZE);
-    guest_mem_map_checked(gm, c, true);
-    q = qnvme_new(dev, gm);
-    q->use_msix = false;
-    qnvme_init(q, 1, 16);
-    area = guest_alloc_aligned(gm, DATA_SIZE, 4096);
-    guest_memwrite(gm, area, data + 1 + 65 * n,
-                   MIN(size - 1 - 65 * n, DATA_SIZE));
+    fuzz_bring_up(&nvme, 0, false);
+    memcpy(fuzz_ram + FUZZ_DATA, data + 1 + 65 * n,
+           MIN(size - 1 - 65 * n, FUZZ_DATA_SIZE));
 
     for (unsigned i = 0; i < n; i++) {
         const uint8_t *p = data + 1 + 65 * i;
-        QNvmeQueue *queue = (p[0] & 1) ? &q->admin : qnvme_ioq(q, 1);
-        NvmeCmd cmd;
-        NvmeCqe cqe;
+        bool admin = p[0] & 1;
+        uint8_t *sqe = fuzz_ram + (admin ? FUZZ_NVME_ASQ : FUZZ_NVME_IOSQ) +
+                       64 * tail[!admin];
 
-        memcpy(&cmd, p + 1, sizeof(cmd));
+        memcpy(sqe, p + 1, 64);
         if (p[0] & 2) {
-            cmd.dptr.prp1 = area + cmd.dptr.prp1 % DATA_SIZE;
-            cmd.dptr.prp2 = area + cmd.dptr.prp2 % DATA_SIZE;
+            stq_le_p(sqe + 24, FUZZ_DATA + ldq_le_p(sqe + 24) % FUZZ_DATA_SIZE);
+            stq_le_p(sqe + 32, FUZZ_DATA + ldq_le_p(sqe + 32) % FUZZ_DATA_SIZE);
         }
-        qnvme_submit(q, queue, &cmd);
-        qnvme_try_wait(q, queue, &cqe, 20);
+        tail[!admin]++;
+        fuzz_doorbell(&nvme, admin ? 0 : 2, tail[!admin]);
     }
-    qnvme_free(q);
-    qpci_device_free(dev);
-    vfu_client_free(c);
-    guest_mem_free(gm);
+    fuzz_reset(&nvme);
     return 0;
 }

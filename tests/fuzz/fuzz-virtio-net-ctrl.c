@@ -1,10 +1,9 @@
 /*
  * Fuzz target: virtio-net's control queue (RX modes, MAC filter tables,
  * the MAC address, VLAN filters, queue pairs, guest offloads).  A
- * virtio-net with four queue pairs and no backend runs in process
- * (tests/fuzz/fuzz-device.h), brought up once as Linux does it (every
- * control feature); the filters it builds up carry over between inputs,
- * as in a guest.  Each input is:
+ * virtio-net without a backend runs in process
+ * (tests/fuzz/fuzz-inproc.h), brought up afresh for each input with every
+ * feature it offers (the control queue is queue 2), then:
  *
  *   byte 0       how many commands (1 + n % 4)
  *   per command  class, command, a layout byte, a length byte (0-255:
@@ -15,91 +14,65 @@
  *                driver); bit 3 a 0-length status buffer; bit 4 an
  *                indirect table
  *
- * Each command gets up to 5 ms to be used.  When the device flags
- * DEVICE_NEEDS_RESET or never answers, the driver resets it and brings
- * it up again.
+ * The commands go one at a time, each in descriptors 0.., and are done
+ * when the notification returns; the input ends early when the device
+ * gives up on the queue (DEVICE_NEEDS_RESET).  Then the reset of a
+ * client's hang-up.
  */
-#include "tests/fuzz/fuzz-device.h"
-#include "hw/virtio/virtio-spec.h"
+#include "tests/fuzz/fuzz-inproc.h"
 #include "hw/virtio/virtio-net-spec.h"
-#include "tests/qtest/libqos/guest-mem.h"
-#include "tests/qtest/libqos/pci.h"
-#include "tests/qtest/libqos/vfu-client.h"
-#include "tests/qtest/libqos/virtio.h"
-#include "tests/qtest/libqos/virtio-net.h"
 
-static FuzzDevice net = {
-    .device = "driver=virtio-net-pci,id=vn0,queues=4",
-};
+#define CTRL_Q      2
+#define CMD_BUF     FUZZ_DATA                   /* header and data */
+#define STATUS_BUF  (FUZZ_DATA + 0x1000)
+#define INDIRECT    (FUZZ_DATA + 0x2000)        /* indirect table */
 
-static QVirtioNet *n;
+static FuzzDev net;
 
-static void bring_up(void)
+static void put_desc(uint8_t *desc, uint64_t addr, uint32_t len,
+                     uint16_t flags, uint16_t next)
 {
-    if (!n) {
-        VfuClient *c = vfu_client_open(net.sock_path);
-        QPCIDevice *dev = qpci_device_new(c);
-        GuestMem *gm = guest_mem_new(GUEST_MEM_DEFAULT_BASE,
-                                     GUEST_MEM_DEFAULT_SIZE);
-
-        guest_mem_map_checked(gm, c, true);
-        n = qvnet_new(dev, gm);
-    }
-    qvnet_init(n, &(QVirtioNetInit) {
-        .features = QVNET_LINUX_FEATURES, .queue_size = 16,
-        .rx_post = QVNET_RX_NONE, .irq = QVIRTIO_IRQ_MSIX,
-    });
+    stq_le_p(desc, addr);
+    stl_le_p(desc + 8, len);
+    stw_le_p(desc + 12, flags);
+    stw_le_p(desc + 14, next);
 }
 
-/*
- * One command as the input lays it out; false when the device had to be
- * reset.
- */
-static bool ctrl_cmd(const uint8_t *p, size_t len)
+/* One command as the input lays it out; false once the device gave up. */
+static bool ctrl_cmd(const uint8_t *p, size_t len, uint16_t avail_idx)
 {
-    GuestMem *gm = n->gm;
     uint8_t layout = p[2];
-    unsigned pieces = 1 + (layout & 3);
+    unsigned pieces = 1 + (layout & 3), nb = 0;
     size_t out_len = VIRTIO_NET_CTRL_HDR_SIZE + len, off = 0;
-    QVirtioBuf bufs[5];
-    uint64_t addr = guest_alloc(gm, out_len + 1);
-    unsigned nb = 0;
-    uint32_t used;
-    bool ok;
-    int id;
+    bool indirect = layout & 16;
+    uint8_t *table = fuzz_ram + (indirect ? INDIRECT : FUZZ_VQ_DESC(CTRL_Q));
+    uint8_t *avail = fuzz_ram + FUZZ_VQ_AVAIL(CTRL_Q);
 
-    guest_memwrite(gm, addr, p, VIRTIO_NET_CTRL_HDR_SIZE);
-    guest_memwrite(gm, addr + VIRTIO_NET_CTRL_HDR_SIZE, p + 4, len);
-    guest_writeb(gm, addr + out_len, 0xee);
+    memcpy(fuzz_ram + CMD_BUF, p, VIRTIO_NET_CTRL_HDR_SIZE);
+    memcpy(fuzz_ram + CMD_BUF + VIRTIO_NET_CTRL_HDR_SIZE, p + 4, len);
+    fuzz_ram[STATUS_BUF] = 0xee;
     for (unsigned i = 0; i < pieces && off < out_len; i++) {
         size_t piece = (pieces == 4 && i < 3) ? 1
                        : i + 1 == pieces ? out_len - off
                        : (out_len - off) / (pieces - i);
 
-        bufs[nb++] = (QVirtioBuf) { addr + off, piece, false };
+        put_desc(table + 16 * nb, CMD_BUF + off, piece, VRING_DESC_F_NEXT,
+                 nb + 1);
+        nb++;
         off += piece;
     }
-    bufs[nb++] = (QVirtioBuf) { addr + out_len, (layout & 8) ? 0 : 1,
-                                !(layout & 4) };
-    id = qvirtqueue_add(n->ctrl, bufs, nb, layout & 16);
-    ok = id >= 0;
-    if (ok) {
-        qvirtqueue_notify(n->ctrl);
-        ok = false;
-        /* used, or the device gave up on the queue (a config interrupt) */
-        for (unsigned ms = 0; ms < 5 && !ok; ms++) {
-            ok = qvirtqueue_try_wait_used(n->ctrl, id, 1, &used);
-            if (qvirtio_get_status(n->vd) & VIRTIO_CONFIG_S_NEEDS_RESET) {
-                ok = false;
-                break;
-            }
-        }
+    put_desc(table + 16 * nb, STATUS_BUF, (layout & 8) ? 0 : 1,
+             (layout & 4) ? 0 : VRING_DESC_F_WRITE, 0);
+    nb++;
+    if (indirect) {
+        put_desc(fuzz_ram + FUZZ_VQ_DESC(CTRL_Q), INDIRECT, 16 * nb,
+                 VRING_DESC_F_INDIRECT, 0);
     }
-    if (!ok) {
-        bring_up();             /* the reset takes the device's hands off */
-    }
-    guest_free(gm, addr);
-    return ok;
+    stw_le_p(avail + 4 + 2 * (avail_idx % FUZZ_VQ_SIZE), 0);
+    stw_le_p(avail + 2, avail_idx + 1);
+    fuzz_doorbell(&net, CTRL_Q, 0);
+    return !(fuzz_common_r(&net, VIRTIO_PCI_COMMON_STATUS, 1) &
+             VIRTIO_CONFIG_S_NEEDS_RESET);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -108,24 +81,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     unsigned cmds;
 
-    fuzz_device_start(&net);
-    if (!n) {
-        bring_up();
+    if (!fuzz_ram) {
+        fuzz_setup();
+        fuzz_dev_init(&net, "driver=virtio-net-pci,id=vn0");
     }
     if (size < 1 + 4) {
         return 0;
     }
+    fuzz_bring_up(&net, 1ull << VIRTIO_F_RING_PACKED, false);
     cmds = 1 + data[0] % 4;
     data++;
     size--;
     for (unsigned i = 0; i < cmds && size >= 4; i++) {
         size_t len = MIN(data[3], size - 4);
 
-        if (!ctrl_cmd(data, len)) {
+        if (!ctrl_cmd(data, len, i)) {
             break;
         }
         data += 4 + len;
         size -= 4 + len;
     }
+    fuzz_reset(&net);
     return 0;
 }
