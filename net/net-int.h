@@ -86,13 +86,6 @@ G_STATIC_ASSERT(sizeof(NetVnetHdr) == NET_VNET_HDR_LEN);
 /* iovecs kept on the stack for one frame; more are linearized. */
 #define NET_IOV_INLINE 64
 
-/* Copy up to @bytes from offset @off of the iovec into @buf; returns n. */
-/*
- * Fill @dst (room for @max) with the bytes of @iov from offset @skip on.
- * Returns the count, or -1 when it does not fit.
- */
-int net_iov_skip(struct iovec *dst, int max, const struct iovec *iov,
-                 int iovcnt, size_t skip);
 
 /* ---- capture (pcap.c) ---- */
 

@@ -5,6 +5,7 @@
  *
  * All of it runs on the main loop's thread.
  */
+#include "net/checksum.h"
 #include "net/net-int.h"
 #include "net/trace.h"
 #include "util/error.h"
@@ -50,30 +51,6 @@ static uint8_t *net_scratch(NetClient *nc)
         p->scratch = g_malloc(NET_SCRATCH_SIZE);
     }
     return p->scratch;
-}
-
-/* ---- iovec helpers ---- */
-
-
-int net_iov_skip(struct iovec *dst, int max, const struct iovec *iov,
-                 int iovcnt, size_t skip)
-{
-    int n = 0;
-
-    for (int i = 0; i < iovcnt; i++) {
-        if (skip >= iov[i].iov_len) {
-            skip -= iov[i].iov_len;
-            continue;
-        }
-        if (n == max) {
-            return -1;
-        }
-        dst[n].iov_base = (uint8_t *)iov[i].iov_base + skip;
-        dst[n].iov_len = iov[i].iov_len - skip;
-        skip = 0;
-        n++;
-    }
-    return n;
 }
 
 /* ---- clients ---- */
@@ -294,35 +271,19 @@ void net_flush_queue(NetClient *nc)
 
 /* ---- sending ---- */
 
-static uint16_t net_csum_fold(uint32_t sum)
-{
-    while (sum >> 16) {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    return sum;
-}
-
 /* Complete a NEEDS_CSUM frame (no header) in place, as a device would. */
 static bool net_complete_csum(uint8_t *frame, size_t len,
                               const NetVnetHdr *h)
 {
     size_t start = le16toh(h->csum_start);
     size_t off = le16toh(h->csum_offset);
-    uint32_t sum = 0;
-    uint16_t csum;
 
     if (start >= len || off + 2 > len - start) {
         return false;
     }
-    for (size_t i = start; i + 1 < len; i += 2) {
-        sum += (frame[i] << 8) | frame[i + 1];
-    }
-    if ((len - start) & 1) {
-        sum += frame[len - 1] << 8;
-    }
-    csum = ~net_csum_fold(sum);
-    frame[start + off] = csum >> 8;
-    frame[start + off + 1] = csum & 0xff;
+    stw_be_p(frame + start + off,
+             net_checksum_finish(net_checksum_add(0, frame + start,
+                                                  len - start)));
     return true;
 }
 
@@ -377,8 +338,8 @@ ssize_t net_sendv(NetClient *nc, const struct iovec *iov, int iovcnt)
             local[0].iov_len = outlen;
             outcnt = 1;
         } else {
-            outcnt = net_iov_skip(local, ARRAY_SIZE(local), iov, iovcnt,
-                                  NET_VNET_HDR_LEN);
+            outcnt = iov_slice(local, ARRAY_SIZE(local), iov, iovcnt,
+                               NET_VNET_HDR_LEN, SIZE_MAX);
             if (outcnt < 0) {
                 local[0].iov_base = net_scratch(nc);
                 local[0].iov_len = iov_to_buf(iov, iovcnt,

@@ -109,7 +109,7 @@ void net_pcap_write(NetClient *nc, const struct iovec *iov, int iovcnt,
     r.orig_len = len;
     local[0].iov_base = &r;
     local[0].iov_len = sizeof(r);
-    n = net_iov_skip(&local[1], NET_IOV_INLINE, iov, iovcnt, skip);
+    n = iov_slice(&local[1], NET_IOV_INLINE, iov, iovcnt, skip, SIZE_MAX);
     if (n < 0) {
         /* Many small segments: the slow path. */
         flat = g_malloc(len);

@@ -18,7 +18,7 @@
 #include "util/error.h"
 #include "util/log.h"
 #include "util/loop.h"
-#include "util/unix-socket.h"
+#include "util/sockets.h"
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -158,7 +158,7 @@ static void stream_deliver(StreamState *s)
 
     while (s->rx_len - off >= STREAM_LEN_BYTES) {
         const uint8_t *p = s->rx_buf + off;
-        uint32_t len = (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
+        uint32_t len = ldl_be_p(p);
 
         if (len > NET_MAX_FRAME) {
             trace_net_stream_bad_frame(nc->name, len);
@@ -289,9 +289,7 @@ static ssize_t stream_receive(NetClient *nc, const struct iovec *iov,
     struct iovec local[NET_IOV_INLINE + 1];
     size_t len = iov_size(iov, iovcnt);
     size_t total = STREAM_LEN_BYTES + len;
-    uint8_t hdr[STREAM_LEN_BYTES] = {
-        len >> 24, len >> 16, len >> 8, len
-    };
+    uint8_t hdr[STREAM_LEN_BYTES];
     bool flat = false;
     ssize_t n;
     int cnt;
@@ -302,9 +300,10 @@ static ssize_t stream_receive(NetClient *nc, const struct iovec *iov,
     if (s->tx_len) {
         return -EAGAIN;
     }
+    stl_be_p(hdr, len);
     local[0].iov_base = hdr;
     local[0].iov_len = sizeof(hdr);
-    cnt = net_iov_skip(&local[1], NET_IOV_INLINE, iov, iovcnt, 0);
+    cnt = iov_slice(&local[1], NET_IOV_INLINE, iov, iovcnt, 0, SIZE_MAX);
     if (cnt < 0) {
         memcpy(s->tx_buf, hdr, sizeof(hdr));
         iov_to_buf(iov, iovcnt, 0, s->tx_buf + sizeof(hdr), len);
@@ -504,23 +503,6 @@ retry:
 
 /* ---- options ---- */
 
-static bool stream_is_loopback(const struct sockaddr_storage *sa)
-{
-    if (sa->ss_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-
-        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (sa->ss_family == AF_INET6) {
-        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)sa;
-
-        return IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) ||
-               (IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) &&
-                in6->sin6_addr.s6_addr[12] == 127);
-    }
-    return false;
-}
-
 static bool stream_parse_inet(StreamState *s, GError **errp)
 {
     const char *host = s->host;
@@ -571,7 +553,7 @@ static bool stream_parse_inet(StreamState *s, GError **errp)
         }
         s->salen = sizeof(*in);
     }
-    if (!s->allow_remote && !stream_is_loopback(&s->sa)) {
+    if (!s->allow_remote && !inet_is_loopback((struct sockaddr *)&s->sa)) {
         error_setg(errp, "property 'addr.host': '%s' is not a loopback "
                    "address; frames are unauthenticated (allow-remote=on "
                    "to use it anyway)", s->host);

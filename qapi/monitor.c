@@ -14,7 +14,7 @@
 #include "util/keyval.h"
 #include "util/log.h"
 #include "util/loop.h"
-#include "util/unix-socket.h"
+#include "util/sockets.h"
 #include "iovd.h"
 
 #include <netdb.h>
@@ -584,25 +584,6 @@ static bool listen_unix(const char *path, GError **errp)
     return true;
 }
 
-static bool addr_is_loopback(const struct sockaddr *sa)
-{
-    if (sa->sa_family == AF_INET) {
-        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
-
-        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->
-                                   sin6_addr;
-
-        if (IN6_IS_ADDR_LOOPBACK(a)) {
-            return true;
-        }
-        return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
-    }
-    return false;
-}
-
 /* Split "HOST:PORT", "[V6]:PORT" or ":PORT" (any address). */
 static bool split_host_port(const char *s, char **host, char **port,
                             GError **errp)
@@ -663,7 +644,7 @@ static bool listen_tcp(const char *hostport, bool allow_remote,
     }
     if (!allow_remote) {
         for (ai = res; ai; ai = ai->ai_next) {
-            if (!addr_is_loopback(ai->ai_addr)) {
+            if (!inet_is_loopback(ai->ai_addr)) {
                 error_setg(errp, "'%s' is not a loopback address: a QMP "
                            "client there could control the daemon; add "
                            "allow-remote=on to listen on it anyway",

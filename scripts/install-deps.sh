@@ -6,7 +6,7 @@ set -e
 
 # build + required libraries
 PKGS="build-essential pkg-config python3 libglib2.0-dev libjson-c-dev \
-libaio-dev libslirp-dev libseccomp-dev check"
+libaio-dev libslirp-dev libseccomp-dev zlib1g-dev check"
 # optional backends (detected by configure) and test tools
 PKGS="$PKGS liburing-dev libnbd-dev nbdkit fio iproute2"
 # the fuzz targets (libFuzzer)

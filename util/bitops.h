@@ -16,6 +16,11 @@ static inline unsigned long *bitmap_new(unsigned nbits)
     return g_new0(unsigned long, BITS_TO_LONGS(nbits));
 }
 
+static inline void bitmap_zero(unsigned long *map, unsigned nbits)
+{
+    memset(map, 0, BITS_TO_LONGS(nbits) * sizeof(unsigned long));
+}
+
 static inline bool test_bit(unsigned n, const unsigned long *map)
 {
     return map[BIT_WORD(n)] & BIT_MASK(n);

@@ -45,3 +45,28 @@ size_t iov_from_buf(const struct iovec *iov, unsigned n, size_t off,
 {
     return iov_copy(iov, n, off, (void *)buf, len, true);
 }
+
+int iov_slice(struct iovec *dst, unsigned max, const struct iovec *src,
+              unsigned sn, size_t off, size_t len)
+{
+    unsigned n = 0;
+
+    for (unsigned i = 0; i < sn && len; i++) {
+        size_t l = src[i].iov_len;
+
+        if (off >= l) {
+            off -= l;
+            continue;
+        }
+        if (n == max) {
+            return -1;
+        }
+        l = MIN(l - off, len);
+        dst[n].iov_base = (uint8_t *)src[i].iov_base + off;
+        dst[n].iov_len = l;
+        n++;
+        len -= l;
+        off = 0;
+    }
+    return n;
+}

@@ -69,6 +69,39 @@ static inline void stw_le_p(void *p, uint16_t v) { stn_le_p(p, 2, v); }
 static inline void stl_le_p(void *p, uint32_t v) { stn_le_p(p, 4, v); }
 static inline void stq_le_p(void *p, uint64_t v) { stn_le_p(p, 8, v); }
 
+/* Big-endian (network order) loads and stores into byte buffers. */
+static inline uint16_t lduw_be_p(const void *p)
+{
+    const uint8_t *b = p;
+
+    return (uint16_t)(b[0] << 8 | b[1]);
+}
+
+static inline uint32_t ldl_be_p(const void *p)
+{
+    const uint8_t *b = p;
+
+    return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | b[2] << 8 | b[3];
+}
+
+static inline void stw_be_p(void *p, uint16_t v)
+{
+    uint8_t *b = p;
+
+    b[0] = v >> 8;
+    b[1] = v;
+}
+
+static inline void stl_be_p(void *p, uint32_t v)
+{
+    uint8_t *b = p;
+
+    b[0] = v >> 24;
+    b[1] = v >> 16;
+    b[2] = v >> 8;
+    b[3] = v;
+}
+
 /* Monotonic clock in nanoseconds. */
 int64_t clock_ns(void);
 

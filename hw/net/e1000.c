@@ -28,9 +28,13 @@
 #include "hw/net/e1000-regs.h"
 #include "hw/net/nic.h"
 #include "hw/net/trace.h"
+#include "net/checksum.h"
 #include "net/net.h"
 #include "util/error.h"
+#include "util/iov.h"
 #include "util/loop.h"
+
+#include <zlib.h>
 
 /* Registers with handlers live below this offset (FFLT is the last). */
 #define E1000_REG_END           0x6000
@@ -134,101 +138,6 @@ static unsigned e1000_instances;
 static inline const char *e1000_id(E1000State *s)
 {
     return s->pdev.dev.id;
-}
-
-static inline uint16_t lduw_be(const uint8_t *p)
-{
-    return (p[0] << 8) | p[1];
-}
-
-static inline uint32_t ldl_be(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3];
-}
-
-static inline void stw_be(uint8_t *p, uint16_t v)
-{
-    p[0] = v >> 8;
-    p[1] = v;
-}
-
-static inline void stl_be(uint8_t *p, uint32_t v)
-{
-    p[0] = v >> 24;
-    p[1] = v >> 16;
-    p[2] = v >> 8;
-    p[3] = v;
-}
-
-/* ---- small helpers: iovecs, checksums, CRC ---- */
-
-static size_t e1000_iov_size(const struct iovec *iov, int iovcnt)
-{
-    size_t n = 0;
-
-    for (int i = 0; i < iovcnt; i++) {
-        n += iov[i].iov_len;
-    }
-    return n;
-}
-
-static size_t e1000_iov_to_buf(const struct iovec *iov, int iovcnt,
-                               uint8_t *buf, size_t len)
-{
-    size_t done = 0;
-
-    for (int i = 0; i < iovcnt && done < len; i++) {
-        size_t n = MIN(iov[i].iov_len, len - done);
-
-        memcpy(buf + done, iov[i].iov_base, n);
-        done += n;
-    }
-    return done;
-}
-
-/* Add big-endian 16-bit words of [p, p + len) to a one's complement sum. */
-static uint32_t e1000_csum_add(uint32_t sum, const uint8_t *p, size_t len)
-{
-    for (; len > 1; p += 2, len -= 2) {
-        sum += (p[0] << 8) | p[1];
-    }
-    if (len) {
-        sum += p[0] << 8;
-    }
-    return sum;
-}
-
-static uint16_t e1000_csum_fold(uint32_t sum)
-{
-    while (sum >> 16) {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    return sum;
-}
-
-/* Ethernet FCS: CRC-32, reflected polynomial 0xedb88320. */
-static uint32_t e1000_crc_table[256];
-
-static void __attribute__((constructor)) e1000_crc_init(void)
-{
-    for (uint32_t i = 0; i < 256; i++) {
-        uint32_t c = i;
-
-        for (int k = 0; k < 8; k++) {
-            c = (c & 1) ? 0xedb88320u ^ (c >> 1) : c >> 1;
-        }
-        e1000_crc_table[i] = c;
-    }
-}
-
-static uint32_t e1000_crc32(const uint8_t *p, size_t len)
-{
-    uint32_t c = 0xffffffffu;
-
-    while (len--) {
-        c = e1000_crc_table[(c ^ *p++) & 0xff] ^ (c >> 8);
-    }
-    return c ^ 0xffffffffu;
 }
 
 /* ---- statistics ---- */
@@ -1222,8 +1131,8 @@ static bool e1000_rx_filter(E1000State *s, const uint8_t *h, size_t len,
 
     *pif = false;
     if ((rctl & E1000_RCTL_VFE) && len >= 18 &&
-        lduw_be(h + 12) == e1000_vet(s)) {
-        unsigned vid = lduw_be(h + 14) & 0xfff;
+        lduw_be_p(h + 12) == e1000_vet(s)) {
+        unsigned vid = lduw_be_p(h + 14) & 0xfff;
 
         if (!(REG(s, E1000_VFTA + 4 * (vid >> 5)) & (1u << (vid & 31)))) {
             trace_e1000_rx_filtered(e1000_id(s), "VLAN not in VFTA");
@@ -1272,10 +1181,10 @@ static void e1000_rx_checksum(E1000State *s, const uint8_t *f, size_t len,
         *status |= E1000_RXD_STAT_IXSM;
         return;
     }
-    type = lduw_be(f + off);
+    type = lduw_be_p(f + off);
     if (type == e1000_vet(s) && len >= 18) {
         off += E1000_VLAN_HLEN;             /* a tag that was not stripped */
-        type = lduw_be(f + off);
+        type = lduw_be_p(f + off);
     }
     off += 2;
     if (type == E1000_ETH_P_IP) {
@@ -1290,30 +1199,30 @@ static void e1000_rx_checksum(E1000State *s, const uint8_t *f, size_t len,
         }
         if (rxcsum & E1000_RXCSUM_IPOFL) {
             *status |= E1000_RXD_STAT_IPCS;
-            if (e1000_csum_fold(e1000_csum_add(0, f + off, ihl)) != 0xffff) {
+            if (net_checksum_fold(net_checksum_add(0, f + off, ihl)) != 0xffff) {
                 *errors |= E1000_RXD_ERR_IPE;
             }
         }
-        totlen = lduw_be(f + off + 2);
+        totlen = lduw_be_p(f + off + 2);
         if (totlen < ihl || off + totlen > len ||
-            (lduw_be(f + off + 6) & 0x3fff)) {
+            (lduw_be_p(f + off + 6) & 0x3fff)) {
             return;                         /* truncated or a fragment */
         }
         proto = f[off + 9];
         l4 = off + ihl;
         l4len = totlen - ihl;
-        sum = e1000_csum_add(0, f + off + 12, 8);
+        sum = net_checksum_add(0, f + off + 12, 8);
     } else if (type == E1000_ETH_P_IPV6) {
         if (len < off + 40 || (f[off] >> 4) != 6) {
             return;
         }
-        l4len = lduw_be(f + off + 4);
+        l4len = lduw_be_p(f + off + 4);
         proto = f[off + 6];
         l4 = off + 40;
         if (l4 + l4len > len) {
             return;
         }
-        sum = e1000_csum_add(0, f + off + 8, 32);
+        sum = net_checksum_add(0, f + off + 8, 32);
     } else {
         return;
     }
@@ -1325,7 +1234,7 @@ static void e1000_rx_checksum(E1000State *s, const uint8_t *f, size_t len,
             return;
         }
     } else if (proto == E1000_IP_PROTO_UDP) {
-        if (l4len < 8 || lduw_be(f + l4 + 6) == 0) {
+        if (l4len < 8 || lduw_be_p(f + l4 + 6) == 0) {
             return;                         /* no UDP checksum */
         }
     } else {
@@ -1333,7 +1242,7 @@ static void e1000_rx_checksum(E1000State *s, const uint8_t *f, size_t len,
     }
     sum += proto + l4len;
     *status |= E1000_RXD_STAT_TCPCS;
-    if (e1000_csum_fold(e1000_csum_add(sum, f + l4, l4len)) != 0xffff) {
+    if (net_checksum_fold(net_checksum_add(sum, f + l4, l4len)) != 0xffff) {
         *errors |= E1000_RXD_ERR_TCPE;
     }
 }
@@ -1396,7 +1305,7 @@ static ssize_t e1000_rx_frame(void *opaque, const struct iovec *iov,
 {
     E1000State *s = opaque;
     uint32_t rctl = REG(s, E1000_RCTL);
-    size_t size = e1000_iov_size(iov, iovcnt);
+    size_t size = iov_size(iov, iovcnt);
     uint8_t hdr[E1000_ETH_HLEN + E1000_VLAN_HLEN];
     uint8_t descs[E1000_RX_MAX_DESCS][E1000_RXD_SIZE];
     uint8_t crc[E1000_CRC_LEN];
@@ -1420,7 +1329,7 @@ static ssize_t e1000_rx_frame(void *opaque, const struct iovec *iov,
         e1000_stat_inc(s, E1000_RUC);
         return 0;
     }
-    hlen = e1000_iov_to_buf(iov, iovcnt, hdr, sizeof(hdr));
+    hlen = iov_to_buf(iov, iovcnt, 0, hdr, sizeof(hdr));
     if (!e1000_rx_filter(s, hdr, hlen, &pif)) {
         e1000_rx_count_seen(s, wire_len);
         return 0;
@@ -1440,7 +1349,7 @@ static ssize_t e1000_rx_frame(void *opaque, const struct iovec *iov,
 
     /* Strip the 802.1Q tag into the descriptor (CTRL.VME). */
     strip = (REG(s, E1000_CTRL) & E1000_CTRL_VME) && hlen >= 18 &&
-            lduw_be(hdr + 12) == e1000_vet(s);
+            lduw_be_p(hdr + 12) == e1000_vet(s);
     crc_len = (rctl & E1000_RCTL_SECRC) ? 0 : E1000_CRC_LEN;
     len = MAX(size, E1000_MIN_FRAME_NO_CRC) - (strip ? E1000_VLAN_HLEN : 0);
     total = len + crc_len;
@@ -1482,22 +1391,21 @@ static ssize_t e1000_rx_frame(void *opaque, const struct iovec *iov,
     } else {
         uint8_t *b = s->rx_bounce;
 
-        e1000_iov_to_buf(iov, iovcnt, b, size);
+        iov_to_buf(iov, iovcnt, 0, b, size);
         if (size < E1000_MIN_FRAME_NO_CRC) {
             memset(b + size, 0, E1000_MIN_FRAME_NO_CRC - size);
         }
         if (strip) {
-            special = lduw_be(b + 14);
+            special = lduw_be_p(b + 14);
             status |= E1000_RXD_STAT_VP;
             memmove(b + 12, b + 16, len - 12);
         }
         frame = b;
     }
-    stl_le_p(crc, e1000_crc32(frame, len));
+    stl_le_p(crc, crc32(0, frame, len));
     e1000_rx_checksum(s, frame, len, &status, &errors);
     off = REG(s, E1000_RXCSUM) & E1000_RXCSUM_PCSS_MASK;
-    csum = off < len ? e1000_csum_fold(e1000_csum_add(0, frame + off,
-                                                      len - off)) : 0;
+    csum = off < len ? net_checksum_add(0, frame + off, len - off) : 0;
     if (pif) {
         status |= E1000_RXD_STAT_PIF;
     }
@@ -1612,8 +1520,8 @@ static void e1000_tx_send(E1000State *s, uint8_t *f, uint32_t len, bool vle,
         return;
     }
     if (tag) {
-        stw_be(vlan, e1000_vet(s));
-        stw_be(vlan + 2, special);
+        stw_be_p(vlan, e1000_vet(s));
+        stw_be_p(vlan + 2, special);
         iov[0].iov_len = 12;
         iov[1].iov_base = vlan;
         iov[1].iov_len = sizeof(vlan);
@@ -1651,11 +1559,11 @@ static void e1000_tx_csum(E1000State *s, uint8_t *f, uint32_t len,
         trace_e1000_err_tx_csum(e1000_id(s), css, cso, cse, len);
         return;
     }
-    v = ~e1000_csum_fold(e1000_csum_add(extra, f + css, end - css));
+    v = net_checksum_finish(net_checksum_add(extra, f + css, end - css));
     if (udp && v == 0) {
         v = 0xffff;
     }
-    stw_be(f + cso, v);
+    stw_be_p(f + cso, v);
 }
 
 static bool e1000_tso_ctx_valid(const E1000TxCtx *c, uint8_t popts)
@@ -1690,18 +1598,18 @@ static void e1000_tso_emit(E1000State *s, bool last, bool vle,
     uint32_t payload = len - c->hdr_len;
 
     if (c->tucmd & E1000_TUCMD_IP) {
-        stw_be(f + c->ipcss + 2, len - c->ipcss);
-        stw_be(f + c->ipcss + 4, lduw_be(tx->hdr + c->ipcss + 4) + tx->segs);
+        stw_be_p(f + c->ipcss + 2, len - c->ipcss);
+        stw_be_p(f + c->ipcss + 4, lduw_be_p(tx->hdr + c->ipcss + 4) + tx->segs);
     } else {
-        stw_be(f + c->ipcss + 4, len - c->ipcss - 40);
+        stw_be_p(f + c->ipcss + 4, len - c->ipcss - 40);
     }
     if (c->tucmd & E1000_TUCMD_TCP) {
-        stl_be(f + c->tucss + 4, ldl_be(tx->hdr + c->tucss + 4) + tx->sent);
+        stl_be_p(f + c->tucss + 4, ldl_be_p(tx->hdr + c->tucss + 4) + tx->sent);
         if (!last) {
             f[c->tucss + 13] &= ~(E1000_TCP_FLAG_FIN | E1000_TCP_FLAG_PSH);
         }
     } else {
-        stw_be(f + c->tucss + 4, len - c->tucss);
+        stw_be_p(f + c->tucss + 4, len - c->tucss);
     }
     if (tx->popts & E1000_TXD_POPTS_IXSM) {
         e1000_tx_csum(s, f, len, c->ipcss, c->ipcso, c->ipcse, 0, false);

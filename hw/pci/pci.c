@@ -161,8 +161,7 @@ void pci_device_reset(PCIDevice *pdev)
     }
     msix_reset(pdev);
     /* Interrupt wiring belongs to the client; pending state does not. */
-    memset(pdev->irq_pending, 0,
-           BITS_TO_LONGS(PCI_MSIX_MAX_VECTORS) * sizeof(unsigned long));
+    bitmap_zero(pdev->irq_pending, PCI_MSIX_MAX_VECTORS);
     pdev->intx_level = false;
 }
 
@@ -792,10 +791,8 @@ void pci_set_irq(PCIDevice *pdev, bool level)
 void pci_irq_set_mode(PCIDevice *pdev, PCIIrqMode mode, unsigned count)
 {
     if (mode != pdev->irq_mode) {
-        memset(pdev->irq_masked, 0,
-               BITS_TO_LONGS(PCI_MSIX_MAX_VECTORS) * sizeof(unsigned long));
-        memset(pdev->irq_pending, 0,
-               BITS_TO_LONGS(PCI_MSIX_MAX_VECTORS) * sizeof(unsigned long));
+        bitmap_zero(pdev->irq_masked, PCI_MSIX_MAX_VECTORS);
+        bitmap_zero(pdev->irq_pending, PCI_MSIX_MAX_VECTORS);
         pdev->intx_masked = false;
     }
     pdev->irq_mode = mode;
@@ -860,9 +857,7 @@ void pci_irq_reset(PCIDevice *pdev)
 {
     pdev->irq_mode = PCI_IRQ_NONE;
     memset(pdev->irq_count, 0, sizeof(pdev->irq_count));
-    memset(pdev->irq_masked, 0,
-           BITS_TO_LONGS(PCI_MSIX_MAX_VECTORS) * sizeof(unsigned long));
-    memset(pdev->irq_pending, 0,
-           BITS_TO_LONGS(PCI_MSIX_MAX_VECTORS) * sizeof(unsigned long));
+    bitmap_zero(pdev->irq_masked, PCI_MSIX_MAX_VECTORS);
+    bitmap_zero(pdev->irq_pending, PCI_MSIX_MAX_VECTORS);
     pdev->intx_masked = false;
 }

@@ -8,7 +8,7 @@
 #include "util/keyval.h"
 #include "util/log.h"
 #include "util/loop.h"
-#include "util/unix-socket.h"
+#include "util/sockets.h"
 #include "qapi/events.h"
 
 #include <poll.h>

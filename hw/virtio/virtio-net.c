@@ -30,8 +30,10 @@
 #include "hw/virtio/virtio-net-spec.h"
 #include "hw/virtio/trace.h"
 #include "hw/net/nic.h"
+#include "net/checksum.h"
 #include "net/net.h"
 #include "util/error.h"
+#include "util/iov.h"
 
 #define VIRTIO_NET_MAX_PAIRS            64
 #define VIRTIO_NET_DEFAULT_QUEUE_SIZE   256
@@ -112,17 +114,6 @@ static inline const char *net_id(VirtIONet *s)
     return virtio_id(&s->vdev);
 }
 
-static inline uint16_t be16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] << 8 | p[1]);
-}
-
-static inline uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 |
-           (uint32_t)p[2] << 8 | p[3];
-}
-
 /* ---- queue layout ---- */
 
 /* Queue pairs in the layout the driver negotiated. */
@@ -153,85 +144,6 @@ static void virtio_net_set_info(VirtIONet *s)
     s->nic->info_str = g_strdup_printf("model=virtio-net-pci,macaddr=%02x:"
                                        "%02x:%02x:%02x:%02x:%02x", m[0],
                                        m[1], m[2], m[3], m[4], m[5]);
-}
-
-/* ---- checksums ---- */
-
-static uint32_t csum_fold32(uint64_t sum)
-{
-    while (sum >> 16) {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    return sum;
-}
-
-/* Ones' complement sum of @len bytes as big-endian 16-bit words. */
-static uint32_t csum_buf(const uint8_t *p, size_t len)
-{
-    uint64_t sum = 0;
-    size_t i;
-
-    for (i = 0; i + 1 < len; i += 2) {
-        sum += (uint32_t)p[i] << 8 | p[i + 1];
-    }
-    if (len & 1) {
-        sum += (uint32_t)p[len - 1] << 8;
-    }
-    return csum_fold32(sum);
-}
-
-/*
- * The Internet checksum of an iovec's bytes from @off to the end.  A
- * segment that starts at an odd position contributes its sum byte-swapped
- * (RFC 1071's byte order independence).
- */
-static uint16_t csum_iov(const struct iovec *iov, unsigned n, size_t off)
-{
-    uint64_t sum = 0;
-    size_t pos = 0;
-
-    for (unsigned i = 0; i < n; i++) {
-        const uint8_t *p = iov[i].iov_base;
-        size_t len = iov[i].iov_len;
-        uint32_t s;
-
-        if (off >= len) {
-            off -= len;
-            continue;
-        }
-        p += off;
-        len -= off;
-        off = 0;
-        s = csum_buf(p, len);
-        if (pos & 1) {
-            s = ((s & 0xff) << 8) | (s >> 8);
-        }
-        sum += s;
-        pos += len;
-    }
-    return ~csum_fold32(sum) & 0xffff;
-}
-
-/* Append the entries of @src covering bytes [off, off + len) to @dst. */
-static unsigned iov_slice(struct iovec *dst, unsigned dn,
-                          const struct iovec *src, unsigned sn, size_t off,
-                          size_t len)
-{
-    for (unsigned i = 0; i < sn && len; i++) {
-        size_t l = src[i].iov_len;
-
-        if (off >= l) {
-            off -= l;
-            continue;
-        }
-        l = MIN(l - off, len);
-        dst[dn].iov_base = (uint8_t *)src[i].iov_base + off;
-        dst[dn].iov_len = l;
-        dn++;
-        len -= l;
-        off = 0;
-    }
-    return dn;
 }
 
 /* ---- receive filter ---- */
@@ -268,8 +180,8 @@ static bool virtio_net_rx_accept(VirtIONet *s, const uint8_t *p, size_t len,
         return false;
     }
     if (virtio_has_feature(&s->vdev, VIRTIO_NET_F_CTRL_VLAN) &&
-        be16(p + 12) == VIRTIO_NET_ETH_P_VLAN && len >= 16 &&
-        !virtio_net_vlan_allowed(s, be16(p + 14) & 0xfff)) {
+        lduw_be_p(p + 12) == VIRTIO_NET_ETH_P_VLAN && len >= 16 &&
+        !virtio_net_vlan_allowed(s, lduw_be_p(p + 14) & 0xfff)) {
         *why = "vlan";
         return false;
     }
@@ -318,9 +230,9 @@ static uint32_t virtio_net_flow_hash(const uint8_t *p, size_t len)
     if (len < VIRTIO_NET_ETH_HLEN) {
         return 0;
     }
-    type = be16(p + 12);
+    type = lduw_be_p(p + 12);
     if (type == VIRTIO_NET_ETH_P_VLAN && len >= off + 4) {
-        type = be16(p + 16);
+        type = lduw_be_p(p + 16);
         off += VIRTIO_NET_VLAN_HLEN;
     }
     if (type == VIRTIO_NET_ETH_P_IP) {
@@ -331,10 +243,10 @@ static uint32_t virtio_net_flow_hash(const uint8_t *p, size_t len)
         }
         ihl = (p[off] & 0xf) * 4;
         proto = p[off + 9];
-        h = flow_mix(h, be32(p + off + 12));
-        h = flow_mix(h, be32(p + off + 16));
+        h = flow_mix(h, ldl_be_p(p + off + 12));
+        h = flow_mix(h, ldl_be_p(p + off + 16));
         /* Only the first fragment has the ports: leave them out. */
-        ports = !(be16(p + off + 6) & 0x3fff);
+        ports = !(lduw_be_p(p + off + 6) & 0x3fff);
         off += ihl;
     } else if (type == VIRTIO_NET_ETH_P_IPV6) {
         if (len < off + 40) {
@@ -342,7 +254,7 @@ static uint32_t virtio_net_flow_hash(const uint8_t *p, size_t len)
         }
         proto = p[off + 6];
         for (unsigned i = 8; i < 40; i += 4) {
-            h = flow_mix(h, be32(p + off + i));
+            h = flow_mix(h, ldl_be_p(p + off + i));
         }
         ports = true;
         off += 40;
@@ -351,7 +263,7 @@ static uint32_t virtio_net_flow_hash(const uint8_t *p, size_t len)
     }
     h = flow_mix(h, proto);
     if (ports && (proto == 6 || proto == 17) && len >= off + 4) {
-        h = flow_mix(h, be32(p + off));
+        h = flow_mix(h, ldl_be_p(p + off));
     }
     return h;
 }
@@ -587,7 +499,7 @@ static ssize_t virtio_net_rx_frame(void *opaque, const struct iovec *iov,
     if (virtio_has_feature(vdev, VIRTIO_NET_F_MTU) &&
         hdr[VIRTIO_NET_HDR_GSO_TYPE] == VIRTIO_NET_HDR_GSO_NONE &&
         len > (size_t)s->host_mtu + VIRTIO_NET_ETH_HLEN +
-              (plen >= 14 && be16(peek + 12) == VIRTIO_NET_ETH_P_VLAN ?
+              (plen >= 14 && lduw_be_p(peek + 12) == VIRTIO_NET_ETH_P_VLAN ?
                VIRTIO_NET_VLAN_HLEN : 0)) {
         s->rx_errors++;
         trace_virtio_net_rx_drop(net_id(s), len, "longer than the MTU");
@@ -647,16 +559,14 @@ static ssize_t virtio_net_rx_frame(void *opaque, const struct iovec *iov,
     }
 
     stw_le_p(hdr + VIRTIO_NET_HDR_NUM_BUFFERS, n);
-    iov_from_buf(s->rx_elems[0]->in_sg, s->rx_elems[0]->in_num, 0,
-                        hdr, sizeof(hdr));
+    iov_from_buf(s->rx_elems[0]->in_sg, s->rx_elems[0]->in_num, 0, hdr,
+                 sizeof(hdr));
     virtio_net_rx_copy(s, n, iov, iovcnt, skip, len);
     if (csum_off >= 0) {
         /* The sum over the frame, with the field as it came. */
-        uint16_t v = csum_iov(iov, iovcnt, skip + csum_start);
         uint8_t c[2];
 
-        c[0] = v >> 8;
-        c[1] = v & 0xff;
+        stw_be_p(c, net_checksum_iov(iov, iovcnt, skip + csum_start));
         virtio_net_rx_patch(s, n, VIRTIO_NET_HDR_SIZE + csum_off, c, 2);
     }
     for (unsigned i = 0; i < n; i++) {
@@ -740,8 +650,8 @@ static bool virtio_net_tx_one(VirtIONet *s, VirtQueue *vq,
     } else if (hdr[VIRTIO_NET_HDR_FLAGS] & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
         size_t start = lduw_le_p(hdr + VIRTIO_NET_HDR_CSUM_START);
         size_t pos = start + lduw_le_p(hdr + VIRTIO_NET_HDR_CSUM_OFFSET);
-        uint16_t c;
-        unsigned n;
+        unsigned room = s->tx_queue_size + 3;
+        int a, b;
 
         if (start >= len || pos + 2 > len) {
             trace_virtio_net_err_tx_csum(net_id(s), q, start, pos - start,
@@ -751,15 +661,18 @@ static bool virtio_net_tx_one(VirtIONet *s, VirtQueue *vq,
         }
         virtio_iov_discard_front(&out, &out_num, VIRTIO_NET_HDR_SIZE);
         /* Complete it here; the 2 bytes come from us, the rest stays. */
-        c = csum_iov(out, out_num, start);
-        s->tx_csum[0] = c >> 8;
-        s->tx_csum[1] = c & 0xff;
-        n = iov_slice(s->tx_iov, 0, out, out_num, 0, pos);
-        s->tx_iov[n].iov_base = s->tx_csum;
-        s->tx_iov[n].iov_len = 2;
-        n = iov_slice(s->tx_iov, n + 1, out, out_num, pos + 2,
-                      len - pos - 2);
-        r = net_sendv(s->nic, s->tx_iov, n);
+        stw_be_p(s->tx_csum, net_checksum_iov(out, out_num, start));
+        /* the frame around the 2 bytes (tx_iov has room for a chain + 3) */
+        a = iov_slice(s->tx_iov, room - 1, out, out_num, 0, pos);
+        b = a < 0 ? -1 : iov_slice(s->tx_iov + a + 1, room - a - 1, out,
+                                   out_num, pos + 2, len - pos - 2);
+        if (b < 0) {
+            s->tx_errors++;
+            goto done;
+        }
+        s->tx_iov[a].iov_base = s->tx_csum;
+        s->tx_iov[a].iov_len = 2;
+        r = net_sendv(s->nic, s->tx_iov, a + 1 + b);
     } else {
         virtio_iov_discard_front(&out, &out_num, VIRTIO_NET_HDR_SIZE);
         r = net_sendv(s->nic, out, out_num);

@@ -8,6 +8,7 @@
 #include <check.h>
 #include "unit-loop.h"
 
+#include "net/checksum.h"
 #include "net/net-int.h"
 #include "util/error.h"
 #include "util/loop.h"
@@ -1853,12 +1854,84 @@ START_TEST(test_tap)
 }
 END_TEST
 
+/* ---- checksums and iovec slices ---- */
+
+START_TEST(test_checksum)
+{
+    /* RFC 1071's example, and an IPv4 header with its checksum zeroed */
+    static const uint8_t rfc[] = { 0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5,
+                                   0xf6, 0xf7 };
+    static const uint8_t ip[] = {
+        0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11,
+        0x00, 0x00, 0xc0, 0xa8, 0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+    };
+    uint8_t frame[41];
+    struct iovec iov[4];
+
+    ck_assert_uint_eq(net_checksum_add(0, rfc, sizeof(rfc)), 0xddf2);
+    ck_assert_uint_eq(net_checksum_finish(net_checksum_add(0, ip,
+                                                           sizeof(ip))),
+                      0xb861);
+    /* the sum of a header with its checksum in place folds to 0xffff */
+    memcpy(frame, ip, sizeof(ip));
+    stw_be_p(frame + 10, 0xb861);
+    ck_assert_uint_eq(net_checksum_fold(net_checksum_add(0, frame, 20)),
+                      0xffff);
+    /* an odd length pads with zero; partial sums continue */
+    ck_assert_uint_eq(net_checksum_add(0, rfc, 3),
+                      net_checksum_add(net_checksum_add(0, rfc, 2), "\xf2",
+                                       1));
+    /* iovecs split at odd places sum as one buffer, from any offset */
+    for (size_t i = 0; i < sizeof(frame); i++) {
+        frame[i] = i * 37 + 11;
+    }
+    iov[0] = (struct iovec) { frame, 3 };
+    iov[1] = (struct iovec) { frame + 3, 0 };
+    iov[2] = (struct iovec) { frame + 3, 17 };
+    iov[3] = (struct iovec) { frame + 20, sizeof(frame) - 20 };
+    for (size_t off = 0; off < sizeof(frame); off++) {
+        ck_assert_uint_eq(net_checksum_iov(iov, 4, off),
+                          net_checksum_finish(net_checksum_add(
+                              0, frame + off, sizeof(frame) - off)));
+    }
+}
+END_TEST
+
+START_TEST(test_iov_slice)
+{
+    uint8_t buf[10];
+    struct iovec src[3] = {
+        { buf, 2 }, { buf + 2, 5 }, { buf + 7, 3 },
+    };
+    struct iovec dst[3];
+
+    /* bytes 1..7: the end of the first, all of the second, one more */
+    ck_assert_int_eq(iov_slice(dst, 3, src, 3, 1, 7), 3);
+    ck_assert_ptr_eq(dst[0].iov_base, buf + 1);
+    ck_assert_uint_eq(dst[0].iov_len, 1);
+    ck_assert_uint_eq(dst[1].iov_len, 5);
+    ck_assert_ptr_eq(dst[2].iov_base, buf + 7);
+    ck_assert_uint_eq(dst[2].iov_len, 1);
+    /* to the end, and not enough room */
+    ck_assert_int_eq(iov_slice(dst, 3, src, 3, 2, SIZE_MAX), 2);
+    ck_assert_ptr_eq(dst[0].iov_base, buf + 2);
+    ck_assert_int_eq(iov_slice(dst, 2, src, 3, 0, SIZE_MAX), -1);
+    /* past the end: nothing */
+    ck_assert_int_eq(iov_slice(dst, 3, src, 3, 10, SIZE_MAX), 0);
+}
+END_TEST
+
 static Suite *net_suite(void)
 {
     Suite *s = suite_create("net");
     TCase *tc;
 
     net_backend_driver_register(&testbe_driver);
+
+    tc = tcase_create("helpers");
+    tcase_add_test(tc, test_checksum);
+    tcase_add_test(tc, test_iov_slice);
+    suite_add_tcase(s, tc);
 
     tc = tcase_create("core");
     tcase_add_checked_fixture(tc, unit_loop_setup, unit_loop_teardown);

@@ -1,9 +1,11 @@
 /*
- * UNIX listening sockets: see util/unix-socket.h.
+ * UNIX listening sockets: see util/sockets.h.
  */
-#include "util/unix-socket.h"
+#include "util/sockets.h"
 #include "util/error.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -166,4 +168,21 @@ void unix_listen_close(int fd)
     }
     g_mutex_unlock(&listeners_lock);
     close(fd);
+}
+
+bool inet_is_loopback(const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)sa;
+
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct in6_addr *a = &((const struct sockaddr_in6 *)sa)->
+                                   sin6_addr;
+
+        return IN6_IS_ADDR_LOOPBACK(a) ||
+               (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+    }
+    return false;
 }

@@ -1,11 +1,14 @@
 /*
- * UNIX listening sockets: one rule for a socket path that exists already,
- * and a register of the paths this process listens on.
+ * Socket helpers with one rule each: UNIX listening sockets (a socket path
+ * that exists already, a register of the paths this process listens on)
+ * and what counts as a loopback address.
  */
-#ifndef UTIL_UNIX_SOCKET_H
-#define UTIL_UNIX_SOCKET_H
+#ifndef UTIL_SOCKETS_H
+#define UTIL_SOCKETS_H
 
 #include "util/osdep.h"
+
+#include <sys/socket.h>
 
 /*
  * Bind and listen on @path (mode 0600, non-blocking, close-on-exec) and
@@ -28,5 +31,11 @@ int unix_listen(const char *path, int backlog, const char *owner,
  * the path is no longer our socket (removed or replaced meanwhile).
  */
 void unix_listen_close(int fd);
+
+/*
+ * True for an IPv4 address in 127.0.0.0/8, ::1, or an IPv4-mapped IPv6
+ * address in 127.0.0.0/8: what listens only for this host.
+ */
+bool inet_is_loopback(const struct sockaddr *sa);
 
 #endif
