@@ -1300,134 +1300,173 @@ static void e1000_rx_missed(E1000State *s, uint32_t wire_len)
 }
 
 /* One frame, in the worker (see hw/net/nic.h). */
-static ssize_t e1000_rx_frame(void *opaque, const struct iovec *iov,
-                              int iovcnt)
-{
-    E1000State *s = opaque;
-    uint32_t rctl = REG(s, E1000_RCTL);
-    size_t size = iov_size(iov, iovcnt);
+/* One received frame on its way into the ring. */
+typedef struct E1000RxFrame {
+    size_t size;                /* as it came, without CRC */
+    uint32_t wire_len;          /* padded, with CRC: what the counters see */
     uint8_t hdr[E1000_ETH_HLEN + E1000_VLAN_HLEN];
-    uint8_t descs[E1000_RX_MAX_DESCS][E1000_RXD_SIZE];
-    uint8_t crc[E1000_CRC_LEN];
-    uint32_t wire_len, limit, bufsize, total, n, avail, need, rdh, crc_len;
+    size_t hlen;
+    bool pif;                   /* passed an inexact filter */
+    bool strip;                 /* 802.1Q tag goes into the descriptor */
+    size_t len;                 /* padded, tag stripped, without CRC */
+    uint32_t total;             /* len + the CRC bytes stored */
+    uint32_t bufsize, need;     /* buffer size, descriptors it takes */
+    uint32_t n, avail, rdh;     /* ring size, descriptors given, head */
     uint64_t base;
-    const uint8_t *frame;
-    size_t len, hlen, off;
-    uint8_t status = 0, errors = 0;
-    uint16_t special = 0, csum;
-    bool pif, strip, dma_failed = false;
+    uint8_t descs[E1000_RX_MAX_DESCS][E1000_RXD_SIZE];
+    const uint8_t *frame;       /* linear */
+    uint8_t crc[E1000_CRC_LEN];
+    uint8_t status, errors;
+    uint16_t special, csum;
+} E1000RxFrame;
 
-    if (!device_fetch_allowed(&s->pdev.dev)) {
-        return -EAGAIN;
-    }
-    if (!e1000_rx_active(s)) {
-        return 0;                   /* receiver off or no link: not seen */
-    }
-    wire_len = MAX(size, E1000_MIN_FRAME_NO_CRC) + E1000_CRC_LEN;
-    if (size < E1000_ETH_HLEN) {
-        e1000_rx_count_seen(s, wire_len);
+/*
+ * Whether the frame goes into the ring: 1 yes (f filled up to the ring
+ * state), 0 dropped (counted), -EAGAIN when the ring lacks buffers.
+ */
+static int e1000_rx_admit(E1000State *s, const struct iovec *iov,
+                          int iovcnt, E1000RxFrame *f)
+{
+    uint32_t rctl = REG(s, E1000_RCTL), limit, crc_len;
+
+    f->status = f->errors = 0;
+    f->special = 0;
+    f->pif = false;
+    f->size = iov_size(iov, iovcnt);
+    f->wire_len = MAX(f->size, E1000_MIN_FRAME_NO_CRC) + E1000_CRC_LEN;
+    if (f->size < E1000_ETH_HLEN) {
+        e1000_rx_count_seen(s, f->wire_len);
         e1000_stat_inc(s, E1000_RUC);
         return 0;
     }
-    hlen = iov_to_buf(iov, iovcnt, 0, hdr, sizeof(hdr));
-    if (!e1000_rx_filter(s, hdr, hlen, &pif)) {
-        e1000_rx_count_seen(s, wire_len);
+    f->hlen = iov_to_buf(iov, iovcnt, 0, f->hdr, sizeof(f->hdr));
+    if (!e1000_rx_filter(s, f->hdr, f->hlen, &f->pif)) {
+        e1000_rx_count_seen(s, f->wire_len);
         return 0;
     }
     limit = (rctl & E1000_RCTL_LPE) ? E1000_MAX_FRAME_LPE
                                     : E1000_MAX_FRAME_STD;
-    if (wire_len > limit) {
-        e1000_rx_count_seen(s, wire_len);
+    if (f->wire_len > limit) {
+        e1000_rx_count_seen(s, f->wire_len);
         e1000_stat_inc(s, E1000_ROC);
         return 0;
     }
     if (!pci_bus_master_enabled(&s->pdev)) {
         trace_e1000_err_rx_no_master(e1000_id(s));
-        e1000_rx_missed(s, wire_len);
+        e1000_rx_missed(s, f->wire_len);
         return 0;
     }
-
     /* Strip the 802.1Q tag into the descriptor (CTRL.VME). */
-    strip = (REG(s, E1000_CTRL) & E1000_CTRL_VME) && hlen >= 18 &&
-            lduw_be_p(hdr + 12) == e1000_vet(s);
+    f->strip = (REG(s, E1000_CTRL) & E1000_CTRL_VME) && f->hlen >= 18 &&
+               lduw_be_p(f->hdr + 12) == e1000_vet(s);
     crc_len = (rctl & E1000_RCTL_SECRC) ? 0 : E1000_CRC_LEN;
-    len = MAX(size, E1000_MIN_FRAME_NO_CRC) - (strip ? E1000_VLAN_HLEN : 0);
-    total = len + crc_len;
-    bufsize = e1000_rx_buf_size(rctl);
-    need = DIV_ROUND_UP(total, bufsize);
-    if (!e1000_rx_ring(s, &n, &avail)) {
+    f->len = MAX(f->size, E1000_MIN_FRAME_NO_CRC) -
+             (f->strip ? E1000_VLAN_HLEN : 0);
+    f->total = f->len + crc_len;
+    f->bufsize = e1000_rx_buf_size(rctl);
+    f->need = DIV_ROUND_UP(f->total, f->bufsize);
+    if (!e1000_rx_ring(s, &f->n, &f->avail)) {
         trace_e1000_err_rx_ring(e1000_id(s), REG(s, E1000_RDH),
-                                REG(s, E1000_RDT), n);
-        e1000_rx_missed(s, wire_len);
+                                REG(s, E1000_RDT), f->n);
+        e1000_rx_missed(s, f->wire_len);
         return 0;
     }
-    if (need > n - 1 || need > E1000_RX_MAX_DESCS) {
-        trace_e1000_err_rx_too_big(e1000_id(s), total, need, n);
-        e1000_rx_missed(s, wire_len);
+    if (f->need > f->n - 1 || f->need > E1000_RX_MAX_DESCS) {
+        trace_e1000_err_rx_too_big(e1000_id(s), f->total, f->need, f->n);
+        e1000_rx_missed(s, f->wire_len);
         return 0;
     }
-    if (avail < need) {
-        trace_e1000_rx_no_buffers(e1000_id(s), need, avail);
+    if (f->avail < f->need) {
+        trace_e1000_rx_no_buffers(e1000_id(s), f->need, f->avail);
         e1000_stat_inc(s, E1000_RNBC);
         return -EAGAIN;
     }
+    return 1;
+}
 
-    /* Fetch the descriptors before touching anything. */
-    base = ((uint64_t)REG(s, E1000_RDBAH) << 32) | REG(s, E1000_RDBAL);
-    rdh = REG(s, E1000_RDH);
-    for (uint32_t i = 0; i < need; i++) {
-        uint64_t da = base + (uint64_t)((rdh + i) % n) * E1000_RXD_SIZE;
+static uint64_t e1000_rx_desc_addr(E1000RxFrame *f, uint32_t i)
+{
+    return f->base + (uint64_t)((f->rdh + i) % f->n) * E1000_RXD_SIZE;
+}
 
-        if (pci_dma_read(&s->pdev, da, descs[i], E1000_RXD_SIZE) < 0) {
+/* Fetch the descriptors the frame takes, before touching anything. */
+static bool e1000_rx_fetch(E1000State *s, E1000RxFrame *f)
+{
+    f->base = ((uint64_t)REG(s, E1000_RDBAH) << 32) | REG(s, E1000_RDBAL);
+    f->rdh = REG(s, E1000_RDH);
+    for (uint32_t i = 0; i < f->need; i++) {
+        uint64_t da = e1000_rx_desc_addr(f, i);
+
+        if (pci_dma_read(&s->pdev, da, f->descs[i], E1000_RXD_SIZE) < 0) {
             trace_e1000_err_rx_desc_dma(e1000_id(s), da);
-            e1000_rx_missed(s, wire_len);
-            return 0;
+            e1000_rx_missed(s, f->wire_len);
+            return false;
         }
     }
+    return true;
+}
 
-    /* One linear copy of the frame, padded, without its tag. */
-    if (iovcnt == 1 && !strip && size >= E1000_MIN_FRAME_NO_CRC) {
-        frame = iov[0].iov_base;
+/*
+ * One linear copy of the frame, padded, without its tag; its CRC, the
+ * receive checksums (RXCSUM) and the status they give.
+ */
+static void e1000_rx_prepare(E1000State *s, const struct iovec *iov,
+                             int iovcnt, E1000RxFrame *f)
+{
+    size_t off;
+
+    if (iovcnt == 1 && !f->strip && f->size >= E1000_MIN_FRAME_NO_CRC) {
+        f->frame = iov[0].iov_base;
     } else {
         uint8_t *b = s->rx_bounce;
 
-        iov_to_buf(iov, iovcnt, 0, b, size);
-        if (size < E1000_MIN_FRAME_NO_CRC) {
-            memset(b + size, 0, E1000_MIN_FRAME_NO_CRC - size);
+        iov_to_buf(iov, iovcnt, 0, b, f->size);
+        if (f->size < E1000_MIN_FRAME_NO_CRC) {
+            memset(b + f->size, 0, E1000_MIN_FRAME_NO_CRC - f->size);
         }
-        if (strip) {
-            special = lduw_be_p(b + 14);
-            status |= E1000_RXD_STAT_VP;
-            memmove(b + 12, b + 16, len - 12);
+        if (f->strip) {
+            f->special = lduw_be_p(b + 14);
+            f->status |= E1000_RXD_STAT_VP;
+            memmove(b + 12, b + 16, f->len - 12);
         }
-        frame = b;
+        f->frame = b;
     }
-    stl_le_p(crc, crc32(0, frame, len));
-    e1000_rx_checksum(s, frame, len, &status, &errors);
+    stl_le_p(f->crc, crc32(0, f->frame, f->len));
+    e1000_rx_checksum(s, f->frame, f->len, &f->status, &f->errors);
     off = REG(s, E1000_RXCSUM) & E1000_RXCSUM_PCSS_MASK;
-    csum = off < len ? net_checksum_add(0, frame + off, len - off) : 0;
-    if (pif) {
-        status |= E1000_RXD_STAT_PIF;
+    f->csum = off < f->len ? net_checksum_add(0, f->frame + off,
+                                              f->len - off) : 0;
+    if (f->pif) {
+        f->status |= E1000_RXD_STAT_PIF;
     }
+}
 
-    /* Data first, then each descriptor's write-back. */
-    off = 0;
-    for (uint32_t i = 0; i < need; i++) {
-        uint64_t da = base + (uint64_t)((rdh + i) % n) * E1000_RXD_SIZE;
-        uint64_t ba = ldq_le_p(descs[i] + E1000_RXD_ADDR);
-        uint32_t chunk = MIN(bufsize, total - off);
-        uint32_t data = off < len ? MIN(chunk, len - off) : 0;
+/*
+ * Data first, then each descriptor's write-back; RDH moves past them.
+ * False when a buffer could not be written (the descriptors say RXE).
+ */
+static bool e1000_rx_store(E1000State *s, E1000RxFrame *f)
+{
+    bool dma_failed = false;
+    size_t off = 0;
+
+    for (uint32_t i = 0; i < f->need; i++) {
+        uint64_t da = e1000_rx_desc_addr(f, i);
+        uint64_t ba = ldq_le_p(f->descs[i] + E1000_RXD_ADDR);
+        uint32_t chunk = MIN(f->bufsize, f->total - off);
+        uint32_t data = off < f->len ? MIN(chunk, f->len - off) : 0;
         uint8_t wb[8];
-        bool last = i == need - 1;
+        bool last = i == f->need - 1;
         int r = 0;
 
         if (!dma_failed) {
             if (data) {
-                r = pci_dma_write(&s->pdev, ba, frame + off, data);
+                r = pci_dma_write(&s->pdev, ba, f->frame + off, data);
             }
             if (r == 0 && chunk > data) {
                 r = pci_dma_write(&s->pdev, ba + data,
-                                  crc + (off + data - len), chunk - data);
+                                  f->crc + (off + data - f->len),
+                                  chunk - data);
             }
             if (r < 0) {
                 trace_e1000_err_rx_buf_dma(e1000_id(s), ba, chunk);
@@ -1435,10 +1474,11 @@ static ssize_t e1000_rx_frame(void *opaque, const struct iovec *iov,
             }
         }
         stw_le_p(wb, chunk);
-        stw_le_p(wb + 2, last ? csum : 0);
-        wb[4] = E1000_RXD_STAT_DD | (last ? E1000_RXD_STAT_EOP | status : 0);
-        wb[5] = dma_failed ? E1000_RXD_ERR_RXE : (last ? errors : 0);
-        stw_le_p(wb + 6, last ? special : 0);
+        stw_le_p(wb + 2, last ? f->csum : 0);
+        wb[4] = E1000_RXD_STAT_DD | (last ? E1000_RXD_STAT_EOP | f->status
+                                          : 0);
+        wb[5] = dma_failed ? E1000_RXD_ERR_RXE : (last ? f->errors : 0);
+        stw_le_p(wb + 6, last ? f->special : 0);
         smp_wmb();
         if (pci_dma_write(&s->pdev, da + E1000_RXD_LENGTH, wb,
                           sizeof(wb)) < 0) {
@@ -1446,35 +1486,60 @@ static ssize_t e1000_rx_frame(void *opaque, const struct iovec *iov,
         }
         off += chunk;
     }
-    REG(s, E1000_RDH) = (rdh + need) % n;
-    trace_e1000_rx(e1000_id(s), total, need, status, errors);
+    REG(s, E1000_RDH) = (f->rdh + f->need) % f->n;
+    trace_e1000_rx(e1000_id(s), f->total, f->need, f->status, f->errors);
+    return !dma_failed;
+}
 
-    e1000_rx_count_seen(s, wire_len);
-    if (dma_failed) {
+/* Counters, the descriptor-minimum threshold (RCTL.RDMTS), interrupts. */
+static void e1000_rx_done(E1000State *s, E1000RxFrame *f, bool stored)
+{
+    uint32_t rctl = REG(s, E1000_RCTL);
+    unsigned rdmts = (rctl & E1000_RCTL_RDMTS_MASK) >> E1000_RCTL_RDMTS_SHIFT;
+    uint32_t thr = f->n >> (rdmts + 1);
+
+    e1000_rx_count_seen(s, f->wire_len);
+    if (!stored) {
         e1000_stat_inc(s, E1000_RXERRC);
     } else {
         e1000_stat_inc(s, E1000_GPRC);
-        e1000_stat_add64(s, E1000_GORCL, wire_len);
-        e1000_stat_inc(s, e1000_size_bucket(E1000_PRC64, wire_len));
-        if (e1000_is_broadcast(hdr)) {
+        e1000_stat_add64(s, E1000_GORCL, f->wire_len);
+        e1000_stat_inc(s, e1000_size_bucket(E1000_PRC64, f->wire_len));
+        if (e1000_is_broadcast(f->hdr)) {
             e1000_stat_inc(s, E1000_BPRC);
-        } else if (hdr[0] & 1) {
+        } else if (f->hdr[0] & 1) {
             e1000_stat_inc(s, E1000_MPRC);
         }
     }
-
-    /* Free descriptors fell to the threshold (RCTL.RDMTS): RXDMT0. */
-    {
-        unsigned rdmts = (rctl & E1000_RCTL_RDMTS_MASK) >>
-                         E1000_RCTL_RDMTS_SHIFT;
-        uint32_t thr = n >> (rdmts + 1);
-
-        if (avail > thr && avail - need <= thr) {
-            e1000_set_cause(s, E1000_ICR_RXDMT0);
-        }
+    if (f->avail > thr && f->avail - f->need <= thr) {
+        e1000_set_cause(s, E1000_ICR_RXDMT0);
     }
     e1000_rx_irq(s);
-    return size;
+}
+
+static ssize_t e1000_rx_frame(void *opaque, const struct iovec *iov,
+                              int iovcnt)
+{
+    E1000State *s = opaque;
+    E1000RxFrame f;             /* filled as it goes (no 1 KiB memset) */
+    int r;
+
+    if (!device_fetch_allowed(&s->pdev.dev)) {
+        return -EAGAIN;
+    }
+    if (!e1000_rx_active(s)) {
+        return 0;                   /* receiver off or no link: not seen */
+    }
+    r = e1000_rx_admit(s, iov, iovcnt, &f);
+    if (r <= 0) {
+        return r;
+    }
+    if (!e1000_rx_fetch(s, &f)) {
+        return 0;
+    }
+    e1000_rx_prepare(s, iov, iovcnt, &f);
+    e1000_rx_done(s, &f, e1000_rx_store(s, &f));
+    return f.size;
 }
 
 static ssize_t e1000_receive(NetClient *nc, const struct iovec *iov,
