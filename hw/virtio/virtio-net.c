@@ -453,6 +453,61 @@ static bool virtio_net_rx_hdr(VirtIONet *s, uint8_t *hdr, size_t len,
  * A frame from the backend: its size when the driver got it, 0 when the
  * device dropped it (counted here), -EAGAIN when there is no room yet.
  */
+/*
+ * Take buffers from receive queue @q for a frame of @len bytes (with
+ * mergeable buffers as many as it needs, else one) into s->rx_elems.
+ * Returns how many (> 0); 0 when the frame is dropped (the driver's
+ * buffers cannot hold it, or the ring is broken); -EAGAIN when the driver
+ * must give more first.
+ */
+static int virtio_net_rx_take(VirtIONet *s, VirtQueue *vq, unsigned q,
+                              size_t len)
+{
+    VirtIODevice *vdev = &s->vdev;
+    uint64_t need = VIRTIO_NET_HDR_SIZE + len, got = 0;
+    unsigned n = 0, num = virtio_queue_get_num(vq);
+
+    while (got < need && n < num) {
+        VirtQueueElement *elem = virtqueue_pop(vq);
+
+        if (!elem) {
+            break;
+        }
+        s->rx_elems[n++] = elem;
+        if (!elem->in_len || (n == 1 && s->mergeable &&
+                              elem->in_len < VIRTIO_NET_HDR_SIZE)) {
+            virtio_error(vdev, "virtio-net receive buffer of %" PRIu64
+                         " writable bytes (%s)", elem->in_len,
+                         s->mergeable ? "mergeable" : "not mergeable");
+            while (n) {
+                virtqueue_detach_element(vq, s->rx_elems[--n]);
+            }
+            return 0;
+        }
+        got += elem->in_len;
+        if (!s->mergeable) {
+            break;
+        }
+    }
+    if (got >= need) {
+        return n;
+    }
+    virtio_net_rx_giveback(vq, s->rx_elems, n);
+    if (vdev->broken) {
+        /* The ring was malformed: nothing more until a reset. */
+        s->rx_dropped++;
+        return 0;
+    }
+    if (!s->mergeable ? n == 1 : n == num) {
+        /* Every buffer the driver can give is too small: drop. */
+        s->rx_errors++;
+        trace_virtio_net_err_rx_too_big(net_id(s), q, len, got);
+        return 0;
+    }
+    trace_virtio_net_rx_no_buffers(net_id(s), q, len);
+    return -EAGAIN;
+}
+
 static ssize_t virtio_net_rx_frame(void *opaque, const struct iovec *iov,
                                    int iovcnt)
 {
@@ -465,9 +520,9 @@ static ssize_t virtio_net_rx_frame(void *opaque, const struct iovec *iov,
     const char *why = "";
     long csum_start = 0, csum_off;
     size_t len, plen;
-    uint64_t need, got = 0;
-    unsigned q = 0, n = 0, num;
+    unsigned q = 0, n;
     VirtQueue *vq;
+    int r;
 
     if (!device_fetch_allowed(&vdev->pci.dev)) {
         return -EAGAIN;
@@ -515,49 +570,11 @@ static ssize_t virtio_net_rx_frame(void *opaque, const struct iovec *iov,
         return 0;
     }
 
-    need = VIRTIO_NET_HDR_SIZE + len;
-    num = virtio_queue_get_num(vq);
-    while (got < need && n < num) {
-        VirtQueueElement *elem = virtqueue_pop(vq);
-
-        if (!elem) {
-            break;
-        }
-        s->rx_elems[n++] = elem;
-        if (!elem->in_len || (n == 1 && s->mergeable &&
-                              elem->in_len < VIRTIO_NET_HDR_SIZE)) {
-            virtio_error(vdev, "virtio-net receive buffer of %" PRIu64
-                         " writable bytes (%s)", elem->in_len,
-                         s->mergeable ? "mergeable" : "not mergeable");
-            while (n) {
-                virtqueue_detach_element(vq, s->rx_elems[--n]);
-            }
-            return 0;
-        }
-        got += elem->in_len;
-        if (!s->mergeable) {
-            break;
-        }
+    r = virtio_net_rx_take(s, vq, q, len);
+    if (r <= 0) {
+        return r;
     }
-    if (got < need) {
-        if (vdev->broken) {
-            /* The ring was malformed: nothing more until a reset. */
-            virtio_net_rx_giveback(vq, s->rx_elems, n);
-            s->rx_dropped++;
-            return 0;
-        }
-        if (!s->mergeable ? n == 1 : n == num) {
-            /* Every buffer the driver can give is too small: drop. */
-            virtio_net_rx_giveback(vq, s->rx_elems, n);
-            s->rx_errors++;
-            trace_virtio_net_err_rx_too_big(net_id(s), q, len, got);
-            return 0;
-        }
-        virtio_net_rx_giveback(vq, s->rx_elems, n);
-        trace_virtio_net_rx_no_buffers(net_id(s), q, len);
-        return -EAGAIN;
-    }
-
+    n = r;
     stw_le_p(hdr + VIRTIO_NET_HDR_NUM_BUFFERS, n);
     iov_from_buf(s->rx_elems[0]->in_sg, s->rx_elems[0]->in_num, 0, hdr,
                  sizeof(hdr));
