@@ -673,6 +673,63 @@ static uint16_t nvme_get_features(NvmeCtrl *n, NvmeRequest *req)
     return NVME_SUCCESS;
 }
 
+static uint16_t nvme_set_temp_threshold(NvmeCtrl *n, NvmeRequest *req)
+{
+    uint32_t v = req->cmd.cdw11;
+
+    if (NVME_TEMP_TMPSEL(v) != 0 ||
+        NVME_TEMP_THSEL(v) > NVME_TEMP_THSEL_UNDER) {
+        trace_nvme_err_invalid_field(nvme_id(n), req->cmd.opcode,
+                                     "temperature sensor", v);
+        return NVME_ERR(NVME_INVALID_FIELD);
+    }
+    if (NVME_TEMP_THSEL(v) == NVME_TEMP_THSEL_OVER) {
+        n->features.temp_over = NVME_TEMP_TMPTH(v);
+    } else {
+        n->features.temp_under = NVME_TEMP_TMPTH(v);
+    }
+    nvme_check_temperature(n);
+    return NVME_SUCCESS;
+}
+
+/* Only before any I/O queue exists; the answer is what we allocate. */
+static uint16_t nvme_set_num_queues(NvmeCtrl *n, NvmeRequest *req)
+{
+    uint32_t v = req->cmd.cdw11;
+
+    if ((v & 0xffff) == 0xffff || (v >> 16) == 0xffff) {
+        trace_nvme_err_invalid_field(nvme_id(n), req->cmd.opcode,
+                                     "number of queues", v);
+        return NVME_ERR(NVME_INVALID_FIELD);
+    }
+    if (nvme_io_queues_exist(n)) {
+        trace_nvme_err_invalid_field(nvme_id(n), req->cmd.opcode,
+                                     "number of queues after creation", v);
+        return NVME_ERR(NVME_CMD_SEQ_ERROR);
+    }
+    n->features.nr_queues_set = true;
+    req->result = ((n->max_ioqpairs - 1) << 16) | (n->max_ioqpairs - 1);
+    return NVME_SUCCESS;
+}
+
+/* The host's clock, in ms, from the data buffer. */
+static uint16_t nvme_set_timestamp(NvmeCtrl *n, NvmeRequest *req)
+{
+    NvmeFeatures *f = &n->features;
+    NvmeTimestamp ts;
+    uint64_t ms = 0;
+    uint16_t status = nvme_dma_from_guest(n, req, &ts, sizeof(ts));
+
+    if (status != NVME_SUCCESS) {
+        return status;
+    }
+    memcpy(&ms, ts.timestamp, sizeof(ts.timestamp));
+    f->ts_base_ms = ms;
+    f->ts_set_ns = clock_ns();
+    f->ts_from_host = true;
+    return NVME_SUCCESS;
+}
+
 static uint16_t nvme_set_features(NvmeCtrl *n, NvmeRequest *req)
 {
     NvmeCmd *cmd = &req->cmd;
@@ -700,19 +757,7 @@ static uint16_t nvme_set_features(NvmeCtrl *n, NvmeRequest *req)
         f->power_mgmt = v & 0xff;
         break;
     case NVME_FEAT_TEMP_THRESHOLD:
-        if (NVME_TEMP_TMPSEL(v) != 0 ||
-            NVME_TEMP_THSEL(v) > NVME_TEMP_THSEL_UNDER) {
-            trace_nvme_err_invalid_field(nvme_id(n), cmd->opcode,
-                                         "temperature sensor", v);
-            return NVME_ERR(NVME_INVALID_FIELD);
-        }
-        if (NVME_TEMP_THSEL(v) == NVME_TEMP_THSEL_OVER) {
-            f->temp_over = NVME_TEMP_TMPTH(v);
-        } else {
-            f->temp_under = NVME_TEMP_TMPTH(v);
-        }
-        nvme_check_temperature(n);
-        break;
+        return nvme_set_temp_threshold(n, req);
     case NVME_FEAT_ERROR_RECOVERY:
         if (v & NVME_ERR_REC_DULBE) {
             /* NSFEAT.DAE is clear: no deallocated block errors. */
@@ -726,20 +771,7 @@ static uint16_t nvme_set_features(NvmeCtrl *n, NvmeRequest *req)
         f->vwc = v & 1;
         break;
     case NVME_FEAT_NUM_QUEUES:
-        if ((v & 0xffff) == 0xffff || (v >> 16) == 0xffff) {
-            trace_nvme_err_invalid_field(nvme_id(n), cmd->opcode,
-                                         "number of queues", v);
-            return NVME_ERR(NVME_INVALID_FIELD);
-        }
-        if (nvme_io_queues_exist(n)) {
-            trace_nvme_err_invalid_field(nvme_id(n), cmd->opcode,
-                                         "number of queues after creation",
-                                         v);
-            return NVME_ERR(NVME_CMD_SEQ_ERROR);
-        }
-        f->nr_queues_set = true;
-        req->result = ((n->max_ioqpairs - 1) << 16) | (n->max_ioqpairs - 1);
-        break;
+        return nvme_set_num_queues(n, req);
     case NVME_FEAT_IRQ_COALESCING:
         f->irq_coalescing = v & 0xffff;
         break;
@@ -765,20 +797,8 @@ static uint16_t nvme_set_features(NvmeCtrl *n, NvmeRequest *req)
         f->kato = v;
         nvme_kato_restart(n);
         break;
-    case NVME_FEAT_TIMESTAMP: {
-        NvmeTimestamp ts;
-        uint64_t ms = 0;
-        uint16_t status = nvme_dma_from_guest(n, req, &ts, sizeof(ts));
-
-        if (status != NVME_SUCCESS) {
-            return status;
-        }
-        memcpy(&ms, ts.timestamp, sizeof(ts.timestamp));
-        f->ts_base_ms = ms;
-        f->ts_set_ns = clock_ns();
-        f->ts_from_host = true;
-        break;
-    }
+    case NVME_FEAT_TIMESTAMP:
+        return nvme_set_timestamp(n, req);
     default:
         trace_nvme_err_invalid_feature(nvme_id(n), fid);
         return NVME_ERR(NVME_INVALID_FIELD);
