@@ -321,28 +321,14 @@ void iovd_modules_cleanup(void)
     iothread_delete_all();
 }
 
-int main(int argc, char **argv)
+/*
+ * Read the command line: options without a phase apply now, the others are
+ * appended to @pending.  Returns -1 to go on, else the exit status (after
+ * --help, --version or an error).
+ */
+static int parse_args(int argc, char **argv, GArray *pending)
 {
-    GArray *pending = g_array_new(false, false, sizeof(PendingOpt));
     GError *err = NULL;
-
-    EventLoop *main_loop;
-
-    signals_block();
-    main_loop = loop_new("main", &err);
-    if (!main_loop) {
-        error_report("%s", err->message);
-        return 1;
-    }
-    signal(SIGPIPE, SIG_IGN);
-    loop_attach_thread(main_loop);
-    loop_set_main(main_loop);
-    /* Adaptive: polls only while events come faster than 32 us apart. */
-    loop_set_poll_params(main_loop, LOOP_POLL_MAX_NS_DEFAULT, 0, 0);
-    iovd_register_options(core_options);
-    iovd_modules_init();
-    vfu_activation_init();
-    vfu_transport_init();
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -372,12 +358,20 @@ int main(int argc, char **argv)
             if (!o->apply(p.arg, &err)) {
                 error_report("-%s %s: %s", o->name, p.arg ? p.arg : "",
                              err->message);
+                g_error_free(err);
                 return 1;
             }
             continue;
         }
         g_array_append_val(pending, p);
     }
+    return -1;
+}
+
+/* Apply @pending in dependency order (objects, nodes, netdevs, ...). */
+static bool apply_phases(GArray *pending)
+{
+    GError *err = NULL;
 
     for (int phase = 0; phase < PHASE_COUNT; phase++) {
         for (guint i = 0; i < pending->len; i++) {
@@ -389,30 +383,63 @@ int main(int argc, char **argv)
             if (!p->opt->apply(p->arg, &err)) {
                 error_report("-%s %s: %s", p->opt->name, p->arg ? p->arg : "",
                              err->message);
-                g_clear_error(&err);
-                g_array_free(pending, true);
-                device_destroy_all();
-                iovd_modules_cleanup();
-                return 1;
+                g_error_free(err);
+                return false;
             }
         }
     }
-    g_array_free(pending, true);
+    return true;
+}
+
+/* Undo a start-up that failed midway; the exit status. */
+static int startup_failed(void)
+{
+    device_destroy_all();
+    iovd_modules_cleanup();
+    return 1;
+}
+
+int main(int argc, char **argv)
+{
+    g_autoptr(GArray) pending = g_array_new(false, false, sizeof(PendingOpt));
+    GError *err = NULL;
+    EventLoop *main_loop;
+    int status;
+
+    signals_block();
+    main_loop = loop_new("main", &err);
+    if (!main_loop) {
+        error_report("%s", err->message);
+        return 1;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    loop_attach_thread(main_loop);
+    loop_set_main(main_loop);
+    /* Adaptive: polls only while events come faster than 32 us apart. */
+    loop_set_poll_params(main_loop, LOOP_POLL_MAX_NS_DEFAULT, 0, 0);
+    iovd_register_options(core_options);
+    iovd_modules_init();
+    vfu_activation_init();
+    vfu_transport_init();
+
+    status = parse_args(argc, argv, pending);
+    if (status >= 0) {
+        return status;
+    }
+    if (!apply_phases(pending)) {
+        return startup_failed();
+    }
     if (vfu_activation_unused()) {
         iovd_warn("%u socket-activation fd(s) not used by any device",
                   vfu_activation_unused());
     }
     if (pidfile && !write_pidfile(&err)) {
         error_report("-pidfile %s: %s", pidfile, err->message);
-        device_destroy_all();
-        return 1;
+        return startup_failed();
     }
-
     if (!sandbox_confine(&err)) {
         error_report("%s", err->message);
-        device_destroy_all();
-        iovd_modules_cleanup();
-        return 1;
+        return startup_failed();
     }
 
     signals_init(main_loop);
