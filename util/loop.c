@@ -994,79 +994,79 @@ static int loop_epoll_wait(EventLoop *l, struct epoll_event *ev,
     return n;
 }
 
-bool loop_iterate(EventLoop *l, bool blocking)
+/* How long this iteration may sleep: 0 not at all, -1 until an event. */
+static int64_t loop_sleep_budget(EventLoop *l, bool blocking)
 {
-    struct epoll_event ev[LOOP_MAX_EVENTS];
-    int64_t timeout = 0, start = 0, block_ns;
-    bool progress = false, watch_found = false;
-    int n = -1;
+    int64_t timeout;
 
-    if (l->iterating) {
-        /*
-         * No nested event loops: a callback that waits by running its
-         * loop lets any other callback run under it.  Wait by parking
-         * (a device's work item) or by posting and returning.
-         */
-        fprintf(stderr, "loop %s: loop_iterate() inside an iteration\n",
-                l->name);
-        abort();
+    if (!blocking || !bh_list_empty(&l->bh_list) || l->nr_always_ready ||
+        l->quit) {
+        return 0;
     }
-    l->iterating = true;
-    l->stats.iterations++;
-    loop_run_hooks(l);
+    timeout = loop_timer_timeout(l);
+    if (l->nr_watch && (timeout < 0 || timeout > l->watch_ns)) {
+        timeout = l->watch_ns;
+    }
+    return timeout;
+}
 
-    if (blocking && bh_list_empty(&l->bh_list) && !l->nr_always_ready &&
-        !l->quit) {
-        timeout = loop_timer_timeout(l);
-        if (l->nr_watch && (timeout < 0 || timeout > l->watch_ns)) {
-            timeout = l->watch_ns;
-        }
-    }
-    if (timeout != 0 && l->poll_ns) {
-        start = clock_ns();
-        if (loop_busy_poll(l, timeout, ev, &n)) {
-            progress = true;
+/*
+ * About to sleep up to @timeout: pollers re-arm their notifications and
+ * take one last look (*progress when they found work), then notify_me
+ * tells other threads to wake us.  Returns the timeout, or 0 when work
+ * came meanwhile.
+ */
+static int64_t loop_prepare_sleep(EventLoop *l, int64_t timeout,
+                                  bool *progress)
+{
+    if (l->poll_started) {
+        loop_poll_set_started(l, false);
+        if (loop_run_pollers(l)) {
+            *progress = true;
             timeout = 0;
         }
     }
-    if (timeout != 0) {
-        if (l->poll_started) {
-            /* Pollers re-arm their notifications, then one last look. */
-            loop_poll_set_started(l, false);
-            if (loop_run_pollers(l)) {
-                progress = true;
-                timeout = 0;
-            }
+    __atomic_store_n(&l->notify_me, 1, __ATOMIC_RELAXED);
+    smp_mb();
+    if (__atomic_load_n(&l->post_pending, __ATOMIC_RELAXED) ||
+        !bh_list_empty(&l->bh_list)) {
+        timeout = 0;
+    }
+    return timeout;
+}
+
+/*
+ * The events of this iteration into @ev: those busy polling found (@n >
+ * 0), else epoll's, waiting up to @timeout.  Bottom halves scheduled by
+ * bottom halves (a request going through a device, its backend and back)
+ * run without the system call; fds are looked at every LOOP_POLL_FD_NS
+ * anyway.
+ */
+static int loop_wait(EventLoop *l, struct epoll_event *ev, int64_t timeout,
+                     int n)
+{
+    if (n <= 0) {
+        if (timeout == 0 && !bh_list_empty(&l->bh_list) &&
+            clock_ns() - l->last_epoll_ns < LOOP_POLL_FD_NS) {
+            return 0;
         }
-        __atomic_store_n(&l->notify_me, 1, __ATOMIC_RELAXED);
-        smp_mb();
-        if (__atomic_load_n(&l->post_pending, __ATOMIC_RELAXED) ||
-            !bh_list_empty(&l->bh_list)) {
-            timeout = 0;
-        }
-    }
-    if (timeout != 0 && !start) {
-        start = clock_ns();
-    }
-    if (timeout != 0) {
-        l->stats.wakeups++;
-    }
-    if (n > 0) {
-        l->last_epoll_ns = clock_ns();
-    } else if (timeout == 0 && !bh_list_empty(&l->bh_list) &&
-               clock_ns() - l->last_epoll_ns < LOOP_POLL_FD_NS) {
-        /*
-         * Bottom halves scheduled by bottom halves (a request going
-         * through a device, its backend and back): run them without a
-         * system call; fds are looked at every LOOP_POLL_FD_NS anyway.
-         */
-        n = 0;
-    } else {
         n = loop_epoll_wait(l, ev, timeout);
-        l->last_epoll_ns = clock_ns();
     }
-    __atomic_store_n(&l->notify_me, 0, __ATOMIC_RELAXED);
-    block_ns = start ? clock_ns() - start : 0;
+    l->last_epoll_ns = clock_ns();
+    return n;
+}
+
+/*
+ * After a wait of up to @timeout that began at @start (0: no wait): the
+ * pollers nothing notifies, and the adaptive polling window.  True when
+ * the pollers found work.
+ */
+static bool loop_after_wait(EventLoop *l, bool blocking, int64_t timeout,
+                            int n, int64_t start)
+{
+    int64_t block_ns = start ? clock_ns() - start : 0;
+    bool progress = false, watch_found = false;
+
     if (l->nr_watch && timeout != 0) {
         /* Woken after a sleep: what no notification tells us. */
         if (loop_run_pollers(l)) {
@@ -1093,6 +1093,13 @@ bool loop_iterate(EventLoop *l, bool blocking)
             loop_poll_adjust(l, block_ns);
         }
     }
+    return progress;
+}
+
+/* Handlers of @n events, then what is always ready, posted, BHs, timers. */
+static bool loop_dispatch(EventLoop *l, struct epoll_event *ev, int n)
+{
+    bool progress = false;
 
     for (int i = 0; i < n; i++) {
         LoopFd *h = ev[i].data.ptr;
@@ -1107,6 +1114,49 @@ bool loop_iterate(EventLoop *l, bool blocking)
     progress |= loop_dispatch_posted(l);
     progress |= loop_dispatch_bhs(l);
     progress |= loop_dispatch_timers(l);
+    return progress;
+}
+
+bool loop_iterate(EventLoop *l, bool blocking)
+{
+    struct epoll_event ev[LOOP_MAX_EVENTS];
+    int64_t timeout, start = 0;
+    bool progress = false;
+    int n = -1;
+
+    if (l->iterating) {
+        /*
+         * No nested event loops: a callback that waits by running its
+         * loop lets any other callback run under it.  Wait by parking
+         * (a device's work item) or by posting and returning.
+         */
+        fprintf(stderr, "loop %s: loop_iterate() inside an iteration\n",
+                l->name);
+        abort();
+    }
+    l->iterating = true;
+    l->stats.iterations++;
+    loop_run_hooks(l);
+
+    timeout = loop_sleep_budget(l, blocking);
+    if (timeout != 0 && l->poll_ns) {
+        start = clock_ns();
+        if (loop_busy_poll(l, timeout, ev, &n)) {
+            progress = true;
+            timeout = 0;
+        }
+    }
+    if (timeout != 0) {
+        timeout = loop_prepare_sleep(l, timeout, &progress);
+    }
+    if (timeout != 0) {
+        start = start ? start : clock_ns();
+        l->stats.wakeups++;
+    }
+    n = loop_wait(l, ev, timeout, n);
+    __atomic_store_n(&l->notify_me, 0, __ATOMIC_RELAXED);
+    progress |= loop_after_wait(l, blocking, timeout, n, start);
+    progress |= loop_dispatch(l, ev, n);
 
     l->iterating = false;
     loop_reap_zombies(l);
