@@ -448,7 +448,15 @@ static void usage(FILE *out)
         "error.\n");
 }
 
-int main(int argc, char **argv)
+/* What the command line asks, besides the command itself. */
+typedef struct CtlOpts {
+    const char *sock;
+    bool events, compact, pretty_events;
+    long count, timeout_s;
+} CtlOpts;
+
+/* Options into @o and @c; -1 to go on, else the exit status. */
+static int parse_opts(int argc, char **argv, CtlOpts *o, Ctl *c)
 {
     static const struct option longopts[] = {
         { "socket", required_argument, NULL, 's' },
@@ -462,47 +470,42 @@ int main(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL }
     };
-    const char *sock = g_getenv("IOVD_QMP_SOCKET");
-    bool events = false, compact = false, pretty_events = false;
-    long count = -1, timeout_s = 60;
-    Ctl c = { .fd = -1, .pretty = true };
-    int opt, status = 0;
     char *end;
+    int opt;
 
-    signal(SIGPIPE, SIG_IGN);
     while ((opt = getopt_long(argc, argv, "+s:en:w:pcrqh", longopts,
                               NULL)) != -1) {
         switch (opt) {
         case 's':
-            sock = optarg;
+            o->sock = optarg;
             break;
         case 'e':
-            events = true;
+            o->events = true;
             break;
         case 'n':
-            count = strtol(optarg, &end, 10);
-            if (*end || count < 0) {
+            o->count = strtol(optarg, &end, 10);
+            if (*end || o->count < 0) {
                 die(EXIT_USAGE, "--count: '%s' is not a count", optarg);
             }
             break;
         case 'w':
-            timeout_s = strtol(optarg, &end, 10);
-            if (*end || timeout_s < 0 || timeout_s > INT_MAX / 1000) {
+            o->timeout_s = strtol(optarg, &end, 10);
+            if (*end || o->timeout_s < 0 || o->timeout_s > INT_MAX / 1000) {
                 die(EXIT_USAGE, "--timeout: '%s' is not a number of "
                     "seconds", optarg);
             }
             break;
         case 'p':
-            pretty_events = true;
+            o->pretty_events = true;
             break;
         case 'c':
-            compact = true;
+            o->compact = true;
             break;
         case 'r':
-            c.raw = true;
+            c->raw = true;
             break;
         case 'q':
-            c.quiet = true;
+            c->quiet = true;
             break;
         case 'h':
             usage(stdout);
@@ -512,68 +515,94 @@ int main(int argc, char **argv)
             return EXIT_USAGE;
         }
     }
-    if (optind < argc && strcmp(argv[optind], "help") == 0) {
-        return help(optind + 1 < argc ? argv[optind + 1] : NULL);
-    }
-    if (optind >= argc && !events) {
-        usage(stderr);
-        return EXIT_USAGE;
-    }
-    if (!sock || !*sock) {
-        die(EXIT_USAGE, "no socket: use -s PATH or set IOVD_QMP_SOCKET");
-    }
-    c.timeout_ms = timeout_s ? timeout_s * 1000 : -1;
-    c.pretty = !compact;
-    ctl_connect(&c, sock);
+    return -1;
+}
 
-    if (optind < argc) {
-        const char *cmd = argv[optind];
-        json_object *args = build_args(cmd, argv + optind + 1,
-                                       argc - optind - 1);
-        json_object *reply, *ret, *err;
+/* Execute @cmd with key=value @args; print its return or error. */
+static int run_command(Ctl *c, const char *cmd, char **args, int nargs,
+                       bool events)
+{
+    json_object *reply, *ret, *err;
+    int status = 0;
 
-        c.pretty = !compact;
-        reply = ctl_execute(&c, cmd, args, "iovd-ctl", events);
-        if (json_object_object_get_ex(reply, "error", &err)) {
-            json_object *cls = NULL, *desc = NULL;
+    reply = ctl_execute(c, cmd, build_args(cmd, args, nargs), "iovd-ctl",
+                        events);
+    if (json_object_object_get_ex(reply, "error", &err)) {
+        json_object *cls = NULL, *desc = NULL;
 
-            json_object_object_get_ex(err, "class", &cls);
-            json_object_object_get_ex(err, "desc", &desc);
-            fprintf(stderr, "iovd-ctl: %s: %s\n",
-                    cls ? json_object_get_string(cls) : "Error",
-                    desc ? json_object_get_string(desc) : "(no description)");
-            status = EXIT_ERROR_REPLY;
-        } else if (json_object_object_get_ex(reply, "return", &ret)) {
-            if (!c.quiet) {
-                print_json(&c, ret, stdout);
-            }
-        }
-        json_object_put(reply);
-        fflush(stdout);
-        if (status || !events) {
-            return status;
+        json_object_object_get_ex(err, "class", &cls);
+        json_object_object_get_ex(err, "desc", &desc);
+        fprintf(stderr, "iovd-ctl: %s: %s\n",
+                cls ? json_object_get_string(cls) : "Error",
+                desc ? json_object_get_string(desc) : "(no description)");
+        status = EXIT_ERROR_REPLY;
+    } else if (json_object_object_get_ex(reply, "return", &ret)) {
+        if (!c->quiet) {
+            print_json(c, ret, stdout);
         }
     }
+    json_object_put(reply);
+    fflush(stdout);
+    return status;
+}
 
-    /* Follow events. */
-    c.pretty = pretty_events;
-    c.raw = false;
+/* Print events until @count of them (-1: until the daemon goes away). */
+static void follow_events(Ctl *c, long count, bool pretty)
+{
+    c->pretty = pretty;
+    c->raw = false;
     if (count < 0) {
-        c.timeout_ms = -1;      /* until the daemon goes away */
+        c->timeout_ms = -1;
     }
     while (count != 0) {
-        json_object *msg = ctl_recv(&c);
+        json_object *msg = ctl_recv(c);
 
         if (!msg) {
             break;
         }
         if (json_object_object_get_ex(msg, "event", NULL)) {
-            print_event(&c, msg);
+            print_event(c, msg);
             if (count > 0) {
                 count--;
             }
         }
         json_object_put(msg);
     }
-    return status;
+}
+
+int main(int argc, char **argv)
+{
+    CtlOpts o = {
+        .sock = g_getenv("IOVD_QMP_SOCKET"), .count = -1, .timeout_s = 60,
+    };
+    Ctl c = { .fd = -1, .pretty = true };
+    int status;
+
+    signal(SIGPIPE, SIG_IGN);
+    status = parse_opts(argc, argv, &o, &c);
+    if (status >= 0) {
+        return status;
+    }
+    if (optind < argc && strcmp(argv[optind], "help") == 0) {
+        return help(optind + 1 < argc ? argv[optind + 1] : NULL);
+    }
+    if (optind >= argc && !o.events) {
+        usage(stderr);
+        return EXIT_USAGE;
+    }
+    if (!o.sock || !*o.sock) {
+        die(EXIT_USAGE, "no socket: use -s PATH or set IOVD_QMP_SOCKET");
+    }
+    c.timeout_ms = o.timeout_s ? o.timeout_s * 1000 : -1;
+    c.pretty = !o.compact;
+    ctl_connect(&c, o.sock);
+    if (optind < argc) {
+        status = run_command(&c, argv[optind], argv + optind + 1,
+                             argc - optind - 1, o.events);
+        if (status || !o.events) {
+            return status;
+        }
+    }
+    follow_events(&c, o.count, o.pretty_events);
+    return 0;
 }
