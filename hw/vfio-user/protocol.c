@@ -533,102 +533,133 @@ void vfu_irq_flush(VfuServer *s)
     }
 }
 
-static int handle_set_irqs(VfuServer *s, VfuMsg *m)
+/*
+ * Check a SET_IRQS completely before anything is done: NULL when it can be
+ * applied, else why not with *err the errno to reply.  Nothing of the body
+ * is read before its size is known.
+ */
+static const char *set_irqs_validate(VfuServer *s, VfuMsg *m, int *err)
 {
     const VfuIrqSet *is = (const VfuIrqSet *)m->payload;
-    const uint8_t *bools = m->payload + sizeof(*is);
     uint32_t data, action;
-    unsigned n;
 
-    /* Nothing of the body is read before its size is known. */
+    *err = EINVAL;
     if (m->len < sizeof(*is) || is->argsz < sizeof(*is)) {
-        return msg_fail(s, m, EINVAL, "SET_IRQS size");
+        return "SET_IRQS size";
     }
     data = is->flags & VFIO_IRQ_SET_DATA_TYPE_MASK;
     action = is->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
     trace_vfu_set_irqs(sid(s), is->flags, is->index, is->start, is->count,
                        m->nfds);
     if (is->index >= VFU_NUM_IRQS) {
-        return msg_fail(s, m, EINVAL, "irq index out of range");
+        return "irq index out of range";
     }
     if (is->flags & ~(VFIO_IRQ_SET_DATA_TYPE_MASK |
                       VFIO_IRQ_SET_ACTION_TYPE_MASK) ||
         __builtin_popcount(data) != 1 || __builtin_popcount(action) != 1) {
-        return msg_fail(s, m, EINVAL, "SET_IRQS flags");
+        return "SET_IRQS flags";
     }
-    n = irq_count(s, is->index);
-    if (!range_within(is->start, is->count, n) ||
+    if (!range_within(is->start, is->count, irq_count(s, is->index)) ||
         (is->count == 0 && !(data == VFIO_IRQ_SET_DATA_NONE &&
                              action == VFIO_IRQ_SET_ACTION_TRIGGER))) {
-        return msg_fail(s, m, EINVAL, "SET_IRQS vector range");
+        return "SET_IRQS vector range";
     }
-    if (data == VFIO_IRQ_SET_DATA_BOOL &&
-        m->len != sizeof(*is) + is->count) {
-        return msg_fail(s, m, EINVAL, "SET_IRQS bool array size");
-    }
-    if (data != VFIO_IRQ_SET_DATA_BOOL && m->len != sizeof(*is)) {
-        return msg_fail(s, m, EINVAL, "SET_IRQS payload size");
+    if (data == VFIO_IRQ_SET_DATA_BOOL ? m->len != sizeof(*is) + is->count
+                                       : m->len != sizeof(*is)) {
+        return data == VFIO_IRQ_SET_DATA_BOOL ? "SET_IRQS bool array size"
+                                              : "SET_IRQS payload size";
     }
     if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
         if (m->nfds != 0 && m->nfds != is->count) {
-            return msg_fail(s, m, EINVAL, "SET_IRQS fd count");
+            return "SET_IRQS fd count";
         }
     } else if (m->nfds) {
-        return msg_fail(s, m, EINVAL, "SET_IRQS fds without EVENTFD data");
+        return "SET_IRQS fds without EVENTFD data";
     }
-    irq_fds_ensure(s, is->index);
-
-    switch (action) {
-    case VFIO_IRQ_SET_ACTION_TRIGGER:
-        if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
-            /* Assign, or with no fds unassign, the eventfds of the range. */
-            for (unsigned i = 0; i < is->count; i++) {
-                int fd = m->nfds ? m->fds[i] : -1;
-
-                irq_set_fd(s, is->index, is->start + i, fd);
-                if (m->nfds) {
-                    m->fds[i] = -1;     /* consumed */
-                }
-            }
-            irq_update_mode(s);
-        } else if (data == VFIO_IRQ_SET_DATA_NONE && is->count == 0) {
-            for (unsigned v = 0; v < s->irq_nfds[is->index]; v++) {
-                irq_set_fd(s, is->index, v, -1);
-            }
-            irq_update_mode(s);
-        } else {
-            /* Loopback trigger: fire the selected vectors. */
-            for (unsigned i = 0; i < is->count; i++) {
-                if (data == VFIO_IRQ_SET_DATA_NONE || bools[i]) {
-                    vfu_irq_signal(s, is->index, is->start + i);
-                }
-            }
+    if (action != VFIO_IRQ_SET_ACTION_TRIGGER) {
+        *err = ENOTSUP;
+        if (data == VFIO_IRQ_SET_DATA_EVENTFD &&
+            (is->index != VFIO_PCI_INTX_IRQ_INDEX ||
+             action != VFIO_IRQ_SET_ACTION_UNMASK)) {
+            return "SET_IRQS mask eventfd";
         }
-        break;
-    case VFIO_IRQ_SET_ACTION_MASK:
-    case VFIO_IRQ_SET_ACTION_UNMASK:
-        if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
-            if (is->index != VFIO_PCI_INTX_IRQ_INDEX ||
-                action != VFIO_IRQ_SET_ACTION_UNMASK) {
-                return msg_fail(s, m, ENOTSUP, "SET_IRQS mask eventfd");
-            }
-            /* INTx resample fd: unmask whenever it is signalled. */
-            intx_unmask_fd_set(s, m->nfds ? m->fds[0] : -1);
+        if (data != VFIO_IRQ_SET_DATA_EVENTFD &&
+            is->index > VFIO_PCI_MSIX_IRQ_INDEX) {
+            return "SET_IRQS mask of ERR/REQ";
+        }
+    }
+    return NULL;
+}
+
+/* ACTION_TRIGGER: (un)assign eventfds, or fire vectors (loopback). */
+static void set_irqs_trigger(VfuServer *s, VfuMsg *m, uint32_t data)
+{
+    const VfuIrqSet *is = (const VfuIrqSet *)m->payload;
+    const uint8_t *bools = m->payload + sizeof(*is);
+
+    if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
+        /* Assign, or with no fds unassign, the eventfds of the range. */
+        for (unsigned i = 0; i < is->count; i++) {
+            irq_set_fd(s, is->index, is->start + i,
+                       m->nfds ? m->fds[i] : -1);
             if (m->nfds) {
-                m->fds[0] = -1;
+                m->fds[i] = -1;     /* consumed */
             }
-            break;
         }
-        if (is->index > VFIO_PCI_MSIX_IRQ_INDEX) {
-            return msg_fail(s, m, ENOTSUP, "SET_IRQS mask of ERR/REQ");
+        irq_update_mode(s);
+    } else if (data == VFIO_IRQ_SET_DATA_NONE && is->count == 0) {
+        for (unsigned v = 0; v < s->irq_nfds[is->index]; v++) {
+            irq_set_fd(s, is->index, v, -1);
         }
+        irq_update_mode(s);
+    } else {
         for (unsigned i = 0; i < is->count; i++) {
             if (data == VFIO_IRQ_SET_DATA_NONE || bools[i]) {
-                pci_irq_mask(s->pdev, is->index, is->start + i,
-                             action == VFIO_IRQ_SET_ACTION_MASK);
+                vfu_irq_signal(s, is->index, is->start + i);
             }
         }
-        break;
+    }
+}
+
+/* ACTION_MASK / UNMASK of vectors, or INTx's resample (unmask) eventfd. */
+static void set_irqs_mask(VfuServer *s, VfuMsg *m, uint32_t data, bool mask)
+{
+    const VfuIrqSet *is = (const VfuIrqSet *)m->payload;
+    const uint8_t *bools = m->payload + sizeof(*is);
+
+    if (data == VFIO_IRQ_SET_DATA_EVENTFD) {
+        /* INTx resample fd: unmask whenever it is signalled. */
+        intx_unmask_fd_set(s, m->nfds ? m->fds[0] : -1);
+        if (m->nfds) {
+            m->fds[0] = -1;
+        }
+        return;
+    }
+    for (unsigned i = 0; i < is->count; i++) {
+        if (data == VFIO_IRQ_SET_DATA_NONE || bools[i]) {
+            pci_irq_mask(s->pdev, is->index, is->start + i, mask);
+        }
+    }
+}
+
+static int handle_set_irqs(VfuServer *s, VfuMsg *m)
+{
+    const VfuIrqSet *is = (const VfuIrqSet *)m->payload;
+    const char *why;
+    uint32_t action;
+    int err;
+
+    why = set_irqs_validate(s, m, &err);
+    if (why) {
+        return msg_fail(s, m, err, why);
+    }
+    action = is->flags & VFIO_IRQ_SET_ACTION_TYPE_MASK;
+    irq_fds_ensure(s, is->index);
+    if (action == VFIO_IRQ_SET_ACTION_TRIGGER) {
+        set_irqs_trigger(s, m, is->flags & VFIO_IRQ_SET_DATA_TYPE_MASK);
+    } else {
+        set_irqs_mask(s, m, is->flags & VFIO_IRQ_SET_DATA_TYPE_MASK,
+                      action == VFIO_IRQ_SET_ACTION_MASK);
     }
     return 0;
 }
