@@ -117,8 +117,8 @@ static const int allowed_syscalls[] = {
     SCMP_SYS(newfstatat), SCMP_SYS(statx), SCMP_SYS(fstatfs),
     SCMP_SYS(statfs), SCMP_SYS(access), SCMP_SYS(faccessat),
     SCMP_SYS(faccessat2), SCMP_SYS(readlink), SCMP_SYS(readlinkat),
-    SCMP_SYS(getcwd), SCMP_SYS(getdents), SCMP_SYS(getdents64), SCMP_SYS(unlink),
-    SCMP_SYS(unlinkat), SCMP_SYS(rename), SCMP_SYS(renameat),
+    SCMP_SYS(getcwd), SCMP_SYS(getdents), SCMP_SYS(getdents64),
+    SCMP_SYS(unlink), SCMP_SYS(unlinkat), SCMP_SYS(rename), SCMP_SYS(renameat),
     SCMP_SYS(renameat2), SCMP_SYS(fchmod), SCMP_SYS(chmod),
     SCMP_SYS(fchmodat), SCMP_SYS(umask), SCMP_SYS(fcntl), SCMP_SYS(dup),
     SCMP_SYS(dup2), SCMP_SYS(dup3), SCMP_SYS(pipe), SCMP_SYS(pipe2),
@@ -165,10 +165,39 @@ static const int allowed_syscalls[] = {
     SCMP_SYS(io_uring_register), SCMP_SYS(io_setup), SCMP_SYS(io_destroy),
     SCMP_SYS(io_submit), SCMP_SYS(io_getevents), SCMP_SYS(io_pgetevents),
     SCMP_SYS(io_cancel),
+#ifdef CONFIG_SANITIZERS
+    /*
+     * LeakSanitizer stops the world at exit with a tracer task (clone
+     * without CLONE_THREAD, below) that ptraces every thread.
+     */
+    SCMP_SYS(ptrace), SCMP_SYS(wait4), SCMP_SYS(prctl), SCMP_SYS(kill),
+#endif
 };
 
-static const int allowed_socket_families[] = {
-    AF_UNIX, AF_INET, AF_INET6, AF_NETLINK,
+/* Allowed when argument @arg compares to @a (MASKED_EQ: & @a == @b). */
+typedef struct ArgRule {
+    int nr;
+    unsigned arg;
+    enum scmp_compare op;
+    scmp_datum_t a, b;
+} ArgRule;
+
+static const ArgRule arg_rules[] = {
+    /* sockets of these families only */
+    { SCMP_SYS(socket), 0, SCMP_CMP_EQ, AF_UNIX },
+    { SCMP_SYS(socket), 0, SCMP_CMP_EQ, AF_INET },
+    { SCMP_SYS(socket), 0, SCMP_CMP_EQ, AF_INET6 },
+    { SCMP_SYS(socket), 0, SCMP_CMP_EQ, AF_NETLINK },
+    /* threads only: clone must share the address space as a thread */
+    { SCMP_SYS(clone), 0, SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_VM,
+      CLONE_THREAD | CLONE_VM },
+#ifdef CONFIG_SANITIZERS
+    { SCMP_SYS(clone), 0, SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0 },
+#else
+    /* thread names (GLib, glibc) */
+    { SCMP_SYS(prctl), 0, SCMP_CMP_EQ, PR_SET_NAME },
+    { SCMP_SYS(prctl), 0, SCMP_CMP_EQ, PR_GET_NAME },
+#endif
 };
 
 static const unsigned long allowed_ioctls[] = {
@@ -209,10 +238,13 @@ static int add_rules(scmp_filter_ctx ctx)
     for (size_t i = 0; i < ARRAY_SIZE(allowed_syscalls) && r >= 0; i++) {
         r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, allowed_syscalls[i], 0);
     }
-    for (size_t i = 0; i < ARRAY_SIZE(allowed_socket_families) && r >= 0;
-         i++) {
-        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                             SCMP_A0(SCMP_CMP_EQ, allowed_socket_families[i]));
+    for (size_t i = 0; i < ARRAY_SIZE(arg_rules) && r >= 0; i++) {
+        const ArgRule *a = &arg_rules[i];
+        struct scmp_arg_cmp cmp = {
+            .arg = a->arg, .op = a->op, .datum_a = a->a, .datum_b = a->b,
+        };
+
+        r = seccomp_rule_add_array(ctx, SCMP_ACT_ALLOW, a->nr, 1, &cmp);
     }
     for (size_t i = 0; i < ARRAY_SIZE(allowed_ioctls) && r >= 0; i++) {
         /* the kernel reads the request as 32 bits */
@@ -220,41 +252,10 @@ static int add_rules(scmp_filter_ctx ctx)
                              SCMP_A1(SCMP_CMP_MASKED_EQ, 0xffffffffu,
                                      allowed_ioctls[i] & 0xffffffffu));
     }
-    /* threads only: clone must share the address space as a thread */
     if (r >= 0) {
-        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                             SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD | CLONE_VM,
-                                     CLONE_THREAD | CLONE_VM));
-    }
-    if (r >= 0) {
+        /* glibc falls back to clone, whose flags the rules above check */
         r = seccomp_rule_add(ctx, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     }
-#ifdef CONFIG_SANITIZERS
-    /*
-     * LeakSanitizer stops the world at exit with a tracer task (clone
-     * without CLONE_THREAD) that ptraces every thread.
-     */
-    static const int lsan_syscalls[] = {
-        SCMP_SYS(ptrace), SCMP_SYS(wait4), SCMP_SYS(prctl), SCMP_SYS(kill),
-    };
-    for (size_t i = 0; i < ARRAY_SIZE(lsan_syscalls) && r >= 0; i++) {
-        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, lsan_syscalls[i], 0);
-    }
-    if (r >= 0) {
-        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                             SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_THREAD, 0));
-    }
-#else
-    /* thread names (GLib, glibc) */
-    if (r >= 0) {
-        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                             SCMP_A0(SCMP_CMP_EQ, PR_SET_NAME));
-    }
-    if (r >= 0) {
-        r = seccomp_rule_add(ctx, SCMP_ACT_ALLOW, SCMP_SYS(prctl), 1,
-                             SCMP_A0(SCMP_CMP_EQ, PR_GET_NAME));
-    }
-#endif
     return r;
 }
 
