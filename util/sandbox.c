@@ -268,7 +268,8 @@ static bool install_filter(GError **errp)
     scmp_filter_ctx ctx;
     int r;
 
-    ctx = seccomp_init(sandbox_mode == SANDBOX_LOG ? SCMP_ACT_LOG : SCMP_ACT_TRAP);
+    ctx = seccomp_init(sandbox_mode == SANDBOX_LOG ? SCMP_ACT_LOG
+                                                   : SCMP_ACT_TRAP);
     if (!ctx) {
         error_setg(errp, "-sandbox: seccomp_init failed");
         return false;

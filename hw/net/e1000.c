@@ -1199,7 +1199,8 @@ static void e1000_rx_checksum(E1000State *s, const uint8_t *f, size_t len,
         }
         if (rxcsum & E1000_RXCSUM_IPOFL) {
             *status |= E1000_RXD_STAT_IPCS;
-            if (net_checksum_fold(net_checksum_add(0, f + off, ihl)) != 0xffff) {
+            if (net_checksum_fold(net_checksum_add(0, f + off, ihl)) !=
+                0xffff) {
                 *errors |= E1000_RXD_ERR_IPE;
             }
         }
@@ -1664,7 +1665,8 @@ static void e1000_tso_emit(E1000State *s, bool last, bool vle,
 
     if (c->tucmd & E1000_TUCMD_IP) {
         stw_be_p(f + c->ipcss + 2, len - c->ipcss);
-        stw_be_p(f + c->ipcss + 4, lduw_be_p(tx->hdr + c->ipcss + 4) + tx->segs);
+        stw_be_p(f + c->ipcss + 4,
+                 lduw_be_p(tx->hdr + c->ipcss + 4) + tx->segs);
     } else {
         stw_be_p(f + c->ipcss + 4, len - c->ipcss - 40);
     }
@@ -2166,7 +2168,8 @@ static bool e1000_realize(Device *dev, GError **errp)
     s->radv_timer = loop_timer_new(s->pdev.dev.loop, e1000_rx_delay_expired, s);
     s->tidv_timer = loop_timer_new(s->pdev.dev.loop, e1000_tx_delay_expired, s);
     s->tadv_timer = loop_timer_new(s->pdev.dev.loop, e1000_tx_delay_expired, s);
-    s->autoneg_timer = loop_timer_new(s->pdev.dev.loop, e1000_autoneg_expired, s);
+    s->autoneg_timer = loop_timer_new(s->pdev.dev.loop, e1000_autoneg_expired,
+                                      s);
     e1000_eeprom_init(s);
 
     s->nic = net_nic_new(&e1000_net_ops, dev->id, "e1000", s->netdev,
