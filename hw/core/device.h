@@ -151,6 +151,16 @@ struct Device {
 /* ---- classes and the registry ---- */
 
 void device_class_register(const DeviceClass *cls);
+
+/*
+ * @dev as an instance of @cls: the checked downcast behind each device's
+ * cast macro (E1000(dev), NVME(dev), ...).  A mismatch is a bug: abort.
+ */
+static inline void *device_check(Device *dev, const DeviceClass *cls)
+{
+    g_assert(dev->cls == cls);
+    return dev;
+}
 const DeviceClass *device_class_find(const char *name);
 void device_class_foreach(void (*fn)(const DeviceClass *cls, void *opaque),
                           void *opaque);

@@ -20,6 +20,9 @@ typedef struct TestDev {
     DeviceBH *dma_bh;
 } TestDev;
 
+static const DeviceClass testdev_class;
+#define TESTDEV(dev) ((TestDev *)device_check((dev), &testdev_class))
+
 static void testdev_update_irq(TestDev *t)
 {
     pci_set_irq(&t->pdev, (t->int_status & t->int_mask) != 0);
@@ -184,7 +187,7 @@ static const PCIBarOps testdev_ops = {
 
 static void testdev_reset(Device *dev, DeviceResetKind kind)
 {
-    TestDev *t = (TestDev *)dev;
+    TestDev *t = TESTDEV(dev);
 
     device_bh_cancel(t->dma_bh);
     t->scratch = 0;
@@ -202,7 +205,7 @@ static void testdev_reset(Device *dev, DeviceResetKind kind)
 
 static bool testdev_realize(Device *dev, GError **errp)
 {
-    TestDev *t = (TestDev *)dev;
+    TestDev *t = TESTDEV(dev);
     PCIDevice *pdev = &t->pdev;
     static const PCIDeviceInfo info = {
         .vendor_id = TESTDEV_VENDOR_ID,
@@ -235,7 +238,7 @@ static bool testdev_realize(Device *dev, GError **errp)
 
 static void testdev_unrealize(Device *dev)
 {
-    TestDev *t = (TestDev *)dev;
+    TestDev *t = TESTDEV(dev);
 
     device_bh_delete(t->dma_bh);
     pci_device_cleanup(&t->pdev);

@@ -30,6 +30,9 @@
 
 static unsigned e1000_instances;
 
+static const DeviceClass e1000_class;
+#define E1000(dev) ((E1000State *)device_check((dev), &e1000_class))
+
 /* ---- interrupts ---- */
 
 static void e1000_update_irq(E1000State *s)
@@ -1020,7 +1023,7 @@ static void e1000_mac_reset(E1000State *s)
 /* CTRL.RST resets the MAC; a function reset the PCI function too. */
 static void e1000_reset(Device *dev, DeviceResetKind kind)
 {
-    E1000State *s = (E1000State *)dev;
+    E1000State *s = E1000(dev);
 
     if (kind == DEVICE_RESET_FUNCTION) {
         trace_e1000_reset(e1000_id(s), "device");
@@ -1033,7 +1036,7 @@ static void e1000_reset(Device *dev, DeviceResetKind kind)
 
 static void e1000_run_state_changed(Device *dev, bool running)
 {
-    E1000State *s = (E1000State *)dev;
+    E1000State *s = E1000(dev);
 
     if (running) {
         device_bh_schedule(s->tx_bh);
@@ -1088,7 +1091,7 @@ static void e1000_free_resources(E1000State *s)
 
 static bool e1000_realize(Device *dev, GError **errp)
 {
-    E1000State *s = (E1000State *)dev;
+    E1000State *s = E1000(dev);
     PCIDevice *pdev = &s->pdev;
     static const PCIDeviceInfo info = {
         .vendor_id = E1000_VENDOR_ID,
@@ -1147,7 +1150,7 @@ static bool e1000_realize(Device *dev, GError **errp)
 
 static void e1000_unrealize(Device *dev)
 {
-    E1000State *s = (E1000State *)dev;
+    E1000State *s = E1000(dev);
 
     net_nic_free(s->nic);
     s->nic = NULL;

@@ -453,7 +453,7 @@ static void nvme_ctrl_reset(NvmeCtrl *n, DeviceResetKind kind)
 
 static void nvme_reset(Device *dev, DeviceResetKind kind)
 {
-    NvmeCtrl *n = (NvmeCtrl *)dev;
+    NvmeCtrl *n = NVME(dev);
 
     nvme_ctrl_reset(n, kind);
     /* What the host wrote meanwhile (it should have waited for RDY=0). */
@@ -470,7 +470,7 @@ static void nvme_reset(Device *dev, DeviceResetKind kind)
  */
 static void nvme_quiesce(Device *dev, DeviceResetKind kind)
 {
-    NvmeCtrl *n = (NvmeCtrl *)dev;
+    NvmeCtrl *n = NVME(dev);
     GList *l;
 
     while ((l = g_queue_pop_head_link(&n->completed))) {
@@ -821,7 +821,7 @@ static const PCIBarOps nvme_mmio_ops = {
 
 static void nvme_run_state_changed(Device *dev, bool running)
 {
-    NvmeCtrl *n = (NvmeCtrl *)dev;
+    NvmeCtrl *n = NVME(dev);
 
     trace_nvme_pause(nvme_id(n), !running);
     if (running) {
@@ -857,7 +857,7 @@ static bool nvme_check_props(NvmeCtrl *n, GError **errp)
 
 static bool nvme_realize(Device *dev, GError **errp)
 {
-    NvmeCtrl *n = (NvmeCtrl *)dev;
+    NvmeCtrl *n = NVME(dev);
     PCIDevice *pdev = &n->pdev;
     static const PCIDeviceInfo info = {
         .vendor_id = NVME_PCI_VENDOR_ID,
@@ -923,7 +923,7 @@ static bool nvme_realize(Device *dev, GError **errp)
 
 static void nvme_unrealize(Device *dev)
 {
-    NvmeCtrl *n = (NvmeCtrl *)dev;
+    NvmeCtrl *n = NVME(dev);
 
     if (n->ns1.blk) {
         nvme_ns_detach(n, &n->ns1);

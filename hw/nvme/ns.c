@@ -160,9 +160,12 @@ typedef struct NvmeNsDevice {
     NvmeNamespace ns;
 } NvmeNsDevice;
 
+static const DeviceClass nvme_ns_class;
+#define NVME_NS(dev) ((NvmeNsDevice *)device_check((dev), &nvme_ns_class))
+
 static bool nvme_nsdev_realize(Device *dev, GError **errp)
 {
-    NvmeNsDevice *d = (NvmeNsDevice *)dev;
+    NvmeNsDevice *d = NVME_NS(dev);
     Device *parent = device_find(d->bus);
     NvmeCtrl *n;
     uint32_t nsid = d->nsid;
@@ -172,7 +175,7 @@ static bool nvme_nsdev_realize(Device *dev, GError **errp)
                    d->bus);
         return false;
     }
-    n = (NvmeCtrl *)parent;
+    n = NVME(parent);
     if (nsid == 0) {
         for (nsid = 1; nsid <= NVME_MAX_NAMESPACES && n->ns[nsid]; nsid++) {
             /* first free */
@@ -206,7 +209,7 @@ static bool nvme_nsdev_realize(Device *dev, GError **errp)
  */
 static void nvme_nsdev_quiesce(Device *dev, DeviceResetKind kind)
 {
-    NvmeNsDevice *d = (NvmeNsDevice *)dev;
+    NvmeNsDevice *d = NVME_NS(dev);
 
     if (d->ns.ctrl) {
         nvme_ns_detach(d->ns.ctrl, &d->ns);
@@ -220,7 +223,7 @@ static void nvme_nsdev_quiesce(Device *dev, DeviceResetKind kind)
 
 static void nvme_nsdev_unrealize(Device *dev)
 {
-    NvmeNsDevice *d = (NvmeNsDevice *)dev;
+    NvmeNsDevice *d = NVME_NS(dev);
 
     if (d->ns.ctrl) {
         nvme_ns_detach(d->ns.ctrl, &d->ns);
@@ -247,7 +250,7 @@ static const PropDef nvme_nsdev_props[] = {
 
 static const char *nvme_nsdev_parent_id(Device *dev)
 {
-    return ((NvmeNsDevice *)dev)->bus;
+    return NVME_NS(dev)->bus;
 }
 
 static const DeviceClass nvme_ns_class = {

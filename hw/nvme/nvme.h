@@ -309,6 +309,7 @@ static inline NvmeNamespace *nvme_ns(NvmeCtrl *n, uint32_t nsid)
 /* ctrl.c */
 enum { NVME_DOORBELLS_AUTO, NVME_DOORBELLS_TRAP, NVME_DOORBELLS_MMAP };
 extern const DeviceClass nvme_class;
+#define NVME(dev) ((NvmeCtrl *)device_check((dev), &nvme_class))
 /* A queue is made: its doorbell starts at 0 (in memory too). */
 void nvme_db_reset(NvmeCtrl *n, uint16_t qid, bool cq);
 void nvme_schedule(NvmeCtrl *n);

@@ -315,6 +315,7 @@ void pci_transport_detach(PCIDevice *pdev);
 
 static inline PCIDevice *PCI_DEVICE(Device *dev)
 {
+    g_assert(dev->cls->is_pci);
     return (PCIDevice *)dev;
 }
 

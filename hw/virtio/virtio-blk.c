@@ -54,6 +54,9 @@ struct VirtIOBlock {
     bool wce;                   /* writeback (config writeback field) */
 };
 
+static const DeviceClass virtio_blk_class;
+#define VIRTIO_BLK(dev) ((VirtIOBlock *)device_check((dev), &virtio_blk_class))
+
 static inline const char *blk_id(VirtIOBlock *s)
 {
     return virtio_id(&s->vdev);
@@ -345,7 +348,7 @@ static void virtio_blk_handle_request(VirtIOBlock *s, VirtQueue *vq,
 
 static void virtio_blk_handle_output(VirtIODevice *vdev, VirtQueue *vq)
 {
-    VirtIOBlock *s = (VirtIOBlock *)vdev;
+    VirtIOBlock *s = VIRTIO_BLK(&vdev->pci.dev);
     unsigned budget = VIRTIO_BLK_DRAIN_BUDGET;
     VirtIOBlockReq *req;
 
@@ -367,7 +370,7 @@ static void virtio_blk_handle_output(VirtIODevice *vdev, VirtQueue *vq)
 
 static void virtio_blk_get_config(VirtIODevice *vdev, uint8_t *c)
 {
-    VirtIOBlock *s = (VirtIOBlock *)vdev;
+    VirtIOBlock *s = VIRTIO_BLK(&vdev->pci.dev);
     uint32_t lbs = s->logical_block_size;
 
     memset(c, 0, VIRTIO_BLK_CFG_SIZE);
@@ -393,7 +396,7 @@ static void virtio_blk_get_config(VirtIODevice *vdev, uint8_t *c)
 
 static void virtio_blk_set_config(VirtIODevice *vdev, const uint8_t *c)
 {
-    VirtIOBlock *s = (VirtIOBlock *)vdev;
+    VirtIOBlock *s = VIRTIO_BLK(&vdev->pci.dev);
 
     /* Only writeback is writable, and only with CONFIG_WCE. */
     if (virtio_has_feature(vdev, VIRTIO_BLK_F_CONFIG_WCE)) {
@@ -404,7 +407,7 @@ static void virtio_blk_set_config(VirtIODevice *vdev, const uint8_t *c)
 
 static void virtio_blk_set_features(VirtIODevice *vdev, uint64_t features)
 {
-    VirtIOBlock *s = (VirtIOBlock *)vdev;
+    VirtIOBlock *s = VIRTIO_BLK(&vdev->pci.dev);
 
     /* CONFIG_WCE without FLUSH: writethrough (writeback reads 0). */
     if (!(features & VIRTIO_BIT(VIRTIO_BLK_F_FLUSH))) {
@@ -418,14 +421,14 @@ static void virtio_blk_set_features(VirtIODevice *vdev, uint64_t features)
  */
 static void virtio_blk_quiesce(VirtIODevice *vdev, DeviceResetKind kind)
 {
-    VirtIOBlock *s = (VirtIOBlock *)vdev;
+    VirtIOBlock *s = VIRTIO_BLK(&vdev->pci.dev);
 
     blk_cancel_queued(s->blk, kind == DEVICE_RESET_FUNCTION);
 }
 
 static void virtio_blk_reset(VirtIODevice *vdev)
 {
-    VirtIOBlock *s = (VirtIOBlock *)vdev;
+    VirtIOBlock *s = VIRTIO_BLK(&vdev->pci.dev);
 
     s->wce = s->write_cache;
 }
@@ -468,7 +471,7 @@ static const BlockDevOps virtio_blk_dev_ops = {
 
 static bool virtio_blk_realize(Device *dev, GError **errp)
 {
-    VirtIOBlock *s = (VirtIOBlock *)dev;
+    VirtIOBlock *s = VIRTIO_BLK(dev);
     VirtIODevice *vdev = &s->vdev;
     uint64_t features;
 
@@ -549,7 +552,7 @@ static bool virtio_blk_realize(Device *dev, GError **errp)
 
 static void virtio_blk_unrealize(Device *dev)
 {
-    VirtIOBlock *s = (VirtIOBlock *)dev;
+    VirtIOBlock *s = VIRTIO_BLK(dev);
 
     blk_detach(s->blk);
     s->blk = NULL;

@@ -107,6 +107,9 @@ typedef struct VirtIONet {
     uint64_t rx_filtered, rx_dropped, rx_errors, tx_errors;
 } VirtIONet;
 
+static const DeviceClass virtio_net_class;
+#define VIRTIO_NET(dev) ((VirtIONet *)device_check((dev), &virtio_net_class))
+
 static unsigned virtio_net_instances;
 
 static inline const char *net_id(VirtIONet *s)
@@ -1014,7 +1017,7 @@ static void virtio_net_handle_ctrl(VirtIONet *s, VirtQueue *vq)
 
 static void virtio_net_handle_queue(VirtIODevice *vdev, VirtQueue *vq)
 {
-    VirtIONet *s = (VirtIONet *)vdev;
+    VirtIONet *s = VIRTIO_NET(&vdev->pci.dev);
 
     switch (virtio_net_vq_role(s, virtio_queue_index(vq))) {
     case VIRTIO_NET_VQ_RX:
@@ -1036,7 +1039,7 @@ static void virtio_net_handle_queue(VirtIODevice *vdev, VirtQueue *vq)
 
 static void virtio_net_get_config(VirtIODevice *vdev, uint8_t *c)
 {
-    VirtIONet *s = (VirtIONet *)vdev;
+    VirtIONet *s = VIRTIO_NET(&vdev->pci.dev);
 
     memset(c, 0, VIRTIO_NET_CFG_SIZE);
     memcpy(c + VIRTIO_NET_CFG_MAC, s->mac, VIRTIO_NET_ETH_ALEN);
@@ -1073,7 +1076,7 @@ static bool virtio_net_validate_features(VirtIODevice *vdev, uint64_t f)
         { VIRTIO_NET_F_CTRL_GUEST_OFFLOADS, VIRTIO_NET_F_CTRL_VQ, 0xff },
         { VIRTIO_NET_F_CTRL_RX_EXTRA, VIRTIO_NET_F_CTRL_RX, 0xff },
     };
-    VirtIONet *s = (VirtIONet *)vdev;
+    VirtIONet *s = VIRTIO_NET(&vdev->pci.dev);
 
     for (unsigned i = 0; i < ARRAY_SIZE(deps); i++) {
         if (!(f & VIRTIO_BIT(deps[i].feature))) {
@@ -1092,7 +1095,7 @@ static bool virtio_net_validate_features(VirtIODevice *vdev, uint64_t f)
 
 static void virtio_net_set_features(VirtIODevice *vdev, uint64_t features)
 {
-    VirtIONet *s = (VirtIONet *)vdev;
+    VirtIONet *s = VIRTIO_NET(&vdev->pci.dev);
 
     s->mergeable = features & VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF);
     s->curr_pairs = 1;
@@ -1119,7 +1122,7 @@ static void virtio_net_reset_state(VirtIONet *s)
 
 static void virtio_net_reset(VirtIODevice *vdev)
 {
-    VirtIONet *s = (VirtIONet *)vdev;
+    VirtIONet *s = VIRTIO_NET(&vdev->pci.dev);
 
     /* Nothing is in flight: every element is pushed where it was used. */
     virtio_net_reset_state(s);
@@ -1283,7 +1286,7 @@ static void virtio_net_free(VirtIONet *s)
 
 static bool virtio_net_realize(Device *dev, GError **errp)
 {
-    VirtIONet *s = (VirtIONet *)dev;
+    VirtIONet *s = VIRTIO_NET(dev);
     VirtIODevice *vdev = &s->vdev;
 
     if (s->mac_str) {
@@ -1362,7 +1365,7 @@ static bool virtio_net_realize(Device *dev, GError **errp)
 
 static void virtio_net_unrealize(Device *dev)
 {
-    VirtIONet *s = (VirtIONet *)dev;
+    VirtIONet *s = VIRTIO_NET(dev);
 
     virtio_net_free(s);
     virtio_pci_unrealize(&s->vdev);
