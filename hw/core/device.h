@@ -152,6 +152,12 @@ struct Device {
 
 void device_class_register(const DeviceClass *cls);
 
+/* The name traces and errors give @dev: its id, else its class's name. */
+static inline const char *device_id(Device *dev)
+{
+    return dev->id ? dev->id : dev->cls->name;
+}
+
 /*
  * @dev as an instance of @cls: the checked downcast behind each device's
  * cast macro (E1000(dev), NVME(dev), ...).  A mismatch is a bug: abort.

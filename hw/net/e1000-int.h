@@ -112,7 +112,7 @@ typedef struct E1000State {
 
 static inline const char *e1000_id(E1000State *s)
 {
-    return s->pdev.dev.id;
+    return device_id(&s->pdev.dev);
 }
 
 /* ---- statistics ---- */

@@ -275,7 +275,7 @@ struct NvmeCtrl {
 
 static inline const char *nvme_id(NvmeCtrl *n)
 {
-    return n->pdev.dev.id ? n->pdev.dev.id : "nvme";
+    return device_id(&n->pdev.dev);
 }
 
 /* Do the queues exist and take doorbells and completions? */

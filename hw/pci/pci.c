@@ -27,7 +27,7 @@ const PropDef pci_common_props[] = {
 
 static inline const char *pci_id(PCIDevice *pdev)
 {
-    return pdev->dev.id ? pdev->dev.id : "?";
+    return device_id(&pdev->dev);
 }
 
 void pci_set_wmask(PCIDevice *pdev, uint32_t off, unsigned len, uint64_t m)

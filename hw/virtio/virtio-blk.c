@@ -57,7 +57,7 @@ struct VirtIOBlock {
 static const DeviceClass virtio_blk_class;
 #define VIRTIO_BLK(dev) ((VirtIOBlock *)device_check((dev), &virtio_blk_class))
 
-static inline const char *blk_id(VirtIOBlock *s)
+static inline const char *virtio_blk_id(VirtIOBlock *s)
 {
     return virtio_id(&s->vdev);
 }
@@ -88,7 +88,7 @@ static void virtio_blk_req_complete(VirtIOBlockReq *req, uint8_t status)
     VirtIOBlock *s = req->s;
     VirtQueue *vq = req->vq;
 
-    trace_virtio_blk_complete(blk_id(s), virtio_queue_index(vq),
+    trace_virtio_blk_complete(virtio_blk_id(s), virtio_queue_index(vq),
                               req->elem.index, status);
     *req->status = status;
     virtqueue_complete(vq, &req->elem, req->in_len);
@@ -285,7 +285,7 @@ static void virtio_blk_handle_request(VirtIOBlock *s, VirtQueue *vq,
     req->status = (uint8_t *)in[in_num - 1].iov_base +
                   in[in_num - 1].iov_len - 1;
     virtio_iov_discard_back(in, &in_num, 1);
-    trace_virtio_blk_req(blk_id(s), virtio_queue_index(vq), elem->index,
+    trace_virtio_blk_req(virtio_blk_id(s), virtio_queue_index(vq), elem->index,
                          req->type, sector, elem->out_len, elem->in_len);
 
     switch (req->type) {
@@ -401,7 +401,7 @@ static void virtio_blk_set_config(VirtIODevice *vdev, const uint8_t *c)
     /* Only writeback is writable, and only with CONFIG_WCE. */
     if (virtio_has_feature(vdev, VIRTIO_BLK_F_CONFIG_WCE)) {
         s->wce = c[VIRTIO_BLK_CFG_WRITEBACK] != 0;
-        trace_virtio_blk_wce(blk_id(s), s->wce);
+        trace_virtio_blk_wce(virtio_blk_id(s), s->wce);
     }
 }
 
@@ -449,7 +449,7 @@ static void virtio_blk_resize_cb(void *opaque)
 {
     VirtIOBlock *s = opaque;
 
-    trace_virtio_blk_resize(blk_id(s), virtio_blk_capacity(s));
+    trace_virtio_blk_resize(virtio_blk_id(s), virtio_blk_capacity(s));
     virtio_notify_config(&s->vdev);
 }
 
@@ -458,7 +458,7 @@ static void virtio_blk_stop_cb(void *opaque)
     VirtIOBlock *s = opaque;
 
     /* The error policy said stop: fetch nothing until 'cont'. */
-    trace_virtio_blk_stopped(blk_id(s), 1);
+    trace_virtio_blk_stopped(virtio_blk_id(s), 1);
     device_pause(&s->vdev.pci.dev);
 }
 

@@ -112,7 +112,7 @@ static const DeviceClass virtio_net_class;
 
 static unsigned virtio_net_instances;
 
-static inline const char *net_id(VirtIONet *s)
+static inline const char *virtio_net_id(VirtIONet *s)
 {
     return virtio_id(&s->vdev);
 }
@@ -504,10 +504,10 @@ static int virtio_net_rx_take(VirtIONet *s, VirtQueue *vq, unsigned q,
     if (!s->mergeable ? n == 1 : n == num) {
         /* Every buffer the driver can give is too small: drop. */
         s->rx_errors++;
-        trace_virtio_net_err_rx_too_big(net_id(s), q, len, got);
+        trace_virtio_net_err_rx_too_big(virtio_net_id(s), q, len, got);
         return 0;
     }
-    trace_virtio_net_rx_no_buffers(net_id(s), q, len);
+    trace_virtio_net_rx_no_buffers(virtio_net_id(s), q, len);
     return -EAGAIN;
 }
 
@@ -537,13 +537,13 @@ static ssize_t virtio_net_rx_frame(void *opaque, const struct iovec *iov,
     len = size - skip;
     if (!(vdev->status & VIRTIO_CONFIG_S_DRIVER_OK) || vdev->broken) {
         s->rx_dropped++;
-        trace_virtio_net_rx_drop(net_id(s), len, "driver not ready");
+        trace_virtio_net_rx_drop(virtio_net_id(s), len, "driver not ready");
         return 0;
     }
     plen = iov_to_buf(iov, iovcnt, skip, peek, MIN(len, sizeof(peek)));
     if (!virtio_net_rx_accept(s, peek, plen, &why)) {
         s->rx_filtered++;
-        trace_virtio_net_rx_filtered(net_id(s), len, why);
+        trace_virtio_net_rx_filtered(virtio_net_id(s), len, why);
         return 0;
     }
     if (skip) {
@@ -551,7 +551,8 @@ static ssize_t virtio_net_rx_frame(void *opaque, const struct iovec *iov,
     }
     if (!virtio_net_rx_hdr(s, hdr, len, &csum_start, &csum_off)) {
         s->rx_errors++;
-        trace_virtio_net_rx_drop(net_id(s), len, "offload not negotiated");
+        trace_virtio_net_rx_drop(virtio_net_id(s), len,
+                                 "offload not negotiated");
         return 0;
     }
     if (virtio_has_feature(vdev, VIRTIO_NET_F_MTU) &&
@@ -560,7 +561,7 @@ static ssize_t virtio_net_rx_frame(void *opaque, const struct iovec *iov,
               (plen >= 14 && lduw_be_p(peek + 12) == VIRTIO_NET_ETH_P_VLAN ?
                VIRTIO_NET_VLAN_HLEN : 0)) {
         s->rx_errors++;
-        trace_virtio_net_rx_drop(net_id(s), len, "longer than the MTU");
+        trace_virtio_net_rx_drop(virtio_net_id(s), len, "longer than the MTU");
         return 0;
     }
     if (s->curr_pairs > 1) {
@@ -569,7 +570,7 @@ static ssize_t virtio_net_rx_frame(void *opaque, const struct iovec *iov,
     vq = virtio_get_queue(vdev, 2 * q);
     if (!virtio_queue_ready(vq)) {
         s->rx_dropped++;
-        trace_virtio_net_rx_drop(net_id(s), len, "queue not enabled");
+        trace_virtio_net_rx_drop(virtio_net_id(s), len, "queue not enabled");
         return 0;
     }
 
@@ -594,7 +595,7 @@ static ssize_t virtio_net_rx_frame(void *opaque, const struct iovec *iov,
     }
     virtqueue_flush(vq, n);
     virtio_notify_later(vdev, vq);
-    trace_virtio_net_rx(net_id(s), q, len, n);
+    trace_virtio_net_rx(virtio_net_id(s), q, len, n);
     return size;
 }
 
@@ -610,7 +611,7 @@ static ssize_t virtio_net_receive(NetClient *nc, const struct iovec *iov,
 /* The driver added receive buffers (or wants them looked at). */
 static void virtio_net_handle_rx(VirtIONet *s, VirtQueue *vq)
 {
-    trace_virtio_net_rx_kick(net_id(s), virtio_queue_index(vq));
+    trace_virtio_net_rx_kick(virtio_net_id(s), virtio_queue_index(vq));
     nic_rx_flush(&s->rx);
 }
 
@@ -658,7 +659,7 @@ static bool virtio_net_tx_one(VirtIONet *s, VirtQueue *vq,
         if (!f || !virtio_has_feature(vdev, f) ||
             ((gso & VIRTIO_NET_HDR_GSO_ECN) &&
              !virtio_has_feature(vdev, VIRTIO_NET_F_HOST_ECN))) {
-            trace_virtio_net_err_tx_gso(net_id(s), q, gso);
+            trace_virtio_net_err_tx_gso(virtio_net_id(s), q, gso);
             s->tx_errors++;
             goto done;
         }
@@ -674,8 +675,8 @@ static bool virtio_net_tx_one(VirtIONet *s, VirtQueue *vq,
         int a, b;
 
         if (start >= len || pos + 2 > len) {
-            trace_virtio_net_err_tx_csum(net_id(s), q, start, pos - start,
-                                         len);
+            trace_virtio_net_err_tx_csum(virtio_net_id(s), q, start,
+                                         pos - start, len);
             s->tx_errors++;
             goto done;
         }
@@ -697,11 +698,11 @@ static bool virtio_net_tx_one(VirtIONet *s, VirtQueue *vq,
         virtio_iov_discard_front(&out, &out_num, VIRTIO_NET_HDR_SIZE);
         r = net_sendv(s->nic, out, out_num);
     }
-    trace_virtio_net_tx(net_id(s), q, len, r);
+    trace_virtio_net_tx(virtio_net_id(s), q, len, r);
     if (r == 0) {
         /* Queued by the net layer (copied): stop until writable(). */
         s->tx_blocked = true;
-        trace_virtio_net_tx_blocked(net_id(s), q);
+        trace_virtio_net_tx_blocked(virtio_net_id(s), q);
     } else if (r < 0) {
         s->tx_errors++;
     }
@@ -748,7 +749,7 @@ static void virtio_net_writable(NetClient *nc)
         return;
     }
     s->tx_blocked = false;
-    trace_virtio_net_writable(net_id(s));
+    trace_virtio_net_writable(virtio_net_id(s));
     for (unsigned i = 1; i < 2 * virtio_net_layout_pairs(s); i += 2) {
         virtio_queue_notify(&s->vdev, i);
     }
@@ -793,7 +794,7 @@ static uint8_t virtio_net_ctrl_rx(VirtIONet *s, uint8_t cmd,
         return VIRTIO_NET_ERR;
     }
     *mode = on != 0;
-    trace_virtio_net_rx_mode(net_id(s), cmd, *mode);
+    trace_virtio_net_rx_mode(virtio_net_id(s), cmd, *mode);
     net_rx_filter_changed(s->nic);
     return VIRTIO_NET_OK;
 }
@@ -850,7 +851,7 @@ static uint8_t virtio_net_ctrl_mac(VirtIONet *s, uint8_t cmd,
         }
         memcpy(s->mac, mac, sizeof(mac));
         virtio_net_set_info(s);
-        trace_virtio_net_mac(net_id(s), mac[0], mac[1], mac[2], mac[3],
+        trace_virtio_net_mac(virtio_net_id(s), mac[0], mac[1], mac[2], mac[3],
                              mac[4], mac[5]);
         net_rx_filter_changed(s->nic);
         return VIRTIO_NET_OK;
@@ -873,7 +874,7 @@ static uint8_t virtio_net_ctrl_mac(VirtIONet *s, uint8_t cmd,
         s->multi_count = nm;
         s->uni_overflow = uo;
         s->multi_overflow = mo;
-        trace_virtio_net_mac_table(net_id(s), nu, uo, nm, mo);
+        trace_virtio_net_mac_table(virtio_net_id(s), nu, uo, nm, mo);
         net_rx_filter_changed(s->nic);
         return VIRTIO_NET_OK;
     }
@@ -903,7 +904,8 @@ static uint8_t virtio_net_ctrl_vlan(VirtIONet *s, uint8_t cmd,
     } else {
         return VIRTIO_NET_ERR;
     }
-    trace_virtio_net_vlan(net_id(s), vid, cmd == VIRTIO_NET_CTRL_VLAN_ADD);
+    trace_virtio_net_vlan(virtio_net_id(s), vid,
+                          cmd == VIRTIO_NET_CTRL_VLAN_ADD);
     net_rx_filter_changed(s->nic);
     return VIRTIO_NET_OK;
 }
@@ -925,7 +927,7 @@ static uint8_t virtio_net_ctrl_mq(VirtIONet *s, uint8_t cmd,
         return VIRTIO_NET_ERR;
     }
     s->curr_pairs = pairs;
-    trace_virtio_net_mq(net_id(s), pairs);
+    trace_virtio_net_mq(virtio_net_id(s), pairs);
     return VIRTIO_NET_OK;
 }
 
@@ -942,7 +944,7 @@ static void virtio_net_apply_offloads(VirtIONet *s)
                           o & VIRTIO_BIT(VIRTIO_NET_F_GUEST_TSO6),
                           o & VIRTIO_BIT(VIRTIO_NET_F_GUEST_ECN),
                           o & VIRTIO_BIT(VIRTIO_NET_F_GUEST_UFO));
-    trace_virtio_net_offloads(net_id(s), o, ok);
+    trace_virtio_net_offloads(virtio_net_id(s), o, ok);
 }
 
 static uint8_t virtio_net_ctrl_offloads(VirtIONet *s, uint8_t cmd,
@@ -1007,7 +1009,7 @@ static void virtio_net_handle_ctrl(VirtIONet *s, VirtQueue *vq)
         ack = virtio_net_ctrl_cmd(s, elem, ctl[VIRTIO_NET_CTRL_CLASS],
                                   ctl[VIRTIO_NET_CTRL_CMD],
                                   elem->out_len - VIRTIO_NET_CTRL_HDR_SIZE);
-        trace_virtio_net_ctrl(net_id(s), ctl[VIRTIO_NET_CTRL_CLASS],
+        trace_virtio_net_ctrl(virtio_net_id(s), ctl[VIRTIO_NET_CTRL_CLASS],
                               ctl[VIRTIO_NET_CTRL_CMD], ack);
         iov_from_buf(elem->in_sg, elem->in_num, 0, &ack, 1);
         virtqueue_push(vq, elem, 1);
@@ -1030,7 +1032,8 @@ static void virtio_net_handle_queue(VirtIODevice *vdev, VirtQueue *vq)
         virtio_net_handle_ctrl(s, vq);
         break;
     case VIRTIO_NET_VQ_NONE:
-        trace_virtio_net_err_queue_unused(net_id(s), virtio_queue_index(vq));
+        trace_virtio_net_err_queue_unused(virtio_net_id(s),
+                                          virtio_queue_index(vq));
         break;
     }
 }
@@ -1085,7 +1088,7 @@ static bool virtio_net_validate_features(VirtIODevice *vdev, uint64_t f)
         if (!(f & VIRTIO_BIT(deps[i].needs)) &&
             (deps[i].or_needs == 0xff ||
              !(f & VIRTIO_BIT(deps[i].or_needs)))) {
-            trace_virtio_net_err_features(net_id(s), deps[i].feature,
+            trace_virtio_net_err_features(virtio_net_id(s), deps[i].feature,
                                           deps[i].needs);
             return false;
         }
@@ -1157,7 +1160,7 @@ static void virtio_net_link_status_changed(NetClient *nc)
         return;
     }
     s->link_up = up;
-    trace_virtio_net_link(net_id(s), up);
+    trace_virtio_net_link(virtio_net_id(s), up);
     if (virtio_has_feature(&s->vdev, VIRTIO_NET_F_STATUS)) {
         virtio_notify_config(&s->vdev);
     }

@@ -200,7 +200,7 @@ static inline VirtIODevice *VIRTIO_DEVICE(Device *dev)
 
 static inline const char *virtio_id(VirtIODevice *vdev)
 {
-    return vdev->pci.dev.id ? vdev->pci.dev.id : "?";
+    return device_id(&vdev->pci.dev);
 }
 
 static inline bool virtio_has_feature(VirtIODevice *vdev, unsigned bit)
