@@ -102,19 +102,6 @@ BlockNode *blk_node_find(const char *name)
     return NULL;
 }
 
-static bool node_name_valid(const char *n)
-{
-    if (!g_ascii_isalpha(n[0]) || strlen(n) > 31) {
-        return false;
-    }
-    for (; *n; n++) {
-        if (!g_ascii_isalnum(*n) && *n != '-' && *n != '_' && *n != '.') {
-            return false;
-        }
-    }
-    return true;
-}
-
 BlockNode *blk_node_create(Keyval *kv, GError **errp)
 {
     NodeOpts o = { 0 };
@@ -136,10 +123,7 @@ BlockNode *blk_node_create(Keyval *kv, GError **errp)
                    );
         goto out;
     }
-    if (!node_name_valid(o.node_name)) {
-        error_setg(errp, "property 'node-name': '%s' is not a valid name "
-                   "(a letter, then letters, digits, '-', '_', '.'; at most "
-                   "31)", o.node_name);
+    if (!check_id("node-name", o.node_name, 31, errp)) {
         goto out;
     }
     if (blk_node_find(o.node_name)) {

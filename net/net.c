@@ -620,20 +620,6 @@ void net_backend_foreach(void (*fn)(NetClient *nc, void *opaque),
     g_list_free(copy);
 }
 
-static bool net_id_valid(const char *id)
-{
-    if (!g_ascii_isalpha(id[0]) || strlen(id) > 63) {
-        return false;
-    }
-    for (; *id; id++) {
-        if (!g_ascii_isalnum(*id) && *id != '-' && *id != '_' &&
-            *id != '.') {
-            return false;
-        }
-    }
-    return true;
-}
-
 typedef struct NetdevOpts {
     char *type;
     char *id;
@@ -679,9 +665,7 @@ NetClient *net_backend_create(Keyval *kv, GError **errp)
                    "'%s' (known: %s)", o.type, known);
         goto out;
     }
-    if (!net_id_valid(o.id)) {
-        error_setg(errp, "property 'id': '%s' is not a valid id (a letter, "
-                   "then letters, digits, '-', '_', '.'; at most 63)", o.id);
+    if (!check_id("id", o.id, 63, errp)) {
         goto out;
     }
     if (net_backend_find(o.id)) {

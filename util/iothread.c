@@ -37,19 +37,6 @@ static gpointer iothread_run(gpointer opaque)
     return NULL;
 }
 
-static bool id_ok(const char *id)
-{
-    if (!g_ascii_isalpha(id[0])) {
-        return false;
-    }
-    for (const char *p = id; *p; p++) {
-        if (!g_ascii_isalnum(*p) && *p != '-' && *p != '_' && *p != '.') {
-            return false;
-        }
-    }
-    return true;
-}
-
 static bool get_int(Keyval *kv, const char *key, int64_t *out,
                     GError **errp)
 {
@@ -78,9 +65,7 @@ static bool object_props(Keyval *kv, LoopPollParams *p, GError **errp)
         error_setg(errp, "property 'id' is required");
         return false;
     }
-    if (!id_ok(id)) {
-        error_setg(errp, "property 'id': '%s' is not a valid identifier "
-                   "(a letter, then letters, digits, '-', '_', '.')", id);
+    if (!check_id("id", id, SIZE_MAX, errp)) {
         return false;
     }
     if (iothread_find(id) || !g_strcmp0(id, main_loop_id)) {

@@ -438,3 +438,23 @@ too_large:
                " bytes)", s, (guint64)UINT64_MAX);
     return false;
 }
+
+bool check_id(const char *what, const char *id, size_t max, GError **errp)
+{
+    bool ok = g_ascii_isalpha(id[0]) && strlen(id) <= max;
+
+    for (const char *p = id; ok && *p; p++) {
+        ok = g_ascii_isalnum(*p) || *p == '-' || *p == '_' || *p == '.';
+    }
+    if (!ok) {
+        char limit[32] = "";
+
+        if (max < SIZE_MAX) {
+            snprintf(limit, sizeof(limit), "; at most %zu", max);
+        }
+        error_setg(errp, "property '%s': '%s' is not a valid identifier (a "
+                   "letter, then letters, digits, '-', '_', '.'%s)", what,
+                   id, limit);
+    }
+    return ok;
+}

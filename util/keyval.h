@@ -39,6 +39,13 @@ void keyval_set(Keyval *kv, const char *key, const char *value);
 bool keyval_check_unused(Keyval *kv, GError **errp);
 
 /* Parsers shared with the property tables and the monitor. */
+/*
+ * The one rule for identifiers (id=, node-name=): a letter, then letters,
+ * digits, '-', '_' and '.', at most @max characters.  False with @errp
+ * naming @what and the rule otherwise.
+ */
+bool check_id(const char *what, const char *id, size_t max, GError **errp);
+
 bool parse_bool(const char *s, bool *out, GError **errp);   /* on/off/yes/no/true/false */
 bool parse_uint(const char *s, uint64_t *out, GError **errp); /* dec, 0x hex, 0 octal */
 /* Sizes: a number with an optional suffix k/K, M, G, T, P, E (powers of 1024)

@@ -138,18 +138,6 @@ static void device_free(Device *dev)
 }
 
 static void device_worker_init(Device *dev);
-static bool id_valid(const char *id)
-{
-    if (!g_ascii_isalpha(id[0])) {
-        return false;
-    }
-    for (const char *p = id; *p; p++) {
-        if (!g_ascii_isalnum(*p) && *p != '-' && *p != '_' && *p != '.') {
-            return false;
-        }
-    }
-    return true;
-}
 
 /* A device runs where iothread= says, a child where its parent runs. */
 static bool device_choose_loop(Device *dev, GError **errp)
@@ -245,10 +233,7 @@ Device *device_create(Keyval *kv, GError **errp)
         goto fail;
     }
     if (dev->id) {
-        if (!id_valid(dev->id)) {
-            error_setg(errp, "property 'id': '%s' is not a valid identifier "
-                       "(a letter, then letters, digits, '-', '_', '.')",
-                       dev->id);
+        if (!check_id("id", dev->id, SIZE_MAX, errp)) {
             goto fail;
         }
         if (device_find(dev->id)) {

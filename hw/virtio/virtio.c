@@ -119,45 +119,37 @@ void virtio_error(VirtIODevice *vdev, const char *fmt, ...)
  * the client's other messages (register accesses too) are served.
  * Failures break the device.
  */
-static bool vring_read(VirtQueue *vq, uint64_t addr, void *buf, unsigned len)
+static inline bool vring_access(VirtQueue *vq, uint64_t addr, void *buf,
+                                unsigned len, bool is_write)
 {
     VirtIODevice *vdev = vq->vdev;
-    void *p = pci_dma_map(&vdev->pci, addr, len, false);
+    void *p = pci_dma_map(&vdev->pci, addr, len, is_write);
     int r;
 
     if (likely(p)) {
-        memcpy(buf, p, len);
+        memcpy(is_write ? p : buf, is_write ? buf : p, len);
         return true;
     }
-    r = pci_dma_read(&vdev->pci, addr, buf, len);
+    r = is_write ? pci_dma_write(&vdev->pci, addr, buf, len)
+                 : pci_dma_read(&vdev->pci, addr, buf, len);
     if (r < 0) {
         trace_virtio_err_ring_access(virtio_id(vdev), vq->index, addr, len,
-                                     0);
+                                     is_write);
         virtio_set_needs_reset(vdev);
         return false;
     }
     return true;
 }
 
+static bool vring_read(VirtQueue *vq, uint64_t addr, void *buf, unsigned len)
+{
+    return vring_access(vq, addr, buf, len, false);
+}
+
 static bool vring_write(VirtQueue *vq, uint64_t addr, const void *buf,
                         unsigned len)
 {
-    VirtIODevice *vdev = vq->vdev;
-    void *p = pci_dma_map(&vdev->pci, addr, len, true);
-    int r;
-
-    if (likely(p)) {
-        memcpy(p, buf, len);
-        return true;
-    }
-    r = pci_dma_write(&vdev->pci, addr, buf, len);
-    if (r < 0) {
-        trace_virtio_err_ring_access(virtio_id(vdev), vq->index, addr, len,
-                                     1);
-        virtio_set_needs_reset(vdev);
-        return false;
-    }
-    return true;
+    return vring_access(vq, addr, (void *)buf, len, true);
 }
 
 /* 16-bit ring fields are read and written in one access. */

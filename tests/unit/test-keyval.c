@@ -548,6 +548,28 @@ START_TEST(test_size_errors)
 }
 END_TEST
 
+START_TEST(test_check_id)
+{
+    GError *err = NULL;
+
+    ck_assert(check_id("id", "a", SIZE_MAX, NULL));
+    ck_assert(check_id("id", "n0.disk-1_x", SIZE_MAX, NULL));
+    ck_assert(check_id("node-name", "abc", 3, NULL));
+    ck_assert(!check_id("node-name", "abcd", 3, &err));
+    ck_assert_str_eq(err->message, "property 'node-name': 'abcd' is not a "
+                     "valid identifier (a letter, then letters, digits, "
+                     "'-', '_', '.'; at most 3)");
+    g_clear_error(&err);
+    ck_assert(!check_id("id", "", SIZE_MAX, NULL));
+    ck_assert(!check_id("id", "0a", SIZE_MAX, NULL));
+    ck_assert(!check_id("id", "a b", SIZE_MAX, &err));
+    ck_assert_str_eq(err->message, "property 'id': 'a b' is not a valid "
+                     "identifier (a letter, then letters, digits, '-', '_', "
+                     "'.')");
+    g_clear_error(&err);
+}
+END_TEST
+
 static Suite *keyval_suite(void)
 {
     Suite *s = suite_create("keyval");
@@ -586,6 +608,7 @@ static Suite *keyval_suite(void)
     suite_add_tcase(s, tc);
 
     tc = tcase_create("parsers");
+    tcase_add_test(tc, test_check_id);
     tcase_add_test(tc, test_bool);
     tcase_add_test(tc, test_bool_errors);
     tcase_add_test(tc, test_uint);

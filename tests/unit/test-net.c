@@ -687,7 +687,7 @@ START_TEST(test_backend_lifecycle)
     ck_assert_ptr_nonnull(strstr(msg, "'id'"));
     g_free(msg);
     msg = netdev_add_err("testbe,id=9x");
-    ck_assert_ptr_nonnull(strstr(msg, "not a valid id"));
+    ck_assert_ptr_nonnull(strstr(msg, "not a valid identifier"));
     g_free(msg);
     msg = netdev_add_err("testbe,id=t0");
     ck_assert_ptr_nonnull(strstr(msg, "duplicate"));
