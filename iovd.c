@@ -36,35 +36,33 @@ static int ready_fd = -1;
 
 static bool opt_device(const char *arg, GError **errp)
 {
-    g_autoptr(Keyval) kv = NULL;
-    const char *driver;
+    g_autoptr(Keyval) kv = keyval_parse(arg, "driver", errp);
 
-    /* "help" and "DRIVER,help" (QEMU's spelling, not keyval). */
-    if (g_str_has_suffix(arg, ",help")) {
-        g_autofree char *drv = g_strndup(arg, strcspn(arg, ","));
+    return kv && device_create(kv, errp) != NULL;
+}
 
-        if (!iovd_print_device_help(drv, stdout, errp)) {
-            return false;
-        }
-        exit(0);
-    }
-    kv = keyval_parse(arg, "driver", errp);
+/* -device help, -device DRIVER,help (anywhere in the list). */
+static bool help_device(const char *arg, FILE *out, GError **errp)
+{
+    g_autofree char *driver = keyval_help_subject(arg, "driver");
 
-    if (!kv) {
-        return false;
+    if (!driver) {
+        iovd_print_device_types(out);
+        return true;
     }
-    driver = keyval_get(kv, "driver");
-    if (driver && strcmp(driver, "help") == 0) {
-        iovd_print_device_types(stdout);
-        exit(0);
-    }
-    if (driver && keyval_get(kv, "help")) {
-        if (!iovd_print_device_help(driver, stdout, errp)) {
-            return false;
-        }
-        exit(0);
-    }
-    return device_create(kv, errp) != NULL;
+    return iovd_print_device_help(driver, out, errp);
+}
+
+static void print_trace_event(TraceEvent *ev, void *opaque)
+{
+    fprintf(opaque, "%s\n", ev->name);
+}
+
+/* -trace help: every event (-trace takes globs of these names). */
+static bool help_trace(const char *arg, FILE *out, GError **errp)
+{
+    trace_foreach(print_trace_event, out);
+    return true;
 }
 
 static bool opt_trace(const char *arg, GError **errp)
@@ -158,9 +156,11 @@ static bool opt_run_with(const char *arg, GError **errp)
 static const IovdOption core_options[] = {
     { "device", true, PHASE_DEVICE, opt_device,
       "-device DRIVER,id=ID,socket=PATH[,prop=value...]  add a device "
-      "(-device help lists drivers, -device DRIVER,help their properties)" },
+      "(-device help lists drivers, -device DRIVER,help their properties)",
+      help_device },
     { "trace", true, -1, opt_trace,
-      "-trace [enable=]PATTERN  enable trace events matching a glob" },
+      "-trace [enable=]PATTERN  enable trace events matching a glob "
+      "(-trace help lists them)", help_trace },
     { "d", true, -1, opt_d,
       "-d guest_errors        log guest errors (the *_err_* trace events)" },
     { "pidfile", true, -1, opt_pidfile,
@@ -329,6 +329,7 @@ void iovd_modules_cleanup(void)
 static int parse_args(int argc, char **argv, GArray *pending)
 {
     GError *err = NULL;
+    int status;
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -354,6 +355,10 @@ static int parse_args(int argc, char **argv, GArray *pending)
         }
         p.opt = o;
         p.arg = o->has_arg ? argv[++i] : NULL;
+        status = iovd_option_help(o, p.arg);
+        if (status >= 0) {
+            return status;
+        }
         if (o->phase < 0) {
             if (!o->apply(p.arg, &err)) {
                 error_report("-%s %s: %s", o->name, p.arg ? p.arg : "",
@@ -366,6 +371,19 @@ static int parse_args(int argc, char **argv, GArray *pending)
         g_array_append_val(pending, p);
     }
     return -1;
+}
+
+/* Does the command line create a device or a monitor? */
+static bool serves_anything(GArray *pending)
+{
+    for (guint i = 0; i < pending->len; i++) {
+        int phase = g_array_index(pending, PendingOpt, i).opt->phase;
+
+        if (phase == PHASE_DEVICE || phase == PHASE_MONITOR) {
+            return true;
+        }
+    }
+    return false;
 }
 
 /* Apply @pending in dependency order (objects, nodes, netdevs, ...). */
@@ -425,6 +443,11 @@ int main(int argc, char **argv)
     status = parse_args(argc, argv, pending);
     if (status >= 0) {
         return status;
+    }
+    if (!serves_anything(pending)) {
+        error_report("nothing to serve: give at least one -device or -qmp");
+        usage(stderr);
+        return 1;
     }
     if (!apply_phases(pending)) {
         return startup_failed();

@@ -90,6 +90,44 @@ static const PropDef node_common_props[] = {
     PROP_DEF_END
 };
 
+static void print_driver(gpointer key, gpointer value, gpointer out)
+{
+    const BlockDriver *drv = value;
+
+    fprintf(out, "driver=%s:\n", drv->name);
+    if (drv->props) {
+        props_print_help(drv->props, out);
+    }
+}
+
+bool blk_print_help(const char *driver, FILE *out, GError **errp)
+{
+    const BlockDriver *drv = NULL;
+
+    if (driver) {
+        drv = drivers ? g_hash_table_lookup(drivers, driver) : NULL;
+        if (!drv) {
+            error_setg(errp, "unknown block driver '%s' (-blockdev help "
+                       "lists them)", driver);
+            return false;
+        }
+        print_driver(NULL, (gpointer)drv, out);
+    } else if (drivers) {
+        GList *names = g_list_sort(g_hash_table_get_keys(drivers),
+                                   (GCompareFunc)strcmp);
+
+        fprintf(out, "Block drivers (-blockdev driver=NAME,node-name=N,"
+                "...):\n");
+        for (GList *l = names; l; l = l->next) {
+            print_driver(NULL, g_hash_table_lookup(drivers, l->data), out);
+        }
+        g_list_free(names);
+    }
+    fprintf(out, "Every driver also takes:\n");
+    props_print_help(node_common_props, out);
+    return true;
+}
+
 BlockNode *blk_node_find(const char *name)
 {
     for (GList *l = nodes; l; l = l->next) {

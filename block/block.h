@@ -96,6 +96,8 @@ bool blk_node_resize(BlockNode *bs, uint64_t size, GError **errp);
 /* Number of devices attached. */
 unsigned blk_node_users(BlockNode *bs);
 void blk_node_delete_all(void);
+/* -blockdev help: the drivers and their options (@driver: that one). */
+bool blk_print_help(const char *driver, FILE *out, GError **errp);
 
 /* ---- backends (device side) ---- */
 

@@ -579,18 +579,39 @@ static char *net_driver_names(void)
     return g_string_free(s, false);
 }
 
-void net_print_backend_help(FILE *out)
+bool net_print_backend_help(const char *type, FILE *out, GError **errp)
 {
-    fprintf(out, "Network backend types (-netdev TYPE,id=ID,...):\n");
+    const NetBackendDriver *one = type ? net_driver_find(type) : NULL;
+
+    if (type && !one) {
+        error_setg(errp, "unknown netdev type '%s' (-netdev help lists "
+                   "them)", type);
+        return false;
+    }
+    if (!one) {
+        fprintf(out, "Network backend types (-netdev TYPE,id=ID,...):\n");
+    }
     for (GSList *l = drivers; l; l = l->next) {
         const NetBackendDriver *drv = l->data;
 
+        if (one && drv != one) {
+            continue;
+        }
         fprintf(out, "%s:\n  %s\n", drv->type, drv->help);
         if (drv->props) {
             props_print_help(drv->props, out);
         }
     }
     fprintf(out, "Every type also takes pcap=FILE (capture its frames).\n");
+    return true;
+}
+
+/* -netdev help, -netdev TYPE,help */
+static bool help_netdev(const char *arg, FILE *out, GError **errp)
+{
+    g_autofree char *type = keyval_help_subject(arg, "type");
+
+    return net_print_backend_help(type, out, errp);
 }
 
 NetClient *net_backend_find(const char *id)
@@ -824,17 +845,8 @@ void net_nic_free(NetClient *nc)
 static bool opt_netdev(const char *arg, GError **errp)
 {
     g_autoptr(Keyval) kv = keyval_parse(arg, "type", errp);
-    const char *type;
 
-    if (!kv) {
-        return false;
-    }
-    type = keyval_get(kv, "type");
-    if (type && strcmp(type, "help") == 0) {
-        net_print_backend_help(stdout);
-        exit(0);
-    }
-    return net_backend_create(kv, errp) != NULL;
+    return kv && net_backend_create(kv, errp) != NULL;
 }
 
 static const IovdOption netdev_options[] = {
@@ -846,7 +858,7 @@ static const IovdOption netdev_options[] = {
       "  -netdev stream,id=ID[,server=on],addr.type=inet,addr.host=127.0.0.1,"
       "addr.port=N\n"
       "                         add a network backend (pcap=FILE on any; "
-      "-netdev help)" },
+      "-netdev help)", help_netdev },
     { NULL }
 };
 

@@ -208,7 +208,7 @@ NetClient *net_client_find(const char *name);
 void net_client_foreach(void (*fn)(NetClient *nc, void *opaque),
                         void *opaque);
 
-/* -netdev help: the backend types and their options. */
-void net_print_backend_help(FILE *out);
+/* -netdev help: the backend types and their options (@type: that one). */
+bool net_print_backend_help(const char *type, FILE *out, GError **errp);
 
 #endif

@@ -1,4 +1,6 @@
 #include "util/cmdline.h"
+#include "util/error.h"
+#include "util/keyval.h"
 #include "util/loop.h"
 
 static GSList *option_tables;   /* of const IovdOption * arrays */
@@ -28,6 +30,25 @@ void iovd_print_options(FILE *out)
             fprintf(out, "  %s\n", o->help);
         }
     }
+}
+
+int iovd_option_help(const IovdOption *o, const char *arg)
+{
+    GError *err = NULL;
+
+    if (!arg || !keyval_wants_help(arg)) {
+        return -1;
+    }
+    if (!o->show_help) {
+        printf("  %s\n", o->help);
+        return 0;
+    }
+    if (!o->show_help(arg, stdout, &err)) {
+        error_report("-%s %s: %s", o->name, arg, err->message);
+        g_error_free(err);
+        return 1;
+    }
+    return 0;
 }
 
 void iovd_add_shutdown_hook(void (*fn)(const char *reason))

@@ -458,3 +458,59 @@ bool check_id(const char *what, const char *id, size_t max, GError **errp)
     }
     return ok;
 }
+
+/* The elements of @str, ",," unescaped. */
+static GPtrArray *keyval_elements(const char *str)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+    GString *cur = g_string_new(NULL);
+
+    for (const char *p = str; *p; p++) {
+        if (*p == ',' && p[1] == ',') {
+            g_string_append_c(cur, ',');
+            p++;
+        } else if (*p == ',') {
+            g_ptr_array_add(out, g_string_free(cur, false));
+            cur = g_string_new(NULL);
+        } else {
+            g_string_append_c(cur, *p);
+        }
+    }
+    g_ptr_array_add(out, g_string_free(cur, false));
+    return out;
+}
+
+static bool is_help(const char *element)
+{
+    return !strcmp(element, "help") || !strcmp(element, "?");
+}
+
+bool keyval_wants_help(const char *str)
+{
+    g_autoptr(GPtrArray) el = keyval_elements(str);
+
+    for (guint i = 0; i < el->len; i++) {
+        if (is_help(el->pdata[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
+char *keyval_help_subject(const char *str, const char *implied_key)
+{
+    g_autoptr(GPtrArray) el = keyval_elements(str);
+    size_t klen = strlen(implied_key);
+
+    for (guint i = 0; i < el->len; i++) {
+        const char *e = el->pdata[i];
+
+        if (i == 0 && !strchr(e, '=') && !is_help(e) && *e) {
+            return g_strdup(e);
+        }
+        if (!strncmp(e, implied_key, klen) && e[klen] == '=') {
+            return g_strdup(e + klen + 1);
+        }
+    }
+    return NULL;
+}

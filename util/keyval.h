@@ -40,6 +40,17 @@ bool keyval_check_unused(Keyval *kv, GError **errp);
 
 /* Parsers shared with the property tables and the monitor. */
 /*
+ * Does the option text @str ask for help: "help" or "?" as one of its
+ * elements ("help", "nvme,help", "nvme,help,id=x", "driver=file,?")?
+ */
+bool keyval_wants_help(const char *str);
+/*
+ * What it asks help about: the value of @implied_key (a bare first
+ * element, or implied_key=VALUE), else NULL.  g_free the result.
+ */
+char *keyval_help_subject(const char *str, const char *implied_key);
+
+/*
  * The one rule for identifiers (id=, node-name=): a letter, then letters,
  * digits, '-', '_' and '.', at most @max characters.  False with @errp
  * naming @what and the rule otherwise.

@@ -111,6 +111,66 @@ START_TEST(test_help_version)
 }
 END_TEST
 
+/* Run iovd with @a1 @a2; its exit status, stdout in *out. */
+static int run_iovd_out(char **out, const char *a1, const char *a2)
+{
+    const char *argv[] = { iovd_binary(), a1, a2, NULL };
+    g_autofree char *err = NULL;
+    int status;
+
+    ck_assert(g_spawn_sync(NULL, (char **)argv, NULL, 0, NULL, NULL, out,
+                           &err, &status, NULL));
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+START_TEST(test_help_forms)
+{
+    static const struct {
+        const char *opt, *arg, *want;
+    } forms[] = {
+        { "-device", "help", "nvme" },
+        { "-device", "nvme,help", "serial=" },
+        { "-device", "nvme,help,id=x", "serial=" },
+        { "-device", "driver=virtio-net-pci,?", "netdev=" },
+        { "-blockdev", "help", "driver=file" },
+        { "-blockdev", "driver=file,help", "filename=" },
+        { "-blockdev", "driver=null,node-name=x,help", "read-zeroes" },
+        { "-netdev", "help", "stream:" },
+        { "-netdev", "user,help", "hostfwd" },
+        { "-trace", "help", "nvme_mmio_write" },
+        { "-object", "help", "iothread" },
+        { "-d", "help", "guest_errors" },
+        { "-qmp", "help", "unix:PATH" },
+    };
+    g_autofree char *err = NULL;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(forms); i++) {
+        g_autofree char *out = NULL;
+        int rc = run_iovd_out(&out, forms[i].opt, forms[i].arg);
+
+        ck_assert_msg(rc == 0, "%s %s: exit %d", forms[i].opt, forms[i].arg,
+                      rc);
+        ck_assert_msg(strstr(out, forms[i].want), "%s %s: no '%s' in: %s",
+                      forms[i].opt, forms[i].arg, forms[i].want, out);
+    }
+    /* help about something unknown is an error */
+    ck_assert_int_eq(run_iovd(&err, "-blockdev", "driver=nope,help", NULL), 1);
+    ck_assert_msg(strstr(err, "unknown block driver 'nope'"), "%s", err);
+    g_free(err);
+    ck_assert_int_eq(run_iovd(&err, "-netdev", "nope,help", NULL), 1);
+    ck_assert_msg(strstr(err, "unknown netdev type 'nope'"), "%s", err);
+    g_free(err);
+    /* nothing to serve: usage, not a silent daemon */
+    ck_assert_int_eq(run_iovd(&err, NULL), 1);
+    ck_assert_msg(strstr(err, "nothing to serve") && strstr(err, "Usage:"),
+                  "%s", err);
+    g_free(err);
+    ck_assert_int_eq(run_iovd(&err, "-blockdev",
+                              "driver=null,node-name=d0", NULL), 1);
+    ck_assert_msg(strstr(err, "nothing to serve"), "%s", err);
+}
+END_TEST
+
 START_TEST(test_sigterm_cleanup)
 {
     g_autoptr(IovdProc) p = iovd_proc_new();
@@ -451,6 +511,7 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, test_unknown_property);
     tcase_add_test(tc, test_bad_options);
     tcase_add_test(tc, test_help_version);
+    tcase_add_test(tc, test_help_forms);
     tcase_add_test(tc, test_sigterm_cleanup);
     tcase_add_test(tc, test_stale_and_busy_socket);
     tcase_add_test(tc, test_not_a_socket);

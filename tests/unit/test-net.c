@@ -747,7 +747,7 @@ START_TEST(test_backend_help)
     size_t size = 0;
     FILE *f = open_memstream(&text, &size);
 
-    net_print_backend_help(f);
+    ck_assert(net_print_backend_help(NULL, f, NULL));
     fclose(f);
     ck_assert_ptr_nonnull(strstr(text, "user:"));
     ck_assert_ptr_nonnull(strstr(text, "tap:"));
