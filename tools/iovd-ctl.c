@@ -473,7 +473,7 @@ static int parse_opts(int argc, char **argv, CtlOpts *o, Ctl *c)
     char *end;
     int opt;
 
-    while ((opt = getopt_long(argc, argv, "+s:en:w:pcrqh", longopts,
+    while ((opt = getopt_long(argc, argv, "s:en:w:pcrqh", longopts,
                               NULL)) != -1) {
         switch (opt) {
         case 's':

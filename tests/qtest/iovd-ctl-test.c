@@ -130,6 +130,22 @@ START_TEST(test_compact_raw_quiet)
 }
 END_TEST
 
+/* Options may come after the command and its arguments too. */
+START_TEST(test_options_anywhere)
+{
+    g_autoptr(CtlResult) c = ctl("query-status", "-c");
+    g_autoptr(CtlResult) q = ctl("stop", "-q");
+    g_autoptr(CtlResult) r = ctl("qom-get", "t0", "-r", "property=id");
+
+    assert_ok(c);
+    ck_assert_str_eq(c->out, "{\"running\":true,\"status\":\"running\"}\n");
+    assert_ok(q);
+    ck_assert_str_eq(q->out, "");
+    assert_ok(r);
+    ck_assert_str_eq(r->out, "t0\n");
+}
+END_TEST
+
 START_TEST(test_device_add_del)
 {
     g_autofree char *t1 = iovd_proc_path(proc, "t1.sock");
@@ -314,6 +330,7 @@ static Suite *ctl_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_query);
     tcase_add_test(tc, test_compact_raw_quiet);
+    tcase_add_test(tc, test_options_anywhere);
     tcase_add_test(tc, test_device_add_del);
     tcase_add_test(tc, test_typed_arguments);
     tcase_add_test(tc, test_error_reply);
