@@ -296,11 +296,42 @@ static void signals_init(EventLoop *loop)
     }
 }
 
+/*
+ * Write our pid to -pidfile, holding a write lock on it for as long as we
+ * run (as QEMU does): a second daemon on the same file is refused instead
+ * of overwriting it.
+ */
+static int pidfile_fd = -1;
+
 static bool write_pidfile(GError **errp)
 {
+    struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
     g_autofree char *s = g_strdup_printf("%d\n", getpid());
+    int fd = open(pidfile, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 
-    return g_file_set_contents(pidfile, s, -1, errp);
+    if (fd < 0) {
+        error_setg_errno(errp, errno, "cannot open");
+        return false;
+    }
+    if (fcntl(fd, F_SETLK, &fl) < 0) {
+        char other[32] = "";
+        ssize_t n = pread(fd, other, sizeof(other) - 1, 0);
+
+        other[MAX(n, 0)] = '\0';
+        g_strstrip(other);
+        error_setg(errp, "in use by another running iovd%s%s%s",
+                   *other ? " (pid " : "", other, *other ? ")" : "");
+        close(fd);
+        return false;
+    }
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, s, strlen(s), 0) !=
+        (ssize_t)strlen(s)) {
+        error_setg_errno(errp, errno, "cannot write");
+        close(fd);
+        return false;
+    }
+    pidfile_fd = fd;
+    return true;
 }
 
 /* Subsystems come up before options are applied, and go after devices. */
@@ -473,8 +504,9 @@ int main(int argc, char **argv)
     /* Orderly: devices reset (draining I/O), clients closed, sockets gone. */
     device_destroy_all();
     iovd_modules_cleanup();
-    if (pidfile) {
-        unlink(pidfile);
+    if (pidfile_fd >= 0) {
+        unlink(pidfile);        /* while we still hold the lock */
+        close(pidfile_fd);
     }
     return 0;
 }

@@ -198,6 +198,39 @@ START_TEST(test_sigterm_cleanup)
 }
 END_TEST
 
+START_TEST(test_pidfile_locked)
+{
+    g_autoptr(IovdProc) a = iovd_proc_new();
+    g_autofree char *pidf = iovd_proc_path(a, "iovd.pid");
+    g_autofree char *dev_a = g_strdup_printf("pci-testdev,id=t8,socket=%s/"
+                                             "t8.sock", iovd_proc_tmpdir(a));
+    g_autofree char *dev_b = g_strdup_printf("pci-testdev,id=t9,socket=%s/"
+                                             "t9.sock", iovd_proc_tmpdir(a));
+    g_autofree char *err = NULL, *text = NULL, *want = NULL;
+
+    /* a directory that does not exist: the path in the error, no temp name */
+    ck_assert_int_eq(run_iovd(&err, "-pidfile", "/nonexistent/x.pid",
+                              "-device", dev_b, NULL), 1);
+    ck_assert_msg(strstr(err, "-pidfile /nonexistent/x.pid: cannot open"),
+                  "%s", err);
+    g_clear_pointer(&err, g_free);
+
+    /* a second daemon on a running one's pidfile is refused */
+    iovd_proc_add_args(a, "-pidfile", pidf, "-device", dev_a, NULL);
+    iovd_proc_start(a);
+    want = g_strdup_printf("%d\n", iovd_proc_pid(a));
+    ck_assert_int_eq(run_iovd(&err, "-pidfile", pidf, "-device", dev_b,
+                              NULL), 1);
+    ck_assert_msg(strstr(err, "in use by another running iovd (pid"), "%s",
+                  err);
+    ck_assert(g_file_get_contents(pidf, &text, NULL, NULL));
+    ck_assert_str_eq(text, want);
+    ck_assert(iovd_proc_running(a));
+    iovd_proc_stop(a);
+    ck_assert(!g_file_test(pidf, G_FILE_TEST_EXISTS));
+}
+END_TEST
+
 START_TEST(test_stale_and_busy_socket)
 {
     g_autoptr(IovdProc) p = iovd_proc_new();
@@ -513,6 +546,7 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, test_help_version);
     tcase_add_test(tc, test_help_forms);
     tcase_add_test(tc, test_sigterm_cleanup);
+    tcase_add_test(tc, test_pidfile_locked);
     tcase_add_test(tc, test_stale_and_busy_socket);
     tcase_add_test(tc, test_not_a_socket);
     tcase_add_test(tc, test_notify_socket);
