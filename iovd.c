@@ -440,11 +440,21 @@ static bool apply_phases(GArray *pending)
     return true;
 }
 
+static void remove_pidfile(void)
+{
+    if (pidfile_fd >= 0) {
+        unlink(pidfile);        /* while we still hold the lock */
+        close(pidfile_fd);
+        pidfile_fd = -1;
+    }
+}
+
 /* Undo a start-up that failed midway; the exit status. */
 static int startup_failed(void)
 {
     device_destroy_all();
     iovd_modules_cleanup();
+    remove_pidfile();
     return 1;
 }
 
@@ -480,16 +490,17 @@ int main(int argc, char **argv)
         usage(stderr);
         return 1;
     }
+    /* First: a second daemon on this pidfile must not touch anything. */
+    if (pidfile && !write_pidfile(&err)) {
+        error_report("-pidfile %s: %s", pidfile, err->message);
+        return 1;
+    }
     if (!apply_phases(pending)) {
         return startup_failed();
     }
     if (vfu_activation_unused()) {
         iovd_warn("%u socket-activation fd(s) not used by any device",
                   vfu_activation_unused());
-    }
-    if (pidfile && !write_pidfile(&err)) {
-        error_report("-pidfile %s: %s", pidfile, err->message);
-        return startup_failed();
     }
     if (!sandbox_confine(&err)) {
         error_report("%s", err->message);
@@ -504,9 +515,6 @@ int main(int argc, char **argv)
     /* Orderly: devices reset (draining I/O), clients closed, sockets gone. */
     device_destroy_all();
     iovd_modules_cleanup();
-    if (pidfile_fd >= 0) {
-        unlink(pidfile);        /* while we still hold the lock */
-        close(pidfile_fd);
-    }
+    remove_pidfile();
     return 0;
 }

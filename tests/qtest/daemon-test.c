@@ -223,6 +223,8 @@ START_TEST(test_pidfile_locked)
                               NULL), 1);
     ck_assert_msg(strstr(err, "in use by another running iovd (pid"), "%s",
                   err);
+    /* refused before it made anything */
+    ck_assert(!g_file_test(strchr(dev_b, '/'), G_FILE_TEST_EXISTS));
     ck_assert(g_file_get_contents(pidf, &text, NULL, NULL));
     ck_assert_str_eq(text, want);
     ck_assert(iovd_proc_running(a));
