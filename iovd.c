@@ -225,10 +225,46 @@ bool iovd_print_device_help(const char *driver, FILE *out, GError **errp)
 
 /* ---- readiness ---- */
 
-static void notify_ready(void)
+/* NOTIFY_SOCKET as systemd gave it (sd_notify(3)'s protocol), or empty. */
+static struct sockaddr_un notify_addr;
+static socklen_t notify_len;
+
+/* Take NOTIFY_SOCKET out of the environment (children must not see it). */
+static void notify_init(void)
 {
     const char *ns = getenv("NOTIFY_SOCKET");
 
+    if (ns && (ns[0] == '/' || ns[0] == '@') &&
+        strlen(ns) < sizeof(notify_addr.sun_path)) {
+        notify_addr.sun_family = AF_UNIX;
+        memcpy(notify_addr.sun_path, ns, strlen(ns));
+        if (ns[0] == '@') {
+            notify_addr.sun_path[0] = '\0';     /* abstract namespace */
+        }
+        notify_len = offsetof(struct sockaddr_un, sun_path) + strlen(ns);
+    }
+    unsetenv("NOTIFY_SOCKET");
+}
+
+static void notify_send(const char *msg)
+{
+    int fd;
+
+    if (!notify_len) {
+        return;
+    }
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        if (sendto(fd, msg, strlen(msg), 0, (struct sockaddr *)&notify_addr,
+                   notify_len) < 0) {
+            iovd_warn("NOTIFY_SOCKET: %s", g_strerror(errno));
+        }
+        close(fd);
+    }
+}
+
+static void notify_ready(void)
+{
     if (ready_fd >= 0) {
         char c = 'R';
 
@@ -238,25 +274,7 @@ static void notify_ready(void)
         close(ready_fd);
         ready_fd = -1;
     }
-    if (ns && (ns[0] == '/' || ns[0] == '@') && strlen(ns) < 108) {
-        struct sockaddr_un sa = { .sun_family = AF_UNIX };
-        socklen_t len = offsetof(struct sockaddr_un, sun_path) + strlen(ns);
-        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        static const char msg[] = "READY=1";
-
-        memcpy(sa.sun_path, ns, strlen(ns));
-        if (ns[0] == '@') {
-            sa.sun_path[0] = '\0';      /* abstract namespace */
-        }
-        if (fd >= 0) {
-            if (sendto(fd, msg, sizeof(msg) - 1, 0, (struct sockaddr *)&sa,
-                       len) < 0) {
-                iovd_warn("NOTIFY_SOCKET: %s", g_strerror(errno));
-            }
-            close(fd);
-        }
-        unsetenv("NOTIFY_SOCKET");
-    }
+    notify_send("READY=1");
 }
 
 /* ---- signals ---- */
@@ -478,6 +496,7 @@ int main(int argc, char **argv)
     loop_set_poll_params(main_loop, LOOP_POLL_MAX_NS_DEFAULT, 0, 0);
     iovd_register_options(core_options);
     iovd_modules_init();
+    notify_init();
     vfu_activation_init();
     vfu_transport_init();
 
@@ -511,6 +530,7 @@ int main(int argc, char **argv)
     notify_ready();
 
     loop_run(main_loop);
+    notify_send("STOPPING=1");
 
     /* Orderly: devices reset (draining I/O), clients closed, sockets gone. */
     device_destroy_all();

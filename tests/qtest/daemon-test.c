@@ -353,7 +353,12 @@ START_TEST(test_notify_socket)
     ck_assert_str_eq(buf, "READY=1");
     /* Ready means listening: no sleep, no retry. */
     assert_testdev_serves(sock);
+    /* and a shutdown begins with STOPPING=1 */
     stop_pid(pid);
+    memset(buf, 0, sizeof(buf));
+    ck_assert(qos_poll_fd(fd, POLLIN, qos_deadline(1000)) & POLLIN);
+    ck_assert_int_gt(recv(fd, buf, sizeof(buf) - 1, 0), 0);
+    ck_assert_str_eq(buf, "STOPPING=1");
     close(fd);
     unlink(ns);
     rmdir(dir);
