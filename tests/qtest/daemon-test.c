@@ -365,6 +365,42 @@ START_TEST(test_notify_socket)
 }
 END_TEST
 
+/* A closed terminal (SIGHUP) is an orderly shutdown too. */
+START_TEST(test_sighup_cleanup)
+{
+    g_autofree char *dir = g_dir_make_tmp("iovd-hup-XXXXXX", NULL);
+    g_autofree char *sock = g_build_filename(dir, "t0.sock", NULL);
+    g_autofree char *dev = g_strdup_printf("pci-testdev,id=t0,socket=%s",
+                                           sock);
+    const char *args[] = { "-device", dev, NULL };
+    Launch l = { .fds = { -1, -1, -1, -1 } };
+    pid_t pid = launch(&l, args);
+    int status;
+
+    /* listening: a connect succeeds (bind comes before listen) */
+    for (int i = 0; i < 1000; i++) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        bool up;
+
+        g_strlcpy(sa.sun_path, sock, sizeof(sa.sun_path));
+        up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        close(fd);
+        if (up) {
+            break;
+        }
+        g_usleep(10000);
+    }
+    assert_testdev_serves(sock);
+    kill(pid, SIGHUP);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "status 0x%x", status);
+    ck_assert(!g_file_test(sock, G_FILE_TEST_EXISTS));
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_inherited_listening_fd)
 {
     g_autofree char *dir = g_dir_make_tmp("iovd-fd-XXXXXX", NULL);
@@ -557,6 +593,7 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, test_stale_and_busy_socket);
     tcase_add_test(tc, test_not_a_socket);
     tcase_add_test(tc, test_notify_socket);
+    tcase_add_test(tc, test_sighup_cleanup);
     tcase_add_test(tc, test_inherited_listening_fd);
     tcase_add_test(tc, test_inherited_connected_fd);
     tcase_add_test(tc, test_socket_activation);
