@@ -509,7 +509,10 @@ def introspection(s, types):
             info.append({'name': t.name, 'meta-type': 'builtin',
                          'json-type': BUILTINS[t.kind][1]})
         elif t.kind == 'enum':
+            # QEMU's introspection: 'members' (mandatory since 6.2),
+            # 'values' kept for older clients
             info.append({'name': t.name, 'meta-type': 'enum',
+                         'members': [{'name': v} for v in t.values],
                          'values': t.values})
         elif t.kind == 'array':
             info.append({'name': t.name, 'meta-type': 'array',

@@ -432,8 +432,19 @@ START_TEST(test_query_qmp_schema)
             ck_assert(g_hash_table_contains(by_name,
                                             qmp_get_str(e, "element-type")));
         } else if (!strcmp(meta, "enum")) {
-            ck_assert_int_gt(json_object_array_length(qmp_get(e, "values")),
-                             0);
+            json_object *values = qmp_get(e, "values");
+
+            /* members (QEMU's) and values (older clients) say the same */
+            v = qmp_get(e, "members");
+            ck_assert_int_gt(json_object_array_length(values), 0);
+            ck_assert_int_eq(json_object_array_length(v),
+                             json_object_array_length(values));
+            for (size_t j = 0; j < json_object_array_length(v); j++) {
+                ck_assert_str_eq(qmp_get_str(json_object_array_get_idx(v, j),
+                                             "name"),
+                                 json_object_get_string(
+                                     json_object_array_get_idx(values, j)));
+            }
         } else {
             ck_assert_str_eq(meta, "builtin");
             qmp_get_str(e, "json-type");
