@@ -517,6 +517,7 @@ int main(int argc, char **argv)
     if (!apply_phases(pending)) {
         return startup_failed();
     }
+    device_startup_checks();
     if (vfu_activation_unused()) {
         iovd_warn("%u socket-activation fd(s) not used by any device",
                   vfu_activation_unused());

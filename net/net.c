@@ -803,6 +803,11 @@ NetClient *net_nic_new(const NetClientOps *ops, const char *dev_id,
     }
     name = dev_id ? g_strdup(dev_id)
                   : g_strdup_printf("%s.%u", model, nic_counter++);
+    if (!peer) {
+        /* as QEMU says it: legal, but rarely what was meant */
+        iovd_warn("%s: nic has no peer (no netdev=): its link is down and "
+                  "its frames go nowhere", name);
+    }
     nc = net_client_new(ops, name, model, true, opaque);
     nc->loop = loop;
     if (peer) {

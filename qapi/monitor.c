@@ -780,6 +780,11 @@ static bool opt_qmp(const char *arg, GError **errp)
         return false;
     }
     addr = keyval_get(kv, "addr");
+    if (!keyval_get(kv, "server")) {
+        /* QEMU would connect to @addr as a client; iovd only listens */
+        iovd_warn("-qmp %s: no server=on: listening anyway (iovd's monitor "
+                  "is always a server)", arg);
+    }
     if (!get_bool_opt(kv, "server", true, &server, errp) ||
         !get_bool_opt(kv, "wait", false, &wait, errp) ||
         !get_bool_opt(kv, "allow-remote", false, &allow_remote, errp)) {

@@ -913,3 +913,15 @@ void device_destroy_all(void)
         loop_iterate(loop_main(), true);
     }
 }
+
+static void startup_check_one(Device *dev, void *opaque)
+{
+    if (dev->cls->startup_check) {
+        dev->cls->startup_check(dev);
+    }
+}
+
+void device_startup_checks(void)
+{
+    device_foreach(startup_check_one, NULL);
+}

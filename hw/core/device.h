@@ -113,6 +113,12 @@ struct DeviceClass {
      * it then runs on its parent's loop.
      */
     const char *(*parent_id)(Device *dev);
+    /*
+     * Optional: once the command line's devices all exist, warn about a
+     * configuration that is legal but rarely meant (an NVMe controller
+     * without a namespace).
+     */
+    void (*startup_check)(Device *dev);
 };
 
 typedef void DeviceResetDone(Device *dev, void *opaque);
@@ -204,6 +210,8 @@ void device_foreach(void (*fn)(Device *dev, void *opaque), void *opaque);
 /* Destroy every device, children first, and wait until all are gone
  * (shutdown: the main loop keeps running meanwhile). */
 void device_destroy_all(void);
+/* Run every device's startup_check (after the command line's devices). */
+void device_startup_checks(void);
 /* Number of devices (DELETING ones included). */
 unsigned device_count(void);
 

@@ -10,6 +10,7 @@
 #include "hw/nvme/nvme.h"
 #include "hw/nvme/trace.h"
 #include "util/error.h"
+#include "util/log.h"
 
 static void nvme_write_cc(NvmeCtrl *n, uint32_t val);
 static void nvme_shutdown_flush(NvmeCtrl *n);
@@ -976,6 +977,21 @@ static const PropDef nvme_props[] = {
     PROP_DEF_END
 };
 
+/* A controller without a namespace is legal (nvme-ns may come) but odd. */
+static void nvme_startup_check(Device *dev)
+{
+    NvmeCtrl *n = NVME(dev);
+
+    for (unsigned i = 1; i <= NVME_MAX_NAMESPACES; i++) {
+        if (n->ns[i]) {
+            return;
+        }
+    }
+    iovd_warn("%s: nvme has no namespace (drive=, or -device "
+              "nvme-ns,bus=%s,drive=...): the guest sees no disk",
+              nvme_id(n), nvme_id(n));
+}
+
 const DeviceClass nvme_class = {
     .name = "nvme",
     .desc = "NVM Express controller (NVMe 1.4, PCIe)",
@@ -988,6 +1004,7 @@ const DeviceClass nvme_class = {
     .quiesce = nvme_quiesce,
     .reset = nvme_reset,
     .run_state_changed = nvme_run_state_changed,
+    .startup_check = nvme_startup_check,
 };
 
 static void __attribute__((constructor)) nvme_register(void)

@@ -171,6 +171,59 @@ START_TEST(test_help_forms)
 }
 END_TEST
 
+/* Run iovd with @args for 1 s, then SIGTERM; its stderr. */
+static char *startup_warnings(const char *const *args)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    char *err = NULL;
+    int status;
+
+    g_ptr_array_add(argv, (gpointer)"timeout");
+    g_ptr_array_add(argv, (gpointer)"1");
+    g_ptr_array_add(argv, (gpointer)iovd_binary());
+    for (; *args; args++) {
+        g_ptr_array_add(argv, (gpointer)*args);
+    }
+    g_ptr_array_add(argv, NULL);
+    ck_assert(g_spawn_sync(NULL, (char **)argv->pdata, NULL,
+                           G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, &err,
+                           &status, NULL));
+    /* timeout's SIGTERM: an orderly exit 0, reported as 124 */
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 124,
+                  "status 0x%x: %s", status, err);
+    return err;
+}
+
+/* Legal but rarely meant: said once at start-up, as QEMU says it. */
+START_TEST(test_config_warnings)
+{
+    g_autofree char *dir = g_dir_make_tmp("iovd-warn-XXXXXX", NULL);
+    g_autofree char *qmp = g_strdup_printf("unix:%s/q.sock", dir);
+    g_autofree char *n0 = g_strdup_printf("nvme,id=n0,socket=%s/n0.sock",
+                                          dir);
+    g_autofree char *n1 = g_strdup_printf("nvme,id=n1,drive=d0,serial=S,"
+                                          "socket=%s/n1.sock", dir);
+    g_autofree char *n2 = g_strdup_printf("nvme,id=n2,socket=%s/n2.sock",
+                                          dir);
+    g_autofree char *e0 = g_strdup_printf("e1000,id=e0,socket=%s/e0.sock",
+                                          dir);
+    const char *args[] = {
+        "-qmp", qmp, "-blockdev", "driver=null,node-name=d0",
+        "-blockdev", "driver=null,node-name=d1",
+        "-device", n0, "-device", n1, "-device", n2,
+        "-device", "nvme-ns,bus=n2,drive=d1", "-device", e0, NULL
+    };
+    g_autofree char *err = startup_warnings(args);
+
+    ck_assert_msg(strstr(err, "n0: nvme has no namespace"), "%s", err);
+    ck_assert_msg(!strstr(err, "n1: nvme has no namespace"), "%s", err);
+    ck_assert_msg(!strstr(err, "n2: nvme has no namespace"), "%s", err);
+    ck_assert_msg(strstr(err, "e0: nic has no peer"), "%s", err);
+    ck_assert_msg(strstr(err, "no server=on: listening anyway"), "%s", err);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_sigterm_cleanup)
 {
     g_autoptr(IovdProc) p = iovd_proc_new();
@@ -588,6 +641,7 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, test_bad_options);
     tcase_add_test(tc, test_help_version);
     tcase_add_test(tc, test_help_forms);
+    tcase_add_test(tc, test_config_warnings);
     tcase_add_test(tc, test_sigterm_cleanup);
     tcase_add_test(tc, test_pidfile_locked);
     tcase_add_test(tc, test_stale_and_busy_socket);
