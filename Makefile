@@ -3,7 +3,8 @@
 #   make run        install deps, configure, build, start iovd (default config)
 #   make check      install deps, configure, build, run the whole test suite
 #   make bench      benchmarks, results into docs/performance.md
-#   make install    install into $(PREFIX)/bin
+#   make install    programs, man pages, systemd units, docs into $(PREFIX)
+#                   (DESTDIR=... for packagers)
 #   make clean
 # BUILD=build-san selects another build directory (configured separately).
 
@@ -152,14 +153,47 @@ fuzz: fuzz-build
 check-fuzz: fuzz-build
 	$(Q)tests/fuzz/run.sh $(abspath $(FUZZ_BUILD)) 10 1
 
-install: all
-	install -d $(DESTDIR)$(PREFIX)/bin
+# ---- what a daemon installs -----------------------------------------------
+# Man pages from the programs' own --help (scripts/mkman.py) and
+# docs/man/*.in; systemd templates from contrib/systemd.
+MANDIR ?= $(PREFIX)/share/man
+DOCDIR ?= $(PREFIX)/share/doc/iovd
+UNITDIR ?= $(PREFIX)/lib/systemd/system
+MAN_PAGES := $(BUILD)/man/iovd.1 $(BUILD)/man/iovd-ctl.1
+UNITS := $(BUILD)/systemd/iovd@.service $(BUILD)/systemd/iovd@.socket
+SUBST = sed -e 's|@PREFIX@|$(PREFIX)|g' -e 's|@BINDIR@|$(PREFIX)/bin|g' \
+            -e 's|@UNITDIR@|$(UNITDIR)|g'
+
+# FORCE: PREFIX may differ from one make install to the next.
+$(BUILD)/man/%.1: $(BUILD)/% docs/man/%.1.in scripts/mkman.py VERSION FORCE
+	@mkdir -p $(dir $@)
+	@echo "  GEN     $@"
+	$(Q)python3 scripts/mkman.py $< docs/man/$*.1.in $@.tmp "$$(cat VERSION)"
+	$(Q)$(SUBST) $@.tmp >$@ && rm -f $@.tmp
+
+$(BUILD)/systemd/%: contrib/systemd/% FORCE
+	@mkdir -p $(dir $@)
+	$(Q)$(SUBST) $< >$@
+
+$(BUILD)/systemd/%: contrib/systemd/%.in FORCE
+	@mkdir -p $(dir $@)
+	$(Q)$(SUBST) $< >$@
+
+install: all $(MAN_PAGES) $(UNITS)
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(MANDIR)/man1 \
+	  $(DESTDIR)$(DOCDIR) $(DESTDIR)$(UNITDIR)
 	install -m 755 $(BUILD)/iovd $(BUILD)/iovd-ctl $(DESTDIR)$(PREFIX)/bin/
+	install -m 644 $(MAN_PAGES) $(DESTDIR)$(MANDIR)/man1/
+	install -m 644 $(UNITS) $(DESTDIR)$(UNITDIR)/
+	install -m 644 $(QAPI_DOC) README.md docs/architecture.md \
+	  contrib/systemd/iovd.conf.example $(DESTDIR)$(DOCDIR)/
 
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all deps check check-unit check-qtest check-guest bench run install \
+FORCE:
+
+.PHONY: all deps check check-unit check-qtest check-guest bench run install FORCE \
         clean build-tests fuzz fuzz-build fuzz-bins check-fuzz
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -164,7 +164,8 @@ static const IovdOption core_options[] = {
     { "d", true, -1, opt_d,
       "-d guest_errors        log guest errors (the *_err_* trace events)" },
     { "pidfile", true, -1, opt_pidfile,
-      "-pidfile FILE          write the daemon's pid to FILE" },
+      "-pidfile FILE          write the daemon's pid to FILE (locked while "
+      "iovd runs)" },
     { "ready-fd", true, -1, opt_ready_fd,
       "-ready-fd N            write one byte to fd N and close it once "
       "every socket listens" },

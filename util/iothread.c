@@ -263,7 +263,7 @@ static const IovdOption iothread_options[] = {
       "[,poll-idle-ns=I]"
       "\n                         an event loop on a thread of its own "
       "(devices take iothread=ID)\n"
-      "-object main-loop,id=ID[,poll-max-ns=N][,poll-grow=G]"
+      "  -object main-loop,id=ID[,poll-max-ns=N][,poll-grow=G]"
       "[,poll-shrink=S][,poll-idle-ns=I]\n"
       "                         busy polling of the main loop (default "
       "poll-max-ns=32768; 0 off)" },
