@@ -131,6 +131,41 @@ bool qmp_query_block(json_object *args, json_object **ret, GError **errp)
     return true;
 }
 
+/* ---- query-named-block-nodes ---- */
+
+typedef struct NodeUser {
+    BlockNode *bs;
+    BlockBackend *blk;
+} NodeUser;
+
+static void first_backend_of(BlockBackend *blk, void *opaque)
+{
+    NodeUser *u = opaque;
+
+    if (!u->blk && blk_node(blk) == u->bs) {
+        u->blk = blk;
+    }
+}
+
+static void named_node_info(BlockNode *bs, void *opaque)
+{
+    NodeUser u = { .bs = bs };
+
+    /* a node's throttling lives in its backend: the first one's */
+    blk_backend_foreach(first_backend_of, &u);
+    json_object_array_add(opaque, block_device_info(bs, u.blk));
+}
+
+bool qmp_query_named_block_nodes(json_object *args, json_object **ret,
+                                 GError **errp)
+{
+    json_object *list = json_object_new_array();
+
+    blk_node_foreach(named_node_info, list);
+    *ret = list;
+    return true;
+}
+
 /* ---- query-blockstats ---- */
 
 typedef struct FirstUser {

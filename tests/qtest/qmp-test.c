@@ -583,6 +583,62 @@ START_TEST(test_status_stop_cont)
 }
 END_TEST
 
+/* A node nobody uses shows in query-named-block-nodes (and query-block). */
+START_TEST(test_named_block_nodes)
+{
+    json_object *ret, *found = NULL;
+
+    json_object_put(qmp_ok(qmp, "blockdev-add", "{'driver': 'null', "
+                           "'node-name': 'spare', 'size': 4096}"));
+    ret = qmp_ok(qmp, "query-named-block-nodes", "{'flat': true}");
+    for (size_t i = 0; i < json_object_array_length(ret); i++) {
+        json_object *n = json_object_array_get_idx(ret, i);
+
+        if (!strcmp(qmp_get_str(n, "node-name"), "spare")) {
+            found = n;
+        }
+    }
+    ck_assert_ptr_nonnull(found);
+    ck_assert_str_eq(qmp_get_str(found, "drv"), "null");
+    ck_assert_int_eq(qmp_get_int(qmp_get(found, "image"), "virtual-size"),
+                     4096);
+    json_object_put(ret);
+    json_object_put(qmp_ok(qmp, "blockdev-del", "{'node-name': 'spare'}"));
+}
+END_TEST
+
+/* human-monitor-command: the queries as text, for qmp-shell -H. */
+START_TEST(test_human_monitor_command)
+{
+    static const struct {
+        const char *line, *want;
+    } cmds[] = {
+        { "info status", "VM status: running\r\n" },
+        { "  info   pci ", "id \"t0\"" },
+        { "info pci", "PCI device 1b36:0005" },
+        { "info iothreads", "" },
+        { "help", "info block -- " },
+    };
+    g_autofree char *e1 = NULL, *e2 = NULL;
+
+    for (size_t i = 0; i < G_N_ELEMENTS(cmds); i++) {
+        json_object *r = qmp_okf(qmp, "human-monitor-command",
+                                 "{'command-line': '%s'}", cmds[i].line);
+
+        ck_assert(json_object_is_type(r, json_type_string));
+        ck_assert_msg(strstr(json_object_get_string(r), cmds[i].want),
+                      "%s: %s", cmds[i].line, json_object_get_string(r));
+        json_object_put(r);
+    }
+    e1 = qmp_err(qmp, "GenericError", "human-monitor-command",
+                 "{'command-line': 'savevm x'}");
+    ck_assert_msg(strstr(e1, "unknown command 'savevm'"), "%s", e1);
+    e2 = qmp_err(qmp, "GenericError", "human-monitor-command",
+                 "{'command-line': 'info mtree'}");
+    ck_assert_msg(strstr(e2, "info mtree: unknown"), "%s", e2);
+}
+END_TEST
+
 START_TEST(test_quit)
 {
     g_autoptr(QmpClient) other = qmp_client_open(qmp_path);
@@ -1729,6 +1785,8 @@ static Suite *qmp_suite(void)
     tc = new_tcase(s, "core", setup, 60);
     tcase_add_test(tc, test_query_commands);
     tcase_add_test(tc, test_query_qmp_schema);
+    tcase_add_test(tc, test_named_block_nodes);
+    tcase_add_test(tc, test_human_monitor_command);
     tcase_add_test(tc, test_status_stop_cont);
     tcase_add_test(tc, test_quit);
     tcase_add_test(tc, test_sigterm_shutdown_event);

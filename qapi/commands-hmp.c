@@ -1,0 +1,170 @@
+/*
+ * human-monitor-command: the few HMP commands people and `qmp-shell -H`
+ * reach for, each the matching QMP query's result formatted as text (one
+ * source of truth; lines end in CRLF as QEMU's do).
+ */
+#include "qapi/qapi-commands.h"
+#include "qapi/qmp.h"
+#include "util/error.h"
+
+static const char *str_of(json_object *o, const char *key)
+{
+    json_object *v;
+
+    return json_object_object_get_ex(o, key, &v) ? json_object_get_string(v)
+                                                 : "";
+}
+
+static int64_t int_of(json_object *o, const char *key)
+{
+    json_object *v;
+
+    return json_object_object_get_ex(o, key, &v) ? json_object_get_int64(v)
+                                                 : 0;
+}
+
+static json_object *member(json_object *o, const char *key)
+{
+    json_object *v = NULL;
+
+    json_object_object_get_ex(o, key, &v);
+    return v;
+}
+
+static void info_status(json_object *r, GString *out)
+{
+    g_string_append_printf(out, "VM status: %s\r\n", str_of(r, "status"));
+}
+
+static void info_pci(json_object *r, GString *out)
+{
+    for (size_t i = 0; i < json_object_array_length(r); i++) {
+        json_object *devs = member(json_object_array_get_idx(r, i),
+                                   "devices");
+
+        for (size_t j = 0; j < json_object_array_length(devs); j++) {
+            json_object *d = json_object_array_get_idx(devs, j);
+            json_object *cls = member(d, "class_info");
+            json_object *id = member(d, "id");
+
+            g_string_append_printf(out, "  Bus %3" PRId64 ", device %3"
+                                   PRId64 ", function %" PRId64 ":\r\n",
+                                   int_of(d, "bus"), int_of(d, "slot"),
+                                   int_of(d, "function"));
+            g_string_append_printf(out, "    %s: PCI device %04" PRIx64
+                                   ":%04" PRIx64 "\r\n", str_of(cls, "desc"),
+                                   int_of(id, "vendor"), int_of(id, "device"));
+            g_string_append_printf(out, "      id \"%s\"\r\n",
+                                   str_of(d, "qdev_id"));
+        }
+    }
+}
+
+static void info_block(json_object *r, GString *out)
+{
+    for (size_t i = 0; i < json_object_array_length(r); i++) {
+        json_object *b = json_object_array_get_idx(r, i);
+        json_object *in = member(b, "inserted");
+        const char *file = str_of(in, "file");
+
+        g_string_append_printf(out, "%s: %s (%s%s)\r\n",
+                               str_of(in, "node-name"),
+                               *file ? file : "[not a file]",
+                               str_of(in, "drv"),
+                               json_object_get_boolean(member(in, "ro"))
+                               ? ", read-only" : "");
+        g_string_append_printf(out, "    Attached to:      %s\r\n",
+                               *str_of(b, "device") ? str_of(b, "device")
+                                                    : "(no device)");
+    }
+}
+
+static void info_iothreads(json_object *r, GString *out)
+{
+    for (size_t i = 0; i < json_object_array_length(r); i++) {
+        json_object *t = json_object_array_get_idx(r, i);
+
+        g_string_append_printf(out, "%s:\r\n  thread_id=%" PRId64 "\r\n"
+                               "    poll-max-ns=%" PRId64 "\r\n"
+                               "    poll-grow=%" PRId64 "\r\n"
+                               "    poll-shrink=%" PRId64 "\r\n",
+                               str_of(t, "id"), int_of(t, "thread-id"),
+                               int_of(t, "poll-max-ns"),
+                               int_of(t, "poll-grow"),
+                               int_of(t, "poll-shrink"));
+    }
+}
+
+typedef struct HmpInfo {
+    const char *name, *help;
+    bool (*query)(json_object *args, json_object **ret, GError **errp);
+    void (*format)(json_object *r, GString *out);
+} HmpInfo;
+
+static const HmpInfo hmp_infos[] = {
+    { "status", "the run state", qmp_query_status, info_status },
+    { "pci", "the PCI devices", qmp_query_pci, info_pci },
+    { "block", "the block backends and nodes", qmp_query_block, info_block },
+    { "iothreads", "the iothreads", qmp_query_iothreads, info_iothreads },
+};
+
+static void hmp_help(GString *out)
+{
+    g_string_append(out, "help|? -- this text\r\n");
+    for (size_t i = 0; i < G_N_ELEMENTS(hmp_infos); i++) {
+        g_string_append_printf(out, "info %s -- show %s\r\n",
+                               hmp_infos[i].name, hmp_infos[i].help);
+    }
+}
+
+bool qmp_human_monitor_command(json_object *args, json_object **ret,
+                               GError **errp)
+{
+    g_auto(GStrv) words = g_strsplit_set(str_of(args, "command-line"),
+                                         " \t", -1);
+    g_autoptr(GString) out = g_string_new(NULL);
+    const char *what = NULL;
+    unsigned n = 0;
+
+    for (char **w = words; *w; w++) {
+        if (**w) {
+            words[n++] = *w;
+        } else {
+            g_free(*w);
+        }
+    }
+    words[n] = NULL;
+    if (n == 0) {
+        *ret = json_object_new_string("");
+        return true;
+    }
+    if (!strcmp(words[0], "help") || !strcmp(words[0], "?")) {
+        hmp_help(out);
+    } else if (!strcmp(words[0], "info") && n == 2) {
+        what = words[1];
+    } else {
+        error_setg(errp, "unknown command '%s' (help lists the commands)",
+                   words[0]);
+        return false;
+    }
+    for (size_t i = 0; what && i < G_N_ELEMENTS(hmp_infos); i++) {
+        g_autoptr(json_object) none = json_object_new_object();
+        json_object *r = NULL;
+
+        if (strcmp(what, hmp_infos[i].name) != 0) {
+            continue;
+        }
+        if (!hmp_infos[i].query(none, &r, errp)) {
+            return false;
+        }
+        hmp_infos[i].format(r, out);
+        json_object_put(r);
+        what = NULL;
+    }
+    if (what) {
+        error_setg(errp, "info %s: unknown (help lists what there is)", what);
+        return false;
+    }
+    *ret = json_object_new_string(out->str);
+    return true;
+}
