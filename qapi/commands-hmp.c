@@ -95,6 +95,52 @@ static void info_iothreads(json_object *r, GString *out)
     }
 }
 
+static void info_blockstats(json_object *r, GString *out)
+{
+    static const char *const keys[] = {
+        "rd_bytes", "wr_bytes", "rd_operations", "wr_operations",
+        "flush_operations", "rd_total_time_ns", "wr_total_time_ns",
+        "flush_total_time_ns", "failed_rd_operations",
+        "failed_wr_operations", "inflight",
+    };
+
+    for (size_t i = 0; i < json_object_array_length(r); i++) {
+        json_object *b = json_object_array_get_idx(r, i);
+        json_object *st = member(b, "stats");
+
+        g_string_append_printf(out, "%s:", str_of(b, "node-name"));
+        for (size_t k = 0; k < G_N_ELEMENTS(keys); k++) {
+            g_string_append_printf(out, " %s=%" PRId64, keys[k],
+                                   int_of(st, keys[k]));
+        }
+        g_string_append(out, "\r\n");
+    }
+}
+
+static void info_vfio_user(json_object *r, GString *out)
+{
+    for (size_t i = 0; i < json_object_array_length(r); i++) {
+        json_object *v = json_object_array_get_idx(r, i);
+        const char *sock = str_of(v, "socket");
+
+        g_string_append_printf(out, "%s (%s): %s, %s\r\n", str_of(v, "id"),
+                               str_of(v, "driver"),
+                               *sock ? sock : "inherited fd",
+                               !json_object_get_boolean(member(v,
+                                                               "connected"))
+                               ? "no client"
+                               : json_object_get_boolean(member(v,
+                                                                "negotiated"))
+                               ? "client attached" : "client negotiating");
+        g_string_append_printf(out, "    DMA: %" PRId64 " regions, %" PRId64
+                               " bytes; messages %" PRId64 ", errors %"
+                               PRId64 ", clients %" PRId64 "\r\n",
+                               int_of(v, "dma-regions"),
+                               int_of(v, "dma-bytes"), int_of(v, "messages"),
+                               int_of(v, "errors"), int_of(v, "clients"));
+    }
+}
+
 typedef struct HmpInfo {
     const char *name, *help;
     bool (*query)(json_object *args, json_object **ret, GError **errp);
@@ -106,6 +152,10 @@ static const HmpInfo hmp_infos[] = {
     { "pci", "the PCI devices", qmp_query_pci, info_pci },
     { "block", "the block backends and nodes", qmp_query_block, info_block },
     { "iothreads", "the iothreads", qmp_query_iothreads, info_iothreads },
+    { "blockstats", "the I/O statistics of every node",
+      qmp_query_blockstats, info_blockstats },
+    { "vfio-user", "every device's vfio-user server",
+      qmp_query_vfio_user, info_vfio_user },
 };
 
 static void hmp_help(GString *out)

@@ -442,6 +442,9 @@ static void usage(FILE *out)
         "  -c, --compact         print replies on one line\n"
         "  -r, --raw             print a string result without quotes\n"
         "  -q, --quiet           print nothing on success\n"
+        "  -H, --human           a query's result as text (query-pci,\n"
+        "                        query-block, query-blockstats, query-status,\n"
+        "                        query-iothreads, query-vfio-user)\n"
         "  -h, --help            this text\n"
         "\n"
         "Exit status: 0 success, 1 error reply, 2 usage or connection "
@@ -451,7 +454,7 @@ static void usage(FILE *out)
 /* What the command line asks, besides the command itself. */
 typedef struct CtlOpts {
     const char *sock;
-    bool events, compact, pretty_events;
+    bool events, compact, pretty_events, human;
     long count, timeout_s;
 } CtlOpts;
 
@@ -467,13 +470,14 @@ static int parse_opts(int argc, char **argv, CtlOpts *o, Ctl *c)
         { "compact", no_argument, NULL, 'c' },
         { "raw", no_argument, NULL, 'r' },
         { "quiet", no_argument, NULL, 'q' },
+        { "human", no_argument, NULL, 'H' },
         { "help", no_argument, NULL, 'h' },
         { NULL }
     };
     char *end;
     int opt;
 
-    while ((opt = getopt_long(argc, argv, "s:en:w:pcrqh", longopts,
+    while ((opt = getopt_long(argc, argv, "s:en:w:pcrqHh", longopts,
                               NULL)) != -1) {
         switch (opt) {
         case 's':
@@ -507,6 +511,9 @@ static int parse_opts(int argc, char **argv, CtlOpts *o, Ctl *c)
         case 'q':
             c->quiet = true;
             break;
+        case 'H':
+            o->human = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -518,15 +525,17 @@ static int parse_opts(int argc, char **argv, CtlOpts *o, Ctl *c)
     return -1;
 }
 
-/* Execute @cmd with key=value @args; print its return or error. */
-static int run_command(Ctl *c, const char *cmd, char **args, int nargs,
-                       bool events)
+/*
+ * Execute @cmd with @args (taken); print its return (a string as text with
+ * @human) or its error.  The exit status.
+ */
+static int run_command(Ctl *c, const char *cmd, json_object *args,
+                       bool events, bool human)
 {
     json_object *reply, *ret, *err;
     int status = 0;
 
-    reply = ctl_execute(c, cmd, build_args(cmd, args, nargs), "iovd-ctl",
-                        events);
+    reply = ctl_execute(c, cmd, args, "iovd-ctl", events);
     if (json_object_object_get_ex(reply, "error", &err)) {
         json_object *cls = NULL, *desc = NULL;
 
@@ -536,14 +545,42 @@ static int run_command(Ctl *c, const char *cmd, char **args, int nargs,
                 cls ? json_object_get_string(cls) : "Error",
                 desc ? json_object_get_string(desc) : "(no description)");
         status = EXIT_ERROR_REPLY;
-    } else if (json_object_object_get_ex(reply, "return", &ret)) {
-        if (!c->quiet) {
+    } else if (json_object_object_get_ex(reply, "return", &ret) &&
+               !c->quiet) {
+        if (human) {
+            /* the human monitor's CRLF lines, as lines */
+            for (const char *p = json_object_get_string(ret); *p; p++) {
+                if (*p != '\r') {
+                    putchar(*p);
+                }
+            }
+        } else {
             print_json(c, ret, stdout);
         }
     }
     json_object_put(reply);
     fflush(stdout);
     return status;
+}
+
+/*
+ * -H query-X: the monitor's own text for it (human-monitor-command
+ * "info X"), the same for every client.
+ */
+static int run_human(Ctl *c, const char *cmd, bool events)
+{
+    json_object *args = json_object_new_object();
+    g_autofree char *line = NULL;
+
+    if (!g_str_has_prefix(cmd, "query-")) {
+        die(EXIT_USAGE, "-H: for query commands (query-status, query-pci, "
+            "query-block, query-blockstats, query-iothreads, "
+            "query-vfio-user)");
+    }
+    line = g_strdup_printf("info %s", cmd + strlen("query-"));
+    json_object_object_add(args, "command-line",
+                           json_object_new_string(line));
+    return run_command(c, "human-monitor-command", args, events, true);
 }
 
 /* Print events until @count of them (-1: until the daemon goes away). */
@@ -597,8 +634,11 @@ int main(int argc, char **argv)
     c.pretty = !o.compact;
     ctl_connect(&c, o.sock);
     if (optind < argc) {
-        status = run_command(&c, argv[optind], argv + optind + 1,
-                             argc - optind - 1, o.events);
+        status = o.human ? run_human(&c, argv[optind], o.events)
+                 : run_command(&c, argv[optind],
+                               build_args(argv[optind], argv + optind + 1,
+                                          argc - optind - 1),
+                               o.events, false);
         if (status || !o.events) {
             return status;
         }

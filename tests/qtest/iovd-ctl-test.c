@@ -130,6 +130,27 @@ START_TEST(test_compact_raw_quiet)
 }
 END_TEST
 
+/* -H: a query as the monitor's text (human-monitor-command "info X"). */
+START_TEST(test_human)
+{
+    g_autoptr(CtlResult) pci = ctl("-H", "query-pci");
+    g_autoptr(CtlResult) vfu = ctl("query-vfio-user", "-H");
+    g_autoptr(CtlResult) st = ctl("-H", "query-status");
+    g_autoptr(CtlResult) bad = ctl("-H", "device_del", "t0");
+
+    assert_ok(pci);
+    ck_assert_msg(strstr(pci->out, "PCI device 1b36:0005\n      id \"t0\"\n"),
+                  "%s", pci->out);
+    assert_ok(vfu);
+    ck_assert_msg(strstr(vfu->out, "t0 (pci-testdev): "), "%s", vfu->out);
+    ck_assert_msg(!strchr(vfu->out, '\r'), "%s", vfu->out);
+    assert_ok(st);
+    ck_assert_str_eq(st->out, "VM status: running\n");
+    ck_assert_int_eq(bad->status, 2);
+    ck_assert_msg(strstr(bad->err, "-H: for query commands"), "%s", bad->err);
+}
+END_TEST
+
 /* Options may come after the command and its arguments too. */
 START_TEST(test_options_anywhere)
 {
@@ -331,6 +352,7 @@ static Suite *ctl_suite(void)
     tcase_add_test(tc, test_query);
     tcase_add_test(tc, test_compact_raw_quiet);
     tcase_add_test(tc, test_options_anywhere);
+    tcase_add_test(tc, test_human);
     tcase_add_test(tc, test_device_add_del);
     tcase_add_test(tc, test_typed_arguments);
     tcase_add_test(tc, test_error_reply);

@@ -617,6 +617,8 @@ START_TEST(test_human_monitor_command)
         { "  info   pci ", "id \"t0\"" },
         { "info pci", "PCI device 1b36:0005" },
         { "info iothreads", "" },
+        { "info vfio-user", "t0 (pci-testdev): " },
+        { "info blockstats", "" },
         { "help", "info block -- " },
     };
     g_autofree char *e1 = NULL, *e2 = NULL;
