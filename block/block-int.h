@@ -38,6 +38,7 @@ struct BlockNode {
     bool direct;
     uint32_t align;             /* direct I/O alignment */
     BlockStats stats;           /* updated with atomics: several loops */
+    BlockHistogram hist[BLK_HIST__MAX];     /* the same */
     GList *backends;            /* attached BlockBackends */
     void *opaque;
 };

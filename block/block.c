@@ -263,6 +263,76 @@ void blk_node_stats(BlockNode *bs, BlockStats *st)
 }
 unsigned blk_node_users(BlockNode *bs) { return g_list_length(bs->backends); }
 
+bool blk_node_set_histogram(BlockNode *bs, BlockHistKind kind,
+                            const uint64_t *boundaries, unsigned n,
+                            GError **errp)
+{
+    BlockHistogram *h = &bs->hist[kind];
+
+    if (n > BLK_HIST_MAX_BOUNDARIES) {
+        error_setg(errp, "at most %d boundaries", BLK_HIST_MAX_BOUNDARIES);
+        return false;
+    }
+    for (unsigned i = 1; i < n; i++) {
+        if (boundaries[i] <= boundaries[i - 1]) {
+            error_setg(errp, "boundaries must increase strictly");
+            return false;
+        }
+    }
+    /* Off while it changes: completions then skip it. */
+    __atomic_store_n(&h->n, 0, __ATOMIC_RELEASE);
+    for (unsigned i = 0; i <= BLK_HIST_MAX_BOUNDARIES; i++) {
+        __atomic_store_n(&h->bins[i], 0, __ATOMIC_RELAXED);
+    }
+    memcpy(h->boundaries, boundaries, n * sizeof(*boundaries));
+    __atomic_store_n(&h->n, n, __ATOMIC_RELEASE);
+    return true;
+}
+
+void blk_node_histogram(BlockNode *bs, BlockHistKind kind,
+                        BlockHistogram *out)
+{
+    const BlockHistogram *h = &bs->hist[kind];
+
+    out->n = __atomic_load_n(&h->n, __ATOMIC_ACQUIRE);
+    memcpy(out->boundaries, h->boundaries, out->n * sizeof(uint64_t));
+    for (unsigned i = 0; i <= out->n; i++) {
+        out->bins[i] = __atomic_load_n(&h->bins[i], __ATOMIC_RELAXED);
+    }
+}
+
+/* Count one completion of @lat_ns in the histogram of @op, if kept. */
+static void blk_hist_account(BlockNode *bs, BlockOp op, uint64_t lat_ns)
+{
+    static const int8_t kind_of[BLK_OP__MAX] = {
+        [BLK_OP_READ] = BLK_HIST_READ, [BLK_OP_WRITE] = BLK_HIST_WRITE,
+        [BLK_OP_WRITE_ZEROES] = BLK_HIST_WRITE,
+        [BLK_OP_FLUSH] = BLK_HIST_FLUSH, [BLK_OP_DISCARD] = -1,
+    };
+    BlockHistogram *h;
+    unsigned lo = 0, hi;
+
+    if (kind_of[op] < 0) {
+        return;
+    }
+    h = &bs->hist[kind_of[op]];
+    hi = __atomic_load_n(&h->n, __ATOMIC_ACQUIRE);
+    if (likely(hi == 0)) {
+        return;
+    }
+    /* the number of boundaries <= lat_ns is the bin */
+    while (lo < hi) {
+        unsigned mid = (lo + hi) / 2;
+
+        if (h->boundaries[mid] <= lat_ns) {
+            lo = mid + 1;
+        } else {
+            hi = mid;
+        }
+    }
+    stat_add(&h->bins[lo], 1);
+}
+
 bool blk_node_resize(BlockNode *bs, uint64_t size, GError **errp)
 {
     if (bs->read_only) {
@@ -754,6 +824,7 @@ void blk_req_complete(BlockReq *req, int ret)
         stat_add(&bs->stats.ops[req->op], 1);
         stat_add(&bs->stats.bytes[req->op], req->bytes);
         stat_add(&bs->stats.total_ns[req->op], now - req->start_ns);
+        blk_hist_account(bs, req->op, now - req->start_ns);
     }
     req->cb(req->opaque, ret);
     blk_check_drained(blk);

@@ -77,6 +77,26 @@ typedef struct BlockStats {
     int64_t last_ns;            /* monotonic time of the last completion */
 } BlockStats;
 
+/*
+ * A latency histogram (QEMU's block-latency-histogram-set): bin i counts
+ * requests whose latency in ns lies in [boundaries[i-1], boundaries[i]),
+ * the first from 0, the last to infinity.  n = 0: none kept.
+ */
+#define BLK_HIST_MAX_BOUNDARIES 64
+
+typedef enum BlockHistKind {
+    BLK_HIST_READ,
+    BLK_HIST_WRITE,             /* writes and write-zeroes */
+    BLK_HIST_FLUSH,
+    BLK_HIST__MAX
+} BlockHistKind;
+
+typedef struct BlockHistogram {
+    uint32_t n;
+    uint64_t boundaries[BLK_HIST_MAX_BOUNDARIES];
+    uint64_t bins[BLK_HIST_MAX_BOUNDARIES + 1];
+} BlockHistogram;
+
 /* Create a node from "driver=file,node-name=d0,filename=..." options. */
 BlockNode *blk_node_create(Keyval *kv, GError **errp);
 /* Fails when a device uses the node. */
@@ -91,6 +111,18 @@ bool blk_node_read_only(BlockNode *bs);
 bool blk_node_direct(BlockNode *bs);        /* cache.direct=on */
 /* A snapshot of the node's statistics (devices on any loop update them). */
 void blk_node_stats(BlockNode *bs, BlockStats *st);
+/*
+ * Keep a histogram of @kind with @n strictly increasing @boundaries (ns;
+ * n <= BLK_HIST_MAX_BOUNDARIES), its bins zeroed; n = 0 drops it.  From
+ * the main loop, while requests complete on any loop: a sample that
+ * completes during the change may land in a bin of either set.
+ */
+bool blk_node_set_histogram(BlockNode *bs, BlockHistKind kind,
+                            const uint64_t *boundaries, unsigned n,
+                            GError **errp);
+/* A snapshot of the histogram of @kind (n = 0: none kept). */
+void blk_node_histogram(BlockNode *bs, BlockHistKind kind,
+                        BlockHistogram *out);
 /* Change the size (file: ftruncate); attached devices are told. */
 bool blk_node_resize(BlockNode *bs, uint64_t size, GError **errp);
 /* Number of devices attached. */

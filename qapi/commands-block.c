@@ -182,6 +182,38 @@ static void find_first_user(BlockBackend *blk, void *opaque)
     }
 }
 
+static void add_histograms(json_object *s, BlockNode *bs)
+{
+    static const char *const names[BLK_HIST__MAX] = {
+        [BLK_HIST_READ] = "rd_latency_histogram",
+        [BLK_HIST_WRITE] = "wr_latency_histogram",
+        [BLK_HIST_FLUSH] = "flush_latency_histogram",
+    };
+
+    for (unsigned k = 0; k < BLK_HIST__MAX; k++) {
+        BlockHistogram h;
+        json_object *o, *b, *bins;
+
+        blk_node_histogram(bs, k, &h);
+        if (!h.n) {
+            continue;
+        }
+        o = json_object_new_object();
+        b = json_object_new_array();
+        bins = json_object_new_array();
+        for (unsigned i = 0; i <= h.n; i++) {
+            if (i < h.n) {
+                json_object_array_add(b, json_object_new_int64(
+                                          h.boundaries[i]));
+            }
+            json_object_array_add(bins, json_object_new_int64(h.bins[i]));
+        }
+        json_object_object_add(o, "boundaries", b);
+        json_object_object_add(o, "bins", bins);
+        json_object_object_add(s, names[k], o);
+    }
+}
+
 static void node_stats(BlockNode *bs, void *opaque)
 {
     BlockStats stats, *st = (blk_node_stats(bs, &stats), &stats);
@@ -226,6 +258,7 @@ static void node_stats(BlockNode *bs, void *opaque)
         add_int(s, "idle_time_ns", idle > 0 ? idle : 0);
     }
     add_int(s, "inflight", st->inflight);
+    add_histograms(s, bs);
     json_object_object_add(o, "stats", s);
     json_object_array_add(opaque, o);
 }
@@ -329,4 +362,85 @@ bool qmp_block_set_io_throttle(json_object *args, json_object **ret,
     }
     blk = find_backend(dev_id ? dev_id : device, errp);
     return blk && blk_set_throttle(blk, &t, errp);
+}
+
+/* ---- block-latency-histogram-set ---- */
+
+/* @args' list @key as boundaries in @b; false (*present) when absent. */
+static bool hist_arg(json_object *args, const char *key, uint64_t *b,
+                     unsigned *n, bool *present, GError **errp)
+{
+    json_object *list;
+
+    *present = json_object_object_get_ex(args, key, &list);
+    if (!*present) {
+        return true;
+    }
+    *n = json_object_array_length(list);
+    if (*n > BLK_HIST_MAX_BOUNDARIES) {
+        error_setg(errp, "'%s': at most %d boundaries", key,
+                   BLK_HIST_MAX_BOUNDARIES);
+        return false;
+    }
+    for (unsigned i = 0; i < *n; i++) {
+        int64_t v = json_object_get_int64(json_object_array_get_idx(list, i));
+
+        if (v < 0) {
+            error_setg(errp, "'%s': boundaries are latencies in ns (>= 0)",
+                       key);
+            return false;
+        }
+        b[i] = v;
+    }
+    return true;
+}
+
+bool qmp_block_latency_histogram_set(json_object *args, json_object **ret,
+                                     GError **errp)
+{
+    static const char *const keys[BLK_HIST__MAX] = {
+        [BLK_HIST_READ] = "boundaries-read",
+        [BLK_HIST_WRITE] = "boundaries-write",
+        [BLK_HIST_FLUSH] = "boundaries-flush",
+    };
+    const char *id = json_str_arg(args, "id");
+    BlockBackend *blk = blk_find_by_device(id);
+    BlockNode *bs = blk ? blk_node(blk) : blk_node_find(id);
+    uint64_t all[BLK_HIST_MAX_BOUNDARIES], one[BLK_HIST__MAX]
+        [BLK_HIST_MAX_BOUNDARIES];
+    unsigned n_all = 0, n[BLK_HIST__MAX] = { 0 };
+    bool has_all, has[BLK_HIST__MAX];
+
+    if (!bs) {
+        error_setg_class(errp, IOVD_ERROR_DEVICE_NOT_FOUND,
+                         "'%s' is neither a device with a block backend nor "
+                         "a node", id);
+        return false;
+    }
+    /* Validate everything first: a refused request changes nothing. */
+    if (!hist_arg(args, "boundaries", all, &n_all, &has_all, errp)) {
+        return false;
+    }
+    for (unsigned k = 0; k < BLK_HIST__MAX; k++) {
+        if (!hist_arg(args, keys[k], one[k], &n[k], &has[k], errp)) {
+            return false;
+        }
+        if (!has[k] && has_all) {
+            memcpy(one[k], all, sizeof(all));
+            n[k] = n_all;
+        }
+        for (unsigned i = 1; i < n[k]; i++) {
+            if (one[k][i] <= one[k][i - 1]) {
+                error_setg(errp, "'%s': boundaries must increase strictly",
+                           has[k] ? keys[k] : "boundaries");
+                return false;
+            }
+        }
+    }
+    for (unsigned k = 0; k < BLK_HIST__MAX; k++) {
+        if (!blk_node_set_histogram(bs, k, one[k], n[k], errp)) {
+            return false;
+        }
+    }
+    return true;
 }

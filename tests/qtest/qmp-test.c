@@ -607,6 +607,66 @@ START_TEST(test_named_block_nodes)
 }
 END_TEST
 
+/* The node of @name in query-blockstats' answer @ret. */
+static json_object *stats_of(json_object *ret, const char *name)
+{
+    for (size_t i = 0; i < json_object_array_length(ret); i++) {
+        json_object *n = json_object_array_get_idx(ret, i);
+
+        if (!strcmp(qmp_get_str(n, "node-name"), name)) {
+            return qmp_get(n, "stats");
+        }
+    }
+    ck_abort_msg("node %s not in query-blockstats", name);
+    return NULL;
+}
+
+START_TEST(test_latency_histograms)
+{
+    json_object *ret, *st, *h;
+    g_autofree char *e1 = NULL, *e2 = NULL, *e3 = NULL;
+
+    json_object_put(qmp_ok(qmp, "blockdev-add", "{'driver': 'null', "
+                           "'node-name': 'hn'}"));
+    json_object_put(qmp_ok(qmp, "block-latency-histogram-set",
+                           "{'id': 'hn', 'boundaries': [1000, 1000000], "
+                           "'boundaries-flush': [5]}"));
+    ret = qmp_ok(qmp, "query-blockstats", NULL);
+    st = stats_of(ret, "hn");
+    h = qmp_get(st, "rd_latency_histogram");
+    ck_assert_int_eq(json_object_array_length(qmp_get(h, "boundaries")), 2);
+    ck_assert_int_eq(json_object_array_length(qmp_get(h, "bins")), 3);
+    ck_assert_int_eq(json_object_get_int64(json_object_array_get_idx(
+        qmp_get(h, "boundaries"), 1)), 1000000);
+    ck_assert(json_object_object_get_ex(st, "wr_latency_histogram", NULL));
+    h = qmp_get(st, "flush_latency_histogram");
+    ck_assert_int_eq(json_object_array_length(qmp_get(h, "bins")), 2);
+    json_object_put(ret);
+
+    e1 = qmp_err(qmp, "GenericError", "block-latency-histogram-set",
+                 "{'id': 'hn', 'boundaries-read': [10, 10]}");
+    ck_assert_msg(strstr(e1, "increase strictly"), "%s", e1);
+    e2 = qmp_err(qmp, "DeviceNotFound", "block-latency-histogram-set",
+                 "{'id': 'nope', 'boundaries': [1]}");
+    ck_assert_msg(strstr(e2, "'nope'"), "%s", e2);
+    e3 = qmp_err(qmp, "GenericError", "block-latency-histogram-set",
+                 "{'id': 'hn', 'boundaries': [-1]}");
+    ck_assert_msg(strstr(e3, ">= 0"), "%s", e3);
+    /* the refused calls changed nothing; no boundaries drops them all */
+    ret = qmp_ok(qmp, "query-blockstats", NULL);
+    ck_assert(json_object_object_get_ex(stats_of(ret, "hn"),
+                                        "rd_latency_histogram", NULL));
+    json_object_put(ret);
+    json_object_put(qmp_ok(qmp, "block-latency-histogram-set",
+                           "{'id': 'hn'}"));
+    ret = qmp_ok(qmp, "query-blockstats", NULL);
+    ck_assert(!json_object_object_get_ex(stats_of(ret, "hn"),
+                                         "rd_latency_histogram", NULL));
+    json_object_put(ret);
+    json_object_put(qmp_ok(qmp, "blockdev-del", "{'node-name': 'hn'}"));
+}
+END_TEST
+
 /* human-monitor-command: the queries as text, for qmp-shell -H. */
 START_TEST(test_human_monitor_command)
 {
@@ -1788,6 +1848,7 @@ static Suite *qmp_suite(void)
     tcase_add_test(tc, test_query_commands);
     tcase_add_test(tc, test_query_qmp_schema);
     tcase_add_test(tc, test_named_block_nodes);
+    tcase_add_test(tc, test_latency_histograms);
     tcase_add_test(tc, test_human_monitor_command);
     tcase_add_test(tc, test_status_stop_cont);
     tcase_add_test(tc, test_quit);

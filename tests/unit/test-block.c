@@ -423,6 +423,58 @@ START_TEST(test_null_and_throttle)
 }
 END_TEST
 
+START_TEST(test_latency_histogram)
+{
+    BlockNode *bs = node_new("null,node-name=nh,size=1M");
+    BlockBackend *blk = blk_attach("nh", "d", false, loop_main(), NULL);
+    static const uint64_t one_sec[] = { 1000000000 };
+    static const uint64_t split[] = { 1, 1000000000 };
+    static const uint64_t bad[] = { 5, 5 };
+    uint8_t buf[512];
+    struct iovec iov = { buf, sizeof(buf) };
+    BlockReq reqs[13];
+    BlockHistogram h;
+    GError *err = NULL;
+    Done d = { 0 };
+
+    ck_assert(blk_node_set_histogram(bs, BLK_HIST_READ, one_sec, 1, NULL));
+    ck_assert(blk_node_set_histogram(bs, BLK_HIST_WRITE, split, 2, NULL));
+    ck_assert(!blk_node_set_histogram(bs, BLK_HIST_FLUSH, bad, 2, &err));
+    ck_assert_msg(strstr(err->message, "increase strictly"), "%s",
+                  err->message);
+    g_clear_error(&err);
+    for (int i = 0; i < 10; i++) {
+        ck_assert_int_eq(blk_preadv(blk, &reqs[i], 0, &iov, 1, done_cb, &d),
+                         0);
+    }
+    for (int i = 10; i < 13; i++) {
+        ck_assert_int_eq(blk_pwritev(blk, &reqs[i], 0, &iov, 1, 0, done_cb,
+                                     &d), 0);
+    }
+    wait_done(&d, 13);
+    /* every read under a second; every write in [1 ns, 1 s) */
+    blk_node_histogram(bs, BLK_HIST_READ, &h);
+    ck_assert_uint_eq(h.n, 1);
+    ck_assert_uint_eq(h.bins[0], 10);
+    ck_assert_uint_eq(h.bins[1], 0);
+    blk_node_histogram(bs, BLK_HIST_WRITE, &h);
+    ck_assert_uint_eq(h.n, 2);
+    ck_assert_uint_eq(h.bins[0] + h.bins[1], 3);
+    ck_assert_uint_eq(h.bins[2], 0);
+    blk_node_histogram(bs, BLK_HIST_FLUSH, &h);
+    ck_assert_uint_eq(h.n, 0);
+    /* set again: bins start over; n = 0 drops it */
+    ck_assert(blk_node_set_histogram(bs, BLK_HIST_READ, split, 2, NULL));
+    blk_node_histogram(bs, BLK_HIST_READ, &h);
+    ck_assert_uint_eq(h.bins[0] + h.bins[1] + h.bins[2], 0);
+    ck_assert(blk_node_set_histogram(bs, BLK_HIST_READ, NULL, 0, NULL));
+    blk_node_histogram(bs, BLK_HIST_READ, &h);
+    ck_assert_uint_eq(h.n, 0);
+    blk_detach(blk);
+    blk_node_delete(bs, NULL);
+}
+END_TEST
+
 static Suite *block_suite(void)
 {
     Suite *s = suite_create("block");
@@ -431,6 +483,7 @@ static Suite *block_suite(void)
 
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, test_file_native);
+    tcase_add_test(tc, test_latency_histogram);
     tcase_add_test(tc, test_file_native_direct);
     tcase_add_test(tc, test_file_threads);
     tcase_add_test(tc, test_file_io_uring);
