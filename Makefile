@@ -18,10 +18,13 @@ Q ?= @
 .DELETE_ON_ERROR:
 .SUFFIXES:
 
-# Configure on first use (deps first, so a fresh machine just works).
+# Configure on first use (deps first, so a fresh machine just works); a
+# tree configured before is configured again as it was (CONFIGURE_ARGS)
+# unless CONFIGURE_FLAGS says otherwise.
 $(BUILD)/config-host.mak: configure VERSION
 	$(Q)scripts/install-deps.sh
-	$(Q)./configure --builddir=$(BUILD) $(CONFIGURE_FLAGS)
+	$(Q)./configure --builddir=$(BUILD) \
+	  $(if $(CONFIGURE_FLAGS),$(CONFIGURE_FLAGS),$(CONFIGURE_ARGS))
 
 deps:
 	$(Q)scripts/install-deps.sh

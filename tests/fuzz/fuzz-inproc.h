@@ -3,9 +3,9 @@
  * socket, no thread.  Devices are realized on this thread's loop with a
  * PCI transport of this file's own (hw/pci's PCITransportOps): guest RAM
  * is FUZZ_RAM_SIZE bytes at guest address 0, interrupts are counted.
- * Register accesses call hw/pci directly and run the loop until idle, so
- * whatever a write makes the device do (fetch a command, walk a ring, DMA)
- * is done when it returns.
+ * Register accesses call hw/pci directly; fuzz_bar_w() (what the targets'
+ * inputs use) runs the loop until idle, so whatever a write makes the
+ * device do (fetch a command, walk a ring, DMA) is done when it returns.
  *
  * fuzz_bring_up() brings a device up as its driver would, so that a target
  * reaches the command and descriptor parsers at once, with this layout:
@@ -226,13 +226,20 @@ static void fuzz_dev_init(FuzzDev *d, const char *opts)
 
 /* ---- register access ---- */
 
-static void fuzz_bar_w(FuzzDev *d, unsigned bar, uint64_t addr,
-                       uint64_t val, unsigned width)
+/* A register write, the loop not run (bring-up steps that need none). */
+static void fuzz_bar_set(FuzzDev *d, unsigned bar, uint64_t addr,
+                         uint64_t val, unsigned width)
 {
     uint8_t buf[8];
 
     stq_le_p(buf, val);
     pci_bar_write(d->pdev, bar, addr, buf, width);
+}
+
+static void fuzz_bar_w(FuzzDev *d, unsigned bar, uint64_t addr,
+                       uint64_t val, unsigned width)
+{
+    fuzz_bar_set(d, bar, addr, val, width);
     fuzz_pump();
 }
 
@@ -242,14 +249,20 @@ static uint64_t fuzz_bar_r(FuzzDev *d, unsigned bar, uint64_t addr,
     uint8_t buf[8] = { 0 };
 
     pci_bar_read(d->pdev, bar, addr, buf, width);
-    fuzz_pump();
     return ldq_le_p(buf);
 }
 
+/*
+ * A common-config write; the loop runs after a status write only (what
+ * the device does about the others is done in the write itself).
+ */
 static void fuzz_common_w(FuzzDev *d, uint32_t off, uint64_t val,
                           unsigned width)
 {
-    fuzz_bar_w(d, d->common_bar, d->common + off, val, width);
+    fuzz_bar_set(d, d->common_bar, d->common + off, val, width);
+    if (off == VIRTIO_PCI_COMMON_STATUS) {
+        fuzz_pump();
+    }
 }
 
 static uint64_t fuzz_common_r(FuzzDev *d, uint32_t off, unsigned width)
@@ -298,8 +311,8 @@ static void fuzz_pci_bring_up(FuzzDev *d)
                              PCI_MSIX_FLAGS_ENABLE, 2);
             /* unmask the first vectors (vector control of each entry) */
             for (unsigned vec = 0; vec < 4; vec++) {
-                fuzz_bar_w(d, table & 7, (table & ~7u) + 16 * vec + 12, 0,
-                           4);
+                fuzz_bar_set(d, table & 7, (table & ~7u) + 16 * vec + 12,
+                             0, 4);
             }
             /* as a client's SET_IRQS with an eventfd per vector */
             pci_irq_set_mode(pdev, PCI_IRQ_MSIX,
@@ -314,10 +327,10 @@ static void fuzz_nvme_bring_up(FuzzDev *d)
 {
     uint8_t sqe[64] = { 0 };
 
-    fuzz_bar_w(d, 0, 0x24, ((FUZZ_NVME_QSIZE - 1) << 16) |
-               (FUZZ_NVME_QSIZE - 1), 4);               /* AQA */
-    fuzz_bar_w(d, 0, 0x28, FUZZ_NVME_ASQ, 8);
-    fuzz_bar_w(d, 0, 0x30, FUZZ_NVME_ACQ, 8);
+    fuzz_bar_set(d, 0, 0x24, ((FUZZ_NVME_QSIZE - 1) << 16) |
+                 (FUZZ_NVME_QSIZE - 1), 4);             /* AQA */
+    fuzz_bar_set(d, 0, 0x28, FUZZ_NVME_ASQ, 8);
+    fuzz_bar_set(d, 0, 0x30, FUZZ_NVME_ACQ, 8);
     fuzz_bar_w(d, 0, 0x14, 0x00460001, 4);      /* CC: EN, 64/16-byte */
     sqe[0] = 0x05;                              /* create I/O CQ 1 */
     stq_le_p(sqe + 24, FUZZ_NVME_IOCQ);
@@ -371,12 +384,12 @@ static void fuzz_e1000_bring_up(FuzzDev *d, bool loopback)
         stq_le_p(fuzz_ram + FUZZ_E1000_RX_RING + 16 * i,
                  FUZZ_E1000_RX_BUFS + 2048 * i);
     }
-    fuzz_bar_w(d, 0, 0x3800, FUZZ_E1000_TX_RING, 4);            /* TDBAL */
-    fuzz_bar_w(d, 0, 0x3808, 16 * FUZZ_E1000_TX_DESCS, 4);      /* TDLEN */
-    fuzz_bar_w(d, 0, 0x2800, FUZZ_E1000_RX_RING, 4);            /* RDBAL */
-    fuzz_bar_w(d, 0, 0x2808, 16 * FUZZ_E1000_RX_DESCS, 4);      /* RDLEN */
-    fuzz_bar_w(d, 0, 0x2818, FUZZ_E1000_RX_DESCS - 1, 4);       /* RDT */
-    fuzz_bar_w(d, 0, 0x00d0, ~0u, 4);                           /* IMS */
+    fuzz_bar_set(d, 0, 0x3800, FUZZ_E1000_TX_RING, 4);          /* TDBAL */
+    fuzz_bar_set(d, 0, 0x3808, 16 * FUZZ_E1000_TX_DESCS, 4);    /* TDLEN */
+    fuzz_bar_set(d, 0, 0x2800, FUZZ_E1000_RX_RING, 4);          /* RDBAL */
+    fuzz_bar_set(d, 0, 0x2808, 16 * FUZZ_E1000_RX_DESCS, 4);    /* RDLEN */
+    fuzz_bar_set(d, 0, 0x2818, FUZZ_E1000_RX_DESCS - 1, 4);     /* RDT */
+    fuzz_bar_set(d, 0, 0x00d0, ~0u, 4);                         /* IMS */
     /* RCTL: EN, BAM, 2 KiB buffers, MAC loopback; TCTL: EN, PSP */
     fuzz_bar_w(d, 0, 0x0100, 0x8002 | (loopback ? 0x40 : 0), 4);
     fuzz_bar_w(d, 0, 0x0400, 0x0103f0fa, 4);
