@@ -24,8 +24,13 @@
 /* Most descriptors one frame can take: the largest frame in 256-byte
  * buffers. */
 #define E1000_RX_MAX_DESCS      (E1000_MAX_FRAME_LPE / E1000_RX_MIN_BUF + 1)
-/* Descriptors handled per run of the TX bottom half. */
+/*
+ * Per run of the TX bottom half: at most this many descriptors, and no
+ * new descriptor once this many frames went out (one TSO descriptor can
+ * make tens of thousands of segments: other devices on the loop wait).
+ */
 #define E1000_TX_BUDGET         256
+#define E1000_TX_FRAME_BUDGET   1024
 /* Time the PHY takes to negotiate. */
 #define E1000_AUTONEG_NS        (50 * 1000 * 1000LL)
 #define E1000_MIN_FRAME_NO_CRC  (E1000_MIN_FRAME - E1000_CRC_LEN)
@@ -95,6 +100,7 @@ typedef struct E1000State {
     bool link_up;               /* STATUS.LU */
     bool irq_level;             /* INTx as driven */
     bool tx_blocked;            /* the backend is full: wait for writable */
+    uint32_t tx_frames_run;     /* frames sent in this run of the TX BH */
     int64_t itr_next;           /* earliest next assertion (ITR) */
 
     E1000Tx tx;

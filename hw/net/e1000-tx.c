@@ -34,6 +34,7 @@ static void e1000_tx_send(E1000State *s, uint8_t *f, uint32_t len, bool vle,
     struct iovec iov[3] = { { .iov_base = f, .iov_len = len } };
     int iovcnt = 1;
 
+    s->tx_frames_run++;
     if (len < E1000_MIN_FRAME_NO_CRC && (REG(s, E1000_TCTL) & E1000_TCTL_PSP)) {
         memset(f + len, 0, E1000_MIN_FRAME_NO_CRC - len);
         len = iov[0].iov_len = E1000_MIN_FRAME_NO_CRC;
@@ -371,6 +372,7 @@ void e1000_tx_run(void *opaque)
         return;
     }
     base = ((uint64_t)REG(s, E1000_TDBAH) << 32) | REG(s, E1000_TDBAL);
+    s->tx_frames_run = 0;
     while (tdh != tdt) {
         uint64_t da = base + (uint64_t)tdh * E1000_TXD_SIZE;
         uint8_t d[E1000_TXD_SIZE];
@@ -378,7 +380,7 @@ void e1000_tx_run(void *opaque)
         if (s->tx_blocked) {
             break;                          /* until e1000_writable() */
         }
-        if (!budget--) {
+        if (!budget-- || s->tx_frames_run >= E1000_TX_FRAME_BUDGET) {
             device_bh_schedule(s->tx_bh);     /* let the loop breathe */
             break;
         }
