@@ -284,7 +284,9 @@ bool blk_node_set_histogram(BlockNode *bs, BlockHistKind kind,
     for (unsigned i = 0; i <= BLK_HIST_MAX_BOUNDARIES; i++) {
         __atomic_store_n(&h->bins[i], 0, __ATOMIC_RELAXED);
     }
-    memcpy(h->boundaries, boundaries, n * sizeof(*boundaries));
+    if (n) {
+        memcpy(h->boundaries, boundaries, n * sizeof(*boundaries));
+    }
     __atomic_store_n(&h->n, n, __ATOMIC_RELEASE);
     return true;
 }
