@@ -263,12 +263,9 @@ void blk_node_stats(BlockNode *bs, BlockStats *st)
 }
 unsigned blk_node_users(BlockNode *bs) { return g_list_length(bs->backends); }
 
-bool blk_node_set_histogram(BlockNode *bs, BlockHistKind kind,
-                            const uint64_t *boundaries, unsigned n,
-                            GError **errp)
+bool blk_histogram_check(const uint64_t *boundaries, unsigned n,
+                         GError **errp)
 {
-    BlockHistogram *h = &bs->hist[kind];
-
     if (n > BLK_HIST_MAX_BOUNDARIES) {
         error_setg(errp, "at most %d boundaries", BLK_HIST_MAX_BOUNDARIES);
         return false;
@@ -278,6 +275,18 @@ bool blk_node_set_histogram(BlockNode *bs, BlockHistKind kind,
             error_setg(errp, "boundaries must increase strictly");
             return false;
         }
+    }
+    return true;
+}
+
+bool blk_node_set_histogram(BlockNode *bs, BlockHistKind kind,
+                            const uint64_t *boundaries, unsigned n,
+                            GError **errp)
+{
+    BlockHistogram *h = &bs->hist[kind];
+
+    if (!blk_histogram_check(boundaries, n, errp)) {
+        return false;
     }
     /* Off while it changes: completions then skip it. */
     __atomic_store_n(&h->n, 0, __ATOMIC_RELEASE);

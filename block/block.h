@@ -111,6 +111,9 @@ bool blk_node_read_only(BlockNode *bs);
 bool blk_node_direct(BlockNode *bs);        /* cache.direct=on */
 /* A snapshot of the node's statistics (devices on any loop update them). */
 void blk_node_stats(BlockNode *bs, BlockStats *st);
+/* Are @n histogram @boundaries usable (at most 64, strictly increasing)? */
+bool blk_histogram_check(const uint64_t *boundaries, unsigned n,
+                         GError **errp);
 /*
  * Keep a histogram of @kind with @n strictly increasing @boundaries (ns;
  * n <= BLK_HIST_MAX_BOUNDARIES), its bins zeroed; n = 0 drops it.  From

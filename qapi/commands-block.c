@@ -378,6 +378,7 @@ static bool hist_arg(json_object *args, const char *key, uint64_t *b,
     }
     *n = json_object_array_length(list);
     if (*n > BLK_HIST_MAX_BOUNDARIES) {
+        /* before anything is copied into @b */
         error_setg(errp, "'%s': at most %d boundaries", key,
                    BLK_HIST_MAX_BOUNDARIES);
         return false;
@@ -429,12 +430,9 @@ bool qmp_block_latency_histogram_set(json_object *args, json_object **ret,
             memcpy(one[k], all, sizeof(all));
             n[k] = n_all;
         }
-        for (unsigned i = 1; i < n[k]; i++) {
-            if (one[k][i] <= one[k][i - 1]) {
-                error_setg(errp, "'%s': boundaries must increase strictly",
-                           has[k] ? keys[k] : "boundaries");
-                return false;
-            }
+        if (!blk_histogram_check(one[k], n[k], errp)) {
+            error_prepend(errp, "'%s': ", has[k] ? keys[k] : "boundaries");
+            return false;
         }
     }
     for (unsigned k = 0; k < BLK_HIST__MAX; k++) {
