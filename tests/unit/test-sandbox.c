@@ -121,6 +121,7 @@ START_TEST(test_allowed)
 }
 END_TEST
 
+#ifndef CONFIG_SANITIZERS
 static void child_fork(void)
 {
     pid_t pid = fork();
@@ -129,6 +130,7 @@ static void child_fork(void)
         _exit(0);
     }
 }
+#endif
 
 static void child_exec(void)
 {
