@@ -12,8 +12,6 @@
 #include "util/error.h"
 #include "util/keyval.h"
 
-#define PERIPHERAL_PREFIX "/machine/peripheral/"
-
 static json_object *jstr(const char *s)
 {
     return json_object_new_string(s ? s : "");
@@ -270,7 +268,7 @@ bool qmp_device_add(json_object *args, json_object **ret, GError **errp)
     return dev != NULL;
 }
 
-static Device *find_device(const char *path, GError **errp)
+Device *qmp_find_device(const char *path, GError **errp)
 {
     Device *dev;
 
@@ -303,7 +301,7 @@ static void device_deleted(const char *id, void *opaque)
 bool qmp_device_del(json_object *args, json_object **ret, GError **errp)
 {
     const char *id = json_str_arg(args, "id");
-    Device *dev = find_device(id, errp);
+    Device *dev = qmp_find_device(id, errp);
 
     if (!dev) {
         return false;
@@ -387,7 +385,7 @@ bool qmp_qom_list(json_object *args, json_object **ret, GError **errp)
         *ret = list;
         return true;
     }
-    dev = find_device(path, errp);
+    dev = qmp_find_device(path, errp);
     if (!dev) {
         return false;
     }
@@ -421,7 +419,7 @@ static const PropDef *find_prop(json_object *args, Device **pdev,
                                 GError **errp)
 {
     const char *name = json_str_arg(args, "property");
-    Device *dev = find_device(json_str_arg(args, "path"), errp);
+    Device *dev = qmp_find_device(json_str_arg(args, "path"), errp);
     const PropDef *def;
 
     if (!dev) {

@@ -46,7 +46,12 @@ bool qmp_strict(void);
 /* Send an event line (already serialized) to every negotiated client. */
 void monitor_broadcast(const char *line, size_t len);
 
-/* Run state (stop / cont), for device_add of a device while paused. */
+/* Device paths: "/machine/peripheral/" ID. */
+#define PERIPHERAL_PREFIX "/machine/peripheral/"
+
+struct Device;
+/* The device @path names (an id or a peripheral path), else an error. */
+struct Device *qmp_find_device(const char *path, GError **errp);
 
 /* Hooks of the block and net layers (BLOCK_IO_ERROR,
  * NIC_RX_FILTER_CHANGED): installed by monitor_init(). */

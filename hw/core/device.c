@@ -64,6 +64,45 @@ void device_set_transport_hooks(const DeviceTransportHooks *hooks)
     transport_hooks = hooks;
 }
 
+void device_report_stats(Device *dev, StatsCollector *c)
+{
+    if (dev->cls->is_pci && transport_hooks && transport_hooks->get_stats) {
+        transport_hooks->get_stats(dev, c);
+    }
+    if (dev->cls->get_stats) {
+        dev->cls->get_stats(dev, c);
+    }
+}
+
+typedef struct SchemaVisit {
+    void (*fn)(const StatsSchema *s, void *opaque);
+    void *opaque;
+} SchemaVisit;
+
+static void visit_schemas(const StatsSchema *const *list, SchemaVisit *v)
+{
+    for (; list && *list; list++) {
+        v->fn(*list, v->opaque);
+    }
+}
+
+static void class_schemas(const DeviceClass *cls, void *opaque)
+{
+    visit_schemas(cls->stats, opaque);
+}
+
+void device_foreach_stats_schema(void (*fn)(const StatsSchema *s,
+                                            void *opaque),
+                                 void *opaque)
+{
+    SchemaVisit v = { fn, opaque };
+
+    if (transport_hooks) {
+        visit_schemas(transport_hooks->stats, &v);
+    }
+    device_class_foreach(class_schemas, &v);
+}
+
 unsigned device_class_props(const DeviceClass *cls, const PropDef *tabs[3])
 {
     unsigned n = 0;

@@ -52,6 +52,8 @@ typedef struct Device Device;
 typedef struct DeviceClass DeviceClass;
 typedef struct DeviceBH DeviceBH;
 typedef struct DeviceTimer DeviceTimer;
+typedef struct StatsCollector StatsCollector;
+typedef struct StatsSchema StatsSchema;
 struct EventLoop;
 struct Coroutine;
 struct IOThread;
@@ -119,6 +121,13 @@ struct DeviceClass {
      * without a namespace).
      */
     void (*startup_check)(Device *dev);
+    /*
+     * Optional: the statistics this type reports (hw/core/stats.h), a
+     * NULL-terminated list of schemas, and the function that reports them
+     * (on the device's loop).
+     */
+    const StatsSchema *const *stats;
+    void (*get_stats)(Device *dev, StatsCollector *c);
 };
 
 typedef void DeviceResetDone(Device *dev, void *opaque);
@@ -212,6 +221,16 @@ void device_foreach(void (*fn)(Device *dev, void *opaque), void *opaque);
 void device_destroy_all(void);
 /* Run every device's startup_check (after the command line's devices). */
 void device_startup_checks(void);
+/*
+ * Report @dev's statistics into @c: its transport's, then its type's.
+ * On @dev's loop (hw/core/stats.c calls it through device_run_sync).
+ */
+void device_report_stats(Device *dev, StatsCollector *c);
+/* Call @fn for every schema of every type and of the transport
+ * (duplicates included). */
+void device_foreach_stats_schema(void (*fn)(const StatsSchema *s,
+                                            void *opaque),
+                                 void *opaque);
 /* Number of devices (DELETING ones included). */
 unsigned device_count(void);
 
@@ -325,6 +344,9 @@ typedef struct DeviceTransportHooks {
     bool (*attach)(Device *dev, GError **errp);
     void (*reset_done)(Device *dev);
     void (*detach)(Device *dev);
+    /* Optional: the transport's statistics of a PCI device (as above). */
+    const StatsSchema *const *stats;
+    void (*get_stats)(Device *dev, StatsCollector *c);
 } DeviceTransportHooks;
 void device_set_transport_hooks(const DeviceTransportHooks *hooks);
 

@@ -102,6 +102,9 @@ typedef struct E1000State {
     bool tx_blocked;            /* the backend is full: wait for writable */
     uint32_t tx_frames_run;     /* frames sent in this run of the TX BH */
     int64_t itr_next;           /* earliest next assertion (ITR) */
+    /* For query-stats, since realize. */
+    uint64_t rx_descs, tx_descs;    /* descriptors used */
+    uint64_t irqs, irqs_delayed;    /* assertions; held back by ITR */
 
     E1000Tx tx;
     uint8_t *rx_bounce;

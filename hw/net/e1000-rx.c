@@ -437,6 +437,7 @@ static bool e1000_rx_store(E1000State *s, E1000RxFrame *f)
         off += chunk;
     }
     REG(s, E1000_RDH) = (f->rdh + f->need) % f->n;
+    s->rx_descs += f->need;
     trace_e1000_rx(e1000_id(s), f->total, f->need, f->status, f->errors);
     return !dma_failed;
 }

@@ -391,6 +391,7 @@ void e1000_tx_run(void *opaque)
         e1000_tx_desc(s, da, d, &irq);
         tdh = (tdh + 1) % n;
         REG(s, E1000_TDH) = tdh;
+        s->tx_descs++;
         progress = true;
     }
     if (irq.done) {

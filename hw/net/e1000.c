@@ -57,6 +57,7 @@ static void e1000_update_irq(E1000State *s)
 
         if (now < s->itr_next) {
             if (!loop_timer_pending(s->itr_timer)) {
+                s->irqs_delayed++;
                 trace_e1000_irq_throttled(e1000_id(s), s->itr_next - now);
                 loop_timer_mod(s->itr_timer, s->itr_next);
             }
@@ -65,6 +66,7 @@ static void e1000_update_irq(E1000State *s)
         s->itr_next = now + (int64_t)itr * E1000_ITR_UNIT_NS;
     }
     s->irq_level = true;
+    s->irqs++;
     trace_e1000_irq(e1000_id(s), REG(s, E1000_ICR), REG(s, E1000_IMS), 1);
     pci_set_irq(&s->pdev, true);
 }
@@ -1166,6 +1168,49 @@ static const PropDef e1000_props[] = {
     PROP_DEF_END
 };
 
+/* ---- statistics (query-stats) ---- */
+
+static const StatsSchema e1000_stats_device = {
+    .provider = "e1000",
+    .target = STATS_TARGET_DEVICE,
+    .stats = (const StatsDesc[]) {
+        { "interrupts", STATS_CUMULATIVE },         /* assertions */
+        { "interrupts-delayed", STATS_CUMULATIVE }, /* by ITR */
+        { NULL }
+    },
+};
+
+/* Queue 0 is the receive ring, 1 the transmit ring. */
+static const StatsSchema e1000_stats_queue = {
+    .provider = "e1000",
+    .target = STATS_TARGET_QUEUE,
+    .stats = (const StatsDesc[]) {
+        { "requests", STATS_CUMULATIVE },           /* descriptors used */
+        { NULL }
+    },
+};
+
+static const StatsSchema *const e1000_stats[] = {
+    &nic_stats_device, &e1000_stats_device, &e1000_stats_queue, NULL
+};
+
+static void e1000_get_stats(Device *dev, StatsCollector *c)
+{
+    E1000State *s = E1000(dev);
+
+    nic_report_stats(s->nic, c);
+    if (stats_begin(c, &e1000_stats_device, -1)) {
+        stats_put(c, "interrupts", s->irqs);
+        stats_put(c, "interrupts-delayed", s->irqs_delayed);
+    }
+    if (stats_begin(c, &e1000_stats_queue, 0)) {
+        stats_put(c, "requests", s->rx_descs);
+    }
+    if (stats_begin(c, &e1000_stats_queue, 1)) {
+        stats_put(c, "requests", s->tx_descs);
+    }
+}
+
 static const DeviceClass e1000_class = {
     .name = "e1000",
     .desc = "Intel 82540EM gigabit Ethernet controller",
@@ -1177,6 +1222,8 @@ static const DeviceClass e1000_class = {
     .unrealize = e1000_unrealize,
     .reset = e1000_reset,
     .run_state_changed = e1000_run_state_changed,
+    .stats = e1000_stats,
+    .get_stats = e1000_get_stats,
 };
 
 static void __attribute__((constructor)) e1000_register(void)

@@ -111,3 +111,33 @@ void nic_rx_flush(NicRx *rx)
         device_bh_schedule(rx->flush_bh);
     }
 }
+
+const StatsSchema nic_stats_device = {
+    .provider = "net",
+    .target = STATS_TARGET_DEVICE,
+    .stats = (const StatsDesc[]) {
+        /* As the guest sees them: rx toward the guest, tx from it. */
+        { "rx-frames", STATS_CUMULATIVE },
+        { "rx-bytes", STATS_CUMULATIVE, STATS_UNIT_BYTES },
+        { "rx-dropped", STATS_CUMULATIVE },
+        { "tx-frames", STATS_CUMULATIVE },
+        { "tx-bytes", STATS_CUMULATIVE, STATS_UNIT_BYTES },
+        { "tx-dropped", STATS_CUMULATIVE },
+        { "tx-errors", STATS_CUMULATIVE },
+        { NULL }
+    },
+};
+
+void nic_report_stats(NetClient *nc, StatsCollector *c)
+{
+    if (!nc || !stats_begin(c, &nic_stats_device, -1)) {
+        return;
+    }
+    stats_put(c, "rx-frames", nc->stats.rx_frames);
+    stats_put(c, "rx-bytes", nc->stats.rx_bytes);
+    stats_put(c, "rx-dropped", nc->stats.rx_dropped);
+    stats_put(c, "tx-frames", nc->stats.tx_frames);
+    stats_put(c, "tx-bytes", nc->stats.tx_bytes);
+    stats_put(c, "tx-dropped", nc->stats.tx_dropped);
+    stats_put(c, "tx-errors", nc->stats.tx_errors);
+}

@@ -16,6 +16,7 @@
 
 #include "hw/pci/pci.h"
 #include "net/net.h"
+#include "hw/core/stats.h"
 
 /* The NIC's receive, run in its worker: as NetClientOps.receive. */
 typedef ssize_t NicRxFrameFunc(void *opaque, const struct iovec *iov,
@@ -53,5 +54,9 @@ ssize_t nic_rx_deliver(NicRx *rx, const struct iovec *iov, int iovcnt);
 void nic_rx_flush(NicRx *rx);
 /* A reset: the stashed frame is dropped. */
 void nic_rx_reset(NicRx *rx);
+
+/* Provider "net", target "device": the NIC's frames and bytes. */
+extern const StatsSchema nic_stats_device;
+void nic_report_stats(NetClient *nc, StatsCollector *c);
 
 #endif

@@ -9,6 +9,7 @@
  */
 #include "hw/nvme/nvme.h"
 #include "hw/nvme/trace.h"
+#include "hw/core/stats.h"
 #include "util/error.h"
 #include "util/log.h"
 
@@ -150,6 +151,7 @@ static void nvme_irq_flush(NvmeCtrl *n, bool force)
             }
             fired |= 1ULL << cq->vector;
         }
+        n->qstats[cq->cqid].interrupts++;
         nvme_irq_vector(n, cq->vector);
     }
     if (!msg) {
@@ -992,6 +994,69 @@ static void nvme_startup_check(Device *dev)
               nvme_id(n), nvme_id(n));
 }
 
+/* ---- statistics (query-stats) ---- */
+
+static const StatsSchema nvme_stats_device = {
+    .provider = "nvme",
+    .target = STATS_TARGET_DEVICE,
+    .stats = (const StatsDesc[]) {
+        /* As the SMART / Health log counts them. */
+        { "read-commands", STATS_CUMULATIVE },
+        { "write-commands", STATS_CUMULATIVE },
+        { "read-bytes", STATS_CUMULATIVE, STATS_UNIT_BYTES },
+        { "write-bytes", STATS_CUMULATIVE, STATS_UNIT_BYTES },
+        { "media-errors", STATS_CUMULATIVE },
+        { "error-log-entries", STATS_CUMULATIVE },
+        { NULL }
+    },
+};
+
+/* Queue N: submission queue N and completion queue N. */
+static const StatsSchema nvme_stats_queue = {
+    .provider = "nvme",
+    .target = STATS_TARGET_QUEUE,
+    .stats = (const StatsDesc[]) {
+        { "requests", STATS_CUMULATIVE },
+        { "errors", STATS_CUMULATIVE },
+        { "inflight", STATS_INSTANT },
+        { "completions", STATS_CUMULATIVE },
+        { "interrupts", STATS_CUMULATIVE },
+        { NULL }
+    },
+};
+
+static const StatsSchema *const nvme_stats[] = {
+    &nvme_stats_device, &nvme_stats_queue, NULL
+};
+
+static void nvme_get_stats(Device *dev, StatsCollector *c)
+{
+    NvmeCtrl *n = NVME(dev);
+
+    if (stats_begin(c, &nvme_stats_device, -1)) {
+        stats_put(c, "read-commands", n->read_cmds);
+        stats_put(c, "write-commands", n->write_cmds);
+        stats_put(c, "read-bytes", n->bytes_read);
+        stats_put(c, "write-bytes", n->bytes_written);
+        stats_put(c, "media-errors", n->media_errors);
+        stats_put(c, "error-log-entries", n->error_count);
+    }
+    /* The queues that exist now; their counters last from realize. */
+    for (unsigned i = 0; i < NVME_MAX_QUEUES; i++) {
+        const NvmeQueueStats *q = &n->qstats[i];
+
+        if ((!n->sq[i] && !n->cq[i]) ||
+            !stats_begin(c, &nvme_stats_queue, i)) {
+            continue;
+        }
+        stats_put(c, "requests", q->requests);
+        stats_put(c, "errors", q->errors);
+        stats_put(c, "inflight", n->sq[i] ? n->sq[i]->inflight : 0);
+        stats_put(c, "completions", q->completions);
+        stats_put(c, "interrupts", q->interrupts);
+    }
+}
+
 const DeviceClass nvme_class = {
     .name = "nvme",
     .desc = "NVM Express controller (NVMe 1.4, PCIe)",
@@ -1005,6 +1070,8 @@ const DeviceClass nvme_class = {
     .reset = nvme_reset,
     .run_state_changed = nvme_run_state_changed,
     .startup_check = nvme_startup_check,
+    .stats = nvme_stats,
+    .get_stats = nvme_get_stats,
 };
 
 static void __attribute__((constructor)) nvme_register(void)

@@ -158,6 +158,14 @@ struct NvmeCQueue {
     bool irq_due;
 };
 
+/* Per queue id, since realize (query-stats, target "queue"). */
+typedef struct NvmeQueueStats {
+    uint64_t requests;          /* commands fetched from the SQ */
+    uint64_t errors;            /* completed with a non-zero status */
+    uint64_t completions;       /* entries posted to the CQ */
+    uint64_t interrupts;        /* MSI/MSI-X messages for the CQ */
+} NvmeQueueStats;
+
 typedef struct NvmeFeatures {
     uint32_t arbitration;
     uint32_t power_mgmt;
@@ -235,6 +243,7 @@ struct NvmeCtrl {
     uint64_t write_cmds;
     uint64_t media_errors;
     uint64_t power_on_ns;       /* monotonic time of realize */
+    NvmeQueueStats qstats[NVME_MAX_QUEUES];
 
     /*
      * Doorbells in memory: BAR0's doorbell page is a sparse-mmap area the

@@ -279,6 +279,7 @@ static void nvme_post_cqe(NvmeCtrl *n, NvmeCQueue *cq, NvmeRequest *req)
     }
     cq->irq_due = true;
     cq->coalesced++;
+    n->qstats[cq->cqid].completions++;
     nvme_irq_schedule(n);
 }
 
@@ -364,6 +365,7 @@ void nvme_req_complete(NvmeRequest *req)
         return;
     }
     if (req->status != NVME_SUCCESS) {
+        n->qstats[sq->sqid].errors++;
         nvme_error_log_add(n, sq->sqid, req->cmd.cid, req->status,
                            req->cmd.nsid, req->slba);
     }
@@ -563,6 +565,7 @@ void nvme_process_sq(NvmeCtrl *n, NvmeSQueue *sq)
                 return;
             }
             sq->head = nvme_ring_next(sq->head, sq->size);
+            n->qstats[sq->sqid].requests++;
             status = sq->sqid ? nvme_io_cmd(n, req) : nvme_admin_cmd(n, req);
             if (status != NVME_NO_COMPLETE) {
                 req->status = status;

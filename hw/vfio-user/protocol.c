@@ -7,6 +7,7 @@
  * posted (No_reply) messages, which are never answered.
  */
 #include "hw/vfio-user/vfio-user-int.h"
+#include "hw/core/stats.h"
 #include "util/bitops.h"
 #include "hw/vfio-user/trace.h"
 #include "util/error.h"
@@ -528,6 +529,7 @@ void vfu_irq_flush(VfuServer *s)
             clear_bit(v, s->irq_raised[i]);
             if (s->irq_fds[i][v] >= 0) {
                 eventfd_write(s->irq_fds[i][v], 1);
+                s->nr_irqs++;
             }
         }
     }
@@ -958,10 +960,43 @@ static void vfu_reset_done(Device *dev)
     }
 }
 
+static const StatsSchema vfu_stats_device = {
+    .provider = "vfio-user",
+    .target = STATS_TARGET_DEVICE,
+    .stats = (const StatsDesc[]) {
+        { "messages", STATS_CUMULATIVE },       /* handled */
+        { "errors", STATS_CUMULATIVE },         /* error replies */
+        { "clients", STATS_CUMULATIVE },        /* accepted */
+        { "interrupts", STATS_CUMULATIVE },     /* eventfd signals */
+        { "dma-regions", STATS_INSTANT },
+        { "dma-bytes", STATS_INSTANT, STATS_UNIT_BYTES },
+        { NULL }
+    },
+};
+
+static const StatsSchema *const vfu_stats[] = { &vfu_stats_device, NULL };
+
+static void vfu_get_stats(Device *dev, StatsCollector *c)
+{
+    VfuServer *s = vfu_server_of(PCI_DEVICE(dev));
+
+    if (!s || !stats_begin(c, &vfu_stats_device, -1)) {
+        return;
+    }
+    stats_put(c, "messages", s->nr_msgs);
+    stats_put(c, "errors", s->nr_errors);
+    stats_put(c, "clients", s->nr_clients);
+    stats_put(c, "interrupts", s->nr_irqs);
+    stats_put(c, "dma-regions", s->dma ? s->dma->len : 0);
+    stats_put(c, "dma-bytes", s->dma_mapped_bytes);
+}
+
 static const DeviceTransportHooks vfu_hooks = {
     .attach = vfu_attach,
     .reset_done = vfu_reset_done,
     .detach = vfu_detach,
+    .stats = vfu_stats,
+    .get_stats = vfu_get_stats,
 };
 
 void vfu_transport_init(void)

@@ -158,6 +158,7 @@ typedef struct VfuServer {
 
     /* Counters for the monitor. */
     uint64_t nr_msgs, nr_errors, nr_clients;
+    uint64_t nr_irqs;           /* eventfd signals */
 } VfuServer;
 
 VfuServer *vfu_server_of(PCIDevice *pdev);

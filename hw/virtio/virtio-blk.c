@@ -596,6 +596,10 @@ static const PropDef virtio_blk_props[] = {
     PROP_DEF_END
 };
 
+static const StatsSchema *const virtio_blk_stats[] = {
+    &virtio_stats_queue, NULL
+};
+
 static const DeviceClass virtio_blk_class = {
     .name = "virtio-blk-pci",
     .desc = "virtio block device (modern virtio-pci)",
@@ -608,6 +612,8 @@ static const DeviceClass virtio_blk_class = {
     .reset = virtio_device_reset,
     .quiesce = virtio_device_quiesce,
     .run_state_changed = virtio_device_run_state_changed,
+    .stats = virtio_blk_stats,
+    .get_stats = virtio_device_get_stats,
 };
 
 static void __attribute__((constructor)) virtio_blk_register(void)

@@ -1437,6 +1437,18 @@ static const PropDef virtio_net_props[] = {
     PROP_DEF_END
 };
 
+static const StatsSchema *const virtio_net_stats[] = {
+    &nic_stats_device, &virtio_stats_queue, NULL
+};
+
+static void virtio_net_get_stats(Device *dev, StatsCollector *c)
+{
+    VirtIONet *n = VIRTIO_NET(dev);
+
+    nic_report_stats(n->nic, c);
+    virtio_report_stats(&n->vdev, c);
+}
+
 static const DeviceClass virtio_net_class = {
     .name = "virtio-net-pci",
     .desc = "virtio network device (modern virtio-pci)",
@@ -1449,6 +1461,8 @@ static const DeviceClass virtio_net_class = {
     .reset = virtio_device_reset,
     .quiesce = virtio_device_quiesce,
     .run_state_changed = virtio_device_run_state_changed,
+    .stats = virtio_net_stats,
+    .get_stats = virtio_net_get_stats,
 };
 
 static void __attribute__((constructor)) virtio_net_register(void)

@@ -62,6 +62,11 @@ struct VirtQueue {
     unsigned inuse;             /* popped, not yet filled or detached */
     unsigned filled;            /* filled, not yet flushed */
     unsigned holds;             /* pci_dma_hold()s taken for elements */
+    /* For query-stats, since realize. */
+    uint64_t nr_requests;       /* elements popped */
+    uint64_t nr_kicks;          /* driver notifications trapped */
+    uint64_t nr_notifications;  /* interrupts asked for */
+    uint64_t nr_suppressed;     /* ... not needed (event index, flags) */
     /* Completed by a backend, to be written to the used ring. */
     VirtQueueElement **done;    /* max_num entries */
     uint32_t *done_len;
@@ -697,6 +702,8 @@ bool virtio_queue_ready(VirtQueue *vq)
 
 void *virtqueue_pop(VirtQueue *vq)
 {
+    VirtQueueElement *elem;
+
     if (!virtio_queue_ready(vq)) {
         return NULL;
     }
@@ -709,7 +716,9 @@ void *virtqueue_pop(VirtQueue *vq)
         }
         return NULL;
     }
-    return vq->packed ? vq_packed_pop(vq) : vq_split_pop(vq);
+    elem = vq->packed ? vq_packed_pop(vq) : vq_split_pop(vq);
+    vq->nr_requests += elem != NULL;
+    return elem;
 }
 
 unsigned virtqueue_pop_bytes(VirtQueue *vq, uint64_t size,
@@ -1039,8 +1048,10 @@ void virtio_notify(VirtIODevice *vdev, VirtQueue *vq)
     need = vq->packed ? vq_packed_should_notify(vq)
                       : vq_split_should_notify(vq);
     if (!need) {
+        vq->nr_suppressed++;
         return;
     }
+    vq->nr_notifications++;
     trace_virtio_notify(virtio_id(vdev), vq->index, vq->vector);
     if (!pci_msix_enabled(&vdev->pci)) {
         vdev->isr |= VIRTIO_PCI_ISR_QUEUE;
@@ -1136,6 +1147,7 @@ void virtio_queue_notify(VirtIODevice *vdev, unsigned n)
         return;
     }
     trace_virtio_queue_notify(virtio_id(vdev), n);
+    vdev->vq[n]->nr_kicks++;
     device_bh_schedule(vdev->vq[n]->bh);
 }
 
@@ -1683,4 +1695,40 @@ size_t virtio_iov_discard_back(struct iovec *iov, unsigned *n, size_t bytes)
         }
     }
     return done;
+}
+
+/* ---- statistics (query-stats) ---- */
+
+const StatsSchema virtio_stats_queue = {
+    .provider = "virtio",
+    .target = STATS_TARGET_QUEUE,
+    .stats = (const StatsDesc[]) {
+        { "requests", STATS_CUMULATIVE },
+        { "inflight", STATS_INSTANT },
+        { "kicks", STATS_CUMULATIVE },
+        { "notifications", STATS_CUMULATIVE },
+        { "notifications-suppressed", STATS_CUMULATIVE },
+        { NULL }
+    },
+};
+
+void virtio_device_get_stats(Device *dev, StatsCollector *c)
+{
+    virtio_report_stats(VIRTIO_DEVICE(dev), c);
+}
+
+void virtio_report_stats(VirtIODevice *vdev, StatsCollector *c)
+{
+    for (unsigned i = 0; i < vdev->nvqs; i++) {
+        VirtQueue *vq = vdev->vq[i];
+
+        if (!stats_begin(c, &virtio_stats_queue, i)) {
+            continue;
+        }
+        stats_put(c, "requests", vq->nr_requests);
+        stats_put(c, "inflight", vq->inuse);
+        stats_put(c, "kicks", vq->nr_kicks);
+        stats_put(c, "notifications", vq->nr_notifications);
+        stats_put(c, "notifications-suppressed", vq->nr_suppressed);
+    }
 }

@@ -76,6 +76,7 @@
 #include "util/iov.h"
 #include "hw/pci/pci.h"
 #include "hw/virtio/virtio-spec.h"
+#include "hw/core/stats.h"
 
 /* Queues per device (the notify area holds 4 bytes per queue). */
 #define VIRTIO_QUEUE_MAX        1024
@@ -236,6 +237,14 @@ void virtio_cleanup(VirtIODevice *vdev);
 void virtio_device_quiesce(Device *dev, DeviceResetKind kind);
 void virtio_device_reset(Device *dev, DeviceResetKind kind);
 void virtio_device_run_state_changed(Device *dev, bool running);
+
+/*
+ * Statistics: provider "virtio", target "queue" (each virtqueue by
+ * index).  virtio_device_get_stats is a DeviceClass.get_stats.
+ */
+extern const StatsSchema virtio_stats_queue;
+void virtio_report_stats(VirtIODevice *vdev, StatsCollector *c);
+void virtio_device_get_stats(Device *dev, StatsCollector *c);
 
 /* ---- errors ---- */
 

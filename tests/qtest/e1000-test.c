@@ -1473,6 +1473,22 @@ START_TEST(test_stats)
     ck_assert_uint_eq(stat(b, E1000_PRC255), 1);
     ck_assert_uint_eq(stat(b, E1000_PRC1023), 1);
     ck_assert_uint_eq(stat(b, E1000_PRC1522), 2);
+    /*
+     * What query-stats says of the same traffic: a descriptor per frame
+     * on e0's transmit ring (queue 1) and e1's receive ring (queue 0).
+     */
+    ck_assert_int_eq(qmp_stat(qmp, "e0", -1, "net", "tx-frames"),
+                     ARRAY_SIZE(frames));
+    ck_assert_int_eq(qmp_stat(qmp, "e0", -1, "net", "tx-bytes"),
+                     octets - 4 * ARRAY_SIZE(frames));
+    ck_assert_int_eq(qmp_stat(qmp, "e1", -1, "net", "rx-frames"),
+                     ARRAY_SIZE(frames));
+    ck_assert_int_eq(qmp_stat(qmp, "e0", 1, "e1000", "requests"),
+                     ARRAY_SIZE(frames));
+    ck_assert_int_eq(qmp_stat(qmp, "e1", 0, "e1000", "requests"),
+                     ARRAY_SIZE(frames));
+    ck_assert_int_eq(qmp_stat(qmp, "e1", 1, "e1000", "requests"), 0);
+    ck_assert_int_ge(qmp_stat(qmp, "e1", -1, "e1000", "interrupts"), 1);
     /* Every statistics register clears when read. */
     for (uint32_t r = E1000_STATS_FIRST; r <= E1000_STATS_LAST; r += 4) {
         ck_assert_msg(stat(a, r) == 0 && stat(b, r) == 0,

@@ -701,6 +701,39 @@ START_TEST(test_backpressure)
 }
 END_TEST
 
+/* ---- query-stats ---- */
+
+START_TEST(test_query_stats)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic *a = &nics[0], *b = &nics[1];
+
+    start_pair(NULL, NULL);
+    for (unsigned i = 0; i < 5; i++) {
+        test_frame(f, mac1, mac0, 100, i);
+        qvnet_tx(a->n, 0, f, 100, NULL);
+        rx_expect(b, f, 100);
+    }
+    qvnet_tx_wait(a->n, 0);
+    /* The frames, as each guest sees them. */
+    ck_assert_int_eq(qmp_stat(qmp, "vn0", -1, "net", "tx-frames"), 5);
+    ck_assert_int_ge(qmp_stat(qmp, "vn0", -1, "net", "tx-bytes"), 500);
+    ck_assert_int_eq(qmp_stat(qmp, "vn1", -1, "net", "rx-frames"), 5);
+    ck_assert_int_eq(qmp_stat(qmp, "vn1", -1, "net", "tx-frames"), 0);
+    /* vn0's transmit queue (1) took five chains, all used. */
+    ck_assert_int_eq(qmp_stat(qmp, "vn0", 1, "virtio", "requests"), 5);
+    ck_assert_int_eq(qmp_stat(qmp, "vn0", 1, "virtio", "inflight"), 0);
+    ck_assert_int_ge(qmp_stat(qmp, "vn0", 1, "virtio", "kicks"), 1);
+    ck_assert_int_ge(qmp_stat(qmp, "vn0", 1, "virtio", "notifications") +
+                     qmp_stat(qmp, "vn0", 1, "virtio",
+                              "notifications-suppressed"), 5);
+    /* vn1's receive queue (0) used a buffer per frame. */
+    ck_assert_int_ge(qmp_stat(qmp, "vn1", 0, "virtio", "requests"), 5);
+    ck_assert_int_ge(qmp_stat(qmp, "vn1", 0, "virtio", "notifications"), 1);
+    ck_assert_int_eq(qmp_stat(qmp, "vn1", 1, "virtio", "requests"), 0);
+}
+END_TEST
+
 /* ---- link ---- */
 
 START_TEST(test_link)
@@ -2082,6 +2115,7 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(tc, test_rx_buffer_too_small);
     tcase_add_test(tc, test_reset_during_dma);
     tcase_add_test(tc, test_backpressure);
+    tcase_add_test(tc, test_query_stats);
     tcase_add_test(tc, test_tx_csum);
     tcase_add_test(tc, test_mtu);
     tcase_add_test(tc, test_reset_and_stop);

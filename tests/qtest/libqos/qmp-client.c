@@ -584,3 +584,39 @@ bool qmp_get_bool(json_object *obj, const char *key)
                "member '%s' is not a boolean in %s", key, qmp_json(obj));
     return json_object_get_boolean(v);
 }
+
+int64_t qmp_stat(QmpClient *c, const char *dev, int queue,
+                 const char *provider, const char *name)
+{
+    g_autofree char *path = queue < 0 ?
+        g_strdup_printf("/machine/peripheral/%s", dev) :
+        g_strdup_printf("/machine/peripheral/%s/queue[%d]", dev, queue);
+    json_object *ret = qmp_okf(c, "query-stats",
+                               "{'target': '%s', 'devices': ['%s'], "
+                               "'providers': [{'provider': '%s', "
+                               "'names': ['%s']}]}",
+                               queue < 0 ? "device" : "queue", dev,
+                               provider, name);
+    int64_t value = -1;
+
+    for (size_t i = 0; i < json_object_array_length(ret); i++) {
+        json_object *r = json_object_array_get_idx(ret, i);
+        json_object *stats = qmp_get(r, "stats");
+
+        qos_assert(!strcmp(qmp_get_str(r, "provider"), provider),
+                   "query-stats answered for another provider: %s",
+                   qmp_json(r));
+        if (strcmp(qmp_get_str(r, "qom-path"), path) != 0) {
+            continue;
+        }
+        qos_assert(json_object_array_length(stats) == 1,
+                   "query-stats gave other values than '%s': %s", name,
+                   qmp_json(r));
+        qos_assert(!strcmp(qmp_get_str(json_object_array_get_idx(stats, 0),
+                                       "name"), name),
+                   "query-stats gave another value: %s", qmp_json(r));
+        value = qmp_get_int(json_object_array_get_idx(stats, 0), "value");
+    }
+    json_object_put(ret);
+    return value;
+}

@@ -121,6 +121,12 @@ json_object *qmp_get(json_object *obj, const char *key);
 const char *qmp_get_str(json_object *obj, const char *key);
 int64_t qmp_get_int(json_object *obj, const char *key);
 bool qmp_get_bool(json_object *obj, const char *key);
+/*
+ * One value of query-stats: @provider's @name of device @dev (@queue < 0)
+ * or of its queue @queue; -1 when query-stats does not report it.
+ */
+int64_t qmp_stat(QmpClient *c, const char *dev, int queue,
+                 const char *provider, const char *name);
 /* Compact JSON text of @obj, for messages (static buffer of json-c). */
 const char *qmp_json(json_object *obj);
 
