@@ -11,11 +11,6 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 
-static const char *sid(VfuServer *s)
-{
-    return s->pdev->dev.id;
-}
-
 static inline VfuDmaRegion *dma_at(VfuServer *s, unsigned i)
 {
     return &g_array_index(s->dma, VfuDmaRegion, i);
@@ -65,7 +60,7 @@ static VfuDmaRegion *dma_find(VfuServer *s, uint64_t addr)
 static int dma_map_refuse(VfuServer *s, const VfuDmaMap *m, int err,
                           const char *why)
 {
-    trace_vfu_err_dma_map(sid(s), m->addr, m->size, why);
+    trace_vfu_err_dma_map(vfu_id(s), m->addr, m->size, why);
     return err;
 }
 
@@ -103,7 +98,7 @@ int vfu_dma_region_map(VfuServer *s, const VfuDmaMap *m, int fd)
     unsigned i;
     int err;
 
-    trace_vfu_dma_map(sid(s), m->addr, m->size, m->flags, fd);
+    trace_vfu_dma_map(vfu_id(s), m->addr, m->size, m->flags, fd);
     if (m->flags & ~(VFU_DMA_FLAG_READ | VFU_DMA_FLAG_WRITE) ||
         !(m->flags & VFU_DMA_FLAG_READ)) {
         return dma_map_refuse(s, m, EINVAL, "flags");
@@ -153,7 +148,7 @@ static void dma_remove(VfuServer *s, unsigned i)
 {
     VfuDmaRegion *r = dma_at(s, i);
 
-    trace_vfu_dma_unmap(sid(s), r->addr, r->size);
+    trace_vfu_dma_unmap(vfu_id(s), r->addr, r->size);
     if (r->host) {
         memguard_del(r->guard);
         munmap(r->host, r->size);
@@ -223,7 +218,7 @@ void *vfu_dma_translate(void *opaque, uint64_t addr, uint64_t len,
     }
     if (memguard_dead(r->guard)) {
         /* The client truncated the memory: gone for the device too. */
-        trace_vfu_err_dma_vanished(sid(s), r->addr, r->size);
+        trace_vfu_err_dma_vanished(vfu_id(s), r->addr, r->size);
         return NULL;
     }
     off = addr - r->addr;
@@ -326,7 +321,7 @@ static void xfer_finish(VfuServer *s, VfuDmaXfer *x, int err)
     void *opaque = x->opaque;
 
     if (err) {
-        trace_vfu_err_dma_rw(sid(s), x->addr, x->piece, err);
+        trace_vfu_err_dma_rw(vfu_id(s), x->addr, x->piece, err);
     }
     if (err == ETIMEDOUT) {
         xfer_forget(s, x);
@@ -371,7 +366,7 @@ int vfu_dma_rw_start(void *opaque, uint64_t addr, void *buf, uint64_t len,
         /* A mapped region comes here only once it vanished. */
         if (!rg || rg->host ||
             (is_write && !(rg->prot & VFU_DMA_FLAG_WRITE))) {
-            trace_vfu_err_dma_rw(sid(s), addr, len, EFAULT);
+            trace_vfu_err_dma_rw(vfu_id(s), addr, len, EFAULT);
             return -EFAULT;
         }
         n = MIN(left, rg->size - (a - rg->addr));
@@ -434,7 +429,7 @@ bool vfu_dma_reply(VfuServer *s, VfuMsg *m)
             if (s->forgotten[i] == m->hdr.msg_id &&
                 (m->hdr.cmd == VFU_CMD_DMA_READ ||
                  m->hdr.cmd == VFU_CMD_DMA_WRITE)) {
-                trace_vfu_dma_late_reply(sid(s), m->hdr.msg_id);
+                trace_vfu_dma_late_reply(vfu_id(s), m->hdr.msg_id);
                 return true;
             }
         }

@@ -16,18 +16,13 @@
 #include <sys/stat.h>
 #include <sys/un.h>
 
-static const char *sid(VfuServer *s)
-{
-    return s->pdev->dev.id;
-}
-
 /* VFU_CLIENT_CONNECTED / VFU_CLIENT_HANGUP for the monitor. */
 static void vfu_client_event(VfuServer *s, const char *name,
                              const char *reason)
 {
     json_object *data = json_object_new_object();
 
-    json_object_object_add(data, "device", json_object_new_string(sid(s)));
+    json_object_object_add(data, "device", json_object_new_string(vfu_id(s)));
     if (s->path) {
         json_object_object_add(data, "socket",
                                json_object_new_string(s->path));
@@ -104,7 +99,7 @@ bool vfu_socket_listen(VfuServer *s, GError **errp)
         return vfu_adopt_fd(s, n, errp);
     }
     if (!pdev->socket) {
-        fd = vfu_activation_take(sid(s));
+        fd = vfu_activation_take(vfu_id(s));
         if (fd >= 0) {
             return vfu_adopt_fd(s, fd, errp);
         }
@@ -112,7 +107,7 @@ bool vfu_socket_listen(VfuServer *s, GError **errp)
                    "activation)");
         return false;
     }
-    owner = g_strdup_printf("device '%s'", sid(s));
+    owner = g_strdup_printf("device '%s'", vfu_id(s));
     fd = unix_listen(pdev->socket, 4, owner, errp);
     if (fd < 0) {
         error_prepend(errp, "property 'socket': ");
@@ -121,7 +116,7 @@ bool vfu_socket_listen(VfuServer *s, GError **errp)
     s->path = g_strdup(pdev->socket);
     s->listen_fd = fd;
     loop_set_fd(s->loop, fd, vfu_accept, NULL, s);
-    trace_vfu_listen(sid(s), s->path);
+    trace_vfu_listen(vfu_id(s), s->path);
     return true;
 }
 
@@ -157,8 +152,8 @@ static void vfu_accept(void *opaque)
     }
     if (s->client_fd >= 0 || s->next_client_fd >= 0) {
         /* One client at a time: the second one sees EOF at once. */
-        trace_vfu_client_refused(sid(s));
-        iovd_warn("%s: refusing a second vfio-user client", sid(s));
+        trace_vfu_client_refused(vfu_id(s));
+        iovd_warn("%s: refusing a second vfio-user client", vfu_id(s));
         close(fd);
         return;
     }
@@ -180,7 +175,7 @@ void vfu_client_attach(VfuServer *s, int fd)
     s->next_msg_id = 0;
     s->nr_clients++;
     loop_set_fd(s->loop, fd, vfu_client_readable, NULL, s);
-    trace_vfu_client_connected(sid(s), fd);
+    trace_vfu_client_connected(vfu_id(s), fd);
     vfu_client_event(s, "VFU_CLIENT_CONNECTED", NULL);
 }
 
@@ -295,13 +290,13 @@ static void vfu_client_reset_done(Device *dev, void *opaque)
 
 static void vfu_client_gone(VfuServer *s, const char *why)
 {
-    trace_vfu_client_gone(sid(s), why);
+    trace_vfu_client_gone(vfu_id(s), why);
     vfu_client_drop_socket(s);
     /* Copies in flight will get no reply: their work items go on. */
     vfu_dma_xfers_fail(s, ECONNRESET);
     vfu_client_event(s, "VFU_CLIENT_HANGUP", why);
     if (s->single_client) {
-        iovd_log("%s: inherited client disconnected; device idle", sid(s));
+        iovd_log("%s: inherited client disconnected; device idle", vfu_id(s));
     }
     /*
      * The device resets first: requests in flight still point into the
@@ -661,12 +656,12 @@ static int rx_next(VfuServer *s, VfuMsg *m)
         size = m->hdr.size;
         if (size < VFU_HDR_SIZE) {
             /* Too short to be a header: answer it as one, keep going. */
-            trace_vfu_err_framing(sid(s), size);
+            trace_vfu_err_framing(vfu_id(s), size);
             size = m->hdr.size = VFU_HDR_SIZE;
             m->hdr.flags |= VFU_FLAG_ERROR;     /* dispatch refuses it */
         }
         if (size > VFU_MAX_MSG_SIZE) {
-            trace_vfu_err_oversized(sid(s), m->hdr.cmd, size);
+            trace_vfu_err_oversized(vfu_id(s), m->hdr.cmd, size);
             s->rx_discard_hdr = m->hdr;
             s->rx_discard = size;
             continue;
@@ -709,7 +704,7 @@ static bool vfu_dispatch_buffered(VfuServer *s)
         if ((m.hdr.flags & VFU_FLAG_TYPE_MASK) == VFU_FLAG_REPLY) {
             /* Replies are never held: a parked work item waits for it. */
             if (!vfu_dma_reply(s, &m)) {
-                trace_vfu_err_unexpected_reply(sid(s), m.hdr.msg_id);
+                trace_vfu_err_unexpected_reply(vfu_id(s), m.hdr.msg_id);
             }
         } else if (!vfu_may_dispatch(s) || !g_queue_is_empty(&s->deferred)) {
             /*

@@ -163,6 +163,12 @@ typedef struct VfuServer {
 
 VfuServer *vfu_server_of(PCIDevice *pdev);
 
+/* The name traces give @s: its device's. */
+static inline const char *vfu_id(VfuServer *s)
+{
+    return device_id(&s->pdev->dev);
+}
+
 /* socket.c */
 bool vfu_socket_listen(VfuServer *s, GError **errp);
 void vfu_socket_close(VfuServer *s);
@@ -199,11 +205,29 @@ void vfu_resume_reading(VfuServer *s);
  * resetting)? */
 bool vfu_may_dispatch(VfuServer *s);
 
+/*
+ * Message handlers validate before they act and return 0 or a positive
+ * errno for the dispatcher to reply with, or VFU_REPLIED when the reply
+ * was sent already (or comes later).
+ */
+#define VFU_REPLIED (-1)
+
 /* protocol.c */
 void vfu_handle_msg(VfuServer *s, VfuMsg *m);
+/* Trace why @m is refused; returns @err (a handler's result). */
+int vfu_msg_fail(VfuServer *s, VfuMsg *m, int err, const char *why);
+
+/* negotiate.c */
+int vfu_handle_version(VfuServer *s, VfuMsg *m);
+
+/* irq.c */
+int vfu_handle_irq_info(VfuServer *s, VfuMsg *m);
+int vfu_handle_set_irqs(VfuServer *s, VfuMsg *m);
 void vfu_irq_release(VfuServer *s);
 void vfu_irq_signal(void *opaque, unsigned index, unsigned vector);
 void vfu_irq_flush(VfuServer *s);
+
+/* server.c: vfu_server_of above */
 
 /* dma.c */
 int vfu_dma_region_map(VfuServer *s, const VfuDmaMap *m, int fd);

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Turn tests/bench/run.sh's raw result lines into docs/performance.md and
-the plot docs/performance.svg next to it."""
+the PNG charts next to it (docs/performance-*.png, python3-matplotlib)."""
 import datetime
 import os
 import re
@@ -204,14 +204,14 @@ if nv:
 hosts = rows('fio')
 if hosts:
     md += ['## Host fio on the same file', '',
-           '| engine | rw | QD | IOPS | p50 µs |', '| --- | --- | --- | --- | '
-           '--- |']
+           '| engine | rw | QD | IOPS | p50 µs | p99 µs |',
+           '| --- | --- | --- | --- | --- | --- |']
     for l in lines:
         if l.startswith('fio '):
             eng = l.split()[1]
             d = kv(l)
             md.append(f"| {eng} | {d['rw']} | {d['qd']} | {int(d['iops']):,} | "
-                      f"{d['lat_us_p50']} |")
+                      f"{d['lat_us_p50']} | {d.get('p99', '')} |")
     md += ['',
            f'On {fstype} a buffered read or write cannot be done "without '
            'waiting" (no RWF_NOWAIT), so io_uring hands every request to a '
@@ -315,52 +315,86 @@ if net:
     md += ['## Network', '', '```', *[l[4:] for l in net], '```', '']
 
 
-# ---- the plot: IOPS at QD32 and time per I/O at QD1 ----
-def svg_bars(title, bars, unit, x0, y0, w, h):
-    """Horizontal bars: [(label, value, colour)]."""
-    top = max((v for _, v, _ in bars if v), default=1) or 1
-    out = [f'<text x="{x0}" y="{y0 + 14}" font-weight="bold">{title}</text>']
-    bh = (h - 24) / max(len(bars), 1)
-    for i, (label, v, colour) in enumerate(bars):
-        y = y0 + 24 + i * bh
-        bw = (w - 260) * (v or 0) / top
-        out.append(f'<text x="{x0}" y="{y + bh * 0.65:.1f}">{label}</text>')
-        out.append(f'<rect x="{x0 + 250}" y="{y + 2:.1f}" width="{bw:.1f}" '
-                   f'height="{bh - 4:.1f}" fill="{colour}"/>')
-        out.append(f'<text x="{x0 + 255 + bw:.1f}" y="{y + bh * 0.65:.1f}">'
-                   f'{fmt(v, ",.0f" if unit == "IOPS" else ".1f")} {unit}'
-                   f'</text>')
-    return out
-
-
+# ---- the charts: IOPS at QD32, time per I/O and tail latency at QD1 ----
 IOVD, HOST = '#3b6ea5', '#a0a0a0'
-qd32 = [('host fio io_uring', fio_iops('randread', 32), HOST)]
-qd1 = [('host fio io_uring', us_per_io(fio.get(('randread', '1'))), HOST)]
-psync = find('fio psync', qd=1)
-if psync:
-    qd1.append(('host fio psync', us_per_io(psync), HOST))
-for loop in LOOPS:
-    qd32.append((f'NVMe, {loop}', num(n[(loop, 'randread', 32)], 'iops'),
-                 IOVD))
-    qd1.append((f'NVMe, {loop}', us_per_io(n[(loop, 'randread', 1)]), IOVD))
-for loop in ('main', 'iothread-poll'):
-    v32 = find('virtio-blk', loop=loop, backend='file', rw='randread', qd=32)
-    v1 = find('virtio-blk', loop=loop, backend='file', rw='randread', qd=1)
-    qd32.append((f'virtio-blk, {loop}', num(v32, 'iops'), IOVD))
-    qd1.append((f'virtio-blk, {loop}', us_per_io(v1), IOVD))
-body = svg_bars('4 KiB random reads, QD32: IOPS (more is better)', qd32,
-                'IOPS', 10, 10, 780, 24 + 26 * len(qd32))
-y = 30 + 24 + 26 * len(qd32)
-body += svg_bars('QD1: µs per I/O (less is better)', qd1, 'µs', 10, y, 780,
-                 24 + 26 * len(qd1))
-height = y + 30 + 26 * len(qd1)
-svg = (f'<svg xmlns="http://www.w3.org/2000/svg" width="800" '
-       f'height="{height}" font-family="sans-serif" font-size="12">\n'
-       f'<rect width="100%" height="100%" fill="white"/>\n' +
-       '\n'.join(body) + '\n</svg>\n')
-svg_path = os.path.splitext(out)[0] + '.svg'
-open(svg_path, 'w').write(svg)
-md[md.index('## Targets'):md.index('## Targets')] = [
-    f'![IOPS and latency]({os.path.basename(svg_path)})', '']
+
+
+def chart_data():
+    """[(label, colour, QD32 IOPS, QD1 us/IO, QD1 p99 us)], host first."""
+    bars = [('host fio io_uring', HOST, fio_iops('randread', 32),
+             us_per_io(fio.get(('randread', '1'))),
+             num(fio.get(('randread', '1')), 'p99'))]
+    psync = find('fio psync', qd=1)
+    if psync:
+        bars.append(('host fio psync', HOST, None, us_per_io(psync),
+                     num(psync, 'p99')))
+    for loop in LOOPS:
+        q32, q1 = n[(loop, 'randread', 32)], n[(loop, 'randread', 1)]
+        bars.append((f'NVMe, {loop}', IOVD, num(q32, 'iops'), us_per_io(q1),
+                     num(q1, 'p99')))
+    for loop in ('main', 'iothread-poll'):
+        v32 = find('virtio-blk', loop=loop, backend='file', rw='randread',
+                   qd=32)
+        v1 = find('virtio-blk', loop=loop, backend='file', rw='randread',
+                  qd=1)
+        bars.append((f'virtio-blk, {loop}', IOVD, num(v32, 'iops'),
+                     us_per_io(v1), num(v1, 'p99')))
+    return bars
+
+
+def hbar(ax, bars, title, unit, spec):
+    bars = [(label, colour, v) for label, colour, v in bars if v]
+    labels = [b[0] for b in bars][::-1]
+    values = [b[2] for b in bars][::-1]
+    ax.barh(labels, values, color=[b[1] for b in bars][::-1])
+    ax.set_title(title, loc='left', fontsize=11, fontweight='bold')
+    ax.set_xlabel(unit)
+    for y, v in enumerate(values):
+        ax.text(v, y, ' ' + format(v, spec), va='center', fontsize=9)
+    ax.set_xlim(0, max(values, default=1) * 1.25)
+    ax.grid(axis='x', alpha=0.3)
+
+
+def write_charts():
+    """PNG charts next to the report; the names, or [] without matplotlib."""
+    try:
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print('report.py: python3-matplotlib is not installed: no charts',
+              file=sys.stderr)
+        return []
+    bars = chart_data()
+    base = os.path.splitext(out)[0]
+    charts = [
+        ('-iops.png', 'IOPS, 4 KiB random reads, QD32 (more is better)',
+         [(l, c, q32) for l, c, q32, _, _ in bars], 'IOPS', ',.0f'),
+        ('-latency.png', 'Mean time per I/O, 4 KiB random reads, QD1 '
+         '(less is better)', [(l, c, q1) for l, c, _, q1, _ in bars],
+         'µs per I/O', '.1f'),
+        ('-p99.png', '99th percentile latency, 4 KiB random reads, QD1 '
+         '(less is better)', [(l, c, p99) for l, c, _, _, p99 in bars],
+         'µs', '.0f'),
+    ]
+    names = []
+    for suffix, title, data, unit, spec in charts:
+        fig, ax = plt.subplots(figsize=(9, 0.45 * len(data) + 1.2), dpi=100)
+        hbar(ax, data, title, unit, spec)
+        fig.tight_layout()
+        fig.savefig(base + suffix)
+        plt.close(fig)
+        names.append(os.path.basename(base + suffix))
+    return names
+
+
+charts = write_charts()
+stale = os.path.splitext(out)[0] + '.svg'       # the earlier plot
+if os.path.exists(stale):
+    os.unlink(stale)
+md[md.index('## Targets'):md.index('## Targets')] = (
+    [f'![{c[len("performance-"):-4]}]({c})' for c in charts] +
+    ([''] if charts else ['Charts: install python3-matplotlib and run '
+                          '`make bench` again.', '']))
 
 open(out, 'w').write('\n'.join(md) + '\n')

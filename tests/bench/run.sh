@@ -1,6 +1,6 @@
 #!/bin/sh
 # make bench: run the benchmarks and write docs/performance.md (and the
-# plot docs/performance.svg).
+# charts docs/performance-*.png).
 #
 # Environment: IOVD_BIN, BENCH_DIR (the built bench programs), BENCH_SECS
 # (seconds per storage point, default 5), BENCH_ROUNDS (each storage
@@ -97,8 +97,9 @@ fio_point() {
 import json, sys
 j = json.load(sys.stdin)["jobs"][0]
 d = j["read"] if j["read"]["io_bytes"] else j["write"]
-p50 = d["clat_ns"].get("percentile", {}).get("50.000000", 0) / 1000
-print("iops=%d lat_us_p50=%d" % (d["iops"], p50))'
+pct = d["clat_ns"]["percentile"]
+print("iops=%d lat_us_p50=%d p99=%d" % (d["iops"], pct["50.000000"] / 1000,
+                                        pct["99.000000"] / 1000))'
 }
 
 : >"$RAW"
