@@ -128,6 +128,7 @@ void nvme_check_temperature(NvmeCtrl *n)
     }
 }
 
+/* At most AERL + 1 outstanding (NVMe 1.4 5.2, Asynchronous Event Request). */
 static uint16_t nvme_aer(NvmeCtrl *n, NvmeRequest *req)
 {
     if (n->aer_outstanding > NVME_AERL) {
@@ -139,7 +140,7 @@ static uint16_t nvme_aer(NvmeCtrl *n, NvmeRequest *req)
     return NVME_NO_COMPLETE;
 }
 
-/* ---- Identify ---- */
+/* ---- Identify (NVMe 1.4 5.15) ---- */
 
 static void nvme_fill_id_ctrl(NvmeCtrl *n, NvmeIdCtrl *id)
 {
@@ -307,7 +308,7 @@ static uint16_t nvme_identify(NvmeCtrl *n, NvmeRequest *req)
     return nvme_dma_to_guest(n, req, buf, NVME_IDENTIFY_DATA_SIZE);
 }
 
-/* ---- Get Log Page ---- */
+/* ---- Get Log Page (NVMe 1.4 5.14; the log pages in 5.14.1) ---- */
 
 /* A 128-bit little-endian counter of the SMART log (packed struct). */
 #define nvme_u128(field, v)     \
@@ -454,7 +455,15 @@ static uint16_t nvme_get_log(NvmeCtrl *n, NvmeRequest *req)
     return status;
 }
 
-/* ---- queues ---- */
+/*
+ * ---- queues ----
+ *
+ * Create I/O Completion / Submission Queue (NVMe 1.4 5.3, 5.4): queue
+ * identifiers from 1 to the number allocated, sizes from 2 to CAP.MQES + 1
+ * (4.1.3), physically contiguous queues only (CAP.CQR is set, so PC
+ * must be), page-aligned bases.  Delete I/O SQ / CQ
+ * (5.6, 5.5): a CQ with SQs still on it is Invalid Queue Deletion.
+ */
 
 static uint16_t nvme_create_cq(NvmeCtrl *n, NvmeRequest *req)
 {
@@ -557,7 +566,7 @@ static uint16_t nvme_delete_cq(NvmeCtrl *n, NvmeRequest *req)
     return NVME_SUCCESS;
 }
 
-/* ---- features ---- */
+/* ---- features: Get Features (NVMe 1.4 5.13), Set Features (5.21) ---- */
 
 void nvme_features_reset(NvmeCtrl *n)
 {
@@ -692,7 +701,10 @@ static uint16_t nvme_set_temp_threshold(NvmeCtrl *n, NvmeRequest *req)
     return NVME_SUCCESS;
 }
 
-/* Only before any I/O queue exists; the answer is what we allocate. */
+/*
+ * Number of Queues (NVMe 1.4 5.21.1.7): 0xffff is not a valid count, and
+ * only before any I/O queue exists; the answer is what we allocate.
+ */
 static uint16_t nvme_set_num_queues(NvmeCtrl *n, NvmeRequest *req)
 {
     uint32_t v = req->cmd.cdw11;
@@ -808,6 +820,7 @@ static uint16_t nvme_set_features(NvmeCtrl *n, NvmeRequest *req)
 
 /* ---- the rest ---- */
 
+/* Doorbell Buffer Config (NVMe 1.4 5.10; how the host uses it: 7.13). */
 static uint16_t nvme_dbbuf_config(NvmeCtrl *n, NvmeRequest *req)
 {
     uint64_t dbs = req->cmd.dptr.prp1;

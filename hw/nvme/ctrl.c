@@ -508,6 +508,7 @@ static void nvme_enable(NvmeCtrl *n)
     }
 }
 
+/* CC (NVMe 1.4 3.1.5): EN 1 -> 0 is a Controller Reset (7.3.2). */
 static void nvme_write_cc(NvmeCtrl *n, uint32_t val)
 {
     uint32_t old = n->cc;
@@ -545,6 +546,11 @@ static void nvme_write_cc(NvmeCtrl *n, uint32_t val)
 
 /* ---- doorbells ---- */
 
+/*
+ * A doorbell write to a queue that does not exist, or of a value past the
+ * queue: an Error asynchronous event, Invalid Doorbell Register or Value
+ * (NVMe 1.4 4.1, 5.2); the write itself is ignored.
+ */
 static void nvme_doorbell_error(NvmeCtrl *n, uint8_t info)
 {
     nvme_error_log_add(n, 0xffff, 0xffff, NVME_INVALID_FIELD, 0, 0);

@@ -45,6 +45,11 @@ static bool nvme_sg_add(NvmeSQueue *sq, uint64_t addr, uint32_t len,
     return true;
 }
 
+/*
+ * PRP1 and PRP2, PRP2 a list pointer when the data spans more than two
+ * pages; list entries are page aligned and a list's last entry chains to
+ * the next list (NVMe 1.4 4.3).
+ */
 static uint16_t nvme_map_prp(NvmeCtrl *n, NvmeSQueue *sq, uint64_t prp1,
                              uint64_t prp2, uint32_t len)
 {
@@ -107,6 +112,7 @@ static uint16_t nvme_map_prp(NvmeCtrl *n, NvmeSQueue *sq, uint64_t prp1,
     return NVME_SUCCESS;
 }
 
+/* One Data Block or Bit Bucket descriptor (NVMe 1.4 4.4, SGL types). */
 static uint16_t nvme_sgl_data(NvmeCtrl *n, NvmeSQueue *sq,
                               const NvmeSglDesc *d, uint32_t *remaining,
                               bool to_guest)
@@ -557,6 +563,7 @@ static uint16_t nvme_blk_submit_failed(NvmeCtrl *n, NvmeRequest *req,
 
 /* ---- commands ---- */
 
+/* LBA Out of Range, a generic status of the NVM set (NVMe 1.4 4.6.1.2.1). */
 static uint16_t nvme_check_range(NvmeCtrl *n, NvmeRequest *req,
                                  NvmeNamespace *ns, uint64_t slba,
                                  uint64_t nlb)

@@ -242,7 +242,8 @@ bool nvme_cq_full(NvmeCtrl *n, NvmeCQueue *cq)
 
 /*
  * Write the entry, then (after a write barrier) the dword holding the
- * phase tag, so the host never sees a new phase with stale contents.
+ * phase tag, so the host never sees a new phase with stale contents (the
+ * Phase Tag marks a new entry: NVMe 1.4 4.6).
  *
  * The slot is taken (tail and phase advanced) before the writes: through
  * messages (guest RAM not shared) the work parks in them, and the host

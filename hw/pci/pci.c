@@ -232,6 +232,7 @@ uint8_t *pci_bar_add_sparse_mmap(PCIDevice *pdev, unsigned idx,
 
 /* ---- capabilities ---- */
 
+/* Spec: the capabilities list: PCI Local Bus 3.0 6.7. */
 uint8_t pci_add_capability(PCIDevice *pdev, uint8_t id, uint8_t size)
 {
     uint8_t *c = pdev->config;
@@ -423,6 +424,7 @@ void pci_config_write(PCIDevice *pdev, uint32_t addr, uint32_t val,
 
 /* ---- BAR access ---- */
 
+/* Spec: Memory and I/O Space enables: PCI Local Bus 3.0 6.2.2. */
 static bool bar_decodes(PCIDevice *pdev, PCIBar *bar)
 {
     uint16_t cmd = pci_get_word(pdev->config + PCI_COMMAND);
@@ -740,6 +742,10 @@ static void pci_irq_signal(PCIDevice *pdev, unsigned index, unsigned vector)
     }
 }
 
+/*
+ * Spec: a masked MSI-X vector sets its pending bit and fires when unmasked:
+ * PCI Local Bus 3.0 6.8.3 (per-vector masking).
+ */
 void pci_irq_notify(PCIDevice *pdev, unsigned vector)
 {
     unsigned index;
@@ -759,6 +765,7 @@ void pci_irq_notify(PCIDevice *pdev, unsigned vector)
     pci_irq_signal(pdev, index, vector);
 }
 
+/* Spec: Interrupt Disable in the Command register: PCI Local Bus 3.0 6.2.2. */
 static bool intx_can_signal(PCIDevice *pdev)
 {
     return pdev->irq_mode == PCI_IRQ_INTX && !pdev->intx_masked &&
@@ -775,6 +782,10 @@ static void intx_update(PCIDevice *pdev)
     }
 }
 
+/*
+ * Spec: Interrupt Status follows the level whatever Interrupt Disable says:
+ * PCI Local Bus 3.0 6.2.3.
+ */
 void pci_set_irq(PCIDevice *pdev, bool level)
 {
     uint16_t status = pci_get_word(pdev->config + PCI_STATUS);

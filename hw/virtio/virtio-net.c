@@ -167,7 +167,10 @@ static bool mac_in(const uint8_t (*table)[VIRTIO_NET_ETH_ALEN], unsigned n,
     return false;
 }
 
-/* True when the frame's first @len bytes (@p) pass the filter. */
+/*
+ * True when the frame's first @len bytes (@p) pass the filter.  Spec:
+ * virtio 1.2 5.1.6.5.1, 5.1.6.5.5, 5.1.6.5.7.
+ */
 static bool virtio_net_rx_accept(VirtIONet *s, const uint8_t *p, size_t len,
                                  const char **why)
 {
@@ -399,6 +402,7 @@ static void virtio_net_rx_giveback(VirtQueue *vq, VirtQueueElement **elems,
  * frame cannot be given to this driver (segmented, not negotiated);
  * *csum_off >= 0 asks for a checksum to be completed here at that frame
  * offset (the frame's bytes from *csum_start).
+ * Spec: virtio 1.2 5.1.6.4.1.
  */
 static bool virtio_net_rx_hdr(VirtIONet *s, uint8_t *hdr, size_t len,
                               long *csum_start, long *csum_off)
@@ -462,6 +466,7 @@ static bool virtio_net_rx_hdr(VirtIONet *s, uint8_t *hdr, size_t len,
  * Returns how many (> 0); 0 when the frame is dropped (the driver's
  * buffers cannot hold it, or the ring is broken); -EAGAIN when the driver
  * must give more first.
+ * Spec: virtio 1.2 5.1.6.3.2, 5.1.6.4.
  */
 static int virtio_net_rx_take(VirtIONet *s, VirtQueue *vq, unsigned q,
                               size_t len)
@@ -620,6 +625,7 @@ static void virtio_net_handle_rx(VirtIONet *s, VirtQueue *vq)
 /*
  * Send one element.  Returns false when the driver broke the protocol
  * (the device is now broken).
+ * Spec: virtio 1.2 5.1.6.2.2.
  */
 static bool virtio_net_tx_one(VirtIONet *s, VirtQueue *vq,
                               VirtQueueElement *elem)
@@ -831,6 +837,7 @@ static bool virtio_net_read_mac_list(VirtQueueElement *elem, size_t *off,
     return true;
 }
 
+/* Spec: virtio 1.2 5.1.6.5.4, 5.1.6.5.5. */
 static uint8_t virtio_net_ctrl_mac(VirtIONet *s, uint8_t cmd,
                                    VirtQueueElement *elem, size_t len)
 {
@@ -910,6 +917,7 @@ static uint8_t virtio_net_ctrl_vlan(VirtIONet *s, uint8_t cmd,
     return VIRTIO_NET_OK;
 }
 
+/* Spec: virtio 1.2 5.1.6.5.11 to 5.1.6.5.14. */
 static uint8_t virtio_net_ctrl_mq(VirtIONet *s, uint8_t cmd,
                                   VirtQueueElement *elem, size_t len)
 {
@@ -947,6 +955,7 @@ static void virtio_net_apply_offloads(VirtIONet *s)
     trace_virtio_net_offloads(virtio_net_id(s), o, ok);
 }
 
+/* Spec: virtio 1.2 5.1.6.5.18. */
 static uint8_t virtio_net_ctrl_offloads(VirtIONet *s, uint8_t cmd,
                                         VirtQueueElement *elem, size_t len)
 {
@@ -989,6 +998,7 @@ static uint8_t virtio_net_ctrl_cmd(VirtIONet *s, VirtQueueElement *elem,
     }
 }
 
+/* Spec: virtio 1.2 5.1.6.5 (the control virtqueue). */
 static void virtio_net_handle_ctrl(VirtIONet *s, VirtQueue *vq)
 {
     VirtIODevice *vdev = &s->vdev;

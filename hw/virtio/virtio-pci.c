@@ -140,6 +140,7 @@ static unsigned common_reg_size(uint32_t addr)
     return 0;
 }
 
+/* Spec: virtio 1.2 4.1.4.3.1 (common configuration). */
 static void common_write(VirtIODevice *vdev, uint32_t addr, uint64_t val,
                          unsigned size)
 {
@@ -223,6 +224,7 @@ static void common_write(VirtIODevice *vdev, uint32_t addr, uint64_t val,
 
 /* ---- the modern BAR ---- */
 
+/* Spec: virtio 1.2 4.1.4.5.1 (ISR status, cleared on read). */
 static uint8_t isr_read(VirtIODevice *vdev, bool peek)
 {
     uint8_t v = vdev->isr;
@@ -250,6 +252,7 @@ static uint64_t modern_read(VirtIODevice *vdev, uint64_t addr, unsigned size,
     return 0;
 }
 
+/* Spec: virtio 1.2 4.1.4.4, 4.1.5.2. */
 static void notify_write(VirtIODevice *vdev, uint32_t off, uint64_t val,
                          unsigned size)
 {
@@ -319,6 +322,7 @@ static bool cfg_cap_window(VirtIODevice *vdev, uint32_t *off, unsigned *len)
  * so the data window is refreshed after every write to the capability: a
  * driver sets bar, length and offset, then reads pci_cfg_data.  The
  * refresh does not clear the ISR (that read has no side effect here).
+ * Spec: virtio 1.2 4.1.4.9.1.
  */
 static void virtio_pci_config_write(PCIDevice *pdev, uint32_t addr,
                                     uint32_t val, unsigned len)

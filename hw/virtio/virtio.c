@@ -91,6 +91,7 @@ static inline VirtQueueElement *pool_elem(VirtQueue *vq, unsigned i)
 
 /* ---- errors ---- */
 
+/* Spec: virtio 1.2 2.1.2 (DEVICE_NEEDS_RESET), 4.1.5.4.1. */
 static void virtio_set_needs_reset(VirtIODevice *vdev)
 {
     if (vdev->broken || device_work_cancelled(&vdev->pci.dev)) {
@@ -283,6 +284,10 @@ typedef struct ChainWalk {
     bool seen_in;
 } ChainWalk;
 
+/*
+ * Spec: virtio 1.2 2.7.4.2 (device-writable after device-readable), 2.7.5.2
+ * (at most 2^32 bytes).
+ */
 static bool vq_add_seg(VirtQueue *vq, ChainWalk *w, const VRingDesc *d)
 {
     VirtIODevice *vdev = vq->vdev;
@@ -322,7 +327,10 @@ static bool vq_add_seg(VirtQueue *vq, ChainWalk *w, const VRingDesc *d)
     return true;
 }
 
-/* Checks an indirect descriptor met at chain position @count. */
+/*
+ * Checks an indirect descriptor met at chain position @count.  Spec: virtio
+ * 1.2 2.7.5.3.1 (not nested, not with NEXT, only if negotiated).
+ */
 static bool vq_indirect_ok(VirtQueue *vq, const VRingDesc *d, unsigned count,
                            bool nested)
 {
@@ -974,6 +982,7 @@ void virtio_queue_set_notification(VirtQueue *vq, bool enable)
     vq_apply_notification(vq);
 }
 
+/* Spec: virtio 1.2 2.7.7.2. */
 static bool vq_split_should_notify(VirtQueue *vq)
 {
     uint16_t old, new, v;
@@ -997,6 +1006,7 @@ static bool vq_split_should_notify(VirtQueue *vq)
     return !valid || vring_need_event(v, new, old);
 }
 
+/* Spec: virtio 1.2 2.8.10, 2.8.14. */
 static bool vq_packed_should_notify(VirtQueue *vq)
 {
     uint64_t ev = vq->area[VIRTQUEUE_AREA_DRIVER];
@@ -1225,6 +1235,7 @@ bool virtio_queue_enabled(VirtQueue *vq)
     return vq->enabled;
 }
 
+/* Spec: virtio 1.2 2.7.1 (split ring alignment), 2.8.10.1 (packed). */
 void virtio_queue_enable(VirtQueue *vq)
 {
     VirtIODevice *vdev = vq->vdev;
@@ -1290,6 +1301,7 @@ void virtio_set_driver_features(VirtIODevice *vdev, unsigned sel,
     }
 }
 
+/* Spec: virtio 1.2 2.2.2, 3.1.1 (FEATURES_OK). */
 static bool virtio_features_ok(VirtIODevice *vdev)
 {
     uint64_t f = vdev->guest_features;
@@ -1310,6 +1322,7 @@ static bool virtio_features_ok(VirtIODevice *vdev)
     return true;
 }
 
+/* Spec: virtio 1.2 2.1.2, 2.4.1 (0 resets the device). */
 void virtio_set_status(VirtIODevice *vdev, uint8_t val)
 {
     uint8_t old = vdev->status & ~VIRTIO_CONFIG_S_NEEDS_RESET;
