@@ -369,19 +369,6 @@ bounce:
     return NVME_SUCCESS;
 }
 
-/* Drop what nvme_map_data took (the request did not reach the backend). */
-static void nvme_unmap_data(NvmeCtrl *n, NvmeRequest *req)
-{
-    if (req->dma_held) {
-        req->dma_held = false;
-        pci_dma_release(&n->pdev);
-    }
-    if (req->data == NVME_DATA_BOUNCE) {
-        nvme_bounce_put(req);
-    }
-    req->data = NVME_DATA_NONE;
-}
-
 /* Bounce path of a read: copy the data out to the guest's segments. */
 static uint16_t nvme_bounce_to_guest(NvmeCtrl *n, NvmeRequest *req)
 {
@@ -548,7 +535,7 @@ static bool nvme_submit_blocked(NvmeCtrl *n, NvmeRequest *req)
     if (!device_work_cancelled(&n->pdev.dev) && !nvme_resetting(n)) {
         return false;
     }
-    nvme_unmap_data(n, req);
+    nvme_req_unmap(req);
     return true;
 }
 
@@ -556,7 +543,7 @@ static uint16_t nvme_blk_submit_failed(NvmeCtrl *n, NvmeRequest *req,
                                        int r)
 {
     nvme_blk_done(req);
-    nvme_unmap_data(n, req);
+    nvme_req_unmap(req);
     trace_nvme_blk_failed(nvme_id(n), req->cmd.cid, req->cmd.opcode, r);
     return nvme_blk_status(req, r);
 }

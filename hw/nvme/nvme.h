@@ -345,6 +345,8 @@ void nvme_queue_set_shadow(NvmeCtrl *n, uint16_t qid);
 void nvme_process_sq(NvmeCtrl *n, NvmeSQueue *sq);
 void nvme_req_complete(NvmeRequest *req);
 void nvme_req_release(NvmeRequest *req);
+/* Let go of the request's guest memory (its DMA hold, the bounce buffer). */
+void nvme_req_unmap(NvmeRequest *req);
 /* A reset: the request goes back to its pool, the host is not told. */
 void nvme_req_drop(NvmeRequest *req);
 void nvme_cq_flush_waitq(NvmeCtrl *n, NvmeCQueue *cq);

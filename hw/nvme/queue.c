@@ -336,18 +336,21 @@ void nvme_req_release(NvmeRequest *req)
     }
 }
 
-void nvme_req_drop(NvmeRequest *req)
+void nvme_req_unmap(NvmeRequest *req)
 {
-    NvmeCtrl *n = req->sq->ctrl;
-
     if (req->dma_held) {
         req->dma_held = false;
-        pci_dma_release(&n->pdev);
+        pci_dma_release(&req->sq->ctrl->pdev);
     }
     if (req->data == NVME_DATA_BOUNCE) {
         nvme_bounce_put(req);
-        req->data = NVME_DATA_NONE;
     }
+    req->data = NVME_DATA_NONE;
+}
+
+void nvme_req_drop(NvmeRequest *req)
+{
+    nvme_req_unmap(req);
     nvme_req_release(req);
 }
 
