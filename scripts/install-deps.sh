@@ -8,7 +8,7 @@ set -e
 PKGS="build-essential pkg-config python3 libglib2.0-dev libjson-c-dev \
 libaio-dev libslirp-dev libseccomp-dev zlib1g-dev check"
 # optional backends (detected by configure) and test tools
-PKGS="$PKGS liburing-dev libnbd-dev nbdkit fio iproute2 socat \
+PKGS="$PKGS liburing-dev libnbd-dev nbdkit qemu-utils fio iproute2 socat \
       python3-matplotlib"
 # the fuzz targets (libFuzzer)
 PKGS="$PKGS clang"

@@ -201,6 +201,24 @@ if nv:
                                 'µs/IO', 'p50 µs', 'p99 µs', 'p99.9 µs',
                                 'doorbells', 'iovd CPU µs/IO', 'vs fio'])
 
+nbd = [d for d in nv if d['backend'] == 'nbd']
+if nbd:
+    md += ['## NBD against the file driver', '',
+           'The same image, served by nbdkit (file plugin) on a UNIX socket '
+           'in the same machine: what the network protocol costs.', '',
+           '| where | rw | QD | nbd IOPS | file IOPS | nbd / file | '
+           'nbd p99 µs |', '| --- | --- | --- | --- | --- | --- | --- |']
+    for d in nbd:
+        f = find('nvme', loop=d['loop'], backend='file', rw=d['rw'],
+                 qd=d['qd'])
+        fi = num(f, 'iops')
+        md.append(f"| {LOOPS.get(d['loop'], d['loop'])} | {d['rw']} | "
+                  f"{d['qd']} | {float(d['iops']):,.0f} | "
+                  f"{fmt(fi, ',.0f')} | "
+                  f"{fmt(float(d['iops']) / fi if fi else None, '.2f', 'x')}"
+                  f" | {d['p99']} |")
+    md += ['']
+
 hosts = rows('fio')
 if hosts:
     md += ['## Host fio on the same file', '',
@@ -356,7 +374,8 @@ def hbar(ax, bars, title, unit, spec):
 
 
 def write_charts():
-    """PNG charts next to the report; the names, or [] without matplotlib."""
+    """PNG charts next to the report: [(file name, title)], [] without
+    matplotlib."""
     try:
         import matplotlib
         matplotlib.use('Agg')
@@ -384,7 +403,7 @@ def write_charts():
         fig.tight_layout()
         fig.savefig(base + suffix)
         plt.close(fig)
-        names.append(os.path.basename(base + suffix))
+        names.append((os.path.basename(base + suffix), title))
     return names
 
 
@@ -393,7 +412,7 @@ stale = os.path.splitext(out)[0] + '.svg'       # the earlier plot
 if os.path.exists(stale):
     os.unlink(stale)
 md[md.index('## Targets'):md.index('## Targets')] = (
-    [f'![{c[len("performance-"):-4]}]({c})' for c in charts] +
+    [f'![{title}]({name})' for name, title in charts] +
     ([''] if charts else ['Charts: install python3-matplotlib and run '
                           '`make bench` again.', '']))
 
