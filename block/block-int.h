@@ -49,5 +49,7 @@ struct EventLoop *blk_loop(BlockBackend *blk);
 void *blk_drv_state(BlockBackend *blk);
 void blk_set_drv_state(BlockBackend *blk, void *state);
 void blk_driver_register(const BlockDriver *drv);
+/* A driver's connection for @blk went down (@why) or came back. */
+void blk_conn_event(BlockBackend *blk, bool connected, const char *why);
 
 #endif

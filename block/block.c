@@ -46,6 +46,7 @@ static GList *nodes;
 static GList *backends;
 static GHashTable *drivers;
 static BlockErrorEventFunc *error_event_hook;
+static BlockConnEventFunc *conn_event_hook;
 
 /*
  * A node's statistics are updated by the loops of every device using it
@@ -67,6 +68,32 @@ void blk_driver_register(const BlockDriver *drv)
 void blk_set_error_event_hook(BlockErrorEventFunc *fn)
 {
     error_event_hook = fn;
+}
+
+void blk_set_conn_event_hook(BlockConnEventFunc *fn)
+{
+    conn_event_hook = fn;
+}
+
+void blk_conn_event(BlockBackend *blk, bool connected, const char *why)
+{
+    if (conn_event_hook) {
+        conn_event_hook(blk, connected, why);
+    }
+}
+
+/* "file, nbd, null": the registered drivers, sorted (error messages). */
+static char *blk_driver_names(void)
+{
+    g_autoptr(GList) names = g_list_sort(g_hash_table_get_keys(drivers),
+                                         (GCompareFunc)strcmp);
+    GString *s = g_string_new(NULL);
+
+    for (GList *l = names; l; l = l->next) {
+        g_string_append_printf(s, "%s%s", s->len ? ", " : "",
+                               (const char *)l->data);
+    }
+    return g_string_free(s, false);
 }
 
 /* ---- nodes ---- */
@@ -151,14 +178,10 @@ BlockNode *blk_node_create(Keyval *kv, GError **errp)
     }
     drv = drivers ? g_hash_table_lookup(drivers, o.driver) : NULL;
     if (!drv) {
+        g_autofree char *known = blk_driver_names();
+
         error_setg(errp, "property 'driver': unknown block driver '%s' "
-                   "(known: file, null%s)", o.driver,
-#ifdef CONFIG_LIBNBD
-                   ", nbd"
-#else
-                   ""
-#endif
-                   );
+                   "(known: %s)", o.driver, known);
         goto out;
     }
     if (!check_id("node-name", o.node_name, 31, errp)) {

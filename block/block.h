@@ -224,6 +224,13 @@ void blk_backend_foreach(void (*fn)(BlockBackend *blk, void *opaque),
 typedef void BlockErrorEventFunc(BlockBackend *blk, BlockOp op, int err,
                                  const char *action);
 void blk_set_error_event_hook(BlockErrorEventFunc *fn);
+/*
+ * BLOCK_DISCONNECTED / BLOCK_RECONNECTED hook: a network driver's
+ * connection for @blk went down (@why) or came back.  On @blk's loop.
+ */
+typedef void BlockConnEventFunc(BlockBackend *blk, bool connected,
+                                const char *why);
+void blk_set_conn_event_hook(BlockConnEventFunc *fn);
 
 /* -blockdev option table for iovd.c. */
 void blk_init(void);

@@ -134,6 +134,29 @@ static void block_error_event(BlockBackend *blk, BlockOp op, int err,
     qapi_event_send("BLOCK_IO_ERROR", data);
 }
 
+/* ---- BLOCK_DISCONNECTED / BLOCK_RECONNECTED ---- */
+
+static void block_conn_event(BlockBackend *blk, bool connected,
+                             const char *why)
+{
+    json_object *data = json_object_new_object();
+    BlockNode *bs = blk_node(blk);
+    const char *dev = blk_device_id(blk);
+
+    json_object_object_add(data, "device",
+                           json_object_new_string(dev ? dev : ""));
+    json_object_object_add(data, "node-name",
+                           json_object_new_string(blk_node_name(bs)));
+    json_object_object_add(data, "driver",
+                           json_object_new_string(blk_node_driver(bs)));
+    if (!connected) {
+        json_object_object_add(data, "reason",
+                               json_object_new_string(why ? why : ""));
+    }
+    qapi_event_send(connected ? "BLOCK_RECONNECTED" : "BLOCK_DISCONNECTED",
+                    data);
+}
+
 /* ---- NIC_RX_FILTER_CHANGED ---- */
 
 static void rx_filter_event(NetClient *nic)
@@ -150,5 +173,6 @@ static void rx_filter_event(NetClient *nic)
 void qmp_events_init(void)
 {
     blk_set_error_event_hook(block_error_event);
+    blk_set_conn_event_hook(block_conn_event);
     net_set_rx_filter_event_hook(rx_filter_event);
 }
