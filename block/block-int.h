@@ -26,6 +26,11 @@ typedef struct BlockDriver {
      */
     int (*submit)(BlockNode *bs, BlockReq *req);
     bool (*truncate)(BlockNode *bs, uint64_t size, GError **errp);
+    /*
+     * Optional: the node's size changed (truncate succeeded); on @blk's
+     * loop, for each attached backend, before its device is told.
+     */
+    void (*resized)(BlockNode *bs, BlockBackend *blk);
     int (*flush_sync)(BlockNode *bs);
 } BlockDriver;
 

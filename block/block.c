@@ -367,6 +367,25 @@ static void blk_hist_account(BlockNode *bs, BlockOp op, uint64_t lat_ns)
     stat_add(&h->bins[lo], 1);
 }
 
+typedef struct ResizeCall {
+    BlockNode *bs;
+    BlockBackend *blk;
+} ResizeCall;
+
+/* On the backend's loop: the driver's part, then the device's. */
+static void blk_resized_on_loop(void *opaque)
+{
+    ResizeCall *rc = opaque;
+    BlockBackend *blk = rc->blk;
+
+    if (rc->bs->drv->resized) {
+        rc->bs->drv->resized(rc->bs, blk);
+    }
+    if (blk->dev_ops && blk->dev_ops->resize) {
+        blk->dev_ops->resize(blk->dev_opaque);
+    }
+}
+
 bool blk_node_resize(BlockNode *bs, uint64_t size, GError **errp)
 {
     if (bs->read_only) {
@@ -387,11 +406,9 @@ bool blk_node_resize(BlockNode *bs, uint64_t size, GError **errp)
     bs->size = size;
     trace_blk_resize(bs->node_name, size);
     for (GList *l = bs->backends; l; l = l->next) {
-        BlockBackend *blk = l->data;
+        ResizeCall rc = { bs, l->data };
 
-        if (blk->dev_ops && blk->dev_ops->resize) {
-            loop_run_sync(blk->loop, blk->dev_ops->resize, blk->dev_opaque);
-        }
+        loop_run_sync(rc.blk->loop, blk_resized_on_loop, &rc);
     }
     return true;
 }

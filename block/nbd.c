@@ -82,6 +82,8 @@ typedef struct NbdConn {
     unsigned gen;               /* handles dropped so far */
     int64_t hold_until;         /* requests wait for a connection till then */
     int64_t connect_deadline;   /* the attempt in progress gives up then */
+    unsigned cmds;              /* commands at the server */
+    bool refresh;               /* reconnect once idle (export resized) */
     BlockReq *wait_head, **wait_tail;   /* not sent yet */
     BlockReq *done_head, **done_tail;   /* finished, to complete */
     LoopBH *done_bh;
@@ -431,6 +433,7 @@ static int nbd_cmd_done(void *opaque, int *error)
     if (*error && !r->err) {
         r->err = *error;
     }
+    r->c->cmds--;
     if (--r->pending == 0) {
         nbd_done_push(r->c, req);
     }
@@ -464,7 +467,9 @@ static bool nbd_issue(NbdConn *c, BlockReq *req, NbdIssue *fn, uint64_t off,
                                    .user_data = req };
 
     r->pending++;
+    c->cmds++;
     if (fn(c->h, req, off, len, buf, flags, cb) < 0) {
+        c->cmds--;
         r->pending--;
         r->err = nbd_get_errno() ? nbd_get_errno() : EIO;
         /* Refused because the connection just died: send it again. */
@@ -612,7 +617,11 @@ static void nbd_finish(NbdConn *c, BlockReq *req)
         clock_ns() < c->hold_until) {
         nbd_wait_push(c, req);              /* sent again on reconnect */
     } else if (nbd_lost_req(c, r) && c->state == NBD_CONN_READY) {
-        nbd_send(c, req);                   /* already back */
+        if (c->refresh) {
+            nbd_wait_push(c, req);
+        } else {
+            nbd_send(c, req);               /* already back */
+        }
     } else if (r->err) {
         blk_req_complete(req, -(r->err == ENOTCONN ? EIO : r->err));
     } else if (r->flush_after) {
@@ -629,6 +638,31 @@ static void nbd_finish(NbdConn *c, BlockReq *req)
     }
 }
 
+/*
+ * The export was resized on the server: a connection knows the size it
+ * was opened with (libnbd and the server check requests against it), so
+ * connect again once the commands at the server are answered; new
+ * requests wait meanwhile.
+ */
+static void nbd_refresh(NbdConn *c)
+{
+    if (!c->refresh || c->state != NBD_CONN_READY || c->cmds) {
+        return;
+    }
+    c->refresh = false;
+    c->hold_until = MAX(c->hold_until, clock_ns() + NBD_CONNECT_NS);
+    nbd_conn_drop(c);
+    nbd_conn_start(c);
+}
+
+static void nbd_resized(BlockNode *bs, BlockBackend *blk)
+{
+    NbdConn *c = blk_drv_state(blk);
+
+    c->refresh = true;
+    nbd_refresh(c);
+}
+
 static void nbd_done_bh(void *opaque)
 {
     NbdConn *c = opaque;
@@ -640,6 +674,7 @@ static void nbd_done_bh(void *opaque)
         nbd_finish(c, req);
         req = next;
     }
+    nbd_refresh(c);
     if (c->wait_head && c->state != NBD_CONN_READY &&
         !loop_timer_pending(c->retry_timer)) {
         nbd_schedule_retry(c);
@@ -653,9 +688,9 @@ static int nbd_submit(BlockNode *bs, BlockReq *req)
 
     memset(r, 0, sizeof(*r));
     r->c = c;
-    if (c->state == NBD_CONN_READY) {
+    if (c->state == NBD_CONN_READY && !c->refresh) {
         nbd_send(c, req);
-    } else if (clock_ns() < c->hold_until) {
+    } else if (c->refresh || clock_ns() < c->hold_until) {
         nbd_wait_push(c, req);
         if (!loop_timer_pending(c->retry_timer)) {
             nbd_schedule_retry(c);
@@ -805,6 +840,7 @@ static const BlockDriver nbd_driver = {
     .detach = nbd_detach,
     .submit = nbd_submit,
     .truncate = nbd_truncate,
+    .resized = nbd_resized,
 };
 
 static void __attribute__((constructor)) nbd_register(void)

@@ -7,6 +7,7 @@ with -device help for vfio-user-pci).  Without one it prints a SKIP line
 and exits 0.  Result lines: "guest: <check> <object>: PASS|FAIL detail",
 then "N passed, N failed".
 """
+import atexit
 import hashlib
 import json
 import os
@@ -166,6 +167,26 @@ def main():
                      f'driver=file,node-name={node},filename={img}'])
         return img
 
+    # NBD needs nbdkit and a build with libnbd (-blockdev driver=nbd).
+    nbd_ok = shutil.which('nbdkit') and 'nbd' in subprocess.run(
+        [IOVD, '-blockdev', 'help'], capture_output=True, text=True).stdout
+    nbd_nodes, servers = set(), []
+    atexit.register(lambda: [p.kill() for p in servers])
+
+    def nbd_disk(node):
+        img = os.path.join(work, node + '.img')
+        with open(img, 'wb') as f:
+            f.truncate(DISK_MB << 20)
+        sock = os.path.join(work, node + '.sock')
+        servers.append(subprocess.Popen(['nbdkit', '-f', '-U', sock,
+                                         'file', img]))
+        while not os.path.exists(sock):
+            time.sleep(0.05)
+        args.extend(['-blockdev', f'driver=nbd,node-name={node},'
+                     f'server.type=unix,server.path={sock}'])
+        nbd_nodes.add(node)
+        return img
+
     args += ['-device', f'pci-testdev,id=t0,socket={work}/t0.sock{on_io()}']
     socks.append(f'{work}/t0.sock')
     if 'nvme' in types:
@@ -177,6 +198,11 @@ def main():
         disks['IOVDNVME1-ns1'] = (i1, 'nvd1')
         disks['IOVDNVME1-ns2'] = (i2, 'nvd2')
         expect.append(('1b36', '0010', 'nvme'))
+        # Namespace 3 on an NBD export (nbdkit serving an image file).
+        if nbd_ok:
+            i3 = nbd_disk('nbd1')
+            args += ['-device', 'nvme-ns,bus=nvme0,drive=nbd1,nsid=3']
+            disks['IOVDNVME1-ns3'] = (i3, 'nbd1')
     if 'virtio-blk-pci' in types:
         i = disk('vbd1')
         args += ['-device', f'virtio-blk-pci,id=vb0,drive=vbd1,'
@@ -299,6 +325,9 @@ def main():
                             up=what == 'link-up')
                 elif what == 'resize':
                     img, node = disks[obj]
+                    if node in nbd_nodes:
+                        # NBD: the export grows on the server's side
+                        os.truncate(img, (DISK_MB + 16) << 20)
                     qmp.cmd('block_resize', **{'node-name': node,
                                                'size': (DISK_MB + 16) << 20})
             except Exception as e:  # noqa: BLE001 - reported as a failure
@@ -368,6 +397,9 @@ def main():
         iovd.kill()
         irc = -1
     iovd_log.close()
+    for srv in servers:
+        srv.terminate()
+        srv.wait()
     log = open(os.path.join(work, 'iovd.log')).read()
     errs = [l for l in log.splitlines() if '_err_' in l]
     check('iovd', 'exit', irc == 0, f'exit {irc}')

@@ -13,6 +13,7 @@
 
 #include <check.h>
 #include <libnbd.h>
+#include <arpa/inet.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -32,6 +33,7 @@
 typedef struct Server {
     pid_t pid;
     char *sock;
+    char *port;                 /* TCP on 127.0.0.1 instead, when set */
     char *const *argv;          /* the command, to restart it */
 } Server;
 
@@ -75,7 +77,8 @@ static void server_start(Server *s)
     /* Ready once its socket takes connections. */
     for (;;) {
         struct nbd_handle *h = nbd_create();
-        bool up = h && nbd_connect_unix(h, s->sock) == 0;
+        bool up = h && (s->port ? nbd_connect_tcp(h, "127.0.0.1", s->port)
+                                : nbd_connect_unix(h, s->sock)) == 0;
 
         nbd_close(h);
         if (up) {
@@ -94,6 +97,20 @@ static void server_kill(Server *s)
         waitpid(s->pid, NULL, 0);
         s->pid = 0;
     }
+}
+
+/* A TCP port nobody listens on now (the kernel's pick). */
+static int free_tcp_port(void)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
+    close(fd);
+    return ntohs(sa.sin_port);
 }
 
 /* The server's command: @tool then NULL-terminated arguments. */
@@ -162,6 +179,7 @@ static void teardown(void)
         g_ptr_array_free(env.argv, true);
     }
     g_free(env.srv.sock);
+    g_free(env.srv.port);
     g_free(env.img);
     memset(&env, 0, sizeof(env));
 }
@@ -182,9 +200,16 @@ static void start_iovd(const char *opts)
     g_autofree char *qmp = iovd_proc_path(env.proc, "qmp.sock");
 
     iovd_proc_add_args(env.proc, "-blockdev", NULL);
-    iovd_proc_add_argf(env.proc, "driver=nbd,node-name=d0,"
-                       "server.type=unix,server.path=%s%s", env.srv.sock,
-                       opts ? opts : "");
+    if (env.srv.port) {
+        iovd_proc_add_argf(env.proc, "driver=nbd,node-name=d0,"
+                           "server.type=inet,server.host=127.0.0.1,"
+                           "server.port=%s%s", env.srv.port,
+                           opts ? opts : "");
+    } else {
+        iovd_proc_add_argf(env.proc, "driver=nbd,node-name=d0,"
+                           "server.type=unix,server.path=%s%s",
+                           env.srv.sock, opts ? opts : "");
+    }
     iovd_proc_add_args(env.proc, "-device", NULL);
     iovd_proc_add_argf(env.proc, "nvme,id=nvme0,drive=d0,socket=%s", sock);
     iovd_proc_add_args(env.proc, "-qmp", NULL);
@@ -434,6 +459,49 @@ START_TEST(test_no_reconnect_delay)
 }
 END_TEST
 
+/* The export grows on the server; block_resize; I/O past the old end. */
+START_TEST(test_resize)
+{
+    uint64_t grown = EXPORT_SIZE + (4 << 20);
+    json_object *ev;
+
+    NEED_SERVERS();
+    env.img = make_image("disk.img", EXPORT_SIZE);
+    nbdkit("file", env.img);
+    start_iovd(NULL);
+    ck_assert_int_eq(dev_write(0, 8, 1), NVME_SUCCESS);
+    ck_assert_int_eq(truncate(env.img, grown), 0);
+    json_object_put(qmp_okf(env.qmp, "block_resize", "{'node-name': 'd0', "
+                            "'size': %" PRIu64 "}", grown));
+    qnvme_identify_all(env.q);
+    ck_assert_uint_eq(qnvme_ns(env.q, 1)->nsze, grown / BLK);
+    /* The connection was made again for the new size: no event. */
+    ck_assert_int_eq(dev_write(EXPORT_SIZE / BLK + 8, 8, 2), NVME_SUCCESS);
+    ck_assert_int_eq(qnvme_flush(env.q, qnvme_ioq(env.q, 1), 1),
+                     NVME_SUCCESS);
+    file_check(env.img, EXPORT_SIZE + 8 * BLK, 8 * BLK, 2);
+    ck_assert_int_eq(dev_check(0, 8, 1), NVME_SUCCESS);
+    ev = qmp_client_poll_event(env.qmp, "BLOCK_DISCONNECTED", 0);
+    ck_assert_msg(!ev, "resizing is not a disconnection");
+}
+END_TEST
+
+/* server.type=inet, as QEMU spells it. */
+START_TEST(test_inet)
+{
+    g_autofree char *size = g_strdup_printf("%llu", EXPORT_SIZE);
+
+    NEED_SERVERS();
+    env.srv.port = g_strdup_printf("%d", free_tcp_port());
+    server_cmd("nbdkit", "-f", "-i", "127.0.0.1", "-p", env.srv.port,
+               "memory", size, NULL);
+    server_start(&env.srv);
+    start_iovd(NULL);
+    ck_assert_int_eq(dev_write(100, 16, 8), NVME_SUCCESS);
+    ck_assert_int_eq(dev_check(100, 16, 8), NVME_SUCCESS);
+}
+END_TEST
+
 /* ---- the monitor ---- */
 
 START_TEST(test_blockdev_add)
@@ -489,6 +557,8 @@ static Suite *nbd_suite(void)
     tcase_add_test(tc, test_write_zeroes);
     tcase_add_test(tc, test_reconnect_delay);
     tcase_add_test(tc, test_no_reconnect_delay);
+    tcase_add_test(tc, test_resize);
+    tcase_add_test(tc, test_inet);
     tcase_add_test(tc, test_blockdev_add);
     return s;
 }
