@@ -1,6 +1,6 @@
 /*
  * Block layer core: nodes, backends, request accounting, error policy,
- * batching and throttling.  Drivers live in file.c, null.c, nbd.c.
+ * batching and throttling.  Drivers live in file.c, null.c, nbd.c, rbd.c.
  */
 #include "block/block-int.h"
 #include "block/trace.h"
@@ -108,7 +108,7 @@ typedef struct NodeOpts {
 static const PropDef node_common_props[] = {
     PROP_DEF_STR("node-name", NodeOpts, node_name, "name of the node",
                  .mandatory = true),
-    PROP_DEF_STR("driver", NodeOpts, driver, "file, null or nbd",
+    PROP_DEF_STR("driver", NodeOpts, driver, "file, null, nbd or rbd",
                  .mandatory = true),
     PROP_DEF_BOOL("read-only", NodeOpts, read_only, "refuse writes",
                   .defval = "off"),

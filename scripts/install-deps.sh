@@ -10,6 +10,8 @@ libaio-dev libslirp-dev libseccomp-dev zlib1g-dev check"
 # optional backends (detected by configure) and test tools
 PKGS="$PKGS liburing-dev libnbd-dev nbdkit qemu-utils fio iproute2 socat \
       python3-matplotlib"
+# the rbd driver (librbd) and its tests' one-node cluster (tests/rbd)
+PKGS="$PKGS librbd-dev ceph-mon ceph-osd ceph-common"
 # the fuzz targets (libFuzzer)
 PKGS="$PKGS clang"
 
