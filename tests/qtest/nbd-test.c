@@ -315,6 +315,21 @@ START_TEST(test_nbdkit_memory)
     ck_assert_int_eq(dev_write(EXPORT_SIZE / BLK - 64, 64, 2), NVME_SUCCESS);
     /* 256 KiB: several commands in flight for one request. */
     ck_assert_int_eq(dev_write(1024, 512, 3), NVME_SUCCESS);
+    /* FUA: the server offers it; the write is acknowledged after it. */
+    {
+        uint8_t b[8 * BLK];
+        uint64_t g = guest_alloc_aligned(env.gm, sizeof(b), 4096);
+        NvmeCmd cmd;
+
+        fill(b, sizeof(b), 6);
+        guest_memwrite(env.gm, g, b, sizeof(b));
+        qnvme_rw_cmd(env.q, &cmd, NVME_CMD_WRITE, 1, 4096, 8, g);
+        cmd.cdw12 |= NVME_RW_FUA;
+        ck_assert_int_eq(qnvme_cmd(env.q, qnvme_ioq(env.q, 1), &cmd, NULL),
+                         NVME_SUCCESS);
+        guest_free(env.gm, g);
+        export_check(4096 * BLK, sizeof(b), 6);
+    }
     ck_assert_int_eq(qnvme_flush(env.q, qnvme_ioq(env.q, 1), 1),
                      NVME_SUCCESS);
     ck_assert_int_eq(dev_check(0, 8, 1), NVME_SUCCESS);
@@ -346,7 +361,7 @@ START_TEST(test_qemu_nbd)
 }
 END_TEST
 
-/* Write Zeroes reaches the export as an NBD command; the rest stays. */
+/* Write Zeroes and Deallocate reach the export; the rest stays. */
 START_TEST(test_write_zeroes)
 {
     g_autofree uint8_t *want = g_malloc(128 * BLK);
@@ -367,8 +382,27 @@ START_TEST(test_write_zeroes)
                      NVME_SUCCESS);
     ck_assert_int_eq(qnvme_flush(env.q, qnvme_ioq(env.q, 1), 1),
                      NVME_SUCCESS);
+    /* Deallocate LBAs 96-127: an NBD trim (the file plugin punches a
+     * hole, which reads as zeros). */
+    {
+        NvmeDsmRange range = { .nlb = 32, .slba = 96 };
+        uint64_t g = guest_alloc_aligned(env.gm, 4096, 4096);
+
+        guest_memwrite(env.gm, g, &range, sizeof(range));
+        memset(&cmd, 0, sizeof(cmd));
+        cmd.opcode = NVME_CMD_DSM;
+        cmd.nsid = 1;
+        cmd.cdw11 = NVME_DSM_AD;
+        cmd.dptr.prp1 = g;
+        ck_assert_int_eq(qnvme_cmd(env.q, qnvme_ioq(env.q, 1), &cmd, NULL),
+                         NVME_SUCCESS);
+        guest_free(env.gm, g);
+    }
+    ck_assert_int_eq(qnvme_flush(env.q, qnvme_ioq(env.q, 1), 1),
+                     NVME_SUCCESS);
     fill(want, 128 * BLK, 5);
     memset(want, 0, 64 * BLK);
+    memset(want + 96 * BLK, 0, 32 * BLK);
     fd = open(env.img, O_RDONLY);
     ck_assert_int_eq(pread(fd, got, 128 * BLK, 0), 128 * BLK);
     close(fd);
