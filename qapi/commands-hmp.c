@@ -141,6 +141,52 @@ static void info_vfio_user(json_object *r, GString *out)
     }
 }
 
+/* info stats [device|queue] [PROVIDER]: one block per object and provider. */
+static void info_stats(json_object *r, GString *out)
+{
+    for (size_t i = 0; i < json_object_array_length(r); i++) {
+        json_object *res = json_object_array_get_idx(r, i);
+        json_object *stats = member(res, "stats");
+
+        g_string_append_printf(out, "%s (%s):\r\n", str_of(res, "qom-path"),
+                               str_of(res, "provider"));
+        for (size_t k = 0; k < json_object_array_length(stats); k++) {
+            json_object *s = json_object_array_get_idx(stats, k);
+
+            g_string_append_printf(out, "    %s: %" PRId64 "\r\n",
+                                   str_of(s, "name"), int_of(s, "value"));
+        }
+    }
+}
+
+static bool hmp_stats(GStrv words, unsigned n, GString *out, GError **errp)
+{
+    g_autoptr(json_object) args = json_object_new_object();
+    const char *target = n > 2 ? words[2] : "device";
+    json_object *r = NULL;
+
+    if (strcmp(target, "device") && strcmp(target, "queue")) {
+        error_setg(errp, "info stats: target '%s': device or queue", target);
+        return false;
+    }
+    json_object_object_add(args, "target", json_object_new_string(target));
+    if (n > 3) {
+        json_object *req = json_object_new_object();
+        json_object *list = json_object_new_array();
+
+        json_object_object_add(req, "provider",
+                               json_object_new_string(words[3]));
+        json_object_array_add(list, req);
+        json_object_object_add(args, "providers", list);
+    }
+    if (!qmp_query_stats(args, &r, errp)) {
+        return false;
+    }
+    info_stats(r, out);
+    json_object_put(r);
+    return true;
+}
+
 typedef struct HmpInfo {
     const char *name, *help;
     bool (*query)(json_object *args, json_object **ret, GError **errp);
@@ -161,6 +207,8 @@ static const HmpInfo hmp_infos[] = {
 static void hmp_help(GString *out)
 {
     g_string_append(out, "help|? -- this text\r\n");
+    g_string_append(out, "info stats [device|queue] [PROVIDER] -- show the "
+                    "counters of query-stats\r\n");
     for (size_t i = 0; i < G_N_ELEMENTS(hmp_infos); i++) {
         g_string_append_printf(out, "info %s -- show %s\r\n",
                                hmp_infos[i].name, hmp_infos[i].help);
@@ -190,6 +238,11 @@ bool qmp_human_monitor_command(json_object *args, json_object **ret,
     }
     if (!strcmp(words[0], "help") || !strcmp(words[0], "?")) {
         hmp_help(out);
+    } else if (!strcmp(words[0], "info") && n >= 2 && n <= 4 &&
+               !strcmp(words[1], "stats")) {
+        if (!hmp_stats(words, n, out, errp)) {
+            return false;
+        }
     } else if (!strcmp(words[0], "info") && n == 2) {
         what = words[1];
     } else {

@@ -444,7 +444,8 @@ static void usage(FILE *out)
         "  -q, --quiet           print nothing on success\n"
         "  -H, --human           a query's result as text (query-pci,\n"
         "                        query-block, query-blockstats, query-status,\n"
-        "                        query-iothreads, query-vfio-user)\n"
+        "                        query-iothreads, query-vfio-user,\n"
+        "                        query-stats)\n"
         "  -h, --help            this text\n"
         "\n"
         "Exit status: 0 success, 1 error reply, 2 usage or connection "
@@ -575,7 +576,7 @@ static int run_human(Ctl *c, const char *cmd, bool events)
     if (!g_str_has_prefix(cmd, "query-")) {
         die(EXIT_USAGE, "-H: for query commands (query-status, query-pci, "
             "query-block, query-blockstats, query-iothreads, "
-            "query-vfio-user)");
+            "query-vfio-user, query-stats)");
     }
     line = g_strdup_printf("info %s", cmd + strlen("query-"));
     json_object_object_add(args, "command-line",
