@@ -7,18 +7,15 @@
  * - pair: two e1000s joined by a -netdev stream pair, so what one sends the
  *   other receives; a QMP monitor for set_link;
  * - user: one e1000 on -netdev user (libslirp) with a hostfwd rule; the
- *   test runs DHCP and a small TCP stack to move data to and from a host
- *   socket.
+ *   guest stack of libqos/netstack.h runs DHCP and TCP on it to move data
+ *   to and from a host socket.
  */
 #include "util/osdep.h"
 
 #include <check.h>
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include "hw/net/e1000-regs.h"
-#include "tests/qtest/libqos/netpkt.h"
+#include "tests/qtest/libqos/netstack.h"
 #include "tests/qtest/libqos/qos-check.h"
 #include "tests/qtest/libqos/iovd-proc.h"
 #include "tests/qtest/libqos/vfu-client.h"
@@ -151,27 +148,11 @@ static void setup_pair(void)
     qe1000_init(nics[1].e, NULL);
 }
 
-static int free_tcp_port(void)
-{
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int port;
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
-
 static void setup_user(void)
 {
     qos_check_init();
     proc = iovd_proc_new();
-    hostfwd_port = free_tcp_port();
+    hostfwd_port = net_free_tcp_port();
     iovd_proc_add_args(proc, "-netdev", NULL);
     iovd_proc_add_argf(proc, "user,id=n0,hostfwd=tcp:127.0.0.1:%d-:%d",
                        hostfwd_port, GUEST_TCP_PORT);
@@ -214,127 +195,40 @@ static void assert_bytes(const uint8_t *got, const uint8_t *want,
     }
 }
 
-static size_t eth_hdr(uint8_t *f, const uint8_t *dst, const uint8_t *src,
-                      uint16_t type)
-{
-    memcpy(f, dst, 6);
-    memcpy(f + 6, src, 6);
-    wr16(f + 12, type);
-    return E1000_ETH_HLEN;
-}
-
 /* A raw frame: header and @len bytes in all, pattern payload. */
 static size_t raw_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
                         size_t len, unsigned seed)
 {
-    eth_hdr(f, dst, src, 0x88b5);   /* local experimental ethertype */
+    net_eth_hdr(f, dst, src, 0x88b5);   /* local experimental ethertype */
     fill_pattern(f + E1000_ETH_HLEN, len - E1000_ETH_HLEN, seed);
     return len;
 }
 
-#define IP_OFF      14
-#define L4_OFF      34
-
-/* Pseudo-header sum of the IPv4 header at f + IP_OFF (no length). */
-static uint32_t pseudo4(const uint8_t *f)
-{
-    return csum_add(0, f + IP_OFF + 12, 8) + f[IP_OFF + 9];
-}
-
-/*
- * Ethernet + IPv4 (20 bytes) + @l4hdr + @plen payload bytes, with the IP
- * header checksum and the TCP/UDP checksum filled in.
- */
-static size_t ip4_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
-                        uint8_t proto, uint32_t sip, uint32_t dip,
-                        const uint8_t *l4hdr, size_t l4hdr_len,
-                        const uint8_t *payload, size_t plen)
-{
-    uint8_t *ip = f + IP_OFF, *l4 = f + L4_OFF;
-    size_t l4len = l4hdr_len + plen;
-    uint16_t cso = proto == E1000_IP_PROTO_TCP ? 16 : 6;
-
-    eth_hdr(f, dst, src, E1000_ETH_P_IP);
-    memset(ip, 0, 20);
-    ip[0] = 0x45;
-    wr16(ip + 2, 20 + l4len);
-    wr16(ip + 4, 0x4242);
-    ip[8] = 64;
-    ip[9] = proto;
-    wr32(ip + 12, sip);
-    wr32(ip + 16, dip);
-    wr16(ip + 10, ~csum_fold(csum_add(0, ip, 20)));
-    memcpy(l4, l4hdr, l4hdr_len);
-    if (plen) {
-        memcpy(l4 + l4hdr_len, payload, plen);
-    }
-    if (proto == E1000_IP_PROTO_UDP) {
-        wr16(l4 + 4, l4len);
-    }
-    wr16(l4 + cso, 0);
-    wr16(l4 + cso, ~csum_fold(csum_add(pseudo4(f) + l4len, l4, l4len)));
-    return L4_OFF + l4len;
-}
-
-static void tcp_hdr(uint8_t *t, uint16_t sport, uint16_t dport, uint32_t seq,
-                    uint32_t ack, uint8_t flags, uint16_t win)
-{
-    memset(t, 0, 20);
-    wr16(t, sport);
-    wr16(t + 2, dport);
-    wr32(t + 4, seq);
-    wr32(t + 8, ack);
-    t[12] = 5 << 4;
-    t[13] = flags;
-    wr16(t + 14, win);
-}
-
-static void udp_hdr(uint8_t *u, uint16_t sport, uint16_t dport)
-{
-    memset(u, 0, 8);
-    wr16(u, sport);
-    wr16(u + 2, dport);
-}
-
-#define TCP_FIN 0x01
-#define TCP_SYN 0x02
-#define TCP_RST 0x04
-#define TCP_PSH 0x08
-#define TCP_ACK 0x10
-
+/* TCP from 10.0.0.1:1234 to 10.0.0.2:80, checksums filled in. */
 static size_t tcp4_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
                          uint32_t seq, uint8_t flags, const uint8_t *payload,
                          size_t plen)
 {
-    uint8_t t[20];
+    uint8_t *t = f + NET_L4_OFF;
+    size_t len;
 
-    tcp_hdr(t, 1234, 80, seq, 1, flags, 8192);
-    return ip4_frame(f, dst, src, E1000_IP_PROTO_TCP, 0x0a000001,
-                     0x0a000002, t, 20, payload, plen);
+    net_tcp_hdr(t, 1234, 80, seq, 1, flags, 8192);
+    memcpy(t + 20, payload, plen);
+    len = net_ip4_frame(f, dst, src, NET_PROTO_TCP, 0x0a000001, 0x0a000002,
+                        t, 20 + plen);
+    net_l4_csum_fill(f);
+    return len;
 }
 
+/* UDP from 10.0.0.1:5000 to 10.0.0.2:6000, checksums filled in. */
 static size_t udp4_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
                          const uint8_t *payload, size_t plen)
 {
-    uint8_t u[8];
+    size_t len = net_udp4_frame(f, dst, src, 0x0a000001, 0x0a000002, 5000,
+                                6000, payload, plen);
 
-    udp_hdr(u, 5000, 6000);
-    return ip4_frame(f, dst, src, E1000_IP_PROTO_UDP, 0x0a000001,
-                     0x0a000002, u, 8, payload, plen);
-}
-
-static bool ip4_csum_ok(const uint8_t *f)
-{
-    return csum_fold(csum_add(0, f + IP_OFF, 20)) == 0xffff;
-}
-
-static bool l4_csum_ok(const uint8_t *f, size_t len)
-{
-    size_t l4len = rd16(f + IP_OFF + 2) - 20;
-
-    ck_assert_uint_le(L4_OFF + l4len, len);
-    return csum_fold(csum_add(pseudo4(f) + l4len, f + L4_OFF, l4len)) ==
-           0xffff;
+    net_l4_csum_fill(f);
+    return len;
 }
 
 /* ---- send and receive ---- */
@@ -1038,34 +932,32 @@ END_TEST
 
 /* ---- checksum offloads ---- */
 
-/* Linux's CHECKSUM_PARTIAL: the L4 field holds the pseudo-header sum. */
-static void seed_l4_csum(uint8_t *f, unsigned cso, bool with_len)
-{
-    size_t l4len = rd16(f + IP_OFF + 2) - 20;
-
-    wr16(f + cso, csum_fold(pseudo4(f) + (with_len ? l4len : 0)));
-}
+/* IP and TCP checksums inserted by the device (context descriptor). */
+static const QE1000TxOpts csum4_opts = {
+    .ctx = true, .ipcss = NET_IP_OFF, .ipcso = NET_IP_OFF + 10,
+    .ipcse = NET_L4_OFF - 1, .tucss = NET_L4_OFF, .tucso = NET_L4_OFF + 16,
+    .tucmd = E1000_TUCMD_TCP | E1000_TUCMD_IP,
+    .popts = E1000_TXD_POPTS_IXSM | E1000_TXD_POPTS_TXSM,
+};
 
 START_TEST(test_tx_csum_offload)
 {
     static uint8_t f[FRAME_MAX], want[FRAME_MAX], payload[1400];
     Nic *a = &nics[0], *b = &nics[1];
+    QE1000TxOpts o;
     QE1000RxInfo info;
     size_t len;
 
     fill_pattern(payload, sizeof(payload), 11);
 
     /* TCP: IP header and TCP checksums inserted (context descriptor). */
-    len = tcp4_frame(want, mac1, mac0, 77, TCP_ACK, payload, 999);
+    len = tcp4_frame(want, mac1, mac0, 77, NET_TCP_ACK, payload, 999);
     memcpy(f, want, len);
-    wr16(f + IP_OFF + 10, 0);
-    seed_l4_csum(f, L4_OFF + 16, true);
-    qe1000_tx(a->e, f, len, &(QE1000TxOpts){
-        .ctx = true, .ipcss = IP_OFF, .ipcso = IP_OFF + 10,
-        .ipcse = L4_OFF - 1, .tucss = L4_OFF, .tucso = L4_OFF + 16,
-        .tucmd = E1000_TUCMD_TCP | E1000_TUCMD_IP,
-        .popts = E1000_TXD_POPTS_IXSM | E1000_TXD_POPTS_TXSM,
-        .split = 300 });
+    wr16(f + NET_IP_OFF + 10, 0);
+    net_l4_csum_seed(f, true);
+    o = csum4_opts;
+    o.split = 300;
+    qe1000_tx(a->e, f, len, &o);
     rx_expect(b, want, len, &info);
     ck_assert_uint_eq(info.status & (E1000_RXD_STAT_IPCS |
                                      E1000_RXD_STAT_TCPCS),
@@ -1075,20 +967,21 @@ START_TEST(test_tx_csum_offload)
     /* UDP. */
     len = udp4_frame(want, mac1, mac0, payload, 1001);
     memcpy(f, want, len);
-    seed_l4_csum(f, L4_OFF + 6, true);
+    net_l4_csum_seed(f, true);
     qe1000_tx(a->e, f, len, &(QE1000TxOpts){
-        .ctx = true, .tucss = L4_OFF, .tucso = L4_OFF + 6,
+        .ctx = true, .tucss = NET_L4_OFF, .tucso = NET_L4_OFF + 6,
         .tucmd = E1000_TUCMD_IP, .popts = E1000_TXD_POPTS_TXSM });
     rx_expect(b, want, len, &info);
     ck_assert_uint_ne(info.status & E1000_RXD_STAT_TCPCS, 0);
     ck_assert_uint_eq(info.errors, 0);
 
     /* Legacy descriptors: CSS/CSO with CMD.IC. */
-    len = tcp4_frame(want, mac1, mac0, 78, TCP_ACK | TCP_PSH, payload, 61);
+    len = tcp4_frame(want, mac1, mac0, 78, NET_TCP_ACK | NET_TCP_PSH,
+                     payload, 61);
     memcpy(f, want, len);
-    seed_l4_csum(f, L4_OFF + 16, true);
+    net_l4_csum_seed(f, true);
     qe1000_tx(a->e, f, len, &(QE1000TxOpts){
-        .legacy = true, .ic = true, .css = L4_OFF, .cso = L4_OFF + 16,
+        .legacy = true, .ic = true, .css = NET_L4_OFF, .cso = NET_L4_OFF + 16,
         .split = 40 });
     rx_expect(b, want, len, &info);
     ck_assert_uint_eq(info.errors, 0);
@@ -1107,7 +1000,7 @@ static size_t udp6_frame(uint8_t *f, const uint8_t *payload, size_t plen)
     uint8_t *ip = f + 14, *u = f + 54;
     uint32_t sum;
 
-    eth_hdr(f, mac1, mac0, E1000_ETH_P_IPV6);
+    net_eth_hdr(f, mac1, mac0, E1000_ETH_P_IPV6);
     memset(ip, 0, 40);
     ip[0] = 0x60;
     wr16(ip + 4, 8 + plen);
@@ -1119,8 +1012,7 @@ static size_t udp6_frame(uint8_t *f, const uint8_t *payload, size_t plen)
     ip[24] = 0xfe;
     ip[25] = 0x80;
     ip[39] = 2;
-    udp_hdr(u, 5000, 6000);
-    wr16(u + 4, 8 + plen);
+    net_udp_hdr(u, 5000, 6000, plen);
     memcpy(u + 8, payload, plen);
     sum = csum_add(0, ip + 8, 32) + E1000_IP_PROTO_UDP + 8 + plen;
     wr16(u + 6, ~csum_fold(csum_add(sum, u, 8 + plen)));
@@ -1149,23 +1041,23 @@ START_TEST(test_rx_csum)
     size_t len;
 
     fill_pattern(payload, sizeof(payload), 21);
-    len = tcp4_frame(f, mac1, mac0, 1, TCP_ACK, payload, 333);
+    len = tcp4_frame(f, mac1, mac0, 1, NET_TCP_ACK, payload, 333);
     rx_csum_case(f, len, m, both, 0, "good TCP");
-    f[L4_OFF + 17] ^= 0x40;
+    f[NET_L4_OFF + 17] ^= 0x40;
     rx_csum_case(f, len, m, both, E1000_RXD_ERR_TCPE, "bad TCP checksum");
-    f[L4_OFF + 17] ^= 0x40;
-    f[IP_OFF + 11] ^= 0x01;
+    f[NET_L4_OFF + 17] ^= 0x40;
+    f[NET_IP_OFF + 11] ^= 0x01;
     rx_csum_case(f, len, m, both, E1000_RXD_ERR_IPE, "bad IP checksum");
 
     len = udp4_frame(f, mac1, mac0, payload, 100);
     rx_csum_case(f, len, m, both, 0, "good UDP");
-    wr16(f + L4_OFF + 6, 0);
+    wr16(f + NET_L4_OFF + 6, 0);
     rx_csum_case(f, len, m, E1000_RXD_STAT_IPCS, 0, "UDP without checksum");
 
     len = udp4_frame(f, mac1, mac0, payload, 100);
-    wr16(f + IP_OFF + 6, 0x2000);       /* more fragments */
-    wr16(f + IP_OFF + 10, 0);
-    wr16(f + IP_OFF + 10, ~csum_fold(csum_add(0, f + IP_OFF, 20)));
+    wr16(f + NET_IP_OFF + 6, 0x2000);       /* more fragments */
+    wr16(f + NET_IP_OFF + 10, 0);
+    wr16(f + NET_IP_OFF + 10, ~csum_fold(csum_add(0, f + NET_IP_OFF, 20)));
     rx_csum_case(f, len, m, E1000_RXD_STAT_IPCS, 0, "IPv4 fragment");
 
     len = udp6_frame(f, payload, 200);
@@ -1179,7 +1071,7 @@ START_TEST(test_rx_csum)
 
     /* Offloads off: IXSM says "ignore the checksum bits". */
     qe1000_writel(nics[1].e, E1000_RXCSUM, 0);
-    len = tcp4_frame(f, mac1, mac0, 1, TCP_ACK, payload, 10);
+    len = tcp4_frame(f, mac1, mac0, 1, NET_TCP_ACK, payload, 10);
     rx_csum_case(f, len, m, E1000_RXD_STAT_IXSM, 0, "offload off");
     /* IP only. */
     qe1000_writel(nics[1].e, E1000_RXCSUM, E1000_RXCSUM_IPOFL);
@@ -1195,10 +1087,10 @@ static size_t tso4_frame(uint8_t *f, const uint8_t *payload, size_t plen,
 {
     size_t len = tcp4_frame(f, mac1, mac0, 5000, flags, payload, plen);
 
-    wr16(f + IP_OFF + 2, 0);
-    wr16(f + IP_OFF + 4, 0x1000);
-    wr16(f + IP_OFF + 10, 0);
-    seed_l4_csum(f, L4_OFF + 16, false);
+    wr16(f + NET_IP_OFF + 2, 0);
+    wr16(f + NET_IP_OFF + 4, 0x1000);
+    wr16(f + NET_IP_OFF + 10, 0);
+    net_l4_csum_seed(f, false);
     return len;
 }
 
@@ -1212,21 +1104,21 @@ static void check_tso4_segments(const uint8_t *tmpl, const uint8_t *payload,
         size_t seg = MIN(mss, plen - i * mss);
         bool last = i == nseg - 1;
         uint8_t want_flags = last ? flags
-                                  : flags & ~(TCP_FIN | TCP_PSH);
+                                  : flags & ~(NET_TCP_FIN | NET_TCP_PSH);
         QE1000RxInfo info;
         size_t len = rx_one(&nics[1], got, &info);
 
         ck_assert_msg(len == 54 + seg, "segment %u: %zu bytes, expected %zu",
                       i, len, 54 + seg);
         assert_bytes(got, tmpl, 12, "MAC addresses");
-        ck_assert_uint_eq(rd16(got + IP_OFF + 2), 40 + seg);
-        ck_assert_uint_eq(rd16(got + IP_OFF + 4), 0x1000 + i);
-        ck_assert_msg(ip4_csum_ok(got), "segment %u: IP checksum", i);
-        ck_assert_uint_eq(rd32(got + L4_OFF + 4), 5000 + i * mss);
-        ck_assert_msg(got[L4_OFF + 13] == want_flags, "segment %u: TCP "
-                      "flags 0x%02x, expected 0x%02x", i, got[L4_OFF + 13],
+        ck_assert_uint_eq(rd16(got + NET_IP_OFF + 2), 40 + seg);
+        ck_assert_uint_eq(rd16(got + NET_IP_OFF + 4), 0x1000 + i);
+        ck_assert_msg(net_ip4_csum_ok(got), "segment %u: IP checksum", i);
+        ck_assert_uint_eq(rd32(got + NET_L4_OFF + 4), 5000 + i * mss);
+        ck_assert_msg(got[NET_L4_OFF + 13] == want_flags, "segment %u: TCP "
+                      "flags 0x%02x, expected 0x%02x", i, got[NET_L4_OFF + 13],
                       want_flags);
-        ck_assert_msg(l4_csum_ok(got, len), "segment %u: TCP checksum", i);
+        ck_assert_msg(net_l4_csum_ok(got, len), "segment %u: TCP checksum", i);
         ck_assert_uint_eq(info.errors, 0);
         ck_assert_uint_ne(info.status & E1000_RXD_STAT_TCPCS, 0);
         assert_bytes(got + 54, payload + i * mss, seg, "segment payload");
@@ -1234,8 +1126,8 @@ static void check_tso4_segments(const uint8_t *tmpl, const uint8_t *payload,
 }
 
 static const QE1000TxOpts tso4_opts = {
-    .ctx = true, .tso = true, .ipcss = IP_OFF, .ipcso = IP_OFF + 10,
-    .ipcse = L4_OFF - 1, .tucss = L4_OFF, .tucso = L4_OFF + 16,
+    .ctx = true, .tso = true, .ipcss = NET_IP_OFF, .ipcso = NET_IP_OFF + 10,
+    .ipcse = NET_L4_OFF - 1, .tucss = NET_L4_OFF, .tucso = NET_L4_OFF + 16,
     .tucmd = E1000_TUCMD_TCP | E1000_TUCMD_IP, .hdr_len = 54,
     .popts = E1000_TXD_POPTS_IXSM | E1000_TXD_POPTS_TXSM,
 };
@@ -1245,7 +1137,7 @@ START_TEST(test_tso)
     static uint8_t f[FRAME_MAX], payload[65536], got[FRAME_MAX];
     Nic *a = &nics[0], *b = &nics[1];
     QE1000TxOpts o = tso4_opts;
-    uint8_t flags = TCP_ACK | TCP_PSH | TCP_FIN;
+    uint8_t flags = NET_TCP_ACK | NET_TCP_PSH | NET_TCP_FIN;
     size_t len;
 
     fill_pattern(payload, sizeof(payload), 33);
@@ -1270,11 +1162,11 @@ START_TEST(test_tso)
     /* The largest: 64 KiB less the header, MSS 8000. */
     o.mss = 8000;
     o.split = 0;
-    len = tso4_frame(f, payload, 65535 - 54, TCP_ACK);
+    len = tso4_frame(f, payload, 65535 - 54, NET_TCP_ACK);
     b->e->rctl |= E1000_RCTL_LPE;
     qe1000_writel(b->e, E1000_RCTL, b->e->rctl);
     qe1000_tx(a->e, f, len, &o);
-    check_tso4_segments(f, payload, 65535 - 54, 8000, TCP_ACK);
+    check_tso4_segments(f, payload, 65535 - 54, 8000, NET_TCP_ACK);
 
     /* IPv6: payload length per segment, TCP checksum with the length. */
     {
@@ -1283,7 +1175,7 @@ START_TEST(test_tso)
         unsigned nseg = DIV_ROUND_UP(plen, mss);
         uint32_t pseudo;
 
-        eth_hdr(f, mac1, mac0, E1000_ETH_P_IPV6);
+        net_eth_hdr(f, mac1, mac0, E1000_ETH_P_IPV6);
         memset(ip, 0, 40);
         ip[0] = 0x60;
         ip[6] = E1000_IP_PROTO_TCP;
@@ -1292,7 +1184,7 @@ START_TEST(test_tso)
         ip[23] = 1;
         ip[24] = 0xfe;
         ip[39] = 2;
-        tcp_hdr(t, 1, 2, 9000, 1, TCP_ACK, 100);
+        net_tcp_hdr(t, 1, 2, 9000, 1, NET_TCP_ACK, 100);
         memcpy(f + 74, payload, plen);
         pseudo = csum_add(0, ip + 8, 32) + E1000_IP_PROTO_TCP;
         wr16(t + 16, csum_fold(pseudo));
@@ -1704,11 +1596,11 @@ START_TEST(test_dma_messages)
     }
     fill_pattern(payload, sizeof(payload), 4);
     o.mss = 1448;
-    len = tcp4_frame(f, mac0, mac0, 5000, TCP_ACK, payload, 5000);
-    wr16(f + IP_OFF + 2, 0);
-    wr16(f + IP_OFF + 4, 0x1000);
-    wr16(f + IP_OFF + 10, 0);
-    seed_l4_csum(f, L4_OFF + 16, false);
+    len = tcp4_frame(f, mac0, mac0, 5000, NET_TCP_ACK, payload, 5000);
+    wr16(f + NET_IP_OFF + 2, 0);
+    wr16(f + NET_IP_OFF + 4, 0x1000);
+    wr16(f + NET_IP_OFF + 10, 0);
+    net_l4_csum_seed(f, false);
     qe1000_tx(e, f, len, &o);
     for (unsigned i = 0; i < 4; i++) {
         static uint8_t got[FRAME_MAX];
@@ -1716,8 +1608,8 @@ START_TEST(test_dma_messages)
         QE1000RxInfo info;
 
         ck_assert_uint_eq(rx_one(n, got, &info), 54 + seg);
-        ck_assert(ip4_csum_ok(got));
-        ck_assert(l4_csum_ok(got, 54 + seg));
+        ck_assert(net_ip4_csum_ok(got));
+        ck_assert(net_l4_csum_ok(got, 54 + seg));
         ck_assert_uint_eq(info.errors, 0);
         assert_bytes(got + 54, payload + i * 1448, seg, "segment");
     }
@@ -1755,11 +1647,11 @@ static void tso_ctx_desc(uint8_t *d, uint8_t hdr_len, uint16_t mss,
                          uint32_t paylen)
 {
     memset(d, 0, E1000_TXD_SIZE);
-    d[E1000_CTXD_IPCSS] = IP_OFF;
-    d[E1000_CTXD_IPCSO] = IP_OFF + 10;
-    stw_le_p(d + E1000_CTXD_IPCSE, L4_OFF - 1);
-    d[E1000_CTXD_TUCSS] = L4_OFF;
-    d[E1000_CTXD_TUCSO] = L4_OFF + 16;
+    d[E1000_CTXD_IPCSS] = NET_IP_OFF;
+    d[E1000_CTXD_IPCSO] = NET_IP_OFF + 10;
+    stw_le_p(d + E1000_CTXD_IPCSE, NET_L4_OFF - 1);
+    d[E1000_CTXD_TUCSS] = NET_L4_OFF;
+    d[E1000_CTXD_TUCSO] = NET_L4_OFF + 16;
     stl_le_p(d + E1000_CTXD_CMDLEN, paylen |
              ((uint32_t)(E1000_TUCMD_TCP | E1000_TUCMD_IP | E1000_TUCMD_TSE |
                          E1000_TXD_CMD_DEXT) << 24));
@@ -1811,7 +1703,7 @@ START_TEST(test_bad_tx)
 
     /* TSO contexts: MSS 0, a header longer than the packet. */
     fill_pattern(payload, sizeof(payload), 3);
-    len = tcp4_frame(f, mac1, mac0, 1, TCP_ACK, payload, sizeof(payload));
+    len = tcp4_frame(f, mac1, mac0, 1, NET_TCP_ACK, payload, sizeof(payload));
     buf = qe1000_tx_slot_buf(e, e->tx_tail + 1);
     guest_memwrite(a->gm, buf, f, len);
     tso_ctx_desc(d[0], 54, 0, len - 54);
@@ -1944,472 +1836,90 @@ END_TEST
 
 /* ---- user networking: DHCP, then TCP through hostfwd ---- */
 
-#define SLIRP_GUEST_IP  0x0a00020f      /* 10.0.2.15 */
-#define SLIRP_HOST_IP   0x0a000202      /* 10.0.2.2 */
-#define TCP_ISS         1000u
-#define TCP_MSS         1460
 #define XFER_BYTES      (512 * 1024)
+#define TSO_MAX         32768       /* payload of a TSO super-frame */
 
-static uint8_t guest_to_host(size_t i)
+/* The guest stack's frames, with the offloads as Linux's e1000 uses them. */
+static void user_tx(void *opaque, uint8_t *f, size_t len,
+                    const NetTxOffload *off)
 {
-    return (uint8_t)(i * 31 + (i >> 9));
+    Nic *n = opaque;
+    QE1000TxOpts o;
+
+    if (!off) {
+        qe1000_tx(n->e, f, len, NULL);
+        return;
+    }
+    if (off->gso_mss) {
+        /* e1000_tso(): no IP length, the pseudo sum without it. */
+        o = tso4_opts;
+        o.mss = off->gso_mss;
+        wr16(f + NET_IP_OFF + 2, 0);
+        wr16(f + NET_IP_OFF + 10, 0);
+        net_l4_csum_seed(f, false);
+    } else {
+        /* Both checksums by the device. */
+        o = csum4_opts;
+        wr16(f + NET_IP_OFF + 10, 0);
+    }
+    qe1000_tx(n->e, f, len, &o);
 }
 
-static uint8_t host_to_guest(size_t i)
+static ssize_t user_rx(void *opaque, uint8_t *buf, size_t max,
+                       NetRxInfo *ni, int timeout_ms)
 {
-    return (uint8_t)(i * 17 + 5 + (i >> 11));
+    const uint8_t both = E1000_RXD_STAT_IPCS | E1000_RXD_STAT_TCPCS;
+    Nic *n = opaque;
+    QE1000RxInfo info;
+    ssize_t len = qe1000_rx(n->e, buf, max, &info, timeout_ms);
+
+    ni->csum_ok = (info.status & both) == both && !info.errors;
+    ni->hw_status = info.status | info.errors << 8;
+    return len;
 }
 
-static bool is_ip4_proto(const uint8_t *f, size_t len, uint8_t proto)
+/* The user fixture's NIC under the guest stack; TSO on request. */
+static NetIf user_netif(bool tso)
 {
-    return len >= L4_OFF + 8 && rd16(f + 12) == E1000_ETH_P_IP &&
-           f[IP_OFF] == 0x45 && f[IP_OFF + 9] == proto;
+    return (NetIf){
+        .mac = mac0, .tx = user_tx, .rx = user_rx, .opaque = &nics[0],
+        .tx_csum = true, .tso_max = tso ? TSO_MAX : 0, .rx_csum = true,
+    };
 }
 
-/* Answer ARP requests for @ip; true if @f was one. */
-static bool arp_answer(Nic *n, const uint8_t *f, size_t len, uint32_t ip)
+/* A lease from libslirp: its default guest address and gateway. */
+static void user_lease(NetIf *nif)
 {
-    uint8_t r[60] = { 0 };
+    NetDhcpLease lease;
 
-    if (len < 42 || rd16(f + 12) != 0x0806 || rd16(f + 20) != 1 ||
-        rd32(f + 38) != ip) {
-        return false;
-    }
-    eth_hdr(r, f + 6, mac0, 0x0806);
-    wr16(r + 14, 1);
-    wr16(r + 16, E1000_ETH_P_IP);
-    r[18] = 6;
-    r[19] = 4;
-    wr16(r + 20, 2);
-    memcpy(r + 22, mac0, 6);
-    wr32(r + 28, ip);
-    memcpy(r + 32, f + 22, 10);
-    qe1000_tx(n->e, r, sizeof(r), NULL);
-    return true;
-}
-
-static size_t dhcp_frame(uint8_t *f, uint8_t type, uint32_t xid,
-                         uint32_t req_ip, uint32_t server)
-{
-    uint8_t bootp[300] = { 0 }, u[8];
-    uint8_t *o = bootp + 240;
-
-    bootp[0] = 1;
-    bootp[1] = 1;
-    bootp[2] = 6;
-    wr32(bootp + 4, xid);
-    wr16(bootp + 10, 0x8000);
-    memcpy(bootp + 28, mac0, 6);
-    wr32(bootp + 236, 0x63825363);
-    *o++ = 53;
-    *o++ = 1;
-    *o++ = type;
-    if (req_ip) {
-        *o++ = 50;
-        *o++ = 4;
-        wr32(o, req_ip);
-        o += 4;
-    }
-    if (server) {
-        *o++ = 54;
-        *o++ = 4;
-        wr32(o, server);
-        o += 4;
-    }
-    *o++ = 55;
-    *o++ = 3;
-    *o++ = 1;
-    *o++ = 3;
-    *o++ = 6;
-    *o = 255;
-    udp_hdr(u, 68, 67);
-    return ip4_frame(f, bcast, mac0, E1000_IP_PROTO_UDP, 0, 0xffffffff, u,
-                     8, bootp, sizeof(bootp));
-}
-
-typedef struct DhcpReply {
-    uint8_t type;
-    uint32_t yiaddr, server, router, dns;
-} DhcpReply;
-
-static bool dhcp_parse(const uint8_t *f, size_t len, uint32_t xid,
-                       DhcpReply *r)
-{
-    const uint8_t *b = f + L4_OFF + 8;
-    size_t blen;
-
-    if (!is_ip4_proto(f, len, E1000_IP_PROTO_UDP) ||
-        rd16(f + L4_OFF + 2) != 68 || len < L4_OFF + 8 + 240) {
-        return false;
-    }
-    blen = len - (L4_OFF + 8);
-    if (b[0] != 2 || rd32(b + 4) != xid || rd32(b + 236) != 0x63825363) {
-        return false;
-    }
-    memset(r, 0, sizeof(*r));
-    r->yiaddr = rd32(b + 16);
-    for (size_t i = 240; i + 1 < blen && b[i] != 255;) {
-        uint8_t code = b[i], olen;
-
-        if (code == 0) {
-            i++;
-            continue;
-        }
-        olen = b[i + 1];
-        if (i + 2 + olen > blen) {
-            break;
-        }
-        if (code == 53 && olen >= 1) {
-            r->type = b[i + 2];
-        } else if (code == 54 && olen >= 4) {
-            r->server = rd32(b + i + 2);
-        } else if (code == 3 && olen >= 4) {
-            r->router = rd32(b + i + 2);
-        } else if (code == 6 && olen >= 4) {
-            r->dns = rd32(b + i + 2);
-        }
-        i += 2 + olen;
-    }
-    return true;
-}
-
-/* Send a DHCP message and wait for the reply of type @want. */
-static void dhcp_exchange(Nic *n, uint8_t type, uint32_t xid,
-                          uint32_t req_ip, uint32_t server, uint8_t want,
-                          DhcpReply *r)
-{
-    static uint8_t f[FRAME_MAX];
-    int64_t deadline = qos_deadline(QOS_TIMEOUT_MS);
-    size_t len = dhcp_frame(f, type, xid, req_ip, server);
-
-    qe1000_tx(n->e, f, len, NULL);
-    for (;;) {
-        ssize_t got = rx(n, f, NULL, qos_remaining_ms(deadline));
-
-        ck_assert_msg(got >= 0, "no DHCP reply of type %u", want);
-        if (arp_answer(n, f, got, SLIRP_GUEST_IP)) {
-            continue;
-        }
-        if (dhcp_parse(f, got, xid, r) && r->type == want) {
-            return;
-        }
-    }
-}
-
-static uint32_t dhcp_lease(Nic *n)
-{
-    DhcpReply offer, ack;
-
-    dhcp_exchange(n, 1, 0x1e1000, 0, 0, 2, &offer);
-    ck_assert_uint_eq(offer.yiaddr, SLIRP_GUEST_IP);
-    dhcp_exchange(n, 3, 0x1e1000, offer.yiaddr, offer.server, 5, &ack);
-    ck_assert_uint_eq(ack.yiaddr, offer.yiaddr);
-    ck_assert_uint_eq(ack.router, SLIRP_HOST_IP);
-    return ack.yiaddr;
+    net_dhcp_lease(nif, &lease);
+    ck_assert_uint_eq(lease.ip, NET_SLIRP_GUEST_IP);
+    ck_assert_uint_eq(lease.router, NET_SLIRP_HOST_IP);
 }
 
 START_TEST(test_user_dhcp)
 {
-    ck_assert_uint_eq(dhcp_lease(&nics[0]), SLIRP_GUEST_IP);
+    NetIf nif = user_netif(false);
+
+    user_lease(&nif);
+    ck_assert_uint_eq(nif.ip, NET_SLIRP_GUEST_IP);
     ck_assert_uint_ne(stat(&nics[0], E1000_GPRC), 0);
     ck_assert_uint_ne(stat(&nics[0], E1000_BPTC), 0);
 }
 END_TEST
 
-/* A tiny TCP for the guest side of one connection. */
-typedef struct Tcp {
-    Nic *n;
-    bool tso;
-    uint8_t peer_mac[6];
-    uint32_t lip, rip;
-    uint16_t lport, rport;
-    uint32_t snd_una, snd_nxt, snd_wnd;
-    uint32_t irs, rcv_nxt;
-    uint16_t peer_mss;
-    int host_fd;
-    size_t host_rx, host_tx;        /* bytes the host read / wrote */
-    size_t guest_rx;                /* bytes the guest received */
-    unsigned tso_sends, segs_rx;
-    int64_t last_ack_ms;
-} Tcp;
-
-static int32_t seq_diff(uint32_t a, uint32_t b)
-{
-    return (int32_t)(a - b);
-}
-
-/* One TCP segment from the guest; with @tso, a super-frame for TSO. */
-static void tcp_output(Tcp *t, uint8_t flags, uint32_t seq,
-                       const uint8_t *payload, size_t plen)
-{
-    static uint8_t f[FRAME_MAX];
-    uint8_t th[24];
-    size_t thlen = 20, len;
-
-    tcp_hdr(th, t->lport, t->rport, seq, t->rcv_nxt, flags, 65535);
-    if (flags & TCP_SYN) {
-        th[12] = 6 << 4;
-        th[20] = 2;
-        th[21] = 4;
-        wr16(th + 22, TCP_MSS);
-        thlen = 24;
-    }
-    len = ip4_frame(f, t->peer_mac, mac0, E1000_IP_PROTO_TCP, t->lip,
-                    t->rip, th, thlen, payload, plen);
-    if (t->tso && plen > t->peer_mss) {
-        QE1000TxOpts o = tso4_opts;
-
-        o.mss = t->peer_mss;
-        wr16(f + IP_OFF + 2, 0);
-        wr16(f + IP_OFF + 10, 0);
-        seed_l4_csum(f, L4_OFF + 16, false);
-        qe1000_tx(t->n->e, f, len, &o);
-        t->tso_sends++;
-    } else if (plen) {
-        /* Checksums by the device (context descriptor offload). */
-        wr16(f + IP_OFF + 10, 0);
-        seed_l4_csum(f, L4_OFF + 16, true);
-        qe1000_tx(t->n->e, f, len, &(QE1000TxOpts){
-            .ctx = true, .ipcss = IP_OFF, .ipcso = IP_OFF + 10,
-            .ipcse = L4_OFF - 1, .tucss = L4_OFF, .tucso = L4_OFF + 16,
-            .tucmd = E1000_TUCMD_TCP | E1000_TUCMD_IP,
-            .popts = E1000_TXD_POPTS_IXSM | E1000_TXD_POPTS_TXSM });
-    } else {
-        qe1000_tx(t->n->e, f, len, NULL);
-    }
-}
-
-static void tcp_input(Tcp *t, const uint8_t *f, size_t len,
-                      const QE1000RxInfo *info)
-{
-    const uint8_t *th = f + L4_OFF;
-    size_t ip_len, hlen, plen;
-    uint32_t seq, ack;
-    uint8_t flags;
-
-    if (arp_answer(t->n, f, len, t->lip) ||
-        !is_ip4_proto(f, len, E1000_IP_PROTO_TCP) ||
-        rd32(f + IP_OFF + 16) != t->lip || rd16(th + 2) != t->lport) {
-        return;
-    }
-    /* The device verified both checksums. */
-    ck_assert_msg((info->status & (E1000_RXD_STAT_IPCS |
-                                   E1000_RXD_STAT_TCPCS)) ==
-                  (E1000_RXD_STAT_IPCS | E1000_RXD_STAT_TCPCS) &&
-                  !info->errors, "TCP frame: status 0x%x errors 0x%x",
-                  info->status, info->errors);
-    ip_len = rd16(f + IP_OFF + 2);
-    hlen = (th[12] >> 4) * 4;
-    ck_assert_uint_le(IP_OFF + ip_len, len);
-    plen = ip_len - 20 - hlen;
-    seq = rd32(th + 4);
-    ack = rd32(th + 8);
-    flags = th[13];
-    ck_assert_msg(!(flags & TCP_RST), "connection reset by the host side");
-    if (flags & TCP_SYN) {
-        return;                 /* a retransmitted SYN: handled by connect */
-    }
-    if ((flags & TCP_ACK) && seq_diff(ack, t->snd_una) > 0 &&
-        seq_diff(ack, t->snd_nxt) <= 0) {
-        t->snd_una = ack;
-        t->last_ack_ms = qos_now_ms();
-    }
-    if (flags & TCP_ACK) {
-        t->snd_wnd = rd16(th + 14);
-    }
-    if (plen && seq == t->rcv_nxt) {
-        const uint8_t *p = th + hlen;
-        size_t off = seq - (t->irs + 1);
-
-        for (size_t i = 0; i < plen; i++) {
-            ck_assert_msg(p[i] == host_to_guest(off + i), "guest received "
-                          "byte %zu as 0x%02x, expected 0x%02x", off + i,
-                          p[i], host_to_guest(off + i));
-        }
-        t->rcv_nxt += plen;
-        t->guest_rx += plen;
-        t->segs_rx++;
-    }
-    if (plen || (flags & TCP_FIN)) {
-        if ((flags & TCP_FIN) && seq + plen == t->rcv_nxt) {
-            t->rcv_nxt++;
-        }
-        tcp_output(t, TCP_ACK, t->snd_nxt, NULL, 0);
-    }
-}
-
-static bool tcp_poll(Tcp *t)
-{
-    static uint8_t f[FRAME_MAX];
-    QE1000RxInfo info;
-    bool any = false;
-    ssize_t len;
-
-    while ((len = rx(t->n, f, &info, 0)) >= 0) {
-        tcp_input(t, f, len, &info);
-        any = true;
-    }
-    return any;
-}
-
-static void tcp_connect(Tcp *t)
-{
-    static uint8_t f[FRAME_MAX];
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    int64_t deadline = qos_deadline(QOS_TIMEOUT_MS);
-    bool syn_seen = false;
-
-    t->host_fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
-    ck_assert_int_ge(t->host_fd, 0);
-    sa.sin_port = htons(hostfwd_port);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert(connect(t->host_fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
-              errno == EINPROGRESS);
-
-    /* slirp opens the guest side: SYN, our SYN-ACK, its ACK. */
-    for (;;) {
-        QE1000RxInfo info;
-        ssize_t len = rx(t->n, f, &info, qos_remaining_ms(deadline));
-        const uint8_t *th = f + L4_OFF;
-
-        ck_assert_msg(len >= 0, "TCP handshake through hostfwd: %s",
-                      syn_seen ? "no ACK for our SYN-ACK" : "no SYN");
-        if (arp_answer(t->n, f, len, t->lip) ||
-            !is_ip4_proto(f, len, E1000_IP_PROTO_TCP) ||
-            rd16(th + 2) != t->lport) {
-            continue;
-        }
-        if (th[13] & TCP_SYN) {
-            memcpy(t->peer_mac, f + 6, 6);
-            t->rip = rd32(f + IP_OFF + 12);
-            t->rport = rd16(th);
-            t->irs = rd32(th + 4);
-            t->rcv_nxt = t->irs + 1;
-            t->peer_mss = 536;
-            for (size_t o = 20; o + 1 < (size_t)(th[12] >> 4) * 4;) {
-                if (th[o] == 0 || th[o] == 1) {
-                    o++;
-                } else if (th[o] == 2) {
-                    t->peer_mss = rd16(th + o + 2);
-                    break;
-                } else {
-                    o += th[o + 1] ? th[o + 1] : 1;
-                }
-            }
-            t->peer_mss = MIN(t->peer_mss, TCP_MSS);
-            t->snd_una = TCP_ISS;
-            t->snd_nxt = TCP_ISS + 1;
-            tcp_output(t, TCP_SYN | TCP_ACK, TCP_ISS, NULL, 0);
-            syn_seen = true;
-            continue;
-        }
-        if (syn_seen && (th[13] & TCP_ACK) && rd32(th + 8) == TCP_ISS + 1) {
-            t->snd_una = TCP_ISS + 1;
-            t->snd_wnd = rd16(th + 14);
-            tcp_input(t, f, len, &info);
-            return;
-        }
-    }
-}
-
-/* Guest -> host: @total bytes, every one checked on the host socket. */
-static void tcp_send_all(Tcp *t, size_t total)
-{
-    static uint8_t buf[65536], hbuf[65536];
-    int64_t deadline = qos_deadline(20000);
-
-    t->last_ack_ms = qos_now_ms();
-    while (t->host_rx < total) {
-        size_t sent = t->snd_nxt - (TCP_ISS + 1);
-        size_t inflight = t->snd_nxt - t->snd_una;
-        size_t wnd = MIN(t->snd_wnd, 65535 - 54);
-        bool busy = false;
-        ssize_t n;
-
-        if (sent < total && inflight < wnd) {
-            size_t chunk = MIN(total - sent, wnd - inflight);
-
-            chunk = MIN(chunk, t->tso ? 32768 : t->peer_mss);
-            for (size_t i = 0; i < chunk; i++) {
-                buf[i] = guest_to_host(sent + i);
-            }
-            tcp_output(t, TCP_ACK | TCP_PSH, t->snd_nxt, buf, chunk);
-            t->snd_nxt += chunk;
-            busy = true;
-        }
-        busy |= tcp_poll(t);
-        n = recv(t->host_fd, hbuf, sizeof(hbuf), MSG_DONTWAIT);
-        ck_assert_msg(n > 0 || (n < 0 && errno == EAGAIN), "host recv: %zd "
-                      "(%s)", n, n < 0 ? g_strerror(errno) : "EOF");
-        for (ssize_t i = 0; i < n; i++) {
-            ck_assert_msg(hbuf[i] == guest_to_host(t->host_rx + i),
-                          "host received byte %zu as 0x%02x, expected "
-                          "0x%02x", t->host_rx + i, hbuf[i],
-                          guest_to_host(t->host_rx + i));
-        }
-        if (n > 0) {
-            t->host_rx += n;
-            busy = true;
-        }
-        /* Nothing acknowledged for a while: go back and resend. */
-        if (t->snd_una != t->snd_nxt &&
-            qos_now_ms() - t->last_ack_ms > 300) {
-            t->snd_nxt = t->snd_una;
-            t->last_ack_ms = qos_now_ms();
-        }
-        ck_assert_msg(qos_remaining_ms(deadline) > 0, "guest->host stalled "
-                      "at %zu of %zu bytes (acked %u)", t->host_rx, total,
-                      t->snd_una - (TCP_ISS + 1));
-        if (!busy) {
-            qe1000_sleep(t->n->e, 1);
-        }
-    }
-}
-
-/* Host -> guest: @total bytes, checked by the guest as they arrive. */
-static void tcp_recv_all(Tcp *t, size_t total)
-{
-    static uint8_t hbuf[65536];
-    int64_t deadline = qos_deadline(20000);
-
-    while (t->guest_rx < total) {
-        bool busy = tcp_poll(t);
-
-        if (t->host_tx < total) {
-            size_t chunk = MIN(sizeof(hbuf), total - t->host_tx);
-            ssize_t n;
-
-            for (size_t i = 0; i < chunk; i++) {
-                hbuf[i] = host_to_guest(t->host_tx + i);
-            }
-            n = send(t->host_fd, hbuf, chunk, MSG_DONTWAIT | MSG_NOSIGNAL);
-            ck_assert_msg(n > 0 || errno == EAGAIN, "host send: %s",
-                          g_strerror(errno));
-            if (n > 0) {
-                t->host_tx += n;
-                busy = true;
-            }
-        }
-        ck_assert_msg(qos_remaining_ms(deadline) > 0, "host->guest stalled "
-                      "at %zu of %zu bytes", t->guest_rx, total);
-        if (!busy) {
-            qe1000_sleep(t->n->e, 1);
-        }
-    }
-}
-
 static void tcp_transfer(bool tso)
 {
     Nic *n = &nics[0];
-    Tcp t = {
-        .n = n, .tso = tso, .lport = GUEST_TCP_PORT, .host_fd = -1,
-    };
+    NetIf nif = user_netif(tso);
+    NetTcp t = { .nif = &nif, .lport = GUEST_TCP_PORT, .win = 65535 };
 
-    t.lip = dhcp_lease(n);
+    user_lease(&nif);
     clear_stats(n);
-    tcp_connect(&t);
-    tcp_send_all(&t, XFER_BYTES);
-    tcp_recv_all(&t, XFER_BYTES);
+    t.host_fd = net_host_connect(hostfwd_port);
+    net_tcp_accept(&t);
+    net_tcp_send_all(&t, XFER_BYTES);
+    net_tcp_recv_all(&t, XFER_BYTES);
     if (tso) {
         ck_assert_uint_ne(t.tso_sends, 0);
         ck_assert_uint_ne(stat(n, E1000_TSCTC), 0);
@@ -2419,7 +1929,7 @@ static void tcp_transfer(bool tso)
     ck_assert_uint_ne(t.segs_rx, 0);
     ck_assert_uint_eq(stat(n, E1000_TSCTFC), 0);
     close(t.host_fd);
-    tcp_poll(&t);
+    net_tcp_poll(&t, 0);
 }
 
 START_TEST(test_user_tcp_tso)
@@ -2486,27 +1996,16 @@ END_TEST
 
 /* ---- suite ---- */
 
-static TCase *new_tcase(Suite *s, const char *name, void (*setup)(void),
-                        int timeout)
-{
-    TCase *tc = tcase_create(name);
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, timeout);
-    suite_add_tcase(s, tc);
-    return tc;
-}
-
 static Suite *e1000_suite(void)
 {
     Suite *s = suite_create("e1000");
     TCase *tc;
 
-    tc = new_tcase(s, "identity", setup_one_raw, 30);
+    tc = qos_check_tcase(s, "identity", setup_one_raw, teardown, 30);
     tcase_add_test(tc, test_pci_identity);
     tcase_add_test(tc, test_eeprom);
 
-    tc = new_tcase(s, "registers", setup_one, 30);
+    tc = qos_check_tcase(s, "registers", setup_one, teardown, 30);
     tcase_add_test(tc, test_phy);
     tcase_add_test(tc, test_icr_ics_ims);
     tcase_add_test(tc, test_itr);
@@ -2515,11 +2014,11 @@ static Suite *e1000_suite(void)
     tcase_add_test(tc, test_bad_registers);
     tcase_add_test(tc, test_loopback);
 
-    tc = new_tcase(s, "dma-messages", setup_one_nofd, 30);
+    tc = qos_check_tcase(s, "dma-messages", setup_one_nofd, teardown, 30);
     tcase_add_test(tc, test_dma_messages);
     tcase_add_test(tc, test_reset_during_dma);
 
-    tc = new_tcase(s, "traffic", setup_pair, 60);
+    tc = qos_check_tcase(s, "traffic", setup_pair, teardown, 60);
     tcase_add_test(tc, test_tx_rx_bytes);
     tcase_add_test(tc, test_rx_filter_unicast);
     tcase_add_test(tc, test_rx_filter_multicast);
@@ -2535,11 +2034,11 @@ static Suite *e1000_suite(void)
     tcase_add_test(tc, test_set_link);
     tcase_add_test(tc, test_query_rx_filter);
 
-    tc = new_tcase(s, "abuse", setup_pair, 60);
+    tc = qos_check_tcase(s, "abuse", setup_pair, teardown, 60);
     tcase_add_test(tc, test_bad_tx);
     tcase_add_test(tc, test_bad_rx);
 
-    tc = new_tcase(s, "user", setup_user, 60);
+    tc = qos_check_tcase(s, "user", setup_user, teardown, 60);
     tcase_add_test(tc, test_user_dhcp);
     tcase_add_test(tc, test_user_tcp_tso);
     tcase_add_test(tc, test_user_tcp_no_tso);

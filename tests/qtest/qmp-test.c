@@ -1810,19 +1810,6 @@ START_TEST(test_stdio_monitor)
 }
 END_TEST
 
-/* ---- suite ---- */
-
-static TCase *new_tcase(Suite *s, const char *name, void (*fn)(void),
-                        int timeout)
-{
-    TCase *tc = tcase_create(name);
-
-    tcase_add_checked_fixture(tc, fn, teardown);
-    tcase_set_timeout(tc, timeout);
-    suite_add_tcase(s, tc);
-    return tc;
-}
-
 /*
  * IOThreads over the monitor: added, listed with their thread, used by a
  * device added at run time (which then serves its client from there),
@@ -1915,12 +1902,14 @@ START_TEST(test_iothreads)
 }
 END_TEST
 
+/* ---- suite ---- */
+
 static Suite *qmp_suite(void)
 {
     Suite *s = suite_create("qmp");
     TCase *tc;
 
-    tc = new_tcase(s, "protocol", setup, 60);
+    tc = qos_check_tcase(s, "protocol", setup, teardown, 60);
     tcase_add_test(tc, test_greeting);
     tcase_add_test(tc, test_negotiation);
     tcase_add_test(tc, test_negotiation_empty_args);
@@ -1933,11 +1922,11 @@ static Suite *qmp_suite(void)
     tcase_add_test(tc, test_pipelined);
     tcase_add_test(tc, test_byte_at_a_time);
 
-    tc = new_tcase(s, "schema", setup_none, 30);
+    tc = qos_check_tcase(s, "schema", setup_none, teardown, 30);
     tcase_add_test(tc, test_schema_docs);
     tcase_add_test(tc, test_keyval_to_json);
 
-    tc = new_tcase(s, "core", setup, 60);
+    tc = qos_check_tcase(s, "core", setup, teardown, 60);
     tcase_add_test(tc, test_query_commands);
     tcase_add_test(tc, test_query_qmp_schema);
     tcase_add_test(tc, test_named_block_nodes);
@@ -1949,7 +1938,7 @@ static Suite *qmp_suite(void)
     tcase_add_test(tc, test_sigterm_shutdown_event);
     tcase_add_test(tc, test_argument_checks);
 
-    tc = new_tcase(s, "devices", setup, 60);
+    tc = qos_check_tcase(s, "devices", setup, teardown, 60);
     tcase_add_test(tc, test_query_pci);
     tcase_add_test(tc, test_query_vfio_user);
     tcase_add_test(tc, test_vfu_events);
@@ -1958,15 +1947,15 @@ static Suite *qmp_suite(void)
     tcase_add_test(tc, test_qom);
     tcase_add_test(tc, test_iothreads);
 
-    tc = new_tcase(s, "block", setup, 60);
+    tc = qos_check_tcase(s, "block", setup, teardown, 60);
     tcase_add_test(tc, test_block);
     tcase_add_test(tc, test_block_in_use);
 
-    tc = new_tcase(s, "net", setup, 30);
+    tc = qos_check_tcase(s, "net", setup, teardown, 30);
     tcase_add_test(tc, test_net);
     tcase_add_test(tc, test_net_nic);
 
-    tc = new_tcase(s, "hostile", setup, 120);
+    tc = qos_check_tcase(s, "hostile", setup, teardown, 120);
     tcase_add_test(tc, test_malformed_recovers);
     tcase_add_test(tc, test_flood_does_not_starve);
     tcase_add_test(tc, test_binary_garbage);
@@ -1975,7 +1964,7 @@ static Suite *qmp_suite(void)
     tcase_add_test(tc, test_slow_reader);
     tcase_add_test(tc, test_client_vanishes);
 
-    tc = new_tcase(s, "transports", setup_none, 60);
+    tc = qos_check_tcase(s, "transports", setup_none, teardown, 60);
     tcase_add_test(tc, test_several_monitors);
     tcase_add_test(tc, test_bad_qmp_options);
     tcase_add_test(tc, test_stdio_monitor);

@@ -1857,44 +1857,33 @@ END_TEST
 
 /* ---- suite ---- */
 
-static TCase *new_tcase(Suite *s, const char *name, void (*setup)(void),
-                        int timeout)
-{
-    TCase *tc = tcase_create(name);
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, timeout);
-    suite_add_tcase(s, tc);
-    return tc;
-}
-
 static Suite *vfio_user_suite(void)
 {
     Suite *s = suite_create("vfio-user");
     TCase *tc;
 
-    tc = new_tcase(s, "negotiate", setup_daemon, 60);
+    tc = qos_check_tcase(s, "negotiate", setup_daemon, teardown, 60);
     tcase_add_test(tc, test_negotiate_good);
     tcase_add_test(tc, test_negotiate_minor);
     tcase_add_test(tc, test_negotiate_wrong_major);
     tcase_add_test(tc, test_negotiate_bad_json);
     tcase_add_test(tc, test_negotiate_bad_payload);
 
-    tc = new_tcase(s, "info", setup_device, 60);
+    tc = qos_check_tcase(s, "info", setup_device, teardown, 60);
     tcase_add_test(tc, test_device_info);
     tcase_add_test(tc, test_region_info);
     tcase_add_test(tc, test_irq_info);
 
-    tc = new_tcase(s, "config", setup_device, 60);
+    tc = qos_check_tcase(s, "config", setup_device, teardown, 60);
     tcase_add_test(tc, test_config_space);
     tcase_add_test(tc, test_bar_sizing);
 
-    tc = new_tcase(s, "regs", setup_device, 60);
+    tc = qos_check_tcase(s, "regs", setup_device, teardown, 60);
     tcase_add_test(tc, test_testdev_regs);
     tcase_add_test(tc, test_write_multi);
     tcase_add_test(tc, test_bar2_mmap);
 
-    tc = new_tcase(s, "dma", setup_device, 60);
+    tc = qos_check_tcase(s, "dma", setup_device, teardown, 60);
     tcase_add_test(tc, test_dma_fd);
     tcase_add_test(tc, test_dma_nofd);
     tcase_add_test(tc, test_dma_unmapped);
@@ -1902,27 +1891,28 @@ static Suite *vfio_user_suite(void)
     tcase_add_test(tc, test_dma_no_bus_master);
     tcase_add_test(tc, test_reset_during_dma);
 
-    tc = new_tcase(s, "dma-wait", qos_check_init, 60);
+    tc = qos_check_tcase(s, "dma-wait", qos_check_init, teardown, 60);
     tcase_add_test(tc, test_dma_wait_stalls_nothing);
 
-    tc = new_tcase(s, "dma-spec-layout", setup_device_spec_layout, 60);
+    tc = qos_check_tcase(s, "dma-spec-layout", setup_device_spec_layout,
+                         teardown, 60);
     tcase_add_test(tc, test_dma_nofd_spec_layout);
 
-    tc = new_tcase(s, "irq", setup_device, 60);
+    tc = qos_check_tcase(s, "irq", setup_device, teardown, 60);
     tcase_add_test(tc, test_msix);
     tcase_add_test(tc, test_msix_dma_nofd);
     tcase_add_test(tc, test_msix_mask);
     tcase_add_test(tc, test_intx);
     tcase_add_test(tc, test_irq_mode_switch);
 
-    tc = new_tcase(s, "reset", setup_device, 60);
+    tc = qos_check_tcase(s, "reset", setup_device, teardown, 60);
     tcase_add_test(tc, test_device_reset);
 
-    tc = new_tcase(s, "reconnect", setup_daemon, 180);
+    tc = qos_check_tcase(s, "reconnect", setup_daemon, teardown, 180);
     tcase_add_test(tc, test_reconnect_no_fd_leak);
     tcase_add_test(tc, test_reconnect_immediate);
 
-    tc = new_tcase(s, "abuse", setup_device, 60);
+    tc = qos_check_tcase(s, "abuse", setup_device, teardown, 60);
     tcase_add_test(tc, test_abuse_short_header);
     tcase_add_test(tc, test_abuse_short_payload);
     tcase_add_test(tc, test_abuse_unaligned_empty);

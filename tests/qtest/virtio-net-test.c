@@ -5,8 +5,8 @@
  * Set-ups (a fresh daemon per test, stopped with SIGTERM, exit 0 required):
  * - pair: vn0 and vn1 joined by a -netdev stream pair, so what one sends
  *   the other receives, byte for byte; a QMP monitor;
- * - user: vn0 on -netdev user (libslirp) with a hostfwd rule: DHCP, then a
- *   small TCP stack moves data to and from a socket of the test;
+ * - user: vn0 on -netdev user (libslirp) with a hostfwd rule: DHCP, then
+ *   TCP (libqos/netstack.h) moves data to and from a socket of the test;
  * - tap: vn0 on a vnet_hdr tap inside a private network namespace (root
  *   only; otherwise skipped, saying so): offloads end to end with the
  *   host kernel.
@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 
 #include "hw/virtio/virtio-net-spec.h"
-#include "tests/qtest/libqos/netpkt.h"
+#include "tests/qtest/libqos/netstack.h"
 #include "tests/qtest/libqos/qos-check.h"
 #include "tests/qtest/libqos/iovd-proc.h"
 #include "tests/qtest/libqos/vfu-client.h"
@@ -39,10 +39,6 @@
 #define QUIET_MS        200         /* "nothing more arrives" */
 #define ETH_TYPE_TEST   0x88b5      /* IEEE local experimental */
 #define MTU_FRAME       1514        /* 1500 + the Ethernet header */
-#define IP_OFF          14
-#define L4_OFF          34
-#define PROTO_TCP       6
-#define PROTO_UDP       17
 
 static const uint8_t mac0[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0x01 };
 static const uint8_t mac1[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0x02 };
@@ -202,20 +198,11 @@ static void teardown(void)
 
 /* ---- frames ---- */
 
-static size_t eth_hdr(uint8_t *f, const uint8_t *dst, const uint8_t *src,
-                      uint16_t type)
-{
-    memcpy(f, dst, 6);
-    memcpy(f + 6, src, 6);
-    wr16(f + 12, type);
-    return 14;
-}
-
 /* A test frame of @len bytes whose payload depends on @seed. */
 static size_t test_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
                          size_t len, uint32_t seed)
 {
-    eth_hdr(f, dst, src, ETH_TYPE_TEST);
+    net_eth_hdr(f, dst, src, ETH_TYPE_TEST);
     wr32(f + 14, seed);
     for (size_t i = 18; i < len; i++) {
         f[i] = (uint8_t)(seed * 13 + i * 7 + (i >> 8));
@@ -235,85 +222,6 @@ static void assert_frame(const uint8_t *got, size_t got_len,
                          "sent 0x%02x", len, i, got[i], want[i]);
         }
     }
-}
-
-/* An IPv4 frame around @l4 (its header and payload); L4 checksum as is. */
-static size_t ip4_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
-                        uint8_t proto, uint32_t sip, uint32_t dip,
-                        const uint8_t *l4, size_t l4len)
-{
-    uint8_t *ip = f + IP_OFF;
-
-    eth_hdr(f, dst, src, VIRTIO_NET_ETH_P_IP);
-    memset(ip, 0, 20);
-    ip[0] = 0x45;
-    wr16(ip + 2, 20 + l4len);
-    wr16(ip + 4, 0x1234);
-    wr16(ip + 6, 0x4000);       /* DF */
-    ip[8] = 64;
-    ip[9] = proto;
-    wr32(ip + 12, sip);
-    wr32(ip + 16, dip);
-    wr16(ip + 10, ~csum_fold(csum_add(0, ip, 20)));
-    memcpy(f + L4_OFF, l4, l4len);
-    return L4_OFF + l4len;
-}
-
-/* The pseudo-header sum of an IPv4 frame's L4 part. */
-static uint32_t pseudo4(const uint8_t *f)
-{
-    const uint8_t *ip = f + IP_OFF;
-    uint32_t sum = csum_add(0, ip + 12, 8);
-
-    return sum + ip[9] + rd16(ip + 2) - 20;
-}
-
-static unsigned l4_csum_off(const uint8_t *f)
-{
-    return f[IP_OFF + 9] == PROTO_TCP ? 16 : 6;
-}
-
-/* Fill in the L4 checksum in full, or (@partial) just the pseudo sum. */
-static void l4_csum(uint8_t *f, size_t len, bool partial)
-{
-    uint8_t *c = f + L4_OFF + l4_csum_off(f);
-
-    wr16(c, 0);
-    if (partial) {
-        wr16(c, csum_fold(pseudo4(f)));
-    } else {
-        wr16(c, ~csum_fold(csum_add(pseudo4(f), f + L4_OFF,
-                                    len - L4_OFF)));
-    }
-}
-
-static bool l4_csum_ok(const uint8_t *f, size_t len)
-{
-    return csum_fold(csum_add(pseudo4(f), f + L4_OFF, len - L4_OFF)) ==
-           0xffff;
-}
-
-static size_t udp4_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
-                         uint32_t sip, uint32_t dip, uint16_t sport,
-                         uint16_t dport, const uint8_t *payload, size_t plen)
-{
-    uint8_t *u = g_malloc(8 + plen);
-    size_t len;
-
-    wr16(u, sport);
-    wr16(u + 2, dport);
-    wr16(u + 4, 8 + plen);
-    wr16(u + 6, 0);
-    memcpy(u + 8, payload, plen);
-    len = ip4_frame(f, dst, src, PROTO_UDP, sip, dip, u, 8 + plen);
-    g_free(u);
-    return len;
-}
-
-static bool is_ip4(const uint8_t *f, size_t len, uint8_t proto)
-{
-    return len >= L4_OFF + 8 && rd16(f + 12) == VIRTIO_NET_ETH_P_IP &&
-           f[IP_OFF] == 0x45 && f[IP_OFF + 9] == proto;
 }
 
 /* ---- receiving ---- */
@@ -834,41 +742,48 @@ static json_object *rx_filter(void)
     return info;
 }
 
-START_TEST(test_rx_filter)
-{
-    static const uint8_t other[6] = { 0x52, 0x54, 0x00, 0x11, 0x22, 0x33 };
-    static const uint8_t other2[6] = { 0x52, 0x54, 0x00, 0x11, 0x22, 0x34 };
-    static const uint8_t mc1[6] = { 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 };
-    static const uint8_t mc2[6] = { 0x33, 0x33, 0x00, 0x00, 0x00, 0x02 };
-    uint8_t many[VIRTIO_NET_ETH_ALEN * 65];
-    Nic *a = &nics[0];
-    json_object *info;
+/* Addresses for the filter: two unicast, two multicast (IPv4, IPv6). */
+static const uint8_t uni1[6] = { 0x52, 0x54, 0x00, 0x11, 0x22, 0x33 };
+static const uint8_t uni2[6] = { 0x52, 0x54, 0x00, 0x11, 0x22, 0x34 };
+static const uint8_t multi1[6] = { 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 };
+static const uint8_t multi2[6] = { 0x33, 0x33, 0x00, 0x00, 0x00, 0x02 };
 
-    start_pair(NULL, NULL);
-    /* Reset state: promiscuous (until the driver says otherwise). */
-    info = rx_filter();
+/* Reset state: promiscuous (until the driver says otherwise). */
+static void filter_default_promiscuous(void)
+{
+    json_object *info = rx_filter();
+
     ck_assert(qmp_get_bool(info, "promiscuous"));
     ck_assert_str_eq(qmp_get_str(info, "main-mac"), MAC0_STR);
     json_object_put(info);
-    check_filter(other, true, mac0, "promiscuous");
-    check_filter(mc1, true, mac0, "promiscuous");
+    check_filter(uni1, true, mac0, "promiscuous");
+    check_filter(multi1, true, mac0, "promiscuous");
+}
 
+/* Promiscuous off, with an event: our address and broadcast only. */
+static void filter_normal(Nic *a)
+{
     qmp_client_clear_events(qmp);
     ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_PROMISC, false),
                       VIRTIO_NET_OK);
     json_object_put(qmp_client_wait_event(qmp, "NIC_RX_FILTER_CHANGED", 0));
     check_filter(mac0, true, mac0, "normal");
-    check_filter(other, false, mac0, "normal");
+    check_filter(uni1, false, mac0, "normal");
     check_filter(bcast, true, mac0, "normal");
-    check_filter(mc1, false, mac0, "normal");
+    check_filter(multi1, false, mac0, "normal");
+}
 
-    /* The MAC table. */
-    ck_assert_uint_eq(qvnet_ctrl_mac_table(a->n, &other, 1, &mc1, 1),
+/* The MAC table: one unicast and one multicast address more. */
+static void filter_mac_table(Nic *a)
+{
+    json_object *info;
+
+    ck_assert_uint_eq(qvnet_ctrl_mac_table(a->n, &uni1, 1, &multi1, 1),
                       VIRTIO_NET_OK);
-    check_filter(other, true, mac0, "table");
-    check_filter(other2, false, mac0, "table");
-    check_filter(mc1, true, mac0, "table");
-    check_filter(mc2, false, mac0, "table");
+    check_filter(uni1, true, mac0, "table");
+    check_filter(uni2, false, mac0, "table");
+    check_filter(multi1, true, mac0, "table");
+    check_filter(multi2, false, mac0, "table");
     info = rx_filter();
     ck_assert(!qmp_get_bool(info, "promiscuous"));
     ck_assert_int_eq(json_object_array_length(qmp_get(info,
@@ -880,72 +795,92 @@ START_TEST(test_rx_filter)
                          qmp_get(info, "multicast-table"), 0)),
                      "01:00:5e:00:00:01");
     json_object_put(info);
+}
 
-    /* All multicast, all unicast. */
+/* All multicast, then all unicast. */
+static void filter_all_multi_all_uni(Nic *a)
+{
+    json_object *info;
+
     ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_ALLMULTI, true),
                       VIRTIO_NET_OK);
-    check_filter(mc2, true, mac0, "allmulti");
-    check_filter(other2, false, mac0, "allmulti");
+    check_filter(multi2, true, mac0, "allmulti");
+    check_filter(uni2, false, mac0, "allmulti");
     ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_ALLMULTI, false),
                       VIRTIO_NET_OK);
     ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_ALLUNI, true),
                       VIRTIO_NET_OK);
-    check_filter(other2, true, mac0, "alluni");
-    check_filter(mc2, false, mac0, "alluni");
+    check_filter(uni2, true, mac0, "alluni");
+    check_filter(multi2, false, mac0, "alluni");
     info = rx_filter();
     ck_assert_str_eq(qmp_get_str(info, "unicast"), "all");
     ck_assert_str_eq(qmp_get_str(info, "multicast"), "normal");
     json_object_put(info);
     ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_ALLUNI, false),
                       VIRTIO_NET_OK);
+}
 
-    /* No broadcast, no multicast, no unicast. */
+/* No broadcast, no multicast, no unicast; promiscuous wins over them. */
+static void filter_no_bcast_multi_uni(Nic *a)
+{
+    json_object *info;
+
     ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_NOBCAST, true),
                       VIRTIO_NET_OK);
     check_filter(bcast, false, mac0, "nobcast");
     ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_NOMULTI, true),
                       VIRTIO_NET_OK);
-    check_filter(mc1, false, mac0, "nomulti");
+    check_filter(multi1, false, mac0, "nomulti");
     ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_NOBCAST, false),
                       VIRTIO_NET_OK);
     ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_NOUNI, true),
                       VIRTIO_NET_OK);
     check_filter(mac0, false, bcast, "nouni");
-    check_filter(other, false, bcast, "nouni");
+    check_filter(uni1, false, bcast, "nouni");
     info = rx_filter();
     ck_assert_str_eq(qmp_get_str(info, "unicast"), "none");
     ck_assert_str_eq(qmp_get_str(info, "multicast"), "none");
     ck_assert(qmp_get_bool(info, "broadcast-allowed"));
     json_object_put(info);
-    /* Promiscuous wins over all of them. */
     ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_PROMISC, true),
                       VIRTIO_NET_OK);
-    check_filter(other2, true, bcast, "promiscuous over nouni");
+    check_filter(uni2, true, bcast, "promiscuous over nouni");
     ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_PROMISC, false),
                       VIRTIO_NET_OK);
     ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_NOUNI, false),
                       VIRTIO_NET_OK);
     ck_assert_uint_eq(qvnet_ctrl_rx(a->n, VIRTIO_NET_CTRL_RX_NOMULTI, false),
                       VIRTIO_NET_OK);
+}
 
-    /* More multicast addresses than the table holds: all multicast. */
+/*
+ * More multicast addresses than the table holds (65, in @many): all
+ * multicast.
+ */
+static void filter_multicast_overflow(Nic *a, uint8_t *many)
+{
+    json_object *info;
+
     for (unsigned i = 0; i < 65; i++) {
-        memcpy(many + 6 * i, mc1, 6);
+        memcpy(many + 6 * i, multi1, 6);
         many[6 * i + 5] = 0x10 + i;
     }
     ck_assert_uint_eq(qvnet_ctrl_mac_table(a->n, NULL, 0,
                                            (const uint8_t (*)[6])many, 65),
                       VIRTIO_NET_OK);
-    check_filter(mc2, true, mac0, "multicast overflow");
-    check_filter(other, false, mac0, "multicast overflow");
+    check_filter(multi2, true, mac0, "multicast overflow");
+    check_filter(uni1, false, mac0, "multicast overflow");
     info = rx_filter();
     ck_assert(qmp_get_bool(info, "multicast-overflow"));
     ck_assert(!qmp_get_bool(info, "unicast-overflow"));
     ck_assert_int_eq(json_object_array_length(qmp_get(info,
                                                       "unicast-table")), 0);
     json_object_put(info);
+}
 
-    /* Malformed commands are refused, the filter stays. */
+/* Malformed commands (with @many's bytes) are refused, the filter stays. */
+static void filter_bad_commands(Nic *a, const uint8_t *many)
+{
     ck_assert_uint_eq(qvnet_ctrl(a->n, VIRTIO_NET_CTRL_MAC,
                                  VIRTIO_NET_CTRL_MAC_TABLE_SET, many, 10),
                       VIRTIO_NET_ERR);
@@ -955,9 +890,26 @@ START_TEST(test_rx_filter)
     ck_assert_uint_eq(qvnet_ctrl(a->n, VIRTIO_NET_CTRL_RX, 9, many, 1),
                       VIRTIO_NET_ERR);
     ck_assert_uint_eq(qvnet_ctrl(a->n, 42, 0, NULL, 0), VIRTIO_NET_ERR);
-    check_filter(mc2, true, mac0, "after bad commands");
+    check_filter(multi2, true, mac0, "after bad commands");
     ck_assert_int_eq(qvirtio_get_status(a->n->vd) &
                      VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+}
+
+/* Each step starts from the filter the one before left. */
+START_TEST(test_rx_filter)
+{
+    uint8_t many[VIRTIO_NET_ETH_ALEN * 65];
+    Nic *a = &nics[0];
+    json_object *info;
+
+    start_pair(NULL, NULL);
+    filter_default_promiscuous();
+    filter_normal(a);
+    filter_mac_table(a);
+    filter_all_multi_all_uni(a);
+    filter_no_bcast_multi_uni(a);
+    filter_multicast_overflow(a, many);
+    filter_bad_commands(a, many);
 
     /* A reset restores the defaults. */
     init_nic(a, &(QVirtioNetInit){ .features = LINUX_FEATURES });
@@ -1135,9 +1087,9 @@ static size_t flow_frame(uint8_t *f, const uint8_t *dst, const uint8_t *src,
     for (unsigned i = 0; i < sizeof(payload); i++) {
         payload[i] = (uint8_t)(seq + i);
     }
-    len = udp4_frame(f, dst, src, 0x0a000002, 0x0a000001, sport, 9,
-                     payload, sizeof(payload));
-    l4_csum(f, len, false);
+    len = net_udp4_frame(f, dst, src, 0x0a000002, 0x0a000001, sport, 9,
+                         payload, sizeof(payload));
+    net_l4_csum_fill(f);
     return len;
 }
 
@@ -1233,7 +1185,7 @@ START_TEST(test_tx_csum)
     Nic *a = &nics[0], *b = &nics[1];
     uint8_t payload[1400];
     QVirtioNetHdr h = {
-        .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = L4_OFF,
+        .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = NET_L4_OFF,
     };
 
     start_pair(NULL, NULL);
@@ -1246,37 +1198,33 @@ START_TEST(test_tx_csum)
         bool tcp = k & 1;
 
         if (tcp) {
-            uint8_t t[1500] = { 0 };
+            uint8_t t[1500];
 
-            wr16(t, 4000 + k);
-            wr16(t + 2, 80);
-            wr32(t + 4, 12345 + k);
-            t[12] = 5 << 4;
-            t[13] = 0x18;
-            wr16(t + 14, 8192);
+            net_tcp_hdr(t, 4000 + k, 80, 12345 + k, 0,
+                        NET_TCP_PSH | NET_TCP_ACK, 8192);
             memcpy(t + 20, payload, plen);
-            len = ip4_frame(f, mac1, mac0, PROTO_TCP, 0x0a000001, 0x0a000002,
-                            t, 20 + plen);
+            len = net_ip4_frame(f, mac1, mac0, NET_PROTO_TCP, 0x0a000001,
+                                0x0a000002, t, 20 + plen);
             h.csum_offset = 16;
         } else {
-            len = udp4_frame(f, mac1, mac0, 0x0a000001, 0x0a000002,
-                             3000 + k, 53, payload, plen);
+            len = net_udp4_frame(f, mac1, mac0, 0x0a000001, 0x0a000002,
+                                 3000 + k, 53, payload, plen);
             h.csum_offset = 6;
         }
         /* The driver leaves the pseudo-header sum; the device finishes. */
-        l4_csum(f, len, true);
+        net_l4_csum_seed(f, true);
         ck_assert(qvnet_tx_add(a->n, 0, f, len, &h, 1 + k % 4) >= 0);
         qvnet_tx_kick(a->n, 0);
         got = rx_frame(b, r, NULL);
         ck_assert_uint_eq(got, len);
-        ck_assert_msg(l4_csum_ok(r, got), "case %u: bad checksum 0x%04x", k,
-                      rd16(r + L4_OFF + h.csum_offset));
-        l4_csum(f, len, false);
+        ck_assert_msg(net_l4_csum_ok(r, got), "case %u: bad checksum 0x%04x",
+                      k, rd16(r + NET_L4_OFF + h.csum_offset));
+        net_l4_csum_fill(f);
         assert_frame(r, got, f, len);
     }
     /* A checksum outside the frame: dropped, the device goes on. */
     {
-        size_t len = udp4_frame(f, mac1, mac0, 1, 2, 3, 4, payload, 10);
+        size_t len = net_udp4_frame(f, mac1, mac0, 1, 2, 3, 4, payload, 10);
 
         h.csum_start = len - 1;
         h.csum_offset = 6;
@@ -1394,447 +1342,66 @@ START_TEST(test_reset_and_stop)
 }
 END_TEST
 
-/* ---- user networking: DHCP, then TCP through hostfwd ---- */
+/* ---- the guest network stack (libqos/netstack.h) on vn0 ---- */
 
-#define SLIRP_GUEST_IP  0x0a00020f      /* 10.0.2.15 */
-#define SLIRP_HOST_IP   0x0a000202      /* 10.0.2.2 */
-#define GUEST_TCP_PORT  5000
-#define TCP_ISS         1000u
-#define TCP_MSS         1460
-#define TCP_WIN         16384
-#define XFER_BYTES      (256 * 1024)
-
-static uint8_t guest_to_host(size_t i)
+/* The stack's frames on queue 0, with offloads as Linux's virtio_net. */
+static void stack_tx(void *opaque, uint8_t *f, size_t len,
+                     const NetTxOffload *off)
 {
-    return (uint8_t)(i * 31 + (i >> 9));
+    Nic *n = opaque;
+    QVirtioNetHdr h = { 0 };
+
+    if (off && off->csum) {
+        h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        h.csum_start = NET_L4_OFF;
+        h.csum_offset = net_l4_csum_off(f);
+    }
+    if (off && off->gso_mss) {
+        h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
+        h.gso_size = off->gso_mss;
+        h.hdr_len = NET_L4_OFF + (f[NET_L4_OFF + 12] >> 4) * 4;
+    }
+    qvnet_tx(n->n, 0, f, len, &h);
 }
 
-static uint8_t host_to_guest(size_t i)
+static ssize_t stack_rx(void *opaque, uint8_t *buf, size_t max,
+                        NetRxInfo *ni, int timeout_ms)
 {
-    return (uint8_t)(i * 17 + 5 + (i >> 11));
-}
+    Nic *n = opaque;
+    QVirtioNetHdr h;
+    ssize_t len = qvnet_rx(n->n, 0, buf, max, &h, timeout_ms);
 
-static int free_tcp_port(void)
-{
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    int port;
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
-
-/* Answer an ARP request for @ip from @mac; true if @f was one. */
-static bool arp_answer(Nic *n, const uint8_t *mac, const uint8_t *f,
-                       size_t len, uint32_t ip)
-{
-    uint8_t r[60] = { 0 };
-
-    if (len < 42 || rd16(f + 12) != 0x0806 || rd16(f + 20) != 1) {
-        return false;
+    if (len >= 0) {
+        ni->csum_ok = h.flags & VIRTIO_NET_HDR_F_DATA_VALID;
+        ni->csum_partial = h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM;
+        ni->gso = h.gso_type != VIRTIO_NET_HDR_GSO_NONE;
+        ni->hw_status = h.flags;
     }
-    if (rd32(f + 38) == ip) {
-        eth_hdr(r, f + 6, mac, 0x0806);
-        wr16(r + 14, 1);
-        wr16(r + 16, VIRTIO_NET_ETH_P_IP);
-        r[18] = 6;
-        r[19] = 4;
-        wr16(r + 20, 2);
-        memcpy(r + 22, mac, 6);
-        wr32(r + 28, ip);
-        memcpy(r + 32, f + 22, 10);
-        qvnet_tx(n->n, 0, r, sizeof(r), NULL);
-    }
-    return true;
-}
-
-static size_t dhcp_frame(uint8_t *f, uint8_t type, uint32_t xid,
-                         uint32_t req_ip, uint32_t server)
-{
-    uint8_t bootp[300] = { 0 };
-    uint8_t *o = bootp + 240;
-    size_t len;
-
-    bootp[0] = 1;               /* BOOTREQUEST */
-    bootp[1] = 1;               /* Ethernet */
-    bootp[2] = 6;
-    wr32(bootp + 4, xid);
-    wr16(bootp + 10, 0x8000);   /* broadcast replies */
-    memcpy(bootp + 28, mac0, 6);
-    wr32(bootp + 236, 0x63825363);
-    *o++ = 53;
-    *o++ = 1;
-    *o++ = type;
-    if (req_ip) {
-        *o++ = 50;
-        *o++ = 4;
-        wr32(o, req_ip);
-        o += 4;
-    }
-    if (server) {
-        *o++ = 54;
-        *o++ = 4;
-        wr32(o, server);
-        o += 4;
-    }
-    *o++ = 55;
-    *o++ = 3;
-    *o++ = 1;
-    *o++ = 3;
-    *o++ = 6;
-    *o = 255;
-    len = udp4_frame(f, bcast, mac0, 0, 0xffffffff, 68, 67, bootp,
-                     sizeof(bootp));
-    l4_csum(f, len, false);
     return len;
 }
 
-typedef struct DhcpReply {
-    uint8_t type;
-    uint32_t yiaddr, server, router;
-} DhcpReply;
-
-static bool dhcp_parse(const uint8_t *f, size_t len, uint32_t xid,
-                       DhcpReply *r)
+/* vn0 under the stack: data with NEEDS_CSUM, GSO up to @tso_max. */
+static NetIf stack_netif(size_t tso_max)
 {
-    const uint8_t *b = f + L4_OFF + 8;
-    size_t blen, i;
-
-    if (!is_ip4(f, len, PROTO_UDP) || rd16(f + L4_OFF + 2) != 68 ||
-        len < L4_OFF + 8 + 240) {
-        return false;
-    }
-    blen = len - L4_OFF - 8;
-    if (b[0] != 2 || rd32(b + 4) != xid || rd32(b + 236) != 0x63825363) {
-        return false;
-    }
-    memset(r, 0, sizeof(*r));
-    r->yiaddr = rd32(b + 16);
-    for (i = 240; i < blen && b[i] != 255;) {
-        uint8_t opt = b[i], olen;
-
-        if (opt == 0) {
-            i++;
-            continue;
-        }
-        if (i + 2 > blen || i + 2 + b[i + 1] > blen) {
-            return false;
-        }
-        olen = b[i + 1];
-        if (opt == 53 && olen == 1) {
-            r->type = b[i + 2];
-        } else if (opt == 54 && olen == 4) {
-            r->server = rd32(b + i + 2);
-        } else if (opt == 3 && olen >= 4) {
-            r->router = rd32(b + i + 2);
-        }
-        i += 2 + olen;
-    }
-    return r->type != 0;
+    return (NetIf){
+        .mac = mac0, .tx = stack_tx, .rx = stack_rx, .opaque = &nics[0],
+        .tx_csum = true, .tso_max = tso_max,
+    };
 }
 
-static void dhcp_exchange(Nic *n, uint8_t type, uint32_t xid,
-                          uint32_t req_ip, uint32_t server, uint8_t want,
-                          DhcpReply *r)
-{
-    static uint8_t f[FRAME_MAX];
-    size_t len = dhcp_frame(f, type, xid, req_ip, server);
-    int64_t deadline = qos_deadline(QOS_TIMEOUT_MS);
+/* ---- user networking: DHCP, then TCP through hostfwd ---- */
 
-    qvnet_tx(n->n, 0, f, len, NULL);
-    for (;;) {
-        ssize_t got = qvnet_rx(n->n, 0, f, FRAME_MAX, NULL,
-                               qos_remaining_ms(deadline));
-
-        ck_assert_msg(got >= 0, "no DHCP reply of type %u", want);
-        if (arp_answer(n, mac0, f, got, SLIRP_GUEST_IP)) {
-            continue;
-        }
-        ck_assert(!is_ip4(f, got, PROTO_UDP) || l4_csum_ok(f, got));
-        if (dhcp_parse(f, got, xid, r) && r->type == want) {
-            return;
-        }
-    }
-}
-
-static uint32_t dhcp_lease(Nic *n)
-{
-    DhcpReply offer, ack;
-
-    dhcp_exchange(n, 1, 0x5eed1042, 0, 0, 2, &offer);
-    ck_assert_uint_ne(offer.server, 0);
-    dhcp_exchange(n, 3, 0x5eed1042, offer.yiaddr, offer.server, 5, &ack);
-    ck_assert_uint_eq(ack.yiaddr, offer.yiaddr);
-    ck_assert_uint_eq(ack.router, SLIRP_HOST_IP);
-    return ack.yiaddr;
-}
-
-/* A guest-side TCP endpoint: in-order data, immediate ACKs, no loss. */
-typedef struct Tcp {
-    Nic *nic;
-    const uint8_t *lmac;
-    uint8_t pmac[6];
-    uint32_t lip, pip;
-    uint16_t lport, pport;
-    uint32_t snd_nxt, snd_una, rcv_nxt;
-    uint32_t peer_wnd;
-    uint16_t win;               /* what we advertise */
-    bool partial;               /* send data with NEEDS_CSUM */
-    unsigned tso;               /* >1: GSO frames of that many segments */
-    bool syn_seen, established;
-    GByteArray *rx;
-    size_t max_frame;           /* longest frame received */
-    unsigned gso_frames;        /* frames received with a GSO type */
-} Tcp;
-
-static int32_t seq_diff(uint32_t a, uint32_t b)
-{
-    return (int32_t)(a - b);
-}
-
-static void tcp_output(Tcp *t, uint8_t flags, uint32_t seq,
-                       const uint8_t *data, size_t len)
-{
-    static uint8_t f[FRAME_MAX], seg[FRAME_MAX];
-    QVirtioNetHdr h = { 0 };
-    unsigned hl = flags & 0x02 ? 24 : 20;
-    size_t flen;
-
-    memset(seg, 0, hl);
-    wr16(seg, t->lport);
-    wr16(seg + 2, t->pport);
-    wr32(seg + 4, seq);
-    wr32(seg + 8, flags & 0x10 ? t->rcv_nxt : 0);
-    seg[12] = (hl / 4) << 4;
-    seg[13] = flags;
-    wr16(seg + 14, t->win);
-    if (flags & 0x02) {
-        seg[20] = 2;            /* MSS */
-        seg[21] = 4;
-        wr16(seg + 22, TCP_MSS);
-    }
-    if (len) {
-        memcpy(seg + hl, data, len);
-    }
-    flen = ip4_frame(f, t->pmac, t->lmac, PROTO_TCP, t->lip, t->pip, seg,
-                     hl + len);
-    if (t->partial && len) {
-        l4_csum(f, flen, true);
-        h.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-        h.csum_start = L4_OFF;
-        h.csum_offset = 16;
-        if (len > TCP_MSS) {
-            h.gso_type = VIRTIO_NET_HDR_GSO_TCPV4;
-            h.gso_size = TCP_MSS;
-            h.hdr_len = L4_OFF + hl;
-        }
-    } else {
-        l4_csum(f, flen, false);
-    }
-    qvnet_tx(t->nic->n, 0, f, flen, &h);
-}
-
-static void tcp_input(Tcp *t, const uint8_t *f, size_t len,
-                      const QVirtioNetHdr *h)
-{
-    const uint8_t *tcp = f + L4_OFF;
-    size_t tot, doff, plen;
-    uint32_t seq, ack;
-    uint8_t flags;
-
-    if (arp_answer(t->nic, t->lmac, f, len, t->lip) ||
-        !is_ip4(f, len, PROTO_TCP) || rd32(f + IP_OFF + 16) != t->lip ||
-        rd16(tcp + 2) != t->lport) {
-        return;
-    }
-    t->max_frame = MAX(t->max_frame, len);
-    if (h->gso_type != VIRTIO_NET_HDR_GSO_NONE) {
-        t->gso_frames++;
-    }
-    if (!(h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)) {
-        ck_assert_msg(l4_csum_ok(f, len), "TCP segment with a bad checksum");
-    }
-    tot = rd16(f + IP_OFF + 2);
-    doff = (tcp[12] >> 4) * 4;
-    ck_assert(tot <= len - IP_OFF && doff >= 20 && 20 + doff <= tot);
-    plen = tot - 20 - doff;
-    seq = rd32(tcp + 4);
-    ack = rd32(tcp + 8);
-    flags = tcp[13];
-    ck_assert_msg(!(flags & 0x04), "connection reset by the peer");
-    if ((flags & 0x02) && !t->syn_seen) {
-        /* SYN (we listen) or SYN-ACK (we connected). */
-        t->syn_seen = true;
-        t->pport = rd16(tcp);
-        memcpy(t->pmac, f + 6, 6);
-        t->rcv_nxt = seq + 1;
-        if (flags & 0x10) {
-            ck_assert_uint_eq(ack, TCP_ISS + 1);
-            t->snd_una = ack;
-            t->established = true;
-            tcp_output(t, 0x10, t->snd_nxt, NULL, 0);
-        } else {
-            tcp_output(t, 0x12, TCP_ISS, NULL, 0);
-            t->snd_nxt = TCP_ISS + 1;
-        }
-        t->peer_wnd = rd16(tcp + 14);
-        return;
-    }
-    if (!t->syn_seen || rd16(tcp) != t->pport) {
-        return;
-    }
-    if (flags & 0x10) {
-        if (seq_diff(ack, t->snd_una) > 0 &&
-            seq_diff(ack, t->snd_nxt) <= 0) {
-            t->snd_una = ack;
-        }
-        if (ack == TCP_ISS + 1) {
-            t->established = true;
-        }
-        t->peer_wnd = rd16(tcp + 14);
-    }
-    if (plen) {
-        if (seq == t->rcv_nxt) {
-            g_byte_array_append(t->rx, tcp + doff, plen);
-            t->rcv_nxt += plen;
-        }
-        tcp_output(t, 0x10, t->snd_nxt, NULL, 0);
-    }
-}
-
-static bool tcp_poll(Tcp *t, int timeout_ms)
-{
-    static uint8_t f[FRAME_MAX];
-    QVirtioNetHdr h;
-    ssize_t got = qvnet_rx(t->nic->n, 0, f, FRAME_MAX, &h, timeout_ms);
-
-    if (got < 0) {
-        return false;
-    }
-    tcp_input(t, f, got, &h);
-    return true;
-}
-
-static void tcp_wait_established(Tcp *t)
-{
-    int64_t deadline = qos_deadline(QOS_TIMEOUT_MS);
-
-    while (!t->established) {
-        ck_assert_msg(qos_remaining_ms(deadline), "TCP handshake timed out "
-                      "(SYN seen: %d)", t->syn_seen);
-        tcp_poll(t, 20);
-    }
-}
-
-/* Read what @fd has for us and check it against guest_to_host(). */
-static size_t host_drain(int fd, size_t *got)
-{
-    uint8_t buf[16384];
-    ssize_t n;
-
-    while ((n = read(fd, buf, sizeof(buf))) > 0) {
-        for (ssize_t i = 0; i < n; i++) {
-            if (buf[i] != guest_to_host(*got + i)) {
-                ck_abort_msg("host got byte %zu wrong: 0x%02x", *got + i,
-                             buf[i]);
-            }
-        }
-        *got += n;
-    }
-    ck_assert_msg(n == 0 || errno == EAGAIN, "host read: %s",
-                  g_strerror(errno));
-    return *got;
-}
-
-/* Guest to host: @total bytes, within the peer's window. */
-static void tcp_send_all(Tcp *t, int host_fd, size_t total)
-{
-    int64_t deadline = qos_deadline(20000);
-    g_autofree uint8_t *data = g_malloc(total);
-    uint32_t start = t->snd_nxt;
-    size_t host_got = 0;
-
-    for (size_t i = 0; i < total; i++) {
-        data[i] = guest_to_host(i);
-    }
-    while (host_got < total || seq_diff(t->snd_una, start + total) < 0) {
-        size_t sent = t->snd_nxt - start;
-        size_t inflight = t->snd_nxt - t->snd_una;
-        size_t seg_max = TCP_MSS * MAX(t->tso, 1u);
-
-        ck_assert_msg(qos_remaining_ms(deadline), "TCP send stalled: %zu "
-                      "sent, %zu acked, host has %zu", sent,
-                      (size_t)(t->snd_una - start), host_got);
-        while (sent < total && inflight < t->peer_wnd) {
-            size_t seg = MIN(MIN(seg_max, total - sent),
-                             t->peer_wnd - inflight);
-
-            tcp_output(t, 0x18, t->snd_nxt, data + sent, seg);
-            t->snd_nxt += seg;
-            sent += seg;
-            inflight += seg;
-        }
-        host_drain(host_fd, &host_got);
-        while (tcp_poll(t, 0)) {
-            continue;
-        }
-        if (!tcp_poll(t, 2)) {
-            host_drain(host_fd, &host_got);
-        }
-    }
-    ck_assert_uint_eq(host_got, total);
-}
-
-/* Host to guest: @total bytes written to @host_fd, all received. */
-static void tcp_recv_all(Tcp *t, int host_fd, size_t total)
-{
-    int64_t deadline = qos_deadline(20000);
-    size_t written = 0, base = t->rx->len;
-
-    while (t->rx->len - base < total) {
-        uint8_t buf[8192];
-
-        ck_assert_msg(qos_remaining_ms(deadline), "TCP receive stalled at "
-                      "%zu of %zu bytes", t->rx->len - base, total);
-        if (written < total) {
-            size_t n = MIN(sizeof(buf), total - written);
-            ssize_t w;
-
-            for (size_t i = 0; i < n; i++) {
-                buf[i] = host_to_guest(written + i);
-            }
-            w = write(host_fd, buf, n);
-            ck_assert_msg(w > 0 || errno == EAGAIN, "host write: %s",
-                          g_strerror(errno));
-            if (w > 0) {
-                written += w;
-            }
-        }
-        tcp_poll(t, 2);
-    }
-    for (size_t i = 0; i < total; i++) {
-        if (t->rx->data[base + i] != host_to_guest(i)) {
-            ck_abort_msg("guest got byte %zu wrong", i);
-        }
-    }
-}
+#define GUEST_TCP_PORT  5000
+#define TCP_WIN         16384
+#define XFER_BYTES      (256 * 1024)
 
 START_TEST(test_user_dhcp_tcp)
 {
-    struct sockaddr_in sa = { .sin_family = AF_INET };
     Nic *n = &nics[0];
-    int port = free_tcp_port();
-    Tcp t = {
-        .nic = n, .lmac = mac0, .lport = GUEST_TCP_PORT, .win = TCP_WIN,
-        .partial = true, .snd_nxt = TCP_ISS, .snd_una = TCP_ISS,
-    };
-    int fd;
+    int port = net_free_tcp_port();
+    NetIf nif = stack_netif(0);
+    NetTcp t = { .nif = &nif, .lport = GUEST_TCP_PORT, .win = TCP_WIN };
+    NetDhcpLease lease;
 
     daemon_new();
     iovd_proc_add_args(proc, "-netdev", NULL);
@@ -1846,23 +1413,16 @@ START_TEST(test_user_dhcp_tcp)
     init_nic(n, &(QVirtioNetInit){ .features = LINUX_FEATURES });
     ck_assert(!qvnet_has(n->n, VIRTIO_NET_F_HOST_TSO4));
 
-    t.lip = dhcp_lease(n);
-    ck_assert_uint_eq(t.lip, SLIRP_GUEST_IP);
-    t.pip = SLIRP_HOST_IP;
-    t.rx = g_byte_array_new();
+    net_dhcp_lease(&nif, &lease);
+    ck_assert_uint_eq(lease.ip, NET_SLIRP_GUEST_IP);
+    ck_assert_uint_eq(lease.router, NET_SLIRP_HOST_IP);
 
-    fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    ck_assert_int_ge(fd, 0);
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons(port);
-    ck_assert(connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 ||
-              errno == EINPROGRESS);
-    tcp_wait_established(&t);
+    t.host_fd = net_host_connect(port);
+    net_tcp_accept(&t);
     /* Host to guest, then guest to host (checksums completed by iovd). */
-    tcp_recv_all(&t, fd, XFER_BYTES);
-    tcp_send_all(&t, fd, XFER_BYTES);
-    close(fd);
-    g_byte_array_unref(t.rx);
+    net_tcp_recv_all(&t, XFER_BYTES);
+    net_tcp_send_all(&t, XFER_BYTES);
+    close(t.host_fd);
 }
 END_TEST
 
@@ -1944,8 +1504,8 @@ static size_t tap_udp_to_guest(Nic *n, int ufd, uint8_t *f, uint16_t port,
             ssize_t got = qvnet_rx(n->n, 0, f, FRAME_MAX, h,
                                    qos_remaining_ms(retry));
 
-            if (got >= 0 && is_ip4(f, got, PROTO_UDP) &&
-                rd16(f + L4_OFF + 2) == port) {
+            if (got >= 0 && net_is_ip4_proto(f, got, NET_PROTO_UDP) &&
+                rd16(f + NET_L4_OFF + 2) == port) {
                 return got;
             }
         }
@@ -1965,10 +1525,11 @@ START_TEST(test_tap)
     uint8_t offl[8] = { 0 };
     int ufd, lfd, cfd;
     size_t len;
-    Tcp t = {
-        .nic = n, .lmac = mac0, .lip = TAP_GUEST_IP, .pip = TAP_HOST_IP,
-        .lport = 40000, .pport = 7003, .win = 30000, .partial = true,
-        .tso = 8, .snd_nxt = TCP_ISS, .snd_una = TCP_ISS,
+    /* Super-frames of eight segments. */
+    NetIf nif = stack_netif(8 * NET_TCP_MSS);
+    NetTcp t = {
+        .nif = &nif, .lport = 40000, .pip = TAP_HOST_IP, .pport = 7003,
+        .win = 30000, .host_fd = -1,
     };
 
     if (!tap_prepare(&why)) {
@@ -1976,6 +1537,7 @@ START_TEST(test_tap)
         fflush(stdout);
         return;
     }
+    nif.ip = TAP_GUEST_IP;
     daemon_new();
     iovd_proc_add_args(proc, "-netdev",
                        "tap,id=t0,ifname=vntap0,vnet_hdr=on", NULL);
@@ -1995,24 +1557,24 @@ START_TEST(test_tap)
     /* Host to guest: UDP; a partial checksum is fine with GUEST_CSUM. */
     ufd = udp_socket(TAP_HOST_IP, 7001);
     len = tap_udp_to_guest(n, ufd, f, 7000, payload, sizeof(payload), &h);
-    ck_assert_uint_eq(len, L4_OFF + 8 + sizeof(payload));
-    ck_assert_mem_eq(f + L4_OFF + 8, payload, sizeof(payload));
+    ck_assert_uint_eq(len, NET_L4_OFF + 8 + sizeof(payload));
+    ck_assert_mem_eq(f + NET_L4_OFF + 8, payload, sizeof(payload));
     if (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) {
-        ck_assert_uint_eq(h.csum_start, L4_OFF);
+        ck_assert_uint_eq(h.csum_start, NET_L4_OFF);
         ck_assert_uint_eq(h.csum_offset, 6);
-        wr16(f + L4_OFF + 6, ~csum_fold(csum_add(0, f + L4_OFF,
-                                                 len - L4_OFF)));
+        wr16(f + NET_L4_OFF + 6, ~csum_fold(csum_add(0, f + NET_L4_OFF,
+                                                     len - NET_L4_OFF)));
     }
-    ck_assert(l4_csum_ok(f, len));
+    ck_assert(net_l4_csum_ok(f, len));
 
     /* Guest to host: UDP with the checksum left to the host's stack. */
-    len = udp4_frame(f, (uint8_t[6]){ 0 }, mac0, TAP_GUEST_IP, TAP_HOST_IP,
-                     7000, 7001, payload, sizeof(payload));
+    len = net_udp4_frame(f, (uint8_t[6]){ 0 }, mac0, TAP_GUEST_IP,
+                         TAP_HOST_IP, 7000, 7001, payload, sizeof(payload));
     tap_hwaddr(t.pmac);
     memcpy(f, t.pmac, 6);
-    l4_csum(f, len, true);
+    net_l4_csum_seed(f, true);
     qvnet_tx(n->n, 0, f, len, &(QVirtioNetHdr){
-        .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = L4_OFF,
+        .flags = VIRTIO_NET_HDR_F_NEEDS_CSUM, .csum_start = NET_L4_OFF,
         .csum_offset = 6 });
     ck_assert_int_eq(recv(ufd, buf, sizeof(buf), 0), sizeof(payload));
     ck_assert_mem_eq(buf, payload, sizeof(payload));
@@ -2025,16 +1587,15 @@ START_TEST(test_tap)
                                 sizeof(int)), 0);
     ck_assert_int_eq(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
     ck_assert_int_eq(listen(lfd, 1), 0);
-    t.rx = g_byte_array_new();
-    tcp_output(&t, 0x02, TCP_ISS, NULL, 0);
-    t.snd_nxt = TCP_ISS + 1;
-    tcp_wait_established(&t);
+    net_tcp_connect(&t);
     cfd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     ck_assert_int_ge(cfd, 0);
-    tcp_send_all(&t, cfd, XFER_BYTES);
-    tcp_recv_all(&t, cfd, XFER_BYTES);
-    ck_assert_msg(t.gso_frames && t.max_frame > MTU_FRAME, "no GSO frame "
-                  "received (longest %zu bytes)", t.max_frame);
+    t.host_fd = cfd;
+    net_tcp_send_all(&t, XFER_BYTES);
+    net_tcp_recv_all(&t, XFER_BYTES);
+    ck_assert_uint_ne(t.tso_sends, 0);
+    ck_assert_msg(t.gso_rx && t.max_frame_rx > MTU_FRAME, "no GSO frame "
+                  "received (longest %zu bytes)", t.max_frame_rx);
 
     /* Offloads off: complete checksums, no GSO. */
     ck_assert_uint_eq(qvnet_ctrl(n->n, VIRTIO_NET_CTRL_GUEST_OFFLOADS,
@@ -2042,7 +1603,7 @@ START_TEST(test_tap)
                       VIRTIO_NET_OK);
     len = tap_udp_to_guest(n, ufd, f, 7010, payload, sizeof(payload), &h);
     ck_assert_uint_eq(h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM, 0);
-    ck_assert(l4_csum_ok(f, len));
+    ck_assert(net_l4_csum_ok(f, len));
     /* Offloads that were not negotiated cannot be turned on. */
     stq_le_p(offl, VIRTIO_BIT(VIRTIO_NET_F_GUEST_UFO));
     ck_assert_uint_eq(qvnet_ctrl(n->n, VIRTIO_NET_CTRL_GUEST_OFFLOADS,
@@ -2051,7 +1612,6 @@ START_TEST(test_tap)
     close(cfd);
     close(lfd);
     close(ufd);
-    g_byte_array_unref(t.rx);
 }
 END_TEST
 
@@ -2089,28 +1649,18 @@ END_TEST
 
 /* ---- main ---- */
 
-static TCase *new_tcase(Suite *s, const char *name)
-{
-    TCase *tc = tcase_create(name);
-
-    tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 40);
-    suite_add_tcase(s, tc);
-    return tc;
-}
-
 static Suite *virtio_net_suite(void)
 {
     Suite *s = suite_create("virtio-net");
     TCase *tc;
 
-    tc = new_tcase(s, "device");
+    tc = qos_check_tcase(s, "device", setup, teardown, 40);
     tcase_add_test(tc, test_pci_identity);
     tcase_add_test(tc, test_no_netdev);
     tcase_add_test(tc, test_feature_dependencies);
     tcase_add_test(tc, test_bad_properties);
 
-    tc = new_tcase(s, "data");
+    tc = qos_check_tcase(s, "data", setup, teardown, 40);
     tcase_add_loop_test(tc, test_sizes, 0, ARRAY_SIZE(sizes_cases));
     tcase_add_test(tc, test_rx_buffer_too_small);
     tcase_add_test(tc, test_reset_during_dma);
@@ -2121,7 +1671,7 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(tc, test_reset_and_stop);
     tcase_add_loop_test(tc, test_bad_input, 0, BAD__MAX);
 
-    tc = new_tcase(s, "control");
+    tc = qos_check_tcase(s, "control", setup, teardown, 40);
     tcase_add_test(tc, test_link);
     tcase_add_test(tc, test_rx_filter);
     tcase_add_test(tc, test_rx_extra_not_negotiated);
@@ -2130,7 +1680,7 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(tc, test_mq);
     tcase_add_test(tc, test_mq_not_negotiated);
 
-    tc = new_tcase(s, "backends");
+    tc = qos_check_tcase(s, "backends", setup, teardown, 40);
     tcase_add_test(tc, test_user_dhcp_tcp);
     tcase_add_test(tc, test_tap);
     return s;

@@ -41,6 +41,23 @@ static inline int qos_check_run(Suite *s)
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }
 
+/*
+ * A test case @name of @s whose every test runs between @setup and
+ * @teardown (a checked fixture: in the test's own process) and is killed
+ * after @timeout seconds.
+ */
+static inline TCase *qos_check_tcase(Suite *s, const char *name,
+                                     void (*setup)(void),
+                                     void (*teardown)(void), double timeout)
+{
+    TCase *tc = tcase_create(name);
+
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, timeout);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
 /* ck_assert_int_eq() on errno-style results, naming the errnos. */
 #define qos_assert_errno(expr, expected)                                \
     do {                                                                \
