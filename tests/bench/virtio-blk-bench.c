@@ -48,129 +48,217 @@ static int cmp_u32(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-int main(int argc, char **argv)
-{
-    const char *sock = NULL, *rw = "randread";
-    int qd = 32, secs = 5, opt;
-    pid_t pid = 0;
+/* The command line. */
+typedef struct VbOpts {
+    const char *sock;
+    const char *rw;
+    int qd, secs;
+    pid_t pid;
+} VbOpts;
 
+/* The device, and each slot's request in guest memory and in flight. */
+typedef struct VbBench {
+    VfuClient *c;
+    GuestMem *gm;
+    QVirtQueue *vq;
+    bool is_write;
+    int qd;
+    uint64_t nblocks;           /* 4 KiB blocks */
+    uint64_t *hdr, *data, *status;  /* guest addresses, by slot */
+    int *slot_of;               /* slot, by descriptor head */
+    int64_t *start;             /* submission time, by slot */
+    GArray *lat;                /* completion latencies in us */
+    uint64_t seed, done, errors, kicks;
+} VbBench;
+
+/* 0 when @o is usable, else the exit status. */
+static int parse_args(int argc, char **argv, VbOpts *o)
+{
+    int opt;
+
+    *o = (VbOpts) { .rw = "randread", .qd = 32, .secs = 5 };
     while ((opt = getopt(argc, argv, "s:p:w:q:t:")) != -1) {
         switch (opt) {
-        case 's': sock = optarg; break;
-        case 'p': pid = atoi(optarg); break;
-        case 'w': rw = optarg; break;
-        case 'q': qd = atoi(optarg); break;
-        case 't': secs = atoi(optarg); break;
+        case 's': o->sock = optarg; break;
+        case 'p': o->pid = atoi(optarg); break;
+        case 'w': o->rw = optarg; break;
+        case 'q': o->qd = atoi(optarg); break;
+        case 't': o->secs = atoi(optarg); break;
         default:
             fprintf(stderr, "usage: virtio-blk-bench -s SOCKET [-p PID] "
                     "[-w randread|randwrite] [-q QD] [-t SECS]\n");
             return 2;
         }
     }
-    if (!sock || qd < 1 || qd > 128 || secs < 1) {
+    if (!o->sock || o->qd < 1 || o->qd > 128 || o->secs < 1) {
         fprintf(stderr, "virtio-blk-bench: bad arguments\n");
         return 2;
     }
-    bool is_write = strcmp(rw, "randwrite") == 0;
-    VfuClient *c = vfu_client_open(sock);
-    QPCIDevice *pdev = qpci_device_new(c);
-    GuestMem *gm = guest_mem_new(GUEST_MEM_DEFAULT_BASE, 64ULL << 20);
-    QVirtioDevice *vd;
-    QVirtQueue *vq;
+    return 0;
+}
 
-    guest_mem_map_checked(gm, c, true);
-    vd = qvirtio_pci_new(pdev, gm);
+/*
+ * Connect, bring the device up with one queue of 256 whose interrupts are
+ * suppressed (we poll), and size the per-slot bookkeeping.
+ */
+static void bench_open(VbBench *b, const VbOpts *o)
+{
+    QPCIDevice *pdev;
+    QVirtioDevice *vd;
+
+    b->is_write = strcmp(o->rw, "randwrite") == 0;
+    b->qd = o->qd;
+    b->c = vfu_client_open(o->sock);
+    pdev = qpci_device_new(b->c);
+    b->gm = guest_mem_new(GUEST_MEM_DEFAULT_BASE, 64ULL << 20);
+    guest_mem_map_checked(b->gm, b->c, true);
+    vd = qvirtio_pci_new(pdev, b->gm);
     qvirtio_init(vd, &(QVirtioInit) {
         .features = ~0ULL & ~(1ULL << VIRTIO_F_RING_PACKED),
         .nqueues = 1, .queue_size = 256, .irq = QVIRTIO_IRQ_MSIX,
     });
-    vq = vd->vqs[0];
-    qvirtqueue_set_interrupts(vq, false);
-    uint64_t sectors = qvirtio_config_readq(vd, 0);     /* capacity */
-    uint64_t nblocks = sectors / 8;
-    /* Per slot in guest memory: header, 4 KiB of data, status. */
-    uint64_t *hdr = g_new(uint64_t, qd), *data = g_new(uint64_t, qd);
-    uint64_t *status = g_new(uint64_t, qd);
-    int *slot_of = g_new(int, 256);
-    int64_t *start = g_new(int64_t, qd);
-    GArray *lat = g_array_new(false, false, sizeof(uint32_t));
-    uint64_t seed = 0x2545f4914f6cdd1dULL, done = 0, errors = 0;
-    uint64_t kicks = 0;
-    double cpu0 = proc_cpu_secs(pid);
-    int64_t t0 = clock_ns(), end = t0 + (int64_t)secs * 1000000000LL;
+    b->vq = vd->vqs[0];
+    qvirtqueue_set_interrupts(b->vq, false);
+    b->nblocks = qvirtio_config_readq(vd, 0) / 8;   /* capacity */
+    b->hdr = g_new(uint64_t, b->qd);
+    b->data = g_new(uint64_t, b->qd);
+    b->status = g_new(uint64_t, b->qd);
+    b->slot_of = g_new(int, 256);
+    b->start = g_new(int64_t, b->qd);
+    b->lat = g_array_new(false, false, sizeof(uint32_t));
+    b->seed = 0x2545f4914f6cdd1dULL;
+    b->done = b->errors = b->kicks = 0;
+}
 
-    for (int i = 0; i < qd; i++) {
-        hdr[i] = guest_alloc_aligned(gm, 16, 16);
-        data[i] = guest_alloc_aligned(gm, 4096, 4096);
-        status[i] = guest_alloc(gm, 1);
+/* Put a request to a random block in slot @i; false if the ring is full. */
+static bool submit(VbBench *b, int i)
+{
+    uint8_t h[VIRTIO_BLK_REQ_HDR_SIZE] = { 0 };
+    QVirtioBuf bufs[3] = {
+        { b->hdr[i], sizeof(h), false },
+        { b->data[i], 4096, !b->is_write },
+        { b->status[i], 1, true },
+    };
+    int id;
+
+    b->seed ^= b->seed << 13;
+    b->seed ^= b->seed >> 7;
+    b->seed ^= b->seed << 17;
+    stl_le_p(h + VIRTIO_BLK_REQ_TYPE,
+             b->is_write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN);
+    stq_le_p(h + VIRTIO_BLK_REQ_SECTOR, b->seed % b->nblocks * 8);
+    guest_memwrite(b->gm, b->hdr[i], h, sizeof(h));
+    id = qvirtqueue_add(b->vq, bufs, 3, false);
+    if (id < 0) {
+        fprintf(stderr, "virtio-blk-bench: ring full\n");
+        return false;
     }
+    b->slot_of[id] = i;
+    b->start[i] = clock_ns();
+    return true;
+}
 
-#define SUBMIT(i) do {                                                      \
-        uint8_t h[VIRTIO_BLK_REQ_HDR_SIZE] = { 0 };                         \
-        QVirtioBuf b[3] = {                                                 \
-            { hdr[i], sizeof(h), false },                                   \
-            { data[i], 4096, !is_write },                                   \
-            { status[i], 1, true },                                         \
-        };                                                                  \
-        int id_;                                                            \
-                                                                            \
-        seed ^= seed << 13;                                                 \
-        seed ^= seed >> 7;                                                  \
-        seed ^= seed << 17;                                                 \
-        stl_le_p(h + VIRTIO_BLK_REQ_TYPE,                                   \
-                 is_write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN);            \
-        stq_le_p(h + VIRTIO_BLK_REQ_SECTOR, seed % nblocks * 8);            \
-        guest_memwrite(gm, hdr[i], h, sizeof(h));                           \
-        id_ = qvirtqueue_add(vq, b, 3, false);                              \
-        if (id_ < 0) {                                                      \
-            fprintf(stderr, "virtio-blk-bench: ring full\n");               \
-            return 1;                                                       \
-        }                                                                   \
-        slot_of[id_] = (i);                                                 \
-        start[i] = clock_ns();                                              \
-    } while (0)
+/*
+ * Consume the used ring, each slot getting a new request; how many there
+ * were, or -1 if the ring was full.
+ */
+static int reap(VbBench *b)
+{
+    uint32_t id, len;
+    int reaped = 0;
 
-    for (int i = 0; i < qd; i++) {
-        SUBMIT(i);
+    while (qvirtqueue_get_used(b->vq, &id, &len)) {
+        int i = b->slot_of[id];
+        uint32_t us = (clock_ns() - b->start[i]) / 1000;
+
+        if (guest_readb(b->gm, b->status[i]) != VIRTIO_BLK_S_OK) {
+            b->errors++;
+        }
+        g_array_append_val(b->lat, us);
+        b->done++;
+        reaped++;
+        if (!submit(b, i)) {
+            return -1;
+        }
     }
-    qvirtqueue_kick(vq);
-    kicks++;
+    return reaped;
+}
+
+/*
+ * Give each slot its header, 4 KiB of data and status in guest memory and
+ * a request, then keep them all busy until @end; false if the ring was
+ * full.
+ */
+static bool run_io(VbBench *b, int64_t end)
+{
+    for (int i = 0; i < b->qd; i++) {
+        b->hdr[i] = guest_alloc_aligned(b->gm, 16, 16);
+        b->data[i] = guest_alloc_aligned(b->gm, 4096, 4096);
+        b->status[i] = guest_alloc(b->gm, 1);
+    }
+    for (int i = 0; i < b->qd; i++) {
+        if (!submit(b, i)) {
+            return false;
+        }
+    }
+    qvirtqueue_kick(b->vq);
+    b->kicks++;
     while (clock_ns() < end) {
-        uint32_t id, len;
-        int reaped = 0;
+        int reaped = reap(b);
 
-        while (qvirtqueue_get_used(vq, &id, &len)) {
-            int i = slot_of[id];
-            uint32_t us = (clock_ns() - start[i]) / 1000;
-
-            if (guest_readb(gm, status[i]) != VIRTIO_BLK_S_OK) {
-                errors++;
-            }
-            g_array_append_val(lat, us);
-            done++;
-            reaped++;
-            SUBMIT(i);
+        if (reaped < 0) {
+            return false;
         }
         if (reaped) {
-            uint64_t before = vfu_client_stats(c)->msgs_sent;
+            /* The device may not want the kick (event index). */
+            uint64_t before = vfu_client_stats(b->c)->msgs_sent;
 
-            qvirtqueue_kick(vq);
-            kicks += vfu_client_stats(c)->msgs_sent != before;
+            qvirtqueue_kick(b->vq);
+            b->kicks += vfu_client_stats(b->c)->msgs_sent != before;
         }
     }
-    double elapsed = (clock_ns() - t0) / 1e9, cpu1 = proc_cpu_secs(pid);
+    return true;
+}
 
-    g_array_sort(lat, cmp_u32);
-    uint32_t *l = (uint32_t *)lat->data, n = lat->len;
+/* The result line (see the top of the file). */
+static void report(VbBench *b, const VbOpts *o, double elapsed,
+                   double cpu0, double cpu1)
+{
+    uint32_t *l = (uint32_t *)b->lat->data, n = b->lat->len;
+    uint64_t done = b->done;
+
+    g_array_sort(b->lat, cmp_u32);
     printf("virtio-blk-bench: rw=%s bs=4096 qd=%d iops=%.0f lat_us_p50=%u "
-           "p99=%u p999=%u errors=%" PRIu64 " kicks_per_io=%.3f", rw, qd,
-           done / elapsed, n ? l[n / 2] : 0,
+           "p99=%u p999=%u errors=%" PRIu64 " kicks_per_io=%.3f", o->rw,
+           o->qd, done / elapsed, n ? l[n / 2] : 0,
            n ? l[(uint64_t)n * 99 / 100] : 0,
-           n ? l[(uint64_t)n * 999 / 1000] : 0, errors,
-           done ? (double)kicks / done : 0);
-    if (pid > 0 && cpu0 >= 0 && cpu1 >= 0 && done) {
+           n ? l[(uint64_t)n * 999 / 1000] : 0, b->errors,
+           done ? (double)b->kicks / done : 0);
+    if (o->pid > 0 && cpu0 >= 0 && cpu1 >= 0 && done) {
         printf(" server_cpu_us_per_io=%.2f", (cpu1 - cpu0) * 1e6 / done);
     }
     printf("\n");
-    return errors ? 1 : 0;
+}
+
+int main(int argc, char **argv)
+{
+    VbOpts o;
+    VbBench b;
+    double cpu0, cpu1, elapsed;
+    int64_t t0;
+    int rc = parse_args(argc, argv, &o);
+
+    if (rc) {
+        return rc;
+    }
+    bench_open(&b, &o);
+    cpu0 = proc_cpu_secs(o.pid);
+    t0 = clock_ns();
+    if (!run_io(&b, t0 + (int64_t)o.secs * 1000000000LL)) {
+        return 1;
+    }
+    elapsed = (clock_ns() - t0) / 1e9;
+    cpu1 = proc_cpu_secs(o.pid);
+    report(&b, &o, elapsed, cpu0, cpu1);
+    return b.errors ? 1 : 0;
 }

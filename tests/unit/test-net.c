@@ -1704,22 +1704,9 @@ static GBytes *tap_nic_wait(FakeNic *nic, size_t hdr)
     return NULL;
 }
 
-/* Runs in a child inside its own network namespace. */
-static void tap_child(int rep)
+/* Enter a network namespace of our own; exit SKIP_EXIT where we cannot. */
+static void tap_enter_netns(int rep)
 {
-    g_autoptr(Keyval) kv = NULL;
-    GError *err = NULL;
-    NetClient *be;
-    FakeNic *nic;
-    struct ifreq ifr = { 0 };
-    struct sockaddr_ll sll = { .sll_family = AF_PACKET };
-    uint8_t buf[2048], frame[300], hbuf[NET_VNET_HDR_LEN + 300];
-    ssize_t len;
-    int sock, pfd;
-    GBytes *b;
-    const uint8_t *p;
-    size_t plen;
-
     if (access("/dev/net/tun", R_OK | W_OK) < 0) {
         tap_report(rep, "/dev/net/tun: %s", g_strerror(errno));
         _exit(SKIP_EXIT);
@@ -1728,6 +1715,92 @@ static void tap_child(int rep)
         tap_report(rep, "unshare(CLONE_NEWNET): %s", g_strerror(errno));
         _exit(SKIP_EXIT);
     }
+}
+
+/*
+ * Bring interface @ifname up; a packet socket on it, playing the rest of
+ * the network.
+ */
+static int tap_host_socket(int rep, const char *ifname)
+{
+    struct ifreq ifr = { 0 };
+    struct sockaddr_ll sll = { .sll_family = AF_PACKET };
+    int sock = socket(AF_INET, SOCK_DGRAM, 0);
+    int pfd;
+
+    g_strlcpy(ifr.ifr_name, ifname, IFNAMSIZ);
+    TAP_CHECK(ioctl(sock, SIOCGIFFLAGS, &ifr) == 0, "%s: SIOCGIFFLAGS: %s",
+              ifname, g_strerror(errno));
+    ifr.ifr_flags |= IFF_UP;
+    TAP_CHECK(ioctl(sock, SIOCSIFFLAGS, &ifr) == 0, "%s: SIOCSIFFLAGS: %s",
+              ifname, g_strerror(errno));
+    close(sock);
+    pfd = socket(AF_PACKET, SOCK_RAW, htons(ETH_TYPE_TEST));
+    TAP_CHECK(pfd >= 0, "AF_PACKET: %s", g_strerror(errno));
+    sll.sll_protocol = htons(ETH_TYPE_TEST);
+    sll.sll_ifindex = if_nametoindex(ifname);
+    TAP_CHECK(bind(pfd, (struct sockaddr *)&sll, sizeof(sll)) == 0,
+              "%s: bind: %s", ifname, g_strerror(errno));
+    return pfd;
+}
+
+/*
+ * A 300-byte frame each way between @nic and the host's packet socket
+ * @pfd, numbered @seq and @seq + 1.  The NIC's frames start with a vnet
+ * header of @hdr bytes (0: none); @what names the case in failures.
+ */
+static void tap_exchange(int rep, FakeNic *nic, int pfd, size_t hdr,
+                         uint32_t seq, const char *what)
+{
+    uint8_t buf[2048], frame[300], out[NET_VNET_HDR_LEN + 300];
+    ssize_t len;
+    GBytes *b;
+    const uint8_t *p;
+    size_t plen;
+
+    /* NIC → tap → host */
+    memset(out, 0, hdr);
+    make_frame(out + hdr, sizeof(frame), seq);
+    TAP_CHECK(net_send(nic->nc, out, hdr + sizeof(frame)) ==
+              (ssize_t)(hdr + sizeof(frame)), "%s: net_send to the tap",
+              what);
+    TAP_CHECK(tap_pkt_wait(pfd, buf, sizeof(buf), &len),
+              "%s: the host saw no frame from the NIC", what);
+    TAP_CHECK(len == sizeof(frame) && !memcmp(buf, out + hdr, len),
+              "%s: the host got %zd bytes, not the frame", what, len);
+    /* host → tap → NIC */
+    make_frame(frame, sizeof(frame), seq + 1);
+    TAP_CHECK(send(pfd, frame, sizeof(frame), 0) == sizeof(frame),
+              "%s: send: %s", what, g_strerror(errno));
+    b = tap_nic_wait(nic, hdr);
+    TAP_CHECK(b, "%s: the NIC saw no frame from the host", what);
+    p = g_bytes_get_data(b, &plen);
+    TAP_CHECK(plen == hdr + sizeof(frame) &&
+              !memcmp(p + hdr, frame, sizeof(frame)),
+              "%s: the NIC got %zu bytes, not the frame", what, plen);
+}
+
+/* The tap has a vnet header; the NIC uses it and sets offloads. */
+static void tap_check_vnet_hdr(int rep, FakeNic *nic)
+{
+    TAP_CHECK(net_has_vnet_hdr(nic->nc), "no vnet header");
+    nic->nc->has_vnet_hdr = true;
+    TAP_CHECK(net_set_offloads(nic->nc, true, true, true, false, false),
+              "TUNSETOFFLOAD");
+    TAP_CHECK(net_set_offloads(nic->nc, false, false, false, false, false),
+              "TUNSETOFFLOAD 0");
+}
+
+/* Runs in a child inside its own network namespace. */
+static void tap_child(int rep)
+{
+    g_autoptr(Keyval) kv = NULL;
+    GError *err = NULL;
+    NetClient *be;
+    FakeNic *nic;
+    int pfd;
+
+    tap_enter_netns(rep);
     kv = keyval_parse("tap,id=t0,ifname=iovdtap0,vnet_hdr=off,script=no",
                       "type", &err);
     be = net_backend_create(kv, &err);
@@ -1739,39 +1812,8 @@ static void tap_child(int rep)
     TAP_CHECK(strstr(be->info_str, "ifname=iovdtap0 vnet_hdr=off"),
               "info: %s", be->info_str);
     nic = fake_nic_new("nic0", "t0");
-
-    /* Up, and a packet socket on it playing the rest of the network. */
-    sock = socket(AF_INET, SOCK_DGRAM, 0);
-    g_strlcpy(ifr.ifr_name, "iovdtap0", IFNAMSIZ);
-    TAP_CHECK(ioctl(sock, SIOCGIFFLAGS, &ifr) == 0, "SIOCGIFFLAGS: %s",
-              g_strerror(errno));
-    ifr.ifr_flags |= IFF_UP;
-    TAP_CHECK(ioctl(sock, SIOCSIFFLAGS, &ifr) == 0, "SIOCSIFFLAGS: %s",
-              g_strerror(errno));
-    pfd = socket(AF_PACKET, SOCK_RAW, htons(ETH_TYPE_TEST));
-    TAP_CHECK(pfd >= 0, "AF_PACKET: %s", g_strerror(errno));
-    sll.sll_protocol = htons(ETH_TYPE_TEST);
-    sll.sll_ifindex = if_nametoindex("iovdtap0");
-    TAP_CHECK(bind(pfd, (struct sockaddr *)&sll, sizeof(sll)) == 0,
-              "bind: %s", g_strerror(errno));
-
-    /* NIC → tap → host */
-    make_frame(frame, sizeof(frame), 1);
-    TAP_CHECK(net_send(nic->nc, frame, sizeof(frame)) == sizeof(frame),
-              "net_send to the tap");
-    TAP_CHECK(tap_pkt_wait(pfd, buf, sizeof(buf), &len),
-              "the host saw no frame from the NIC");
-    TAP_CHECK(len == sizeof(frame) && !memcmp(buf, frame, len),
-              "the host got %zd bytes, not the frame", len);
-    /* host → tap → NIC */
-    make_frame(frame, sizeof(frame), 2);
-    TAP_CHECK(send(pfd, frame, sizeof(frame), 0) == sizeof(frame),
-              "send: %s", g_strerror(errno));
-    b = tap_nic_wait(nic, 0);
-    TAP_CHECK(b, "the NIC saw no frame from the host");
-    p = g_bytes_get_data(b, &plen);
-    TAP_CHECK(plen == sizeof(frame) && !memcmp(p, frame, plen),
-              "the NIC got %zu bytes, not the frame", plen);
+    pfd = tap_host_socket(rep, "iovdtap0");
+    tap_exchange(rep, nic, pfd, 0, 1, "vnet_hdr=off");
 
     /* vnet_hdr=on with a NIC that uses the header; offloads. */
     g_ptr_array_remove(fake_nics, nic);
@@ -1783,38 +1825,9 @@ static void tap_child(int rep)
     be = net_backend_create(kv, &err);
     TAP_CHECK(be, "vnet_hdr=on: %s", err ? err->message : "");
     nic = fake_nic_new("nic1", "t1");
-    TAP_CHECK(net_has_vnet_hdr(nic->nc), "no vnet header");
-    nic->nc->has_vnet_hdr = true;
-    TAP_CHECK(net_set_offloads(nic->nc, true, true, true, false, false),
-              "TUNSETOFFLOAD");
-    TAP_CHECK(net_set_offloads(nic->nc, false, false, false, false, false),
-              "TUNSETOFFLOAD 0");
-    g_strlcpy(ifr.ifr_name, "iovdtap1", IFNAMSIZ);
-    TAP_CHECK(ioctl(sock, SIOCGIFFLAGS, &ifr) == 0, "SIOCGIFFLAGS");
-    ifr.ifr_flags |= IFF_UP;
-    TAP_CHECK(ioctl(sock, SIOCSIFFLAGS, &ifr) == 0, "SIOCSIFFLAGS");
-    pfd = socket(AF_PACKET, SOCK_RAW, htons(ETH_TYPE_TEST));
-    sll.sll_ifindex = if_nametoindex("iovdtap1");
-    TAP_CHECK(bind(pfd, (struct sockaddr *)&sll, sizeof(sll)) == 0,
-              "bind: %s", g_strerror(errno));
-
-    memset(hbuf, 0, NET_VNET_HDR_LEN);
-    make_frame(hbuf + NET_VNET_HDR_LEN, 300, 3);
-    TAP_CHECK(net_send(nic->nc, hbuf, sizeof(hbuf)) == sizeof(hbuf),
-              "net_send with a header");
-    TAP_CHECK(tap_pkt_wait(pfd, buf, sizeof(buf), &len),
-              "the host saw no frame (vnet_hdr)");
-    TAP_CHECK(len == 300 && !memcmp(buf, hbuf + NET_VNET_HDR_LEN, 300),
-              "vnet_hdr: the host got %zd bytes", len);
-    make_frame(frame, sizeof(frame), 4);
-    TAP_CHECK(send(pfd, frame, sizeof(frame), 0) == sizeof(frame),
-              "send: %s", g_strerror(errno));
-    b = tap_nic_wait(nic, NET_VNET_HDR_LEN);
-    TAP_CHECK(b, "the NIC saw no frame (vnet_hdr)");
-    p = g_bytes_get_data(b, &plen);
-    TAP_CHECK(plen == NET_VNET_HDR_LEN + sizeof(frame) &&
-              !memcmp(p + NET_VNET_HDR_LEN, frame, sizeof(frame)),
-              "vnet_hdr: the NIC got %zu bytes", plen);
+    tap_check_vnet_hdr(rep, nic);
+    pfd = tap_host_socket(rep, "iovdtap1");
+    tap_exchange(rep, nic, pfd, NET_VNET_HDR_LEN, 3, "vnet_hdr=on");
 
     g_clear_pointer(&kv, keyval_free);
     kv = keyval_parse("tap,id=t2,script=/etc/qemu-ifup", "type", &err);

@@ -535,111 +535,135 @@ static uint8_t *dma_host(VfuClient *c, uint64_t addr, uint64_t len,
     return e->host + (addr - e->addr);
 }
 
-/* Serve a DMA request: a DMA_WRITE's data lands unless m->applied. */
-static void serve_dma(VfuClient *c, VfuRxMsg *m, bool reply_now)
+/* Where a DMA message's data starts, in the layout the server uses. */
+static uint32_t dma_data_off(VfuClient *c)
+{
+    return c->layout == VFU_DMA_RW_QEMU ? VFU_DMA_RW_QEMU_DATA_OFF
+                                        : VFU_DMA_RW_SPEC_DATA_OFF;
+}
+
+/*
+ * Check a DMA request's form and get its address and count: 0, or the
+ * errno to answer it with.
+ */
+static int dma_request_parse(VfuClient *c, VfuRxMsg *m, uint64_t *addr,
+                             uint64_t *count)
 {
     bool is_read = m->hdr.cmd == VFU_CMD_DMA_READ;
     bool qemu = c->layout == VFU_DMA_RW_QEMU;
-    uint32_t data_off = qemu ? VFU_DMA_RW_QEMU_DATA_OFF
-                             : VFU_DMA_RW_SPEC_DATA_OFF;
     const char *what = is_read ? "DMA_READ" : "DMA_WRITE";
-    uint64_t addr, count;
-    uint8_t *host;
-    int err = 0;
 
     if (m->nfds) {
         protocol_error(c, "%s id %u carries %u fds", what, m->hdr.msg_id,
                        m->nfds);
-        err = EINVAL;
-        goto fail;
+        return EINVAL;
     }
     /* Both layouts need 16 bytes of payload (QEMU's struct is padded). */
     if (m->len < 16) {
         protocol_error(c, "%s id %u: payload %u bytes < 16", what,
                        m->hdr.msg_id, m->len);
-        err = EINVAL;
-        goto fail;
+        return EINVAL;
     }
-    addr = ldq_le_p(m->payload);
-    count = qemu ? ldl_le_p(m->payload + 8) : ldq_le_p(m->payload + 8);
+    *addr = ldq_le_p(m->payload);
+    *count = qemu ? ldl_le_p(m->payload + 8) : ldq_le_p(m->payload + 8);
 
-    if (count > VFU_CLIENT_MAX_XFER) {
+    if (*count > VFU_CLIENT_MAX_XFER) {
         protocol_error(c, "%s id %u: count %" PRIu64 " > our "
-                       "max_data_xfer_size %u", what, m->hdr.msg_id, count,
+                       "max_data_xfer_size %u", what, m->hdr.msg_id, *count,
                        VFU_CLIENT_MAX_XFER);
-        err = E2BIG;
-        goto fail;
+        return E2BIG;
     }
     /*
      * DMA_WRITE data must be in the message.  QEMU's client checks count
      * against the payload minus its padded 16-byte struct, so do the same.
      */
-    if (!is_read && count > m->len - 16) {
+    if (!is_read && *count > m->len - 16) {
         protocol_error(c, "%s id %u: count %" PRIu64 " but only %u payload "
                        "bytes (data at %u; %s layout needs payload >= 16 + "
-                       "count)", what, m->hdr.msg_id, count, m->len,
-                       data_off, qemu ? "QEMU" : "spec");
-        err = E2BIG;
-        goto fail;
+                       "count)", what, m->hdr.msg_id, *count, m->len,
+                       dma_data_off(c), qemu ? "QEMU" : "spec");
+        return E2BIG;
     }
-    if (!is_read && m->len != 16 + count) {
+    if (!is_read && m->len != 16 + *count) {
         /* Tolerated by QEMU; still worth a note. */
         fprintf(stderr, "vfu-client(%s): note: %s id %u has %u payload "
                 "bytes for count %" PRIu64 "\n", c->path, what,
-                m->hdr.msg_id, m->len, count);
+                m->hdr.msg_id, m->len, *count);
     }
+    return 0;
+}
 
-    host = dma_host(c, addr, count, is_read, &err);
-    if (!host) {
-        goto fail;
-    }
+/* Answer a DMA_READ with @count bytes from @host. */
+static void dma_read_reply(VfuClient *c, VfuRxMsg *m, uint64_t addr,
+                           uint64_t count, const uint8_t *host)
+{
+    uint32_t len = 16 + count;
+    g_autofree uint8_t *reply = g_malloc0(len);
 
-    if (is_read) {
-        uint32_t len = 16 + count;
-        g_autofree uint8_t *reply = g_malloc0(len);
-
-        stq_le_p(reply, addr);
-        if (qemu) {
-            /* QEMU echoes its 16-byte struct, then data at 12. */
-            memcpy(reply + 8, m->payload + 8, 8);
-            memset(reply + 12, 0, 4);
-        } else {
-            stq_le_p(reply + 8, count);
-        }
-        memcpy(reply + data_off, host, count);
-        c->stats.dma_reads++;
-        c->stats.dma_read_bytes += count;
-        if (!(m->hdr.flags & VFU_FLAG_NO_REPLY)) {
-            send_reply(c, &m->hdr, reply, len);
-        }
+    stq_le_p(reply, addr);
+    if (c->layout == VFU_DMA_RW_QEMU) {
+        /* QEMU echoes its 16-byte struct, then data at 12. */
+        memcpy(reply + 8, m->payload + 8, 8);
+        memset(reply + 12, 0, 4);
     } else {
-        uint8_t reply[16];
-
-        if (!m->applied) {
-            memcpy(host, m->payload + data_off, count);
-            m->applied = true;
-            c->stats.dma_writes++;
-            c->stats.dma_write_bytes += count;
-        }
-        if (reply_now && !(m->hdr.flags & VFU_FLAG_NO_REPLY)) {
-            if (qemu) {
-                send_reply(c, &m->hdr, NULL, 0);
-            } else {
-                stq_le_p(reply, addr);
-                stq_le_p(reply + 8, count);
-                send_reply(c, &m->hdr, reply, sizeof(reply));
-            }
-        }
+        stq_le_p(reply + 8, count);
     }
-    return;
-
-fail:
-    if (!reply_now) {
-        return;                 /* it fails again when answered */
-    }
-    c->stats.dma_errors++;
+    memcpy(reply + dma_data_off(c), host, count);
+    c->stats.dma_reads++;
+    c->stats.dma_read_bytes += count;
     if (!(m->hdr.flags & VFU_FLAG_NO_REPLY)) {
-        send_error(c, &m->hdr, err);
+        send_reply(c, &m->hdr, reply, len);
+    }
+}
+
+/* Land a DMA_WRITE's data at @host, once; acknowledge it if @reply_now. */
+static void dma_write_apply(VfuClient *c, VfuRxMsg *m, uint64_t addr,
+                            uint64_t count, uint8_t *host, bool reply_now)
+{
+    uint8_t reply[16];
+
+    if (!m->applied) {
+        memcpy(host, m->payload + dma_data_off(c), count);
+        m->applied = true;
+        c->stats.dma_writes++;
+        c->stats.dma_write_bytes += count;
+    }
+    if (reply_now && !(m->hdr.flags & VFU_FLAG_NO_REPLY)) {
+        if (c->layout == VFU_DMA_RW_QEMU) {
+            send_reply(c, &m->hdr, NULL, 0);
+        } else {
+            stq_le_p(reply, addr);
+            stq_le_p(reply + 8, count);
+            send_reply(c, &m->hdr, reply, sizeof(reply));
+        }
+    }
+}
+
+/* Serve a DMA request: a DMA_WRITE's data lands unless m->applied. */
+static void serve_dma(VfuClient *c, VfuRxMsg *m, bool reply_now)
+{
+    bool is_read = m->hdr.cmd == VFU_CMD_DMA_READ;
+    uint64_t addr = 0, count = 0;
+    uint8_t *host = NULL;
+    int err = dma_request_parse(c, m, &addr, &count);
+
+    if (!err) {
+        host = dma_host(c, addr, count, is_read, &err);
+    }
+    if (!host) {
+        if (!reply_now) {
+            return;             /* it fails again when answered */
+        }
+        c->stats.dma_errors++;
+        if (!(m->hdr.flags & VFU_FLAG_NO_REPLY)) {
+            send_error(c, &m->hdr, err);
+        }
+        return;
+    }
+    if (is_read) {
+        dma_read_reply(c, m, addr, count, host);
+    } else {
+        dma_write_apply(c, m, addr, count, host, reply_now);
     }
 }
 
