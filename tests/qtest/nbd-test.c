@@ -13,7 +13,6 @@
 
 #include <check.h>
 #include <libnbd.h>
-#include <arpa/inet.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -25,6 +24,7 @@
 #include "tests/qtest/libqos/pci.h"
 #include "tests/qtest/libqos/qmp-client.h"
 #include "tests/qtest/libqos/nvme.h"
+#include "tests/qtest/libqos/netstack.h"
 
 #define EXPORT_SIZE     (16ULL << 20)
 #define GM_SIZE         (16ULL << 20)
@@ -97,20 +97,6 @@ static void server_kill(Server *s)
         waitpid(s->pid, NULL, 0);
         s->pid = 0;
     }
-}
-
-/* A TCP port nobody listens on now (the kernel's pick). */
-static int free_tcp_port(void)
-{
-    struct sockaddr_in sa = { .sin_family = AF_INET };
-    socklen_t len = sizeof(sa);
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ck_assert_int_eq(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
-    ck_assert_int_eq(getsockname(fd, (struct sockaddr *)&sa, &len), 0);
-    close(fd);
-    return ntohs(sa.sin_port);
 }
 
 /* The server's command: @tool then NULL-terminated arguments. */
@@ -526,7 +512,7 @@ START_TEST(test_inet)
     g_autofree char *size = g_strdup_printf("%llu", EXPORT_SIZE);
 
     NEED_SERVERS();
-    env.srv.port = g_strdup_printf("%d", free_tcp_port());
+    env.srv.port = g_strdup_printf("%d", net_free_tcp_port());
     server_cmd("nbdkit", "-f", "-i", "127.0.0.1", "-p", env.srv.port,
                "memory", size, NULL);
     server_start(&env.srv);
