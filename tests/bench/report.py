@@ -217,7 +217,14 @@ if nbd:
                   f"{fmt(fi, ',.0f')} | "
                   f"{fmt(float(d['iops']) / fi if fi else None, '.2f', 'x')}"
                   f" | {d['p99']} |")
-    md += ['']
+    md += ['', f'Here nbdkit, the benchmark client and iovd share {ncpu} cores. '
+           'The server answers in its own threads, so each request costs two '
+           'wake-ups across processes (see the QMP floor below) on top of '
+           'the file read; an iothread that busy-polls spins while it waits '
+           'for the server\'s reply and takes CPU time nbdkit needs, which '
+           'is why the iothread rows fall below the main loop\'s.  Against '
+           'a server on another machine the network round trip dominates '
+           'instead.', '']
 
 hosts = rows('fio')
 if hosts:

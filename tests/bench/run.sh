@@ -83,7 +83,7 @@ dev_loop() {
 drive() {
     case $1 in
     file) echo "driver=file,node-name=d0,filename=$IMG" ;;
-    nbd) echo "driver=nbd,node-name=d0,server.type=unix,server.path=$WORK/nbd.sock" ;;
+    nbd) echo "driver=nbd,node-name=d0,server.type=unix,server.path=$WORK/nbdkit-socket" ;;
     *) echo "driver=null,node-name=d0,size=${FILE_MB}M,read-zeroes=off" ;;
     esac
 }
@@ -161,11 +161,12 @@ if [ -x "$NB" ]; then
     nvme_point "loop=main backend=null" -q 32
     stop_iovd
 
-    # NBD: the same image served by nbdkit on a UNIX socket.
+    # NBD: the same image served by nbdkit on a UNIX socket (not a *.sock:
+    # stop_iovd removes those).
     if command -v nbdkit >/dev/null; then
-        nbdkit -f -U "$WORK/nbd.sock" file "$IMG" &
+        nbdkit -f -U "$WORK/nbdkit-socket" file "$IMG" &
         NBDKIT_PID=$!
-        while [ ! -S "$WORK/nbd.sock" ]; do sleep 0.05; done
+        while [ ! -S "$WORK/nbdkit-socket" ]; do sleep 0.05; done
         for loop in main iothread-poll; do
             nvme_start $loop nbd
             for rw in randread randwrite; do
