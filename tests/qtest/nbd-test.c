@@ -24,10 +24,10 @@
 #include "tests/qtest/libqos/pci.h"
 #include "tests/qtest/libqos/qmp-client.h"
 #include "tests/qtest/libqos/nvme.h"
+#include "tests/qtest/libqos/nvme-disk.h"
 #include "tests/qtest/libqos/netstack.h"
 
 #define EXPORT_SIZE     (16ULL << 20)
-#define GM_SIZE         (16ULL << 20)
 #define BLK             512
 
 typedef struct Server {
@@ -41,8 +41,8 @@ typedef struct Env {
     IovdProc *proc;
     Server srv;
     char *img;                  /* the file plugin's / qemu-nbd's image */
-    VfuClient *c;
-    QPCIDevice *dev;
+    QNvmeDisk *disk;
+    /* Borrowed from disk (qmp: owned when there is no disk). */
     GuestMem *gm;
     QNvme *q;
     QmpClient *qmp;
@@ -149,12 +149,10 @@ static void setup(void)
 
 static void teardown(void)
 {
-    g_clear_pointer(&env.qmp, qmp_client_free);
-    if (env.q) {
-        qnvme_free(env.q);
-        qpci_device_free(env.dev);
-        vfu_client_free(env.c);
-        guest_mem_free(env.gm);
+    if (env.disk) {
+        qnvme_disk_free(env.disk);
+    } else {
+        g_clear_pointer(&env.qmp, qmp_client_free);
     }
     if (env.proc) {
         iovd_proc_stop(env.proc);
@@ -182,32 +180,17 @@ static void teardown(void)
 /* iovd with an NVMe controller on an nbd node (@opts appended). */
 static void start_iovd(const char *opts)
 {
-    g_autofree char *sock = iovd_proc_path(env.proc, "nvme0.sock");
-    g_autofree char *qmp = iovd_proc_path(env.proc, "qmp.sock");
+    g_autofree char *node = env.srv.port ?
+        g_strdup_printf("driver=nbd,node-name=d0,server.type=inet,"
+                        "server.host=127.0.0.1,server.port=%s%s",
+                        env.srv.port, opts ? opts : "") :
+        g_strdup_printf("driver=nbd,node-name=d0,server.type=unix,"
+                        "server.path=%s%s", env.srv.sock, opts ? opts : "");
 
-    iovd_proc_add_args(env.proc, "-blockdev", NULL);
-    if (env.srv.port) {
-        iovd_proc_add_argf(env.proc, "driver=nbd,node-name=d0,"
-                           "server.type=inet,server.host=127.0.0.1,"
-                           "server.port=%s%s", env.srv.port,
-                           opts ? opts : "");
-    } else {
-        iovd_proc_add_argf(env.proc, "driver=nbd,node-name=d0,"
-                           "server.type=unix,server.path=%s%s",
-                           env.srv.sock, opts ? opts : "");
-    }
-    iovd_proc_add_args(env.proc, "-device", NULL);
-    iovd_proc_add_argf(env.proc, "nvme,id=nvme0,drive=d0,socket=%s", sock);
-    iovd_proc_add_args(env.proc, "-qmp", NULL);
-    iovd_proc_add_argf(env.proc, "unix:%s,server=on,wait=off", qmp);
-    iovd_proc_start(env.proc);
-    env.qmp = qmp_client_open(qmp);
-    env.c = vfu_client_open(sock);
-    env.dev = qpci_device_new(env.c);
-    env.gm = guest_mem_new(GUEST_MEM_DEFAULT_BASE, GM_SIZE);
-    guest_mem_map_checked(env.gm, env.c, true);
-    env.q = qnvme_new(env.dev, env.gm);
-    qnvme_init(env.q, 1, 64);
+    env.disk = qnvme_disk_start(env.proc, node);
+    env.qmp = env.disk->qmp;
+    env.gm = env.disk->gm;
+    env.q = env.disk->q;
 }
 
 static void fill(uint8_t *buf, size_t len, unsigned seed)
@@ -222,15 +205,9 @@ static uint16_t dev_write(uint64_t slba, uint32_t nlb, unsigned seed)
 {
     size_t len = (size_t)nlb * BLK;
     g_autofree uint8_t *b = g_malloc(len);
-    uint64_t g = guest_alloc_aligned(env.gm, len, 4096);
-    uint16_t st;
 
     fill(b, len, seed);
-    guest_memwrite(env.gm, g, b, len);
-    st = qnvme_rw(env.q, qnvme_ioq(env.q, 1), NVME_CMD_WRITE, 1, slba, nlb,
-                  g);
-    guest_free(env.gm, g);
-    return st;
+    return qnvme_disk_write(env.disk, slba, nlb, b);
 }
 
 /* Read through the device and compare with pattern @seed. */
@@ -239,14 +216,8 @@ static uint16_t dev_check(uint64_t slba, uint32_t nlb, unsigned seed)
     size_t len = (size_t)nlb * BLK;
     g_autofree uint8_t *want = g_malloc(len);
     g_autofree uint8_t *got = g_malloc(len);
-    uint64_t g = guest_alloc_aligned(env.gm, len, 4096);
-    uint16_t st;
+    uint16_t st = qnvme_disk_read(env.disk, slba, nlb, got);
 
-    guest_memset(env.gm, g, 0xee, len);
-    st = qnvme_rw(env.q, qnvme_ioq(env.q, 1), NVME_CMD_READ, 1, slba, nlb,
-                  g);
-    guest_memread(env.gm, g, got, len);
-    guest_free(env.gm, g);
     if (st == NVME_SUCCESS) {
         fill(want, len, seed);
         ck_assert_msg(memcmp(got, want, len) == 0,

@@ -19,9 +19,9 @@
 #include "tests/qtest/libqos/pci.h"
 #include "tests/qtest/libqos/qmp-client.h"
 #include "tests/qtest/libqos/nvme.h"
+#include "tests/qtest/libqos/nvme-disk.h"
 
 #define IMAGE_MB        32
-#define GM_SIZE         (16ULL << 20)
 #define BLK             512
 
 /* The cluster: one for the whole test case. */
@@ -32,9 +32,8 @@ static char *skip_why;
 typedef struct Env {
     IovdProc *proc;
     char *image;                /* pool/image */
-    VfuClient *c;
-    QPCIDevice *dev;
-    GuestMem *gm;
+    QNvmeDisk *disk;
+    /* Borrowed from disk (qmp: owned when there is no disk). */
     QNvme *q;
     QmpClient *qmp;
 } Env;
@@ -166,12 +165,10 @@ static void setup(void)
 
 static void teardown(void)
 {
-    g_clear_pointer(&env.qmp, qmp_client_free);
-    if (env.q) {
-        qnvme_free(env.q);
-        qpci_device_free(env.dev);
-        vfu_client_free(env.c);
-        guest_mem_free(env.gm);
+    if (env.disk) {
+        qnvme_disk_free(env.disk);
+    } else {
+        g_clear_pointer(&env.qmp, qmp_client_free);
     }
     if (env.proc) {
         iovd_proc_stop(env.proc);
@@ -186,25 +183,13 @@ static void teardown(void)
 
 static void start_iovd(void)
 {
-    g_autofree char *sock = iovd_proc_path(env.proc, "nvme0.sock");
-    g_autofree char *qmp = iovd_proc_path(env.proc, "qmp.sock");
-    const char *name = strchr(env.image, '/') + 1;
+    g_autofree char *node = g_strdup_printf(
+        "driver=rbd,node-name=d0,pool=rbd,image=%s,conf=%s",
+        strchr(env.image, '/') + 1, ceph_conf);
 
-    iovd_proc_add_args(env.proc, "-blockdev", NULL);
-    iovd_proc_add_argf(env.proc, "driver=rbd,node-name=d0,pool=rbd,"
-                       "image=%s,conf=%s", name, ceph_conf);
-    iovd_proc_add_args(env.proc, "-device", NULL);
-    iovd_proc_add_argf(env.proc, "nvme,id=nvme0,drive=d0,socket=%s", sock);
-    iovd_proc_add_args(env.proc, "-qmp", NULL);
-    iovd_proc_add_argf(env.proc, "unix:%s,server=on,wait=off", qmp);
-    iovd_proc_start(env.proc);
-    env.qmp = qmp_client_open(qmp);
-    env.c = vfu_client_open(sock);
-    env.dev = qpci_device_new(env.c);
-    env.gm = guest_mem_new(GUEST_MEM_DEFAULT_BASE, GM_SIZE);
-    guest_mem_map_checked(env.gm, env.c, true);
-    env.q = qnvme_new(env.dev, env.gm);
-    qnvme_init(env.q, 1, 64);
+    env.disk = qnvme_disk_start(env.proc, node);
+    env.qmp = env.disk->qmp;
+    env.q = env.disk->q;
 }
 
 static void fill(uint8_t *buf, size_t len, unsigned seed)
@@ -212,24 +197,6 @@ static void fill(uint8_t *buf, size_t len, unsigned seed)
     for (size_t i = 0; i < len; i++) {
         buf[i] = (uint8_t)(i * 11 + seed * 17 + (i >> 9));
     }
-}
-
-static uint16_t dev_rw(uint8_t opcode, uint64_t slba, uint32_t nlb,
-                       uint8_t *buf)
-{
-    size_t len = (size_t)nlb * BLK;
-    uint64_t g = guest_alloc_aligned(env.gm, len, 4096);
-    uint16_t st;
-
-    if (opcode == NVME_CMD_WRITE) {
-        guest_memwrite(env.gm, g, buf, len);
-    }
-    st = qnvme_rw(env.q, qnvme_ioq(env.q, 1), opcode, 1, slba, nlb, g);
-    if (opcode == NVME_CMD_READ) {
-        guest_memread(env.gm, g, buf, len);
-    }
-    guest_free(env.gm, g);
-    return st;
 }
 
 /* The image's bytes at @off, as `rbd export` gives them. */
@@ -258,11 +225,11 @@ START_TEST(test_io)
     start_iovd();
     ck_assert_uint_eq(qnvme_ns(env.q, 1)->nsze, (IMAGE_MB << 20) / BLK);
     fill(want, 256 * BLK, 1);
-    ck_assert_int_eq(dev_rw(NVME_CMD_WRITE, 8, 256, want), NVME_SUCCESS);
+    ck_assert_int_eq(qnvme_disk_write(env.disk, 8, 256, want), NVME_SUCCESS);
     ck_assert_int_eq(qnvme_flush(env.q, qnvme_ioq(env.q, 1), 1),
                      NVME_SUCCESS);
     memset(got, 0, 256 * BLK);
-    ck_assert_int_eq(dev_rw(NVME_CMD_READ, 8, 256, got), NVME_SUCCESS);
+    ck_assert_int_eq(qnvme_disk_read(env.disk, 8, 256, got), NVME_SUCCESS);
     ck_assert(memcmp(got, want, 256 * BLK) == 0);
     memset(got, 0, 256 * BLK);
     image_read(8 * BLK, got, 256 * BLK);
@@ -284,7 +251,7 @@ START_TEST(test_write_zeroes_discard)
     NEED_CLUSTER();
     start_iovd();
     fill(want, 64 * BLK, 2);
-    ck_assert_int_eq(dev_rw(NVME_CMD_WRITE, 0, 64, want), NVME_SUCCESS);
+    ck_assert_int_eq(qnvme_disk_write(env.disk, 0, 64, want), NVME_SUCCESS);
     memset(&cmd, 0, sizeof(cmd));
     cmd.opcode = NVME_CMD_WRITE_ZEROES;
     cmd.nsid = 1;
@@ -321,9 +288,9 @@ START_TEST(test_resize)
     ck_assert_uint_eq(qnvme_ns(env.q, 1)->nsze, grown / BLK);
     /* Past the old end. */
     fill(buf, sizeof(buf), 3);
-    ck_assert_int_eq(dev_rw(NVME_CMD_WRITE, grown / BLK - 8, 8, buf),
+    ck_assert_int_eq(qnvme_disk_write(env.disk, grown / BLK - 8, 8, buf),
                      NVME_SUCCESS);
-    ck_assert_int_eq(dev_rw(NVME_CMD_READ, grown / BLK - 8, 8, got),
+    ck_assert_int_eq(qnvme_disk_read(env.disk, grown / BLK - 8, 8, got),
                      NVME_SUCCESS);
     ck_assert(memcmp(got, buf, sizeof(buf)) == 0);
 }
