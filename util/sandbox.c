@@ -150,6 +150,12 @@ static const int allowed_syscalls[] = {
     SCMP_SYS(epoll_create), SCMP_SYS(epoll_create1), SCMP_SYS(epoll_ctl),
     SCMP_SYS(epoll_wait), SCMP_SYS(epoll_pwait), SCMP_SYS(epoll_pwait2),
     SCMP_SYS(poll), SCMP_SYS(ppoll), SCMP_SYS(select), SCMP_SYS(pselect6),
+    /*
+     * How the kernel resumes a timed wait (poll, nanosleep, futex) that
+     * a stop signal or a debugger interrupted: SIGSTOP/SIGCONT while
+     * libnbd waited in poll() killed the daemon with SIGSYS.
+     */
+    SCMP_SYS(restart_syscall),
     SCMP_SYS(eventfd), SCMP_SYS(eventfd2), SCMP_SYS(timerfd_create),
     SCMP_SYS(timerfd_settime), SCMP_SYS(timerfd_gettime),
     SCMP_SYS(signalfd), SCMP_SYS(signalfd4),
