@@ -166,6 +166,19 @@ fail:
     return NULL;
 }
 
+/*
+ * Drive @h's state machine once, waiting for its socket no later than
+ * @deadline: false when the time is up or the handle failed.  The blocking
+ * waits of this driver (open, resize, the flush at detach) go through it,
+ * so a server that stops answering never holds a thread for long.
+ */
+static bool nbd_poll_until(struct nbd_handle *h, int64_t deadline)
+{
+    int64_t left = (deadline - clock_ns()) / 1000000;
+
+    return left > 0 && nbd_poll(h, (int)left) >= 0;
+}
+
 /* Connect and handshake, waiting at most @timeout_ms (open, resize). */
 static struct nbd_handle *nbd_connect_wait(NbdState *s, int timeout_ms,
                                            GError **errp)
@@ -177,17 +190,15 @@ static struct nbd_handle *nbd_connect_wait(NbdState *s, int timeout_ms,
         return NULL;
     }
     while (nbd_aio_is_connecting(h)) {
-        int64_t left = (deadline - clock_ns()) / 1000000;
-
-        if (left <= 0) {
-            error_setg(errp, "nbd: no answer from the server within %d ms",
-                       timeout_ms);
-            nbd_close(h);
-            return NULL;
-        }
-        if (nbd_poll(h, (int)left) < 0) {
+        if (!nbd_poll_until(h, deadline)) {
             break;
         }
+    }
+    if (nbd_aio_is_connecting(h)) {
+        error_setg(errp, "nbd: no answer from the server within %d ms",
+                   timeout_ms);
+        nbd_close(h);
+        return NULL;
     }
     if (!nbd_aio_is_ready(h)) {
         error_setg(errp, "nbd: %s", nbd_get_error() ? nbd_get_error()
@@ -725,17 +736,35 @@ static bool nbd_attach(BlockNode *bs, BlockBackend *blk, GError **errp)
     return true;
 }
 
-/* Nothing is in flight: flush what the server caches, say goodbye. */
+/*
+ * Nothing is in flight: flush what the server caches (waiting at most
+ * NBD_CONNECT_NS: a server that stopped answering must not hold the
+ * device's teardown, nor the daemon's exit), say goodbye.
+ */
 static void nbd_detach(BlockNode *bs, BlockBackend *blk)
 {
     NbdConn *c = blk_drv_state(blk);
 
     g_assert(!c->wait_head && !c->done_head);
     if (c->h && c->state == NBD_CONN_READY) {
-        if (nbd_state(bs)->can_flush) {
-            nbd_flush(c->h, 0);
+        int64_t deadline = clock_ns() + NBD_CONNECT_NS;
+        int64_t cookie = nbd_state(bs)->can_flush ?
+            nbd_aio_flush(c->h, NBD_NULL_COMPLETION, 0) : -1;
+
+        bool answered = true;
+
+        while (cookie > 0 && nbd_aio_command_completed(c->h, cookie) == 0) {
+            if (!nbd_poll_until(c->h, deadline)) {
+                trace_nbd_lost(nbd_conn_id(c), "no answer to the flush at "
+                               "detach");
+                answered = false;
+                break;
+            }
         }
-        nbd_shutdown(c->h, 0);
+        if (answered) {
+            /* Queued, not waited for (nbd_shutdown() may block). */
+            nbd_aio_disconnect(c->h, 0);
+        }
     }
     nbd_conn_drop(c);
     loop_timer_free(c->retry_timer);

@@ -493,6 +493,32 @@ START_TEST(test_inet)
 }
 END_TEST
 
+/* A server that stops answering holds the daemon's exit only briefly. */
+START_TEST(test_hung_server_exit)
+{
+    int64_t start;
+    int status;
+
+    NEED_SERVERS();
+    env.img = make_image("disk.img", EXPORT_SIZE);
+    nbdkit("file", env.img);
+    start_iovd(NULL);
+    ck_assert_int_eq(dev_write(0, 8, 1), NVME_SUCCESS);
+    kill(env.srv.pid, SIGSTOP);
+    qnvme_disk_free(env.disk);
+    env.disk = NULL;
+    env.qmp = NULL;             /* the disk's */
+    start = qos_now_ms();
+    status = iovd_proc_terminate(env.proc);
+    ck_assert_msg(qos_now_ms() - start < 15000, "exit took %" PRId64 " ms",
+                  qos_now_ms() - start);
+    ck_assert_int_eq(status, 0);
+    iovd_proc_free(env.proc);
+    env.proc = NULL;
+    kill(env.srv.pid, SIGCONT);
+}
+END_TEST
+
 /* ---- the monitor ---- */
 
 START_TEST(test_blockdev_add)
@@ -550,6 +576,7 @@ static Suite *nbd_suite(void)
     tcase_add_test(tc, test_no_reconnect_delay);
     tcase_add_test(tc, test_resize);
     tcase_add_test(tc, test_inet);
+    tcase_add_test(tc, test_hung_server_exit);
     tcase_add_test(tc, test_blockdev_add);
     return s;
 }
