@@ -20,9 +20,11 @@
 #include "tests/qtest/libqos/qmp-client.h"
 #include "tests/qtest/libqos/nvme.h"
 #include "tests/qtest/libqos/nvme-disk.h"
+#include "tests/qtest/libqos/guest-mem.h"
 
 #define IMAGE_MB        32
 #define BLK             512
+#define OBJ_LBAS        ((4u << 20) / BLK)   /* an RBD object: 4 MiB */
 
 /* The cluster: one for the whole test case. */
 static char *ceph_dir;
@@ -264,6 +266,32 @@ START_TEST(test_write_zeroes_discard)
     image_read(0, got, 64 * BLK);
     ck_assert_msg(memcmp(got, want, 64 * BLK) == 0,
                   "zeroed where asked, and only there");
+
+    /*
+     * Deallocate a whole 4 MiB object (librbd skips partial ones by
+     * default): it reads as zeros afterwards.
+     */
+    fill(want, 64 * BLK, 3);
+    ck_assert_int_eq(qnvme_disk_write(env.disk, OBJ_LBAS, 64, want),
+                     NVME_SUCCESS);
+    {
+        NvmeDsmRange range = { .nlb = OBJ_LBAS, .slba = OBJ_LBAS };
+        uint64_t g = guest_alloc_aligned(env.disk->gm, 4096, 4096);
+
+        guest_memwrite(env.disk->gm, g, &range, sizeof(range));
+        memset(&cmd, 0, sizeof(cmd));
+        cmd.opcode = NVME_CMD_DSM;
+        cmd.nsid = 1;
+        cmd.cdw11 = NVME_DSM_AD;
+        cmd.dptr.prp1 = g;
+        ck_assert_int_eq(qnvme_cmd(env.q, qnvme_ioq(env.q, 1), &cmd, NULL),
+                         NVME_SUCCESS);
+        guest_free(env.disk->gm, g);
+    }
+    memset(want, 0, 64 * BLK);
+    image_read(OBJ_LBAS * BLK, got, 64 * BLK);
+    ck_assert_msg(memcmp(got, want, 64 * BLK) == 0,
+                  "not zero after Deallocate");
 }
 END_TEST
 
