@@ -375,6 +375,14 @@ static char *member_list(const QapiType *t)
     return g_string_free(g_steal_pointer(&s), false);
 }
 
+/* "a=1,a.b=2": a key is both a value and the parent of another. */
+static bool path_conflict(const char *key, GError **errp)
+{
+    error_setg(errp, "'%s' conflicts with an earlier key: one key cannot "
+               "be both a value and the parent of other keys", key);
+    return false;
+}
+
 /* Store @text at the dotted @key below struct @obj of type @t. */
 static bool set_path(const QapiType *t, json_object *obj, const char *key,
                      const char *text, GError **errp)
@@ -435,6 +443,15 @@ static bool set_path(const QapiType *t, json_object *obj, const char *key,
                 return false;
             }
             if (json_object_is_type(cur, json_type_array)) {
+                next = json_object_array_get_idx(cur, atoi(part));
+            } else if (!json_object_object_get_ex(cur, part, &next)) {
+                next = NULL;
+            }
+            if (next) {
+                json_object_put(val);
+                return path_conflict(key, errp);
+            }
+            if (json_object_is_type(cur, json_type_array)) {
                 json_object_array_put_idx(cur, atoi(part), val);
             } else {
                 json_object_object_add(cur, part, val);
@@ -445,6 +462,10 @@ static bool set_path(const QapiType *t, json_object *obj, const char *key,
             next = json_object_array_get_idx(cur, atoi(part));
         } else if (!json_object_object_get_ex(cur, part, &next)) {
             next = NULL;
+        }
+        if (next && !json_object_is_type(next, json_type_object) &&
+            !json_object_is_type(next, json_type_array)) {
+            return path_conflict(key, errp);
         }
         if (!next) {
             next = mt && mt->kind == QAPI_KIND_ARRAY ? json_object_new_array()

@@ -150,6 +150,13 @@ Keyval *keyval_parse(const char *str, const char *implied_key, GError **errp)
                     return NULL;
                 }
             }
+            if (key[0] == '.' || key[len - 1] == '.' || strstr(key, "..")) {
+                g_autofree char *text = keyval_element_text(elem);
+
+                error_setg(errp, "empty part in dotted key '%s' of element "
+                           "'%s'", key, text);
+                return NULL;
+            }
             p += len + 1;
         }
 

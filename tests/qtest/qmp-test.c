@@ -549,6 +549,31 @@ START_TEST(test_keyval_to_json)
 }
 END_TEST
 
+/*
+ * A key that is both a value and a parent ("server.a=1,server.a.b=2", in
+ * either order) under a member of type any is an error, not an assertion
+ * failure in json-c (found by fuzz-qmp-args).
+ */
+START_TEST(test_keyval_to_json_conflict)
+{
+    static const char *const texts[] = {
+        "driver=nbd,server.a=1,server.a.b=2",
+        "driver=nbd,server.a.b=2,server.a=1",
+    };
+    const QapiCommandDef *def = qapi_command_find("blockdev-add");
+
+    for (size_t i = 0; i < G_N_ELEMENTS(texts); i++) {
+        g_autoptr(Keyval) kv = keyval_parse(texts[i], NULL, NULL);
+        g_autoptr(GError) err = NULL;
+
+        ck_assert_ptr_nonnull(kv);
+        ck_assert_ptr_null(qapi_keyval_to_json(def->args, kv, &err));
+        ck_assert_msg(err && strstr(err->message, "conflicts with an earlier "
+                                    "key"), "%s", texts[i]);
+    }
+}
+END_TEST
+
 START_TEST(test_status_stop_cont)
 {
     json_object *st = qmp_ok(qmp, "query-status", NULL);
@@ -1932,6 +1957,7 @@ static Suite *qmp_suite(void)
     tc = qos_check_tcase(s, "schema", setup_none, teardown, 30);
     tcase_add_test(tc, test_schema_docs);
     tcase_add_test(tc, test_keyval_to_json);
+    tcase_add_test(tc, test_keyval_to_json_conflict);
 
     tc = qos_check_tcase(s, "core", setup, teardown, 60);
     tcase_add_test(tc, test_query_commands);

@@ -240,6 +240,20 @@ START_TEST(test_err_duplicate)
 }
 END_TEST
 
+START_TEST(test_err_empty_key_part)
+{
+    /* A fuzzer's "server....=/": a dotted key has no empty parts. */
+    g_autofree char *msg = parse_err("server....=/", NULL);
+    g_autofree char *msg2 = parse_err("a=1,.b=2", NULL);
+    g_autofree char *msg3 = parse_err("a.=1", NULL);
+
+    ck_assert_str_eq(msg, "empty part in dotted key 'server....' of element "
+                     "'server....=/'");
+    ck_assert_ptr_nonnull(strstr(msg2, "dotted key '.b'"));
+    ck_assert_ptr_nonnull(strstr(msg3, "dotted key 'a.'"));
+}
+END_TEST
+
 START_TEST(test_err_null_errp)
 {
     /* Errors with errp == NULL just fail. */
@@ -596,6 +610,7 @@ static Suite *keyval_suite(void)
     tcase_add_test(tc, test_err_empty_element);
     tcase_add_test(tc, test_err_invalid_key);
     tcase_add_test(tc, test_err_duplicate);
+    tcase_add_test(tc, test_err_empty_key_part);
     tcase_add_test(tc, test_err_null_errp);
     suite_add_tcase(s, tc);
 
