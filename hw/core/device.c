@@ -372,8 +372,11 @@ static __thread DeviceRunNow *run_now;
 
 static bool device_work_may_run(Device *dev)
 {
-    return dev->state == DEVICE_RUNNING || dev->state == DEVICE_PAUSED;
+    return dev->state == DEVICE_RUNNING || dev->state == DEVICE_PAUSED ||
+           dev->state == DEVICE_STOPPING;
 }
+
+static void device_stop_check(Device *dev);
 
 static void device_worker_main(void *opaque)
 {
@@ -413,21 +416,22 @@ static void device_worker_enter(Device *dev)
     }
     dev->worker_busy = true;
     coroutine_enter(dev->worker);
+    device_stop_check(dev);
 }
 
 static void device_work_dispatch(DeviceWork *w)
 {
     Device *dev = w->dev;
 
-    if (!device_work_may_run(dev)) {
+    if (!device_work_may_run(dev) && dev->state != DEVICE_STOPPED) {
         return;                 /* a reset drops it; the device re-arms */
     }
     if (!w->queued) {
         w->queued = true;
         g_queue_push_tail_link(&dev->work, &w->link);
     }
-    if (!dev->worker_busy) {
-        device_worker_enter(dev);
+    if (!dev->worker_busy && dev->state != DEVICE_STOPPED) {
+        device_worker_enter(dev);   /* STOPPED: it waits for the start */
     }
 }
 
@@ -570,6 +574,7 @@ void device_unpark(Device *dev, int result)
     dev->park_result = result;
     trace_device_unpark(dev->id, result);
     coroutine_enter(dev->worker);
+    device_stop_check(dev);
 }
 
 /*
@@ -611,6 +616,8 @@ const char *device_run_state_name(DeviceRunState st)
         [DEVICE_PAUSED] = "paused",
         [DEVICE_RESETTING] = "resetting",
         [DEVICE_DELETING] = "deleting",
+        [DEVICE_STOPPING] = "stopping",
+        [DEVICE_STOPPED] = "stopped",
     };
 
     return names[st];
@@ -734,6 +741,71 @@ void device_release(Device *dev)
             dev->reset_bh = loop_bh_new(dev->loop, device_reset_bh, dev);
         }
         loop_bh_schedule(dev->reset_bh);
+    }
+    if (dev->inflight == 0 && dev->state == DEVICE_STOPPING) {
+        loop_bh_schedule(dev->stop_bh);     /* the same: not from here */
+    }
+}
+
+/* ---- stop (migration, upgrade) ---- */
+
+/* STOPPING becomes STOPPED once nothing is in flight and no item runs. */
+static void device_stop_check(Device *dev)
+{
+    void (*done)(Device *dev, void *opaque) = dev->stop_done;
+
+    if (dev->state != DEVICE_STOPPING || dev->inflight || dev->worker_busy) {
+        return;
+    }
+    device_set_state(dev, DEVICE_STOPPED);
+    dev->stop_done = NULL;
+    if (done) {
+        done(dev, dev->stop_opaque);
+    }
+}
+
+static void device_stop_bh(void *opaque)
+{
+    device_stop_check(opaque);
+}
+
+void device_stop(Device *dev, void (*done)(Device *dev, void *opaque),
+                 void *opaque)
+{
+    bool was_running = dev->state == DEVICE_RUNNING;
+
+    g_assert(!dev->stop_done);
+    g_assert(dev->state == DEVICE_RUNNING || dev->state == DEVICE_PAUSED ||
+             dev->state == DEVICE_STOPPED);
+    if (dev->state == DEVICE_STOPPED) {
+        done(dev, opaque);
+        return;
+    }
+    if (!dev->stop_bh) {
+        dev->stop_bh = loop_bh_new(dev->loop, device_stop_bh, dev);
+    }
+    dev->stop_done = done;
+    dev->stop_opaque = opaque;
+    device_set_state(dev, DEVICE_STOPPING);
+    if (was_running && dev->cls->run_state_changed) {
+        dev->cls->run_state_changed(dev, false);
+    }
+    /* Not from here even when idle: the caller finishes first. */
+    loop_bh_schedule(dev->stop_bh);
+}
+
+void device_start(Device *dev)
+{
+    if (dev->state != DEVICE_STOPPING && dev->state != DEVICE_STOPPED) {
+        return;
+    }
+    dev->stop_done = NULL;
+    device_set_state(dev, dev->paused ? DEVICE_PAUSED : DEVICE_RUNNING);
+    if (!dev->paused && dev->cls->run_state_changed) {
+        dev->cls->run_state_changed(dev, true);
+    }
+    if (!dev->worker_busy && !g_queue_is_empty(&dev->work)) {
+        device_worker_enter(dev);   /* what was scheduled while STOPPED */
     }
 }
 

@@ -55,6 +55,8 @@ typedef struct DeviceTimer DeviceTimer;
 typedef struct StatsCollector StatsCollector;
 typedef struct StatsSchema StatsSchema;
 struct EventLoop;
+struct StateWriter;
+struct StateReader;
 struct Coroutine;
 struct IOThread;
 
@@ -82,6 +84,17 @@ typedef enum DeviceRunState {
     DEVICE_RESETTING,
     /* device_destroy(): as RESETTING, then unrealized and freed. */
     DEVICE_DELETING,
+    /*
+     * device_stop() (live migration, upgrade): as PAUSED, until nothing
+     * is in flight and no work item runs; then STOPPED.
+     */
+    DEVICE_STOPPING,
+    /*
+     * Nothing in flight and no work runs: the device's state holds still
+     * and can be saved or loaded.  Registers are still served; the work
+     * they schedule waits for device_start().  A reset leaves STOPPED.
+     */
+    DEVICE_STOPPED,
 } DeviceRunState;
 
 struct DeviceClass {
@@ -128,6 +141,15 @@ struct DeviceClass {
      */
     const StatsSchema *const *stats;
     void (*get_stats)(Device *dev, StatsCollector *c);
+    /*
+     * Optional (live migration and upgrade; a PCI device's through
+     * pci_device_save_state()): write the device's own state as sections
+     * of @w, and read it back into a device realized with the same
+     * properties.  The device is STOPPED for both.  load_state re-arms
+     * what the state implies; work resumes with device_start().
+     */
+    void (*save_state)(Device *dev, struct StateWriter *w);
+    bool (*load_state)(Device *dev, struct StateReader *r, GError **errp);
 };
 
 typedef void DeviceResetDone(Device *dev, void *opaque);
@@ -161,6 +183,10 @@ struct Device {
     DeviceResetKind reset_kind;
     bool quiesced;
     GSList *reset_waiters;      /* of DeviceResetWaiter */
+    /* device_stop() in progress: who is told when STOPPED. */
+    void (*stop_done)(Device *dev, void *opaque);
+    void *stop_opaque;
+    struct LoopBH *stop_bh;
 };
 
 /* ---- classes and the registry ---- */
@@ -280,6 +306,21 @@ void device_pause_all(void);
 void device_resume_all(void);
 bool device_all_paused(void);
 const char *device_run_state_name(DeviceRunState st);
+
+/*
+ * Stop @dev for its state to be saved or loaded: it fetches no new
+ * request, what is in flight completes, then it is STOPPED and
+ * @done(@dev, @opaque) runs (at once when nothing is in flight; never
+ * inside this call otherwise).  One stop at a time.  On @dev's loop.
+ */
+void device_stop(Device *dev, void (*done)(Device *dev, void *opaque),
+                 void *opaque);
+/* Leave STOPPING / STOPPED: back to RUNNING (or PAUSED); work resumes. */
+void device_start(Device *dev);
+static inline bool device_stopped(Device *dev)
+{
+    return dev->state == DEVICE_STOPPED;
+}
 
 /* ---- work ---- */
 
