@@ -81,6 +81,20 @@ typedef struct E1000Eeprom {
     bool write_enabled;
 } E1000Eeprom;
 
+/*
+ * What a loaded state (e1000-state.c) leaves for the start: the delay
+ * timers' remaining times and the interrupt line, armed and driven once
+ * the device runs again.  Times in ns; 0: the timer was not armed.
+ */
+typedef struct E1000Resume {
+    bool pending;               /* loaded, not started yet */
+    bool irq_level;
+    int64_t itr_ns;             /* until ITR lets the line rise again */
+    int64_t rdtr_ns, radv_ns;
+    int64_t tidv_ns, tadv_ns;
+    int64_t autoneg_ns;
+} E1000Resume;
+
 typedef struct E1000State {
     PCIDevice pdev;
 
@@ -115,6 +129,7 @@ typedef struct E1000State {
     LoopTimer *rdtr_timer, *radv_timer;
     LoopTimer *tidv_timer, *tadv_timer;
     LoopTimer *autoneg_timer;
+    E1000Resume resume;
 } E1000State;
 
 #define REG(s, off) ((s)->regs[(off) >> 2])
@@ -172,12 +187,21 @@ static inline bool e1000_is_broadcast(const uint8_t *mac)
 
 /* ---- e1000.c: interrupts ---- */
 
+/* INTx from ICR & IMS, held back by ITR. */
+void e1000_update_irq(E1000State *s);
 /* Raise ICR causes; INTx follows (ICR & IMS, ITR). */
 void e1000_set_cause(E1000State *s, uint32_t causes);
 /* A frame was stored: RXT0 now or after the RDTR/RADV delays. */
 void e1000_rx_irq(E1000State *s);
 /* Descriptors were written back: TXDW now, or @delayed (TIDV/TADV). */
 void e1000_tx_irq(E1000State *s, bool delayed);
+
+/* ---- e1000.c: link and registers ---- */
+
+/* The net layer's link may have changed: follow it (LSC on a change). */
+void e1000_cable_check(E1000State *s);
+/* Does register index @idx (offset / 4) exist on this device? */
+bool e1000_reg_implemented(unsigned idx);
 
 /* ---- e1000-rx.c ---- */
 
@@ -194,6 +218,23 @@ ssize_t e1000_rx_frame(void *opaque, const struct iovec *iov, int iovcnt);
 
 /* The TX bottom half: walk the ring from TDH to TDT. */
 void e1000_tx_run(void *opaque);
+/* A context descriptor to its parameters and back (the saved form). */
+void e1000_tx_ctx_decode(E1000TxCtx *c, const uint8_t *d);
+void e1000_tx_ctx_encode(const E1000TxCtx *c, uint8_t *d);
+/* May a TSO packet with context @c and options @popts be assembled? */
+bool e1000_tso_ctx_valid(const E1000TxCtx *c, uint8_t popts);
+
+/* ---- e1000-state.c: live migration and upgrade ---- */
+
+struct StateWriter;
+struct StateReader;
+
+/* The device is STOPPED: its state as sections "e1000", "e1000/...". */
+void e1000_state_save(E1000State *s, struct StateWriter *w);
+/* All of it checked first: on failure the device is left as it was. */
+bool e1000_state_load(E1000State *s, struct StateReader *r, GError **errp);
+/* Running again: re-arm what a loaded state left pending. */
+void e1000_state_resume(E1000State *s);
 
 
 #endif

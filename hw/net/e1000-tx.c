@@ -89,7 +89,7 @@ static void e1000_tx_csum(E1000State *s, uint8_t *f, uint32_t len,
     stw_be_p(f + cso, v);
 }
 
-static bool e1000_tso_ctx_valid(const E1000TxCtx *c, uint8_t popts)
+bool e1000_tso_ctx_valid(const E1000TxCtx *c, uint8_t popts)
 {
     unsigned l3 = (c->tucmd & E1000_TUCMD_IP) ? 6 : 40;
     unsigned l4 = (c->tucmd & E1000_TUCMD_TCP) ? 14 : 6;
@@ -271,9 +271,8 @@ static void e1000_tx_finish(E1000State *s, bool vle, uint16_t special)
     e1000_tx_send(s, tx->buf, tx->len, vle, special);
 }
 
-static void e1000_tx_load_ctx(E1000State *s, const uint8_t *d)
+void e1000_tx_ctx_decode(E1000TxCtx *c, const uint8_t *d)
 {
-    E1000TxCtx *c = &s->tx.ctx;
     uint32_t cmdlen = ldl_le_p(d + E1000_CTXD_CMDLEN);
 
     c->ipcss = d[E1000_CTXD_IPCSS];
@@ -286,6 +285,23 @@ static void e1000_tx_load_ctx(E1000State *s, const uint8_t *d)
     c->paylen = cmdlen & E1000_TXD_LEN_MASK;
     c->hdr_len = d[E1000_CTXD_HDRLEN];
     c->mss = lduw_le_p(d + E1000_CTXD_MSS);
+}
+
+/* The context descriptor that decodes to @c (DTYP context, status 0). */
+void e1000_tx_ctx_encode(const E1000TxCtx *c, uint8_t *d)
+{
+    memset(d, 0, E1000_TXD_SIZE);
+    d[E1000_CTXD_IPCSS] = c->ipcss;
+    d[E1000_CTXD_IPCSO] = c->ipcso;
+    stw_le_p(d + E1000_CTXD_IPCSE, c->ipcse);
+    d[E1000_CTXD_TUCSS] = c->tucss;
+    d[E1000_CTXD_TUCSO] = c->tucso;
+    stw_le_p(d + E1000_CTXD_TUCSE, c->tucse);
+    stl_le_p(d + E1000_CTXD_CMDLEN, (c->paylen & E1000_TXD_LEN_MASK) |
+             (E1000_TXD_DTYP_CONTEXT << E1000_TXD_DTYP_SHIFT) |
+             ((uint32_t)c->tucmd << 24));
+    d[E1000_CTXD_HDRLEN] = c->hdr_len;
+    stw_le_p(d + E1000_CTXD_MSS, c->mss);
 }
 
 typedef struct E1000TxIrq {
@@ -309,7 +325,7 @@ static void e1000_tx_desc(E1000State *s, uint64_t da, const uint8_t *d,
                         E1000_TXD_DTYP_SHIFT;
 
         if (dtyp == E1000_TXD_DTYP_CONTEXT) {
-            e1000_tx_load_ctx(s, d);
+            e1000_tx_ctx_decode(&tx->ctx, d);
             goto done;
         }
         if (dtyp != E1000_TXD_DTYP_DATA) {
@@ -379,6 +395,10 @@ void e1000_tx_run(void *opaque)
 
         if (s->tx_blocked) {
             break;                          /* until e1000_writable() */
+        }
+        if (!device_fetch_allowed(&s->pdev.dev)) {
+            break;      /* paused or stopping while a DMA waited: resumed
+                         * by e1000_run_state_changed() */
         }
         if (!budget-- || s->tx_frames_run >= E1000_TX_FRAME_BUDGET) {
             device_bh_schedule(s->tx_bh);     /* let the loop breathe */

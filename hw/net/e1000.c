@@ -27,6 +27,7 @@
 #include "hw/net/e1000-int.h"
 #include "hw/net/trace.h"
 #include "util/error.h"
+#include "util/savestate.h"
 
 static unsigned e1000_instances;
 
@@ -35,7 +36,7 @@ static const DeviceClass e1000_class;
 
 /* ---- interrupts ---- */
 
-static void e1000_update_irq(E1000State *s)
+void e1000_update_irq(E1000State *s)
 {
     uint32_t pending = REG(s, E1000_ICR) & REG(s, E1000_IMS);
     uint32_t itr = REG(s, E1000_ITR) & 0xffff;
@@ -309,9 +310,8 @@ static bool e1000_cable(E1000State *s)
     return s->nic && net_link_up(s->nic);
 }
 
-static void e1000_link_status_changed(NetClient *nc)
+void e1000_cable_check(E1000State *s)
 {
-    E1000State *s = nc->opaque;
     bool cable = e1000_cable(s);
 
     if (cable == s->cable_up) {
@@ -328,6 +328,11 @@ static void e1000_link_status_changed(NetClient *nc)
     } else {
         e1000_link_update(s, true);
     }
+}
+
+static void e1000_link_status_changed(NetClient *nc)
+{
+    e1000_cable_check(nc->opaque);
 }
 
 /* ---- EEPROM ---- */
@@ -773,6 +778,12 @@ static const E1000RegOps e1000_reg_ops[E1000_REG_COUNT] = {
     [RANGE(E1000_FFLT, 8)] = RW(e1000_set_reg),
 };
 
+bool e1000_reg_implemented(unsigned idx)
+{
+    return idx < E1000_REG_COUNT &&
+           (e1000_reg_ops[idx].read || e1000_reg_ops[idx].write);
+}
+
 static const E1000RegOps *e1000_reg_lookup(uint32_t addr)
 {
     unsigned idx = addr >> 2;
@@ -1010,6 +1021,7 @@ static void e1000_mac_reset(E1000State *s)
     }
     s->itr_next = 0;
     s->tx_blocked = false;
+    memset(&s->resume, 0, sizeof(s->resume));
 
     /* The link was negotiated at power-up if a cable is there. */
     e1000_phy_reset(s);
@@ -1041,9 +1053,20 @@ static void e1000_run_state_changed(Device *dev, bool running)
     E1000State *s = E1000(dev);
 
     if (running) {
+        e1000_state_resume(s);
         device_bh_schedule(s->tx_bh);
         nic_rx_flush(&s->rx);
     }
+}
+
+static void e1000_save_state(Device *dev, StateWriter *w)
+{
+    e1000_state_save(E1000(dev), w);
+}
+
+static bool e1000_load_state(Device *dev, StateReader *r, GError **errp)
+{
+    return e1000_state_load(E1000(dev), r, errp);
 }
 
 static bool e1000_parse_mac(const char *str, uint8_t *mac, GError **errp)
@@ -1222,6 +1245,8 @@ static const DeviceClass e1000_class = {
     .unrealize = e1000_unrealize,
     .reset = e1000_reset,
     .run_state_changed = e1000_run_state_changed,
+    .save_state = e1000_save_state,
+    .load_state = e1000_load_state,
     .stats = e1000_stats,
     .get_stats = e1000_get_stats,
 };
