@@ -642,7 +642,15 @@ static void device_reset_finish(Device *dev)
     if (dev->cls->reset) {
         dev->cls->reset(dev, dev->reset_kind);
     }
-    if (dev->state == DEVICE_RESETTING) {
+    if (dev->reset_kind == DEVICE_RESET_FUNCTION) {
+        /* A function reset ends a stop (the migration is over). */
+        dev->stop_held = false;
+        dev->stop_done = NULL;
+    }
+    if (dev->state == DEVICE_RESETTING && dev->stop_held) {
+        device_set_state(dev, DEVICE_STOPPING);
+        loop_bh_schedule(dev->stop_bh);
+    } else if (dev->state == DEVICE_RESETTING) {
         device_set_state(dev, dev->paused ? DEVICE_PAUSED : DEVICE_RUNNING);
     }
     for (GSList *l = waiters; l; l = l->next) {
@@ -754,12 +762,12 @@ static void device_stop_check(Device *dev)
 {
     void (*done)(Device *dev, void *opaque) = dev->stop_done;
 
-    if (dev->state != DEVICE_STOPPING || dev->inflight || dev->worker_busy) {
-        return;
+    if (dev->state == DEVICE_STOPPING && !dev->inflight &&
+        !dev->worker_busy) {
+        device_set_state(dev, DEVICE_STOPPED);
     }
-    device_set_state(dev, DEVICE_STOPPED);
-    dev->stop_done = NULL;
-    if (done) {
+    if (dev->state == DEVICE_STOPPED && done) {
+        dev->stop_done = NULL;
         done(dev, dev->stop_opaque);
     }
 }
@@ -774,19 +782,19 @@ void device_stop(Device *dev, void (*done)(Device *dev, void *opaque),
 {
     bool was_running = dev->state == DEVICE_RUNNING;
 
-    g_assert(!dev->stop_done);
-    g_assert(dev->state == DEVICE_RUNNING || dev->state == DEVICE_PAUSED ||
-             dev->state == DEVICE_STOPPED);
-    if (dev->state == DEVICE_STOPPED) {
-        done(dev, opaque);
-        return;
-    }
+    g_assert(!dev->stop_done && dev->state != DEVICE_DELETING);
     if (!dev->stop_bh) {
         dev->stop_bh = loop_bh_new(dev->loop, device_stop_bh, dev);
     }
+    dev->stop_held = true;
     dev->stop_done = done;
     dev->stop_opaque = opaque;
-    device_set_state(dev, DEVICE_STOPPING);
+    if (dev->state == DEVICE_RESETTING) {
+        return;         /* the reset's end goes on to STOPPING */
+    }
+    if (dev->state != DEVICE_STOPPED) {
+        device_set_state(dev, DEVICE_STOPPING);
+    }
     if (was_running && dev->cls->run_state_changed) {
         dev->cls->run_state_changed(dev, false);
     }
@@ -796,10 +804,11 @@ void device_stop(Device *dev, void (*done)(Device *dev, void *opaque),
 
 void device_start(Device *dev)
 {
+    dev->stop_held = false;
+    dev->stop_done = NULL;
     if (dev->state != DEVICE_STOPPING && dev->state != DEVICE_STOPPED) {
         return;
     }
-    dev->stop_done = NULL;
     device_set_state(dev, dev->paused ? DEVICE_PAUSED : DEVICE_RUNNING);
     if (!dev->paused && dev->cls->run_state_changed) {
         dev->cls->run_state_changed(dev, true);
@@ -895,6 +904,7 @@ static void device_unrealize_on_loop(void *opaque)
         dev->cls->unrealize(dev);
     }
     loop_bh_delete(dev->reset_bh);
+    loop_bh_delete(dev->stop_bh);
     coroutine_free(dev->worker);
     dev->reset_bh = NULL;
     dev->worker = NULL;

@@ -92,7 +92,7 @@ typedef enum DeviceRunState {
     /*
      * Nothing in flight and no work runs: the device's state holds still
      * and can be saved or loaded.  Registers are still served; the work
-     * they schedule waits for device_start().  A reset leaves STOPPED.
+     * they schedule waits for device_start().  A function reset ends it.
      */
     DEVICE_STOPPED,
 } DeviceRunState;
@@ -183,7 +183,9 @@ struct Device {
     DeviceResetKind reset_kind;
     bool quiesced;
     GSList *reset_waiters;      /* of DeviceResetWaiter */
-    /* device_stop() in progress: who is told when STOPPED. */
+    /* Stopped by device_stop() until device_start() or a function reset. */
+    bool stop_held;
+    /* Who is told once STOPPED. */
     void (*stop_done)(Device *dev, void *opaque);
     void *stop_opaque;
     struct LoopBH *stop_bh;
@@ -309,9 +311,10 @@ const char *device_run_state_name(DeviceRunState st);
 
 /*
  * Stop @dev for its state to be saved or loaded: it fetches no new
- * request, what is in flight completes, then it is STOPPED and
- * @done(@dev, @opaque) runs (at once when nothing is in flight; never
- * inside this call otherwise).  One stop at a time.  On @dev's loop.
+ * request, what is in flight completes (a reset in progress finishes),
+ * then it is STOPPED and @done(@dev, @opaque) runs, never inside this
+ * call.  The device's own resets keep it stopped; a function reset ends
+ * the stop (and @done is forgotten).  One stop at a time; on @dev's loop.
  */
 void device_stop(Device *dev, void (*done)(Device *dev, void *opaque),
                  void *opaque);

@@ -6,6 +6,7 @@
 #include "hw/pci/pci.h"
 #include "hw/misc/pci-testdev-regs.h"
 #include "hw/misc/trace.h"
+#include "util/savestate.h"
 
 typedef struct TestDev {
     PCIDevice pdev;
@@ -203,6 +204,53 @@ static void testdev_reset(Device *dev, DeviceResetKind kind)
     pci_device_reset(&t->pdev);
 }
 
+static void testdev_save_state(Device *dev, StateWriter *w)
+{
+    TestDev *t = TESTDEV(dev);
+
+    state_begin(w, "pci-testdev", 1);
+    state_put_u32(w, "scratch", t->scratch);
+    state_put_u64(w, "reg64", t->reg64);
+    state_put_u64(w, "dma-addr", t->dma_addr);
+    state_put_u32(w, "dma-len", t->dma_len);
+    state_put_u32(w, "dma-dir", t->dma_dir);
+    state_put_u32(w, "dma-buf-off", t->dma_buf_off);
+    state_put_u32(w, "dma-status", t->dma_status);
+    state_put_u32(w, "dma-count", t->dma_count);
+    state_put_bool(w, "dma-busy", t->dma_busy);
+    state_put_u32(w, "int-status", t->int_status);
+    state_put_u32(w, "int-mask", t->int_mask);
+    state_end(w);
+}
+
+static bool testdev_load_state(Device *dev, StateReader *r, GError **errp)
+{
+    TestDev *t = TESTDEV(dev);
+    StateSection *s = state_section(r, "pci-testdev", 1, NULL, errp);
+
+    if (!s) {
+        return false;
+    }
+    t->scratch = state_get_u32(s, "scratch");
+    t->reg64 = state_get_u64(s, "reg64");
+    t->dma_addr = state_get_u64(s, "dma-addr");
+    t->dma_len = state_get_u32(s, "dma-len");
+    t->dma_dir = state_get_u32(s, "dma-dir");
+    t->dma_buf_off = state_get_u32(s, "dma-buf-off");
+    t->dma_status = state_get_u32(s, "dma-status");
+    t->dma_count = state_get_u32(s, "dma-count");
+    t->dma_busy = state_get_bool(s, "dma-busy");
+    t->int_status = state_get_u32(s, "int-status");
+    t->int_mask = state_get_u32(s, "int-mask") & 7;
+    if (!state_section_end(s, errp)) {
+        return false;
+    }
+    if (t->dma_busy) {
+        device_bh_schedule(t->dma_bh);      /* runs once started */
+    }
+    return true;
+}
+
 static bool testdev_realize(Device *dev, GError **errp)
 {
     TestDev *t = TESTDEV(dev);
@@ -253,6 +301,8 @@ static const DeviceClass testdev_class = {
     .realize = testdev_realize,
     .unrealize = testdev_unrealize,
     .reset = testdev_reset,
+    .save_state = testdev_save_state,
+    .load_state = testdev_load_state,
 };
 
 static void __attribute__((constructor)) testdev_register(void)

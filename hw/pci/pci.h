@@ -313,6 +313,22 @@ void pci_transport_attach(PCIDevice *pdev, const PCITransportOps *ops,
                           void *t);
 void pci_transport_detach(PCIDevice *pdev);
 
+/* ---- State (hw/pci/state.c): live migration and upgrade ---- */
+
+/* Does @pdev's type save and load its state? */
+bool pci_state_supported(PCIDevice *pdev);
+/*
+ * The whole function's state stream (util/savestate.h): identity, PCI
+ * state, then the type's sections.  @pdev is STOPPED.
+ */
+GBytes *pci_save_state(PCIDevice *pdev);
+/*
+ * Load a stream pci_save_state() wrote into @pdev (STOPPED, realized
+ * with the same properties).  False, with why, when it does not fit;
+ * then the device's state is undefined until it is reset.
+ */
+bool pci_load_state(PCIDevice *pdev, GBytes *data, GError **errp);
+
 static inline PCIDevice *PCI_DEVICE(Device *dev)
 {
     g_assert(dev->cls->is_pci);

@@ -6,6 +6,7 @@
 #include "hw/vfio-user/vfio-user-int.h"
 #include "hw/vfio-user/trace.h"
 #include "util/loop.h"
+#include "util/bitops.h"
 #include "util/memguard.h"
 
 #include <sys/mman.h>
@@ -135,6 +136,9 @@ int vfu_dma_region_map(VfuServer *s, const VfuDmaMap *m, int fd)
                                   "too many mappings in this daemon");
         }
         r.host = p;
+        if (s->dirty_logging) {
+            r.dirty = bitmap_new(r.size / VFU_DIRTY_PAGE_SIZE);
+        }
     } else {
         s->dma_msg_regions++;
     }
@@ -152,6 +156,7 @@ static void dma_remove(VfuServer *s, unsigned i)
     if (r->host) {
         memguard_del(r->guard);
         munmap(r->host, r->size);
+        g_free(r->dirty);
     } else {
         s->dma_msg_regions--;
     }
@@ -205,6 +210,8 @@ void vfu_dma_unmap_all(VfuServer *s)
     }
 }
 
+static void dirty_mark(VfuDmaRegion *r, uint64_t off, uint64_t len);
+
 void *vfu_dma_translate(void *opaque, uint64_t addr, uint64_t len,
                         bool is_write, uint64_t *plen)
 {
@@ -223,7 +230,81 @@ void *vfu_dma_translate(void *opaque, uint64_t addr, uint64_t len,
     }
     off = addr - r->addr;
     *plen = MIN(len, r->size - off);
+    if (is_write && r->dirty && *plen) {
+        dirty_mark(r, off, *plen);
+    }
     return r->host + off;
+}
+
+/* ---- dirty logging (live migration) ---- */
+
+/*
+ * Pages are marked when the device takes a pointer to write through
+ * (vfu_dma_translate): every write of a device to guest memory starts
+ * there, and a request holds its pointers only while it is in flight.
+ */
+static void dirty_mark(VfuDmaRegion *r, uint64_t off, uint64_t len)
+{
+    uint64_t last = (off + len - 1) / VFU_DIRTY_PAGE_SIZE;
+
+    for (uint64_t pg = off / VFU_DIRTY_PAGE_SIZE; pg <= last; pg++) {
+        set_bit(pg, r->dirty);
+    }
+}
+
+void vfu_dirty_start(VfuServer *s)
+{
+    s->dirty_logging = true;
+    for (unsigned i = 0; i < s->dma->len; i++) {
+        VfuDmaRegion *r = dma_at(s, i);
+
+        if (r->host && !r->dirty) {
+            r->dirty = bitmap_new(r->size / VFU_DIRTY_PAGE_SIZE);
+        }
+    }
+}
+
+void vfu_dirty_stop(VfuServer *s)
+{
+    s->dirty_logging = false;
+    for (unsigned i = 0; i < s->dma->len; i++) {
+        g_clear_pointer(&dma_at(s, i)->dirty, g_free);
+    }
+}
+
+int vfu_dirty_report(VfuServer *s, uint64_t iova, uint64_t len,
+                     uint64_t page_size, uint64_t *bitmap)
+{
+    VfuDmaRegion *r = dma_find(s, iova);
+    uint64_t off, per, npages;
+    /*
+     * A request in flight may still write through a pointer it took
+     * before this report: its pages stay dirty for the next one.
+     */
+    bool keep = pci_dma_inflight(s->pdev) > 0;
+
+    if (!r || !r->dirty || iova + len < iova ||
+        iova + len > r->addr + r->size) {
+        return r && r->dirty ? EINVAL : ENOENT;
+    }
+    off = (iova - r->addr) / VFU_DIRTY_PAGE_SIZE;
+    per = page_size / VFU_DIRTY_PAGE_SIZE;
+    npages = DIV_ROUND_UP(len, page_size);
+    for (uint64_t n = 0; n < npages; n++) {
+        for (uint64_t k = 0; k < per; k++) {
+            uint64_t pg = off + n * per + k;
+
+            if (pg * VFU_DIRTY_PAGE_SIZE >= r->size ||
+                !test_bit(pg, r->dirty)) {
+                continue;
+            }
+            bitmap[n / 64] |= 1ull << (n % 64);
+            if (!keep) {
+                clear_bit(pg, r->dirty);
+            }
+        }
+    }
+    return 0;
 }
 
 /* ---- the slow path: DMA_READ / DMA_WRITE messages ---- */

@@ -29,6 +29,7 @@ static bool json_get_u64(json_object *caps, const char *key, uint64_t *out,
 typedef struct VfuClientCaps {
     uint64_t max_fds, max_xfer, pgsizes, max_maps;
     bool write_multiple;
+    bool migration;             /* proposes it with our page size */
 } VfuClientCaps;
 
 /*
@@ -69,6 +70,11 @@ static bool vfu_parse_caps(const char *json, uint32_t len, VfuClientCaps *c,
             }
             c->write_multiple = json_object_get_boolean(o);
         }
+        if (json_object_object_get_ex(caps, "migration", &o) &&
+            json_object_object_get_ex(o, "pgsize", &o)) {
+            c->migration = json_object_is_type(o, json_type_int) &&
+                           json_object_get_int64(o) == VFU_DIRTY_PAGE_SIZE;
+        }
     }
     json_object_put(root);
     if (bad) {
@@ -87,36 +93,42 @@ static bool vfu_parse_caps(const char *json, uint32_t len, VfuClientCaps *c,
  * reads the reply into a buffer the size of its request: never answer
  * longer than @room bytes with the NUL (0: no limit), dropping the least
  * important capabilities to fit; *multi says whether write_multiple
- * (offered when @multi) survived.  NULL when even "{}" does not fit.
+ * (offered when @multi) survived.  "migration" (when @mig) goes first.
+ * NULL when even "{}" does not fit.
  */
-static char *vfu_caps_reply(uint32_t room, bool *multi)
+static char *vfu_caps_reply(uint32_t room, bool *multi, bool mig)
 {
-    for (int drop = 0; drop <= 5; drop++) {
+    for (int drop = 0; drop <= 6; drop++) {
         GString *js = g_string_new("{\"capabilities\":{");
         const char *sep = "";
 
-        if (drop < 5) {
+        if (drop < 6) {
             g_string_append_printf(js, "\"max_msg_fds\":%u",
                                    VFU_SERVER_MAX_MSG_FDS);
             sep = ",";
         }
-        if (drop < 4) {
+        if (drop < 5) {
             g_string_append_printf(js, "%s\"max_data_xfer_size\":%u", sep,
                                    VFU_SERVER_MAX_DATA_XFER);
         }
-        if (drop < 3) {
+        if (drop < 4) {
             g_string_append_printf(js, ",\"pgsizes\":%u", VFU_SERVER_PGSIZES);
         }
-        if (drop < 2) {
+        if (drop < 3) {
             g_string_append_printf(js, ",\"max_dma_maps\":%u",
                                    VFU_SERVER_MAX_DMA_MAPS);
         }
-        if (drop < 1 && *multi) {
+        if (drop < 2 && *multi) {
             g_string_append(js, ",\"write_multiple\":true");
+        }
+        if (drop < 1 && mig) {
+            g_string_append_printf(js, ",\"migration\":{\"pgsize\":%u,"
+                                   "\"max_bitmap_size\":%u}",
+                                   VFU_DIRTY_PAGE_SIZE, VFU_SERVER_MAX_BITMAP);
         }
         g_string_append(js, "}}");
         if (!room || js->len + 1 <= room) {
-            *multi = *multi && drop < 1;
+            *multi = *multi && drop < 2;
             return g_string_free(js, false);
         }
         g_string_free(js, true);
@@ -163,7 +175,8 @@ int vfu_handle_version(VfuServer *s, VfuMsg *m)
 
     /* A client that sent no JSON gets none back. */
     if (json_len) {
-        reply_json = vfu_caps_reply(json_len, &s->write_multiple);
+        reply_json = vfu_caps_reply(json_len, &s->write_multiple,
+                                    caps.migration && vfu_mig_supported(s));
         if (reply_json) {
             reply_len += strlen(reply_json) + 1;
         }

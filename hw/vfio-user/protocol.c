@@ -1,7 +1,8 @@
 /*
  * vfio-user protocol: dispatch, DMA_MAP/UNMAP, device and region info,
  * region access and DEVICE_RESET.  VERSION is negotiate.c's, interrupts
- * irq.c's, attaching servers to devices server.c's.
+ * irq.c's, live migration migration.c's, attaching servers to devices
+ * server.c's.
  *
  * Every handler validates its message before use and returns 0 or a
  * positive errno; the dispatcher turns that into the reply, except for
@@ -305,6 +306,7 @@ static int handle_device_reset(VfuServer *s, VfuMsg *m)
         return vfu_msg_fail(s, m, EINVAL, "DEVICE_RESET size");
     }
     trace_vfu_reset(vfu_id(s));
+    vfu_mig_reset(s);           /* a function reset: back to RUNNING */
     if (!(m->hdr.flags & VFU_FLAG_NO_REPLY)) {
         s->reset_req = m->hdr;
         s->reset_reply_due = true;
@@ -363,6 +365,15 @@ void vfu_handle_msg(VfuServer *s, VfuMsg *m)
             break;
         case VFU_CMD_DEVICE_RESET:
             r = handle_device_reset(s, m);
+            break;
+        case VFU_CMD_DEVICE_FEATURE:
+            r = vfu_handle_device_feature(s, m);
+            break;
+        case VFU_CMD_MIG_DATA_READ:
+            r = vfu_handle_mig_data_read(s, m);
+            break;
+        case VFU_CMD_MIG_DATA_WRITE:
+            r = vfu_handle_mig_data_write(s, m);
             break;
         default:
             r = vfu_msg_fail(s, m, EINVAL, "unknown command");

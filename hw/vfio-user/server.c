@@ -61,6 +61,7 @@ static bool vfu_attach(Device *dev, GError **errp)
     s->intx_unmask_fd = -1;
     s->client_max_fds = 1;
     s->client_max_xfer = VFU_SERVER_MAX_DATA_XFER;
+    s->mig_state = VFU_MIG_RUNNING;
     vfu_dma_init(s);
     vfu_deferred_init(s);
     /* Installed for good: DMA and IRQs find no mapping/fd without a client. */

@@ -250,6 +250,7 @@ static void vfu_client_drop_socket(VfuServer *s)
 /* What the client gave us goes: mappings, interrupt fds. */
 static void vfu_client_forget(VfuServer *s)
 {
+    vfu_mig_reset(s);
     vfu_dma_unmap_all(s);
     vfu_irq_release(s);
 }

@@ -30,6 +30,8 @@ typedef struct VfuDmaRegion {
     uint8_t *host;              /* NULL: reach it by DMA_READ/WRITE */
     uint64_t fd_offset;
     int guard;                  /* util/memguard slot of host, or -1 */
+    /* While dirty logging: a bit per VFU_DIRTY_PAGE_SIZE the device wrote. */
+    unsigned long *dirty;
 } VfuDmaRegion;
 
 /*
@@ -152,6 +154,20 @@ typedef struct VfuServer {
     bool irq_any_raised;
     int intx_unmask_fd;
 
+    /*
+     * Live migration (migration.c): the protocol's device state, the
+     * stream being read (STOP_COPY) or written (RESUMING), and a state
+     * change that waits for the device to stop.
+     */
+    uint32_t mig_state;         /* VFU_MIG_* */
+    GBytes *mig_out;
+    size_t mig_out_pos;
+    GByteArray *mig_in;
+    bool mig_set_due;           /* a SET waits (mig_set_req) */
+    VfuHdr mig_set_req;
+    VfuFeatureMigState mig_set_echo;
+    bool dirty_logging;         /* DMA writes are logged (VfuDmaRegion) */
+
     /* DEVICE_RESET is answered when the reset is done. */
     VfuHdr reset_req;
     bool reset_reply_due;
@@ -246,6 +262,27 @@ bool vfu_dma_reply(VfuServer *s, VfuMsg *m);
 void vfu_dma_xfers_fail(VfuServer *s, int err);
 void vfu_dma_init(VfuServer *s);
 void vfu_dma_cleanup(VfuServer *s);
+
+/* Dirty logging (dma.c). */
+void vfu_dirty_start(VfuServer *s);
+void vfu_dirty_stop(VfuServer *s);
+/*
+ * The pages of [iova, iova + len) written since the last report, at
+ * @page_size, into @bitmap (zeroed by the caller); they are forgotten
+ * unless requests in flight may still write them.  0, or EINVAL / ENOENT
+ * when the range is not inside one region mapped with an fd.
+ */
+int vfu_dirty_report(VfuServer *s, uint64_t iova, uint64_t len,
+                     uint64_t page_size, uint64_t *bitmap);
+
+/* migration.c */
+int vfu_handle_device_feature(VfuServer *s, VfuMsg *m);
+int vfu_handle_mig_data_read(VfuServer *s, VfuMsg *m);
+int vfu_handle_mig_data_write(VfuServer *s, VfuMsg *m);
+/* The function was reset or the client left: back to RUNNING, no log. */
+void vfu_mig_reset(VfuServer *s);
+/* Does the device move (VERSION's "migration" capability)? */
+bool vfu_mig_supported(VfuServer *s);
 
 /* Activation fds handed to devices without socket= / fd=. */
 int vfu_activation_take(const char *id);

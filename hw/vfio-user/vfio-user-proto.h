@@ -25,6 +25,9 @@ enum {
     VFU_CMD_DEVICE_RESET = 13,
     VFU_CMD_DIRTY_PAGES = 14,
     VFU_CMD_REGION_WRITE_MULTI = 15,
+    VFU_CMD_DEVICE_FEATURE = 16,
+    VFU_CMD_MIG_DATA_READ = 17,
+    VFU_CMD_MIG_DATA_WRITE = 18,
     VFU_CMD_MAX,
 };
 
@@ -145,11 +148,92 @@ typedef struct VfuWriteOne {
 
 #define VFU_WRITE_MULTI_MAX 200
 
+/*
+ * Live migration (the protocol's "migration v2", Linux's VFIO device
+ * features): DEVICE_FEATURE carries struct vfio_device_feature's layout
+ * with its data inline; the numbers are linux/vfio.h's.
+ */
+typedef struct VfuFeature {
+    uint32_t argsz;
+    uint32_t flags;             /* feature index | GET / SET / PROBE */
+} __attribute__((packed)) VfuFeature;
+
+#define VFU_FEATURE_MASK        0xffffu
+#define VFU_FEATURE_GET         (1u << 16)
+#define VFU_FEATURE_SET         (1u << 17)
+#define VFU_FEATURE_PROBE       (1u << 18)
+
+enum {
+    VFU_FEATURE_MIGRATION = 1,
+    VFU_FEATURE_MIG_DEVICE_STATE = 2,
+    VFU_FEATURE_DMA_LOGGING_START = 6,
+    VFU_FEATURE_DMA_LOGGING_STOP = 7,
+    VFU_FEATURE_DMA_LOGGING_REPORT = 8,
+};
+
+/* VFU_FEATURE_MIGRATION's flags. */
+#define VFU_MIGRATION_STOP_COPY (1ull << 0)
+#define VFU_MIGRATION_P2P       (1ull << 1)
+#define VFU_MIGRATION_PRE_COPY  (1ull << 2)
+
+/* Device migration states (enum vfio_device_mig_state). */
+enum {
+    VFU_MIG_ERROR = 0,
+    VFU_MIG_STOP = 1,
+    VFU_MIG_RUNNING = 2,
+    VFU_MIG_STOP_COPY = 3,
+    VFU_MIG_RESUMING = 4,
+    VFU_MIG_RUNNING_P2P = 5,
+    VFU_MIG_PRE_COPY = 6,
+    VFU_MIG_PRE_COPY_P2P = 7,
+    VFU_MIG_NR_STATES
+};
+
+typedef struct VfuFeatureMigState {
+    VfuFeature hdr;
+    uint32_t device_state;
+    int32_t data_fd;            /* unused: MIG_DATA_READ/WRITE carry it */
+} __attribute__((packed)) VfuFeatureMigState;
+
+typedef struct VfuFeatureMigration {
+    VfuFeature hdr;
+    uint64_t flags;             /* VFU_MIGRATION_* */
+} __attribute__((packed)) VfuFeatureMigration;
+
+typedef struct VfuDirtyRange {
+    uint64_t iova, length;
+} __attribute__((packed)) VfuDirtyRange;
+
+typedef struct VfuFeatureLogStart {
+    VfuFeature hdr;
+    uint64_t page_size;
+    uint32_t num_ranges;        /* 0: everything */
+    uint32_t reserved;
+    /* VfuDirtyRange ranges[num_ranges] */
+} __attribute__((packed)) VfuFeatureLogStart;
+
+/* The reply appends the bitmap: bit n (LSB first, u64 words) = page n. */
+typedef struct VfuFeatureLogReport {
+    VfuFeature hdr;
+    uint64_t iova, length, page_size;
+} __attribute__((packed)) VfuFeatureLogReport;
+
+/* MIG_DATA_READ request {argsz, size}; its reply and MIG_DATA_WRITE add data. */
+typedef struct VfuMigData {
+    uint32_t argsz;
+    uint32_t size;
+} __attribute__((packed)) VfuMigData;
+
 /* Server limits (advertised in the VERSION reply). */
 #define VFU_SERVER_MAX_MSG_FDS      16
 #define VFU_SERVER_MAX_DATA_XFER    (1u << 20)
 #define VFU_SERVER_MAX_DMA_MAPS     1024
 #define VFU_SERVER_PGSIZES          4096
+/* Dirty logging: iovd's own granularity, the largest report bitmap. */
+#define VFU_DIRTY_PAGE_SIZE         4096
+#define VFU_SERVER_MAX_BITMAP       VFU_SERVER_MAX_DATA_XFER
+/* The most state a destination takes (MIG_DATA_WRITE, all pieces). */
+#define VFU_SERVER_MAX_STATE        (64u << 20)
 /* The largest message iovd accepts: a region access of max_data_xfer_size. */
 #define VFU_MAX_MSG_SIZE \
     (VFU_HDR_SIZE + sizeof(VfuRegionRW) + VFU_SERVER_MAX_DATA_XFER)

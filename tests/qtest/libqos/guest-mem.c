@@ -3,6 +3,7 @@
  */
 #include "util/osdep.h"
 
+#include <signal.h>
 #include <sys/mman.h>
 
 #include "tests/qtest/libqos/guest-mem.h"
@@ -49,6 +50,71 @@ GuestMem *guest_mem_new(uint64_t base, uint64_t size)
     gm->allocs = g_hash_table_new_full(g_int64_hash, g_int64_equal, NULL,
                                        g_free);
     return gm;
+}
+
+/* ---- the guest CPU's dirty log (migration) ---- */
+
+/*
+ * As KVM's dirty log: guest RAM is write-protected in this process and
+ * the first write to a page faults, marks it and opens it again.  One
+ * GuestMem at a time.
+ */
+static GuestMem *tracked;
+static uint64_t *tracked_dirty;
+static struct sigaction old_segv;
+
+static void track_fault(int sig, siginfo_t *si, void *uc)
+{
+    uint8_t *a = si->si_addr;
+    uint64_t pg;
+
+    (void)uc;
+    if (!tracked || a < tracked->host || a >= tracked->host + tracked->size) {
+        sigaction(sig, &old_segv, NULL);    /* not ours: fault again */
+        return;
+    }
+    pg = (a - tracked->host) / GUEST_PAGE_SIZE;
+    tracked_dirty[pg / 64] |= 1ull << (pg % 64);
+    mprotect(tracked->host + pg * GUEST_PAGE_SIZE, GUEST_PAGE_SIZE,
+             PROT_READ | PROT_WRITE);
+}
+
+void guest_mem_track_start(GuestMem *gm)
+{
+    struct sigaction sa = { .sa_sigaction = track_fault,
+                            .sa_flags = SA_SIGINFO };
+    uint64_t npages = gm->size / GUEST_PAGE_SIZE;
+
+    qos_assert(!tracked, "guest RAM is tracked already");
+    tracked_dirty = g_new0(uint64_t, DIV_ROUND_UP(npages, 64));
+    tracked = gm;
+    sigaction(SIGSEGV, &sa, &old_segv);
+    qos_assert(mprotect(gm->host, gm->size, PROT_READ) == 0,
+               "mprotect(guest RAM): %s", g_strerror(errno));
+}
+
+uint64_t *guest_mem_track_stop(GuestMem *gm)
+{
+    uint64_t *dirty = tracked_dirty;
+
+    qos_assert(tracked == gm, "guest RAM is not tracked");
+    qos_assert(mprotect(gm->host, gm->size, PROT_READ | PROT_WRITE) == 0,
+               "mprotect(guest RAM): %s", g_strerror(errno));
+    sigaction(SIGSEGV, &old_segv, NULL);
+    tracked = NULL;
+    tracked_dirty = NULL;
+    return dirty;
+}
+
+void guest_mem_replace(GuestMem *gm, int fd)
+{
+    void *p = mmap(gm->host, gm->size, PROT_READ | PROT_WRITE,
+                   MAP_SHARED | MAP_FIXED, fd, 0);
+
+    qos_assert(p == gm->host, "mmap(new guest RAM) at %p: %s", gm->host,
+               g_strerror(errno));
+    close(gm->fd);
+    gm->fd = fd;
 }
 
 void guest_mem_free(GuestMem *gm)

@@ -44,6 +44,21 @@ void guest_mem_map_checked(GuestMem *gm, VfuClient *c, bool share_fd);
 int guest_mem_unmap(GuestMem *gm, VfuClient *c);
 
 /*
+ * For a migration (libqos/migration.h): log the pages this process (the
+ * guest CPU) writes, by write-protecting guest RAM until
+ * guest_mem_track_stop(), which returns the bitmap (bit n of 64-bit word
+ * n / 64 is page n; g_free).
+ * While tracking, hand guest RAM to no system call that writes it.
+ */
+void guest_mem_track_start(GuestMem *gm);
+uint64_t *guest_mem_track_stop(GuestMem *gm);
+/*
+ * Guest RAM is now the memfd @fd (of the same size; @gm takes it): it is
+ * mapped where the old one was, so pointers into guest RAM stay valid.
+ */
+void guest_mem_replace(GuestMem *gm, int fd);
+
+/*
  * Allocate @size bytes of guest memory aligned to @align (a power of two;
  * 0 means 64).  Fails the test when the memory is exhausted.
  */

@@ -396,6 +396,61 @@ void qpci_bar_writel_posted(QPCIDevice *d, unsigned bar, uint64_t off,
     vfu_region_write_posted(d->c, bar, off, b, 4);
 }
 
+/* ---- moving to another server (migration) ---- */
+
+static void set_irqs_checked(QPCIDevice *d, uint32_t index, uint32_t flags,
+                             uint32_t start, uint32_t count, const int *fds,
+                             unsigned nfds);
+
+/* Map BAR @bar's areas of the new server where the old ones were. */
+static void remap_bar(QPCIDevice *d, unsigned bar)
+{
+    const VfuRegion *r = qpci_region(d, bar);
+
+    for (unsigned j = 0; j < d->maps[bar]->len; j++) {
+        QPCIMap *m = &g_array_index(d->maps[bar], QPCIMap, j);
+        void *p;
+
+        qos_assert(r->fd >= 0 && range_within(m->off, m->size, r->size),
+                   "BAR %u: the destination offers no mmap at 0x%" PRIx64,
+                   bar, m->off);
+        p = mmap(m->ptr, m->size, PROT_READ | PROT_WRITE,
+                 MAP_SHARED | MAP_FIXED, r->fd, r->offset + m->off);
+        qos_assert(p == m->ptr, "BAR %u: mmap at %p: %s", bar, m->ptr,
+                   g_strerror(errno));
+    }
+}
+
+void qpci_device_set_client(QPCIDevice *d, VfuClient *c)
+{
+    int ret;
+
+    d->c = c;
+    for (unsigned i = 0; i < QPCI_NUM_REGIONS; i++) {
+        if (d->have_region[i]) {
+            vfu_region_clear(&d->regions[i]);
+            d->have_region[i] = false;
+        }
+    }
+    ret = vfu_get_device_info(c, &d->info);
+    qos_assert(ret == 0, "DEVICE_GET_INFO on the new server: %d", ret);
+    for (unsigned bar = 0; bar < PCI_NUM_BARS; bar++) {
+        remap_bar(d, bar);
+    }
+    if (d->msix_nvec) {
+        set_irqs_checked(d, VFIO_PCI_MSIX_IRQ_INDEX,
+                         VFIO_IRQ_SET_DATA_EVENTFD |
+                         VFIO_IRQ_SET_ACTION_TRIGGER,
+                         0, d->msix_nvec, d->msix_fds, d->msix_nvec);
+    }
+    if (d->intx_fd >= 0) {
+        set_irqs_checked(d, VFIO_PCI_INTX_IRQ_INDEX,
+                         VFIO_IRQ_SET_DATA_EVENTFD |
+                         VFIO_IRQ_SET_ACTION_TRIGGER,
+                         0, 1, &d->intx_fd, 1);
+    }
+}
+
 /* ---- interrupts ---- */
 
 static void set_irqs_checked(QPCIDevice *d, uint32_t index, uint32_t flags,

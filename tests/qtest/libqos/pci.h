@@ -90,6 +90,14 @@ void qpci_bar_writeq(QPCIDevice *d, unsigned bar, uint64_t off, uint64_t v);
 void qpci_bar_writel_posted(QPCIDevice *d, unsigned bar, uint64_t off,
                             uint32_t v);
 
+/*
+ * Point @d at @c, another server of the same device (a migration's
+ * destination): region info is asked again, mmap'd BAR areas are mapped
+ * from @c at the same addresses, and the MSI-X / INTx eventfds are wired
+ * there with SET_IRQS.  @c stays owned by the caller.
+ */
+void qpci_device_set_client(QPCIDevice *d, VfuClient *c);
+
 /* ---- interrupts ---- */
 
 /* Wire @nvec MSI-X vectors to fresh eventfds (SET_IRQS index 2). */

@@ -1,0 +1,344 @@
+/*
+ * Live migration over vfio-user (the server side of the protocol's
+ * migration v2): pci-testdev moved between two daemons by the migrating
+ * VMM of libqos/migration.h, guest RAM carried by the dirty logs; the
+ * protocol's refusals; and a device that stops means nothing runs.
+ *
+ * NVMe, virtio and e1000 moves are in their own suites.
+ */
+#include "util/osdep.h"
+
+#include <check.h>
+
+#include "hw/vfio-user/vfio-user-proto.h"
+#include "tests/qtest/libqos/qos-check.h"
+#include "tests/qtest/libqos/iovd-proc.h"
+#include "tests/qtest/libqos/guest-mem.h"
+#include "tests/qtest/libqos/pci.h"
+#include "tests/qtest/libqos/pci-testdev.h"
+#include "tests/qtest/libqos/migration.h"
+
+static IovdProc *src_proc, *dst_proc;
+static VfuClient *client;
+static QPCIDevice *dev;
+static GuestMem *gm;
+
+static void setup(void)
+{
+    g_autofree char *sock = NULL;
+
+    qos_check_init();
+    src_proc = iovd_proc_start_testdev(NULL);
+    dst_proc = iovd_proc_start_testdev(NULL);
+    sock = iovd_proc_path(src_proc, "t0.sock");
+    client = vfu_client_open(sock);
+    dev = qpci_device_new(client);
+    qpci_device_enable(dev);
+    gm = guest_mem_new(GUEST_MEM_DEFAULT_BASE, GUEST_MEM_DEFAULT_SIZE);
+    guest_mem_map_checked(gm, client, true);
+}
+
+static void teardown(void)
+{
+    qpci_device_free(dev);
+    guest_mem_free(gm);
+    vfu_client_free(client);
+    iovd_proc_stop(src_proc);
+    iovd_proc_free(src_proc);
+    iovd_proc_stop(dst_proc);
+    iovd_proc_free(dst_proc);
+}
+
+static char *dst_sock(void)
+{
+    return iovd_proc_path(dst_proc, "t0.sock");
+}
+
+/* Fill guest [addr, addr + len) with a pattern of @seed. */
+static void fill(uint64_t addr, uint32_t len, uint8_t seed)
+{
+    uint8_t *p = guest_ptr(gm, addr, len);
+
+    for (uint32_t i = 0; i < len; i++) {
+        p[i] = seed + i * 7;
+    }
+}
+
+static bool check(uint64_t addr, uint32_t len, uint8_t seed)
+{
+    const uint8_t *p = guest_ptr(gm, addr, len);
+
+    for (uint32_t i = 0; i < len; i++) {
+        if (p[i] != (uint8_t)(seed + i * 7)) {
+            return false;
+        }
+    }
+    return true;
+}
+
+/* What runs in PRE_COPY: a DMA into guest RAM that nobody waits for. */
+typedef struct During {
+    uint64_t addr;
+    uint32_t len;
+} During;
+
+static void start_dma_out(void *opaque)
+{
+    During *d = opaque;
+
+    /* BAR2 [0x1000, +len) already holds the pattern (see below). */
+    testdev_dma_start(dev, d->addr, d->len, 0x1000, TESTDEV_DMA_FROM_DEVICE,
+                      true);
+}
+
+/*
+ * Registers, BAR memory, MSI-X wiring and guest RAM written by the device
+ * while it was being migrated all arrive; the device works there.
+ */
+static void migrate_testdev(bool skip_device_log, QMigrateStats *st)
+{
+    uint64_t in = guest_alloc(gm, 8192), out = guest_alloc(gm, 8192);
+    During during = { .addr = out, .len = 8192 };
+    QMigrateOpts opts = { start_dma_out, &during, skip_device_log };
+    g_autofree char *path = dst_sock();
+    VfuClient *dst;
+
+    qpci_msix_enable(dev, 2);
+    testdev_writel(dev, TESTDEV_REG_SCRATCH, 0x5eed1234);
+    /* The pattern into BAR2 by DMA, then back out later. */
+    fill(in, 8192, 3);
+    ck_assert_uint_eq(testdev_dma(dev, in, 8192, 0x1000,
+                                  TESTDEV_DMA_TO_DEVICE),
+                      TESTDEV_INT_DMA_DONE);
+    qpci_msix_wait(dev, 0);
+    guest_memset(gm, out, 0, 8192);
+
+    dst = qmig_migrate(dev, gm, path, &opts, st);
+    vfu_client_free(client);
+    client = dst;
+
+    ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_SCRATCH), 0x5eed1234);
+    /* The DMA started in PRE_COPY completed before the source stopped. */
+    ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_DMA_COUNT), 2);
+    ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_DMA_START), 0);
+    ck_assert(testdev_readl(dev, TESTDEV_REG_INT_STATUS) &
+              TESTDEV_INT_DMA_DONE);
+    ck_assert(check(out, 8192, 3) == !skip_device_log);
+}
+
+START_TEST(test_migrate_testdev)
+{
+    QMigrateStats st;
+    uint64_t again = guest_alloc(gm, 4096);
+
+    migrate_testdev(false, &st);
+    ck_assert_uint_ge(st.device_dirty, 2);
+    ck_assert_uint_gt(st.state_bytes, 0);
+    /* The destination device goes on: DMA and its MSI-X vector. */
+    qpci_eventfd_clear(qpci_msix_fd(dev, 0));
+    testdev_writel(dev, TESTDEV_REG_INT_ACK, ~0u);
+    ck_assert_uint_eq(testdev_dma(dev, again, 4096, 0x1000,
+                                  TESTDEV_DMA_FROM_DEVICE),
+                      TESTDEV_INT_DMA_DONE);
+    qpci_msix_wait(dev, 0);
+    ck_assert(check(again, 4096, 3));
+    ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_DMA_COUNT), 3);
+    vfu_client_assert_clean(client);
+}
+END_TEST
+
+/* The same move, ignoring the device's log: its writes are lost. */
+START_TEST(test_migrate_needs_device_log)
+{
+    migrate_testdev(true, NULL);
+}
+END_TEST
+
+/* Back and forth: the stream of a moved device moves again. */
+START_TEST(test_migrate_twice)
+{
+    g_autofree char *back = iovd_proc_path(src_proc, "t0.sock");
+    VfuClient *c;
+
+    testdev_writel(dev, TESTDEV_REG_SCRATCH, 77);
+    c = qmig_migrate(dev, gm, dst_sock(), NULL, NULL);
+    vfu_client_free(client);
+    client = c;
+    /* The source's device reset when its client left: it is free again. */
+    c = qmig_migrate(dev, gm, back, NULL, NULL);
+    vfu_client_free(client);
+    client = c;
+    ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_SCRATCH), 77);
+}
+END_TEST
+
+/* STOP: a DMA the guest starts does not run until RUNNING. */
+START_TEST(test_stop_holds_work)
+{
+    uint64_t buf = guest_alloc(gm, 4096);
+    uint32_t st;
+
+    guest_memset(gm, buf, 0xaa, 4096);
+    ck_assert_int_eq(qmig_set_state(client, QMIG_STOP), 0);
+    ck_assert_int_eq(qmig_get_state(client, &st), 0);
+    ck_assert_uint_eq(st, QMIG_STOP);
+    testdev_dma_start(dev, buf, 4096, 0, TESTDEV_DMA_FROM_DEVICE, false);
+    vfu_service(client, 200);
+    ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_DMA_COUNT), 0);
+    ck_assert_uint_eq(guest_readb(gm, buf), 0xaa);
+    ck_assert_int_eq(qmig_set_state(client, QMIG_RUNNING), 0);
+    st = testdev_dma_wait(dev);
+    ck_assert(st & TESTDEV_INT_DMA_DONE);
+    ck_assert_uint_eq(guest_readb(gm, buf), 0);
+}
+END_TEST
+
+/* ---- the protocol's refusals ---- */
+
+START_TEST(test_feature_errors)
+{
+    uint64_t flags, bitmap[4];
+    uint32_t st;
+    VfuFeature probe = { sizeof(probe), VFU_FEATURE_PROBE |
+                         VFU_FEATURE_GET | VFU_FEATURE_MIGRATION };
+    VfuFeature bogus = { sizeof(bogus), VFU_FEATURE_GET | 42 };
+    VfuFeature setget = { sizeof(setget), VFU_FEATURE_SET |
+                          VFU_FEATURE_MIGRATION };
+    uint8_t tiny[4] = { 0 };
+    VfuMigData rd = { sizeof(rd) + 16, 16 };
+
+    /* VERSION offered it: the client proposed "migration". */
+    ck_assert_ptr_nonnull(strstr(vfu_server_caps(client)->json,
+                                 "\"migration\":{\"pgsize\":4096,"));
+    ck_assert_int_eq(qmig_get_flags(client, &flags), 0);
+    ck_assert(flags & VFU_MIGRATION_STOP_COPY);
+    ck_assert(flags & VFU_MIGRATION_PRE_COPY);
+    ck_assert_int_eq(vfu_request(client, VFU_CMD_DEVICE_FEATURE, &probe,
+                                 sizeof(probe), NULL, 0, NULL), 0);
+    ck_assert_int_eq(vfu_request(client, VFU_CMD_DEVICE_FEATURE, &bogus,
+                                 sizeof(bogus), NULL, 0, NULL), -ENOTSUP);
+    ck_assert_int_eq(vfu_request(client, VFU_CMD_DEVICE_FEATURE, &setget,
+                                 sizeof(setget), NULL, 0, NULL), -EINVAL);
+    ck_assert_int_eq(vfu_request(client, VFU_CMD_DEVICE_FEATURE, tiny,
+                                 sizeof(tiny), NULL, 0, NULL), -EINVAL);
+    /* States nobody may ask for, and arcs that do not exist. */
+    ck_assert_int_eq(qmig_set_state(client, QMIG_ERROR), -EINVAL);
+    ck_assert_int_eq(qmig_set_state(client, 5), -EINVAL);
+    ck_assert_int_eq(qmig_set_state(client, 99), -EINVAL);
+    ck_assert_int_eq(qmig_set_state(client, QMIG_STOP_COPY), 0);
+    ck_assert_int_eq(qmig_set_state(client, QMIG_PRE_COPY), -EINVAL);
+    ck_assert_int_eq(qmig_get_state(client, &st), 0);
+    ck_assert_uint_eq(st, QMIG_STOP_COPY);
+    /* Data in the wrong state. */
+    ck_assert_int_eq(qmig_write_state(client, "x", 1, 0), -EINVAL);
+    ck_assert_int_eq(qmig_set_state(client, QMIG_RUNNING), 0);
+    ck_assert_int_eq(vfu_request(client, VFU_CMD_MIG_DATA_READ, &rd,
+                                 sizeof(rd), NULL, 0, NULL), -EINVAL);
+    /* A report without logging, then a range that is not mapped. */
+    ck_assert_int_eq(qmig_logging_report(client, GUEST_MEM_DEFAULT_BASE,
+                                         4096, 4096, bitmap), -EINVAL);
+    ck_assert_int_eq(qmig_logging_start(client, 4096,
+                                        GUEST_MEM_DEFAULT_BASE, 4096), 0);
+    ck_assert_int_eq(qmig_logging_start(client, 4096,
+                                        GUEST_MEM_DEFAULT_BASE, 4096),
+                     -EBUSY);
+    ck_assert_int_eq(qmig_logging_report(client, 0x1000, 4096, 4096, bitmap),
+                     -ENOENT);
+    ck_assert_int_eq(qmig_logging_report(client, GUEST_MEM_DEFAULT_BASE,
+                                         4096, 1000, bitmap), -EINVAL);
+    ck_assert_int_eq(qmig_logging_stop(client), 0);
+    /* Still a working device. */
+    testdev_writel(dev, TESTDEV_REG_SCRATCH, 9);
+    ck_assert_uint_eq(testdev_readl(dev, TESTDEV_REG_SCRATCH), 9);
+    vfu_client_assert_clean(client);
+}
+END_TEST
+
+/* The dirty log names exactly the pages the device wrote. */
+START_TEST(test_dirty_log_exact)
+{
+    uint64_t base = GUEST_MEM_DEFAULT_BASE;
+    uint64_t buf = guest_alloc_aligned(gm, 3 * 4096, 4096);
+    uint64_t pg = (buf - base) / 4096;
+    uint64_t bitmap[DIV_ROUND_UP(GUEST_MEM_DEFAULT_SIZE / 4096, 64)];
+
+    ck_assert_int_eq(qmig_logging_start(client, 4096, base,
+                                        GUEST_MEM_DEFAULT_SIZE), 0);
+    /* Reading guest memory dirties nothing; writing two pages does. */
+    ck_assert_uint_eq(testdev_dma(dev, buf, 8192, 0, TESTDEV_DMA_TO_DEVICE),
+                      TESTDEV_INT_DMA_DONE);
+    ck_assert_uint_eq(testdev_dma(dev, buf + 4096 + 100, 4096, 0,
+                                  TESTDEV_DMA_FROM_DEVICE),
+                      TESTDEV_INT_DMA_DONE);
+    memset(bitmap, 0, sizeof(bitmap));
+    ck_assert_int_eq(qmig_logging_report(client, base,
+                                         GUEST_MEM_DEFAULT_SIZE, 4096,
+                                         bitmap), 0);
+    for (uint64_t i = 0; i < GUEST_MEM_DEFAULT_SIZE / 4096; i++) {
+        bool dirty = bitmap[i / 64] >> (i % 64) & 1;
+
+        ck_assert_msg(dirty == (i == pg + 1 || i == pg + 2),
+                      "page %" PRIu64 " dirty %d", i, dirty);
+    }
+    /* Read and cleared; at 8 KiB pages the range folds. */
+    memset(bitmap, 0, sizeof(bitmap));
+    ck_assert_int_eq(qmig_logging_report(client, base,
+                                         GUEST_MEM_DEFAULT_SIZE, 4096,
+                                         bitmap), 0);
+    for (unsigned i = 0; i < G_N_ELEMENTS(bitmap); i++) {
+        ck_assert_uint_eq(bitmap[i], 0);
+    }
+    ck_assert_uint_eq(testdev_dma(dev, buf, 4096, 0, TESTDEV_DMA_FROM_DEVICE),
+                      TESTDEV_INT_DMA_DONE);
+    ck_assert_int_eq(qmig_logging_report(client, base,
+                                         GUEST_MEM_DEFAULT_SIZE, 8192,
+                                         bitmap), 0);
+    ck_assert_uint_eq(bitmap[(pg / 2) / 64], 1ull << ((pg / 2) % 64));
+}
+END_TEST
+
+/* A stream that does not load: the change fails, ERROR, reset recovers. */
+START_TEST(test_bad_stream)
+{
+    g_autoptr(GByteArray) state = g_byte_array_new();
+    g_autofree char *path = dst_sock();
+    VfuClient *dst = vfu_client_open(path);
+    uint32_t st;
+
+    testdev_writel(dev, TESTDEV_REG_SCRATCH, 5);
+    ck_assert_int_eq(qmig_set_state(client, QMIG_STOP_COPY), 0);
+    ck_assert_int_eq(qmig_read_state(client, state), 0);
+    ck_assert_uint_gt(state->len, 64);
+    /* Cut: refused. */
+    ck_assert_int_eq(qmig_set_state(dst, QMIG_RESUMING), 0);
+    ck_assert_int_eq(qmig_write_state(dst, state->data, state->len - 9, 0),
+                     0);
+    ck_assert_int_eq(qmig_set_state(dst, QMIG_RUNNING), -EINVAL);
+    ck_assert_int_eq(qmig_get_state(dst, &st), 0);
+    ck_assert_uint_eq(st, QMIG_ERROR);
+    ck_assert_int_eq(qmig_set_state(dst, QMIG_RUNNING), -EINVAL);
+    ck_assert_int_eq(vfu_device_reset(dst), 0);
+    ck_assert_int_eq(qmig_get_state(dst, &st), 0);
+    ck_assert_uint_eq(st, QMIG_RUNNING);
+    /* Whole, after the reset: loads, in small pieces. */
+    ck_assert_int_eq(qmig_set_state(dst, QMIG_RESUMING), 0);
+    ck_assert_int_eq(qmig_write_state(dst, state->data, state->len, 100), 0);
+    ck_assert_int_eq(qmig_set_state(dst, QMIG_RUNNING), 0);
+    vfu_client_free(dst);
+}
+END_TEST
+
+int main(void)
+{
+    Suite *s = suite_create("migration");
+    TCase *tc = qos_check_tcase(s, "pci-testdev", setup, teardown, 60);
+
+    tcase_add_test(tc, test_migrate_testdev);
+    tcase_add_test(tc, test_migrate_needs_device_log);
+    tcase_add_test(tc, test_migrate_twice);
+    tcase_add_test(tc, test_stop_holds_work);
+    tcase_add_test(tc, test_feature_errors);
+    tcase_add_test(tc, test_dirty_log_exact);
+    tcase_add_test(tc, test_bad_stream);
+    return qos_check_run(s);
+}
