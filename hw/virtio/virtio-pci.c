@@ -347,6 +347,79 @@ static void virtio_pci_config_write(PCIDevice *pdev, uint32_t addr,
     stn_le_p(data, n, modern_read(vdev, off, n, true));
 }
 
+/* ---- device state ---- */
+
+#define VIRTIO_PCI_STATE_VERSION        1
+
+void virtio_pci_save_state(VirtIODevice *vdev, StateWriter *w)
+{
+    g_autofree uint8_t *qv = g_malloc0(2 * vdev->nvqs + 2);
+
+    for (unsigned i = 0; i < vdev->nvqs; i++) {
+        stw_le_p(qv + 2 * i, virtio_queue_get_vector(vdev->vq[i]));
+    }
+    state_begin(w, "virtio-pci", VIRTIO_PCI_STATE_VERSION);
+    state_put_u32(w, "dfselect", vdev->dfselect);
+    state_put_u32(w, "gfselect", vdev->gfselect);
+    state_put_u16(w, "queue-select", vdev->queue_select);
+    state_put_u16(w, "config-vector", vdev->config_vector);
+    state_put_bytes(w, "queue-vectors", qv, 2 * vdev->nvqs);
+    state_put_u8(w, "isr", vdev->isr);
+    state_end(w);
+}
+
+/* What a driver could have written: a vector of the table, or none. */
+static bool vector_ok(VirtIODevice *vdev, uint16_t v)
+{
+    return v == VIRTIO_MSI_NO_VECTOR || v < vdev->nvectors;
+}
+
+bool virtio_pci_load_state(VirtIODevice *vdev, StateReader *r,
+                           VirtIOPCIState *st, GError **errp)
+{
+    StateSection *s = state_section(r, "virtio-pci",
+                                    VIRTIO_PCI_STATE_VERSION, NULL, errp);
+    g_autofree uint8_t *qv = g_malloc0(2 * vdev->nvqs + 2);
+
+    if (!s) {
+        return false;
+    }
+    st->dfselect = state_get_u32(s, "dfselect");
+    st->gfselect = state_get_u32(s, "gfselect");
+    st->queue_select = state_get_u16(s, "queue-select");
+    st->config_vector = state_get_u16(s, "config-vector");
+    state_get_bytes(s, "queue-vectors", qv, 2 * vdev->nvqs);
+    st->isr = state_get_u8(s, "isr");
+    if (!vector_ok(vdev, st->config_vector)) {
+        state_section_fail(s, "configuration vector %u, the device has %u",
+                           st->config_vector, vdev->nvectors);
+    }
+    for (unsigned i = 0; i < vdev->nvqs; i++) {
+        st->queue_vectors[i] = lduw_le_p(qv + 2 * i);
+        if (!vector_ok(vdev, st->queue_vectors[i])) {
+            state_section_fail(s, "queue %u vector %u, the device has %u", i,
+                               st->queue_vectors[i], vdev->nvectors);
+        }
+    }
+    if (st->isr & ~(VIRTIO_PCI_ISR_QUEUE | VIRTIO_PCI_ISR_CONFIG)) {
+        state_section_fail(s, "ISR 0x%x has unknown bits", st->isr);
+    }
+    return state_section_end(s, errp);
+}
+
+void virtio_pci_apply_state(VirtIODevice *vdev, const VirtIOPCIState *st)
+{
+    vdev->dfselect = st->dfselect;
+    vdev->gfselect = st->gfselect;
+    vdev->queue_select = st->queue_select;
+    vdev->config_vector = st->config_vector;
+    for (unsigned i = 0; i < vdev->nvqs; i++) {
+        virtio_queue_set_vector(vdev->vq[i], st->queue_vectors[i]);
+    }
+    /* The INTx level it implies came with the PCI state. */
+    vdev->isr = st->isr;
+}
+
 /* ---- realize ---- */
 
 static uint8_t add_vendor_cap(PCIDevice *pdev, uint8_t type, uint8_t size,

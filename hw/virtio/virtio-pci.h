@@ -40,4 +40,24 @@ void virtio_pci_raise_irq(VirtIODevice *vdev, uint16_t vector);
 /* Deassert INTx (after an ISR read or a reset). */
 void virtio_pci_lower_intx(VirtIODevice *vdev);
 
+/*
+ * The transport's registers in a device state stream (section
+ * "virtio-pci"): feature selects, queue_select, the MSI-X vectors of the
+ * configuration and of each queue, and the ISR.  Loading reads and checks
+ * them into @st (queue_vectors: vdev->nvqs entries, the caller's);
+ * applying cannot fail.
+ */
+typedef struct VirtIOPCIState {
+    uint32_t dfselect, gfselect;
+    uint16_t queue_select;
+    uint16_t config_vector;
+    uint16_t *queue_vectors;
+    uint8_t isr;
+} VirtIOPCIState;
+
+void virtio_pci_save_state(VirtIODevice *vdev, StateWriter *w);
+bool virtio_pci_load_state(VirtIODevice *vdev, StateReader *r,
+                           VirtIOPCIState *st, GError **errp);
+void virtio_pci_apply_state(VirtIODevice *vdev, const VirtIOPCIState *st);
+
 #endif

@@ -1075,11 +1075,36 @@ void virtio_notify_later(VirtIODevice *vdev, VirtQueue *vq)
     device_bh_schedule(vdev->complete_bh);
 }
 
-/* Work: publish what backends completed, then notify, per queue. */
+static void vq_apply_notification(VirtQueue *vq);
+
+/*
+ * A loaded device runs: publish each queue's notification suppression
+ * as this device wants it (the source may have been busy-polling, with
+ * notifications suppressed in the rings).
+ */
+static void virtio_resync(VirtIODevice *vdev)
+{
+    vdev->resync = false;
+    for (unsigned i = 0; i < vdev->nvqs; i++) {
+        vq_apply_notification(vdev->vq[i]);
+    }
+}
+
+/*
+ * Work: publish what backends completed, then notify, per queue; and
+ * what a loaded state owes the driver.
+ */
 static void virtio_complete_bh(void *opaque)
 {
     VirtIODevice *vdev = opaque;
 
+    if (vdev->resync) {
+        virtio_resync(vdev);
+    }
+    if (vdev->config_irq_pending) {
+        vdev->config_irq_pending = false;
+        virtio_notify_config(vdev);
+    }
     for (unsigned i = 0; i < vdev->nvqs; i++) {
         VirtQueue *vq = vdev->vq[i];
         unsigned n = vq->ndone;
@@ -1236,6 +1261,21 @@ bool virtio_queue_enabled(VirtQueue *vq)
 }
 
 /* Spec: virtio 1.2 2.7.1 (split ring alignment), 2.8.10.1 (packed). */
+static bool vq_areas_aligned(const uint64_t *a, bool packed)
+{
+    if (!QEMU_IS_ALIGNED(a[VIRTQUEUE_AREA_DESC], VRING_DESC_ALIGN)) {
+        return false;
+    }
+    if (packed) {
+        return QEMU_IS_ALIGNED(a[VIRTQUEUE_AREA_DRIVER],
+                               VRING_PACKED_EVENT_ALIGN) &&
+               QEMU_IS_ALIGNED(a[VIRTQUEUE_AREA_DEVICE],
+                               VRING_PACKED_EVENT_ALIGN);
+    }
+    return QEMU_IS_ALIGNED(a[VIRTQUEUE_AREA_DRIVER], VRING_AVAIL_ALIGN) &&
+           QEMU_IS_ALIGNED(a[VIRTQUEUE_AREA_DEVICE], VRING_USED_ALIGN);
+}
+
 void virtio_queue_enable(VirtQueue *vq)
 {
     VirtIODevice *vdev = vq->vdev;
@@ -1245,15 +1285,7 @@ void virtio_queue_enable(VirtQueue *vq)
     if (vq->enabled) {
         return;
     }
-    if (!QEMU_IS_ALIGNED(a[VIRTQUEUE_AREA_DESC], VRING_DESC_ALIGN) ||
-        (packed &&
-         (!QEMU_IS_ALIGNED(a[VIRTQUEUE_AREA_DRIVER],
-                           VRING_PACKED_EVENT_ALIGN) ||
-          !QEMU_IS_ALIGNED(a[VIRTQUEUE_AREA_DEVICE],
-                           VRING_PACKED_EVENT_ALIGN))) ||
-        (!packed &&
-         (!QEMU_IS_ALIGNED(a[VIRTQUEUE_AREA_DRIVER], VRING_AVAIL_ALIGN) ||
-          !QEMU_IS_ALIGNED(a[VIRTQUEUE_AREA_DEVICE], VRING_USED_ALIGN)))) {
+    if (!vq_areas_aligned(a, packed)) {
         trace_virtio_err_queue_align(virtio_id(vdev), vq->index,
                                      a[VIRTQUEUE_AREA_DESC],
                                      a[VIRTQUEUE_AREA_DRIVER],
@@ -1462,6 +1494,7 @@ void virtio_device_reset(Device *dev, DeviceResetKind kind)
     vdev->queue_select = 0;
     vdev->config_vector = VIRTIO_MSI_NO_VECTOR;
     vdev->broken = false;
+    vdev->resync = vdev->config_irq_pending = false;
     if (kind == DEVICE_RESET_FUNCTION) {
         pci_device_reset(&vdev->pci);
     } else {
@@ -1477,6 +1510,329 @@ void virtio_device_run_state_changed(Device *dev, bool running)
     if (running) {
         virtio_kick_all(vdev);
     }
+}
+
+/* ---- device state (live migration, upgrade) ---- */
+
+#define VIRTIO_STATE_VERSION            1
+#define VIRTQUEUE_STATE_VERSION         1
+
+/* The core's state as saved, or as loaded before it is applied. */
+typedef struct VirtioState {
+    uint64_t host_features, guest_features;
+    uint8_t status, generation;
+    bool config_irq_pending;
+} VirtioState;
+
+/* One queue's, the same way. */
+typedef struct VirtQueueState {
+    uint32_t max_num;
+    uint16_t num;
+    bool enabled, packed;
+    uint64_t area[VIRTQUEUE_AREA__MAX];
+    uint16_t last_avail_idx, shadow_avail_idx, used_idx, signalled_used;
+    bool last_avail_wrap, used_wrap, signalled_used_wrap;
+    bool signalled_used_valid, notification, irq_pending;
+} VirtQueueState;
+
+static const char *const vq_area_names[VIRTQUEUE_AREA__MAX] = {
+    [VIRTQUEUE_AREA_DESC] = "desc",
+    [VIRTQUEUE_AREA_DRIVER] = "driver",
+    [VIRTQUEUE_AREA_DEVICE] = "device",
+};
+
+void virtio_state_expect(StateSection *s, const char *name, const char *what,
+                         uint32_t here)
+{
+    uint32_t v = state_get_u32(s, name);
+
+    if (!state_section_failed(s) && v != here) {
+        state_section_fail(s, "%s is %u in the state, %u here: a device "
+                           "configured differently", what, v, here);
+    }
+}
+
+void virtio_notify_config_on_start(VirtIODevice *vdev)
+{
+    vdev->config_irq_pending = true;
+    device_bh_schedule(vdev->complete_bh);
+}
+
+static void vq_state_get(VirtQueue *vq, VirtQueueState *st)
+{
+    *st = (VirtQueueState) {
+        .max_num = vq->max_num, .num = vq->num,
+        .enabled = vq->enabled, .packed = vq->packed,
+        .last_avail_idx = vq->last_avail_idx,
+        .shadow_avail_idx = vq->shadow_avail_idx,
+        .last_avail_wrap = vq->last_avail_wrap,
+        .used_idx = vq->used_idx, .used_wrap = vq->used_wrap,
+        .signalled_used = vq->signalled_used,
+        .signalled_used_wrap = vq->signalled_used_wrap,
+        .signalled_used_valid = vq->signalled_used_valid,
+        .notification = vq->notification, .irq_pending = vq->irq_pending,
+    };
+    memcpy(st->area, vq->area, sizeof(st->area));
+}
+
+static void vq_state_set(VirtQueue *vq, const VirtQueueState *st)
+{
+    vq->num = st->num;
+    vq->enabled = st->enabled;
+    vq->packed = st->packed;
+    memcpy(vq->area, st->area, sizeof(vq->area));
+    vq->last_avail_idx = st->last_avail_idx;
+    vq->shadow_avail_idx = st->shadow_avail_idx;
+    vq->last_avail_wrap = st->last_avail_wrap;
+    vq->used_idx = st->used_idx;
+    vq->used_wrap = st->used_wrap;
+    vq->signalled_used = st->signalled_used;
+    vq->signalled_used_wrap = st->signalled_used_wrap;
+    vq->signalled_used_valid = st->signalled_used_valid;
+    vq->notification = st->notification;
+    vq->irq_pending = st->irq_pending;
+    /* The poller looks at the rings afresh. */
+    vq->poll_seen = 0;
+    vq->poll_found = false;
+}
+
+static void vq_save(VirtQueue *vq, StateWriter *w)
+{
+    g_autofree char *name = g_strdup_printf("virtio/vq/%u", vq->index);
+    VirtQueueState st;
+
+    /* Nothing in flight: every element popped was pushed or dropped. */
+    g_assert(vq->inuse == 0 && vq->filled == 0 && vq->ndone == 0);
+    vq_state_get(vq, &st);
+    state_begin(w, name, VIRTQUEUE_STATE_VERSION);
+    state_put_u32(w, "max-size", st.max_num);
+    state_put_u16(w, "size", st.num);
+    state_put_bool(w, "enabled", st.enabled);
+    for (unsigned a = 0; a < VIRTQUEUE_AREA__MAX; a++) {
+        state_put_u64(w, vq_area_names[a], st.area[a]);
+    }
+    state_put_bool(w, "packed", st.packed);
+    state_put_u16(w, "last-avail-idx", st.last_avail_idx);
+    state_put_u16(w, "shadow-avail-idx", st.shadow_avail_idx);
+    state_put_bool(w, "last-avail-wrap", st.last_avail_wrap);
+    state_put_u16(w, "used-idx", st.used_idx);
+    state_put_bool(w, "used-wrap", st.used_wrap);
+    state_put_u16(w, "signalled-used", st.signalled_used);
+    state_put_bool(w, "signalled-used-wrap", st.signalled_used_wrap);
+    state_put_bool(w, "signalled-used-valid", st.signalled_used_valid);
+    state_put_bool(w, "notification", st.notification);
+    state_put_bool(w, "irq-pending", st.irq_pending);
+    state_end(w);
+}
+
+static void vq_state_read(StateSection *s, VirtQueueState *st)
+{
+    st->num = state_get_u16(s, "size");
+    st->enabled = state_get_bool(s, "enabled");
+    for (unsigned a = 0; a < VIRTQUEUE_AREA__MAX; a++) {
+        st->area[a] = state_get_u64(s, vq_area_names[a]);
+    }
+    st->packed = state_get_bool(s, "packed");
+    st->last_avail_idx = state_get_u16(s, "last-avail-idx");
+    st->shadow_avail_idx = state_get_u16(s, "shadow-avail-idx");
+    st->last_avail_wrap = state_get_bool(s, "last-avail-wrap");
+    st->used_idx = state_get_u16(s, "used-idx");
+    st->used_wrap = state_get_bool(s, "used-wrap");
+    st->signalled_used = state_get_u16(s, "signalled-used");
+    st->signalled_used_wrap = state_get_bool(s, "signalled-used-wrap");
+    st->signalled_used_valid = state_get_bool(s, "signalled-used-valid");
+    st->notification = state_get_bool(s, "notification");
+    st->irq_pending = state_get_bool(s, "irq-pending");
+}
+
+/*
+ * What the rings' code relies on: a size that virtio_queue_set_num()
+ * would take, aligned areas (virtio_queue_enable()), and indexes no
+ * further apart than a ring holds (vq_split_avail(), the packed slots).
+ * Spec: virtio 1.2 2.6 (split sizes are powers of two), 2.7.1, 2.8.10.1.
+ */
+static void vq_state_check(VirtQueue *vq, const VirtQueueState *st,
+                           StateSection *s)
+{
+    bool packed_offered = virtio_host_has_feature(vq->vdev,
+                                                  VIRTIO_F_RING_PACKED);
+    bool split = st->enabled ? !st->packed : !packed_offered;
+    unsigned num = st->num;
+
+    if (!num || num > vq->max_num || (split && (num & (num - 1)))) {
+        state_section_fail(s, "size %u is not valid (at most %u, a power "
+                           "of two for a split ring)", num, vq->max_num);
+    } else if (!st->enabled) {
+        return;                 /* the ring state is set when enabled */
+    } else if (st->packed && !packed_offered) {
+        state_section_fail(s, "a packed ring, which this device does not "
+                           "offer");
+    } else if (!vq_areas_aligned(st->area, st->packed)) {
+        state_section_fail(s, "misaligned areas desc 0x%" PRIx64 " driver "
+                           "0x%" PRIx64 " device 0x%" PRIx64,
+                           st->area[0], st->area[1], st->area[2]);
+    } else if (st->packed ? st->last_avail_idx >= num ||
+                            st->used_idx >= num || st->signalled_used >= num
+                          : (uint16_t)(st->shadow_avail_idx -
+                                       st->last_avail_idx) > num ||
+                            (uint16_t)(st->last_avail_idx -
+                                       st->used_idx) > num) {
+        state_section_fail(s, "ring indexes (avail %u, seen %u, used %u, "
+                           "signalled %u) do not fit a %s ring of %u",
+                           st->last_avail_idx, st->shadow_avail_idx,
+                           st->used_idx, st->signalled_used,
+                           st->packed ? "packed" : "split", num);
+    }
+}
+
+static bool vq_load(VirtQueue *vq, StateReader *r, VirtQueueState *st,
+                    GError **errp)
+{
+    g_autofree char *name = g_strdup_printf("virtio/vq/%u", vq->index);
+    StateSection *s = state_section(r, name, VIRTQUEUE_STATE_VERSION, NULL,
+                                    errp);
+
+    if (!s) {
+        return false;
+    }
+    virtio_state_expect(s, "max-size", "the queue's maximum size",
+                        vq->max_num);
+    vq_state_read(s, st);
+    if (!state_section_failed(s)) {
+        vq_state_check(vq, st, s);
+    }
+    return state_section_end(s, errp);
+}
+
+static void virtio_save_core(VirtIODevice *vdev, StateWriter *w)
+{
+    state_begin(w, "virtio", VIRTIO_STATE_VERSION);
+    state_put_u32(w, "device-id", vdev->ops->device_id);
+    state_put_u32(w, "num-queues", vdev->nvqs);
+    state_put_u64(w, "features-offered", vdev->host_features);
+    state_put_u64(w, "features", vdev->guest_features);
+    /* NEEDS_RESET in it says the device is broken (the two go together). */
+    state_put_u8(w, "status", vdev->status);
+    state_put_u8(w, "generation", vdev->generation);
+    state_put_bool(w, "config-irq-pending", vdev->config_irq_pending);
+    state_end(w);
+}
+
+/* Spec: virtio 1.2 2.1 (status), 3.1.1 (FEATURES_OK before DRIVER_OK). */
+static void virtio_state_check(VirtIODevice *vdev, const VirtioState *vs,
+                               StateSection *s)
+{
+    const uint8_t known = VIRTIO_CONFIG_S_ACKNOWLEDGE |
+        VIRTIO_CONFIG_S_DRIVER | VIRTIO_CONFIG_S_DRIVER_OK |
+        VIRTIO_CONFIG_S_FEATURES_OK | VIRTIO_CONFIG_S_NEEDS_RESET |
+        VIRTIO_CONFIG_S_FAILED;
+    uint64_t f = vs->guest_features, offered = vdev->host_features;
+
+    if (vs->host_features != offered) {
+        state_section_fail(s, "the features offered are 0x%" PRIx64 " in "
+                           "the state, 0x%" PRIx64 " here (0x%" PRIx64
+                           " differ): a device configured differently",
+                           vs->host_features, offered,
+                           vs->host_features ^ offered);
+    } else if (vs->status & ~known) {
+        state_section_fail(s, "status 0x%x has unknown bits", vs->status);
+    } else if ((vs->status & VIRTIO_CONFIG_S_DRIVER_OK) &&
+               !(vs->status & VIRTIO_CONFIG_S_FEATURES_OK)) {
+        state_section_fail(s, "status 0x%x: DRIVER_OK without FEATURES_OK",
+                           vs->status);
+    } else if ((vs->status & VIRTIO_CONFIG_S_FEATURES_OK) &&
+               ((f & ~offered) || !(f & VIRTIO_BIT(VIRTIO_F_VERSION_1)) ||
+                (vdev->ops->validate_features &&
+                 !vdev->ops->validate_features(vdev, f)))) {
+        state_section_fail(s, "the driver's features 0x%" PRIx64 " are not "
+                           "a set this device accepts (it offers 0x%" PRIx64
+                           ")", f, offered);
+    }
+}
+
+static bool virtio_load_core(VirtIODevice *vdev, StateReader *r,
+                             VirtioState *vs, GError **errp)
+{
+    StateSection *s = state_section(r, "virtio", VIRTIO_STATE_VERSION, NULL,
+                                    errp);
+
+    if (!s) {
+        return false;
+    }
+    virtio_state_expect(s, "device-id", "the virtio device type",
+                        vdev->ops->device_id);
+    virtio_state_expect(s, "num-queues", "the number of queues", vdev->nvqs);
+    vs->host_features = state_get_u64(s, "features-offered");
+    vs->guest_features = state_get_u64(s, "features");
+    vs->status = state_get_u8(s, "status");
+    vs->generation = state_get_u8(s, "generation");
+    vs->config_irq_pending = state_get_bool(s, "config-irq-pending");
+    if (!state_section_failed(s)) {
+        virtio_state_check(vdev, vs, s);
+    }
+    return state_section_end(s, errp);
+}
+
+/* Everything was checked: take it. */
+static void virtio_apply_state(VirtIODevice *vdev, const VirtioState *vs,
+                               const VirtQueueState *vqs)
+{
+    vdev->guest_features = vs->guest_features;
+    vdev->status = vs->status;
+    vdev->broken = vs->status & VIRTIO_CONFIG_S_NEEDS_RESET;
+    vdev->generation = vs->generation;
+    vdev->config_irq_pending |= vs->config_irq_pending;
+    for (unsigned i = 0; i < vdev->nvqs; i++) {
+        vq_state_set(vdev->vq[i], &vqs[i]);
+    }
+    /* Runs once the device is started (work waits while STOPPED). */
+    vdev->resync = true;
+    device_bh_schedule(vdev->complete_bh);
+}
+
+void virtio_device_save_state(Device *dev, StateWriter *w)
+{
+    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
+
+    g_assert(device_stopped(dev));
+    trace_virtio_save_state(virtio_id(vdev), vdev->status,
+                            vdev->guest_features);
+    virtio_save_core(vdev, w);
+    virtio_pci_save_state(vdev, w);
+    for (unsigned i = 0; i < vdev->nvqs; i++) {
+        vq_save(vdev->vq[i], w);
+    }
+    if (vdev->ops->save_state) {
+        vdev->ops->save_state(vdev, w);
+    }
+}
+
+bool virtio_device_load_state(Device *dev, StateReader *r, GError **errp)
+{
+    VirtIODevice *vdev = VIRTIO_DEVICE(dev);
+    g_autofree VirtQueueState *vqs = g_new0(VirtQueueState, vdev->nvqs);
+    g_autofree uint16_t *vectors = g_new0(uint16_t, vdev->nvqs);
+    VirtIOPCIState ps = { .queue_vectors = vectors };
+    VirtioState vs = { 0 };
+
+    g_assert(device_stopped(dev));
+    if (!virtio_load_core(vdev, r, &vs, errp) ||
+        !virtio_pci_load_state(vdev, r, &ps, errp)) {
+        return false;
+    }
+    for (unsigned i = 0; i < vdev->nvqs; i++) {
+        if (!vq_load(vdev->vq[i], r, &vqs[i], errp)) {
+            return false;
+        }
+    }
+    if (vdev->ops->load_state &&
+        !vdev->ops->load_state(vdev, r, vs.guest_features, errp)) {
+        return false;
+    }
+    virtio_apply_state(vdev, &vs, vqs);
+    virtio_pci_apply_state(vdev, &ps);
+    trace_virtio_load_state(virtio_id(vdev), vs.status, vs.guest_features);
+    return true;
 }
 
 /* ---- polling (a device on an iothread that busy-polls) ---- */

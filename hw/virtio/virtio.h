@@ -28,6 +28,8 @@
  *     DeviceClass: .quiesce = virtio_device_quiesce,
  *                  .reset = virtio_device_reset,
  *                  .run_state_changed = virtio_device_run_state_changed,
+ *                  .save_state = virtio_device_save_state,
+ *                  .load_state = virtio_device_load_state,
  *                  props include VIRTIO_COMMON_PROPS(MyDev, vdev)
  *
  *     static void my_handler(VirtIODevice *vdev, VirtQueue *vq)
@@ -77,6 +79,7 @@
 #include "hw/pci/pci.h"
 #include "hw/virtio/virtio-spec.h"
 #include "hw/core/stats.h"
+#include "util/savestate.h"
 
 /* Queues per device (the notify area holds 4 bytes per queue). */
 #define VIRTIO_QUEUE_MAX        1024
@@ -143,6 +146,16 @@ typedef struct VirtioDeviceOps {
      * every element was pushed or detached.
      */
     void (*reset)(VirtIODevice *vdev);
+    /*
+     * Optional, live migration and upgrade (see "Device state" below):
+     * write the device type's own section; read it back, checked against
+     * this device's properties and @features (the driver's, from the
+     * stream: vdev->guest_features is not loaded yet), and change nothing
+     * unless all of it is valid.
+     */
+    void (*save_state)(VirtIODevice *vdev, StateWriter *w);
+    bool (*load_state)(VirtIODevice *vdev, StateReader *r, uint64_t features,
+                       GError **errp);
 } VirtioDeviceOps;
 
 /* Properties every virtio device has (QEMU's names and defaults). */
@@ -192,6 +205,9 @@ struct VirtIODevice {
     struct LoopPoller *poller;  /* on an iothread that busy-polls */
     bool poll_started;          /* the loop busy-polls right now */
     uint8_t cfg_cap;            /* PCI config access capability offset */
+    /* Loaded state: once running, publish and notify what it implies. */
+    bool resync;
+    bool config_irq_pending;    /* a configuration interrupt is owed */
 };
 
 static inline VirtIODevice *VIRTIO_DEVICE(Device *dev)
@@ -207,6 +223,12 @@ static inline const char *virtio_id(VirtIODevice *vdev)
 static inline bool virtio_has_feature(VirtIODevice *vdev, unsigned bit)
 {
     return vdev->guest_features & VIRTIO_BIT(bit);
+}
+
+/* Offered (whether or not the driver took it). */
+static inline bool virtio_host_has_feature(VirtIODevice *vdev, unsigned bit)
+{
+    return vdev->host_features & VIRTIO_BIT(bit);
 }
 
 /* ---- set-up ---- */
@@ -237,6 +259,36 @@ void virtio_cleanup(VirtIODevice *vdev);
 void virtio_device_quiesce(Device *dev, DeviceResetKind kind);
 void virtio_device_reset(Device *dev, DeviceResetKind kind);
 void virtio_device_run_state_changed(Device *dev, bool running);
+
+/*
+ * Device state (DeviceClass.save_state / .load_state), for a STOPPED
+ * device: nothing is in flight, so every element popped was pushed.
+ * Sections:
+ *
+ *   "virtio"        status, features offered and accepted, generation,
+ *                   queue count, a configuration interrupt owed
+ *   "virtio-pci"    the transport's registers (virtio-pci.c)
+ *   "virtio/vq/N"   queue N: size, areas, enabled, ring indexes and wrap
+ *                   counters, event index and notification state
+ *   the device's    VirtioDeviceOps.load_state / save_state
+ *
+ * Loading checks everything first (a stream of a device configured
+ * differently, or values out of range, are refused with the reason) and
+ * changes nothing unless all sections are valid.  Once the device runs
+ * again, the queues' notification suppression is published again (the
+ * source may have been busy-polling) and owed interrupts are sent.
+ */
+void virtio_device_save_state(Device *dev, StateWriter *w);
+bool virtio_device_load_state(Device *dev, StateReader *r, GError **errp);
+/*
+ * For devices' load_state: read u32 @name, which must equal @here, the
+ * value of this device's property @what; otherwise the section fails
+ * naming both values (a device configured differently).
+ */
+void virtio_state_expect(StateSection *s, const char *name, const char *what,
+                         uint32_t here);
+/* The device configuration changed while STOPPED: notify once running. */
+void virtio_notify_config_on_start(VirtIODevice *vdev);
 
 /*
  * Statistics: provider "virtio", target "queue" (each virtqueue by
