@@ -433,6 +433,65 @@ static void virtio_blk_reset(VirtIODevice *vdev)
     s->wce = s->write_cache;
 }
 
+/* ---- device state ---- */
+
+#define VIRTIO_BLK_STATE_VERSION        1
+
+static void virtio_blk_save_state(VirtIODevice *vdev, StateWriter *w)
+{
+    VirtIOBlock *s = VIRTIO_BLK(&vdev->pci.dev);
+
+    state_begin(w, "virtio-blk", VIRTIO_BLK_STATE_VERSION);
+    state_put_u32(w, "logical-block-size", s->logical_block_size);
+    state_put_u32(w, "physical-block-size", s->physical_block_size);
+    state_put_str(w, "serial", s->serial);
+    /* What the driver last read: another size is a resize to announce. */
+    state_put_u64(w, "capacity", virtio_blk_capacity(s));
+    state_put_bool(w, "writeback", s->wce);
+    state_end(w);
+}
+
+/*
+ * The driver caches the block sizes and the serial: those must match.
+ * The writeback setting is the driver's to change (any value is safe:
+ * without FLUSH negotiated writes are written through regardless).
+ */
+static bool virtio_blk_load_state(VirtIODevice *vdev, StateReader *r,
+                                  uint64_t features, GError **errp)
+{
+    VirtIOBlock *s = VIRTIO_BLK(&vdev->pci.dev);
+    StateSection *sec = state_section(r, "virtio-blk",
+                                      VIRTIO_BLK_STATE_VERSION, NULL, errp);
+    g_autofree char *serial = NULL;
+    uint64_t capacity;
+    bool wce;
+
+    if (!sec) {
+        return false;
+    }
+    virtio_state_expect(sec, "logical-block-size", "logical_block_size",
+                        s->logical_block_size);
+    virtio_state_expect(sec, "physical-block-size", "physical_block_size",
+                        s->physical_block_size);
+    serial = state_get_str(sec, "serial");
+    capacity = state_get_u64(sec, "capacity");
+    wce = state_get_bool(sec, "writeback");
+    if (!state_section_failed(sec) && g_strcmp0(serial, s->serial)) {
+        state_section_fail(sec, "serial is '%s' in the state, '%s' here: a "
+                           "device configured differently",
+                           serial ? serial : "", s->serial ? s->serial : "");
+    }
+    if (!state_section_end(sec, errp)) {
+        return false;
+    }
+    s->wce = wce;
+    if (capacity != virtio_blk_capacity(s)) {
+        trace_virtio_blk_resize(virtio_blk_id(s), virtio_blk_capacity(s));
+        virtio_notify_config_on_start(vdev);
+    }
+    return true;
+}
+
 static const VirtioDeviceOps virtio_blk_ops = {
     .device_id = VIRTIO_ID_BLOCK,
     .pci_class = 0x010000,      /* mass storage, SCSI: as QEMU */
@@ -441,6 +500,8 @@ static const VirtioDeviceOps virtio_blk_ops = {
     .set_config = virtio_blk_set_config,
     .quiesce = virtio_blk_quiesce,
     .reset = virtio_blk_reset,
+    .save_state = virtio_blk_save_state,
+    .load_state = virtio_blk_load_state,
 };
 
 /* ---- block backend events ---- */
@@ -612,6 +673,8 @@ static const DeviceClass virtio_blk_class = {
     .reset = virtio_device_reset,
     .quiesce = virtio_device_quiesce,
     .run_state_changed = virtio_device_run_state_changed,
+    .save_state = virtio_device_save_state,
+    .load_state = virtio_device_load_state,
     .stats = virtio_blk_stats,
     .get_stats = virtio_device_get_stats,
 };

@@ -20,6 +20,7 @@
 #include "tests/qtest/libqos/iovd-proc.h"
 #include "tests/qtest/libqos/vfu-client.h"
 #include "tests/qtest/libqos/guest-mem.h"
+#include "tests/qtest/libqos/migration.h"
 #include "tests/qtest/libqos/pci.h"
 #include "tests/qtest/libqos/qmp-client.h"
 #include "tests/qtest/libqos/virtio.h"
@@ -162,6 +163,8 @@ static void setup_nofd(void)
     start(&s, 1, false);
 }
 
+static void stop_dst(void);
+
 static void teardown(void)
 {
     for (unsigned i = 0; i < ndevs; i++) {
@@ -188,6 +191,7 @@ static void teardown(void)
         iovd_proc_free(proc);
         proc = NULL;
     }
+    stop_dst();
     g_rand_free(rnd);
     rnd = NULL;
     g_free(qmp_path);
@@ -1668,6 +1672,229 @@ START_TEST(test_share_rw_io)
 }
 END_TEST
 
+/* ---- live migration ---- */
+
+/*
+ * A migration's destination: a second daemon serving vb0 on the same
+ * image (devices run where the image is shared), realized with @opts.
+ */
+static IovdProc *dst_proc;
+static char *dst_sock;
+static unsigned dst_idle_fds;
+
+static void start_dst(const char *opts)
+{
+    dst_proc = iovd_proc_new();
+    dst_sock = iovd_proc_path(dst_proc, "vb0.sock");
+    iovd_proc_add_args(dst_proc, "-blockdev", NULL);
+    iovd_proc_add_argf(dst_proc, "driver=file,node-name=d0,filename=%s",
+                       devs[0].img);
+    iovd_proc_add_args(dst_proc, "-device", NULL);
+    iovd_proc_add_argf(dst_proc, "virtio-blk-pci,id=vb0,drive=d0,socket=%s%s",
+                       dst_sock, opts ? opts : "");
+    iovd_proc_add_args(dst_proc, "-d", "guest_errors", NULL);
+    if (getenv("VIRTIO_BLK_TEST_TRACE")) {
+        iovd_proc_add_args(dst_proc, "-trace",
+                           getenv("VIRTIO_BLK_TEST_TRACE"), NULL);
+    }
+    iovd_proc_start(dst_proc);
+    dst_idle_fds = iovd_proc_count_fds(dst_proc);
+}
+
+static void stop_dst(void)
+{
+    if (dst_proc) {
+        iovd_proc_stop(dst_proc);
+        iovd_proc_free(dst_proc);
+        dst_proc = NULL;
+    }
+    g_clear_pointer(&dst_sock, g_free);
+}
+
+/*
+ * Requests a migration leaves in flight: writes of fresh data and reads
+ * of what is on disk, each on its own 16 KiB chunk past MIG_BASE.
+ */
+#define MIG_CHUNK       (16u << 10)
+#define MIG_BASE        (4u << 20)
+#define MIG_REQS        64
+
+typedef struct MigIo {
+    QVirtioDevice *vd;
+    QVirtioBlkReq reqs[MIG_REQS];
+    uint8_t *bufs;
+    unsigned n, done;
+} MigIo;
+
+/* Add @count requests over the queues; notify the device when @kick. */
+static void mig_add(MigIo *io, unsigned count, bool kick)
+{
+    for (unsigned k = 0; k < count; k++) {
+        unsigned c = io->n++;
+        QVirtQueue *vq = io->vd->vqs[c % io->vd->nvqs];
+        uint64_t off = MIG_BASE + (uint64_t)c * MIG_CHUNK;
+        uint8_t *buf = io->bufs + (size_t)c * MIG_CHUNK;
+        bool write = c % 3 != 2;
+
+        ck_assert_uint_lt(c, MIG_REQS);
+        if (write) {
+            fill_random(buf, MIG_CHUNK);
+            memcpy(shadow[0] + off, buf, MIG_CHUNK);
+        }
+        io->reqs[c] = (QVirtioBlkReq) {
+            .type = write ? VIRTIO_BLK_T_OUT : VIRTIO_BLK_T_IN,
+            .sector = off / SECTOR, .data = buf, .len = MIG_CHUNK,
+            .data_segs = 1 + c % 4, .indirect = vq->indirect && c % 2,
+        };
+        ck_assert_int_ge(qvirtio_blk_add(vq, &io->reqs[c]), 0);
+    }
+    for (unsigned q = 0; kick && q < io->vd->nvqs; q++) {
+        qvirtqueue_kick(io->vd->vqs[q]);
+    }
+}
+
+/* In PRE_COPY: more I/O while the source still runs. */
+static void mig_during(void *opaque)
+{
+    mig_add(opaque, 8, true);
+}
+
+/* Every request added completes, with its data. */
+static void mig_finish(MigIo *io)
+{
+    for (; io->done < io->n; io->done++) {
+        unsigned c = io->done;
+        QVirtioBlkReq *r = &io->reqs[c];
+
+        ck_assert_uint_eq(qvirtio_blk_finish(io->vd->vqs[c % io->vd->nvqs],
+                                             r), VIRTIO_BLK_S_OK);
+        if (r->type == VIRTIO_BLK_T_IN) {
+            assert_bytes(r->data, shadow[0] + MIG_BASE +
+                         (uint64_t)c * MIG_CHUNK, MIG_CHUNK,
+                         "read in flight across the migration");
+        }
+    }
+}
+
+/*
+ * Move devs[0] to the daemon at @path with requests in flight (@kicked
+ * notified, @queued only made available) and more added in PRE_COPY; the
+ * source's client goes (its VMM quits), and the source daemon lets it go.
+ */
+static void mig_move(MigIo *io, const char *path, IovdProc *from,
+                     unsigned from_idle_fds, unsigned kicked, unsigned queued)
+{
+    QMigrateOpts o = { .during = mig_during, .opaque = io };
+    QMigrateStats st;
+    VfuClient *c;
+
+    mig_add(io, kicked, true);
+    mig_add(io, queued, false);
+    c = qmig_migrate(devs[0].pdev, gm, path, &o, &st);
+    ck_assert_uint_gt(st.state_bytes, 0);
+    vfu_client_free(devs[0].c);
+    devs[0].c = c;
+    ck_assert_uint_le(iovd_proc_wait_fds_at_most(from, from_idle_fds,
+                                                 QOS_TIMEOUT_MS),
+                      from_idle_fds);
+}
+
+/* The whole migrated region and the image read back through the device. */
+static void mig_check_disk(QVirtioDevice *vd)
+{
+    g_autofree uint8_t *buf = g_malloc(MIG_REQS * MIG_CHUNK);
+
+    for (unsigned c = 0; c < MIG_REQS; c++) {
+        ck_assert_uint_eq(blk_io(vd->vqs[c % vd->nvqs], VIRTIO_BLK_T_IN,
+                                 (MIG_BASE + c * MIG_CHUNK) / SECTOR,
+                                 buf + c * MIG_CHUNK, MIG_CHUNK, 3, false),
+                          VIRTIO_BLK_S_OK);
+    }
+    assert_bytes(buf, shadow[0] + MIG_BASE, MIG_REQS * MIG_CHUNK,
+                 "after the migration");
+    assert_file_matches(0);
+}
+
+/*
+ * Migrate with requests in flight to a second daemon on the same image,
+ * and back: everything completes, data written before, during and after
+ * reads back.  _i: 0 split rings, 1 packed rings.
+ */
+START_TEST(test_migrate)
+{
+    QVirtioDevice *vd = vd0();
+    MigIo io = { .vd = vd, .bufs = g_malloc0(MIG_REQS * MIG_CHUNK) };
+    uint64_t f = blk_features | ring_features;
+
+    if (_i == 1) {
+        f |= VIRTIO_BIT(VIRTIO_F_RING_PACKED);
+    }
+    start_dst(",num-queues=2,packed=on");
+    init_dev(vd, f, 2, QVIRTIO_IRQ_MSIX);
+    smoke_io(0, vd->vqs[1], 64);
+    mig_move(&io, dst_sock, proc, idle_fds, 16, 4);
+    mig_finish(&io);
+    smoke_io(0, vd->vqs[0], 72);
+    mig_check_disk(vd);
+
+    /* Back to the first daemon, which the source VMM left. */
+    mig_move(&io, devs[0].sock, dst_proc, dst_idle_fds, 12, 4);
+    mig_finish(&io);
+    smoke_io(0, vd->vqs[1], 80);
+    mig_check_disk(vd);
+    g_free(io.bufs);
+}
+END_TEST
+
+/*
+ * A destination configured differently refuses the state: the change
+ * RESUMING -> STOP fails, the device is in ERROR until DEVICE_RESET, and
+ * then works; the source, back to RUNNING, never noticed.  _i: 0 more
+ * queues (the PCI function differs), 1 event_idx off (virtio features).
+ */
+START_TEST(test_migrate_refused)
+{
+    static const char *const opts[] = { ",num-queues=2", ",event_idx=off" };
+    g_autoptr(GByteArray) state = g_byte_array_new();
+    QVirtioDevice *vd = vd0(), *dvd;
+    QPCIDevice *dpdev;
+    VfuClient *dc;
+    uint32_t st;
+
+    start_dst(opts[_i]);
+    init_dev(vd, blk_features | ring_features, 1, QVIRTIO_IRQ_MSIX);
+    smoke_io(0, vd->vqs[0], 8);
+    qos_assert_errno(qmig_set_state(devs[0].c, QMIG_STOP_COPY), 0);
+    qos_assert_errno(qmig_read_state(devs[0].c, state), 0);
+    ck_assert_uint_gt(state->len, 0);
+
+    dc = vfu_client_open(dst_sock);
+    guest_mem_map_checked(gm, dc, true);
+    qos_assert_errno(qmig_set_state(dc, QMIG_RESUMING), 0);
+    qos_assert_errno(qmig_write_state(dc, state->data, state->len, 0), 0);
+    ck_assert_int_lt(qmig_set_state(dc, QMIG_STOP), 0);
+    qos_assert_errno(qmig_get_state(dc, &st), 0);
+    ck_assert_uint_eq(st, QMIG_ERROR);
+    qos_assert_errno(vfu_device_reset(dc), 0);
+    qos_assert_errno(qmig_get_state(dc, &st), 0);
+    ck_assert_uint_eq(st, QMIG_RUNNING);
+
+    /* The destination's device works as configured. */
+    dpdev = qpci_device_new(dc);
+    dvd = qvirtio_pci_new(dpdev, gm);
+    init_dev(dvd, blk_features | ring_features, 1, QVIRTIO_IRQ_MSIX);
+    smoke_io(0, dvd->vqs[0], 16);
+    qvirtio_free(dvd);
+    qpci_device_free(dpdev);
+    vfu_client_free(dc);
+
+    /* The source goes on where it stopped. */
+    qos_assert_errno(qmig_set_state(devs[0].c, QMIG_RUNNING), 0);
+    smoke_io(0, vd->vqs[0], 24);
+    assert_file_matches(0);
+}
+END_TEST
+
 /* ---- main ---- */
 
 static void add_tcase(Suite *s, const char *name, void (*setup)(void),
@@ -1694,6 +1921,11 @@ static void setup_ro(void)
     DevSpec s = { .blockdev = ",read-only=on" };
 
     start(&s, 1, true);
+}
+
+static void setup_migrate(void)
+{
+    start1(",num-queues=2,packed=on");
 }
 
 /* A busy-polling iothread (20 ms: a slow machine keeps polling). */
@@ -1755,6 +1987,11 @@ static Suite *virtio_blk_suite(void)
 
     add_tcase(s, "shared", setup_shared, &tc);
     tcase_add_test(tc, test_share_rw_io);
+
+    add_tcase(s, "migration", setup_migrate, &tc);
+    tcase_add_loop_test(tc, test_migrate, 0, 2);
+    add_tcase(s, "migration-refused", setup_default, &tc);
+    tcase_add_loop_test(tc, test_migrate_refused, 0, 2);
 
     add_tcase(s, "bad-input", setup_two, &tc);
     tcase_add_loop_test(tc, test_bad_input, 0, BAD__MAX);
