@@ -1508,6 +1508,9 @@ void virtio_device_run_state_changed(Device *dev, bool running)
 
     trace_virtio_pause(virtio_id(vdev), !running);
     if (running) {
+        if (vdev->resync) {
+            device_bh_schedule(vdev->complete_bh);
+        }
         virtio_kick_all(vdev);
     }
 }
@@ -1925,7 +1928,10 @@ static void virtio_poll_started(void *opaque, bool on)
 
         if (vq->polled != on && (!on || vq_rings_mapped(vq))) {
             vq->polled = on;
-            if (vq_rings_mapped(vq)) {
+            if (device_stopped(&vdev->pci.dev)) {
+                /* Its state is saved: no DMA until it starts again. */
+                vdev->resync = true;
+            } else if (vq_rings_mapped(vq)) {
                 vq_apply_notification(vq);
             }
         }

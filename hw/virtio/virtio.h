@@ -205,7 +205,11 @@ struct VirtIODevice {
     struct LoopPoller *poller;  /* on an iothread that busy-polls */
     bool poll_started;          /* the loop busy-polls right now */
     uint8_t cfg_cap;            /* PCI config access capability offset */
-    /* Loaded state: once running, publish and notify what it implies. */
+    /*
+     * Once running, publish each queue's notification suppression again
+     * (a state was loaded, or polling changed while STOPPED, when no DMA
+     * may happen), and send the configuration interrupt owed.
+     */
     bool resync;
     bool config_irq_pending;    /* a configuration interrupt is owed */
 };
