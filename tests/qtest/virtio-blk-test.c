@@ -1936,6 +1936,14 @@ static void setup_polling(void)
     start_object = NULL;
 }
 
+/* The same for a migration's source (its destination does not poll). */
+static void setup_migrate_polling(void)
+{
+    start_object = "iothread,id=iop,poll-max-ns=20000000";
+    start1(",iothread=iop,num-queues=2,packed=on");
+    start_object = NULL;
+}
+
 static Suite *virtio_blk_suite(void)
 {
     Suite *s = suite_create("virtio-blk");
@@ -1989,6 +1997,9 @@ static Suite *virtio_blk_suite(void)
     tcase_add_test(tc, test_share_rw_io);
 
     add_tcase(s, "migration", setup_migrate, &tc);
+    tcase_add_loop_test(tc, test_migrate, 0, 2);
+    /* Notifications suppressed in the rings by polling come back. */
+    add_tcase(s, "migration-polling", setup_migrate_polling, &tc);
     tcase_add_loop_test(tc, test_migrate, 0, 2);
     add_tcase(s, "migration-refused", setup_default, &tc);
     tcase_add_loop_test(tc, test_migrate_refused, 0, 2);
