@@ -8,7 +8,10 @@
  *   other receives; a QMP monitor for set_link;
  * - user: one e1000 on -netdev user (libslirp) with a hostfwd rule; the
  *   guest stack of libqos/netstack.h runs DHCP and TCP on it to move data
- *   to and from a host socket.
+ *   to and from a host socket;
+ * - mig: one e1000 on a -netdev stream whose other end is the test (the
+ *   wire), so frames reach and leave the device on either side of a live
+ *   migration; the tests start the destination daemons.
  */
 #include "util/osdep.h"
 
@@ -23,6 +26,11 @@
 #include "tests/qtest/libqos/pci.h"
 #include "tests/qtest/libqos/qmp-client.h"
 #include "tests/qtest/libqos/e1000.h"
+#include "tests/qtest/libqos/migration.h"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <poll.h>
 
 #define MAC0_STR        "52:54:00:aa:bb:01"
 #define MAC1_STR        "52:54:00:aa:bb:02"
@@ -43,25 +51,38 @@ typedef struct Nic {
 
 static IovdProc *proc;
 static QmpClient *qmp;
-static Nic nics[2];
+static Nic nics[3];
 static int hostfwd_port;
+
+/* Migration: the destination daemon, and the wire (see setup_mig). */
+static IovdProc *dst_proc;
+static char *wire_path;
+static int wire_listen_fd = -1;
+static int wire_fd[2] = { -1, -1 };     /* from the source, destination */
 
 #define GUEST_TCP_PORT  7777
 
 /* ---- fixtures ---- */
 
 /*
- * Connect to device socket @name.  Without @share_fd guest memory is not
- * mapped by the daemon: every DMA is a DMA_READ/DMA_WRITE message.
+ * Connect to device socket @name of daemon @p.  Without @share_fd guest
+ * memory is not mapped by the daemon: every DMA is a DMA_READ/DMA_WRITE
+ * message.
  */
-static void nic_open_mem(Nic *n, const char *name, bool share_fd)
+static void nic_open_at(Nic *n, IovdProc *p, const char *name,
+                        bool share_fd)
 {
-    n->sock = iovd_proc_path(proc, name);
+    n->sock = iovd_proc_path(p, name);
     n->c = vfu_client_open(n->sock);
     n->pdev = qpci_device_new(n->c);
     n->gm = guest_mem_new(GUEST_MEM_DEFAULT_BASE, GUEST_MEM_DEFAULT_SIZE);
     guest_mem_map_checked(n->gm, n->c, share_fd);
     n->e = qe1000_new(n->pdev, n->gm);
+}
+
+static void nic_open_mem(Nic *n, const char *name, bool share_fd)
+{
+    nic_open_at(n, proc, name, share_fd);
 }
 
 static void nic_open(Nic *n, const char *name)
@@ -89,15 +110,21 @@ static void start_daemon(void)
     qmp = qmp_client_open(qmp_path);
 }
 
-static void add_e1000(const char *id, const char *mac, const char *netdev)
+static void add_e1000_to(IovdProc *p, const char *id, const char *mac,
+                         const char *netdev)
 {
     g_autofree char *sock = g_strdup_printf("%s.sock", id);
-    g_autofree char *path = iovd_proc_path(proc, sock);
+    g_autofree char *path = iovd_proc_path(p, sock);
 
-    iovd_proc_add_args(proc, "-device", NULL);
-    iovd_proc_add_argf(proc, "e1000,id=%s,mac=%s,socket=%s%s%s", id, mac,
+    iovd_proc_add_args(p, "-device", NULL);
+    iovd_proc_add_argf(p, "e1000,id=%s,mac=%s,socket=%s%s%s", id, mac,
                        path, netdev ? ",netdev=" : "",
                        netdev ? netdev : "");
+}
+
+static void add_e1000(const char *id, const char *mac, const char *netdev)
+{
+    add_e1000_to(proc, id, mac, netdev);
 }
 
 static void setup_one_raw(void)
@@ -162,6 +189,111 @@ static void setup_user(void)
     qe1000_init(nics[0].e, NULL);
 }
 
+/*
+ * The wire: the test is the server end of each daemon's -netdev stream
+ * (QEMU's framing: a 4-byte big-endian length, then the frame), so it
+ * sends frames to the device and takes what the device sends, on either
+ * side of a migration.
+ */
+static int wire_listen(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    qos_assert(fd >= 0 && strlen(path) < sizeof(sa.sun_path),
+               "wire socket %s", path);
+    strcpy(sa.sun_path, path);
+    qos_assert(bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0 &&
+               listen(fd, 4) == 0, "wire %s: %s", path, strerror(errno));
+    return fd;
+}
+
+/* The next daemon's connection to the wire. */
+static int wire_accept(void)
+{
+    int fd;
+
+    qos_assert(qos_poll_fd(wire_listen_fd, POLLIN,
+                           qos_deadline(QOS_TIMEOUT_MS)) & POLLIN,
+               "no daemon connected to the wire within %d ms",
+               QOS_TIMEOUT_MS);
+    fd = accept4(wire_listen_fd, NULL, NULL, SOCK_CLOEXEC);
+    qos_assert(fd >= 0, "wire accept: %s", strerror(errno));
+    return fd;
+}
+
+/* A -netdev that connects to the wire. */
+static void add_wire_netdev(IovdProc *p, const char *id)
+{
+    iovd_proc_add_args(p, "-netdev", NULL);
+    iovd_proc_add_argf(p, "stream,id=%s,server=off,addr.type=unix,"
+                       "addr.path=%s,reconnect-ms=20", id, wire_path);
+}
+
+static void wire_send(int fd, const uint8_t *f, size_t len)
+{
+    uint8_t hdr[4];
+    struct iovec iov[2] = {
+        { .iov_base = hdr, .iov_len = sizeof(hdr) },
+        { .iov_base = (void *)f, .iov_len = len },
+    };
+
+    wr32(hdr, len);
+    qos_assert(writev(fd, iov, 2) == (ssize_t)(sizeof(hdr) + len),
+               "wire write: %s", strerror(errno));
+}
+
+/* @len bytes by @deadline; false when none came and @may_time_out. */
+static bool wire_read(int fd, uint8_t *buf, size_t len, int64_t deadline,
+                      bool may_time_out)
+{
+    size_t got = 0;
+
+    while (got < len) {
+        ssize_t n;
+
+        if (!(qos_poll_fd(fd, POLLIN, deadline) & (POLLIN | POLLHUP))) {
+            qos_assert(may_time_out && !got, "wire: %zu of %zu bytes "
+                       "within the time limit", got, len);
+            return false;
+        }
+        n = read(fd, buf + got, len - got);
+        qos_assert(n > 0, "wire read: %s", n ? strerror(errno) : "EOF");
+        got += n;
+    }
+    return true;
+}
+
+/* The next frame the daemon behind @fd sent, or -1 after @timeout_ms. */
+static ssize_t wire_recv(int fd, uint8_t *buf, size_t max, int timeout_ms)
+{
+    uint8_t hdr[4];
+    uint32_t len;
+
+    if (!wire_read(fd, hdr, sizeof(hdr), qos_deadline(timeout_ms), true)) {
+        return -1;
+    }
+    len = rd32(hdr);
+    qos_assert(len <= max, "wire: a frame of %u bytes", len);
+    wire_read(fd, buf, len, qos_deadline(QOS_TIMEOUT_MS), false);
+    return len;
+}
+
+/* One e1000 "e0" on the wire; the destination comes with each test. */
+static void setup_mig(void)
+{
+    qos_check_init();
+    proc = iovd_proc_new();
+    wire_path = iovd_proc_path(proc, "wire.sock");
+    wire_listen_fd = wire_listen(wire_path);
+    add_wire_netdev(proc, "w0");
+    add_e1000("e0", MAC0_STR, "w0");
+    start_daemon();
+    wire_fd[0] = wire_accept();
+    nic_open(&nics[0], "e0.sock");
+    qe1000_init(nics[0].e, NULL);
+}
+
 static void teardown(void)
 {
     for (unsigned i = 0; i < ARRAY_SIZE(nics); i++) {
@@ -170,6 +302,22 @@ static void teardown(void)
         }
     }
     g_clear_pointer(&qmp, qmp_client_free);
+    for (unsigned i = 0; i < ARRAY_SIZE(wire_fd); i++) {
+        if (wire_fd[i] >= 0) {
+            close(wire_fd[i]);
+            wire_fd[i] = -1;
+        }
+    }
+    if (wire_listen_fd >= 0) {
+        close(wire_listen_fd);
+        wire_listen_fd = -1;
+    }
+    g_clear_pointer(&wire_path, g_free);
+    if (dst_proc) {
+        iovd_proc_stop(dst_proc);
+        iovd_proc_free(dst_proc);
+        dst_proc = NULL;
+    }
     if (proc) {
         iovd_proc_stop(proc);
         iovd_proc_free(proc);
@@ -1994,6 +2142,503 @@ START_TEST(test_reset_during_dma)
 }
 END_TEST
 
+/* ---- live migration ---- */
+
+static const uint8_t peer_mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0x99 };
+/* A second unicast address (RAL1/RAH1) the destination must still take. */
+static const uint8_t alt_mac[6] = { 0x52, 0x54, 0x00, 0xaa, 0xbb, 0x42 };
+
+/* Frame @seq to the guest from the wire, or from the guest to the wire. */
+static size_t mig_frame(uint8_t *f, bool to_guest, unsigned seq)
+{
+    return raw_frame(f, to_guest ? mac0 : peer_mac,
+                     to_guest ? peer_mac : mac0, 60 + (seq * 37) % 1400,
+                     seq);
+}
+
+static void wire_expect(int fd, const uint8_t *want, size_t len)
+{
+    static uint8_t got[FRAME_MAX];
+    ssize_t n = wire_recv(fd, got, sizeof(got), QOS_TIMEOUT_MS);
+
+    ck_assert_msg(n >= 0, "no frame on the wire within %d ms",
+                  QOS_TIMEOUT_MS);
+    ck_assert_msg(n == (ssize_t)len, "a frame of %zd bytes on the wire, "
+                  "expected %zu", n, len);
+    assert_bytes(got, want, len, "frame on the wire");
+}
+
+/* The guest sends frames [first, first + n); each comes out of @fd. */
+static void mig_tx(Nic *nic, int fd, unsigned first, unsigned n)
+{
+    static uint8_t f[FRAME_MAX];
+
+    for (unsigned seq = first; seq < first + n; seq++) {
+        size_t len = mig_frame(f, false, seq);
+
+        qe1000_tx(nic->e, f, len, NULL);
+        wire_expect(fd, f, len);
+    }
+}
+
+/* Frames [first, first + n) go into @fd; the guest receives each. */
+static void mig_rx(Nic *nic, int fd, unsigned first, unsigned n)
+{
+    static uint8_t f[FRAME_MAX];
+
+    for (unsigned seq = first; seq < first + n; seq++) {
+        size_t len = mig_frame(f, true, seq);
+
+        wire_send(fd, f, len);
+        rx_expect(nic, f, len, NULL);
+    }
+}
+
+/* Wait until the device stored @k frames the guest has not taken. */
+static void rx_wait_stored(Nic *nic, unsigned k)
+{
+    QE1000 *e = nic->e;
+    uint64_t d = qe1000_rx_desc(e, (e->rx_next + k - 1) % e->rx_n);
+    int64_t deadline = qos_deadline(QOS_TIMEOUT_MS);
+
+    while (!(guest_readb(e->gm, d + E1000_RXD_STATUS) & E1000_RXD_STAT_DD)) {
+        ck_assert_msg(qos_remaining_ms(deadline), "%u frames not stored "
+                      "within %d ms", k, QOS_TIMEOUT_MS);
+        qe1000_sleep(e, 1);
+    }
+}
+
+/* Frames [first, first + n) go into @fd and wait in the ring. */
+static void mig_rx_leave(Nic *nic, int fd, unsigned first, unsigned n,
+                         unsigned stored)
+{
+    static uint8_t f[FRAME_MAX];
+
+    for (unsigned seq = first; seq < first + n; seq++) {
+        wire_send(fd, f, mig_frame(f, true, seq));
+    }
+    rx_wait_stored(nic, stored + n);
+}
+
+/* The destination: the source's configuration, its own sockets. */
+static void start_dst(const char *mac, const char *netdev)
+{
+    dst_proc = iovd_proc_new();
+    if (netdev) {
+        add_wire_netdev(dst_proc, netdev);
+    }
+    add_e1000_to(dst_proc, "e0", mac, netdev);
+}
+
+/* ... on the wire too, the source's e0 still connected. */
+static void start_dst_wire(void)
+{
+    start_dst(MAC0_STR, "w0");
+    iovd_proc_start(dst_proc);
+    wire_fd[1] = wire_accept();
+}
+
+/* Registers that traffic does not change: equal after the move. */
+static const uint32_t mig_regs[] = {
+    E1000_CTRL, E1000_STATUS, E1000_CTRL_EXT, E1000_RCTL, E1000_TCTL,
+    E1000_TIPG, E1000_IMS, E1000_ITR, E1000_RDTR, E1000_RADV, E1000_TIDV,
+    E1000_TADV, E1000_RXCSUM, E1000_VET, E1000_RDBAL, E1000_RDBAH,
+    E1000_RDLEN, E1000_RDT, E1000_TDBAL, E1000_TDBAH, E1000_TDLEN,
+    E1000_TDH, E1000_TDT, E1000_RAL(0), E1000_RAH(0), E1000_RAL(1),
+    E1000_RAH(1), E1000_MTA + 4 * 5, E1000_VFTA + 4 * 3,
+};
+
+/* State besides the ring: filters, delays, PHY, EEPROM. */
+static void mig_prepare(QE1000 *e)
+{
+    uint16_t sum;
+
+    qe1000_writel(e, E1000_RAL(1), ldl_le_p(alt_mac));
+    qe1000_writel(e, E1000_RAH(1), lduw_le_p(alt_mac + 4) | E1000_RAH_AV);
+    qe1000_writel(e, E1000_MTA + 4 * 5, 0x00100001);
+    qe1000_writel(e, E1000_VFTA + 4 * 3, 0x80000008);
+    qe1000_writel(e, E1000_ITR, 200);
+    qe1000_writel(e, E1000_RADV, 64);
+    qe1000_writel(e, E1000_TIDV, 32);
+    qe1000_writel(e, E1000_TADV, 16);
+    qe1000_phy_write(e, E1000_M88_SPEC_CTRL, 0x0078);
+    /* A word of the EEPROM, its checksum kept right for the next driver. */
+    sum = qe1000_eerd_read(e, E1000_EEPROM_CHECKSUM) +
+          qe1000_eerd_read(e, 0x30) - 0xbeef;
+    qe1000_eeprom_write(e, 0x30, 0xbeef);
+    qe1000_eeprom_write(e, E1000_EEPROM_CHECKSUM, sum);
+}
+
+static void mig_check_state(QE1000 *e, const uint32_t *before)
+{
+    for (unsigned i = 0; i < ARRAY_SIZE(mig_regs); i++) {
+        uint32_t v = qe1000_readl(e, mig_regs[i]);
+
+        ck_assert_msg(v == before[i], "register 0x%05x is 0x%08x after "
+                      "the migration, 0x%08x before", mig_regs[i], v,
+                      before[i]);
+    }
+    ck_assert_uint_eq(qe1000_phy_read(e, E1000_M88_SPEC_CTRL), 0x0078);
+    ck_assert_uint_ne(qe1000_phy_read(e, E1000_PHY_STATUS) &
+                      E1000_PHY_STATUS_LINK, 0);
+    ck_assert_uint_eq(qe1000_eerd_read(e, 0x30), 0xbeef);
+    for (unsigned i = 0; i < 3; i++) {
+        ck_assert_uint_eq(qe1000_eerd_read(e, i), e->eeprom[i]);
+    }
+}
+
+/*
+ * Half a packet: two descriptors without EOP, taken by the device; the
+ * third (EOP) comes after the migration, on the destination.
+ */
+static size_t mig_tx_half(QE1000 *e, uint8_t *f, unsigned *slot)
+{
+    size_t len = raw_frame(f, peer_mac, mac0, 1000, 77);
+    uint8_t d[2][E1000_TXD_SIZE];
+
+    *slot = e->tx_tail;
+    for (unsigned i = 0; i < 2; i++) {
+        uint64_t buf = qe1000_tx_slot_buf(e, (*slot + i) % e->tx_n);
+
+        guest_memwrite(e->gm, buf, f + 400 * i, 400);
+        legacy_desc(d[i], buf, 400, E1000_TXD_CMD_IFCS);
+    }
+    qe1000_tx_raw(e, d, 2);
+    qe1000_tx_wait(e);
+    return len;
+}
+
+static void mig_tx_rest(QE1000 *e, const uint8_t *f, unsigned slot)
+{
+    unsigned last = (slot + 2) % e->tx_n;
+    uint64_t buf = qe1000_tx_slot_buf(e, last);
+    uint8_t d[1][E1000_TXD_SIZE];
+
+    guest_memwrite(e->gm, buf, f + 800, 200);
+    legacy_desc(d[0], buf, 200, E1000_TXD_CMD_IFCS | E1000_TXD_CMD_EOP |
+                E1000_TXD_CMD_RS);
+    qe1000_tx_raw(e, d, 1);
+    qe1000_tx_wait(e);
+    ck_assert_uint_ne(qe1000_tx_status(e, last) & E1000_TXD_STAT_DD, 0);
+}
+
+/*
+ * Every frame the source stored and the guest had not taken, in order:
+ * 100-104 before the migration, 200-204 during it (mig_during).
+ */
+static void mig_check_rx_left(Nic *nic)
+{
+    static uint8_t f[FRAME_MAX];
+
+    for (unsigned seq = 100; seq < 105; seq++) {
+        rx_expect(nic, f, mig_frame(f, true, seq), NULL);
+    }
+    for (unsigned seq = 200; seq < 205; seq++) {
+        rx_expect(nic, f, mig_frame(f, true, seq), NULL);
+    }
+    qe1000_readl(nic->e, E1000_ICR);
+    ck_assert(!intx_line(nic));
+}
+
+/* In PRE_COPY, the source still running: frames land in the ring. */
+static void mig_during(void *opaque)
+{
+    mig_rx_leave(opaque, wire_fd[0], 200, 5, 5);
+}
+
+/* Move nics[0] to the destination daemon's e0; the source goes away. */
+static void mig_move(QMigrateStats *st, bool during)
+{
+    Nic *n = &nics[0];
+    g_autofree char *dst = iovd_proc_path(dst_proc, "e0.sock");
+    QMigrateOpts opts = { .during = during ? mig_during : NULL,
+                          .opaque = n };
+    VfuClient *src = n->c;
+
+    n->c = qmig_migrate(n->pdev, n->gm, dst, &opts, st);
+    vfu_client_free(src);
+}
+
+START_TEST(test_migrate)
+{
+    static uint8_t half[FRAME_MAX], f[FRAME_MAX];
+    Nic *n = &nics[0];
+    QE1000 *e = n->e;
+    uint32_t before[ARRAY_SIZE(mig_regs)];
+    QMigrateStats st;
+    unsigned slot, rdh;
+    size_t len;
+
+    start_dst_wire();
+    mig_prepare(e);
+    clear_stats(n);
+
+    /* Traffic both ways on the source. */
+    mig_tx(n, wire_fd[0], 0, 20);
+    mig_rx(n, wire_fd[0], 1000, 10);
+    qe1000_readl(e, E1000_ICR);
+    /* Frames the device stored and the guest has not taken yet ... */
+    mig_rx_leave(n, wire_fd[0], 100, 5, 0);
+    /* ... and a packet half taken from the TX ring. */
+    len = mig_tx_half(e, half, &slot);
+    for (unsigned i = 0; i < ARRAY_SIZE(mig_regs); i++) {
+        before[i] = qe1000_readl(e, mig_regs[i]);
+    }
+    rdh = (e->rx_next + 10) % e->rx_n;
+
+    mig_move(&st, true);
+    ck_assert_uint_ne(st.state_bytes, 0);
+    ck_assert_uint_ne(st.device_dirty, 0);
+
+    mig_check_state(e, before);
+    ck_assert_uint_eq(qe1000_readl(e, E1000_RDH), rdh);
+    /* The causes and the raised line came along; so did the counters. */
+    ck_assert_uint_ne(ics(n) & E1000_ICR_RXT0, 0);
+    ck_assert(intx_line(n));
+    ck_assert_uint_eq(stat(n, E1000_GPTC), 20);
+    ck_assert_uint_eq(stat(n, E1000_GPRC), 20);
+    mig_check_rx_left(n);
+
+    /* The half packet ends here, whole, out of the destination only. */
+    mig_tx_rest(e, half, slot);
+    wire_expect(wire_fd[1], half, len);
+    ck_assert_int_lt(wire_recv(wire_fd[0], f, sizeof(f), QUIET_MS), 0);
+
+    /* Traffic goes on, through the filters the source had. */
+    mig_tx(n, wire_fd[1], 20, 20);
+    mig_rx(n, wire_fd[1], 2000, 20);
+    len = raw_frame(f, alt_mac, peer_mac, 300, 5);
+    wire_send(wire_fd[1], f, len);
+    rx_expect(n, f, len, NULL);
+    ck_assert_uint_eq(stat(n, E1000_GPTC), 21);
+    ck_assert_uint_eq(stat(n, E1000_GPRC), 21);
+    iovd_proc_assert_alive(proc);
+}
+END_TEST
+
+/*
+ * Send 1514-byte frames from @seq on until one stays in the ring: the
+ * wire is not read, so the source's backend fills up and the device
+ * waits for it to drain.  Returns the next sequence number.
+ */
+static unsigned mig_tx_until_blocked(Nic *nic, unsigned seq)
+{
+    static uint8_t f[FRAME_MAX];
+    QE1000 *e = nic->e;
+
+    for (;; seq++) {
+        int64_t deadline = qos_deadline(100);
+
+        ck_assert_msg(seq < 10000, "the wire never filled up");
+        qe1000_tx(e, f, raw_frame(f, peer_mac, mac0, 1514, seq), NULL);
+        while (qe1000_readl(e, E1000_TDH) != e->tx_tail) {
+            if (!qos_remaining_ms(deadline)) {
+                return seq + 1;
+            }
+            qe1000_sleep(e, 1);
+        }
+    }
+}
+
+/*
+ * Descriptors queued when the device stopped go out from the destination;
+ * the frames the source marked done come out of the source: each frame
+ * once, none lost.
+ */
+START_TEST(test_migrate_tx_queued)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic *n = &nics[0];
+    QE1000 *e = n->e;
+    unsigned next, seq = 0;
+    uint32_t tdh;
+    size_t len;
+
+    start_dst_wire();
+    next = mig_tx_until_blocked(n, 0);
+    for (unsigned i = 0; i < 3; i++, next++) {
+        qe1000_tx(e, f, raw_frame(f, peer_mac, mac0, 1514, next), NULL);
+    }
+    tdh = qe1000_readl(e, E1000_TDH);
+    ck_assert_uint_ne(tdh, e->tx_tail);
+
+    mig_move(NULL, false);
+    qe1000_tx_wait(e);
+    /* What the source took, then what the destination took, in order. */
+    for (unsigned w = 0; w < 2; w++) {
+        ssize_t got;
+
+        while ((got = wire_recv(wire_fd[w], f, sizeof(f), QUIET_MS)) >= 0) {
+            static uint8_t want[FRAME_MAX];
+
+            ck_assert_msg(seq < next, "frame %u came out twice", seq);
+            len = raw_frame(want, peer_mac, mac0, 1514, seq++);
+            ck_assert_uint_eq(got, len);
+            assert_bytes(f, want, len, w ? "destination" : "source");
+        }
+        ck_assert_msg(!w || seq == next, "%u of %u frames came out", seq,
+                      next);
+    }
+    mig_tx(n, wire_fd[1], 20000, 5);
+}
+END_TEST
+
+/*
+ * The data of field @field of section @sect in a state stream (the
+ * layout util/savestate.h describes), to corrupt it.
+ */
+static uint8_t *state_field(GByteArray *st, const char *sect,
+                            const char *field, size_t *len)
+{
+    uint8_t *p = st->data;
+    size_t off = 16;
+
+    while (off + 8 <= st->len && p[off] == 1) {
+        unsigned nlen = p[off + 1];
+        size_t fo = off + 8 + nlen, end = fo + ldl_le_p(p + off + 4);
+        bool match = nlen == strlen(sect) && !memcmp(p + off + 8, sect, nlen);
+
+        while (match && fo + 8 <= end) {
+            unsigned fnlen = p[fo];
+            uint32_t flen = ldl_le_p(p + fo + 4);
+
+            if (fnlen == strlen(field) &&
+                !memcmp(p + fo + 8, field, fnlen)) {
+                *len = flen;
+                return p + fo + 8 + fnlen;
+            }
+            fo += 8 + fnlen + flen;
+        }
+        off = end;
+    }
+    qos_fail("no field '%s' in section '%s' of the state", field, sect);
+    return NULL;
+}
+
+/* Load @state into the device behind @c: 0 or the -errno of STOP. */
+static int mig_load(VfuClient *c, GByteArray *state)
+{
+    qos_assert_errno(qmig_set_state(c, QMIG_RESUMING), 0);
+    qos_assert_errno(qmig_write_state(c, state->data, state->len, 0), 0);
+    return qmig_set_state(c, QMIG_STOP);
+}
+
+/* Refused: the device goes to ERROR, and DEVICE_RESET brings it back. */
+static void mig_load_refused(Nic *d, GByteArray *state, const char *what)
+{
+    uint32_t mst;
+    int r = mig_load(d->c, state);
+
+    ck_assert_msg(r == -EINVAL, "%s: loading gave %s, expected EINVAL",
+                  what, r ? qos_errno_name(-r) : "success");
+    qos_assert_errno(qmig_get_state(d->c, &mst), 0);
+    ck_assert_uint_eq(mst, QMIG_ERROR);
+    qos_assert_errno(vfu_device_reset(d->c), 0);
+    qos_assert_errno(qmig_get_state(d->c, &mst), 0);
+    ck_assert_uint_eq(mst, QMIG_RUNNING);
+}
+
+/* A device fresh from DEVICE_RESET: the driver brings it up, it works. */
+static void mig_check_works(Nic *d, unsigned seed)
+{
+    static uint8_t f[FRAME_MAX];
+    size_t len;
+
+    qpci_device_enable(d->pdev);
+    qe1000_init(d->e, NULL);
+    len = raw_frame(f, d->e->mac, d->e->mac, 500, seed);
+    qe1000_writel(d->e, E1000_RCTL, d->e->rctl | E1000_RCTL_LBM_MAC);
+    qe1000_tx(d->e, f, len, NULL);
+    rx_expect(d, f, len, NULL);
+}
+
+/* A copy of @state with @n bytes at @field's offset @off replaced. */
+static GByteArray *state_corrupt(GByteArray *state, const char *sect,
+                                 const char *field, size_t off,
+                                 const void *v, size_t n)
+{
+    GByteArray *c = g_byte_array_new();
+    size_t len;
+    uint8_t *p;
+
+    g_byte_array_append(c, state->data, state->len);
+    p = state_field(c, sect, field, &len);
+    qos_assert(off + n <= len, "field '%s' has %zu bytes", field, len);
+    memcpy(p + off, v, n);
+    return c;
+}
+
+/* Corrupt streams, each refused by the same-configured destination. */
+static void mig_refuse_corrupt(Nic *d, GByteArray *state)
+{
+    static const uint8_t one = 1, bad_addr = E1000_EEPROM_WORDS;
+    uint32_t tdh = QE1000_RING_DEFAULT, reg = 0x12345678;
+    uint64_t long_ns = 1000ull * 1000 * 1000;
+    struct {
+        const char *sect, *field;
+        size_t off;
+        const void *v;
+        size_t n;
+    } bad[] = {
+        { "e1000", "regs", E1000_TDH, &tdh, 4 },
+        { "e1000", "regs", 0x1800, &reg, 4 },   /* no such register */
+        { "e1000/irq", "rdtr-ns", 0, &long_ns, 8 },
+        { "e1000/eeprom", "addr", 0, &bad_addr, 1 },
+        { "e1000/tx", "in-packet", 0, &one, 1 },   /* + legacy, tse */
+    };
+
+    for (unsigned i = 0; i < ARRAY_SIZE(bad); i++) {
+        g_autoptr(GByteArray) c = state_corrupt(state, bad[i].sect,
+                                                bad[i].field, bad[i].off,
+                                                bad[i].v, bad[i].n);
+        g_autofree char *what = g_strdup_printf("%s '%s'", bad[i].sect,
+                                                bad[i].field);
+
+        if (!strcmp(bad[i].sect, "e1000/tx")) {
+            /* A legacy packet with TCP segmentation. */
+            size_t len;
+
+            *state_field(c, "e1000/tx", "legacy", &len) = 1;
+            *state_field(c, "e1000/tx", "tse", &len) = 1;
+        }
+        mig_load_refused(d, c, what);
+    }
+}
+
+START_TEST(test_migrate_refused)
+{
+    g_autoptr(GByteArray) state = g_byte_array_new();
+    Nic *n = &nics[0], *d = &nics[1], *other = &nics[2];
+
+    /* The destinations: e0 as the source, e1 with another MAC address. */
+    start_dst(MAC0_STR, NULL);
+    add_e1000_to(dst_proc, "e1", MAC1_STR, NULL);
+    iovd_proc_start(dst_proc);
+    nic_open_at(d, dst_proc, "e0.sock", true);
+    nic_open_at(other, dst_proc, "e1.sock", true);
+
+    mig_prepare(n->e);
+    mig_tx(n, wire_fd[0], 0, 3);
+    /* The source's state, as a migration reads it; then it goes on. */
+    qos_assert_errno(qmig_set_state(n->c, QMIG_STOP_COPY), 0);
+    qos_assert_errno(qmig_read_state(n->c, state), 0);
+    qos_assert_errno(qmig_set_state(n->c, QMIG_RUNNING), 0);
+    mig_tx(n, wire_fd[0], 3, 3);
+    mig_rx(n, wire_fd[0], 10, 3);
+
+    mig_load_refused(other, state, "another MAC address");
+    mig_refuse_corrupt(d, state);
+    /* The stream itself loads (what failed was the corruption). */
+    qos_assert_errno(mig_load(d->c, state), 0);
+    qos_assert_errno(vfu_device_reset(d->c), 0);
+
+    mig_check_works(d, 1);
+    mig_check_works(other, 2);
+    vfu_client_assert_clean(d->c);
+    vfu_client_assert_clean(other->c);
+}
+END_TEST
+
 /* ---- suite ---- */
 
 static Suite *e1000_suite(void)
@@ -2042,6 +2687,11 @@ static Suite *e1000_suite(void)
     tcase_add_test(tc, test_user_dhcp);
     tcase_add_test(tc, test_user_tcp_tso);
     tcase_add_test(tc, test_user_tcp_no_tso);
+
+    tc = qos_check_tcase(s, "migration", setup_mig, teardown, 60);
+    tcase_add_test(tc, test_migrate);
+    tcase_add_test(tc, test_migrate_tx_queued);
+    tcase_add_test(tc, test_migrate_refused);
     return s;
 }
 
