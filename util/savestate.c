@@ -455,6 +455,11 @@ bool state_reader_end(StateReader *r, GError **errp)
     return true;
 }
 
+bool state_has_field(StateSection *s, const char *name)
+{
+    return g_hash_table_contains(s->fields, name);
+}
+
 /* Field @name of @type, or NULL (the section's error set unless @opt). */
 static StateField *get_field(StateSection *s, const char *name,
                              StateType type, bool opt)

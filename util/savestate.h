@@ -99,6 +99,7 @@ bool state_section_end(StateSection *s, GError **errp);
 /* Done with the stream: false when a section was never opened. */
 bool state_reader_end(StateReader *r, GError **errp);
 
+bool state_has_field(StateSection *s, const char *name);
 /* Field getters: a missing field or one of another type is an error. */
 uint8_t state_get_u8(StateSection *s, const char *name);
 uint16_t state_get_u16(StateSection *s, const char *name);

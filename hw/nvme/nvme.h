@@ -5,7 +5,8 @@
  * Files: ctrl.c (properties, registers, doorbells, reset, interrupts),
  * queue.c (queues, request pools, completion posting), admin.c (admin
  * commands), io.c (NVM commands, PRP/SGL mapping), ns.c (namespaces and
- * the nvme-ns device).  Wire formats are in nvme-spec.h.
+ * the nvme-ns device), state.c (save and load for migration).  Wire
+ * formats are in nvme-spec.h.
  */
 #ifndef HW_NVME_NVME_H
 #define HW_NVME_NVME_H
@@ -343,6 +344,8 @@ void nvme_sq_delete_finish(NvmeCtrl *n, NvmeSQueue *sq);
 void nvme_sq_free(NvmeCtrl *n, NvmeSQueue *sq);
 void nvme_queue_set_shadow(NvmeCtrl *n, uint16_t qid);
 void nvme_process_sq(NvmeCtrl *n, NvmeSQueue *sq);
+/* A request from @sq's pool, or NULL when it is empty. */
+NvmeRequest *nvme_req_alloc(NvmeSQueue *sq);
 void nvme_req_complete(NvmeRequest *req);
 void nvme_req_release(NvmeRequest *req);
 /* Let go of the request's guest memory (its DMA hold, the bounce buffer). */
@@ -376,6 +379,12 @@ uint16_t nvme_dma_to_guest(NvmeCtrl *n, NvmeRequest *req, const void *buf,
 uint16_t nvme_dma_from_guest(NvmeCtrl *n, NvmeRequest *req, void *buf,
                              uint64_t len);
 void nvme_bounce_retry(NvmeSQueue *sq);
+
+/* state.c: live migration and upgrade */
+struct StateWriter;
+struct StateReader;
+void nvme_save_state(Device *dev, struct StateWriter *w);
+bool nvme_load_state(Device *dev, struct StateReader *r, GError **errp);
 
 /* ns.c */
 bool nvme_ns_init(NvmeCtrl *n, NvmeNamespace *ns, const char *drive,

@@ -297,7 +297,7 @@ void nvme_cq_flush_waitq(NvmeCtrl *n, NvmeCQueue *cq)
 
 /* ---- requests ---- */
 
-static NvmeRequest *nvme_req_alloc(NvmeSQueue *sq)
+NvmeRequest *nvme_req_alloc(NvmeSQueue *sq)
 {
     GList *l = g_queue_pop_head_link(&sq->free);
     NvmeRequest *req;

@@ -139,10 +139,16 @@ static bool load_pci(PCIDevice *pdev, StateReader *r, GError **errp)
     state_get_bytes(s, "irq-pending", pending, pend);
     intx = state_get_bool(s, "intx-level");
     for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
-        if (pdev->bars[i].mem) {
-            char name[16];
+        char name[16];
 
-            snprintf(name, sizeof(name), "bar%u-mem", i);
+        snprintf(name, sizeof(name), "bar%u-mem", i);
+        if (state_has_field(s, name) != (pdev->bars[i].mem != NULL)) {
+            state_section_fail(s, "BAR%u is memory the client maps %s: "
+                               "a device configured differently (NVMe "
+                               "doorbells=, iothread=)", i,
+                               pdev->bars[i].mem ? "here, not in the state"
+                                                 : "in the state, not here");
+        } else if (pdev->bars[i].mem) {
             mem[i] = state_get_blob(s, name, &mem_len[i]);
             if (mem[i] && mem_len[i] != pdev->bars[i].size) {
                 state_section_fail(s, "%s has %zu bytes, here %" PRIu64,

@@ -17,6 +17,7 @@
 #include "tests/qtest/libqos/pci.h"
 #include "tests/qtest/libqos/pci-testdev.h"
 #include "tests/qtest/libqos/migration.h"
+#include "tests/qtest/libqos/nvme-disk.h"
 
 static IovdProc *src_proc, *dst_proc;
 static VfuClient *client;
@@ -328,10 +329,163 @@ START_TEST(test_bad_stream)
 }
 END_TEST
 
+/* ---- NVMe: writes in flight, an AER outstanding ---- */
+
+#define NVME_IMG_SIZE (8u << 20)
+#define NVME_NIO 24                 /* writes in flight over the move */
+
+static QNvmeDisk *disk;
+static char *img;
+
+static void nvme_setup(void)
+{
+    g_autofree char *bd = NULL;
+    int fd;
+
+    qos_check_init();
+    src_proc = iovd_proc_new();
+    dst_proc = iovd_proc_new();
+    img = iovd_proc_path(src_proc, "disk.img");
+    fd = open(img, O_CREAT | O_RDWR, 0600);
+    qos_assert(fd >= 0 && ftruncate(fd, NVME_IMG_SIZE) == 0, "image: %s",
+               g_strerror(errno));
+    close(fd);
+    bd = g_strdup_printf("driver=file,node-name=d0,filename=%s", img);
+    /* The destination: the same configuration, its device left reset. */
+    qnvme_disk_configure(dst_proc, bd);
+    iovd_proc_start(dst_proc);
+    disk = qnvme_disk_start(src_proc, bd);
+}
+
+static void nvme_teardown(void)
+{
+    qnvme_disk_free(disk);
+    iovd_proc_stop(src_proc);
+    iovd_proc_free(src_proc);
+    iovd_proc_stop(dst_proc);
+    iovd_proc_free(dst_proc);
+    g_free(img);
+}
+
+/* Queue @n 8-block writes of pattern @seed+i at LBA 64 * (@first + i). */
+static void queue_writes(uint64_t *bufs, unsigned first, unsigned n,
+                         uint8_t seed)
+{
+    QNvmeQueue *ioq = qnvme_ioq(disk->q, 1);
+
+    for (unsigned i = first; i < first + n; i++) {
+        NvmeCmd cmd;
+
+        bufs[i] = guest_alloc_aligned(disk->gm, 4096, 4096);
+        guest_memset(disk->gm, bufs[i], seed + i, 4096);
+        qnvme_rw_cmd(disk->q, &cmd, NVME_CMD_WRITE, 1, 64 * i, 8, bufs[i]);
+        qnvme_queue_cmd(disk->q, ioq, &cmd);
+    }
+    qnvme_ring_sq(disk->q, ioq);
+}
+
+/*
+ * In PRE_COPY: 6 more writes, and every completion so far consumed (the
+ * device writes its CQ after RAM was copied: only its log carries that);
+ * then 6 more not waited for (still in the SQ when the source stops).
+ */
+static void queue_more(void *opaque)
+{
+    NvmeCqe cqe;
+
+    queue_writes(opaque, NVME_NIO / 2, 6, 0x40);
+    for (unsigned i = 0; i < NVME_NIO / 2 + 6; i++) {
+        qnvme_wait(disk->q, qnvme_ioq(disk->q, 1), &cqe, 0);
+        ck_assert_uint_eq(qnvme_status(&cqe), NVME_SUCCESS);
+    }
+    queue_writes(opaque, NVME_NIO / 2 + 6, 6, 0x40);
+}
+
+START_TEST(test_migrate_nvme)
+{
+    QNvme *q = disk->q;
+    g_autofree char *path = iovd_proc_path(dst_proc, "nvme0.sock");
+    uint64_t bufs[NVME_NIO];
+    QMigrateOpts opts = { queue_more, bufs, false };
+    QMigrateStats st;
+    uint8_t data[4096];
+    NvmeCmd aer = { .opcode = NVME_ADM_CMD_ASYNC_EV_REQ };
+    NvmeCqe cqe;
+    uint16_t aer_cid = qnvme_submit(q, &q->admin, &aer);
+    VfuClient *dst;
+
+    memset(data, 0x11, sizeof(data));
+    ck_assert_uint_eq(qnvme_disk_write(disk, 8000, 8, data), NVME_SUCCESS);
+    /* Half before PRE_COPY, half during it (see queue_more). */
+    queue_writes(bufs, 0, NVME_NIO / 2, 0x40);
+    dst = qmig_migrate(disk->dev, disk->gm, path, &opts, &st);
+    vfu_client_free(disk->c);
+    disk->c = dst;
+
+    /* Every write completes once, successfully, on the destination. */
+    for (unsigned i = 0; i < 6; i++) {
+        qnvme_wait(q, qnvme_ioq(q, 1), &cqe, 0);
+        ck_assert_uint_eq(qnvme_status(&cqe), NVME_SUCCESS);
+    }
+    ck_assert(!qnvme_try_wait(q, qnvme_ioq(q, 1), &cqe, 100));
+    for (unsigned i = 0; i < NVME_NIO; i++) {
+        ck_assert_uint_eq(qnvme_disk_read(disk, 64 * i, 8, data),
+                          NVME_SUCCESS);
+        ck_assert_msg(data[0] == (uint8_t)(0x40 + i) &&
+                      data[4095] == (uint8_t)(0x40 + i),
+                      "write %u: 0x%02x", i, data[0]);
+    }
+    ck_assert_uint_eq(qnvme_disk_read(disk, 8000, 8, data), NVME_SUCCESS);
+    ck_assert_uint_eq(data[100], 0x11);
+    /* The AER sent before the move answers an event after it. */
+    qpci_bar_writel_posted(disk->dev, NVME_BAR_REGS, NVME_DB_SQ_OFF(7, 0),
+                           1);
+    qnvme_wait(q, &q->admin, &cqe, 0);
+    ck_assert_uint_eq(cqe.cid, aer_cid);
+    ck_assert_uint_eq(NVME_AER_RESULT_TYPE(cqe.result), NVME_AER_TYPE_ERROR);
+    ck_assert_uint_gt(st.device_dirty, 0);
+    ck_assert_uint_gt(st.cpu_dirty, 0);
+    vfu_client_assert_clean(disk->c);
+}
+END_TEST
+
+/* A destination configured with another image size refuses the state. */
+START_TEST(test_nvme_other_size)
+{
+    g_autoptr(GByteArray) state = g_byte_array_new();
+    IovdProc *other = iovd_proc_new();
+    g_autofree char *img2 = iovd_proc_path(other, "small.img");
+    g_autofree char *bd = g_strdup_printf("driver=file,node-name=d0,"
+                                          "filename=%s", img2);
+    g_autofree char *path = iovd_proc_path(other, "nvme0.sock");
+    VfuClient *c;
+    int fd = open(img2, O_CREAT | O_RDWR, 0600);
+
+    qos_assert(fd >= 0 && ftruncate(fd, NVME_IMG_SIZE / 2) == 0, "image");
+    close(fd);
+    qnvme_disk_configure(other, bd);
+    iovd_proc_start(other);
+    ck_assert_int_eq(qmig_set_state(disk->c, QMIG_STOP_COPY), 0);
+    ck_assert_int_eq(qmig_read_state(disk->c, state), 0);
+    c = vfu_client_open(path);
+    ck_assert_int_eq(qmig_set_state(c, QMIG_RESUMING), 0);
+    ck_assert_int_eq(qmig_write_state(c, state->data, state->len, 0), 0);
+    ck_assert_int_eq(qmig_set_state(c, QMIG_STOP), -EINVAL);
+    ck_assert_int_eq(vfu_device_reset(c), 0);
+    vfu_client_free(c);
+    iovd_proc_stop(other);
+    iovd_proc_free(other);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("migration");
-    TCase *tc = qos_check_tcase(s, "pci-testdev", setup, teardown, 60);
+    TCase *tc = qos_check_tcase(s, "nvme", nvme_setup, nvme_teardown, 60);
+
+    tcase_add_test(tc, test_migrate_nvme);
+    tcase_add_test(tc, test_nvme_other_size);
+    tc = qos_check_tcase(s, "pci-testdev", setup, teardown, 60);
 
     tcase_add_test(tc, test_migrate_testdev);
     tcase_add_test(tc, test_migrate_needs_device_log);

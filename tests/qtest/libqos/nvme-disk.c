@@ -9,17 +9,25 @@
 #define DISK_GM_SIZE    (16ULL << 20)
 #define DISK_BLK        512
 
-QNvmeDisk *qnvme_disk_start(IovdProc *proc, const char *blockdev)
+void qnvme_disk_configure(IovdProc *proc, const char *blockdev)
 {
     g_autofree char *sock = iovd_proc_path(proc, "nvme0.sock");
     g_autofree char *qmp = iovd_proc_path(proc, "qmp.sock");
-    QNvmeDisk *d = g_new0(QNvmeDisk, 1);
 
     iovd_proc_add_args(proc, "-blockdev", blockdev, NULL);
     iovd_proc_add_args(proc, "-device", NULL);
     iovd_proc_add_argf(proc, "nvme,id=nvme0,drive=d0,socket=%s", sock);
     iovd_proc_add_args(proc, "-qmp", NULL);
     iovd_proc_add_argf(proc, "unix:%s,server=on,wait=off", qmp);
+}
+
+QNvmeDisk *qnvme_disk_start(IovdProc *proc, const char *blockdev)
+{
+    g_autofree char *sock = iovd_proc_path(proc, "nvme0.sock");
+    g_autofree char *qmp = iovd_proc_path(proc, "qmp.sock");
+    QNvmeDisk *d = g_new0(QNvmeDisk, 1);
+
+    qnvme_disk_configure(proc, blockdev);
     iovd_proc_start(proc);
     d->qmp = qmp_client_open(qmp);
     d->c = vfu_client_open(sock);

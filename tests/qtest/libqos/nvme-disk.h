@@ -22,8 +22,9 @@ typedef struct QNvmeDisk {
     QNvme *q;
 } QNvmeDisk;
 
-/* Add -blockdev @blockdev, the controller and a monitor to @proc, start
- * it and bring the controller up. */
+/* Add -blockdev @blockdev, the controller and a monitor to @proc. */
+void qnvme_disk_configure(IovdProc *proc, const char *blockdev);
+/* That, then start @proc and bring the controller up. */
 QNvmeDisk *qnvme_disk_start(IovdProc *proc, const char *blockdev);
 void qnvme_disk_free(QNvmeDisk *d);         /* NULL is fine */
 /* @nlb 512-byte blocks at @slba through I/O queue 1: the NVMe status. */
