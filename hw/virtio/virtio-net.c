@@ -1150,6 +1150,215 @@ static void virtio_net_reset(VirtIODevice *vdev)
     }
 }
 
+/* ---- device state ---- */
+
+#define VIRTIO_NET_STATE_VERSION        1
+
+/* The driver-visible state, as saved or as loaded before it is applied. */
+typedef struct VirtIONetState {
+    uint8_t mac[VIRTIO_NET_ETH_ALEN];
+    uint16_t curr_pairs;
+    uint64_t guest_offloads;
+    bool promisc, allmulti, alluni, nomulti, nouni, nobcast;
+    bool uni_overflow, multi_overflow;
+    unsigned uni_count, multi_count;
+    uint8_t uni[VIRTIO_NET_MAC_TABLE_ENTRIES][VIRTIO_NET_ETH_ALEN];
+    uint8_t multi[VIRTIO_NET_MAC_TABLE_ENTRIES][VIRTIO_NET_ETH_ALEN];
+    uint32_t vlans[VIRTIO_NET_VLAN_MAX / 32];
+    bool link_up;               /* as the status field last said */
+} VirtIONetState;
+
+/* The receive modes, the MAC table overflows, the link status. */
+static const struct {
+    const char *name;
+    size_t off;
+} virtio_net_state_flags[] = {
+    { "promisc", offsetof(VirtIONetState, promisc) },
+    { "allmulti", offsetof(VirtIONetState, allmulti) },
+    { "alluni", offsetof(VirtIONetState, alluni) },
+    { "nomulti", offsetof(VirtIONetState, nomulti) },
+    { "nouni", offsetof(VirtIONetState, nouni) },
+    { "nobcast", offsetof(VirtIONetState, nobcast) },
+    { "uni-overflow", offsetof(VirtIONetState, uni_overflow) },
+    { "multi-overflow", offsetof(VirtIONetState, multi_overflow) },
+    { "link-up", offsetof(VirtIONetState, link_up) },
+};
+
+static bool *virtio_net_state_flag(VirtIONetState *st, unsigned i)
+{
+    return (bool *)((uint8_t *)st + virtio_net_state_flags[i].off);
+}
+
+static void virtio_net_state_get(VirtIONet *s, VirtIONetState *st)
+{
+    memcpy(st->mac, s->mac, sizeof(st->mac));
+    st->curr_pairs = s->curr_pairs;
+    st->guest_offloads = s->guest_offloads;
+    st->promisc = s->promisc;
+    st->allmulti = s->allmulti;
+    st->alluni = s->alluni;
+    st->nomulti = s->nomulti;
+    st->nouni = s->nouni;
+    st->nobcast = s->nobcast;
+    st->uni_overflow = s->uni_overflow;
+    st->multi_overflow = s->multi_overflow;
+    st->uni_count = s->uni_count;
+    st->multi_count = s->multi_count;
+    memcpy(st->uni, s->uni, sizeof(st->uni));
+    memcpy(st->multi, s->multi, sizeof(st->multi));
+    memcpy(st->vlans, s->vlans, sizeof(st->vlans));
+    st->link_up = s->link_up;
+}
+
+static void virtio_net_state_set(VirtIONet *s, const VirtIONetState *st)
+{
+    memcpy(s->mac, st->mac, sizeof(s->mac));
+    s->curr_pairs = st->curr_pairs;
+    s->guest_offloads = st->guest_offloads;
+    s->promisc = st->promisc;
+    s->allmulti = st->allmulti;
+    s->alluni = st->alluni;
+    s->nomulti = st->nomulti;
+    s->nouni = st->nouni;
+    s->nobcast = st->nobcast;
+    s->uni_overflow = st->uni_overflow;
+    s->multi_overflow = st->multi_overflow;
+    s->uni_count = st->uni_count;
+    s->multi_count = st->multi_count;
+    memcpy(s->uni, st->uni, sizeof(s->uni));
+    memcpy(s->multi, st->multi, sizeof(s->multi));
+    memcpy(s->vlans, st->vlans, sizeof(s->vlans));
+    s->link_up = st->link_up;
+}
+
+static void virtio_net_save_state(VirtIODevice *vdev, StateWriter *w)
+{
+    VirtIONet *s = VIRTIO_NET(&vdev->pci.dev);
+    uint8_t vlans[sizeof(s->vlans)];
+    VirtIONetState st;
+
+    virtio_net_state_get(s, &st);
+    for (unsigned i = 0; i < G_N_ELEMENTS(st.vlans); i++) {
+        stl_le_p(vlans + 4 * i, st.vlans[i]);
+    }
+    state_begin(w, "virtio-net", VIRTIO_NET_STATE_VERSION);
+    state_put_u32(w, "max-pairs", s->max_pairs);
+    state_put_u32(w, "mtu", s->host_mtu);
+    state_put_bytes(w, "mac", st.mac, sizeof(st.mac));
+    state_put_u16(w, "curr-pairs", st.curr_pairs);
+    state_put_u64(w, "guest-offloads", st.guest_offloads);
+    for (unsigned i = 0; i < G_N_ELEMENTS(virtio_net_state_flags); i++) {
+        state_put_bool(w, virtio_net_state_flags[i].name,
+                       *virtio_net_state_flag(&st, i));
+    }
+    state_put_bytes(w, "uni-macs", st.uni,
+                    st.uni_count * VIRTIO_NET_ETH_ALEN);
+    state_put_bytes(w, "multi-macs", st.multi,
+                    st.multi_count * VIRTIO_NET_ETH_ALEN);
+    state_put_bytes(w, "vlans", vlans, sizeof(vlans));
+    state_end(w);
+}
+
+/* A MAC filter table: whole addresses, at most the table's entries. */
+static void virtio_net_read_macs(StateSection *sec, const char *name,
+                                 uint8_t (*table)[VIRTIO_NET_ETH_ALEN],
+                                 unsigned *count)
+{
+    size_t len;
+    const void *p = state_get_blob(sec, name, &len);
+
+    *count = 0;
+    if (len % VIRTIO_NET_ETH_ALEN ||
+        len / VIRTIO_NET_ETH_ALEN > VIRTIO_NET_MAC_TABLE_ENTRIES) {
+        state_section_fail(sec, "%s: %zu bytes, not up to %u addresses",
+                           name, len, VIRTIO_NET_MAC_TABLE_ENTRIES);
+    } else if (p) {
+        memcpy(table, p, len);
+        *count = len / VIRTIO_NET_ETH_ALEN;
+    }
+}
+
+static void virtio_net_state_read(StateSection *sec, VirtIONetState *st)
+{
+    uint8_t vlans[sizeof(st->vlans)];
+
+    state_get_bytes(sec, "mac", st->mac, sizeof(st->mac));
+    st->curr_pairs = state_get_u16(sec, "curr-pairs");
+    st->guest_offloads = state_get_u64(sec, "guest-offloads");
+    for (unsigned i = 0; i < G_N_ELEMENTS(virtio_net_state_flags); i++) {
+        const char *name = virtio_net_state_flags[i].name;
+
+        *virtio_net_state_flag(st, i) = state_get_bool(sec, name);
+    }
+    virtio_net_read_macs(sec, "uni-macs", st->uni, &st->uni_count);
+    virtio_net_read_macs(sec, "multi-macs", st->multi, &st->multi_count);
+    state_get_bytes(sec, "vlans", vlans, sizeof(vlans));
+    for (unsigned i = 0; i < G_N_ELEMENTS(st->vlans); i++) {
+        st->vlans[i] = ldl_le_p(vlans + 4 * i);
+    }
+}
+
+/* What the control queue would have taken (virtio_net_ctrl_*). */
+static void virtio_net_state_check(VirtIONet *s, const VirtIONetState *st,
+                                   uint64_t features, StateSection *sec)
+{
+    unsigned max = features & VIRTIO_BIT(VIRTIO_NET_F_MQ) ? s->max_pairs : 1;
+
+    if (st->mac[0] & 1) {
+        state_section_fail(sec, "MAC %02x:%02x:%02x:%02x:%02x:%02x is a "
+                           "multicast address", st->mac[0], st->mac[1],
+                           st->mac[2], st->mac[3], st->mac[4], st->mac[5]);
+    } else if (st->curr_pairs < VIRTIO_NET_VQ_PAIRS_MIN ||
+               st->curr_pairs > max) {
+        state_section_fail(sec, "%u queue pairs in use, at most %u with "
+                           "the features negotiated", st->curr_pairs, max);
+    } else if (st->guest_offloads & ~(features & VIRTIO_NET_GUEST_OFFLOADS)) {
+        state_section_fail(sec, "guest offloads 0x%" PRIx64 " were not "
+                           "negotiated (features 0x%" PRIx64 ")",
+                           st->guest_offloads, features);
+    }
+}
+
+static bool virtio_net_load_state(VirtIODevice *vdev, StateReader *r,
+                                  uint64_t features, GError **errp)
+{
+    VirtIONet *s = VIRTIO_NET(&vdev->pci.dev);
+    StateSection *sec = state_section(r, "virtio-net",
+                                      VIRTIO_NET_STATE_VERSION, NULL, errp);
+    g_autofree VirtIONetState *st = g_new0(VirtIONetState, 1);
+
+    if (!sec) {
+        return false;
+    }
+    virtio_state_expect(sec, "max-pairs", "queues", s->max_pairs);
+    virtio_state_expect(sec, "mtu", "host_mtu", s->host_mtu);
+    virtio_net_state_read(sec, st);
+    if (!state_section_failed(sec)) {
+        virtio_net_state_check(s, st, features, sec);
+    }
+    if (!state_section_end(sec, errp)) {
+        return false;
+    }
+    virtio_net_state_set(s, st);
+    s->mergeable = features & VIRTIO_BIT(VIRTIO_NET_F_MRG_RXBUF);
+    if (!s->vnet_hdr) {
+        s->guest_offloads = 0;      /* as virtio_net_set_features() */
+    }
+    s->tx_blocked = false;          /* a new backend */
+    virtio_net_set_info(s);
+    virtio_net_apply_offloads(s);
+    net_rx_filter_changed(s->nic);
+    /* This backend's link may not be what the driver was told. */
+    if (net_link_up(s->nic) != s->link_up) {
+        s->link_up = !s->link_up;
+        trace_virtio_net_link(virtio_net_id(s), s->link_up);
+        if (features & VIRTIO_BIT(VIRTIO_NET_F_STATUS)) {
+            virtio_notify_config_on_start(vdev);
+        }
+    }
+    return true;
+}
+
 static const VirtioDeviceOps virtio_net_ops = {
     .device_id = VIRTIO_ID_NET,
     .pci_class = 0x020000,      /* network, Ethernet */
@@ -1157,6 +1366,8 @@ static const VirtioDeviceOps virtio_net_ops = {
     .set_features = virtio_net_set_features,
     .get_config = virtio_net_get_config,
     .reset = virtio_net_reset,
+    .save_state = virtio_net_save_state,
+    .load_state = virtio_net_load_state,
 };
 
 /* ---- net layer glue ---- */
@@ -1471,6 +1682,8 @@ static const DeviceClass virtio_net_class = {
     .reset = virtio_device_reset,
     .quiesce = virtio_device_quiesce,
     .run_state_changed = virtio_device_run_state_changed,
+    .save_state = virtio_device_save_state,
+    .load_state = virtio_device_load_state,
     .stats = virtio_net_stats,
     .get_stats = virtio_net_get_stats,
 };

@@ -9,7 +9,10 @@
  *   TCP (libqos/netstack.h) moves data to and from a socket of the test;
  * - tap: vn0 on a vnet_hdr tap inside a private network namespace (root
  *   only; otherwise skipped, saying so): offloads end to end with the
- *   host kernel.
+ *   host kernel;
+ * - migration: vn0 in two daemons, both on a stream whose other end is
+ *   the test (the wire), moved from the first to the second
+ *   (libqos/migration.h).
  */
 #include "util/osdep.h"
 
@@ -17,9 +20,12 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sched.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <sys/un.h>
 
 #include "hw/virtio/virtio-net-spec.h"
 #include "tests/qtest/libqos/netstack.h"
@@ -27,6 +33,7 @@
 #include "tests/qtest/libqos/iovd-proc.h"
 #include "tests/qtest/libqos/vfu-client.h"
 #include "tests/qtest/libqos/guest-mem.h"
+#include "tests/qtest/libqos/migration.h"
 #include "tests/qtest/libqos/pci.h"
 #include "tests/qtest/libqos/qmp-client.h"
 #include "tests/qtest/libqos/virtio.h"
@@ -181,6 +188,8 @@ static void setup(void)
     qos_check_init();
 }
 
+static void mig_stop(void);
+
 static void teardown(void)
 {
     for (unsigned i = 0; i < ARRAY_SIZE(nics); i++) {
@@ -194,6 +203,7 @@ static void teardown(void)
         iovd_proc_free(proc);
         proc = NULL;
     }
+    mig_stop();
 }
 
 /* ---- frames ---- */
@@ -1647,6 +1657,401 @@ START_TEST(test_bad_properties)
 }
 END_TEST
 
+/* ---- live migration ---- */
+
+/*
+ * The wire: the test is the stream peer (server) of vn0 in the source
+ * daemon and of vn0 in the destination daemon, so it sees every frame
+ * each one sends and chooses which one a frame goes to.
+ */
+static int wire_lfd = -1;
+static int wire_fd[2] = { -1, -1 };     /* source, destination */
+static IovdProc *dst_proc;
+
+static void wire_listen(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+
+    ck_assert_uint_lt(strlen(path), sizeof(sa.sun_path));
+    strcpy(sa.sun_path, path);
+    wire_lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    ck_assert_int_ge(wire_lfd, 0);
+    ck_assert_int_eq(bind(wire_lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    ck_assert_int_eq(listen(wire_lfd, 4), 0);
+}
+
+static int wire_accept(void)
+{
+    struct pollfd p = { .fd = wire_lfd, .events = POLLIN };
+    int fd;
+
+    ck_assert_msg(poll(&p, 1, QOS_TIMEOUT_MS) == 1,
+                  "no NIC connected to the wire");
+    fd = accept4(wire_lfd, NULL, NULL, SOCK_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    return fd;
+}
+
+static void wire_close(void)
+{
+    for (unsigned i = 0; i < 2; i++) {
+        if (wire_fd[i] >= 0) {
+            close(wire_fd[i]);
+            wire_fd[i] = -1;
+        }
+    }
+    if (wire_lfd >= 0) {
+        close(wire_lfd);
+        wire_lfd = -1;
+    }
+}
+
+/* One frame to the NIC behind @fd (the stream's 4-byte length first). */
+static void wire_send(int fd, const uint8_t *f, size_t len)
+{
+    uint8_t hdr[4];
+    struct iovec iov[2] = {
+        { hdr, sizeof(hdr) }, { (void *)f, len },
+    };
+
+    wr32(hdr, len);
+    ck_assert_int_eq(writev(fd, iov, 2), sizeof(hdr) + len);
+}
+
+static bool wire_read(int fd, uint8_t *buf, size_t len, int64_t deadline)
+{
+    while (len) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        ssize_t n;
+
+        if (poll(&p, 1, qos_remaining_ms(deadline)) != 1) {
+            return false;
+        }
+        n = read(fd, buf, len);
+        ck_assert_msg(n > 0, "the wire closed (%s)",
+                      n < 0 ? g_strerror(errno) : "EOF");
+        buf += n;
+        len -= n;
+    }
+    return true;
+}
+
+/* The next frame the NIC behind @fd sent: its length, -1 when none. */
+static ssize_t wire_recv(int fd, uint8_t *buf, size_t max, int timeout_ms)
+{
+    uint8_t hdr[4];
+    uint32_t len;
+
+    if (!wire_read(fd, hdr, sizeof(hdr), qos_deadline(timeout_ms))) {
+        return -1;
+    }
+    len = rd32(hdr);
+    ck_assert_uint_le(len, max);
+    ck_assert_msg(wire_read(fd, buf, len, qos_deadline(QOS_TIMEOUT_MS)),
+                  "a frame of %u bytes cut short", len);
+    return len;
+}
+
+/* Frames from the NIC behind @fd carry sequence numbers @first, ... */
+static void wire_expect(int fd, uint32_t first, unsigned count)
+{
+    static uint8_t got[FRAME_MAX], want[FRAME_MAX];
+
+    for (unsigned k = 0; k < count; k++) {
+        size_t len = test_frame(want, bcast, mac0, 60 + first + k,
+                                first + k);
+        ssize_t l = wire_recv(fd, got, FRAME_MAX, QOS_TIMEOUT_MS);
+
+        ck_assert_msg(l >= 0, "frame %u of %u not sent on the wire", k,
+                      count);
+        assert_frame(got, l, want, len);
+    }
+}
+
+static void mig_add_nic(IovdProc *p, const char *extra)
+{
+    g_autofree char *wire = iovd_proc_path(proc, "wire.sock");
+    g_autofree char *sock = iovd_proc_path(p, "vn0.sock");
+
+    iovd_proc_add_args(p, "-netdev", NULL);
+    iovd_proc_add_argf(p, "stream,id=w0,server=off,addr.type=unix,"
+                       "addr.path=%s,reconnect-ms=20", wire);
+    iovd_proc_add_args(p, "-device", NULL);
+    iovd_proc_add_argf(p, "virtio-net-pci,id=vn0,mac=%s,netdev=w0,"
+                       "socket=%s%s", MAC0_STR, sock, extra);
+    iovd_proc_add_args(p, "-d", "guest_errors", NULL);
+    if (getenv("VIRTIO_NET_TEST_TRACE")) {
+        iovd_proc_add_args(p, "-trace", getenv("VIRTIO_NET_TEST_TRACE"),
+                           NULL);
+    }
+}
+
+/*
+ * vn0 (with @src_extra) on the wire in the first daemon, driven as Linux
+ * does; a second daemon with vn0 (@dst_extra) on the same wire, which is
+ * where it goes.
+ */
+static void mig_start(const char *src_extra, const char *dst_extra)
+{
+    g_autofree char *wire = NULL;
+
+    daemon_new();
+    wire = iovd_proc_path(proc, "wire.sock");
+    wire_listen(wire);
+    mig_add_nic(proc, src_extra);
+    daemon_start();
+    wire_fd[0] = wire_accept();
+    dst_proc = iovd_proc_new();
+    mig_add_nic(dst_proc, dst_extra);
+    iovd_proc_start(dst_proc);
+    wire_fd[1] = wire_accept();
+    nic_open(&nics[0], "vn0", true);
+    init_nic(&nics[0], &(QVirtioNetInit){ .features = LINUX_FEATURES });
+}
+
+static void mig_stop(void)
+{
+    wire_close();
+    if (dst_proc) {
+        iovd_proc_stop(dst_proc);
+        iovd_proc_free(dst_proc);
+        dst_proc = NULL;
+    }
+}
+
+/* Queue frames @first... on transmit queue 0; notify when @kick. */
+static void mig_tx(uint32_t first, unsigned count, bool kick)
+{
+    static uint8_t f[FRAME_MAX];
+    QVirtioNet *n = nics[0].n;
+
+    for (unsigned k = 0; k < count; k++) {
+        size_t len = test_frame(f, bcast, mac0, 60 + first + k, first + k);
+
+        ck_assert_int_ge(qvnet_tx_add(n, 0, f, len, NULL, 1 + k % 3), 0);
+    }
+    if (kick) {
+        qvnet_tx_kick(n, 0);
+    }
+}
+
+/* Received frames the driver has not taken yet (receive queue 0). */
+static unsigned mig_rx_pending(void)
+{
+    QVirtQueue *vq = nics[0].n->rx[0];
+
+    return (uint16_t)(guest_readw(nics[0].gm, vq->used + 2) -
+                      vq->last_used_idx);
+}
+
+/* The receive frames of this test: to @dst, sequence @seq. */
+static size_t mig_rx_frame(uint8_t *f, const uint8_t *dst, uint32_t seq)
+{
+    return test_frame(f, dst, mac1, 64 + seq % 50, 1000 + seq);
+}
+
+/*
+ * In PRE_COPY, the source still running: frames it receives into guest
+ * RAM (the driver takes them after the migration) and frames it sends.
+ */
+#define MIG_RX_DURING   6
+
+static void mig_during(void *opaque)
+{
+    static uint8_t f[FRAME_MAX];
+    int64_t deadline = qos_deadline(QOS_TIMEOUT_MS);
+    const uint8_t *mac = opaque;
+
+    for (unsigned k = 0; k < MIG_RX_DURING; k++) {
+        wire_send(wire_fd[0], f, mig_rx_frame(f, mac, k));
+    }
+    while (mig_rx_pending() < MIG_RX_DURING) {
+        ck_assert_msg(qos_remaining_ms(deadline), "the source received %u "
+                      "of %u frames", mig_rx_pending(), MIG_RX_DURING);
+        g_usleep(1000);
+    }
+    mig_tx(100, 5, true);
+    qvnet_tx_wait(nics[0].n, 0);
+}
+
+/*
+ * Frames @first... queued before the switch, not notified: each is sent
+ * once, by the source (polling found them) or else by the destination.
+ */
+static void mig_expect_either(uint32_t first, unsigned count)
+{
+    static uint8_t got[FRAME_MAX], want[FRAME_MAX];
+    unsigned k = 0;
+
+    /* The source stopped before the switch: what it sent is here now. */
+    while (k < count && wire_recv(wire_fd[0], got, FRAME_MAX, 0) >= 0) {
+        size_t len = test_frame(want, bcast, mac0, 60 + first + k,
+                                first + k);
+
+        assert_frame(got, len, want, len);
+        k++;
+    }
+    wire_expect(wire_fd[1], first + k, count - k);
+}
+
+static const uint8_t mig_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x42 };
+
+/* What the driver sets through the control queue, to survive. */
+static void mig_set_filter(QVirtioNet *n)
+{
+    ck_assert_uint_eq(qvnet_ctrl_mac_addr(n, mig_mac), VIRTIO_NET_OK);
+    ck_assert_uint_eq(qvnet_ctrl_rx(n, VIRTIO_NET_CTRL_RX_PROMISC, false),
+                      VIRTIO_NET_OK);
+    ck_assert_uint_eq(qvnet_ctrl_rx(n, VIRTIO_NET_CTRL_RX_NOBCAST, true),
+                      VIRTIO_NET_OK);
+    ck_assert_uint_eq(qvnet_ctrl_mac_table(n, &uni1, 1, &multi1, 1),
+                      VIRTIO_NET_OK);
+    ck_assert_uint_eq(qvnet_ctrl_vlan(n, true, 5), VIRTIO_NET_OK);
+}
+
+/* The destination filters as the driver said: only the right frames. */
+static void mig_check_filter(void)
+{
+    static const uint8_t *const dsts[] = {
+        mig_mac, mac0, uni1, uni2, multi1, multi2, bcast,
+    };
+    static const bool pass[] = { true, false, true, false, true, false,
+                                 false };
+    static uint8_t f[ARRAY_SIZE(dsts) + 2][FRAME_MAX];
+    size_t len[ARRAY_SIZE(dsts) + 2];
+    unsigned n = ARRAY_SIZE(dsts);
+    uint8_t mac[6];
+
+    for (unsigned i = 0; i < n; i++) {
+        len[i] = mig_rx_frame(f[i], dsts[i], 500 + i);
+        wire_send(wire_fd[1], f[i], len[i]);
+    }
+    len[n] = vlan_frame(f[n], mig_mac, 6, 600);
+    len[n + 1] = vlan_frame(f[n + 1], mig_mac, 5, 601);
+    wire_send(wire_fd[1], f[n], len[n]);
+    wire_send(wire_fd[1], f[n + 1], len[n + 1]);
+    for (unsigned i = 0; i < n; i++) {
+        if (pass[i]) {
+            rx_expect(&nics[0], f[i], len[i]);
+        }
+    }
+    rx_expect(&nics[0], f[n + 1], len[n + 1]);
+    rx_none(&nics[0]);
+    qvnet_config_mac(nics[0].n, mac);
+    ck_assert_mem_eq(mac, mig_mac, 6);
+    ck_assert(qvnet_config_status(nics[0].n) & VIRTIO_NET_S_LINK_UP);
+}
+
+/* End PRE_COPY with transmit buffers the driver did not notify. */
+static void mig_during_then_queue(void *opaque)
+{
+    mig_during(opaque);
+    mig_tx(200, 3, false);
+}
+
+/*
+ * Migrate vn0 with traffic both ways before, during (PRE_COPY) and after:
+ * frames the source received reach the driver from the migrated RAM,
+ * frames it acknowledged as sent were on the wire, buffers queued without
+ * a notification go out once, and the filter the control queue set (MAC,
+ * RX modes, MAC table, VLAN) holds on the destination, with two queue
+ * pairs in use.
+ */
+START_TEST(test_migrate)
+{
+    static uint8_t f[FRAME_MAX];
+    QMigrateOpts o = {
+        .during = mig_during_then_queue, .opaque = (void *)mig_mac,
+    };
+    g_autofree char *dst = NULL;
+    Nic *a = &nics[0];
+    QMigrateStats st;
+    VfuClient *c;
+
+    mig_start(",queues=2", ",queues=2");
+    dst = iovd_proc_path(dst_proc, "vn0.sock");
+    ck_assert_uint_eq(a->n->pairs, 2);
+    mig_set_filter(a->n);
+    mig_tx(0, 4, true);
+    wire_expect(wire_fd[0], 0, 4);
+    wire_send(wire_fd[0], f, mig_rx_frame(f, mig_mac, 50));
+    rx_expect(a, f, mig_rx_frame(f, mig_mac, 50));
+
+    c = qmig_migrate(a->pdev, a->gm, dst, &o, &st);
+    vfu_client_free(a->c);
+    a->c = c;
+    for (unsigned k = 0; k < MIG_RX_DURING; k++) {
+        rx_expect(a, f, mig_rx_frame(f, mig_mac, k));
+    }
+    wire_expect(wire_fd[0], 100, 5);
+    mig_expect_either(200, 3);
+    mig_tx(300, 4, true);
+    wire_expect(wire_fd[1], 300, 4);
+    mig_check_filter();
+    ck_assert_uint_eq(qvirtio_get_status(a->n->vd) &
+                      VIRTIO_CONFIG_S_NEEDS_RESET, 0);
+}
+END_TEST
+
+/* The destination's vn0 on @c works as configured after its reset. */
+static void mig_check_reset_dst(VfuClient *c, GuestMem *gm)
+{
+    static uint8_t f[FRAME_MAX];
+    Nic d = { .c = c, .gm = gm };
+
+    d.pdev = qpci_device_new(c);
+    d.n = qvnet_new(d.pdev, gm);
+    init_nic(&d, &(QVirtioNetInit){ .features = LINUX_FEATURES });
+    qvnet_tx(d.n, 0, f, test_frame(f, bcast, mac0, 760, 700), NULL);
+    wire_expect(wire_fd[1], 700, 1);
+    wire_send(wire_fd[1], f, mig_rx_frame(f, mac0, 7));
+    rx_expect(&d, f, mig_rx_frame(f, mac0, 7));
+    qvnet_free(d.n);
+    qpci_device_free(d.pdev);
+}
+
+/*
+ * A destination configured differently refuses the state (RESUMING ->
+ * STOP fails) and works after DEVICE_RESET; the source resumes.  _i: 0
+ * fewer queue pairs (the PCI function differs), 1 another host_mtu (the
+ * virtio-net section: the features are the same).
+ */
+START_TEST(test_migrate_refused)
+{
+    static const char *const dst_extra[] = {
+        ",queues=1,host_mtu=1500", ",queues=2,host_mtu=9000",
+    };
+    g_autoptr(GByteArray) state = g_byte_array_new();
+    g_autofree char *dst = NULL;
+    Nic *a = &nics[0];
+    VfuClient *dc;
+    uint32_t mst;
+
+    mig_start(",queues=2,host_mtu=1500", dst_extra[_i]);
+    dst = iovd_proc_path(dst_proc, "vn0.sock");
+    mig_set_filter(a->n);
+    qos_assert_errno(qmig_set_state(a->c, QMIG_STOP_COPY), 0);
+    qos_assert_errno(qmig_read_state(a->c, state), 0);
+
+    dc = vfu_client_open(dst);
+    guest_mem_map_checked(a->gm, dc, true);
+    qos_assert_errno(qmig_set_state(dc, QMIG_RESUMING), 0);
+    qos_assert_errno(qmig_write_state(dc, state->data, state->len, 0), 0);
+    ck_assert_int_lt(qmig_set_state(dc, QMIG_STOP), 0);
+    qos_assert_errno(qmig_get_state(dc, &mst), 0);
+    ck_assert_uint_eq(mst, QMIG_ERROR);
+    qos_assert_errno(vfu_device_reset(dc), 0);
+    qos_assert_errno(qmig_get_state(dc, &mst), 0);
+    ck_assert_uint_eq(mst, QMIG_RUNNING);
+    mig_check_reset_dst(dc, a->gm);
+    vfu_client_free(dc);
+
+    qos_assert_errno(qmig_set_state(a->c, QMIG_RUNNING), 0);
+    mig_tx(800, 2, true);
+    wire_expect(wire_fd[0], 800, 2);
+}
+END_TEST
+
 /* ---- main ---- */
 
 static Suite *virtio_net_suite(void)
@@ -1679,6 +2084,10 @@ static Suite *virtio_net_suite(void)
     tcase_add_test(tc, test_mac_addr);
     tcase_add_test(tc, test_mq);
     tcase_add_test(tc, test_mq_not_negotiated);
+
+    tc = qos_check_tcase(s, "migration", setup, teardown, 40);
+    tcase_add_test(tc, test_migrate);
+    tcase_add_loop_test(tc, test_migrate_refused, 0, 2);
 
     tc = qos_check_tcase(s, "backends", setup, teardown, 40);
     tcase_add_test(tc, test_user_dhcp_tcp);
