@@ -1895,6 +1895,86 @@ START_TEST(test_migrate_refused)
 }
 END_TEST
 
+/*
+ * Set the first u16 field @name of a state stream to @v (the format of
+ * util/savestate.h: u8 name length, u8 type 2, u16 0, u32 length 2, the
+ * name, the value).
+ */
+static void state_patch_u16(GByteArray *st, const char *name, uint16_t v)
+{
+    size_t nlen = strlen(name);
+    uint8_t hdr[8] = { nlen, 2, 0, 0, 2, 0, 0, 0 };
+
+    for (size_t i = 0; i + 8 + nlen + 2 <= st->len; i++) {
+        if (!memcmp(st->data + i, hdr, 8) &&
+            !memcmp(st->data + i + 8, name, nlen)) {
+            stw_le_p(st->data + i + 8 + nlen, v);
+            return;
+        }
+    }
+    ck_abort_msg("no u16 field '%s' in the state", name);
+}
+
+/* Load @st into the device behind @dc: refused, then reset. */
+static void load_refused(VfuClient *dc, GByteArray *st)
+{
+    uint32_t mst;
+
+    qos_assert_errno(qmig_set_state(dc, QMIG_RESUMING), 0);
+    qos_assert_errno(qmig_write_state(dc, st->data, st->len, 0), 0);
+    ck_assert_int_lt(qmig_set_state(dc, QMIG_STOP), 0);
+    qos_assert_errno(qmig_get_state(dc, &mst), 0);
+    ck_assert_uint_eq(mst, QMIG_ERROR);
+    qos_assert_errno(vfu_device_reset(dc), 0);
+}
+
+/*
+ * A stream with values no driver could have set is refused, whatever it
+ * was: the destination's device is configured as the source's.
+ */
+START_TEST(test_migrate_bad_values)
+{
+    static const struct {
+        const char *field;
+        uint16_t value;
+    } bad[] = {
+        { "size", 1000 },               /* more than the queue's maximum */
+        { "size", 100 },                /* split ring, not a power of 2 */
+        { "last-avail-idx", 2000 },     /* far ahead of the used index */
+        { "shadow-avail-idx", 999 },    /* as far from what was taken */
+        { "config-vector", 9 },         /* the table has 2 vectors */
+    };
+    g_autoptr(GByteArray) state = g_byte_array_new();
+    QVirtioDevice *vd = vd0(), *dvd;
+    QPCIDevice *dpdev;
+    VfuClient *dc;
+
+    start_dst(NULL);
+    init_dev(vd, blk_features | ring_features, 1, QVIRTIO_IRQ_MSIX);
+    smoke_io(0, vd->vqs[0], 8);
+    qos_assert_errno(qmig_set_state(devs[0].c, QMIG_STOP_COPY), 0);
+    qos_assert_errno(qmig_read_state(devs[0].c, state), 0);
+    dc = vfu_client_open(dst_sock);
+    guest_mem_map_checked(gm, dc, true);
+    for (unsigned i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GByteArray) st = g_byte_array_new();
+
+        g_byte_array_append(st, state->data, state->len);
+        state_patch_u16(st, bad[i].field, bad[i].value);
+        load_refused(dc, st);
+    }
+    dpdev = qpci_device_new(dc);
+    dvd = qvirtio_pci_new(dpdev, gm);
+    init_dev(dvd, blk_features | ring_features, 1, QVIRTIO_IRQ_MSIX);
+    smoke_io(0, dvd->vqs[0], 16);
+    qvirtio_free(dvd);
+    qpci_device_free(dpdev);
+    vfu_client_free(dc);
+    qos_assert_errno(qmig_set_state(devs[0].c, QMIG_RUNNING), 0);
+    smoke_io(0, vd->vqs[0], 24);
+}
+END_TEST
+
 /* ---- main ---- */
 
 static void add_tcase(Suite *s, const char *name, void (*setup)(void),
@@ -2003,6 +2083,7 @@ static Suite *virtio_blk_suite(void)
     tcase_add_loop_test(tc, test_migrate, 0, 2);
     add_tcase(s, "migration-refused", setup_default, &tc);
     tcase_add_loop_test(tc, test_migrate_refused, 0, 2);
+    tcase_add_test(tc, test_migrate_bad_values);
 
     add_tcase(s, "bad-input", setup_two, &tc);
     tcase_add_loop_test(tc, test_bad_input, 0, BAD__MAX);
