@@ -539,6 +539,9 @@ void state_get_bytes(StateSection *s, const char *name, void *buf,
                            f->len, len);
         f = NULL;
     }
+    if (!len) {
+        return;                 /* @buf may be NULL */
+    }
     if (f) {
         memcpy(buf, f->data, len);
     } else {

@@ -212,6 +212,8 @@ static void load_regs(NvmeCtrl *n, StateSection *s)
         n->page_bits < 12 || n->page_bits > 12 + NVME_MPSMAX) {
         state_section_fail(s, "controller state %u, page bits %u",
                            n->state, n->page_bits);
+        n->state = NVME_CTRL_FAILED;    /* until the reset */
+        n->page_bits = 12;
     }
     n->page_size = 1u << n->page_bits;
 }
@@ -269,19 +271,24 @@ static void load_events(NvmeCtrl *n, StateSection *s, uint16_t *aer_cids,
 static void check_namespaces(NvmeCtrl *n, StateSection *s)
 {
     unsigned cnt, here = 0;
-    const uint64_t *rec = get_array(s, "namespaces", 24,
-                                    NVME_MAX_NAMESPACES, &cnt);
+    /* Fields are not aligned in the stream: load, never dereference. */
+    const uint8_t *rec = get_array(s, "namespaces", 24, NVME_MAX_NAMESPACES,
+                                   &cnt);
 
     for (uint32_t i = 1; i <= NVME_MAX_NAMESPACES; i++) {
         here += n->ns[i] != NULL;
     }
     for (unsigned i = 0; i < cnt && !state_section_failed(s); i++) {
-        NvmeNamespace *ns = nvme_ns(n, rec[3 * i]);
+        uint64_t nsid = ldq_le_p(rec + 24 * i);
+        uint64_t lbasz = ldq_le_p(rec + 24 * i + 8);
+        uint64_t nsze = ldq_le_p(rec + 24 * i + 16);
+        NvmeNamespace *ns = nsid <= NVME_MAX_NAMESPACES ? nvme_ns(n, nsid)
+                                                        : NULL;
 
-        if (!ns || ns->lbasz != rec[3 * i + 1] || ns->nsze != rec[3 * i + 2]) {
+        if (!ns || ns->lbasz != lbasz || ns->nsze != nsze) {
             state_section_fail(s, "namespace %" PRIu64 " (%" PRIu64 " blocks "
-                               "of %" PRIu64 " bytes) differs here",
-                               rec[3 * i], rec[3 * i + 2], rec[3 * i + 1]);
+                               "of %" PRIu64 " bytes) differs here", nsid,
+                               nsze, lbasz);
         }
     }
     if (!state_section_failed(s) && cnt != here) {

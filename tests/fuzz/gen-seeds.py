@@ -345,3 +345,11 @@ vnc = {
 }
 for name, cmds in vnc.items():
     write('virtio-net-ctrl', name, bytes([len(cmds) - 1]) + b''.join(cmds))
+
+# ---- state: device, flags, then 4-byte edits of the device's own stream ----
+for dev, name in enumerate(('nvme', 'virtio-blk', 'virtio-net', 'e1000',
+                            'pci-testdev')):
+    write('state', name, bytes([dev, 0]))
+    # One edit in the first section header (the version), one cut short.
+    write('state', name + '-edit', bytes([dev, 0, 18, 0, 0, 2]))
+    write('state', name + '-cut', bytes([dev, 1, 0, 1, 0, 0]))
