@@ -74,6 +74,27 @@ write('vfio-user', 'dma-fd', bytes([1 | 4, 0]) + version() +
                                                 1, 0))) +
       msg(10, region_rw(0x1c, BAR0, struct.pack('<I', 1))))
 
+# Live migration (DEVICE_FEATURE 16, MIG_DATA_READ 17, MIG_DATA_WRITE 18).
+GET, SET = 1 << 16, 1 << 17
+feat = lambda flags, data=b'': msg(16, struct.pack('<II', 8 + len(data) + 4096,
+                                                   flags) + data)
+mig_state = lambda st: feat(SET | 2, struct.pack('<Ii', st, -1))
+write('vfio-user', 'migrate', bytes([1 | 4, 0]) + version() +
+      msg(2, struct.pack('<IIQQQ', 32, 3, 0, 0x200000, 0x10000)) +
+      feat(GET | 1) +
+      feat(SET | 6, struct.pack('<QII', 4096, 1, 0) +
+           struct.pack('<QQ', 0x200000, 0x10000)) +
+      mig_state(6) + mig_state(3) +
+      msg(17, struct.pack('<II', 8 + 4096, 4096)) +
+      msg(17, struct.pack('<II', 8 + 4096, 4096)) +
+      feat(GET | 8, struct.pack('<QQQ', 0x200000, 0x10000, 4096)) +
+      feat(SET | 7) + mig_state(2))
+write('vfio-user', 'resume', b'\0\0' + version() +
+      mig_state(1) + mig_state(4) +
+      msg(18, struct.pack('<II', 8 + 24, 24) + b'IOVDSTAT' +
+          struct.pack('<II', 1, 0) + bytes(8)) +
+      mig_state(2) + feat(GET | 2) + msg(13) + feat(GET | 2))
+
 # ---- qmp-args: key=value NUL JSON request ----
 qa = {
     'device': ('driver=nvme,id=n0,drive=d0,serial=X',
