@@ -760,15 +760,31 @@ void device_release(Device *dev)
 /* STOPPING becomes STOPPED once nothing is in flight and no item runs. */
 static void device_stop_check(Device *dev)
 {
-    void (*done)(Device *dev, void *opaque) = dev->stop_done;
+    void (*done)(Device *dev, int ret, void *opaque) = dev->stop_done;
 
-    if (dev->state == DEVICE_STOPPING && !dev->inflight &&
-        !dev->worker_busy) {
+    if (dev->state != DEVICE_STOPPING || dev->inflight || dev->worker_busy) {
+        /* not yet */
+    } else if (!dev->stop_flushing && dev->cls->stop_flush) {
+        dev->stop_flushing = true;
+        dev->stop_error = 0;
+        dev->cls->stop_flush(dev);      /* holds the device while it runs */
+        if (!dev->inflight) {
+            loop_bh_schedule(dev->stop_bh);
+        }
+        return;
+    } else {
         device_set_state(dev, DEVICE_STOPPED);
     }
     if (dev->state == DEVICE_STOPPED && done) {
         dev->stop_done = NULL;
-        done(dev, dev->stop_opaque);
+        done(dev, dev->stop_error, dev->stop_opaque);
+    }
+}
+
+void device_stop_flush_done(Device *dev, int ret)
+{
+    if (ret < 0 && !dev->stop_error) {
+        dev->stop_error = ret;
     }
 }
 
@@ -777,7 +793,8 @@ static void device_stop_bh(void *opaque)
     device_stop_check(opaque);
 }
 
-void device_stop(Device *dev, void (*done)(Device *dev, void *opaque),
+void device_stop(Device *dev, void (*done)(Device *dev, int ret,
+                                           void *opaque),
                  void *opaque)
 {
     bool was_running = dev->state == DEVICE_RUNNING;
@@ -785,6 +802,9 @@ void device_stop(Device *dev, void (*done)(Device *dev, void *opaque),
     g_assert(!dev->stop_done && dev->state != DEVICE_DELETING);
     if (!dev->stop_bh) {
         dev->stop_bh = loop_bh_new(dev->loop, device_stop_bh, dev);
+    }
+    if (dev->state != DEVICE_STOPPED) {
+        dev->stop_flushing = false;     /* a new stop flushes again */
     }
     dev->stop_held = true;
     dev->stop_done = done;

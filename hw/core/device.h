@@ -150,6 +150,15 @@ struct DeviceClass {
      */
     void (*save_state)(Device *dev, struct StateWriter *w);
     bool (*load_state)(Device *dev, struct StateReader *r, GError **errp);
+    /*
+     * Optional, the last step of device_stop(): nothing is in flight;
+     * flush the device's writable backends (a write the guest saw
+     * acknowledged may sit in a cache that the state's next owner, on
+     * another host or in another process, does not share).  Each flush
+     * holds the device (pci_dma_hold) while it runs and reports its
+     * result with device_stop_flush_done() before the release.
+     */
+    void (*stop_flush)(Device *dev);
 };
 
 typedef void DeviceResetDone(Device *dev, void *opaque);
@@ -185,8 +194,10 @@ struct Device {
     GSList *reset_waiters;      /* of DeviceResetWaiter */
     /* Stopped by device_stop() until device_start() or a function reset. */
     bool stop_held;
+    bool stop_flushing;         /* stop_flush() ran for this stop */
+    int stop_error;             /* its first failure, -errno */
     /* Who is told once STOPPED. */
-    void (*stop_done)(Device *dev, void *opaque);
+    void (*stop_done)(Device *dev, int ret, void *opaque);
     void *stop_opaque;
     struct LoopBH *stop_bh;
 };
@@ -312,12 +323,17 @@ const char *device_run_state_name(DeviceRunState st);
 /*
  * Stop @dev for its state to be saved or loaded: it fetches no new
  * request, what is in flight completes (a reset in progress finishes),
- * then it is STOPPED and @done(@dev, @opaque) runs, never inside this
- * call.  The device's own resets keep it stopped; a function reset ends
- * the stop (and @done is forgotten).  One stop at a time; on @dev's loop.
+ * its backends are flushed (DeviceClass.stop_flush), then it is STOPPED
+ * and @done(@dev, @ret, @opaque) runs, never inside this call; @ret is
+ * 0, or the flush's -errno (the device is STOPPED either way).  The
+ * device's own resets keep it stopped; a function reset ends the stop
+ * (and @done is forgotten).  One stop at a time; on @dev's loop.
  */
-void device_stop(Device *dev, void (*done)(Device *dev, void *opaque),
+void device_stop(Device *dev, void (*done)(Device *dev, int ret,
+                                           void *opaque),
                  void *opaque);
+/* A stop_flush() flush finished with @ret (the device releases its hold). */
+void device_stop_flush_done(Device *dev, int ret);
 /* Leave STOPPING / STOPPED: back to RUNNING (or PAUSED); work resumes. */
 void device_start(Device *dev);
 static inline bool device_stopped(Device *dev)

@@ -374,6 +374,36 @@ static void nvme_shutdown_flush(NvmeCtrl *n)
     }
 }
 
+/* The last step of a stop (migration, upgrade): flush every namespace. */
+static void nvme_stop_flush_cb(void *opaque, int ret)
+{
+    NvmeNamespace *ns = opaque;
+
+    if (ret < 0) {
+        trace_nvme_flush_failed(nvme_id(ns->ctrl), ns->nsid, ret);
+    }
+    device_stop_flush_done(&ns->ctrl->pdev.dev, ret);
+    pci_dma_release(&ns->ctrl->pdev);
+}
+
+static void nvme_stop_flush(Device *dev)
+{
+    NvmeCtrl *n = NVME(dev);
+
+    for (unsigned i = 1; i <= NVME_MAX_NAMESPACES; i++) {
+        NvmeNamespace *ns = n->ns[i];
+
+        if (ns && !ns->read_only) {
+            pci_dma_hold(&n->pdev);
+            if (blk_flush(ns->blk, &ns->flush_req, nvme_stop_flush_cb,
+                          ns) < 0) {
+                device_stop_flush_done(dev, -EIO);
+                pci_dma_release(&n->pdev);
+            }
+        }
+    }
+}
+
 /*
  * CC.SHN: stop fetching, let what is in flight complete, flush, then
  * report SHST complete.  Nothing waits here: the last completion brings
@@ -1077,6 +1107,7 @@ const DeviceClass nvme_class = {
     .run_state_changed = nvme_run_state_changed,
     .save_state = nvme_save_state,
     .load_state = nvme_load_state,
+    .stop_flush = nvme_stop_flush,
     .startup_check = nvme_startup_check,
     .stats = nvme_stats,
     .get_stats = nvme_get_stats,

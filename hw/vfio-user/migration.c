@@ -22,7 +22,9 @@
  *
  * A change to a state that is not one arc away goes by the shortest path
  * of arcs (Linux's rule), never through a saving state; an arc that stops
- * the device waits for what is in flight, and the reply waits with it.
+ * the device waits for what is in flight and for its backends' flush,
+ * and the reply waits with it (a flush that fails fails the change: the
+ * device goes on running).
  * A function reset (DEVICE_RESET, the client leaving) returns to RUNNING.
  */
 #include "hw/vfio-user/vfio-user-int.h"
@@ -117,7 +119,7 @@ static int mig_load(VfuServer *s)
     return 0;
 }
 
-static void mig_stopped(Device *dev, void *opaque);
+static void mig_stopped(Device *dev, int ret, void *opaque);
 
 /*
  * Take the arc from the current state to @to: 0 when taken, an errno, or
@@ -194,10 +196,24 @@ static void mig_advance(VfuServer *s)
     mig_set_reply(s, 0);
 }
 
-static void mig_stopped(Device *dev, void *opaque)
+static void mig_stopped(Device *dev, int ret, void *opaque)
 {
     VfuServer *s = opaque;
 
+    if (ret < 0) {
+        /*
+         * A backend did not flush: what the guest saw written may not be
+         * where the destination will read it.  The device runs on here.
+         */
+        iovd_warn("%s: migration: the device stopped but its backend did "
+                  "not flush (%s): it keeps running here", vfu_id(s),
+                  g_strerror(-ret));
+        device_start(dev);
+        if (s->mig_set_due) {
+            mig_set_reply(s, EIO);
+        }
+        return;
+    }
     if (s->mig_set_due) {
         mig_advance(s);
     }

@@ -52,6 +52,7 @@ struct VirtIOBlock {
 
     BlockBackend *blk;
     bool wce;                   /* writeback (config writeback field) */
+    BlockReq stop_flush_req;    /* the flush that ends a stop */
 };
 
 static const DeviceClass virtio_blk_class;
@@ -661,6 +662,30 @@ static const StatsSchema *const virtio_blk_stats[] = {
     &virtio_stats_queue, NULL
 };
 
+/* The last step of a stop (migration, upgrade): flush the backend. */
+static void virtio_blk_stop_flush_cb(void *opaque, int ret)
+{
+    VirtIOBlock *s = opaque;
+
+    device_stop_flush_done(&s->vdev.pci.dev, ret);
+    pci_dma_release(&s->vdev.pci);
+}
+
+static void virtio_blk_stop_flush(Device *dev)
+{
+    VirtIOBlock *s = VIRTIO_BLK(dev);
+
+    if (blk_is_read_only(s->blk)) {
+        return;
+    }
+    pci_dma_hold(&s->vdev.pci);
+    if (blk_flush(s->blk, &s->stop_flush_req, virtio_blk_stop_flush_cb,
+                  s) < 0) {
+        device_stop_flush_done(dev, -EIO);
+        pci_dma_release(&s->vdev.pci);
+    }
+}
+
 static const DeviceClass virtio_blk_class = {
     .name = "virtio-blk-pci",
     .desc = "virtio block device (modern virtio-pci)",
@@ -675,6 +700,7 @@ static const DeviceClass virtio_blk_class = {
     .run_state_changed = virtio_device_run_state_changed,
     .save_state = virtio_device_save_state,
     .load_state = virtio_device_load_state,
+    .stop_flush = virtio_blk_stop_flush,
     .stats = virtio_blk_stats,
     .get_stats = virtio_device_get_stats,
 };

@@ -27,7 +27,7 @@ enum { NDEV = 5 };
 static FuzzDev devs[NDEV];
 static GBytes *base[NDEV];
 
-static void stopped_cb(Device *dev, void *opaque)
+static void stopped_cb(Device *dev, int ret, void *opaque)
 {
     *(bool *)opaque = true;
 }

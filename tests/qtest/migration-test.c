@@ -367,6 +367,17 @@ static void nvme_teardown(void)
     g_free(img);
 }
 
+/* The source's flush count for the disk (query-blockstats). */
+static int64_t flushes(void)
+{
+    json_object *ret = qmp_ok(disk->qmp, "query-blockstats", NULL);
+    json_object *st = qmp_get(json_object_array_get_idx(ret, 0), "stats");
+    int64_t n = qmp_get_int(st, "flush_operations");
+
+    json_object_put(ret);
+    return n;
+}
+
 /* Queue @n 8-block writes of pattern @seed+i at LBA 64 * (@first + i). */
 static void queue_writes(uint64_t *bufs, unsigned first, unsigned n,
                          uint8_t seed)
@@ -413,12 +424,15 @@ START_TEST(test_migrate_nvme)
     NvmeCqe cqe;
     uint16_t aer_cid = qnvme_submit(q, &q->admin, &aer);
     VfuClient *dst;
+    int64_t flushed = flushes();
 
     memset(data, 0x11, sizeof(data));
     ck_assert_uint_eq(qnvme_disk_write(disk, 8000, 8, data), NVME_SUCCESS);
     /* Half before PRE_COPY, half during it (see queue_more). */
     queue_writes(bufs, 0, NVME_NIO / 2, 0x40);
     dst = qmig_migrate(disk->dev, disk->gm, path, &opts, &st);
+    /* The source flushed its backend before it gave its state away. */
+    ck_assert_int_eq(flushes(), flushed + 1);
     vfu_client_free(disk->c);
     disk->c = dst;
 
