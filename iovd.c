@@ -14,9 +14,11 @@
 #include "util/sandbox.h"
 #include "util/trace.h"
 #include "hw/core/device.h"
+#include "hw/core/upgrade.h"
 #include "hw/vfio-user/vfio-user.h"
 #include "block/block.h"
 #include "net/net.h"
+#include "qapi/events.h"
 #include "qapi/monitor.h"
 #include "iovd.h"
 
@@ -33,6 +35,7 @@ typedef struct PendingOpt {
 
 static char *pidfile;
 static int ready_fd = -1;
+static char *incoming;          /* -incoming unix:PATH */
 
 static bool opt_device(const char *arg, GError **errp)
 {
@@ -121,6 +124,29 @@ static bool opt_ready_fd(const char *arg, GError **errp)
     return true;
 }
 
+/* The new process of a live upgrade runs every device. */
+static void upgrade_completed_event(void)
+{
+    json_object *data = json_object_new_object();
+
+    if (upgrade_from_pid() > 0) {
+        json_object_object_add(data, "from-pid",
+                               json_object_new_int64(upgrade_from_pid()));
+    }
+    qapi_event_send("UPGRADE_COMPLETED", data);
+}
+
+static bool opt_incoming(const char *arg, GError **errp)
+{
+    if (!g_str_has_prefix(arg, "unix:") || !arg[5]) {
+        error_setg(errp, "expected unix:PATH");
+        return false;
+    }
+    g_free(incoming);
+    incoming = g_strdup(arg);
+    return true;
+}
+
 static bool opt_sandbox(const char *arg, GError **errp)
 {
     bool on;
@@ -173,6 +199,10 @@ static const IovdOption core_options[] = {
       "-sandbox on|off|log    seccomp allow-list once started (default on; "
       "log: only\n                         log what it would forbid, to "
       "the kernel's audit log)" },
+    { "incoming", true, -1, opt_incoming,
+      "-incoming unix:PATH    take over a running iovd (live upgrade): "
+      "listen at PATH\n                         for its state; the running "
+      "one is told by QMP 'upgrade'" },
     { "run-with", true, -1, opt_run_with,
       "-run-with user=U       drop root (U: NAME or UID:GID) once the "
       "command line's\n                         sockets are bound" },
@@ -454,6 +484,7 @@ static bool apply_phases(GArray *pending)
                 g_error_free(err);
                 return false;
             }
+            upgrade_record_option(p->opt->name, p->arg);
         }
     }
     return true;
@@ -505,7 +536,13 @@ int main(int argc, char **argv)
     if (status >= 0) {
         return status;
     }
-    if (!serves_anything(pending)) {
+    if (incoming && pending->len) {
+        error_report("-incoming: the configuration comes from the running "
+                     "iovd; give no -%s here",
+                     g_array_index(pending, PendingOpt, 0).opt->name);
+        return 1;
+    }
+    if (!incoming && !serves_anything(pending)) {
         error_report("nothing to serve: give at least one -device or -qmp");
         usage(stderr);
         return 1;
@@ -515,7 +552,14 @@ int main(int argc, char **argv)
         error_report("-pidfile %s: %s", pidfile, err->message);
         return 1;
     }
-    if (!apply_phases(pending)) {
+    if (incoming) {
+        if (!upgrade_incoming(incoming, notify_ready, &err)) {
+            /* The running iovd goes on with everything: touch nothing. */
+            error_report("%s", err->message);
+            _exit(1);
+        }
+        upgrade_completed_event();
+    } else if (!apply_phases(pending)) {
         return startup_failed();
     }
     device_startup_checks();
@@ -533,6 +577,11 @@ int main(int argc, char **argv)
 
     loop_run(main_loop);
     notify_send("STOPPING=1");
+    if (upgrade_handed_over()) {
+        /* The new process has it all: answer, then leave it untouched. */
+        monitor_cleanup();
+        _exit(0);
+    }
 
     /* Orderly: devices reset (draining I/O), clients closed, sockets gone. */
     device_destroy_all();

@@ -460,6 +460,19 @@ bool state_has_field(StateSection *s, const char *name)
     return g_hash_table_contains(s->fields, name);
 }
 
+void state_foreach_field(StateSection *s,
+                         void (*fn)(StateSection *s, const char *name,
+                                    void *opaque),
+                         void *opaque)
+{
+    g_autofree gpointer *names =
+        g_hash_table_get_keys_as_array(s->fields, NULL);
+
+    for (unsigned i = 0; names[i]; i++) {
+        fn(s, names[i], opaque);
+    }
+}
+
 /* Field @name of @type, or NULL (the section's error set unless @opt). */
 static StateField *get_field(StateSection *s, const char *name,
                              StateType type, bool opt)

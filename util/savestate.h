@@ -100,6 +100,11 @@ bool state_section_end(StateSection *s, GError **errp);
 bool state_reader_end(StateReader *r, GError **errp);
 
 bool state_has_field(StateSection *s, const char *name);
+/* Call @fn for each field's name (a section of named entries). */
+void state_foreach_field(StateSection *s,
+                         void (*fn)(StateSection *s, const char *name,
+                                    void *opaque),
+                         void *opaque);
 /* Field getters: a missing field or one of another type is an error. */
 uint8_t state_get_u8(StateSection *s, const char *name);
 uint16_t state_get_u16(StateSection *s, const char *name);

@@ -21,6 +21,74 @@ typedef struct UnixListener {
 /* Devices listen from the main thread and iothreads alike. */
 static GMutex listeners_lock;
 static GArray *listeners;       /* of UnixListener */
+/* Live upgrade: listening fds handed over by the old process, by path. */
+static GHashTable *adopted;     /* path -> fd + 1 */
+static bool handed_over;        /* ours are the new process's now */
+
+static void listener_add(int fd, const char *path, const char *owner,
+                         const struct stat *st)
+{
+    UnixListener l = {
+        .fd = fd, .dev = st->st_dev, .ino = st->st_ino,
+        .path = g_strdup(path), .owner = g_strdup(owner),
+    };
+
+    g_mutex_lock(&listeners_lock);
+    if (!listeners) {
+        listeners = g_array_new(false, false, sizeof(UnixListener));
+    }
+    g_array_append_val(listeners, l);
+    g_mutex_unlock(&listeners_lock);
+}
+
+void unix_listen_adopt(const char *path, int fd)
+{
+    if (!adopted) {
+        adopted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                        NULL);
+    }
+    g_hash_table_insert(adopted, g_strdup(path), GINT_TO_POINTER(fd + 1));
+}
+
+/* An adopted fd for @path (then registered), or -1. */
+static int unix_listen_take_adopted(const char *path, const char *owner)
+{
+    int fd = adopted ? GPOINTER_TO_INT(g_hash_table_lookup(adopted, path)) - 1
+                     : -1;
+    struct stat st;
+
+    if (fd < 0) {
+        return -1;
+    }
+    g_hash_table_remove(adopted, path);
+    if (lstat(path, &st) < 0) {
+        memset(&st, 0, sizeof(st));     /* removed meanwhile: never unlink */
+    }
+    listener_add(fd, path, owner, &st);
+    return fd;
+}
+
+unsigned unix_listen_adopted_unused(void)
+{
+    return adopted ? g_hash_table_size(adopted) : 0;
+}
+
+void unix_listen_foreach(void (*fn)(const char *path, int fd, void *opaque),
+                         void *opaque)
+{
+    g_mutex_lock(&listeners_lock);
+    for (guint i = 0; listeners && i < listeners->len; i++) {
+        UnixListener *l = &g_array_index(listeners, UnixListener, i);
+
+        fn(l->path, l->fd, opaque);
+    }
+    g_mutex_unlock(&listeners_lock);
+}
+
+void unix_listen_handed_over(void)
+{
+    handed_over = true;
+}
 
 static UnixListener *listener_find(dev_t dev, ino_t ino, int fd)
 {
@@ -96,7 +164,6 @@ int unix_listen(const char *path, int backlog, const char *owner,
                 GError **errp)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
-    UnixListener l;
     struct stat st;
     mode_t old_umask;
     int fd;
@@ -109,6 +176,10 @@ int unix_listen(const char *path, int backlog, const char *owner,
         error_setg(errp, "socket path '%s' longer than %zu bytes", path,
                    sizeof(sa.sun_path) - 1);
         return -1;
+    }
+    fd = unix_listen_take_adopted(path, owner);
+    if (fd >= 0) {
+        return fd;
     }
     if (!unix_path_free(path, errp)) {
         return -1;
@@ -133,16 +204,7 @@ int unix_listen(const char *path, int backlog, const char *owner,
         close(fd);
         return -1;
     }
-    l = (UnixListener) {
-        .fd = fd, .dev = st.st_dev, .ino = st.st_ino,
-        .path = g_strdup(path), .owner = g_strdup(owner),
-    };
-    g_mutex_lock(&listeners_lock);
-    if (!listeners) {
-        listeners = g_array_new(false, false, sizeof(UnixListener));
-    }
-    g_array_append_val(listeners, l);
-    g_mutex_unlock(&listeners_lock);
+    listener_add(fd, path, owner, &st);
     return fd;
 }
 
@@ -157,8 +219,8 @@ void unix_listen_close(int fd)
     g_mutex_lock(&listeners_lock);
     l = listener_find(0, 0, fd);
     if (l) {
-        if (lstat(l->path, &st) == 0 && st.st_dev == l->dev &&
-            st.st_ino == l->ino) {
+        if (!handed_over && lstat(l->path, &st) == 0 &&
+            st.st_dev == l->dev && st.st_ino == l->ino) {
             unlink(l->path);
         }
         g_free(l->path);

@@ -33,6 +33,17 @@ int unix_listen(const char *path, int backlog, const char *owner,
 void unix_listen_close(int fd);
 
 /*
+ * Live upgrade.  The new process adopts the old one's listening fds:
+ * unix_listen() on an adopted path returns its fd instead of binding.
+ * The old process, once it handed them over, removes no path on close.
+ */
+void unix_listen_adopt(const char *path, int fd);
+unsigned unix_listen_adopted_unused(void);
+void unix_listen_foreach(void (*fn)(const char *path, int fd, void *opaque),
+                         void *opaque);
+void unix_listen_handed_over(void);
+
+/*
  * True for an IPv4 address in 127.0.0.0/8, ::1, or an IPv4-mapped IPv6
  * address in 127.0.0.0/8: what listens only for this host.
  */

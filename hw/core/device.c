@@ -59,6 +59,11 @@ void device_class_foreach(void (*fn)(const DeviceClass *cls, void *opaque),
     g_list_free(sorted);
 }
 
+const DeviceTransportHooks *device_transport_hooks(void)
+{
+    return transport_hooks;
+}
+
 void device_set_transport_hooks(const DeviceTransportHooks *hooks)
 {
     transport_hooks = hooks;

@@ -407,7 +407,22 @@ typedef struct DeviceTransportHooks {
     /* Optional: the transport's statistics of a PCI device (as above). */
     const StatsSchema *const *stats;
     void (*get_stats)(Device *dev, StatsCollector *c);
+    /*
+     * Live upgrade (hw/core/upgrade.c), on the device's loop, the device
+     * STOPPED: stop / go on reading the client; write the device's state
+     * and its connection's (the fds appended to @fds, an array of int);
+     * load them in the new process (@fds[i] set to -1 for each taken).
+     */
+    void (*upgrade_pause)(Device *dev, bool pause);
+    bool (*upgrade_save)(Device *dev, struct StateWriter *w, GArray *fds,
+                         GError **errp);
+    bool (*upgrade_load)(Device *dev, struct StateReader *r, int *fds,
+                         unsigned nfds, GError **errp);
+    /* Before device @id exists: take what its realize must reuse. */
+    bool (*upgrade_prepare)(const char *id, struct StateReader *r, int *fds,
+                            unsigned nfds, GError **errp);
 } DeviceTransportHooks;
 void device_set_transport_hooks(const DeviceTransportHooks *hooks);
+const DeviceTransportHooks *device_transport_hooks(void);
 
 #endif

@@ -200,7 +200,9 @@ static void testdev_reset(Device *dev, DeviceResetKind kind)
     t->int_status = 0;
     t->int_mask = TESTDEV_INT_DMA_DONE | TESTDEV_INT_DMA_ERROR |
                   TESTDEV_INT_SOFT;
-    memset(t->mem, 0, TESTDEV_MEM_SIZE);
+    if (!pci_bar_mem_adopted(&t->pdev, TESTDEV_BAR_MEM)) {
+        memset(t->mem, 0, TESTDEV_MEM_SIZE);    /* live if adopted */
+    }
     pci_device_reset(&t->pdev);
 }
 

@@ -666,7 +666,8 @@ static void nvme_doorbell(NvmeCtrl *n, uint64_t addr, uint32_t val)
 
 void nvme_db_reset(NvmeCtrl *n, uint16_t qid, bool cq)
 {
-    if (n->db_page) {
+    /* Adopted from the old process (live upgrade): the guest's, live. */
+    if (n->db_page && !pci_bar_mem_adopted(&n->pdev, NVME_BAR_REGS)) {
         __atomic_store_n(&n->db_page[2 * qid + cq], NVME_DB_IDLE,
                          __ATOMIC_RELAXED);
     }

@@ -9,6 +9,7 @@
 #include "util/memguard.h"
 
 #include <sys/mman.h>
+#include <sys/stat.h>
 
 static const char *const dma_rw_layouts[] = { "qemu", "spec", NULL };
 
@@ -192,6 +193,41 @@ void pci_register_bar(PCIDevice *pdev, unsigned idx, uint8_t type,
     }
 }
 
+/* Live upgrade: BAR memory fds the old process handed over, by "id/bar". */
+static GHashTable *adopted_bar_mem;     /* -> fd + 1 */
+
+void pci_bar_mem_adopt(const char *dev_id, unsigned bar, int fd)
+{
+    if (!adopted_bar_mem) {
+        adopted_bar_mem = g_hash_table_new_full(g_str_hash, g_str_equal,
+                                                g_free, NULL);
+    }
+    g_hash_table_insert(adopted_bar_mem,
+                        g_strdup_printf("%s/%u", dev_id, bar),
+                        GINT_TO_POINTER(fd + 1));
+}
+
+/* The adopted fd of @pdev's BAR @idx (taken), or -1. */
+static int bar_mem_take_adopted(PCIDevice *pdev, unsigned idx)
+{
+    g_autofree char *key = g_strdup_printf("%s/%u", pdev->dev.id ?
+                                           pdev->dev.id : "", idx);
+    int fd = adopted_bar_mem ?
+             GPOINTER_TO_INT(g_hash_table_lookup(adopted_bar_mem, key)) - 1 :
+             -1;
+    struct stat st;
+
+    if (fd >= 0) {
+        g_hash_table_remove(adopted_bar_mem, key);
+        if (fstat(fd, &st) < 0 ||
+            (uint64_t)st.st_size < pdev->bars[idx].size) {
+            close(fd);
+            return -1;
+        }
+    }
+    return fd;
+}
+
 uint8_t *pci_bar_add_sparse_mmap(PCIDevice *pdev, unsigned idx,
                                  uint64_t off, uint64_t size, GError **errp)
 {
@@ -203,13 +239,18 @@ uint8_t *pci_bar_add_sparse_mmap(PCIDevice *pdev, unsigned idx,
     if (!bar->mem) {
         g_autofree char *name = g_strdup_printf("iovd-%s-bar%u",
                                                 pci_id(pdev), idx);
-        int fd = memfd_create(name, MFD_CLOEXEC);
+        int fd = bar_mem_take_adopted(pdev, idx);
 
+        /* Adopted memory is live (the client maps it): left as it is. */
+        bar->adopted = fd >= 0;
+        if (fd < 0) {
+            fd = memfd_create(name, MFD_CLOEXEC);
+        }
         if (fd < 0) {
             error_setg_errno(errp, errno, "memfd_create");
             return NULL;
         }
-        if (ftruncate(fd, bar->size) < 0) {
+        if (!bar->adopted && ftruncate(fd, bar->size) < 0) {
             error_setg_errno(errp, errno, "ftruncate BAR%u memory", idx);
             close(fd);
             return NULL;
@@ -871,4 +912,11 @@ void pci_irq_reset(PCIDevice *pdev)
     bitmap_zero(pdev->irq_masked, PCI_MSIX_MAX_VECTORS);
     bitmap_zero(pdev->irq_pending, PCI_MSIX_MAX_VECTORS);
     pdev->intx_masked = false;
+}
+
+void pci_bar_mem_adopt_done(PCIDevice *pdev)
+{
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+        pdev->bars[i].adopted = false;
+    }
 }

@@ -41,6 +41,12 @@ typedef struct PCIBar {
     /* Optional: a memfd backing the whole BAR; sparse areas are mmap-able. */
     int mem_fd;
     uint8_t *mem;
+    /*
+     * Live upgrade: @mem came from the old process and the client maps
+     * it: it is live, neither cleared at realize nor loaded from a state
+     * stream, until pci_bar_mem_adopt_done().
+     */
+    bool adopted;
     unsigned nr_sparse;
     PCIBarSparse sparse[PCI_BAR_MAX_SPARSE];
 } PCIBar;
@@ -171,6 +177,19 @@ void pci_register_bar(PCIDevice *pdev, unsigned idx, uint8_t type,
  */
 uint8_t *pci_bar_add_sparse_mmap(PCIDevice *pdev, unsigned idx,
                                  uint64_t off, uint64_t size, GError **errp);
+
+/*
+ * Live upgrade: BAR @bar of device @dev_id, once realized, uses the memfd
+ * @fd (taken) instead of a new one.  pci_bar_mem_adopted() tells a device
+ * not to clear that memory (its realize resets); the transport calls
+ * pci_bar_mem_adopt_done() once the state is loaded.
+ */
+void pci_bar_mem_adopt(const char *dev_id, unsigned bar, int fd);
+static inline bool pci_bar_mem_adopted(PCIDevice *pdev, unsigned bar)
+{
+    return pdev->bars[bar].adopted;
+}
+void pci_bar_mem_adopt_done(PCIDevice *pdev);
 
 /* Capabilities; each returns its config offset. */
 uint8_t pci_add_capability(PCIDevice *pdev, uint8_t id, uint8_t size);
@@ -322,6 +341,9 @@ bool pci_state_supported(PCIDevice *pdev);
  * state, then the type's sections.  @pdev is STOPPED.
  */
 GBytes *pci_save_state(PCIDevice *pdev);
+/* The same without the BAR memory the client maps (a live upgrade: that
+ * memory itself goes to the new process). */
+GBytes *pci_save_state_live(PCIDevice *pdev);
 /*
  * Load a stream pci_save_state() wrote into @pdev (STOPPED, realized
  * with the same properties).  False, with why, when it does not fit;

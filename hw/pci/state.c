@@ -32,7 +32,19 @@ bool pci_state_supported(PCIDevice *pdev)
     return pdev->dev.cls->save_state && pdev->dev.cls->load_state;
 }
 
+static GBytes *save_state(PCIDevice *pdev, bool bar_mem);
+
 GBytes *pci_save_state(PCIDevice *pdev)
+{
+    return save_state(pdev, true);
+}
+
+GBytes *pci_save_state_live(PCIDevice *pdev)
+{
+    return save_state(pdev, false);
+}
+
+static GBytes *save_state(PCIDevice *pdev, bool bar_mem)
 {
     g_autoptr(StateWriter) w = state_writer_new();
     size_t pend = BITS_TO_LONGS(PCI_MSIX_MAX_VECTORS) * sizeof(long);
@@ -51,7 +63,7 @@ GBytes *pci_save_state(PCIDevice *pdev)
     state_put_bytes(w, "irq-pending", pdev->irq_pending, pend);
     state_put_bool(w, "intx-level", pdev->intx_level);
     /* BAR memory the client maps (doorbells, buffers): its contents. */
-    for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+    for (unsigned i = 0; i < PCI_NUM_BARS && bar_mem; i++) {
         if (pdev->bars[i].mem) {
             char name[16];
 
@@ -142,6 +154,9 @@ static bool load_pci(PCIDevice *pdev, StateReader *r, GError **errp)
         char name[16];
 
         snprintf(name, sizeof(name), "bar%u-mem", i);
+        if (pdev->bars[i].adopted && !state_has_field(s, name)) {
+            continue;           /* live memory from the old process */
+        }
         if (state_has_field(s, name) != (pdev->bars[i].mem != NULL)) {
             state_section_fail(s, "BAR%u is memory the client maps %s: "
                                "a device configured differently (NVMe "

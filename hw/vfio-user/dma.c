@@ -9,6 +9,7 @@
 #include "util/bitops.h"
 #include "util/memguard.h"
 
+#include <fcntl.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -94,7 +95,7 @@ int vfu_dma_region_map(VfuServer *s, const VfuDmaMap *m, int fd)
 {
     VfuDmaRegion r = {
         .addr = m->addr, .size = m->size, .prot = m->flags,
-        .fd_offset = m->offset, .guard = -1,
+        .fd_offset = m->offset, .guard = -1, .fd = -1,
     };
     unsigned i;
     int err;
@@ -136,6 +137,8 @@ int vfu_dma_region_map(VfuServer *s, const VfuDmaMap *m, int fd)
                                   "too many mappings in this daemon");
         }
         r.host = p;
+        /* Kept for a live upgrade, which hands the mapping over. */
+        r.fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
         if (s->dirty_logging) {
             r.dirty = bitmap_new(r.size / VFU_DIRTY_PAGE_SIZE);
         }
@@ -157,6 +160,9 @@ static void dma_remove(VfuServer *s, unsigned i)
         memguard_del(r->guard);
         munmap(r->host, r->size);
         g_free(r->dirty);
+        if (r->fd >= 0) {
+            close(r->fd);
+        }
     } else {
         s->dma_msg_regions--;
     }

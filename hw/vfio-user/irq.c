@@ -139,6 +139,21 @@ static void intx_unmask_fd_set(VfuServer *s, int fd)
     }
 }
 
+void vfu_irq_adopt(VfuServer *s, unsigned index, const int *fds,
+                   unsigned n)
+{
+    irq_fds_ensure(s, index);
+    for (unsigned v = 0; v < n && v < s->irq_nfds[index]; v++) {
+        irq_set_fd(s, index, v, fds[v]);
+    }
+    irq_update_mode(s);
+}
+
+void vfu_irq_adopt_unmask(VfuServer *s, int fd)
+{
+    intx_unmask_fd_set(s, fd);
+}
+
 void vfu_irq_release(VfuServer *s)
 {
     for (unsigned i = 0; i < VFU_NUM_IRQS; i++) {

@@ -131,6 +131,10 @@ static const DeviceTransportHooks vfu_hooks = {
     .detach = vfu_detach,
     .stats = vfu_stats,
     .get_stats = vfu_get_stats,
+    .upgrade_pause = vfu_upgrade_pause,
+    .upgrade_save = vfu_upgrade_save,
+    .upgrade_load = vfu_upgrade_load,
+    .upgrade_prepare = vfu_upgrade_prepare,
 };
 
 void vfu_transport_init(void)

@@ -350,7 +350,8 @@ static bool deferred_full(VfuServer *s)
 
 static bool rx_may_read(VfuServer *s)
 {
-    return s->tx_tail - s->tx_head < VFU_TX_BACKLOG_MAX && !deferred_full(s);
+    return !s->upgrade_paused &&
+           s->tx_tail - s->tx_head < VFU_TX_BACKLOG_MAX && !deferred_full(s);
 }
 
 static void tx_update_handlers(VfuServer *s)
@@ -800,4 +801,42 @@ void vfu_deferred_cleanup(VfuServer *s)
     g_free(s->rx_buf);
     g_free(s->rx_align);
     g_free(s->scratch);
+}
+
+/* ---- live upgrade (hw/vfio-user/upgrade.c) ---- */
+
+void vfu_client_pause(VfuServer *s, bool pause)
+{
+    s->upgrade_paused = pause;
+    if (s->listen_fd >= 0 && s->client_fd < 0) {
+        loop_set_fd(s->loop, s->listen_fd, pause ? NULL : vfu_accept, NULL,
+                    s);
+    }
+    if (s->client_fd >= 0) {
+        if (!pause && s->rx_head != s->rx_tail) {
+            vfu_dispatch_buffered(s);   /* what an adopted client sent */
+        }
+        tx_update_handlers(s);
+    }
+}
+
+void vfu_client_adopt(VfuServer *s, int fd, const void *rx, size_t rx_len,
+                      const void *tx, size_t tx_len)
+{
+    g_assert(s->client_fd < 0 && rx_len <= VFU_RX_BUF_SIZE);
+    if (s->listen_fd >= 0) {
+        loop_set_fd(s->loop, s->listen_fd, NULL, NULL, NULL);
+    }
+    s->client_fd = fd;
+    s->nr_clients++;
+    g_unix_set_fd_nonblocking(fd, true, NULL);
+    trace_vfu_client_connected(vfu_id(s), fd);
+    if (tx_len) {
+        vfu_send(s, tx, tx_len, -1);
+    }
+    if (rx_len) {
+        memcpy(s->rx_buf, rx, rx_len);
+    }
+    s->rx_tail = rx_len;
+    tx_update_handlers(s);      /* handled once the pause ends */
 }

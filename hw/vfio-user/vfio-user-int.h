@@ -28,6 +28,7 @@ typedef struct VfuDmaRegion {
     uint64_t addr, size;
     uint32_t prot;              /* VFU_DMA_FLAG_READ | _WRITE */
     uint8_t *host;              /* NULL: reach it by DMA_READ/WRITE */
+    int fd;                     /* a dup of the client's fd, or -1 */
     uint64_t fd_offset;
     int guard;                  /* util/memguard slot of host, or -1 */
     /* While dirty logging: a bit per VFU_DIRTY_PAGE_SIZE the device wrote. */
@@ -168,6 +169,9 @@ typedef struct VfuServer {
     VfuFeatureMigState mig_set_echo;
     bool dirty_logging;         /* DMA writes are logged (VfuDmaRegion) */
 
+    /* Live upgrade: the client is not read while its state moves. */
+    bool upgrade_paused;
+
     /* DEVICE_RESET is answered when the reset is done. */
     VfuHdr reset_req;
     bool reset_reply_due;
@@ -240,6 +244,11 @@ int vfu_handle_version(VfuServer *s, VfuMsg *m);
 int vfu_handle_irq_info(VfuServer *s, VfuMsg *m);
 int vfu_handle_set_irqs(VfuServer *s, VfuMsg *m);
 void vfu_irq_release(VfuServer *s);
+/* Live upgrade: vectors 0..@n-1 of @index wired to @fds (taken), and the
+ * INTx unmask eventfd. */
+void vfu_irq_adopt(VfuServer *s, unsigned index, const int *fds,
+                   unsigned n);
+void vfu_irq_adopt_unmask(VfuServer *s, int fd);
 void vfu_irq_signal(void *opaque, unsigned index, unsigned vector);
 void vfu_irq_flush(VfuServer *s);
 
@@ -263,6 +272,16 @@ void vfu_dma_xfers_fail(VfuServer *s, int err);
 void vfu_dma_init(VfuServer *s);
 void vfu_dma_cleanup(VfuServer *s);
 
+/* Live upgrade (socket.c): stop / go on reading the client. */
+void vfu_client_pause(VfuServer *s, bool pause);
+/*
+ * Take over a connected client from another process (paused): what it
+ * sent that was not handled yet (@rx) is handled when the pause ends,
+ * what was not sent (@tx) goes out first.
+ */
+void vfu_client_adopt(VfuServer *s, int fd, const void *rx, size_t rx_len,
+                      const void *tx, size_t tx_len);
+
 /* Dirty logging (dma.c). */
 void vfu_dirty_start(VfuServer *s);
 void vfu_dirty_stop(VfuServer *s);
@@ -283,6 +302,15 @@ int vfu_handle_mig_data_write(VfuServer *s, VfuMsg *m);
 void vfu_mig_reset(VfuServer *s);
 /* Does the device move (VERSION's "migration" capability)? */
 bool vfu_mig_supported(VfuServer *s);
+
+/* upgrade.c: the DeviceTransportHooks of a live upgrade */
+void vfu_upgrade_pause(Device *dev, bool pause);
+bool vfu_upgrade_save(Device *dev, struct StateWriter *w, GArray *fds,
+                      GError **errp);
+bool vfu_upgrade_load(Device *dev, struct StateReader *r, int *fds,
+                      unsigned nfds, GError **errp);
+bool vfu_upgrade_prepare(const char *id, struct StateReader *r, int *fds,
+                         unsigned nfds, GError **errp);
 
 /* Activation fds handed to devices without socket= / fd=. */
 int vfu_activation_take(const char *id);
