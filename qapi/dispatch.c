@@ -173,91 +173,224 @@ static bool check_request(json_object *req, const char **name,
     return true;
 }
 
-static bool call_handler(const QapiCommandDef *def, json_object *args,
-                         json_object **ret, GError **errp)
-{
-    const QmpCommand *cmd = &qmp_command_table[def - qapi_commands];
-    g_autoptr(GError) bad = NULL;
+/* The request whose handler runs: what qmp_defer() takes. */
+typedef struct QmpRequest {
+    QmpSession *sess;
+    const QapiCommandDef *def;
+    json_object *id;            /* borrowed; NULL without one */
+    bool has_id;
+    QmpDeferred *deferred;      /* set by qmp_defer() */
+} QmpRequest;
 
-    g_assert(strcmp(cmd->name, def->name) == 0);
-    *ret = NULL;
-    if (!cmd->fn(args, ret, errp)) {
-        g_assert(!errp || *errp);
-        if (*ret) {
-            json_object_put(*ret);
-            *ret = NULL;
-        }
-        return false;
-    }
-    if (!def->ret) {
-        if (!*ret) {
-            *ret = json_object_new_object();
-        }
-        return true;
-    }
-    /* Handlers must answer what the schema promises. */
-    if (!qapi_check(def->ret, *ret, "Return member", &bad)) {
+struct QmpDeferred {
+    QmpSession *sess;           /* NULL once its client went away */
+    const QapiCommandDef *def;
+    json_object *id;            /* a reference, or NULL */
+    bool has_id;
+    bool in_handler;            /* the handler has not returned yet */
+    json_object *resp;          /* the reply, when given in the handler */
+};
+
+static QmpRequest *running;
+
+/* {"return": @ret (owned; NULL: {})} after the schema check. */
+static json_object *return_response(const QapiCommandDef *def,
+                                    json_object *ret, json_object *id,
+                                    bool has_id)
+{
+    g_autoptr(GError) bad = NULL;
+    json_object *resp = json_object_new_object();
+
+    if (!def->ret && !ret) {
+        ret = json_object_new_object();
+    } else if (def->ret &&
+               !qapi_check(def->ret, ret, "Return member", &bad)) {
+        /* Handlers must answer what the schema promises. */
         iovd_warn("qmp: %s returned a value that does not match the "
                   "schema: %s", def->name, bad->message);
         if (qmp_strict()) {
             abort();
         }
     }
-    return true;
-}
-
-json_object *qmp_dispatch(QmpSession *s, json_object *req)
-{
-    g_autoptr(GError) err = NULL;
-    const QapiCommandDef *def;
-    const char *name = NULL;
-    json_object *args = NULL, *id = NULL, *ret, *resp;
-    g_autoptr(json_object) empty = NULL;
-    bool has_id;
-
-    if (!json_object_is_type(req, json_type_object)) {
-        return qmp_error_response("GenericError",
-                                  "QMP input must be a JSON object", NULL,
-                                  false);
-    }
-    has_id = json_object_object_get_ex(req, "id", &id);
-    if (!check_request(req, &name, &args, &err)) {
-        return qmp_error_response("GenericError", err->message, id, has_id);
-    }
-    trace_qmp_command(name);
-    if (!s->negotiated && strcmp(name, "qmp_capabilities") != 0) {
-        return qmp_error_response("CommandNotFound",
-                                  "Expecting capabilities negotiation with "
-                                  "'qmp_capabilities'", id, has_id);
-    }
-    if (s->negotiated && strcmp(name, "qmp_capabilities") == 0) {
-        return qmp_error_response("CommandNotFound",
-                                  "Capabilities negotiation is already "
-                                  "complete, command ignored", id, has_id);
-    }
-    def = qapi_command_find(name);
-    if (!def) {
-        g_autofree char *msg = g_strdup_printf("The command %s has not been "
-                                               "found", name);
-
-        return qmp_error_response("CommandNotFound", msg, id, has_id);
-    }
-    if (!args) {
-        args = empty = json_object_new_object();
-    }
-    if (!qapi_check(def->args, args, "Parameter", &err) ||
-        !call_handler(def, args, &ret, &err)) {
-        trace_qmp_command_error(name, err->message);
-        return qmp_error_response(qmp_error_class(err), err->message, id,
-                                  has_id);
-    }
-    if (strcmp(name, "qmp_capabilities") == 0) {
-        s->negotiated = true;
-    }
-    resp = json_object_new_object();
     json_object_object_add(resp, "return", ret);
     if (has_id) {
         json_object_object_add(resp, "id", json_object_get(id));
     }
     return resp;
+}
+
+/* Run the handler: true with *ret, or false with @errp. */
+static bool call_handler(QmpRequest *req, json_object *args,
+                         json_object **ret, GError **errp)
+{
+    const QapiCommandDef *def = req->def;
+    const QmpCommand *cmd = &qmp_command_table[def - qapi_commands];
+    QmpRequest *outer = running;
+    bool ok;
+
+    g_assert(strcmp(cmd->name, def->name) == 0);
+    *ret = NULL;
+    running = req;
+    ok = cmd->fn(args, ret, errp);
+    running = outer;
+    if (!ok || req->deferred) {
+        g_assert(ok || !errp || *errp);
+        g_clear_pointer(ret, json_object_put);
+    }
+    return ok;
+}
+
+QmpDeferred *qmp_defer(void)
+{
+    QmpDeferred *d;
+
+    g_assert(running && !running->deferred);
+    d = g_new0(QmpDeferred, 1);
+    d->sess = running->sess;
+    d->def = running->def;
+    d->id = running->id ? json_object_get(running->id) : NULL;
+    d->has_id = running->has_id;
+    d->in_handler = true;
+    running->deferred = d;
+    return d;
+}
+
+static void deferred_free(QmpDeferred *d)
+{
+    json_object_put(d->id);
+    json_object_put(d->resp);
+    g_free(d);
+}
+
+static void deferred_reply(QmpDeferred *d, json_object *resp)
+{
+    QmpSession *s = d->sess;
+
+    if (d->in_handler) {
+        d->resp = resp;         /* qmp_dispatch returns it */
+        return;
+    }
+    if (s) {
+        g_assert(s->pending == d);
+        s->pending = NULL;
+        s->send_reply(s, resp);
+    } else {
+        trace_qmp_deferred_dropped(d->def->name);
+    }
+    json_object_put(resp);
+    deferred_free(d);
+}
+
+void qmp_deferred_return(QmpDeferred *d, json_object *ret)
+{
+    deferred_reply(d, return_response(d->def, ret, d->id, d->has_id));
+}
+
+void qmp_deferred_error(QmpDeferred *d, GError *err)
+{
+    trace_qmp_command_error(d->def->name, err->message);
+    deferred_reply(d, qmp_error_response(qmp_error_class(err),
+                                         err->message, d->id, d->has_id));
+    g_error_free(err);
+}
+
+void qmp_session_detach(QmpSession *s)
+{
+    if (s->pending) {
+        s->pending->sess = NULL;
+        s->pending = NULL;
+    }
+}
+
+/*
+ * The handler of @req took a handle and returned (@ok).  Returns the
+ * response when there is one now (the handler failed, or answered at
+ * once), else NULL: the reply is pending on @req's session.
+ */
+static json_object *deferred_started(QmpRequest *req, bool ok,
+                                     GError *err)
+{
+    QmpDeferred *d = req->deferred;
+    json_object *resp = g_steal_pointer(&d->resp);
+
+    d->in_handler = false;
+    if (!ok) {
+        json_object_put(resp);
+        resp = qmp_error_response(qmp_error_class(err), err->message,
+                                  req->id, req->has_id);
+    }
+    if (resp) {
+        deferred_free(d);
+        return resp;
+    }
+    trace_qmp_command_deferred(req->def->name);
+    if (!req->sess->send_reply) {
+        d->sess = NULL;         /* its reply will be dropped */
+        return qmp_error_response("GenericError", "this command replies "
+                                  "later, and this session cannot receive "
+                                  "a later reply", req->id, req->has_id);
+    }
+    req->sess->pending = d;
+    return NULL;
+}
+
+json_object *qmp_dispatch(QmpSession *s, json_object *req)
+{
+    g_autoptr(GError) err = NULL;
+    QmpRequest run = { .sess = s };
+    const char *name = NULL;
+    json_object *args = NULL, *ret;
+    g_autoptr(json_object) empty = NULL;
+    bool ok;
+
+    g_assert(!s->pending);
+    if (!json_object_is_type(req, json_type_object)) {
+        return qmp_error_response("GenericError",
+                                  "QMP input must be a JSON object", NULL,
+                                  false);
+    }
+    run.has_id = json_object_object_get_ex(req, "id", &run.id);
+    if (!check_request(req, &name, &args, &err)) {
+        return qmp_error_response("GenericError", err->message, run.id,
+                                  run.has_id);
+    }
+    trace_qmp_command(name);
+    if (!s->negotiated && strcmp(name, "qmp_capabilities") != 0) {
+        return qmp_error_response("CommandNotFound",
+                                  "Expecting capabilities negotiation with "
+                                  "'qmp_capabilities'", run.id, run.has_id);
+    }
+    if (s->negotiated && strcmp(name, "qmp_capabilities") == 0) {
+        return qmp_error_response("CommandNotFound",
+                                  "Capabilities negotiation is already "
+                                  "complete, command ignored", run.id,
+                                  run.has_id);
+    }
+    run.def = qapi_command_find(name);
+    if (!run.def) {
+        g_autofree char *msg = g_strdup_printf("The command %s has not been "
+                                               "found", name);
+
+        return qmp_error_response("CommandNotFound", msg, run.id,
+                                  run.has_id);
+    }
+    if (!args) {
+        args = empty = json_object_new_object();
+    }
+    ok = qapi_check(run.def->args, args, "Parameter", &err) &&
+         call_handler(&run, args, &ret, &err);
+    if (!ok) {
+        trace_qmp_command_error(name, err->message);
+    }
+    if (run.deferred) {
+        return deferred_started(&run, ok, err);
+    }
+    if (!ok) {
+        return qmp_error_response(qmp_error_class(err), err->message, run.id,
+                                  run.has_id);
+    }
+    if (strcmp(name, "qmp_capabilities") == 0) {
+        s->negotiated = true;
+    }
+    return return_response(run.def, ret, run.id, run.has_id);
 }

@@ -5,6 +5,12 @@
  * queue per client.  Nothing here blocks the main loop: a client that does
  * not read its replies stops being read (its commands wait), and one whose
  * backlog grows past MON_OUT_MAX is dropped.
+ *
+ * A command may defer its reply (qmp_defer, qapi/qmp.h): its client's
+ * next commands wait (replies stay in order) while the other clients are
+ * served; a client that sent EOF meanwhile still gets the reply before it
+ * is closed, and one closed meanwhile (an error, the daemon exiting) has
+ * its session detached, so that the reply is dropped.
  */
 #include "qapi/monitor.h"
 #include "qapi/events.h"
@@ -101,7 +107,8 @@ static void client_update_handlers(MonClient *c)
         return;
     }
     want_read = !c->eof && !c->close_pending && !c->deferred &&
-                !shutting_down && c->in_off == c->in->len &&
+                !c->sess.pending && !shutting_down &&
+                c->in_off == c->in->len &&
                 client_backlog(c) < MON_OUT_PAUSE;
     want_write = client_backlog(c) > 0;
     if (c->in_fd == c->out_fd) {
@@ -132,6 +139,7 @@ static void client_close(MonClient *c, const char *why)
         close(c->in_fd);
     }
     mon->clients = g_list_remove(mon->clients, c);
+    qmp_session_detach(&c->sess);
     if (c->deferred) {
         deferred_clients = g_list_remove(deferred_clients, c);
         c->deferred = false;
@@ -257,7 +265,7 @@ static void client_writable(void *opaque)
     if (!client_flush(c)) {
         return;
     }
-    if (client_backlog(c) == 0 && c->close_pending) {
+    if (client_backlog(c) == 0 && c->close_pending && !c->sess.pending) {
         client_close(c, "closed after the last reply");
         return;
     }
@@ -334,8 +342,10 @@ static void client_dispatch(MonClient *c, json_object *req)
     dispatch_depth++;
     resp = qmp_dispatch(&c->sess, req);
     dispatch_depth--;
-    client_send_msg(c, resp);
-    json_object_put(resp);
+    if (resp) {
+        client_send_msg(c, resp);
+        json_object_put(resp);
+    }
     if (dispatch_depth == 0) {
         if (deferred_clients) {
             loop_bh_schedule(resume_bh);
@@ -438,7 +448,7 @@ static void client_process(MonClient *c)
         client_defer(c);
         return;
     }
-    while (!c->dead && c->in_off < c->in->len) {
+    while (!c->dead && c->in_off < c->in->len && !c->sess.pending) {
         if (shutting_down) {
             c->in_off = c->in->len;     /* commands after quit: ignored */
             break;
@@ -464,7 +474,7 @@ static void client_process(MonClient *c)
             c->close_pending = true;
         }
     }
-    if (c->close_pending && client_backlog(c) == 0) {
+    if (c->close_pending && client_backlog(c) == 0 && !c->sess.pending) {
         client_close(c, c->eof ? "end of input" : "closed");
         return;
     }
@@ -503,6 +513,18 @@ static void client_readable(void *opaque)
     client_process(c);
 }
 
+/* A deferred reply: send it, then the client's next commands. */
+static void client_send_reply(QmpSession *s, json_object *resp)
+{
+    MonClient *c = container_of(s, MonClient, sess);
+
+    client_send_msg(c, resp);
+    if (!c->dead) {
+        client_defer(c);
+        loop_bh_schedule(resume_bh);
+    }
+}
+
 static MonClient *client_new(Monitor *mon, int in_fd, int out_fd)
 {
     MonClient *c = g_new0(MonClient, 1);
@@ -511,6 +533,7 @@ static MonClient *client_new(Monitor *mon, int in_fd, int out_fd)
     c->mon = mon;
     c->in_fd = in_fd;
     c->out_fd = out_fd;
+    c->sess.send_reply = client_send_reply;
     c->tok = json_tokener_new_ex(MON_TOKENER_DEPTH);
     json_tokener_set_flags(c->tok, JSON_TOKENER_VALIDATE_UTF8);
     c->in = g_byte_array_new();
