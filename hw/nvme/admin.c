@@ -144,13 +144,10 @@ static uint16_t nvme_aer(NvmeCtrl *n, NvmeRequest *req)
 
 static void nvme_fill_id_ctrl(NvmeCtrl *n, NvmeIdCtrl *id)
 {
-    g_autofree char *nqn = g_strdup_printf("nqn.2024-01.io.iovd:nvme:%s",
-                                           n->serial);
-
     memset(id, 0, sizeof(*id));
     id->vid = NVME_PCI_VENDOR_ID;
     id->ssvid = 0x1af4;
-    nvme_strpad(id->sn, n->serial, sizeof(id->sn));
+    nvme_strpad(id->sn, n->sn, sizeof(id->sn));
     nvme_strpad(id->mn, n->model ? n->model : "iovd NVMe Ctrl",
                 sizeof(id->mn));
     nvme_strpad(id->fr, IOVD_VERSION, sizeof(id->fr));
@@ -158,8 +155,9 @@ static void nvme_fill_id_ctrl(NvmeCtrl *n, NvmeIdCtrl *id)
     id->ieee[0] = 0x00;
     id->ieee[1] = 0x54;
     id->ieee[2] = 0x52;
+    id->cmic = n->subsys ? NVME_CMIC_MULTI_CTRL : 0;
     id->mdts = NVME_MDTS;
-    id->cntlid = 0;
+    id->cntlid = n->cntlid;
     id->ver = NVME_VS_1_4;
     id->oaes = NVME_OAES_NS_ATTR;
     id->cntrltype = NVME_CNTRLTYPE_IO;
@@ -181,7 +179,7 @@ static void nvme_fill_id_ctrl(NvmeCtrl *n, NvmeIdCtrl *id)
     id->vwc = NVME_VWC_PRESENT | NVME_VWC_NSID_BROADCAST;
     id->sgls = NVME_SGLS_SUPPORTED | NVME_SGLS_BIT_BUCKET;
     /* A NUL-terminated string, not space padded. */
-    g_strlcpy(id->subnqn, nqn, sizeof(id->subnqn));
+    g_strlcpy(id->subnqn, n->subnqn, sizeof(id->subnqn));
     id->psd[0].mp = 2500;       /* 25 W */
     id->psd[0].enlat = 16;
     id->psd[0].exlat = 4;
@@ -203,9 +201,116 @@ static void nvme_fill_id_ns(NvmeNamespace *ns, NvmeIdNs *id)
     id->lbaf[1].rp = 0;
     id->dlfeat = NVME_DLFEAT_WZ_DEAC;
     memcpy(id->nvmcap, &bytes, sizeof(bytes));
+    id->nmic = ns->shared ? NVME_NMIC_SHARED : 0;
     id->nsattr = ns->read_only ? NVME_NSATTR_WRITE_PROTECTED : 0;
     memcpy(id->nguid, ns->nguid, sizeof(id->nguid));
     memcpy(id->eui64, ns->eui64, sizeof(id->eui64));
+}
+
+/* CNS 00h: an inactive namespace reads as zeroes. */
+static uint16_t nvme_identify_ns(NvmeCtrl *n, uint32_t nsid, uint8_t *buf)
+{
+    NvmeNamespace *ns;
+
+    /*
+     * The broadcast NSID asks for the capabilities common to all
+     * namespaces: without namespace management, invalid too.
+     */
+    if (nsid == 0 || nsid > NVME_MAX_NAMESPACES) {
+        trace_nvme_err_invalid_ns(nvme_id(n), nsid);
+        return NVME_ERR(NVME_INVALID_NSID);
+    }
+    ns = nvme_ns(n, nsid);
+    if (ns) {
+        nvme_fill_id_ns(ns, (NvmeIdNs *)buf);
+    }
+    return NVME_SUCCESS;
+}
+
+/* CNS 02h: the active NSIDs above @nsid. */
+static uint16_t nvme_identify_active(NvmeCtrl *n, uint32_t nsid,
+                                     uint8_t *buf)
+{
+    uint32_t *list = (uint32_t *)buf;
+    unsigned cnt = 0;
+
+    if (nsid >= 0xfffffffe) {
+        trace_nvme_err_invalid_ns(nvme_id(n), nsid);
+        return NVME_ERR(NVME_INVALID_NSID);
+    }
+    for (uint32_t i = nsid + 1; i <= NVME_MAX_NAMESPACES &&
+         cnt < NVME_ID_NS_LIST_MAX; i++) {
+        if (n->ns[i]) {
+            list[cnt++] = i;
+        }
+    }
+    return NVME_SUCCESS;
+}
+
+static uint8_t *nvme_put_descr(uint8_t *p, uint8_t type, uint8_t len,
+                               const void *id)
+{
+    NvmeIdNsDescr d = { .nidt = type, .nidl = len };
+
+    memcpy(p, &d, sizeof(d));
+    memcpy(p + sizeof(d), id, len);
+    return p + sizeof(d) + len;
+}
+
+/* CNS 03h: the namespace identification descriptors. */
+static uint16_t nvme_identify_descrs(NvmeCtrl *n, uint32_t nsid,
+                                     uint8_t *buf)
+{
+    NvmeNamespace *ns = nvme_ns(n, nsid);
+
+    if (!ns) {
+        trace_nvme_err_invalid_ns(nvme_id(n), nsid);
+        return NVME_ERR(NVME_INVALID_NSID);
+    }
+    buf = nvme_put_descr(buf, NVME_NIDT_EUI64, NVME_NIDL_EUI64, ns->eui64);
+    buf = nvme_put_descr(buf, NVME_NIDT_NGUID, NVME_NIDL_NGUID, ns->nguid);
+    nvme_put_descr(buf, NVME_NIDT_UUID, NVME_NIDL_UUID, ns->uuid);
+    return NVME_SUCCESS;
+}
+
+/*
+ * CNS 05h, 06h: NVMe 2.0's command-set specific structures, which Linux
+ * asks for whatever the version: for the NVM command set (CSI 0) all-zero
+ * data means "no extra limits", which is what we have.
+ */
+static uint16_t nvme_identify_cs(NvmeCtrl *n, NvmeRequest *req, uint8_t cns)
+{
+    uint8_t csi = req->cmd.cdw11 >> 24;
+
+    if (csi != 0) {
+        trace_nvme_err_invalid_field(nvme_id(n), req->cmd.opcode,
+                                     "identify CSI", csi);
+        return NVME_ERR(NVME_INVALID_FIELD);
+    }
+    if (cns == NVME_ID_CNS_CS_NS && !nvme_ns(n, req->cmd.nsid)) {
+        trace_nvme_err_invalid_ns(nvme_id(n), req->cmd.nsid);
+        return NVME_ERR(NVME_INVALID_NSID);
+    }
+    return NVME_SUCCESS;
+}
+
+/*
+ * CNS 12h (controllers attached to NSID) and 13h (controllers of the
+ * subsystem), from CDW10.CNTID up: what Linux multipath reads.
+ */
+static uint16_t nvme_identify_ctrls(NvmeCtrl *n, NvmeRequest *req,
+                                    uint8_t cns, uint8_t *buf)
+{
+    uint32_t nsid = req->cmd.nsid;
+
+    if (cns == NVME_ID_CNS_CTRL_LIST) {
+        nsid = 0;
+    } else if (nsid == 0 || nsid > NVME_MAX_NAMESPACES) {
+        trace_nvme_err_invalid_ns(nvme_id(n), nsid);
+        return NVME_ERR(NVME_INVALID_NSID);
+    }
+    nvme_subsys_ctrl_list(n, nsid, req->cmd.cdw10 >> 16, (uint16_t *)buf);
+    return NVME_SUCCESS;
 }
 
 static uint16_t nvme_identify(NvmeCtrl *n, NvmeRequest *req)
@@ -213,97 +318,38 @@ static uint16_t nvme_identify(NvmeCtrl *n, NvmeRequest *req)
     uint8_t cns = req->cmd.cdw10 & 0xff;
     uint32_t nsid = req->cmd.nsid;
     g_autofree uint8_t *buf = g_malloc0(NVME_IDENTIFY_DATA_SIZE);
+    uint16_t status;
 
     trace_nvme_identify(nvme_id(n), cns, nsid);
     switch (cns) {
     case NVME_ID_CNS_CTRL:
         nvme_fill_id_ctrl(n, (NvmeIdCtrl *)buf);
+        status = NVME_SUCCESS;
         break;
-    case NVME_ID_CNS_NS: {
-        NvmeNamespace *ns;
-
-        if (nsid == 0 || (nsid > NVME_MAX_NAMESPACES &&
-                          nsid != NVME_NSID_BROADCAST)) {
-            trace_nvme_err_invalid_ns(nvme_id(n), nsid);
-            return NVME_ERR(NVME_INVALID_NSID);
-        }
-        if (nsid == NVME_NSID_BROADCAST) {
-            /* Capabilities common to all namespaces: no NS management. */
-            trace_nvme_err_invalid_ns(nvme_id(n), nsid);
-            return NVME_ERR(NVME_INVALID_NSID);
-        }
-        ns = nvme_ns(n, nsid);
-        if (ns) {
-            nvme_fill_id_ns(ns, (NvmeIdNs *)buf);
-        }
-        /* An inactive namespace reads as zeroes. */
+    case NVME_ID_CNS_NS:
+        status = nvme_identify_ns(n, nsid, buf);
         break;
-    }
-    case NVME_ID_CNS_NS_ACTIVE_LIST: {
-        uint32_t *list = (uint32_t *)buf;
-        unsigned cnt = 0;
-
-        if (nsid >= 0xfffffffe) {
-            trace_nvme_err_invalid_ns(nvme_id(n), nsid);
-            return NVME_ERR(NVME_INVALID_NSID);
-        }
-        for (uint32_t i = nsid + 1; i <= NVME_MAX_NAMESPACES &&
-             cnt < NVME_ID_NS_LIST_MAX; i++) {
-            if (n->ns[i]) {
-                list[cnt++] = i;
-            }
-        }
+    case NVME_ID_CNS_NS_ACTIVE_LIST:
+        status = nvme_identify_active(n, nsid, buf);
         break;
-    }
-    case NVME_ID_CNS_NS_DESCR_LIST: {
-        NvmeNamespace *ns = nvme_ns(n, nsid);
-        uint8_t *p = buf;
-        NvmeIdNsDescr d = { 0 };
-
-        if (!ns) {
-            trace_nvme_err_invalid_ns(nvme_id(n), nsid);
-            return NVME_ERR(NVME_INVALID_NSID);
-        }
-        d.nidt = NVME_NIDT_EUI64;
-        d.nidl = NVME_NIDL_EUI64;
-        memcpy(p, &d, sizeof(d));
-        memcpy(p + sizeof(d), ns->eui64, NVME_NIDL_EUI64);
-        p += sizeof(d) + NVME_NIDL_EUI64;
-        d.nidt = NVME_NIDT_NGUID;
-        d.nidl = NVME_NIDL_NGUID;
-        memcpy(p, &d, sizeof(d));
-        memcpy(p + sizeof(d), ns->nguid, NVME_NIDL_NGUID);
-        p += sizeof(d) + NVME_NIDL_NGUID;
-        d.nidt = NVME_NIDT_UUID;
-        d.nidl = NVME_NIDL_UUID;
-        memcpy(p, &d, sizeof(d));
-        memcpy(p + sizeof(d), ns->uuid, NVME_NIDL_UUID);
+    case NVME_ID_CNS_NS_DESCR_LIST:
+        status = nvme_identify_descrs(n, nsid, buf);
         break;
-    }
+    case NVME_ID_CNS_CTRL_LIST_NS:
+    case NVME_ID_CNS_CTRL_LIST:
+        status = nvme_identify_ctrls(n, req, cns, buf);
+        break;
     case NVME_ID_CNS_CS_NS:
-    case NVME_ID_CNS_CS_CTRL: {
-        /*
-         * NVMe 2.0's command-set specific structures, which Linux asks for
-         * whatever the version: for the NVM command set (CSI 0) all-zero
-         * data means "no extra limits", which is what we have.
-         */
-        uint8_t csi = req->cmd.cdw11 >> 24;
-
-        if (csi != 0) {
-            trace_nvme_err_invalid_field(nvme_id(n), req->cmd.opcode,
-                                         "identify CSI", csi);
-            return NVME_ERR(NVME_INVALID_FIELD);
-        }
-        if (cns == NVME_ID_CNS_CS_NS && !nvme_ns(n, nsid)) {
-            trace_nvme_err_invalid_ns(nvme_id(n), nsid);
-            return NVME_ERR(NVME_INVALID_NSID);
-        }
+    case NVME_ID_CNS_CS_CTRL:
+        status = nvme_identify_cs(n, req, cns);
         break;
-    }
     default:
         trace_nvme_err_invalid_field(nvme_id(n), req->cmd.opcode,
                                      "identify CNS", cns);
         return NVME_ERR(NVME_INVALID_FIELD);
+    }
+    if (status != NVME_SUCCESS) {
+        return status;
     }
     return nvme_dma_to_guest(n, req, buf, NVME_IDENTIFY_DATA_SIZE);
 }

@@ -269,6 +269,9 @@ static void nvme_complete_bh(void *opaque)
     if (n->state == NVME_CTRL_SHUTDOWN_DRAIN && !n->blk_inflight) {
         nvme_shutdown_flush(n);
     }
+    if (n->dead_views) {
+        nvme_ns_reap(n);
+    }
 }
 
 /* The last request left the block layer. */
@@ -895,6 +898,18 @@ static bool nvme_check_props(NvmeCtrl *n, GError **errp)
     return true;
 }
 
+/* What realize made before the PCI function: namespace 1, identity. */
+static void nvme_realize_undo(NvmeCtrl *n)
+{
+    if (n->ns1.blk) {
+        nvme_ns_detach(n, &n->ns1);
+        nvme_ns_cleanup(&n->ns1);
+    }
+    g_free(n->sn);
+    g_free(n->subnqn);
+    n->sn = n->subnqn = NULL;
+}
+
 static bool nvme_realize(Device *dev, GError **errp)
 {
     NvmeCtrl *n = NVME(dev);
@@ -914,6 +929,9 @@ static bool nvme_realize(Device *dev, GError **errp)
     if (!nvme_check_props(n, errp)) {
         return false;
     }
+    /* Without a subsystem, a subsystem of its own. */
+    n->sn = g_strdup(n->serial);
+    n->subnqn = g_strdup_printf("nqn.2024-01.io.iovd:nvme:%s", n->serial);
     n->nr_vectors = n->max_ioqpairs + 1;
     n->cap = (uint64_t)n->mqes << NVME_CAP_MQES_SHIFT |
              NVME_CAP_CQR |
@@ -929,9 +947,14 @@ static bool nvme_realize(Device *dev, GError **errp)
     if (n->drive) {
         if (!nvme_ns_init(n, &n->ns1, n->drive, 1, n->logical_block_size,
                           n->share_rw, nvme_id(n), errp)) {
+            nvme_realize_undo(n);
             return false;
         }
         nvme_ns_attach(n, &n->ns1);
+    }
+    if (n->subsys_id && !nvme_subsys_register_ctrl(n, errp)) {
+        nvme_realize_undo(n);
+        return false;
     }
 
     pci_device_init(pdev, &info);
@@ -941,6 +964,8 @@ static bool nvme_realize(Device *dev, GError **errp)
                      &nvme_mmio_ops, n);
     if (!nvme_db_mmap_init(n, bar0_size, errp)) {
         pci_device_cleanup(pdev);
+        nvme_subsys_unregister_ctrl(n);
+        nvme_realize_undo(n);
         return false;
     }
     nvme_shadow_poll_init(n);
@@ -965,10 +990,10 @@ static void nvme_unrealize(Device *dev)
 {
     NvmeCtrl *n = NVME(dev);
 
-    if (n->ns1.blk) {
-        nvme_ns_detach(n, &n->ns1);
-        nvme_ns_cleanup(&n->ns1);
-    }
+    nvme_subsys_unregister_ctrl(n);
+    nvme_ns_reap(n);
+    g_assert(!n->dead_views);
+    nvme_realize_undo(n);
     device_bh_delete(n->bh);
     device_bh_delete(n->complete_bh);
     device_bh_delete(n->irq_bh);
@@ -988,7 +1013,10 @@ static const PropDef nvme_props[] = {
     PROP_DEF_STR("drive", NvmeCtrl, drive,
                  "block node of namespace 1 (more with -device nvme-ns)"),
     PROP_DEF_STR("serial", NvmeCtrl, serial,
-                 "serial number, up to 20 characters (default: the id)"),
+                 "serial number, up to 20 characters (default: the id; in "
+                 "a subsystem its first controller's)"),
+    PROP_DEF_STR("subsys", NvmeCtrl, subsys_id,
+                 "id of the nvme-subsys this controller belongs to"),
     PROP_DEF_STR("model", NvmeCtrl, model,
                  "model number, up to 40 characters"),
     PROP_DEF_UINT("max_ioqpairs", NvmeCtrl, max_ioqpairs,

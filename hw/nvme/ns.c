@@ -1,19 +1,26 @@
 /*
  * NVMe namespaces: a block backend seen through an LBA format.  Namespace
  * 1 comes from the controller's drive= property; more come from nvme-ns
- * devices (bus=CONTROLLER_ID,drive=NODE[,nsid=N]), which may be added
- * before a client attaches or while the controller runs (the host then
- * gets a Namespace Attribute Changed event).
+ * devices: bus=CONTROLLER_ID,drive=NODE[,nsid=N] makes a namespace of
+ * that controller, which may be added before a client attaches or while
+ * the controller runs (the host then gets a Namespace Attribute Changed
+ * event); subsys=SUBSYS_ID,drive=NODE[,nsid=N][,shared=on][,detached=on]
+ * makes a namespace of an NVM subsystem (subsys.c), attached to its
+ * controllers as QEMU does.
  */
 #include "hw/nvme/nvme.h"
 #include "hw/nvme/trace.h"
 #include "util/error.h"
+#include "util/loop.h"
 
-/* Stable identifiers from the controller's serial and the NSID. */
-static void nvme_ns_make_ids(NvmeCtrl *n, NvmeNamespace *ns)
+/*
+ * Stable identifiers from @owner and the NSID: "iovd-nvme:SERIAL" for a
+ * controller's own namespace, "iovd-nvme-subsys:NQN" for a subsystem's
+ * (the same through every controller: Linux groups the paths by them).
+ */
+void nvme_ns_make_ids(NvmeNamespace *ns, const char *owner, uint32_t nsid)
 {
-    g_autofree char *seed = g_strdup_printf("iovd-nvme:%s:%u", n->serial,
-                                            ns->nsid);
+    g_autofree char *seed = g_strdup_printf("%s:%u", owner, nsid);
     GChecksum *ck = g_checksum_new(G_CHECKSUM_SHA256);
     uint8_t digest[32];
     gsize len = sizeof(digest);
@@ -53,15 +60,29 @@ static void nvme_ns_stop_cb(void *opaque)
     device_pause(&ns->ctrl->pdev.dev);
 }
 
-/* The last request of a namespace being removed is done: it may go. */
+static void nvme_ns_release_holder(void *opaque)
+{
+    device_release(opaque);
+}
+
+/*
+ * The last request of a namespace being removed is done: it may go.  A
+ * subsystem namespace's holder may run on another loop than this view's
+ * controller: it is told there.
+ */
 static void nvme_ns_drained_cb(void *opaque)
 {
     NvmeNamespace *ns = opaque;
     Device *holder = ns->holder;
 
-    if (holder) {
-        ns->holder = NULL;
+    if (!holder) {
+        return;
+    }
+    ns->holder = NULL;
+    if (loop_in_thread(holder->loop)) {
         device_release(holder);
+    } else {
+        loop_post(holder->loop, nvme_ns_release_holder, holder);
     }
 }
 
@@ -75,6 +96,7 @@ bool nvme_ns_init(NvmeCtrl *n, NvmeNamespace *ns, const char *drive,
                   uint32_t nsid, uint32_t lbasz, bool share_rw,
                   const char *dev_id, GError **errp)
 {
+    g_autofree char *owner = NULL;
     uint64_t size;
 
     if (lbasz != 512 && lbasz != 4096) {
@@ -100,7 +122,8 @@ bool nvme_ns_init(NvmeCtrl *n, NvmeNamespace *ns, const char *drive,
     ns->lba_shift = lbasz == 4096 ? 12 : 9;
     ns->nsze = size >> ns->lba_shift;
     ns->read_only = blk_is_read_only(ns->blk);
-    nvme_ns_make_ids(n, ns);
+    owner = g_strdup_printf("iovd-nvme:%s", n->serial);
+    nvme_ns_make_ids(ns, owner, nsid);
     blk_set_dev_ops(ns->blk, &nvme_ns_blk_ops, ns);
     blk_set_error_policy(ns->blk, n->rerror, n->werror);
     return true;
@@ -139,6 +162,34 @@ void nvme_ns_detach(NvmeCtrl *n, NvmeNamespace *ns)
     }
 }
 
+/*
+ * A view whose subsystem namespace went may still be named by requests
+ * that completed in the block layer and wait for the worker: free it once
+ * none is left (from nvme_complete_bh, and at unrealize with @force).
+ */
+static bool nvme_ns_unused(NvmeCtrl *n, NvmeNamespace *ns)
+{
+    return blk_inflight(ns->blk) == 0 && g_queue_is_empty(&n->completed);
+}
+
+void nvme_ns_reap(NvmeCtrl *n)
+{
+    GSList *keep = NULL;
+
+    while (n->dead_views) {
+        NvmeNamespace *ns = n->dead_views->data;
+
+        n->dead_views = g_slist_delete_link(n->dead_views, n->dead_views);
+        if (nvme_ns_unused(n, ns)) {
+            nvme_ns_cleanup(ns);
+            g_free(ns);
+        } else {
+            keep = g_slist_prepend(keep, ns);
+        }
+    }
+    n->dead_views = keep;
+}
+
 void nvme_ns_cancel_queued(NvmeCtrl *n, bool throttled)
 {
     for (unsigned i = 1; i <= NVME_MAX_NAMESPACES; i++) {
@@ -153,20 +204,35 @@ void nvme_ns_cancel_queued(NvmeCtrl *n, bool throttled)
 typedef struct NvmeNsDevice {
     Device dev;
     char *bus;
+    char *subsys;
     char *drive;
     uint32_t nsid;
     uint32_t logical_block_size;
     bool share_rw;
-    NvmeNamespace ns;
+    bool shared;
+    bool detached;
+    NvmeNamespace ns;           /* bus=: the controller's namespace */
+    NvmeSubsysNs sns;           /* subsys=: the subsystem's */
 } NvmeNsDevice;
 
 static const DeviceClass nvme_ns_class;
 #define NVME_NS(dev) ((NvmeNsDevice *)device_check((dev), &nvme_ns_class))
 
-static bool nvme_nsdev_realize(Device *dev, GError **errp)
+/* The lowest NSID free on @n (and in its subsystem), else 0. */
+static uint32_t nvme_nsdev_free_nsid(NvmeCtrl *n)
 {
-    NvmeNsDevice *d = NVME_NS(dev);
-    Device *parent = device_find(d->bus);
+    for (uint32_t nsid = 1; nsid <= NVME_MAX_NAMESPACES; nsid++) {
+        if (!n->ns[nsid] && (!n->subsys || !n->subsys->ns[nsid])) {
+            return nsid;
+        }
+    }
+    return 0;
+}
+
+/* bus=: a namespace of that controller only. */
+static bool nvme_nsdev_realize_bus(NvmeNsDevice *d, Device *parent,
+                                   GError **errp)
+{
     NvmeCtrl *n;
     uint32_t nsid = d->nsid;
 
@@ -177,10 +243,8 @@ static bool nvme_nsdev_realize(Device *dev, GError **errp)
     }
     n = NVME(parent);
     if (nsid == 0) {
-        for (nsid = 1; nsid <= NVME_MAX_NAMESPACES && n->ns[nsid]; nsid++) {
-            /* first free */
-        }
-        if (nsid > NVME_MAX_NAMESPACES) {
+        nsid = nvme_nsdev_free_nsid(n);
+        if (!nsid) {
             error_setg(errp, "controller '%s' has no free namespace id",
                        d->bus);
             return false;
@@ -189,28 +253,79 @@ static bool nvme_nsdev_realize(Device *dev, GError **errp)
         error_setg(errp, "property 'nsid': namespace %u of '%s' exists",
                    nsid, d->bus);
         return false;
+    } else if (!nvme_subsys_nsid_free(n, nsid, errp)) {
+        return false;
     }
     if (!nvme_ns_init(n, &d->ns, d->drive, nsid,
                       d->logical_block_size ? d->logical_block_size
                                             : n->logical_block_size,
-                      d->share_rw, dev->id, errp)) {
+                      d->share_rw, d->dev.id, errp)) {
         return false;
     }
     d->nsid = nsid;
-    dev->parent = parent;
+    d->dev.parent = parent;
     nvme_ns_attach(n, &d->ns);
     return true;
 }
 
+/* subsys=: a namespace of an NVM subsystem (subsys.c). */
+static bool nvme_nsdev_realize_subsys(NvmeNsDevice *d, Device *parent,
+                                      GError **errp)
+{
+    NvmeSubsysNs *sns = &d->sns;
+
+    if (!parent || parent->cls != &nvme_subsys_class) {
+        error_setg(errp, "property 'subsys': '%s' is not an nvme-subsys",
+                   d->subsys);
+        return false;
+    }
+    sns->dev = &d->dev;
+    sns->drive = d->drive;
+    sns->nsid = d->nsid;
+    sns->lbasz = d->logical_block_size ? d->logical_block_size : 512;
+    sns->shared = d->shared;
+    sns->detached = d->detached;
+    if (!nvme_subsys_ns_add(NVME_SUBSYS(parent), sns, errp)) {
+        return false;
+    }
+    d->nsid = sns->nsid;
+    d->dev.parent = parent;
+    return true;
+}
+
+static bool nvme_nsdev_realize(Device *dev, GError **errp)
+{
+    NvmeNsDevice *d = NVME_NS(dev);
+
+    if (!!d->bus == !!d->subsys) {
+        error_setg(errp, "nvme-ns needs exactly one of 'bus' (a "
+                   "controller) and 'subsys' (an nvme-subsys)");
+        return false;
+    }
+    if (d->bus) {
+        if (d->shared || d->detached) {
+            error_setg(errp, "properties 'shared' and 'detached' are for "
+                       "a namespace of a subsystem (subsys=)");
+            return false;
+        }
+        return nvme_nsdev_realize_bus(d, device_find(d->bus), errp);
+    }
+    return nvme_nsdev_realize_subsys(d, device_find(d->subsys), errp);
+}
+
 /*
- * Removing the namespace (device_del, or its controller going): no new
- * command reaches it; the device is freed once its requests in the block
- * layer are done (nvme_ns_drained_cb).
+ * Removing the namespace (device_del, or its controller or subsystem
+ * going): no new command reaches it; the device is freed once its
+ * requests in the block layer are done (nvme_ns_drained_cb).
  */
 static void nvme_nsdev_quiesce(Device *dev, DeviceResetKind kind)
 {
     NvmeNsDevice *d = NVME_NS(dev);
 
+    if (d->subsys) {
+        nvme_subsys_ns_quiesce(&d->sns);
+        return;
+    }
     if (d->ns.ctrl) {
         nvme_ns_detach(d->ns.ctrl, &d->ns);
     }
@@ -225,6 +340,10 @@ static void nvme_nsdev_unrealize(Device *dev)
 {
     NvmeNsDevice *d = NVME_NS(dev);
 
+    if (d->subsys) {
+        nvme_subsys_ns_remove(&d->sns);
+        return;
+    }
     if (d->ns.ctrl) {
         nvme_ns_detach(d->ns.ctrl, &d->ns);
     }
@@ -232,30 +351,41 @@ static void nvme_nsdev_unrealize(Device *dev)
 }
 
 static const PropDef nvme_nsdev_props[] = {
-    PROP_DEF_STR("bus", NvmeNsDevice, bus, "id of the nvme controller",
-                 .mandatory = true),
+    PROP_DEF_STR("bus", NvmeNsDevice, bus,
+                 "id of the nvme controller (or subsys=)"),
+    PROP_DEF_STR("subsys", NvmeNsDevice, subsys,
+                 "id of the nvme-subsys (or bus=)"),
     PROP_DEF_STR("drive", NvmeNsDevice, drive, "block node",
                  .mandatory = true),
     PROP_DEF_UINT("nsid", NvmeNsDevice, nsid,
                   "namespace id (0: the lowest free one)",
                   .max = NVME_MAX_NAMESPACES, .defval = "0"),
     PROP_DEF_UINT("logical_block_size", NvmeNsDevice, logical_block_size,
-                  "512 or 4096 (0: the controller's)", .max = 4096,
-                  .defval = "0"),
+                  "512 or 4096 (0: the controller's; 512 in a subsystem)",
+                  .max = 4096, .defval = "0"),
     PROP_DEF_BOOL("share-rw", NvmeNsDevice, share_rw,
                   "allow other devices to use the drive too",
                   .defval = "off"),
+    PROP_DEF_BOOL("shared", NvmeNsDevice, shared,
+                  "subsys=: may be attached to several controllers at once "
+                  "(NMIC); else to one at a time", .defval = "off"),
+    PROP_DEF_BOOL("detached", NvmeNsDevice, detached,
+                  "subsys=: attached to no controller at start (see "
+                  "nvme-ns-attach)", .defval = "off"),
     PROP_DEF_END
 };
 
 static const char *nvme_nsdev_parent_id(Device *dev)
 {
-    return NVME_NS(dev)->bus;
+    NvmeNsDevice *d = NVME_NS(dev);
+
+    return d->bus ? d->bus : d->subsys;
 }
 
 static const DeviceClass nvme_ns_class = {
     .name = "nvme-ns",
-    .desc = "NVMe namespace of an nvme controller (bus=ID,drive=NODE)",
+    .desc = "NVMe namespace of an nvme controller (bus=ID,drive=NODE) or "
+            "of an nvme-subsys (subsys=ID,drive=NODE)",
     .instance_size = sizeof(NvmeNsDevice),
     .is_pci = false,
     .props = nvme_nsdev_props,

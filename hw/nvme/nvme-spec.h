@@ -589,6 +589,12 @@ typedef struct NvmeIdCtrl {
 
 /* OAES */
 #define NVME_OAES_NS_ATTR       (1u << 8)
+/* CMIC bit 1: the subsystem may have several controllers. */
+#define NVME_CMIC_MULTI_CTRL    (1u << 1)
+/* NMIC bit 0: the namespace may be attached to several controllers. */
+#define NVME_NMIC_SHARED        (1u << 0)
+/* An NQN is at most 223 bytes (NVMe 1.4 7.9), SUBNQN holds it with NUL. */
+#define NVME_NQN_MAX            223
 #define NVME_OAES_FW_ACTIVATION (1u << 9)
 /* CNTRLTYPE */
 #define NVME_CNTRLTYPE_IO       1

@@ -28,6 +28,7 @@
 #define NVME_AER_QUEUE_MAX      16      /* events waiting for an AER */
 #define NVME_CAP_TO_VALUE       0x0f    /* 7.5 s */
 #define NVME_MPSMAX             4       /* 64 KiB pages */
+#define NVME_SUBSYS_MAX_CTRLS   32      /* controllers of one subsystem */
 
 /* Most guest segments (PRP pages, SGL data descriptors) per command. */
 #define NVME_MAX_SG             256
@@ -43,6 +44,8 @@ typedef struct NvmeCtrl NvmeCtrl;
 typedef struct NvmeSQueue NvmeSQueue;
 typedef struct NvmeCQueue NvmeCQueue;
 typedef struct NvmeNamespace NvmeNamespace;
+typedef struct NvmeSubsys NvmeSubsys;
+typedef struct NvmeSubsysNs NvmeSubsysNs;
 
 /* One piece of a command's data buffer in guest memory. */
 typedef struct NvmeSg {
@@ -60,6 +63,11 @@ struct NvmeNamespace {
     uint64_t nsze;              /* in logical blocks */
     bool read_only;
     bool attached;              /* in ctrl->ns[] */
+    bool shared;                /* NMIC bit 0: may be attached elsewhere */
+    NvmeSubsysNs *sns;          /* a subsystem's namespace: this is its
+                                 * view from ctrl (NULL: private to ctrl) */
+    bool dead;                  /* its subsystem namespace went: freed
+                                 * once nothing refers to it */
     BlockReq flush_req;         /* the controller's shutdown flush */
     Device *holder;             /* released when its last request is done */
     uint8_t eui64[8];
@@ -199,6 +207,14 @@ struct NvmeCtrl {
     int rerror;
     int werror;
     int doorbells;              /* NVME_DOORBELLS_* */
+    char *subsys_id;            /* subsys=: an nvme-subsys device */
+
+    /* The NVM subsystem (subsys.c); identity copied at realize. */
+    NvmeSubsys *subsys;         /* NULL: a subsystem of its own */
+    uint16_t cntlid;            /* Identify Controller CNTLID */
+    char *sn;                   /* Identify Controller SN */
+    char *subnqn;               /* Identify Controller SUBNQN */
+    GSList *dead_views;         /* of NvmeNamespace, see nvme_ns_reap() */
 
     /* Registers. */
     uint64_t cap;
@@ -390,9 +406,69 @@ bool nvme_load_state(Device *dev, struct StateReader *r, GError **errp);
 bool nvme_ns_init(NvmeCtrl *n, NvmeNamespace *ns, const char *drive,
                   uint32_t nsid, uint32_t lbasz, bool share_rw,
                   const char *dev_id, GError **errp);
+/* Stable identifiers (NGUID, EUI-64, UUID) from @seed and @nsid. */
+void nvme_ns_make_ids(NvmeNamespace *ns, const char *seed, uint32_t nsid);
+/* Free the dead views of @n nothing refers to any more. */
+void nvme_ns_reap(NvmeCtrl *n);
 void nvme_ns_cleanup(NvmeNamespace *ns);
 void nvme_ns_attach(NvmeCtrl *n, NvmeNamespace *ns);
 void nvme_ns_detach(NvmeCtrl *n, NvmeNamespace *ns);
 void nvme_ns_cancel_queued(NvmeCtrl *n, bool throttled);
+
+/*
+ * subsys.c: NVM subsystems (nvme-subsys) and their namespaces.
+ *
+ * A subsystem is a set of controllers (each its own PCI function, so
+ * each can serve another VM) and of namespaces that may be attached to
+ * several of them.  A subsystem namespace has one view per controller it
+ * was ever attached to: an NvmeNamespace with that controller's own
+ * block backend, so its requests complete on the controller's loop
+ * whatever loop the other controllers run on.  Attached means the view is
+ * in ctrl->ns[].
+ *
+ * Threads: subsystem state is changed only on the main thread or on a
+ * thread the main thread waits for (realize, unrealize, the monitor's
+ * device_run_sync); a view and ctrl->ns[] only on its controller's loop.
+ * What a controller reads of the others (Identify CNS 12h and 13h) is in
+ * atomic masks.
+ */
+struct NvmeSubsysNs {
+    NvmeSubsys *subsys;
+    Device *dev;                /* the nvme-ns device */
+    char *drive;
+    uint32_t nsid;
+    uint32_t lbasz;
+    bool shared;
+    bool detached;              /* at start: attached to no controller */
+    bool pending;               /* attach to the first controller to come */
+    NvmeNamespace *view[NVME_SUBSYS_MAX_CTRLS];     /* by CNTLID */
+};
+
+struct NvmeSubsys {
+    Device dev;
+    char *nqn;                  /* property nqn= */
+    char *subnqn;               /* what controllers report */
+    char *serial;               /* the first controller's */
+    NvmeCtrl *ctrls[NVME_SUBSYS_MAX_CTRLS];
+    NvmeSubsysNs *ns[NVME_MAX_NAMESPACES + 1];
+    uint32_t ctrl_mask;         /* atomic: CNTLIDs in use */
+    uint32_t ns_ctrls[NVME_MAX_NAMESPACES + 1];  /* atomic: attached to */
+};
+
+extern const DeviceClass nvme_subsys_class;
+#define NVME_SUBSYS(dev) ((NvmeSubsys *)device_check((dev), &nvme_subsys_class))
+
+/* Controller realize / unrealize (on its loop, the main thread waits). */
+bool nvme_subsys_register_ctrl(NvmeCtrl *n, GError **errp);
+void nvme_subsys_unregister_ctrl(NvmeCtrl *n);
+/* An nvme-ns,subsys= device comes and goes (on its loop). */
+bool nvme_subsys_ns_add(NvmeSubsys *s, NvmeSubsysNs *sns, GError **errp);
+void nvme_subsys_ns_quiesce(NvmeSubsysNs *sns);
+void nvme_subsys_ns_remove(NvmeSubsysNs *sns);
+/* Is @nsid free in @n's subsystem (for a namespace private to @n)? */
+bool nvme_subsys_nsid_free(NvmeCtrl *n, uint32_t nsid, GError **errp);
+/* Identify CNS 12h (@nsid > 0) / 13h (@nsid 0): a controller list. */
+void nvme_subsys_ctrl_list(NvmeCtrl *n, uint32_t nsid, uint16_t min,
+                           uint16_t *list);
 
 #endif
