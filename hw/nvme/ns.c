@@ -279,6 +279,11 @@ static bool nvme_nsdev_realize_subsys(NvmeNsDevice *d, Device *parent,
                    d->subsys);
         return false;
     }
+    if (d->dev.iothread_id) {
+        error_setg(errp, "property 'iothread': a namespace of a subsystem "
+                   "runs on the main loop (its I/O on its controllers')");
+        return false;
+    }
     sns->dev = &d->dev;
     sns->drive = d->drive;
     sns->nsid = d->nsid;
@@ -375,11 +380,15 @@ static const PropDef nvme_nsdev_props[] = {
     PROP_DEF_END
 };
 
+/*
+ * A controller's namespace runs on its controller's loop.  A subsystem's
+ * runs on the main loop (its parent is set at realize): from there it
+ * waits for each controller's loop in turn, which an iothread could not
+ * do for a controller on the main loop.
+ */
 static const char *nvme_nsdev_parent_id(Device *dev)
 {
-    NvmeNsDevice *d = NVME_NS(dev);
-
-    return d->bus ? d->bus : d->subsys;
+    return NVME_NS(dev)->bus;
 }
 
 static const DeviceClass nvme_ns_class = {

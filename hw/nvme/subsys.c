@@ -23,6 +23,7 @@
 #include "hw/nvme/nvme-subsys.h"
 #include "hw/nvme/trace.h"
 #include "util/error.h"
+#include "util/loop.h"
 
 /* ---- views: a namespace as one controller sees it ---- */
 
@@ -641,17 +642,25 @@ static void nvme_subsys_forget_fn(Device *dev, void *opaque)
     n->subsys = NULL;           /* it keeps its SN and SUBNQN */
 }
 
-/* Its namespaces went first (children); its controllers stay alone. */
+/*
+ * Its namespaces went first (children); its controllers stay alone.  The
+ * device may run on an iothread (every device takes iothread=, though a
+ * subsystem does no I/O): then the main thread waits for this and lends
+ * us its loop (util/loop.h), so a controller there is told directly.
+ */
 static void nvme_subsys_unrealize(Device *dev)
 {
     NvmeSubsys *s = NVME_SUBSYS(dev);
 
     for (unsigned id = 0; id < NVME_SUBSYS_MAX_CTRLS; id++) {
-        if (s->ctrls[id]) {
-            device_run_sync(&s->ctrls[id]->pdev.dev, nvme_subsys_forget_fn,
-                            NULL);
-            s->ctrls[id] = NULL;
+        Device *cdev = s->ctrls[id] ? &s->ctrls[id]->pdev.dev : NULL;
+
+        if (cdev && cdev->loop == loop_main()) {
+            nvme_subsys_forget_fn(cdev, NULL);
+        } else if (cdev) {
+            device_run_sync(cdev, nvme_subsys_forget_fn, NULL);
         }
+        s->ctrls[id] = NULL;
     }
     g_free(s->subnqn);
     g_free(s->serial);
