@@ -107,7 +107,8 @@ TEST_BINS := $(UNIT_BINS) $(QTEST_BINS)
 # (busy polling on): the iothread data path under the same tests.
 IOTHREAD_QTESTS := $(filter %/nvme-test %/virtio-blk-test \
                    %/virtio-net-test %/e1000-test %/vfio-user-test \
-                   %/nbd-test %/rbd-test %/migration-test, \
+                   %/nbd-test %/rbd-test %/migration-test \
+                   %/nvme-subsys-test %/upgrade-test, \
                    $(QTEST_BINS))
 TEST_RUNS := $(TEST_BINS) $(addprefix IOVD_TEST_IOTHREAD=2@,$(IOTHREAD_QTESTS))
 # Named here so make keeps them (they are not intermediate files).

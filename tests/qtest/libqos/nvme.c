@@ -551,6 +551,12 @@ void qnvme_free_prps(QNvme *q)
 
 uint16_t qnvme_identify(QNvme *q, uint8_t cns, uint32_t nsid, void *buf)
 {
+    return qnvme_identify_cntid(q, cns, nsid, 0, buf);
+}
+
+uint16_t qnvme_identify_cntid(QNvme *q, uint8_t cns, uint32_t nsid,
+                              uint16_t cntid, void *buf)
+{
     uint64_t g = guest_alloc_aligned(q->gm, 4096, 4096);
     NvmeCmd cmd;
     uint16_t st;
@@ -558,7 +564,7 @@ uint16_t qnvme_identify(QNvme *q, uint8_t cns, uint32_t nsid, void *buf)
     memset(&cmd, 0, sizeof(cmd));
     cmd.opcode = NVME_ADM_CMD_IDENTIFY;
     cmd.nsid = nsid;
-    cmd.cdw10 = cns;
+    cmd.cdw10 = cns | (uint32_t)cntid << 16;
     cmd.dptr.prp1 = g;
     guest_memset(q->gm, g, 0xa5, 4096);
     st = qnvme_admin(q, &cmd, NULL);

@@ -169,6 +169,9 @@ void qnvme_free_prps(QNvme *q);
 
 /* Admin helpers: return the status. */
 uint16_t qnvme_identify(QNvme *q, uint8_t cns, uint32_t nsid, void *buf);
+/* Identify with CDW10.CNTID (controller lists, CNS 12h and 13h). */
+uint16_t qnvme_identify_cntid(QNvme *q, uint8_t cns, uint32_t nsid,
+                              uint16_t cntid, void *buf);
 uint16_t qnvme_get_log(QNvme *q, uint8_t lid, uint32_t nsid, bool rae,
                        uint64_t offset, void *buf, uint32_t len);
 uint16_t qnvme_get_features(QNvme *q, uint8_t fid, uint32_t sel,
