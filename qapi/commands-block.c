@@ -25,8 +25,10 @@ bool qmp_blockdev_add(json_object *args, json_object **ret, GError **errp)
 {
     g_autoptr(Keyval) kv = keyval_new();
     const char *driver;
+    BlockNode *bs;
 
-    if (!qapi_json_to_keyval(args, kv, NULL, errp)) {
+    if (!qmp_config_may_change("blockdev-add", errp) ||
+        !qapi_json_to_keyval(args, kv, NULL, errp)) {
         return false;
     }
     /* QEMU's name for the null driver. */
@@ -34,7 +36,12 @@ bool qmp_blockdev_add(json_object *args, json_object **ret, GError **errp)
     if (driver && strcmp(driver, "null-co") == 0) {
         keyval_set(kv, "driver", "null");
     }
-    return blk_node_create(kv, errp) != NULL;
+    bs = blk_node_create(kv, errp);
+    if (!bs) {
+        return false;
+    }
+    qmp_config_changed("blockdev-add", blk_node_name(bs));
+    return true;
 }
 
 static BlockNode *find_node(const char *name, GError **errp)
@@ -49,9 +56,18 @@ static BlockNode *find_node(const char *name, GError **errp)
 
 bool qmp_blockdev_del(json_object *args, json_object **ret, GError **errp)
 {
-    BlockNode *bs = find_node(json_str_arg(args, "node-name"), errp);
+    const char *name = json_str_arg(args, "node-name");
+    BlockNode *bs;
 
-    return bs && blk_node_delete(bs, errp);
+    if (!qmp_config_may_change("blockdev-del", errp)) {
+        return false;
+    }
+    bs = find_node(name, errp);
+    if (!bs || !blk_node_delete(bs, errp)) {
+        return false;
+    }
+    qmp_config_changed("blockdev-del", name);
+    return true;
 }
 
 /* ---- query-block ---- */
@@ -305,6 +321,9 @@ bool qmp_block_resize(json_object *args, json_object **ret, GError **errp)
         error_setg(errp, "Parameter 'size' expects a non-negative value");
         return false;
     }
+    if (!qmp_config_may_change("block_resize", errp)) {
+        return false;
+    }
     if (dev_id) {
         BlockBackend *blk = find_backend(dev_id, errp);
 
@@ -318,7 +337,11 @@ bool qmp_block_resize(json_object *args, json_object **ret, GError **errp)
             return false;
         }
     }
-    return blk_node_resize(bs, sz, errp);
+    if (!blk_node_resize(bs, sz, errp)) {
+        return false;
+    }
+    qmp_config_changed("block_resize", blk_node_name(bs));
+    return true;
 }
 
 bool qmp_block_set_io_throttle(json_object *args, json_object **ret,
@@ -360,8 +383,15 @@ bool qmp_block_set_io_throttle(json_object *args, json_object **ret,
         }
         *fields[i] = n;
     }
+    if (!qmp_config_may_change("block_set_io_throttle", errp)) {
+        return false;
+    }
     blk = find_backend(dev_id ? dev_id : device, errp);
-    return blk && blk_set_throttle(blk, &t, errp);
+    if (!blk || !blk_set_throttle(blk, &t, errp)) {
+        return false;
+    }
+    qmp_config_changed("block_set_io_throttle", dev_id ? dev_id : device);
+    return true;
 }
 
 /* ---- block-latency-histogram-set ---- */
@@ -419,7 +449,8 @@ bool qmp_block_latency_histogram_set(json_object *args, json_object **ret,
         return false;
     }
     /* Validate everything first: a refused request changes nothing. */
-    if (!hist_arg(args, "boundaries", all, &n_all, &has_all, errp)) {
+    if (!qmp_config_may_change("block-latency-histogram-set", errp) ||
+        !hist_arg(args, "boundaries", all, &n_all, &has_all, errp)) {
         return false;
     }
     for (unsigned k = 0; k < BLK_HIST__MAX; k++) {
@@ -440,5 +471,6 @@ bool qmp_block_latency_histogram_set(json_object *args, json_object **ret,
             return false;
         }
     }
+    qmp_config_changed("block-latency-histogram-set", id);
     return true;
 }

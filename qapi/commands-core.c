@@ -74,6 +74,9 @@ bool qmp_query_status(json_object *args, json_object **ret, GError **errp)
 
 bool qmp_stop(json_object *args, json_object **ret, GError **errp)
 {
+    if (!qmp_config_may_change("stop", errp)) {
+        return false;
+    }
     if (device_all_paused()) {
         return true;
     }
@@ -86,6 +89,9 @@ bool qmp_cont(json_object *args, json_object **ret, GError **errp)
 {
     bool was_paused = device_all_paused();
 
+    if (!qmp_config_may_change("cont", errp)) {
+        return false;
+    }
     /*
      * Devices a stop error policy paused resume too, and the requests it
      * held are retried.
@@ -100,6 +106,10 @@ bool qmp_cont(json_object *args, json_object **ret, GError **errp)
 
 bool qmp_quit(json_object *args, json_object **ret, GError **errp)
 {
+    /* Not in the middle of handing the devices over. */
+    if (!qmp_config_may_change("quit", errp)) {
+        return false;
+    }
     /* The monitor's shutdown hook emits SHUTDOWN; the reply follows. */
     iovd_request_shutdown("host-qmp-quit");
     return true;

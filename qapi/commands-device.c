@@ -261,11 +261,16 @@ bool qmp_device_add(json_object *args, json_object **ret, GError **errp)
     g_autoptr(Keyval) kv = keyval_new();
     Device *dev;
 
-    if (!qapi_json_to_keyval(args, kv, NULL, errp)) {
+    if (!qmp_config_may_change("device_add", errp) ||
+        !qapi_json_to_keyval(args, kv, NULL, errp)) {
         return false;
     }
     dev = device_create(kv, errp);
-    return dev != NULL;
+    if (!dev) {
+        return false;
+    }
+    qmp_config_changed("device_add", dev->id);
+    return true;
 }
 
 Device *qmp_find_device(const char *path, GError **errp)
@@ -301,8 +306,12 @@ static void device_deleted(const char *id, void *opaque)
 bool qmp_device_del(json_object *args, json_object **ret, GError **errp)
 {
     const char *id = json_str_arg(args, "id");
-    Device *dev = qmp_find_device(id, errp);
+    Device *dev;
 
+    if (!qmp_config_may_change("device_del", errp)) {
+        return false;
+    }
+    dev = qmp_find_device(id, errp);
     if (!dev) {
         return false;
     }
@@ -310,6 +319,7 @@ bool qmp_device_del(json_object *args, json_object **ret, GError **errp)
         error_setg(errp, "Device '%s' is already being deleted", id);
         return false;
     }
+    qmp_config_changed("device_del", dev->id);
     device_destroy(dev, device_deleted, NULL);
     return true;
 }
@@ -487,6 +497,9 @@ bool qmp_qom_set(json_object *args, json_object **ret, GError **errp)
                    "run time", def->name, dev->id);
         return false;
     }
+    if (!qmp_config_may_change("qom-set", errp)) {
+        return false;
+    }
     json_object_object_get_ex(args, "value", &value);
     text = qapi_scalar_to_str(value, "value", errp);
     if (!text) {
@@ -496,5 +509,11 @@ bool qmp_qom_set(json_object *args, json_object **ret, GError **errp)
     a.text = text;
     a.errp = errp;
     device_run_sync(dev, qom_set_on_loop, &a);
+    if (a.ok) {
+        g_autofree char *what = g_strdup_printf("%s.%s", dev->id,
+                                                def->name);
+
+        qmp_config_changed("qom-set", what);
+    }
     return a.ok;
 }

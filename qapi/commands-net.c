@@ -19,25 +19,44 @@ static const char *json_str_arg(json_object *args, const char *key)
 bool qmp_netdev_add(json_object *args, json_object **ret, GError **errp)
 {
     g_autoptr(Keyval) kv = keyval_new();
+    NetClient *nc;
 
-    if (!qapi_json_to_keyval(args, kv, NULL, errp)) {
+    if (!qmp_config_may_change("netdev_add", errp) ||
+        !qapi_json_to_keyval(args, kv, NULL, errp)) {
         return false;
     }
-    return net_backend_create(kv, errp) != NULL;
+    nc = net_backend_create(kv, errp);
+    if (!nc) {
+        return false;
+    }
+    qmp_config_changed("netdev_add", nc->name);
+    return true;
 }
 
 bool qmp_netdev_del(json_object *args, json_object **ret, GError **errp)
 {
-    return net_backend_delete(json_str_arg(args, "id"), errp);
+    const char *id = json_str_arg(args, "id");
+
+    if (!qmp_config_may_change("netdev_del", errp) ||
+        !net_backend_delete(id, errp)) {
+        return false;
+    }
+    qmp_config_changed("netdev_del", id);
+    return true;
 }
 
 bool qmp_set_link(json_object *args, json_object **ret, GError **errp)
 {
+    const char *name = json_str_arg(args, "name");
     json_object *up;
 
     json_object_object_get_ex(args, "up", &up);
-    return net_set_link(json_str_arg(args, "name"),
-                        json_object_get_boolean(up), errp);
+    if (!qmp_config_may_change("set_link", errp) ||
+        !net_set_link(name, json_object_get_boolean(up), errp)) {
+        return false;
+    }
+    qmp_config_changed("set_link", name);
+    return true;
 }
 
 static const char *rx_mode_name(NetRxMode m)

@@ -12,10 +12,13 @@ bool qmp_object_add(json_object *args, json_object **ret, GError **errp)
 {
     g_autoptr(Keyval) kv = keyval_new();
 
-    if (!qapi_json_to_keyval(args, kv, NULL, errp)) {
+    if (!qmp_config_may_change("object-add", errp) ||
+        !qapi_json_to_keyval(args, kv, NULL, errp) ||
+        !iothread_object_add(kv, errp)) {
         return false;
     }
-    return iothread_object_add(kv, errp);
+    qmp_config_changed("object-add", keyval_get(kv, "id"));
+    return true;
 }
 
 bool qmp_object_del(json_object *args, json_object **ret, GError **errp)
@@ -23,7 +26,12 @@ bool qmp_object_del(json_object *args, json_object **ret, GError **errp)
     json_object *id;
 
     json_object_object_get_ex(args, "id", &id);
-    return iothread_delete(json_object_get_string(id), errp);
+    if (!qmp_config_may_change("object-del", errp) ||
+        !iothread_delete(json_object_get_string(id), errp)) {
+        return false;
+    }
+    qmp_config_changed("object-del", json_object_get_string(id));
+    return true;
 }
 
 static void iothread_info(IOThread *t, void *opaque)

@@ -85,6 +85,7 @@ static GList *deferred_clients;
 static LoopBH *reap_bh, *resume_bh;
 static unsigned dispatch_depth;
 static bool shutting_down;
+static bool accept_paused;
 static bool cleaned_up;
 static bool have_stdio;
 
@@ -587,8 +588,22 @@ static Monitor *monitor_new(MonitorKind kind, const char *desc)
 static void monitor_start_listening(Monitor *mon, int fd)
 {
     mon->listen_fd = fd;
-    loop_set_fd(loop_main(), fd, monitor_accept, NULL, mon);
+    loop_set_fd(loop_main(), fd, accept_paused ? NULL : monitor_accept,
+                NULL, mon);
     trace_monitor_listen(mon->desc);
+}
+
+void monitor_pause_accept(bool pause)
+{
+    accept_paused = pause;
+    for (GList *m = monitors; m; m = m->next) {
+        Monitor *mon = m->data;
+
+        if (mon->listen_fd >= 0) {
+            loop_set_fd(loop_main(), mon->listen_fd,
+                        pause ? NULL : monitor_accept, NULL, mon);
+        }
+    }
 }
 
 static bool listen_unix(const char *path, GError **errp)

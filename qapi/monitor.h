@@ -13,6 +13,14 @@
 void monitor_init(void);
 
 /*
+ * Stop (true) or resume (false) accepting clients; the connected ones are
+ * still served.  A live upgrade pauses: a client connecting meanwhile
+ * waits in the listening socket's backlog for whichever process runs once
+ * it ended (the socket moves to the new process).
+ */
+void monitor_pause_accept(bool pause);
+
+/*
  * Flush what clients have not read yet (for a bounded time), close every
  * client and listener and remove UNIX socket paths.  Idempotent; it also
  * runs at exit.

@@ -100,6 +100,15 @@ struct Device;
 /* The device @path names (an id or a peripheral path), else an error. */
 struct Device *qmp_find_device(const char *path, GError **errp);
 
+/*
+ * Commands that change the configuration at run time (device_add,
+ * blockdev-del, ...) ask first (false, naming @cmd, while an upgrade
+ * runs) and tell after they succeeded: "@cmd '@id'" is recorded, and
+ * blocks later upgrades (hw/core/upgrade.h).
+ */
+bool qmp_config_may_change(const char *cmd, GError **errp);
+void qmp_config_changed(const char *cmd, const char *id);
+
 /* Hooks of the block and net layers (BLOCK_IO_ERROR,
  * NIC_RX_FILTER_CHANGED): installed by monitor_init(). */
 void qmp_events_init(void);
