@@ -19,6 +19,7 @@ struct IovdProc {
     char *tmpdir;
     GPtrArray *args;            /* of char *, without binary and ready-fd */
     pid_t pid;                  /* 0 when not running */
+    bool plain;                 /* no IOVD_TEST_IOTHREAD additions */
 };
 
 /* Daemons still running, killed at exit (a test that failed midway). */
@@ -158,7 +159,7 @@ void iovd_proc_add_args(IovdProc *p, const char *first, ...)
     va_end(ap);
 }
 
-static char *describe_status(int status)
+char *iovd_proc_describe_status(int status)
 {
     if (WIFEXITED(status)) {
         return g_strdup_printf("exited with status %d",
@@ -221,6 +222,11 @@ static unsigned test_iothreads(void)
     return v && *v ? MAX(1, atoi(v)) : 0;
 }
 
+void iovd_proc_set_plain(IovdProc *p)
+{
+    p->plain = true;
+}
+
 static void iovd_proc_add_iothread(IovdProc *p, GPtrArray *argv)
 {
     const char *poll = g_getenv("IOVD_TEST_POLL_MAX_NS");
@@ -264,11 +270,14 @@ void iovd_proc_start(IovdProc *p)
     }
 
     g_ptr_array_add(argv, g_strdup(iovd_binary()));
-    iovd_proc_add_iothread(p, argv);
+    if (!p->plain) {
+        iovd_proc_add_iothread(p, argv);
+    }
     for (unsigned i = 0; i < p->args->len; i++) {
         const char *a = g_ptr_array_index(p->args, i);
 
-        g_ptr_array_add(argv, iovd_proc_device_arg(p, i, a));
+        g_ptr_array_add(argv, p->plain ? g_strdup(a)
+                                       : iovd_proc_device_arg(p, i, a));
     }
     g_ptr_array_add(argv, g_strdup("-ready-fd"));
     g_ptr_array_add(argv, g_strdup_printf("%d", pipefd[1]));
@@ -334,7 +343,7 @@ void iovd_proc_start(IovdProc *p)
 
     /* EOF: it exited (or closed the pipe without writing). */
     if (reap_until(p, qos_deadline(2000), &status)) {
-        g_autofree char *why = describe_status(status);
+        g_autofree char *why = iovd_proc_describe_status(status);
 
         if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
             qos_fail("cannot execute %s (set IOVD_BIN?): %s",
@@ -377,7 +386,7 @@ void iovd_proc_assert_alive(IovdProc *p)
 
     qos_assert(p->pid > 0, "iovd is not running");
     if (try_reap(p, &status)) {
-        g_autofree char *why = describe_status(status);
+        g_autofree char *why = iovd_proc_describe_status(status);
 
         qos_fail("iovd died: it %s", why);
     }
@@ -406,10 +415,24 @@ void iovd_proc_stop(IovdProc *p)
     int status = iovd_proc_terminate(p);
 
     if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        g_autofree char *why = describe_status(status);
+        g_autofree char *why = iovd_proc_describe_status(status);
 
         qos_fail("iovd should exit 0 on SIGTERM, but it %s", why);
     }
+}
+
+int iovd_proc_wait_exit(IovdProc *p, int timeout_ms)
+{
+    pid_t pid = p->pid;
+    int status = 0;
+
+    qos_assert(pid > 0, "iovd_proc_wait_exit: daemon not running");
+    if (!reap_until(p, qos_deadline(timeout_ms), &status)) {
+        kill_and_reap(p);
+        qos_fail("iovd (pid %d) did not exit within %d ms", pid,
+                 timeout_ms);
+    }
+    return status;
 }
 
 void iovd_proc_kill(IovdProc *p)

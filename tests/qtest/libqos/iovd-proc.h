@@ -55,6 +55,13 @@ void iovd_proc_add_args(IovdProc *p, const char *first, ...)
     G_GNUC_NULL_TERMINATED;
 
 /*
+ * Start @p with exactly the arguments given: no iothreads or iothread=
+ * added for IOVD_TEST_IOTHREAD (a live upgrade's new process, which
+ * takes its whole configuration from the running one).
+ */
+void iovd_proc_set_plain(IovdProc *p);
+
+/*
  * Start the daemon (with "-ready-fd N" appended) and wait until it reports
  * readiness.  Fails the test when it exits or does not become ready within
  * IOVD_PROC_START_TIMEOUT_MS.
@@ -79,6 +86,13 @@ bool iovd_proc_running(IovdProc *p);
 int iovd_proc_terminate(IovdProc *p);
 /* iovd_proc_terminate() and fail unless the daemon exited with status 0. */
 void iovd_proc_stop(IovdProc *p);
+/*
+ * Wait up to @timeout_ms for the daemon to exit by itself; returns the
+ * wait status.  Fails the test (the daemon is killed) on timeout.
+ */
+int iovd_proc_wait_exit(IovdProc *p, int timeout_ms);
+/* "exited with status 0", "was killed by signal 9 (Killed)" ... */
+char *iovd_proc_describe_status(int status);
 /* SIGKILL and reap (no checks). */
 void iovd_proc_kill(IovdProc *p);
 

@@ -337,9 +337,10 @@ static json_object *parse_args(const char *args)
     return o;
 }
 
-static json_object *wait_response(QmpClient *c, int64_t id, const char *what)
+static json_object *wait_response_ms(QmpClient *c, int64_t id,
+                                     const char *what, int timeout_ms)
 {
-    int64_t deadline = qos_deadline(c->timeout_ms);
+    int64_t deadline = qos_deadline(timeout_ms);
 
     for (;;) {
         json_object *msg = qmp_client_recv(c, qos_remaining_ms(deadline));
@@ -347,7 +348,7 @@ static json_object *wait_response(QmpClient *c, int64_t id, const char *what)
 
         if (!msg) {
             qos_fail("no response to %s (id %" PRId64 ") within %d ms", what,
-                     id, c->timeout_ms);
+                     id, timeout_ms);
         }
         if (json_object_object_get_ex(msg, "event", NULL)) {
             g_queue_push_tail(&c->events, msg);
@@ -368,6 +369,11 @@ static json_object *wait_response(QmpClient *c, int64_t id, const char *what)
     }
 }
 
+static json_object *wait_response(QmpClient *c, int64_t id, const char *what)
+{
+    return wait_response_ms(c, id, what, c->timeout_ms);
+}
+
 json_object *qmp_client_request(QmpClient *c, const char *request)
 {
     json_object *req = parse_args(request);
@@ -381,8 +387,7 @@ json_object *qmp_client_request(QmpClient *c, const char *request)
     return wait_response(c, id, request);
 }
 
-json_object *qmp_client_execute(QmpClient *c, const char *cmd,
-                                const char *args)
+int64_t qmp_client_send_cmd(QmpClient *c, const char *cmd, const char *args)
 {
     json_object *req = json_object_new_object();
     int64_t id = c->next_id++;
@@ -396,7 +401,22 @@ json_object *qmp_client_execute(QmpClient *c, const char *cmd,
     text = g_strdup_printf("%s\n", qmp_json(req));
     json_object_put(req);
     qmp_client_send_str(c, text);
-    return wait_response(c, id, cmd);
+    return id;
+}
+
+json_object *qmp_client_wait_response(QmpClient *c, int64_t id,
+                                      int timeout_ms)
+{
+    g_autofree char *what = g_strdup_printf("command %" PRId64, id);
+
+    return wait_response_ms(c, id, what,
+                            timeout_ms ? timeout_ms : c->timeout_ms);
+}
+
+json_object *qmp_client_execute(QmpClient *c, const char *cmd,
+                                const char *args)
+{
+    return wait_response(c, qmp_client_send_cmd(c, cmd, args), cmd);
 }
 
 json_object *qmp_client_executef(QmpClient *c, const char *cmd,

@@ -82,6 +82,15 @@ json_object *qmp_client_execute(QmpClient *c, const char *cmd,
 json_object *qmp_client_executef(QmpClient *c, const char *cmd,
                                  const char *args_fmt, ...)
     G_GNUC_PRINTF(3, 4);
+/*
+ * The same in two steps, for a command whose reply comes later: send it
+ * and return its id; then its response (caller puts), which must be the
+ * next one (QMP answers in order), events queued meanwhile; fails after
+ * @timeout_ms (0: the client's timeout).
+ */
+int64_t qmp_client_send_cmd(QmpClient *c, const char *cmd, const char *args);
+json_object *qmp_client_wait_response(QmpClient *c, int64_t id,
+                                      int timeout_ms);
 /* Send a whole request object (JSON text) with "id" added; its response. */
 json_object *qmp_client_request(QmpClient *c, const char *request);
 
