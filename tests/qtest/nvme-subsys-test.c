@@ -23,6 +23,7 @@
 #include "tests/qtest/libqos/pci.h"
 #include "tests/qtest/libqos/qmp-client.h"
 #include "tests/qtest/libqos/nvme.h"
+#include "tests/qtest/libqos/migration.h"
 
 #define IMG_SIZE        (16ULL << 20)
 #define GM_SIZE         (16ULL << 20)
@@ -32,6 +33,7 @@
 /* One VM: its client, its guest RAM, its driver. */
 typedef struct Host {
     VfuClient *c;
+    VfuClient *old_c;           /* the migration source's */
     QPCIDevice *dev;
     GuestMem *gm;
     QNvme *q;
@@ -42,6 +44,8 @@ typedef struct TestEnv {
     QmpClient *qmp;
     Host h[2];
     bool iothreads;             /* each controller on an iothread of its own */
+    IovdProc *dst;              /* a migration destination */
+    QmpClient *dst_qmp;
 } TestEnv;
 
 static TestEnv env;
@@ -56,9 +60,6 @@ static void make_image(const char *name)
     ck_assert_msg(fd >= 0, "create %s: %s", path, g_strerror(errno));
     ck_assert_int_eq(ftruncate(fd, IMG_SIZE), 0);
     close(fd);
-    iovd_proc_add_args(env.proc, "-blockdev", NULL);
-    iovd_proc_add_argf(env.proc, "driver=file,node-name=%.2s,filename=%s",
-                       name, path);
 }
 
 static void host_open(Host *h, unsigned i)
@@ -80,7 +81,56 @@ static void host_close(Host *h)
     qpci_device_free(h->dev);
     guest_mem_free(h->gm);
     vfu_client_free(h->c);
+    vfu_client_free(h->old_c);
     memset(h, 0, sizeof(*h));
+}
+
+/* @p's controllers, with their sockets in its own directory. */
+static void configure_ctrls(IovdProc *p)
+{
+    for (unsigned i = 0; i < 2; i++) {
+        g_autofree char *name = g_strdup_printf("nvme%u.sock", i);
+        g_autofree char *sock = iovd_proc_path(p, name);
+        g_autofree char *iot = env.iothreads ?
+            g_strdup_printf(",iothread=vm%u", i) : g_strdup("");
+
+        if (env.iothreads) {
+            iovd_proc_add_args(p, "-object", NULL);
+            iovd_proc_add_argf(p, "iothread,id=vm%u", i);
+        }
+        iovd_proc_add_args(p, "-device", NULL);
+        iovd_proc_add_argf(p, "nvme,id=nvme%u,subsys=subsys0,serial=SER%u,"
+                           "socket=%s%s", i, i, sock, iot);
+    }
+}
+
+/*
+ * The test's configuration on @p (a source, or a migration destination on
+ * the same images): the subsystem, two controllers, three namespaces,
+ * a monitor whose path is returned.
+ */
+static char *configure(IovdProc *p)
+{
+    char *qmp = iovd_proc_path(p, "qmp.sock");
+
+    for (unsigned i = 0; i < 3; i++) {
+        g_autofree char *name = g_strdup_printf("d%u.img", i);
+        g_autofree char *img = iovd_proc_path(env.proc, name);
+
+        iovd_proc_add_args(p, "-blockdev", NULL);
+        iovd_proc_add_argf(p, "driver=file,node-name=d%u,filename=%s", i,
+                           img);
+    }
+    iovd_proc_add_args(p, "-device", "nvme-subsys,id=subsys0", NULL);
+    configure_ctrls(p);
+    iovd_proc_add_args(p,
+        "-device", "nvme-ns,id=ns1,subsys=subsys0,nsid=1,drive=d0,shared=on",
+        "-device", "nvme-ns,id=ns2,subsys=subsys0,nsid=2,drive=d1",
+        "-device", "nvme-ns,id=ns3,subsys=subsys0,nsid=3,drive=d2,"
+                   "shared=on,detached=on",
+        "-qmp", NULL);
+    iovd_proc_add_argf(p, "unix:%s,server=on,wait=off", qmp);
+    return qmp;
 }
 
 static void setup_env(bool iothreads)
@@ -90,33 +140,10 @@ static void setup_env(bool iothreads)
     memset(&env, 0, sizeof(env));
     env.iothreads = iothreads;
     env.proc = iovd_proc_new();
-    qmp = iovd_proc_path(env.proc, "qmp.sock");
     make_image("d0.img");
     make_image("d1.img");
     make_image("d2.img");
-    iovd_proc_add_args(env.proc, "-device", "nvme-subsys,id=subsys0", NULL);
-    for (unsigned i = 0; i < 2; i++) {
-        g_autofree char *name = g_strdup_printf("nvme%u.sock", i);
-        g_autofree char *sock = iovd_proc_path(env.proc, name);
-
-        g_autofree char *iot = iothreads ?
-            g_strdup_printf(",iothread=vm%u", i) : g_strdup("");
-
-        if (iothreads) {
-            iovd_proc_add_args(env.proc, "-object", NULL);
-            iovd_proc_add_argf(env.proc, "iothread,id=vm%u", i);
-        }
-        iovd_proc_add_args(env.proc, "-device", NULL);
-        iovd_proc_add_argf(env.proc, "nvme,id=nvme%u,subsys=subsys0,"
-                           "serial=SER%u,socket=%s%s", i, i, sock, iot);
-    }
-    iovd_proc_add_args(env.proc,
-        "-device", "nvme-ns,id=ns1,subsys=subsys0,nsid=1,drive=d0,shared=on",
-        "-device", "nvme-ns,id=ns2,subsys=subsys0,nsid=2,drive=d1",
-        "-device", "nvme-ns,id=ns3,subsys=subsys0,nsid=3,drive=d2,"
-                   "shared=on,detached=on",
-        "-qmp", NULL);
-    iovd_proc_add_argf(env.proc, "unix:%s,server=on,wait=off", qmp);
+    qmp = configure(env.proc);
     iovd_proc_start(env.proc);
     env.qmp = qmp_client_open(qmp);
     host_open(&env.h[0], 0);
@@ -137,10 +164,15 @@ static void setup_iothreads(void)
 static void teardown(void)
 {
     qmp_client_free(env.qmp);
+    qmp_client_free(env.dst_qmp);
     host_close(&env.h[0]);
     host_close(&env.h[1]);
     iovd_proc_stop(env.proc);
     iovd_proc_free(env.proc);
+    if (env.dst) {
+        iovd_proc_stop(env.dst);
+        iovd_proc_free(env.dst);
+    }
     memset(&env, 0, sizeof(env));
 }
 
@@ -696,6 +728,79 @@ START_TEST(test_subsys_unplug)
 }
 END_TEST
 
+/* A destination daemon on the same images, its devices left reset. */
+static void dst_start(void)
+{
+    g_autofree char *qmp = NULL;
+
+    env.dst = iovd_proc_new();
+    qmp = configure(env.dst);
+    iovd_proc_start(env.dst);
+    env.dst_qmp = qmp_client_open(qmp);
+}
+
+static void dst_ns(const char *cmd, uint32_t nsid, const char *ctrl)
+{
+    json_object *ret = qmp_okf(env.dst_qmp, cmd, "{'subsys': 'subsys0', "
+                               "'nsid': %u, 'controller': '%s'}", nsid,
+                               ctrl);
+
+    json_object_put(ret);
+}
+
+/*
+ * VM 2's controller moves to another daemon with the namespaces attached
+ * to it (namespace 3 attached at run time, there too); VM 1 stays.
+ */
+START_TEST(test_migrate)
+{
+    g_autofree char *sock = NULL;
+    Host *h = &env.h[1];
+
+    qmp_ns("nvme-ns-attach", 3, "nvme1");
+    ck_assert_int_eq(host_write(&env.h[0], 1, 0, 8, 40), NVME_SUCCESS);
+    ck_assert_int_eq(host_write(h, 3, 0, 8, 41), NVME_SUCCESS);
+    dst_start();
+    dst_ns("nvme-ns-attach", 3, "nvme1");
+    sock = iovd_proc_path(env.dst, "nvme1.sock");
+    h->old_c = h->c;
+    h->c = qmig_migrate(h->dev, h->gm, sock, NULL, NULL);
+    /* Through the destination, what both wrote; then the other way. */
+    assert_active(h, 1, 3, 0);
+    check_id_ctrl(h, 1);
+    host_check(h, 1, 1, 0, 8, 40);
+    host_check(h, 2, 3, 0, 8, 41);
+    ck_assert_int_eq(host_write(h, 1, 16, 8, 42), NVME_SUCCESS);
+    ck_assert_int_eq(qnvme_flush(h->q, qnvme_ioq(h->q, 1), 1), NVME_SUCCESS);
+    host_check(&env.h[0], 1, 1, 16, 8, 42);
+}
+END_TEST
+
+/* A destination with other namespaces attached refuses the state. */
+START_TEST(test_migrate_other_namespaces)
+{
+    g_autoptr(GByteArray) state = g_byte_array_new();
+    g_autofree char *sock = NULL;
+    VfuClient *c;
+
+    qmp_ns("nvme-ns-attach", 3, "nvme1");
+    dst_start();
+    sock = iovd_proc_path(env.dst, "nvme1.sock");
+    ck_assert_int_eq(qmig_set_state(env.h[1].c, QMIG_STOP_COPY), 0);
+    ck_assert_int_eq(qmig_read_state(env.h[1].c, state), 0);
+    c = vfu_client_open(sock);
+    ck_assert_int_eq(qmig_set_state(c, QMIG_RESUMING), 0);
+    ck_assert_int_eq(qmig_write_state(c, state->data, state->len, 0), 0);
+    ck_assert_int_eq(qmig_set_state(c, QMIG_STOP), -EINVAL);
+    ck_assert_int_eq(vfu_device_reset(c), 0);
+    vfu_client_free(c);
+    /* The source goes on. */
+    ck_assert_int_eq(qmig_set_state(env.h[1].c, QMIG_STOP), 0);
+    ck_assert_int_eq(qmig_set_state(env.h[1].c, QMIG_RUNNING), 0);
+    ck_assert_int_eq(host_write(&env.h[1], 3, 0, 8, 43), NVME_SUCCESS);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
     TCase *tc = qos_check_tcase(s, name, setup, teardown, 60);
@@ -723,6 +828,9 @@ static Suite *nvme_subsys_suite(void)
     add(s, "concurrent_io", test_concurrent_io);
     add(s, "ctrl_unplug", test_ctrl_unplug);
     add(s, "subsys_unplug", test_subsys_unplug);
+    add(s, "migrate", test_migrate);
+    add(s, "migrate_other_namespaces", test_migrate_other_namespaces);
+    add_iothreads(s, "iothreads_migrate", test_migrate);
     add_iothreads(s, "iothreads_subsys_unplug", test_subsys_unplug);
     add_iothreads(s, "iothreads_identify", test_identify);
     add_iothreads(s, "iothreads_concurrent_io", test_concurrent_io);
