@@ -728,6 +728,42 @@ START_TEST(test_subsys_unplug)
 }
 END_TEST
 
+/* One NSID namespace per controller: its own or the subsystem's. */
+START_TEST(test_nsid_conflicts)
+{
+    json_object *ret;
+    g_autofree char *err = NULL;
+    bool seen = false;
+
+    ret = qmp_ok(env.qmp, "blockdev-add", "{'driver': 'null', "
+                 "'node-name': 'n5', 'size': 1048576}");
+    json_object_put(ret);
+    err = qmp_err(env.qmp, "GenericError", "device_add",
+                  "{'driver': 'nvme-ns', 'bus': 'nvme0', 'drive': 'n5', "
+                  "'nsid': 3}");
+    ck_assert_msg(strstr(err, "subsystem 'subsys0'"), "%s", err);
+    ret = qmp_ok(env.qmp, "device_add", "{'driver': 'nvme-ns', 'id': "
+                 "'own5', 'bus': 'nvme0', 'drive': 'n5', 'nsid': 5}");
+    json_object_put(ret);
+    g_free(g_steal_pointer(&err));
+    err = qmp_err(env.qmp, "GenericError", "device_add",
+                  "{'driver': 'nvme-ns', 'subsys': 'subsys0', "
+                  "'drive': 'd2', 'nsid': 5}");
+    ck_assert_msg(strstr(err, "of its own"), "%s", err);
+    assert_active(&env.h[0], 1, 2, 5);
+    /* Each controller opened the shared node with a backend of its own. */
+    ret = qmp_ok(env.qmp, "query-block", NULL);
+    for (size_t i = 0; i < json_object_array_length(ret); i++) {
+        const char *dev = qmp_get_str(json_object_array_get_idx(ret, i),
+                                      "device");
+
+        seen |= strcmp(dev, "ns1@nvme1") == 0;
+    }
+    json_object_put(ret);
+    ck_assert(seen);
+}
+END_TEST
+
 /* A destination daemon on the same images, its devices left reset. */
 static void dst_start(void)
 {
@@ -828,6 +864,7 @@ static Suite *nvme_subsys_suite(void)
     add(s, "concurrent_io", test_concurrent_io);
     add(s, "ctrl_unplug", test_ctrl_unplug);
     add(s, "subsys_unplug", test_subsys_unplug);
+    add(s, "nsid_conflicts", test_nsid_conflicts);
     add(s, "migrate", test_migrate);
     add(s, "migrate_other_namespaces", test_migrate_other_namespaces);
     add_iothreads(s, "iothreads_migrate", test_migrate);
