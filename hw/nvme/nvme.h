@@ -5,8 +5,9 @@
  * Files: ctrl.c (properties, registers, doorbells, reset, interrupts),
  * queue.c (queues, request pools, completion posting), admin.c (admin
  * commands), io.c (NVM commands, PRP/SGL mapping), ns.c (namespaces and
- * the nvme-ns device), state.c (save and load for migration).  Wire
- * formats are in nvme-spec.h.
+ * the nvme-ns device), subsys.c (NVM subsystems: nvme-subsys, shared
+ * namespaces), state.c (save and load for migration).  Wire formats are
+ * in nvme-spec.h.
  */
 #ifndef HW_NVME_NVME_H
 #define HW_NVME_NVME_H
@@ -65,9 +66,8 @@ struct NvmeNamespace {
     bool attached;              /* in ctrl->ns[] */
     bool shared;                /* NMIC bit 0: may be attached elsewhere */
     NvmeSubsysNs *sns;          /* a subsystem's namespace: this is its
-                                 * view from ctrl (NULL: private to ctrl) */
-    bool dead;                  /* its subsystem namespace went: freed
-                                 * once nothing refers to it */
+                                 * view from ctrl (NULL: private to ctrl,
+                                 * or its subsystem namespace went) */
     BlockReq flush_req;         /* the controller's shutdown flush */
     Device *holder;             /* released when its last request is done */
     uint8_t eui64[8];

@@ -64,7 +64,6 @@ static void nvme_subsys_view_free(NvmeCtrl *n, NvmeNamespace *ns)
         g_free(ns);
         return;
     }
-    ns->dead = true;
     n->dead_views = g_slist_prepend(n->dead_views, ns);
 }
 
