@@ -5,6 +5,7 @@
 #include "qapi/events.h"
 #include "qapi/qmp.h"
 #include "hw/core/device.h"
+#include "hw/core/upgrade.h"
 #include "block/block.h"
 #include "util/error.h"
 #include "iovd.h"
@@ -68,6 +69,18 @@ bool qmp_query_status(json_object *args, json_object **ret, GError **errp)
     json_object_object_add(s, "running", json_object_new_boolean(!paused));
     json_object_object_add(s, "status", json_object_new_string(
                                paused ? "paused" : "running"));
+    if (upgrade_in_progress() || upgrade_from_pid()) {
+        json_object *u = json_object_new_object();
+
+        json_object_object_add(u, "state", json_object_new_string(
+                                   upgrade_in_progress() ? "handing-over"
+                                                         : "completed"));
+        if (!upgrade_in_progress()) {
+            json_object_object_add(u, "from-pid",
+                                   json_object_new_int64(upgrade_from_pid()));
+        }
+        json_object_object_add(s, "upgrade", u);
+    }
     *ret = s;
     return true;
 }

@@ -29,6 +29,7 @@
 #include <sys/un.h>
 
 #define UPGRADE_MAGIC "IOVDUPGR"
+#define UPGRADE_ANSWER "IOVDDONE"
 #define UPGRADE_VERSION 1
 #define UPGRADE_FD_CHUNK 200
 #define UPGRADE_IO_TIMEOUT_MS 30000
@@ -122,6 +123,11 @@ static bool send_all(int fd, const void *buf, size_t len, const int *fds,
             return false;
         }
         n = sendmsg(fd, &mh, MSG_NOSIGNAL);
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+            error_setg(errp, "upgrade: the other process closed the "
+                       "connection");
+            return false;
+        }
         if (n < 0 && errno != EINTR && errno != EAGAIN) {
             error_setg_errno(errp, errno, "upgrade: send");
             return false;
@@ -244,10 +250,11 @@ static GBytes *recv_stream(int sock, GArray *fds, GError **errp)
 static void send_answer(int sock, const GError *err)
 {
     const char *why = err ? err->message : "";
-    uint8_t hdr[8];
+    uint8_t hdr[16];
 
-    stl_le_p(hdr, err ? 1 : 0);
-    stl_le_p(hdr + 4, strlen(why));
+    memcpy(hdr, UPGRADE_ANSWER, 8);
+    stl_le_p(hdr + 8, err ? 1 : 0);
+    stl_le_p(hdr + 12, strlen(why));
     if (!send_all(sock, hdr, sizeof(hdr), NULL, 0, NULL) ||
         !send_all(sock, why, strlen(why), NULL, 0, NULL)) {
         iovd_warn("upgrade: could not answer the old process");
@@ -386,7 +393,7 @@ static void out_fail(GError *err)
 static void out_answered(void *opaque)
 {
     UpgradeOut *o = out;
-    uint8_t hdr[8];
+    uint8_t hdr[16];
     g_autofree char *why = NULL;
     GError *err = NULL;
     uint32_t len;
@@ -396,10 +403,18 @@ static void out_answered(void *opaque)
         out_fail(err);
         return;
     }
-    len = MIN(ldl_le_p(hdr + 4), 4096u);
+    if (memcmp(hdr, UPGRADE_ANSWER, 8)) {
+        error_setg(&err, "the process at the upgrade socket is not an iovd "
+                   "taking over (its answer is not one)");
+        out_fail(err);
+        return;
+    }
+    len = MIN(ldl_le_p(hdr + 12), 4096u);
     why = g_malloc0(len + 1);
-    if (ldl_le_p(hdr) != 0) {
+    if (ldl_le_p(hdr + 8) != 0) {
         recv_all(o->sock, why, len, NULL, NULL);
+        g_strcanon(why, G_CSET_a_2_z G_CSET_A_2_Z G_CSET_DIGITS
+                   " .,:;'\"()[]{}/-_=+*%#@!?<>|~^$&", '?');
         error_setg(&err, "the new process refused: %s", why);
         out_fail(err);
         return;

@@ -239,7 +239,8 @@ static void upgrade_ok(void)
 {
     g_autofree char *uri = NULL;
     IovdProc *next = start_incoming(&uri);
-    json_object *ret, *ev;
+    json_object *ret, *ev, *up;
+    pid_t old_pid = iovd_proc_pid(cur);
     int status;
 
     ret = qmp_okf(qmp, "upgrade", "{'uri': '%s'}", uri);
@@ -260,6 +261,12 @@ static void upgrade_ok(void)
     /* The old monitor connection ended; the same path reaches the new. */
     qmp_client_free(qmp);
     qmp = check_monitor();
+    /* ... which says it took over, and from whom. */
+    ret = qmp_ok(qmp, "query-status", NULL);
+    up = qmp_get(ret, "upgrade");
+    ck_assert_str_eq(qmp_get_str(up, "state"), "completed");
+    ck_assert_int_eq(qmp_get_int(up, "from-pid"), old_pid);
+    json_object_put(ret);
 }
 
 /* ---- the upgrade ---- */
