@@ -867,6 +867,36 @@ static const IovdOption netdev_options[] = {
     { NULL }
 };
 
+/* ---- live upgrade ---- */
+
+static void net_upgrade_refuse(NetClient *nc, void *opaque)
+{
+    GError **errp = opaque;
+
+    if (!*errp) {
+        error_setg(errp, "netdev '%s' (%s) cannot be handed over to a new "
+                   "process yet", nc->name, nc->model);
+    }
+}
+
+/* A backend's connection cannot move yet: refuse rather than reopen it. */
+static bool net_upgrade_check(GError **errp)
+{
+    GError *err = NULL;
+
+    net_backend_foreach(net_upgrade_refuse, &err);
+    if (err) {
+        g_propagate_error(errp, err);
+        return false;
+    }
+    return true;
+}
+
+static const UpgradeParticipant net_upgrade = {
+    .name = "net",
+    .check = net_upgrade_check,
+};
+
 void net_init(void)
 {
     static bool done;
@@ -874,5 +904,6 @@ void net_init(void)
     if (!done) {
         done = true;
         iovd_register_options(netdev_options);
+        iovd_register_upgrade_participant(&net_upgrade);
     }
 }

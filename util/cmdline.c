@@ -63,3 +63,20 @@ void iovd_request_shutdown(const char *reason)
     }
     loop_quit(loop_main());
 }
+
+static GSList *upgrade_participants;
+
+void iovd_register_upgrade_participant(const UpgradeParticipant *p)
+{
+    upgrade_participants = g_slist_append(upgrade_participants, (void *)p);
+}
+
+void iovd_foreach_upgrade_participant(
+    bool (*fn)(const UpgradeParticipant *p, void *opaque), void *opaque)
+{
+    for (GSList *l = upgrade_participants; l; l = l->next) {
+        if (!fn(l->data, opaque)) {
+            return;
+        }
+    }
+}

@@ -39,4 +39,36 @@ int iovd_option_help(const IovdOption *o, const char *arg);
 void iovd_request_shutdown(const char *reason);
 void iovd_add_shutdown_hook(void (*fn)(const char *reason));
 
+/*
+ * Live upgrade (hw/core/upgrade.h) of what is not a device: a subsystem
+ * (net/: its backends' connections) registers how its part moves.
+ */
+struct StateWriter;
+struct StateReader;
+typedef struct UpgradeParticipant {
+    const char *name;
+    /* Before anything stops: false with why when it cannot move now. */
+    bool (*check)(GError **errp);
+    /*
+     * The old process, devices stopped: stop (true) or go on (false)
+     * reading from outside, so that nothing read is left behind.
+     */
+    void (*pause)(bool pause);
+    /*
+     * The old process: write its sections, the fds appended to @fds (an
+     * array of int); false with why to refuse the upgrade.
+     */
+    bool (*save)(struct StateWriter *w, GArray *fds, GError **errp);
+    /*
+     * The new process, before the options are applied: take what the
+     * objects the options make must reuse (@fds[i] = -1 for each taken).
+     */
+    bool (*prepare)(struct StateReader *r, int *fds, unsigned nfds,
+                    GError **errp);
+} UpgradeParticipant;
+void iovd_register_upgrade_participant(const UpgradeParticipant *p);
+/* Call @fn for each participant, in registration order. */
+void iovd_foreach_upgrade_participant(
+    bool (*fn)(const UpgradeParticipant *p, void *opaque), void *opaque);
+
 #endif

@@ -350,6 +350,61 @@ static void start_all(GArray *devs)
     }
 }
 
+/* ---- participants (util/cmdline.h): what is not a device ---- */
+
+static bool participant_pause(const UpgradeParticipant *p, void *opaque)
+{
+    if (p->pause) {
+        p->pause(*(bool *)opaque);
+    }
+    return true;
+}
+
+static void participants_pause(bool pause)
+{
+    iovd_foreach_upgrade_participant(participant_pause, &pause);
+}
+
+typedef struct PartCtx {
+    StateWriter *w;
+    StateReader *r;
+    GArray *fds;
+    int *fdv;
+    unsigned nfds;
+    GError **errp;
+} PartCtx;
+
+static bool participant_check(const UpgradeParticipant *p, void *opaque)
+{
+    return !p->check || p->check(opaque);
+}
+
+static bool participant_save(const UpgradeParticipant *p, void *opaque)
+{
+    PartCtx *c = opaque;
+
+    return !p->save || p->save(c->w, c->fds, c->errp);
+}
+
+static bool participant_prepare(const UpgradeParticipant *p, void *opaque)
+{
+    PartCtx *c = opaque;
+
+    return !p->prepare || p->prepare(c->r, c->fdv, c->nfds, c->errp);
+}
+
+static bool participants_check(GError **errp)
+{
+    GError *err = NULL;
+
+    iovd_foreach_upgrade_participant(participant_check, &err);
+    if (err) {
+        g_propagate_error(errp, err);
+        return false;
+    }
+    return true;
+}
+
 /* ---- the running process ---- */
 
 typedef struct UpgradeOut {
@@ -383,6 +438,7 @@ static void out_fail(GError *err)
     loop_set_fd(loop_main(), o->sock, NULL, NULL, NULL);
     close(o->sock);
     loop_timer_free(o->timer);
+    participants_pause(false);
     start_all(o->devs);
     g_array_unref(o->devs);
     o->done(err, o->opaque);
@@ -484,6 +540,11 @@ static GBytes *out_stream(UpgradeOut *o, GArray *fds, GError **errp)
         c.dev = g_array_index(o->devs, UpgradeDev, i).dev;
         loop_run_sync(c.dev->loop, dev_save, &c);
     }
+    if (!c.err) {
+        PartCtx p = { .w = w, .fds = fds, .errp = &c.err };
+
+        iovd_foreach_upgrade_participant(participant_save, &p);
+    }
     if (c.err) {
         g_propagate_error(errp, c.err);
         return NULL;
@@ -509,6 +570,7 @@ static void out_stopped(void *opaque)
             return;
         }
     }
+    participants_pause(true);
     stream = out_stream(o, fds, &err);
     if (!stream || !send_stream(o->sock, stream, fds, &err)) {
         out_fail(err);
@@ -580,14 +642,6 @@ static char *upgrade_blocker(void)
         return g_strdup_printf("the configuration changed at runtime (%s): "
                                "a new process would not rebuild it", changed);
     }
-    for (guint i = 0; options && i < options->len; i++) {
-        GByteArray *b = g_ptr_array_index(options, i);
-
-        if (!strcmp((char *)b->data, "netdev")) {
-            return g_strdup("network backends (-netdev) cannot be handed "
-                            "over yet");
-        }
-    }
     return NULL;
 }
 
@@ -607,6 +661,9 @@ bool upgrade_start(const char *uri, UpgradeDone *done, void *opaque,
     }
     if (why) {
         error_setg(errp, "%s", why);
+        return false;
+    }
+    if (!participants_check(errp)) {
         return false;
     }
     sock = connect_unix(path, errp);
@@ -715,6 +772,20 @@ static bool in_adopt(StateReader *r, const char *ids, size_t ids_len,
     return state_section_end(s, errp);
 }
 
+static bool in_prepare_participants(StateReader *r, int *fds,
+                                    unsigned nfds, GError **errp)
+{
+    GError *err = NULL;
+    PartCtx p = { .r = r, .fdv = fds, .nfds = nfds, .errp = &err };
+
+    iovd_foreach_upgrade_participant(participant_prepare, &p);
+    if (err) {
+        g_propagate_error(errp, err);
+        return false;
+    }
+    return true;
+}
+
 /* Build everything from @stream and @fds, load the devices, run them. */
 static bool in_build(GBytes *stream, GArray *fds, GError **errp)
 {
@@ -736,6 +807,7 @@ static bool in_build(GBytes *stream, GArray *fds, GError **errp)
     }
     if (state_section_failed(s) ||
         !in_adopt(r, ids, ids_len, c.fds, c.nfds, errp) ||
+        !in_prepare_participants(r, c.fds, c.nfds, errp) ||
         !in_apply_options(s, errp) || !state_section_end(s, errp)) {
         return false;
     }

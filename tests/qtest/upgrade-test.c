@@ -553,6 +553,37 @@ START_TEST(test_refused_after_device_add)
 }
 END_TEST
 
+/* A network backend cannot move yet: refused up front, nothing stops. */
+START_TEST(test_refused_netdev)
+{
+    g_autoptr(IovdProc) p = iovd_proc_new();
+    g_autofree char *net = iovd_proc_path(p, "net.sock");
+    g_autofree char *mon = iovd_proc_path(p, "qmp.sock");
+    g_autofree char *uri = NULL;
+    g_autoptr(IovdProc) next = start_incoming(&uri);
+    QmpClient *c;
+    g_autofree char *desc = NULL;
+    json_object *st;
+
+    iovd_proc_add_args(p, "-netdev", NULL);
+    iovd_proc_add_argf(p, "stream,id=n0,server=on,addr.type=unix,"
+                       "addr.path=%s", net);
+    iovd_proc_add_args(p, "-qmp", NULL);
+    iovd_proc_add_argf(p, "unix:%s,server=on,wait=off", mon);
+    iovd_proc_start(p);
+    c = qmp_client_open(mon);
+    desc = qmp_errf(c, "GenericError", "upgrade", "{'uri': '%s'}", uri);
+    ck_assert_msg(strstr(desc, "netdev 'n0' (stream)"), "%s", desc);
+    st = qmp_ok(c, "query-status", NULL);
+    ck_assert(qmp_get_bool(st, "running"));
+    ck_assert(!json_object_object_get_ex(st, "upgrade", NULL));
+    json_object_put(st);
+    iovd_proc_assert_alive(next);
+    qmp_client_free(c);
+    iovd_proc_stop(p);
+}
+END_TEST
+
 /* ---- the deferred reply ---- */
 
 /*
@@ -650,6 +681,7 @@ int main(void)
     tcase_add_test(tc, test_fail_garbage);
     tcase_add_test(tc, test_bad_uri);
     tcase_add_test(tc, test_refused_after_device_add);
+    tcase_add_test(tc, test_refused_netdev);
 
     tc = qos_check_tcase(s, "monitor", setup, teardown, 120);
     tcase_add_test(tc, test_reply_deferred);
