@@ -136,6 +136,19 @@ static void nvme_subsys_quiesce_here(NvmeSubsysNs *sns, NvmeCtrl *n)
     }
 }
 
+/* A stopped controller's state (being saved, or loaded) holds still. */
+static bool nvme_subsys_may_change(NvmeCtrl *n, GError **errp)
+{
+    DeviceRunState st = n->pdev.dev.state;
+
+    if (st == DEVICE_STOPPING || st == DEVICE_STOPPED) {
+        error_setg(errp, "Controller '%s' is stopped (a migration or an "
+                   "upgrade): its namespaces cannot change now", nvme_id(n));
+        return false;
+    }
+    return true;
+}
+
 static void nvme_subsys_call_fn(Device *dev, void *opaque)
 {
     NvmeSubsysCall *c = opaque;
@@ -143,11 +156,14 @@ static void nvme_subsys_call_fn(Device *dev, void *opaque)
 
     switch (c->op) {
     case NVME_SUBSYS_ATTACH:
-        c->ok = nvme_subsys_attach_here(c->sns, n, &c->err);
+        c->ok = nvme_subsys_may_change(n, &c->err) &&
+                nvme_subsys_attach_here(c->sns, n, &c->err);
         break;
     case NVME_SUBSYS_DETACH:
-        nvme_subsys_detach_here(c->sns, n);
-        c->ok = true;
+        c->ok = nvme_subsys_may_change(n, &c->err);
+        if (c->ok) {
+            nvme_subsys_detach_here(c->sns, n);
+        }
         break;
     case NVME_SUBSYS_QUIESCE:
         nvme_subsys_quiesce_here(c->sns, n);

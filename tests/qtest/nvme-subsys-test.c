@@ -820,10 +820,18 @@ START_TEST(test_migrate_other_namespaces)
     VfuClient *c;
 
     qmp_ns("nvme-ns-attach", 3, "nvme1");
+    qmp_ns("nvme-ns-detach", 2, "nvme0");
     dst_start();
     sock = iovd_proc_path(env.dst, "nvme1.sock");
     ck_assert_int_eq(qmig_set_state(env.h[1].c, QMIG_STOP_COPY), 0);
     ck_assert_int_eq(qmig_read_state(env.h[1].c, state), 0);
+    /* Stopped, its namespaces hold still. */
+    expect_err("GenericError", "nvme-ns-detach",
+               "{'subsys': 'subsys0', 'nsid': 3, 'controller': 'nvme1'}",
+               "is stopped");
+    expect_err("GenericError", "nvme-ns-attach",
+               "{'subsys': 'subsys0', 'nsid': 2, 'controller': 'nvme1'}",
+               "is stopped");
     c = vfu_client_open(sock);
     ck_assert_int_eq(qmig_set_state(c, QMIG_RESUMING), 0);
     ck_assert_int_eq(qmig_write_state(c, state->data, state->len, 0), 0);
