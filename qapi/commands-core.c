@@ -78,6 +78,8 @@ bool qmp_query_status(json_object *args, json_object **ret, GError **errp)
         if (!upgrade_in_progress()) {
             json_object_object_add(u, "from-pid",
                                    json_object_new_int64(upgrade_from_pid()));
+            json_object_object_add(u, "downtime-us", json_object_new_int64(
+                                       upgrade_downtime_ns() / 1000));
         }
         json_object_object_add(s, "upgrade", u);
     }

@@ -409,6 +409,7 @@ static bool participants_check(GError **errp)
 
 typedef struct UpgradeOut {
     int sock;
+    int64_t stop_ns;            /* when the devices began to stop */
     GArray *devs;               /* of UpgradeDev */
     gint pending;               /* devices not stopped yet */
     UpgradeDone *done;
@@ -521,6 +522,7 @@ static GBytes *out_stream(UpgradeOut *o, GArray *fds, GError **errp)
     g_autoptr(StateWriter) w = state_writer_new();
     g_autoptr(GByteArray) opts = options_blob();
     g_autoptr(GString) ids = g_string_new(NULL);
+    g_autofree char *cwd = g_get_current_dir();
     SaveCtx c = { .w = w, .fds = fds };
 
     for (guint i = 0; i < o->devs->len; i++) {
@@ -530,8 +532,12 @@ static GBytes *out_stream(UpgradeOut *o, GArray *fds, GError **errp)
     }
     state_begin(w, "upgrade", UPGRADE_VERSION);
     state_put_str(w, "iovd", IOVD_VERSION);
+    /* Relative paths in the options are relative to it. */
+    state_put_str(w, "cwd", cwd);
     state_put_bytes(w, "options", opts->data, opts->len);
     state_put_bytes(w, "devices", ids->str, ids->len);
+    /* CLOCK_MONOTONIC is the host's: the new process measures downtime. */
+    state_put_u64(w, "stopped-at-ns", o->stop_ns);
     state_end(w);
     state_begin(w, "listen", UPGRADE_VERSION);
     unix_listen_foreach(add_listener, &c);
@@ -676,6 +682,7 @@ bool upgrade_start(const char *uri, UpgradeDone *done, void *opaque,
     out->opaque = opaque;
     out->devs = upgrade_devices();
     out->pending = out->devs->len + 1;
+    out->stop_ns = clock_ns();
     trace_upgrade_start(path, out->devs->len);
     for (guint i = 0; i < out->devs->len; i++) {
         UpgradeDev *u = &g_array_index(out->devs, UpgradeDev, i);
@@ -786,11 +793,20 @@ static bool in_prepare_participants(StateReader *r, int *fds,
     return true;
 }
 
+static int64_t stopped_at;      /* the old process began to stop */
+static int64_t downtime;        /* from then until every device runs here */
+
+int64_t upgrade_downtime_ns(void)
+{
+    return downtime;
+}
+
 /* Build everything from @stream and @fds, load the devices, run them. */
 static bool in_build(GBytes *stream, GArray *fds, GError **errp)
 {
     g_autoptr(StateReader) r = state_reader_new(stream, errp);
     g_autoptr(GArray) devs = NULL;
+    g_autofree char *cwd = NULL;
     StateSection *s;
     const char *ids;
     size_t ids_len;
@@ -801,6 +817,12 @@ static bool in_build(GBytes *stream, GArray *fds, GError **errp)
         return false;
     }
     g_free(state_get_str(s, "iovd"));
+    cwd = state_get_str(s, "cwd");
+    stopped_at = state_get_u64(s, "stopped-at-ns");
+    if (cwd && chdir(cwd) < 0) {
+        state_section_fail(s, "cannot work in '%s' as the old process did: "
+                           "%s", cwd, g_strerror(errno));
+    }
     ids = state_get_blob(s, "devices", &ids_len);
     if (ids_len && ids[ids_len - 1] != '\0') {
         state_section_fail(s, "malformed device list");
@@ -829,6 +851,7 @@ static bool in_build(GBytes *stream, GArray *fds, GError **errp)
         return false;
     }
     start_all(devs);
+    downtime = clock_ns() - stopped_at;
     return true;
 }
 

@@ -50,6 +50,11 @@ bool upgrade_incoming(const char *uri, void (*ready)(void), GError **errp);
 bool upgrade_handed_over(void);
 /* The new process: the pid of the one it took over from (0: unknown). */
 pid_t upgrade_from_pid(void);
+/*
+ * The new process: how long the devices did not run, from the moment the
+ * old process began to stop them until this one started them.
+ */
+int64_t upgrade_downtime_ns(void);
 
 /*
  * The options that made this process's configuration, recorded as they

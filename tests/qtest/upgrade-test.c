@@ -266,6 +266,8 @@ static void upgrade_ok(void)
     up = qmp_get(ret, "upgrade");
     ck_assert_str_eq(qmp_get_str(up, "state"), "completed");
     ck_assert_int_eq(qmp_get_int(up, "from-pid"), old_pid);
+    ck_assert_int_gt(qmp_get_int(up, "downtime-us"), 0);
+    ck_assert_int_lt(qmp_get_int(up, "downtime-us"), 30 * 1000 * 1000);
     json_object_put(ret);
 }
 
