@@ -479,6 +479,13 @@ static void out_answered(void *opaque)
     /* Everything is the new process's: touch nothing on the way out. */
     handed_over = true;
     unix_listen_handed_over();
+    if (!send_all(o->sock, "C", 1, NULL, 0, &err)) {
+        /* It cannot run them without our commit: nobody does now. */
+        iovd_warn("upgrade: the commit did not reach the new process: %s",
+                  err->message);
+        g_clear_error(&err);
+    }
+    close(o->sock);
     trace_upgrade_handed_over(o->devs->len);
     o->done(NULL, o->opaque);
     iovd_request_shutdown("upgrade");
@@ -801,11 +808,15 @@ int64_t upgrade_downtime_ns(void)
     return downtime;
 }
 
-/* Build everything from @stream and @fds, load the devices, run them. */
-static bool in_build(GBytes *stream, GArray *fds, GError **errp)
+/*
+ * Build everything from @stream and @fds and load the devices into @devs
+ * (stopped: they start once the old process committed).
+ */
+static bool in_build(GBytes *stream, GArray *fds, GArray **pdevs,
+                     GError **errp)
 {
     g_autoptr(StateReader) r = state_reader_new(stream, errp);
-    g_autoptr(GArray) devs = NULL;
+    GArray *devs;
     g_autofree char *cwd = NULL;
     StateSection *s;
     const char *ids;
@@ -833,7 +844,7 @@ static bool in_build(GBytes *stream, GArray *fds, GError **errp)
         !in_apply_options(s, errp) || !state_section_end(s, errp)) {
         return false;
     }
-    devs = upgrade_devices();
+    devs = *pdevs = upgrade_devices();
     if (stop_all(devs) < 0) {
         error_setg(errp, "upgrade: a device here did not stop");
         return false;
@@ -847,11 +858,24 @@ static bool in_build(GBytes *stream, GArray *fds, GError **errp)
         g_propagate_error(errp, c.err);
         return false;
     }
-    if (!state_reader_end(r, errp)) {
+    return state_reader_end(r, errp);
+}
+
+/*
+ * "ok" to the old process, then its commit: one byte it sends once it
+ * will touch nothing more.  Only then do the devices run here, so that
+ * the two processes never both run them (an old process that gave up
+ * waiting closes without committing).
+ */
+static bool in_commit(int sock, GError **errp)
+{
+    char c = 0;
+
+    send_answer(sock, NULL);
+    if (!recv_all(sock, &c, 1, NULL, errp) || c != 'C') {
+        error_prepend(errp, "the old process did not commit: ");
         return false;
     }
-    start_all(devs);
-    downtime = clock_ns() - stopped_at;
     return true;
 }
 
@@ -895,10 +919,10 @@ bool upgrade_incoming(const char *uri, void (*ready)(void), GError **errp)
     const char *path = uri_path(uri, errp);
     g_autoptr(GArray) fds = g_array_new(false, false, sizeof(int));
     g_autoptr(GBytes) stream = NULL;
+    g_autoptr(GArray) devs = NULL;
     GError *err = NULL;
     int sock;
     bool ok;
-
     struct ucred cred;
     socklen_t cred_len = sizeof(cred);
 
@@ -909,13 +933,17 @@ bool upgrade_incoming(const char *uri, void (*ready)(void), GError **errp)
         from_pid = cred.pid;
     }
     stream = recv_stream(sock, fds, &err);
-    ok = stream && in_build(stream, fds, &err);
+    ok = stream && in_build(stream, fds, &devs, &err);
     for (guint i = 0; i < fds->len; i++) {
         if (g_array_index(fds, int, i) >= 0) {
             close(g_array_index(fds, int, i));  /* not taken */
         }
     }
-    send_answer(sock, ok ? NULL : err);
+    if (!ok) {
+        send_answer(sock, err);
+    } else {
+        ok = in_commit(sock, &err);
+    }
     close(sock);
     if (!ok) {
         /* The old process runs on with all of it: take nothing away. */
@@ -923,6 +951,8 @@ bool upgrade_incoming(const char *uri, void (*ready)(void), GError **errp)
         g_propagate_error(errp, err);
         return false;
     }
+    start_all(devs);
+    downtime = clock_ns() - stopped_at;
     trace_upgrade_took_over(fds->len);
     return true;
 }
