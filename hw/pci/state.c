@@ -115,6 +115,33 @@ static void load_identity(PCIDevice *pdev, StateSection *s,
     }
 }
 
+/* The BAR memory fields: checked into @mem / @mem_len, not applied. */
+static void load_bar_mem(PCIDevice *pdev, StateSection *s,
+                         const void **mem, size_t *mem_len)
+{
+    for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
+        char name[16];
+
+        snprintf(name, sizeof(name), "bar%u-mem", i);
+        if (pdev->bars[i].adopted && !state_has_field(s, name)) {
+            continue;           /* live memory from the old process */
+        }
+        if (state_has_field(s, name) != (pdev->bars[i].mem != NULL)) {
+            state_section_fail(s, "BAR%u is memory the client maps %s: "
+                               "a device configured differently (NVMe "
+                               "doorbells=, iothread=)", i,
+                               pdev->bars[i].mem ? "here, not in the state"
+                                                 : "in the state, not here");
+        } else if (pdev->bars[i].mem) {
+            mem[i] = state_get_blob(s, name, &mem_len[i]);
+            if (mem[i] && mem_len[i] != pdev->bars[i].size) {
+                state_section_fail(s, "%s has %zu bytes, here %" PRIu64,
+                                   name, mem_len[i], pdev->bars[i].size);
+            }
+        }
+    }
+}
+
 static bool load_pci(PCIDevice *pdev, StateReader *r, GError **errp)
 {
     StateSection *s = state_section(r, "pci", STATE_PCI_VERSION, NULL, errp);
@@ -150,27 +177,7 @@ static bool load_pci(PCIDevice *pdev, StateReader *r, GError **errp)
                     pdev->msix_nvec * PCI_MSIX_ENTRY_SIZE);
     state_get_bytes(s, "irq-pending", pending, pend);
     intx = state_get_bool(s, "intx-level");
-    for (unsigned i = 0; i < PCI_NUM_BARS; i++) {
-        char name[16];
-
-        snprintf(name, sizeof(name), "bar%u-mem", i);
-        if (pdev->bars[i].adopted && !state_has_field(s, name)) {
-            continue;           /* live memory from the old process */
-        }
-        if (state_has_field(s, name) != (pdev->bars[i].mem != NULL)) {
-            state_section_fail(s, "BAR%u is memory the client maps %s: "
-                               "a device configured differently (NVMe "
-                               "doorbells=, iothread=)", i,
-                               pdev->bars[i].mem ? "here, not in the state"
-                                                 : "in the state, not here");
-        } else if (pdev->bars[i].mem) {
-            mem[i] = state_get_blob(s, name, &mem_len[i]);
-            if (mem[i] && mem_len[i] != pdev->bars[i].size) {
-                state_section_fail(s, "%s has %zu bytes, here %" PRIu64,
-                                   name, mem_len[i], pdev->bars[i].size);
-            }
-        }
-    }
+    load_bar_mem(pdev, s, mem, mem_len);
     if (!state_section_end(s, errp)) {
         return false;
     }
