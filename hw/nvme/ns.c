@@ -164,14 +164,22 @@ void nvme_ns_detach(NvmeCtrl *n, NvmeNamespace *ns)
 
 /*
  * A view whose subsystem namespace went may still be named by requests
- * that completed in the block layer and wait for the worker: free it once
- * none is left (from nvme_complete_bh, and at unrealize with @force).
+ * in the block layer, or completed there and waiting for the worker.
  */
-static bool nvme_ns_unused(NvmeCtrl *n, NvmeNamespace *ns)
+bool nvme_ns_unused(NvmeCtrl *n, NvmeNamespace *ns)
 {
-    return blk_inflight(ns->blk) == 0 && g_queue_is_empty(&n->completed);
+    if (blk_inflight(ns->blk)) {
+        return false;
+    }
+    for (GList *l = n->completed.head; l; l = l->next) {
+        if (((NvmeRequest *)l->data)->ns == ns) {
+            return false;
+        }
+    }
+    return true;
 }
 
+/* Free the dead views that are unused now (nvme_complete_bh, unrealize). */
 void nvme_ns_reap(NvmeCtrl *n)
 {
     GSList *keep = NULL;

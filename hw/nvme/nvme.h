@@ -408,6 +408,8 @@ bool nvme_ns_init(NvmeCtrl *n, NvmeNamespace *ns, const char *drive,
                   const char *dev_id, GError **errp);
 /* Stable identifiers (NGUID, EUI-64, UUID) from @seed and @nsid. */
 void nvme_ns_make_ids(NvmeNamespace *ns, const char *seed, uint32_t nsid);
+/* Does no request of @n name @ns any more? */
+bool nvme_ns_unused(NvmeCtrl *n, NvmeNamespace *ns);
 /* Free the dead views of @n nothing refers to any more. */
 void nvme_ns_reap(NvmeCtrl *n);
 void nvme_ns_cleanup(NvmeNamespace *ns);

@@ -54,12 +54,14 @@ static NvmeNamespace *nvme_subsys_view(NvmeSubsysNs *sns, NvmeCtrl *n,
     return ns;
 }
 
-/* On @n's loop: free @ns now, or once no request names it. */
+/*
+ * On @n's loop: free @ns now, or once no request names it (a work item
+ * parked in a DMA may hold one not yet submitted).
+ */
 static void nvme_subsys_view_free(NvmeCtrl *n, NvmeNamespace *ns)
 {
     ns->sns = NULL;
-    if (blk_inflight(ns->blk) == 0 && g_queue_is_empty(&n->completed) &&
-        device_worker_idle(&n->pdev.dev)) {
+    if (nvme_ns_unused(n, ns) && device_worker_idle(&n->pdev.dev)) {
         nvme_ns_cleanup(ns);
         g_free(ns);
         return;

@@ -699,6 +699,67 @@ START_TEST(test_ctrl_unplug)
 }
 END_TEST
 
+/* Queue @n 64 KiB writes to @nsid on @h's I/O queue 1 and ring. */
+static void flood(Host *h, uint32_t nsid, unsigned n)
+{
+    uint64_t buf = guest_alloc_aligned(h->gm, 65536, 4096);
+    QNvmeQueue *queue = qnvme_ioq(h->q, 1);
+
+    guest_memset(h->gm, buf, 0x5a, 65536);
+    for (unsigned j = 0; j < n; j++) {
+        NvmeCmd cmd;
+
+        qnvme_rw_cmd(h->q, &cmd, NVME_CMD_WRITE, nsid, j * 128, 128, buf);
+        qnvme_queue_cmd(h->q, queue, &cmd);
+    }
+    qnvme_ring_sq(h->q, queue);
+}
+
+/*
+ * A shared namespace removed while both VMs write to it: each write
+ * completes (done, or refused once the namespace is gone), each host is
+ * told, and the node is free once DEVICE_DELETED came.
+ */
+START_TEST(test_unplug_inflight)
+{
+    json_object *ret, *ev;
+    uint16_t cid[2];
+
+    ret = qmp_ok(env.qmp, "blockdev-del", "{'node-name': 'd2'}");
+    json_object_put(ret);
+    ret = qmp_okf(env.qmp, "blockdev-add", "{'driver': 'null', "
+                  "'node-name': 'd2', 'size': %llu}", IMG_SIZE);
+    json_object_put(ret);
+    ret = qmp_ok(env.qmp, "device_add", "{'driver': 'nvme-ns', 'id': 'ns4', "
+                 "'subsys': 'subsys0', 'drive': 'd2', 'shared': true}");
+    json_object_put(ret);
+    for (unsigned i = 0; i < 2; i++) {
+        enable_ns_events(&env.h[i]);
+        flood(&env.h[i], 4, 16);
+    }
+    ret = qmp_ok(env.qmp, "device_del", "{'id': 'ns4'}");
+    json_object_put(ret);
+    for (unsigned i = 0; i < 2; i++) {
+        for (unsigned j = 0; j < 16; j++) {
+            NvmeCqe cqe;
+            uint16_t st;
+
+            qnvme_wait(env.h[i].q, qnvme_ioq(env.h[i].q, 1), &cqe, 0);
+            st = qnvme_status(&cqe);
+            ck_assert_msg(st == NVME_SUCCESS || st == DNR(NVME_INVALID_NSID),
+                          "status 0x%x", st);
+        }
+        cid[i] = submit_aer(&env.h[i]);
+        wait_ns_changed(&env.h[i], cid[i]);
+        assert_active(&env.h[i], 1, i ? 0 : 2, 0);
+    }
+    ev = qmp_client_wait_event(env.qmp, "DEVICE_DELETED", 0);
+    json_object_put(ev);
+    ret = qmp_ok(env.qmp, "blockdev-del", "{'node-name': 'd2'}");
+    json_object_put(ret);
+}
+END_TEST
+
 /* The subsystem goes: its namespaces with it, its controllers stay. */
 START_TEST(test_subsys_unplug)
 {
@@ -872,6 +933,8 @@ static Suite *nvme_subsys_suite(void)
     add(s, "concurrent_io", test_concurrent_io);
     add(s, "ctrl_unplug", test_ctrl_unplug);
     add(s, "subsys_unplug", test_subsys_unplug);
+    add(s, "unplug_inflight", test_unplug_inflight);
+    add_iothreads(s, "iothreads_unplug_inflight", test_unplug_inflight);
     add(s, "nsid_conflicts", test_nsid_conflicts);
     add(s, "migrate", test_migrate);
     add(s, "migrate_other_namespaces", test_migrate_other_namespaces);
