@@ -789,6 +789,54 @@ START_TEST(test_subsys_unplug)
 }
 END_TEST
 
+/* nqn=, and what a subsystem or its controllers refuse. */
+START_TEST(test_subsys_config)
+{
+    g_autofree char *sock = iovd_proc_path(env.proc, "nvme7.sock");
+    g_autofree char *err = NULL;
+    g_autofree char *longnqn = g_strnfill(224, 'n');
+    json_object *ret, *s;
+
+    ret = qmp_ok(env.qmp, "device_add", "{'driver': 'nvme-subsys', "
+                 "'id': 'other', 'nqn': 'nqn.2014-08.org.example:other'}");
+    json_object_put(ret);
+    ret = qmp_ok(env.qmp, "query-nvme-subsystems", NULL);
+    ck_assert_int_eq(json_object_array_length(ret), 2);
+    s = json_object_array_get_idx(ret, 1);
+    ck_assert_str_eq(qmp_get_str(s, "id"), "other");
+    ck_assert_str_eq(qmp_get_str(s, "nqn"), "nqn.2014-08.org.example:other");
+    ck_assert_int_eq(json_object_array_length(qmp_get(s, "controllers")),
+                     0);
+    json_object_put(ret);
+    err = qmp_errf(env.qmp, "GenericError", "device_add", "{'driver': "
+                   "'nvme-subsys', 'id': 'long', 'nqn': '%s'}", longnqn);
+    ck_assert_msg(strstr(err, "nqn"), "%s", err);
+    g_free(g_steal_pointer(&err));
+    err = qmp_errf(env.qmp, "GenericError", "device_add", "{'driver': "
+                   "'nvme', 'id': 'nvme7', 'subsys': 'nosuch', "
+                   "'socket': '%s'}", sock);
+    ck_assert_msg(strstr(err, "not an nvme-subsys"), "%s", err);
+    g_free(g_steal_pointer(&err));
+    /* A controller's own namespace 1 against the subsystem's. */
+    err = qmp_errf(env.qmp, "GenericError", "device_add", "{'driver': "
+                   "'nvme', 'id': 'nvme7', 'subsys': 'subsys0', "
+                   "'drive': 'd1', 'share-rw': true, 'socket': '%s'}", sock);
+    ck_assert_msg(strstr(err, "namespace 1"), "%s", err);
+    g_free(g_steal_pointer(&err));
+    err = qmp_err(env.qmp, "GenericError", "device_add", "{'driver': "
+                  "'nvme-ns', 'subsys': 'subsys0', 'drive': 'nosuch'}");
+    ck_assert_msg(strstr(err, "nosuch"), "%s", err);
+    /* Nothing was left half made. */
+    ret = qmp_ok(env.qmp, "query-nvme-subsystems", NULL);
+    s = json_object_array_get_idx(ret, 0);
+    ck_assert_int_eq(json_object_array_length(qmp_get(s, "controllers")),
+                     2);
+    ck_assert_int_eq(json_object_array_length(qmp_get(s, "namespaces")),
+                     3);
+    json_object_put(ret);
+}
+END_TEST
+
 /* One NSID namespace per controller: its own or the subsystem's. */
 START_TEST(test_nsid_conflicts)
 {
@@ -936,6 +984,7 @@ static Suite *nvme_subsys_suite(void)
     add(s, "unplug_inflight", test_unplug_inflight);
     add_iothreads(s, "iothreads_unplug_inflight", test_unplug_inflight);
     add(s, "nsid_conflicts", test_nsid_conflicts);
+    add(s, "subsys_config", test_subsys_config);
     add(s, "migrate", test_migrate);
     add(s, "migrate_other_namespaces", test_migrate_other_namespaces);
     add_iothreads(s, "iothreads_migrate", test_migrate);
