@@ -910,6 +910,27 @@ static void nvme_realize_undo(NvmeCtrl *n)
     n->sn = n->subnqn = NULL;
 }
 
+/* Identity and namespaces: namespace 1, then the subsystem's. */
+static bool nvme_realize_identity(NvmeCtrl *n, GError **errp)
+{
+    /* Without a subsystem, a subsystem of its own. */
+    n->sn = g_strdup(n->serial);
+    n->subnqn = g_strdup_printf("nqn.2024-01.io.iovd:nvme:%s", n->serial);
+    if (n->drive) {
+        if (!nvme_ns_init(n, &n->ns1, n->drive, 1, n->logical_block_size,
+                          n->share_rw, nvme_id(n), errp)) {
+            nvme_realize_undo(n);
+            return false;
+        }
+        nvme_ns_attach(n, &n->ns1);
+    }
+    if (n->subsys_id && !nvme_subsys_register_ctrl(n, errp)) {
+        nvme_realize_undo(n);
+        return false;
+    }
+    return true;
+}
+
 static bool nvme_realize(Device *dev, GError **errp)
 {
     NvmeCtrl *n = NVME(dev);
@@ -929,9 +950,6 @@ static bool nvme_realize(Device *dev, GError **errp)
     if (!nvme_check_props(n, errp)) {
         return false;
     }
-    /* Without a subsystem, a subsystem of its own. */
-    n->sn = g_strdup(n->serial);
-    n->subnqn = g_strdup_printf("nqn.2024-01.io.iovd:nvme:%s", n->serial);
     n->nr_vectors = n->max_ioqpairs + 1;
     n->cap = (uint64_t)n->mqes << NVME_CAP_MQES_SHIFT |
              NVME_CAP_CQR |
@@ -943,17 +961,7 @@ static bool nvme_realize(Device *dev, GError **errp)
     n->page_size = 4096;
     n->page_bits = 12;
     n->power_on_ns = clock_ns();
-
-    if (n->drive) {
-        if (!nvme_ns_init(n, &n->ns1, n->drive, 1, n->logical_block_size,
-                          n->share_rw, nvme_id(n), errp)) {
-            nvme_realize_undo(n);
-            return false;
-        }
-        nvme_ns_attach(n, &n->ns1);
-    }
-    if (n->subsys_id && !nvme_subsys_register_ctrl(n, errp)) {
-        nvme_realize_undo(n);
+    if (!nvme_realize_identity(n, errp)) {
         return false;
     }
 
