@@ -248,3 +248,30 @@ bool inet_is_loopback(const struct sockaddr *sa)
     }
     return false;
 }
+
+ssize_t unix_send_fds(int sock, const void *buf, size_t len, const int *fds,
+                      unsigned nfds, int flags)
+{
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+    g_autofree uint8_t *ctl = NULL;
+    ssize_t n;
+
+    g_assert(nfds <= UNIX_MAX_SEND_FDS);
+    if (nfds) {
+        struct cmsghdr *c;
+
+        ctl = g_malloc0(CMSG_SPACE(sizeof(int) * nfds));
+        mh.msg_control = ctl;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        c = CMSG_FIRSTHDR(&mh);
+        c->cmsg_level = SOL_SOCKET;
+        c->cmsg_type = SCM_RIGHTS;
+        c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
+    }
+    do {
+        n = sendmsg(sock, &mh, flags | MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    return n < 0 ? -errno : n;
+}

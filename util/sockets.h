@@ -33,6 +33,15 @@ int unix_listen(const char *path, int backlog, const char *owner,
 void unix_listen_close(int fd);
 
 /*
+ * sendmsg() of @len bytes with @nfds file descriptors (SCM_RIGHTS, at
+ * most UNIX_MAX_SEND_FDS) going with the first byte; @flags as sendmsg's
+ * (MSG_NOSIGNAL is added).  Retries EINTR; bytes sent, or -errno.
+ */
+#define UNIX_MAX_SEND_FDS 253
+ssize_t unix_send_fds(int sock, const void *buf, size_t len, const int *fds,
+                      unsigned nfds, int flags);
+
+/*
  * Live upgrade.  The new process adopts the old one's listening fds:
  * unix_listen() on an adopted path returns its fd instead of binding.
  * The old process, once it handed them over, removes no path on close.

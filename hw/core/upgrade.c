@@ -97,39 +97,23 @@ static bool wait_fd(int fd, short events, GError **errp)
 static bool send_all(int fd, const void *buf, size_t len, const int *fds,
                      unsigned nfds, GError **errp)
 {
-    union {
-        char buf[CMSG_SPACE(sizeof(int) * UPGRADE_FD_CHUNK)];
-        struct cmsghdr align;
-    } u;
     size_t off = 0;
 
     while (off < len) {
-        struct iovec iov = { (uint8_t *)buf + off, len - off };
-        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
         ssize_t n;
 
-        if (nfds) {
-            struct cmsghdr *c;
-
-            mh.msg_control = u.buf;
-            mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
-            c = CMSG_FIRSTHDR(&mh);
-            c->cmsg_level = SOL_SOCKET;
-            c->cmsg_type = SCM_RIGHTS;
-            c->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
-            memcpy(CMSG_DATA(c), fds, sizeof(int) * nfds);
-        }
         if (!wait_fd(fd, POLLOUT, errp)) {
             return false;
         }
-        n = sendmsg(fd, &mh, MSG_NOSIGNAL);
-        if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+        n = unix_send_fds(fd, (const uint8_t *)buf + off, len - off, fds,
+                          nfds, 0);
+        if (n == -EPIPE || n == -ECONNRESET) {
             error_setg(errp, "upgrade: the other process closed the "
                        "connection");
             return false;
         }
-        if (n < 0 && errno != EINTR && errno != EAGAIN) {
-            error_setg_errno(errp, errno, "upgrade: send");
+        if (n < 0 && n != -EAGAIN) {
+            error_setg_errno(errp, -n, "upgrade: send");
             return false;
         }
         if (n > 0) {

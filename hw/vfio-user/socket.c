@@ -315,30 +315,7 @@ static void vfu_client_gone(VfuServer *s, const char *why)
 
 static ssize_t send_with_fd(int sock, const void *data, size_t len, int fd)
 {
-    struct iovec iov = { .iov_base = (void *)data, .iov_len = len };
-    union {
-        char buf[CMSG_SPACE(sizeof(int))];
-        struct cmsghdr align;
-    } u;
-    struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-    ssize_t n;
-
-    if (fd >= 0) {
-        struct cmsghdr *c;
-
-        memset(&u, 0, sizeof(u));
-        mh.msg_control = u.buf;
-        mh.msg_controllen = sizeof(u.buf);
-        c = CMSG_FIRSTHDR(&mh);
-        c->cmsg_level = SOL_SOCKET;
-        c->cmsg_type = SCM_RIGHTS;
-        c->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    }
-    do {
-        n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-    } while (n < 0 && errno == EINTR);
-    return n < 0 ? -errno : n;
+    return unix_send_fds(sock, data, len, &fd, fd >= 0, MSG_DONTWAIT);
 }
 
 /* Requests held (copied) while the device may not take them: bounded. */
