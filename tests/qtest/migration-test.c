@@ -340,16 +340,11 @@ static char *img;
 static void nvme_setup(void)
 {
     g_autofree char *bd = NULL;
-    int fd;
 
     qos_check_init();
     src_proc = iovd_proc_new();
     dst_proc = iovd_proc_new();
-    img = iovd_proc_path(src_proc, "disk.img");
-    fd = open(img, O_CREAT | O_RDWR, 0600);
-    qos_assert(fd >= 0 && ftruncate(fd, NVME_IMG_SIZE) == 0, "image: %s",
-               g_strerror(errno));
-    close(fd);
+    img = iovd_proc_image(src_proc, "disk.img", NVME_IMG_SIZE);
     bd = g_strdup_printf("driver=file,node-name=d0,filename=%s", img);
     /* The destination: the same configuration, its device left reset. */
     qnvme_disk_configure(dst_proc, bd);
@@ -468,15 +463,12 @@ START_TEST(test_nvme_other_size)
 {
     g_autoptr(GByteArray) state = g_byte_array_new();
     IovdProc *other = iovd_proc_new();
-    g_autofree char *img2 = iovd_proc_path(other, "small.img");
+    g_autofree char *img2 = iovd_proc_image(other, "small.img",
+                                            NVME_IMG_SIZE / 2);
     g_autofree char *bd = g_strdup_printf("driver=file,node-name=d0,"
                                           "filename=%s", img2);
     g_autofree char *path = iovd_proc_path(other, "nvme0.sock");
     VfuClient *c;
-    int fd = open(img2, O_CREAT | O_RDWR, 0600);
-
-    qos_assert(fd >= 0 && ftruncate(fd, NVME_IMG_SIZE / 2) == 0, "image");
-    close(fd);
     qnvme_disk_configure(other, bd);
     iovd_proc_start(other);
     ck_assert_int_eq(qmig_set_state(disk->c, QMIG_STOP_COPY), 0);

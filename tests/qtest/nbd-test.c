@@ -125,13 +125,7 @@ static void nbdkit(const char *plugin, const char *arg)
 
 static char *make_image(const char *name, uint64_t size)
 {
-    char *path = iovd_proc_path(env.proc, name);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(ftruncate(fd, size), 0);
-    close(fd);
-    return path;
+    return iovd_proc_image(env.proc, name, size);
 }
 
 /* ---- the daemon and the device ---- */

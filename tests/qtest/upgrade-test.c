@@ -51,15 +51,10 @@ static void setup(void)
 {
     g_autofree char *img = NULL, *bd = NULL, *nvme_sock = NULL;
     g_autofree char *t_sock = NULL;
-    int fd;
 
     qos_check_init();
     home = cur = iovd_proc_new();
-    img = iovd_proc_path(home, "disk.img");
-    fd = open(img, O_CREAT | O_RDWR, 0600);
-    qos_assert(fd >= 0 && ftruncate(fd, IMG_SIZE) == 0, "image: %s",
-               g_strerror(errno));
-    close(fd);
+    img = iovd_proc_image(home, "disk.img", IMG_SIZE);
     bd = g_strdup_printf("driver=file,node-name=d0,filename=%s", img);
     qnvme_disk_configure(home, bd);
     t_sock = iovd_proc_path(home, "t0.sock");

@@ -139,6 +139,17 @@ char *iovd_proc_path(IovdProc *p, const char *name)
     return g_build_filename(p->tmpdir, name, NULL);
 }
 
+char *iovd_proc_image(IovdProc *p, const char *name, uint64_t size)
+{
+    char *path = iovd_proc_path(p, name);
+    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+
+    qos_assert(fd >= 0 && ftruncate(fd, size) == 0, "image '%s': %s", path,
+               g_strerror(errno));
+    close(fd);
+    return path;
+}
+
 void iovd_proc_add_argf(IovdProc *p, const char *fmt, ...)
 {
     va_list ap;

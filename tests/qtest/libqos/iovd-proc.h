@@ -47,6 +47,8 @@ IovdProc *iovd_proc_new(void);
 /* The temporary directory, and a path inside it (g_free the latter). */
 const char *iovd_proc_tmpdir(IovdProc *p);
 char *iovd_proc_path(IovdProc *p, const char *name);
+/* A sparse image file of @size bytes there (emptied if it existed). */
+char *iovd_proc_image(IovdProc *p, const char *name, uint64_t size);
 
 /* Append one argument (printf-style) to the daemon's command line. */
 void iovd_proc_add_argf(IovdProc *p, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
