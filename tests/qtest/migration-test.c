@@ -159,10 +159,11 @@ END_TEST
 START_TEST(test_migrate_twice)
 {
     g_autofree char *back = iovd_proc_path(src_proc, "t0.sock");
+    g_autofree char *there = dst_sock();
     VfuClient *c;
 
     testdev_writel(dev, TESTDEV_REG_SCRATCH, 77);
-    c = qmig_migrate(dev, gm, dst_sock(), NULL, NULL);
+    c = qmig_migrate(dev, gm, there, NULL, NULL);
     vfu_client_free(client);
     client = c;
     /* The source's device reset when its client left: it is free again. */
