@@ -7,6 +7,9 @@
 
 #include "net/net.h"
 #include "util/iov.h"
+#include "util/savestate.h"
+
+typedef struct NetAdopt NetAdopt;
 
 /*
  * A backend type.  net_backend_create() allocates @state_size bytes at
@@ -33,6 +36,18 @@ typedef struct NetBackendDriver {
      * Called with both loops owned or borrowed by the caller.
      */
     void (*set_loop)(NetClient *nc, struct EventLoop *to);
+    /*
+     * Live upgrade (a backend type without these is refused).  On
+     * nc->loop: upgrade_pause stops (true) or resumes (false) every
+     * handler that reads, writes or delivers; upgrade_save writes the
+     * backend's fields, its fds appended to @fds (indexes into @fds, in
+     * the order the new process's NetAdopt holds them).  In the new
+     * process, before the options are applied: upgrade_load reads them
+     * into a->priv (errors with state_section_fail).
+     */
+    void (*upgrade_pause)(NetClient *nc, bool pause);
+    void (*upgrade_save)(NetClient *nc, StateWriter *w, GArray *fds);
+    void (*upgrade_load)(NetAdopt *a, StateSection *s);
 } NetBackendDriver;
 
 enum {
@@ -86,6 +101,29 @@ G_STATIC_ASSERT(sizeof(NetVnetHdr) == NET_VNET_HDR_LEN);
 /* iovecs kept on the stack for one frame; more are linearized. */
 #define NET_IOV_INLINE 64
 
+
+/* ---- live upgrade: what a backend of the new process takes over ---- */
+
+struct NetAdopt {
+    char *id;
+    const NetBackendDriver *drv;
+    int *fds;                   /* the backend's, in its save order */
+    unsigned nfds;
+    GByteArray *to_nic;         /* frames queued for the NIC */
+    GByteArray *to_backend;     /* frames queued for the backend */
+    void *priv;                 /* the driver's (upgrade_load) */
+    GDestroyNotify priv_free;
+    bool taken;
+};
+
+/*
+ * In a backend's open: what it takes over from the old process (NULL:
+ * nothing, open as usual).  An adopted backend starts paused; it runs
+ * once the new process runs its devices (upgrade_pause(nc, false)).
+ */
+NetAdopt *net_upgrade_adopt(NetClient *nc);
+/* The adopted fd @i (then the backend's), or -1. */
+int net_adopt_take_fd(NetAdopt *a, unsigned i);
 
 /* ---- capture (pcap.c) ---- */
 

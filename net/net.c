@@ -29,6 +29,7 @@ typedef struct NetClientPriv {
     bool flushing;
     bool peer_waits;            /* the peer was told "not now" */
     uint8_t *scratch;           /* linearized frame, allocated when needed */
+    NetAdopt *adopt;            /* live upgrade: queues for the NIC */
 } NetClientPriv;
 
 #define NET_SCRATCH_SIZE (NET_MAX_FRAME + NET_VNET_HDR_LEN)
@@ -657,6 +658,8 @@ static const PropDef netdev_common_props[] = {
     PROP_DEF_END
 };
 
+static void net_adopt_queues(NetClient *b, NetClient *nic);
+
 static void net_backend_free(NetClient *nc)
 {
     const NetBackendDriver *drv = net_priv(nc)->drv;
@@ -817,6 +820,9 @@ NetClient *net_nic_new(const NetClientOps *ops, const char *dev_id,
         peer->peer = nc;
         /* Frames the backend could not hand to the previous NIC. */
         net_purge_queue(peer);
+        if (net_priv(peer)->adopt) {
+            net_adopt_queues(peer, nc);
+        }
     }
     trace_net_nic_new(nc->name, model, peer ? peer->name : "");
     return nc;
@@ -869,17 +875,31 @@ static const IovdOption netdev_options[] = {
 
 /* ---- live upgrade ---- */
 
+/*
+ * The old process writes a section "net" (the netdev ids) and one section
+ * "netdev/ID" per backend: its type, the backend's own fields and fds,
+ * and the frames the net layer holds both ways, so that the new process
+ * delivers them.  The new process takes them before the options are
+ * applied (net_upgrade_prepare); each backend's open finds its NetAdopt
+ * by id, and the frames go back into the queues when the NIC attaches.
+ */
+#define NET_UPGRADE_VERSION 1
+
+static GHashTable *adoptions;   /* id -> NetAdopt, the new process's */
+
 static void net_upgrade_refuse(NetClient *nc, void *opaque)
 {
     GError **errp = opaque;
+    const NetBackendDriver *drv = net_priv(nc)->drv;
 
-    if (!*errp) {
+    if (!*errp && !drv->upgrade_save) {
         error_setg(errp, "netdev '%s' (%s) cannot be handed over to a new "
-                   "process yet", nc->name, nc->model);
+                   "process: its connections and state do not move (stream "
+                   "and tap netdevs do)", nc->name, nc->model);
     }
 }
 
-/* A backend's connection cannot move yet: refuse rather than reopen it. */
+/* Refuse up front what cannot move, rather than reopen it. */
 static bool net_upgrade_check(GError **errp)
 {
     GError *err = NULL;
@@ -892,9 +912,325 @@ static bool net_upgrade_check(GError **errp)
     return true;
 }
 
+typedef struct NetUpgradeCtx {
+    NetClient *nc;
+    bool pause;
+    StateWriter *w;
+    GArray *fds;
+} NetUpgradeCtx;
+
+static void net_adopt_nic_queue(NetClient *b);
+
+static void net_upgrade_pause_on_loop(void *opaque)
+{
+    NetUpgradeCtx *c = opaque;
+    NetClient *nic = c->nc->peer;
+
+    trace_net_upgrade_pause(c->nc->name, c->pause);
+    if (!c->pause && net_priv(c->nc)->adopt) {
+        net_adopt_nic_queue(c->nc);
+    }
+    net_priv(c->nc)->drv->upgrade_pause(c->nc, c->pause);
+    if (!c->pause && nic && !g_queue_is_empty(&nic->queue)) {
+        net_flush_queue(nic);
+    }
+}
+
+static void net_upgrade_pause_one(NetClient *nc, void *opaque)
+{
+    NetUpgradeCtx c = { .nc = nc, .pause = *(bool *)opaque };
+
+    if (net_priv(nc)->drv->upgrade_pause) {
+        loop_run_sync(nc->loop, net_upgrade_pause_on_loop, &c);
+    }
+}
+
+/*
+ * The old process (true: nothing more is read, written or delivered;
+ * false: a failed upgrade goes on), and the new one once its devices run
+ * (false: the adopted backends start).
+ */
+static void net_upgrade_pause(bool pause)
+{
+    net_backend_foreach(net_upgrade_pause_one, &pause);
+}
+
+/* The frames of @q: u32 length (LE) then the bytes, each. */
+static void net_put_queue(StateWriter *w, const char *name, GQueue *q)
+{
+    g_autoptr(GByteArray) b = g_byte_array_new();
+
+    for (GList *l = q->head; l; l = l->next) {
+        NetPacket *pkt = l->data;
+        uint8_t len[4];
+
+        stl_le_p(len, pkt->len);
+        g_byte_array_append(b, len, 4);
+        g_byte_array_append(b, pkt->data, pkt->len);
+    }
+    state_put_bytes(w, name, b->data, b->len);
+}
+
+static void net_upgrade_save_on_loop(void *opaque)
+{
+    NetUpgradeCtx *c = opaque;
+    NetClient *nc = c->nc;
+    g_autoptr(GArray) own = g_array_new(false, false, sizeof(int));
+    g_autoptr(GArray) idx = g_array_new(false, false, sizeof(uint32_t));
+    g_autofree char *name = g_strdup_printf("netdev/%s", nc->name);
+
+    state_begin(c->w, name, NET_UPGRADE_VERSION);
+    state_put_str(c->w, "type", nc->model);
+    net_priv(nc)->drv->upgrade_save(nc, c->w, own);
+    for (guint i = 0; i < own->len; i++) {
+        uint32_t at;
+
+        stl_le_p(&at, c->fds->len);
+        g_array_append_val(c->fds, g_array_index(own, int, i));
+        g_array_append_val(idx, at);
+    }
+    state_put_bytes(c->w, "fds", idx->data, idx->len * sizeof(uint32_t));
+    net_put_queue(c->w, "to-backend", &nc->queue);
+    if (nc->peer) {
+        net_put_queue(c->w, "to-nic", &nc->peer->queue);
+    } else {
+        state_put_bytes(c->w, "to-nic", NULL, 0);
+    }
+    state_end(c->w);
+    trace_net_upgrade_save(nc->name, own->len, g_queue_get_length(&nc->queue),
+                           nc->peer ? g_queue_get_length(&nc->peer->queue)
+                                    : 0);
+}
+
+static void net_upgrade_list(NetClient *nc, void *opaque)
+{
+    g_string_append_len(opaque, nc->name, strlen(nc->name) + 1);
+}
+
+static void net_upgrade_save_one(NetClient *nc, void *opaque)
+{
+    NetUpgradeCtx c = *(NetUpgradeCtx *)opaque;
+
+    c.nc = nc;
+    loop_run_sync(nc->loop, net_upgrade_save_on_loop, &c);
+}
+
+static bool net_upgrade_save(StateWriter *w, GArray *fds, GError **errp)
+{
+    g_autoptr(GString) ids = g_string_new(NULL);
+    NetUpgradeCtx c = { .w = w, .fds = fds };
+
+    if (!net_upgrade_check(errp)) {
+        return false;
+    }
+    net_backend_foreach(net_upgrade_list, ids);
+    state_begin(w, "net", NET_UPGRADE_VERSION);
+    state_put_bytes(w, "netdevs", ids->str, ids->len);
+    state_end(w);
+    net_backend_foreach(net_upgrade_save_one, &c);
+    return true;
+}
+
+/* ---- the new process ---- */
+
+static void net_adopt_free(NetAdopt *a)
+{
+    for (unsigned i = 0; i < a->nfds; i++) {
+        if (a->fds[i] >= 0) {
+            close(a->fds[i]);
+        }
+    }
+    if (a->priv_free && a->priv) {
+        a->priv_free(a->priv);
+    }
+    g_byte_array_unref(a->to_nic);
+    g_byte_array_unref(a->to_backend);
+    g_free(a->fds);
+    g_free(a->id);
+    g_free(a);
+}
+
+/* A frame list as net_put_queue wrote it, checked. */
+static GByteArray *net_get_queue(StateSection *s, const char *name)
+{
+    size_t len, off = 0;
+    const uint8_t *p = state_get_blob(s, name, &len);
+
+    while (p && off < len) {
+        uint32_t n = len - off >= 4 ? ldl_le_p(p + off) : UINT32_MAX;
+
+        if (n == 0 || n > NET_SCRATCH_SIZE || n > len - off - 4) {
+            state_section_fail(s, "'%s': a malformed frame list", name);
+            break;
+        }
+        off += 4 + n;
+    }
+    return g_byte_array_append(g_byte_array_new(), p ? p : (uint8_t *)"",
+                               p ? len : 0);
+}
+
+/* Take the fds the section names from the handover's array. */
+static void net_adopt_fds(NetAdopt *a, StateSection *s, int *fds,
+                          unsigned nfds)
+{
+    size_t len;
+    const uint8_t *p = state_get_blob(s, "fds", &len);
+
+    if (len % 4) {
+        state_section_fail(s, "'fds': %zu bytes", len);
+        len = 0;
+    }
+    a->nfds = len / 4;
+    a->fds = g_new(int, a->nfds + 1);
+    for (unsigned i = 0; i < a->nfds; i++) {
+        uint32_t at = ldl_le_p(p + 4 * i);
+
+        a->fds[i] = -1;
+        if (at >= nfds || fds[at] < 0) {
+            state_section_fail(s, "no file descriptor %u", at);
+            continue;
+        }
+        a->fds[i] = fds[at];
+        fds[at] = -1;
+    }
+}
+
+static NetAdopt *net_adopt_read(StateReader *r, const char *id, int *fds,
+                                unsigned nfds, GError **errp)
+{
+    g_autofree char *name = g_strdup_printf("netdev/%s", id);
+    g_autofree char *type = NULL;
+    StateSection *s = state_section(r, name, NET_UPGRADE_VERSION, NULL,
+                                    errp);
+    NetAdopt *a;
+
+    if (!s) {
+        return NULL;
+    }
+    a = g_new0(NetAdopt, 1);
+    a->id = g_strdup(id);
+    type = state_get_str(s, "type");
+    a->drv = type ? net_driver_find(type) : NULL;
+    if (!a->drv || !a->drv->upgrade_load) {
+        state_section_fail(s, "netdev type '%s' cannot be taken over here",
+                           type ? type : "");
+    }
+    net_adopt_fds(a, s, fds, nfds);
+    a->to_backend = net_get_queue(s, "to-backend");
+    a->to_nic = net_get_queue(s, "to-nic");
+    if (!state_section_failed(s)) {
+        a->drv->upgrade_load(a, s);
+    }
+    if (!state_section_end(s, errp)) {
+        net_adopt_free(a);
+        return NULL;
+    }
+    return a;
+}
+
+static bool net_upgrade_prepare(StateReader *r, int *fds, unsigned nfds,
+                                GError **errp)
+{
+    StateSection *s;
+    const char *ids;
+    size_t len;
+
+    if (!state_has_section(r, "net")) {
+        return true;            /* an iovd that had no netdev to hand */
+    }
+    s = state_section(r, "net", NET_UPGRADE_VERSION, NULL, errp);
+    if (!s) {
+        return false;
+    }
+    ids = state_get_blob(s, "netdevs", &len);
+    if (len && ids[len - 1] != '\0') {
+        state_section_fail(s, "malformed netdev list");
+    }
+    if (!state_section_end(s, errp)) {
+        return false;
+    }
+    adoptions = g_hash_table_new_full(g_str_hash, g_str_equal, NULL,
+                                      (GDestroyNotify)net_adopt_free);
+    for (size_t off = 0; off < len; off += strlen(ids + off) + 1) {
+        NetAdopt *a = net_adopt_read(r, ids + off, fds, nfds, errp);
+
+        if (!a) {
+            return false;
+        }
+        g_hash_table_replace(adoptions, a->id, a);
+    }
+    return true;
+}
+
+NetAdopt *net_upgrade_adopt(NetClient *nc)
+{
+    NetAdopt *a = adoptions ? g_hash_table_lookup(adoptions, nc->name)
+                            : NULL;
+
+    if (!a || a->taken || a->drv != net_priv(nc)->drv) {
+        return NULL;
+    }
+    a->taken = true;
+    net_priv(nc)->adopt = a;
+    return a;
+}
+
+int net_adopt_take_fd(NetAdopt *a, unsigned i)
+{
+    int fd = i < a->nfds ? a->fds[i] : -1;
+
+    if (i < a->nfds) {
+        a->fds[i] = -1;
+    }
+    return fd;
+}
+
+/* Frames of a list (net_put_queue) back into @nc's queue. */
+static void net_restore_queue(NetClient *nc, GByteArray *b)
+{
+    for (size_t off = 0; off + 4 <= b->len;) {
+        uint32_t n = ldl_le_p(b->data + off);
+        struct iovec iov = { b->data + off + 4, n };
+
+        net_queue_append(nc, &iov, 1, n);
+        off += 4 + n;
+    }
+    /* Whoever sends to @nc waits for its queue to drain. */
+    net_priv(nc)->peer_waits = !g_queue_is_empty(&nc->queue);
+}
+
+/*
+ * The NIC attached to adopted backend @b: the frames it had sent that
+ * wait for @b, before any it sends here.
+ */
+static void net_adopt_queues(NetClient *b, NetClient *nic)
+{
+    net_restore_queue(b, net_priv(b)->adopt->to_backend);
+}
+
+/*
+ * The devices run: the frames @b had read for its NIC, before any it
+ * reads here (after the NIC's load and reset, which purge its queue).
+ */
+static void net_adopt_nic_queue(NetClient *b)
+{
+    NetAdopt *a = g_steal_pointer(&net_priv(b)->adopt);
+
+    if (b->peer) {
+        net_restore_queue(b->peer, a->to_nic);
+    }
+    trace_net_upgrade_adopt(b->name, g_queue_get_length(&b->queue),
+                            b->peer ? g_queue_get_length(&b->peer->queue)
+                                    : 0);
+    g_hash_table_remove(adoptions, a->id);
+}
+
 static const UpgradeParticipant net_upgrade = {
     .name = "net",
     .check = net_upgrade_check,
+    .pause = net_upgrade_pause,
+    .save = net_upgrade_save,
+    .prepare = net_upgrade_prepare,
 };
 
 void net_init(void)

@@ -59,6 +59,9 @@ typedef struct StreamState {
     bool connected;
     bool rx_paused;             /* the NIC cannot take frames */
     bool closing;               /* a write failed: disconnect soon */
+    bool upgrade_paused;        /* live upgrade: no handler runs */
+    bool retry;                 /* paused with a reconnect pending */
+    char *peer;                 /* who is connected */
 
     uint8_t *rx_buf;
     size_t rx_len;
@@ -80,6 +83,10 @@ static void stream_update_handlers(StreamState *s)
     LoopFunc *rd, *wr;
 
     if (s->fd < 0) {
+        return;
+    }
+    if (s->upgrade_paused) {
+        loop_set_fd(s->nc->loop, s->fd, NULL, NULL, NULL);
         return;
     }
     rd = s->connected && !s->rx_paused && !s->closing ? stream_read : NULL;
@@ -133,6 +140,8 @@ static void stream_set_connected(StreamState *s, int fd, const char *peer)
     s->rx_len = 0;
     s->rx_paused = false;
     s->warned = false;
+    g_free(s->peer);
+    s->peer = g_strdup(peer);
     if (s->addr_type == STREAM_ADDR_INET) {
         int one = 1;
 
@@ -156,6 +165,9 @@ static void stream_deliver(StreamState *s)
     NetClient *nc = s->nc;
     size_t off = 0;
 
+    if (s->upgrade_paused) {
+        return;
+    }
     while (s->rx_len - off >= STREAM_LEN_BYTES) {
         const uint8_t *p = s->rx_buf + off;
         uint32_t len = ldl_be_p(p);
@@ -213,12 +225,16 @@ static void stream_resume_bh(void *opaque)
 {
     StreamState *s = opaque;
 
-    if (!s->connected) {
+    if (!s->connected || s->upgrade_paused) {
         return;
     }
     s->rx_paused = false;
     stream_deliver(s);
     stream_update_handlers(s);
+    if (s->connected && !s->tx_len && !g_queue_is_empty(&s->nc->queue)) {
+        /* Frames the NIC queued for us before a live upgrade. */
+        net_flush_queue(s->nc);
+    }
 }
 
 static void stream_writable(NetClient *nc)
@@ -297,7 +313,7 @@ static ssize_t stream_receive(NetClient *nc, const struct iovec *iov,
     if (!s->connected || s->closing) {
         return 0;               /* no carrier: dropped, counted */
     }
-    if (s->tx_len) {
+    if (s->tx_len || s->upgrade_paused) {
         return -EAGAIN;
     }
     stl_be_p(hdr, len);
@@ -394,16 +410,32 @@ static void stream_accept(void *opaque)
 static void stream_watch_listener(StreamState *s, bool on)
 {
     if (s->listen_fd >= 0) {
-        loop_set_fd(s->nc->loop, s->listen_fd, on ? stream_accept : NULL, NULL, s);
+        on = on && !s->upgrade_paused;
+        loop_set_fd(s->nc->loop, s->listen_fd, on ? stream_accept : NULL,
+                    NULL, s);
     }
+}
+
+/* port=0 picked a free port: report the real one. */
+static void stream_set_listen_addr(StreamState *s, int fd)
+{
+    struct sockaddr_storage sa;
+    socklen_t len = sizeof(sa);
+    unsigned port = 0;
+
+    if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
+        port = sa.ss_family == AF_INET
+            ? ntohs(((struct sockaddr_in *)&sa)->sin_port)
+            : ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
+    }
+    g_free(s->addr_str);
+    s->addr_str = g_strdup_printf(strchr(s->host, ':') ? "[%s]:%u"
+                                  : "%s:%u", s->host, port);
 }
 
 /* Listen on the configured TCP address; the fd or -1. */
 static int stream_listen_inet(StreamState *s, GError **errp)
 {
-    struct sockaddr_storage sa;
-    socklen_t len = sizeof(sa);
-    unsigned port = 0;
     int fd, one = 1;
 
     fd = socket(s->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
@@ -419,24 +451,19 @@ static int stream_listen_inet(StreamState *s, GError **errp)
         close(fd);
         return -1;
     }
-    /* port=0 picked a free port: report the real one. */
-    if (getsockname(fd, (struct sockaddr *)&sa, &len) == 0) {
-        port = sa.ss_family == AF_INET
-            ? ntohs(((struct sockaddr_in *)&sa)->sin_port)
-            : ntohs(((struct sockaddr_in6 *)&sa)->sin6_port);
-    }
-    g_free(s->addr_str);
-    s->addr_str = g_strdup_printf(strchr(s->host, ':') ? "[%s]:%u"
-                                  : "%s:%u", s->host, port);
+    stream_set_listen_addr(s, fd);
     return fd;
 }
 
-static bool stream_listen(StreamState *s, GError **errp)
+/* @fd: a TCP listening socket taken over in a live upgrade, or -1. */
+static bool stream_listen(StreamState *s, int fd, GError **errp)
 {
     NetClient *nc = s->nc;
-    int fd;
 
-    if (s->addr_type == STREAM_ADDR_UNIX) {
+    if (fd >= 0) {
+        stream_set_listen_addr(s, fd);
+    } else if (s->addr_type == STREAM_ADDR_UNIX) {
+        /* In a live upgrade this is the old process's socket. */
         g_autofree char *owner = g_strdup_printf("netdev '%s'", nc->name);
 
         fd = unix_listen(s->path, 1, owner, errp);
@@ -460,7 +487,13 @@ static bool stream_listen(StreamState *s, GError **errp)
 
 static void stream_reconnect_timer(void *opaque)
 {
-    stream_connect(opaque);
+    StreamState *s = opaque;
+
+    if (s->upgrade_paused) {
+        s->retry = true;
+        return;
+    }
+    stream_connect(s);
 }
 
 static void stream_connect(StreamState *s)
@@ -605,9 +638,168 @@ static void stream_init(NetClient *nc)
     nc->carrier_down = true;
 }
 
+/* ---- live upgrade ---- */
+
+enum { STREAM_UP_NONE, STREAM_UP_CONNECTING, STREAM_UP_CONNECTED };
+
+/* What the new process takes over (upgrade_load). */
+typedef struct StreamAdopt {
+    uint8_t state;              /* STREAM_UP_* */
+    uint32_t conn_fd, listen_fd;    /* the backend's fds, or UINT32_MAX */
+    char *peer;
+    GByteArray *rx, *tx;
+    bool retry;
+} StreamAdopt;
+
+static void stream_upgrade_pause(NetClient *nc, bool pause)
+{
+    StreamState *s = nc->opaque;
+
+    if (s->upgrade_paused == pause) {
+        return;
+    }
+    s->upgrade_paused = pause;
+    if (pause) {
+        s->retry = loop_timer_pending(s->reconnect_timer);
+        loop_timer_del(s->reconnect_timer);
+        loop_bh_cancel(s->resume_bh);
+        loop_bh_cancel(s->close_bh);
+    } else if (s->closing) {
+        loop_bh_schedule(s->close_bh);
+    } else if (s->connected) {
+        /* Deliver what was read, write what the NIC queued. */
+        loop_bh_schedule(s->resume_bh);
+    } else if (s->fd < 0 && !s->server && s->retry) {
+        stream_connect(s);
+    }
+    stream_update_handlers(s);
+    stream_watch_listener(s, s->fd < 0);
+}
+
+static uint32_t stream_save_fd(GArray *fds, int fd)
+{
+    g_array_append_val(fds, fd);
+    return fds->len - 1;
+}
+
+static void stream_upgrade_save(NetClient *nc, StateWriter *w, GArray *fds)
+{
+    StreamState *s = nc->opaque;
+    bool conn = s->fd >= 0 && !s->closing;
+    uint8_t state = !conn ? STREAM_UP_NONE : s->connected
+                    ? STREAM_UP_CONNECTED : STREAM_UP_CONNECTING;
+    bool tcp_listen = s->listen_fd >= 0 && s->addr_type == STREAM_ADDR_INET;
+
+    state_put_u8(w, "state", state);
+    state_put_u32(w, "conn-fd", conn ? stream_save_fd(fds, s->fd)
+                                     : UINT32_MAX);
+    /* A UNIX listening socket moves with every other (util/sockets.h). */
+    state_put_u32(w, "listen-fd", tcp_listen
+                  ? stream_save_fd(fds, s->listen_fd) : UINT32_MAX);
+    state_put_str(w, "peer", state == STREAM_UP_CONNECTED ? s->peer : NULL);
+    /* Read and not delivered; a frame's unwritten rest. */
+    state_put_bytes(w, "rx", s->rx_buf, conn ? s->rx_len : 0);
+    state_put_bytes(w, "tx", s->tx_buf + s->tx_off,
+                    conn ? s->tx_len - s->tx_off : 0);
+    /* Not connected: connect as soon as it runs, unless it gave up. */
+    state_put_bool(w, "retry", !conn && !s->server &&
+                   (s->retry || s->reconnect_ms));
+    trace_net_stream_upgrade_save(nc->name, state, conn ? s->rx_len : 0,
+                                  conn ? s->tx_len - s->tx_off : 0);
+}
+
+static void stream_adopt_free(void *opaque)
+{
+    StreamAdopt *sa = opaque;
+
+    g_free(sa->peer);
+    g_byte_array_unref(sa->rx);
+    g_byte_array_unref(sa->tx);
+    g_free(sa);
+}
+
+static GByteArray *stream_get_buf(StateSection *s, const char *name,
+                                  size_t max)
+{
+    size_t len;
+    const void *p = state_get_blob(s, name, &len);
+
+    if (len > max) {
+        state_section_fail(s, "'%s': %zu bytes, at most %zu here", name, len,
+                           max);
+        len = 0;
+    }
+    return g_byte_array_append(g_byte_array_new(), p ? p : "", p ? len : 0);
+}
+
+static void stream_upgrade_load(NetAdopt *a, StateSection *st)
+{
+    StreamAdopt *sa = g_new0(StreamAdopt, 1);
+
+    a->priv = sa;
+    a->priv_free = stream_adopt_free;
+    sa->state = state_get_u8(st, "state");
+    sa->conn_fd = state_get_u32(st, "conn-fd");
+    sa->listen_fd = state_get_u32(st, "listen-fd");
+    sa->peer = state_get_str(st, "peer");
+    sa->rx = stream_get_buf(st, "rx", STREAM_RX_SIZE);
+    sa->tx = stream_get_buf(st, "tx", STREAM_TX_SIZE);
+    sa->retry = state_get_bool(st, "retry");
+    if (sa->state > STREAM_UP_CONNECTED ||
+        (sa->state != STREAM_UP_NONE) != (sa->conn_fd < a->nfds) ||
+        (sa->state == STREAM_UP_CONNECTED && !sa->peer)) {
+        state_section_fail(st, "a stream connection that does not add up");
+    }
+}
+
+/* The connection the old process had (it runs at upgrade_pause false). */
+static void stream_adopt_conn(StreamState *s, StreamAdopt *sa, int fd)
+{
+    if (sa->state == STREAM_UP_CONNECTING) {
+        s->fd = fd;
+        s->connecting = true;
+        net_client_set_info(s->nc, "stream: connecting to %s", s->addr_str);
+        return;
+    }
+    stream_set_connected(s, fd, sa->peer);
+    memcpy(s->rx_buf, sa->rx->data, sa->rx->len);
+    s->rx_len = sa->rx->len;
+    memcpy(s->tx_buf, sa->tx->data, sa->tx->len);
+    s->tx_len = sa->tx->len;
+}
+
+/* A live upgrade: take over the old process's sockets, start paused. */
+static bool stream_adopt(StreamState *s, NetAdopt *a, GError **errp)
+{
+    StreamAdopt *sa = a->priv;
+    int lfd = net_adopt_take_fd(a, sa->listen_fd);
+    int fd = net_adopt_take_fd(a, sa->conn_fd);
+
+    s->upgrade_paused = true;
+    s->retry = sa->retry;
+    if (!s->server && lfd >= 0) {
+        close(lfd);
+        lfd = -1;
+    }
+    if (s->server && !stream_listen(s, lfd, errp)) {
+        if (fd >= 0) {
+            close(fd);
+        }
+        return false;
+    }
+    if (!s->server) {
+        net_client_set_info(s->nc, "stream: connecting to %s", s->addr_str);
+    }
+    if (fd >= 0) {
+        stream_adopt_conn(s, sa, fd);
+    }
+    return true;
+}
+
 static bool stream_open(NetClient *nc, GError **errp)
 {
     StreamState *s = nc->opaque;
+    NetAdopt *a;
 
     if (s->addr_type == STREAM_ADDR_UNIX ? !stream_parse_unix(s, errp)
                                          : !stream_parse_inet(s, errp)) {
@@ -618,8 +810,12 @@ static bool stream_open(NetClient *nc, GError **errp)
     s->resume_bh = loop_bh_new(s->nc->loop, stream_resume_bh, s);
     s->close_bh = loop_bh_new(s->nc->loop, stream_close_bh, s);
     s->reconnect_timer = loop_timer_new(s->nc->loop, stream_reconnect_timer, s);
+    a = net_upgrade_adopt(nc);
+    if (a) {
+        return stream_adopt(s, a, errp);
+    }
     if (s->server) {
-        return stream_listen(s, errp);
+        return stream_listen(s, -1, errp);
     }
     net_client_set_info(nc, "stream: connecting to %s", s->addr_str);
     stream_connect(s);
@@ -644,6 +840,7 @@ static void stream_cleanup(NetClient *nc)
     g_free(s->rx_buf);
     g_free(s->tx_buf);
     g_free(s->addr_str);
+    g_free(s->peer);
 }
 
 static const PropDef stream_props[] = {
@@ -701,6 +898,9 @@ static const NetBackendDriver stream_driver = {
     .init = stream_init,
     .open = stream_open,
     .set_loop = stream_set_loop,
+    .upgrade_pause = stream_upgrade_pause,
+    .upgrade_save = stream_upgrade_save,
+    .upgrade_load = stream_upgrade_load,
 };
 
 static void __attribute__((constructor)) stream_register(void)

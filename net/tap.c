@@ -37,6 +37,7 @@ typedef struct TapState {
     int fd;
     bool read_paused;           /* the NIC cannot take frames */
     bool write_blocked;         /* the tap returned EAGAIN */
+    bool upgrade_paused;        /* live upgrade: no handler runs */
     uint8_t *buf;
 } TapState;
 
@@ -45,8 +46,10 @@ static void tap_write_ready(void *opaque);
 
 static void tap_update_handlers(TapState *s)
 {
-    loop_set_fd(s->nc->loop, s->fd, s->read_paused ? NULL : tap_read,
-                        s->write_blocked ? tap_write_ready : NULL, s);
+    bool on = !s->upgrade_paused;
+
+    loop_set_fd(s->nc->loop, s->fd, on && !s->read_paused ? tap_read : NULL,
+                on && s->write_blocked ? tap_write_ready : NULL, s);
 }
 
 static void tap_read(void *opaque)
@@ -113,7 +116,7 @@ static ssize_t tap_receive(NetClient *nc, const struct iovec *iov,
     TapState *s = nc->opaque;
     ssize_t n;
 
-    if (s->write_blocked) {
+    if (s->write_blocked || s->upgrade_paused) {
         return -EAGAIN;
     }
     do {
@@ -261,18 +264,77 @@ static bool tap_script_no(const char *name, const char *value,
     return true;
 }
 
+/* ---- live upgrade ---- */
+
+static void tap_upgrade_pause(NetClient *nc, bool pause)
+{
+    TapState *s = nc->opaque;
+
+    if (s->upgrade_paused == pause || s->fd < 0) {
+        return;
+    }
+    s->upgrade_paused = pause;
+    if (!pause) {
+        s->read_paused = false;     /* tap_read asks the NIC first */
+    }
+    tap_update_handlers(s);
+    if (!pause && !s->write_blocked) {
+        /* Frames the NIC queued for us before a live upgrade. */
+        net_flush_queue(nc);
+    }
+}
+
+static void tap_upgrade_save(NetClient *nc, StateWriter *w, GArray *fds)
+{
+    TapState *s = nc->opaque;
+
+    g_array_append_val(fds, s->fd);
+    state_put_bool(w, "vnet-hdr", nc->has_vnet_hdr);
+}
+
+static void tap_upgrade_load(NetAdopt *a, StateSection *st)
+{
+    a->priv = g_new0(bool, 1);
+    a->priv_free = g_free;
+    *(bool *)a->priv = state_get_bool(st, "vnet-hdr");
+    if (a->nfds != 1) {
+        state_section_fail(st, "a tap hands over one fd, not %u", a->nfds);
+    }
+}
+
+/* The old process's tap: the same interface, its offloads as they are. */
+static bool tap_adopt(TapState *s, NetAdopt *a, GError **errp)
+{
+    struct ifreq ifr = { 0 };
+
+    s->fd = net_adopt_take_fd(a, 0);
+    s->upgrade_paused = true;
+    if (ioctl(s->fd, TUNGETIFF, &ifr) < 0 ||
+        !(ifr.ifr_flags & IFF_VNET_HDR) != !*(bool *)a->priv) {
+        error_setg(errp, "the tap handed over is not the one described");
+        return false;
+    }
+    g_free(s->ifname);
+    s->ifname = g_strndup(ifr.ifr_name, IFNAMSIZ);
+    s->nc->has_vnet_hdr = *(bool *)a->priv;
+    return true;
+}
+
 static bool tap_open(NetClient *nc, GError **errp)
 {
     TapState *s = nc->opaque;
     int want, hdr_len = NET_VNET_HDR_LEN;
+    NetAdopt *a = NULL;
 
     if (!tap_script_no("script", s->script, errp) ||
         !tap_script_no("downscript", s->downscript, errp) ||
         !tap_want_vnet_hdr(s, &want, errp)) {
         return false;
     }
-    if (s->fd_str ? !tap_open_fd(s, want, errp)
-                  : !tap_open_dev(s, want, errp)) {
+    a = net_upgrade_adopt(nc);
+    if (a ? !tap_adopt(s, a, errp)
+          : s->fd_str ? !tap_open_fd(s, want, errp)
+                      : !tap_open_dev(s, want, errp)) {
         return false;
     }
     if (nc->has_vnet_hdr) {
@@ -281,8 +343,11 @@ static bool tap_open(NetClient *nc, GError **errp)
                              s->ifname);
             return false;
         }
-        /* Complete frames until a NIC asks for offloads. */
-        ioctl(s->fd, TUNSETOFFLOAD, 0UL);
+        /* Complete frames until a NIC asks for offloads (adopted: the
+         * offloads its NIC asked for stay). */
+        if (!a) {
+            ioctl(s->fd, TUNSETOFFLOAD, 0UL);
+        }
     }
     if (fcntl(s->fd, F_SETFL, fcntl(s->fd, F_GETFL) | O_NONBLOCK) < 0 ||
         fcntl(s->fd, F_SETFD, FD_CLOEXEC) < 0) {
@@ -351,6 +416,9 @@ static const NetBackendDriver tap_driver = {
     .open = tap_open,
     .set_offloads = tap_set_offloads,
     .set_loop = tap_set_loop,
+    .upgrade_pause = tap_upgrade_pause,
+    .upgrade_save = tap_upgrade_save,
+    .upgrade_load = tap_upgrade_load,
 };
 
 static void __attribute__((constructor)) tap_register(void)

@@ -936,6 +936,8 @@ bool upgrade_incoming(const char *uri, void (*ready)(void), GError **errp)
         return false;
     }
     start_all(devs);
+    /* What participants took over waited for the commit too: it runs. */
+    participants_pause(false);
     downtime = clock_ns() - stopped_at;
     trace_upgrade_took_over(fds->len);
     return true;

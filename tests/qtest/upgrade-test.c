@@ -26,6 +26,9 @@
 #include "tests/qtest/libqos/pci.h"
 #include "tests/qtest/libqos/pci-testdev.h"
 #include "tests/qtest/libqos/nvme-disk.h"
+#include "tests/qtest/libqos/netpkt.h"
+#include "tests/qtest/libqos/virtio-net.h"
+#include "tests/qtest/libqos/e1000.h"
 
 #define IMG_SIZE        (8u << 20)
 #define GM_SIZE         (16ull << 20)
@@ -203,6 +206,14 @@ static void load_testdev(uint32_t scratch, uint8_t seed)
 
 /* ---- daemons ---- */
 
+/* UPGRADE_TEST_TRACE=PATTERN: every daemon traces those events. */
+static void add_trace(IovdProc *p)
+{
+    if (getenv("UPGRADE_TEST_TRACE")) {
+        iovd_proc_add_args(p, "-trace", getenv("UPGRADE_TEST_TRACE"), NULL);
+    }
+}
+
 /* A new daemon with only -incoming; *@uri is where it listens. */
 static IovdProc *start_incoming(char **uri)
 {
@@ -210,6 +221,7 @@ static IovdProc *start_incoming(char **uri)
     g_autofree char *path = iovd_proc_path(p, "upgrade.sock");
 
     iovd_proc_set_plain(p);
+    add_trace(p);
     iovd_proc_add_args(p, "-incoming", NULL);
     iovd_proc_add_argf(p, "unix:%s", path);
     iovd_proc_start(p);
@@ -550,11 +562,13 @@ START_TEST(test_refused_after_device_add)
 }
 END_TEST
 
-/* A network backend cannot move yet: refused up front, nothing stops. */
+/*
+ * User networking (libslirp) cannot move: refused up front, nothing
+ * stops.
+ */
 START_TEST(test_refused_netdev)
 {
     g_autoptr(IovdProc) p = iovd_proc_new();
-    g_autofree char *net = iovd_proc_path(p, "net.sock");
     g_autofree char *mon = iovd_proc_path(p, "qmp.sock");
     g_autofree char *uri = NULL;
     g_autoptr(IovdProc) next = start_incoming(&uri);
@@ -563,14 +577,14 @@ START_TEST(test_refused_netdev)
     json_object *st;
 
     iovd_proc_add_args(p, "-netdev", NULL);
-    iovd_proc_add_argf(p, "stream,id=n0,server=on,addr.type=unix,"
-                       "addr.path=%s", net);
+    iovd_proc_add_args(p, "user,id=n0", NULL);
     iovd_proc_add_args(p, "-qmp", NULL);
     iovd_proc_add_argf(p, "unix:%s,server=on,wait=off", mon);
     iovd_proc_start(p);
     c = qmp_client_open(mon);
     desc = qmp_errf(c, "GenericError", "upgrade", "{'uri': '%s'}", uri);
-    ck_assert_msg(strstr(desc, "netdev 'n0' (stream)"), "%s", desc);
+    ck_assert_msg(strstr(desc, "netdev 'n0' (user) cannot be handed over"),
+                  "%s", desc);
     st = qmp_ok(c, "query-status", NULL);
     ck_assert(qmp_get_bool(st, "running"));
     ck_assert(!json_object_object_get_ex(st, "upgrade", NULL));
@@ -663,6 +677,404 @@ START_TEST(test_client_leaves)
 }
 END_TEST
 
+/* ---- network backends: frames both ways across upgrades ---- */
+
+/*
+ * A daemon with vn0 (virtio-net-pci) and e0 (e1000), each on a -netdev
+ * stream whose other end is the test (a wire).  Every frame carries its
+ * direction and a sequence number: each side checks that every frame
+ * sent reaches it exactly once, in order, whatever moved meanwhile.
+ */
+#define NNIC            2           /* 0: vn0 (virtio-net), 1: e0 */
+#define ETH_TYPE_TEST   0x88b5      /* IEEE local experimental */
+#define FRAME_MAX       2048
+#define NET_GM_SIZE     (32ull << 20)
+#define NET_BEFORE      8           /* frames each way, before and after */
+#define NET_DURING      40          /* to each NIC: more than it holds */
+#define NET_FLOOD       200         /* from each NIC, the wire not read */
+#define NET_HELD        4           /* vn0: queued, notified after */
+#define VN_RX_POST      16          /* vn0's receive buffers */
+#define E1K_RX_RING     32          /* e0's receive descriptors */
+
+static const uint8_t nic_mac[NNIC][6] = {
+    { 0x52, 0x54, 0x00, 0x12, 0x34, 0x01 },
+    { 0x52, 0x54, 0x00, 0x12, 0x34, 0x02 },
+};
+static const uint8_t wire_mac[6] = { 0x52, 0x54, 0x00, 0xee, 0xee, 0xee };
+
+typedef struct Wire {
+    int lfd, fd;                /* the test's listener, the daemon's */
+    uint32_t to_nic, to_nic_rcvd;       /* sent to the NIC, received */
+    uint32_t from_nic, from_nic_rcvd;   /* sent by the NIC, received */
+} Wire;
+
+static Wire wire[NNIC];
+static GuestMem *ngm[NNIC];
+static VfuClient *nvc[NNIC];
+static QPCIDevice *npdev[NNIC];
+static QVirtioNet *vn;
+static QE1000 *e1k;
+
+/* Frame @seq from (@out) or to NIC @i; its length. */
+static size_t net_frame(uint8_t *f, unsigned i, bool out, uint32_t seq)
+{
+    size_t len = 1000 + (seq * 37 + i * 11) % 514;
+
+    memcpy(f, out ? wire_mac : nic_mac[i], 6);
+    memcpy(f + 6, out ? nic_mac[i] : wire_mac, 6);
+    wr16(f + 12, ETH_TYPE_TEST);
+    wr32(f + 14, seq);
+    f[18] = i;
+    f[19] = out;
+    for (size_t k = 20; k < len; k++) {
+        f[k] = (uint8_t)(seq + k * 7 + i);
+    }
+    return len;
+}
+
+static void net_check_frame(unsigned i, bool out, uint32_t seq,
+                            const uint8_t *got, ssize_t len)
+{
+    uint8_t want[FRAME_MAX];
+    size_t wlen = net_frame(want, i, out, seq);
+
+    ck_assert_msg(len >= 20, "NIC %u %s: frame %u missing", i,
+                  out ? "out" : "in", seq);
+    ck_assert_msg((size_t)len == wlen && !memcmp(got, want, wlen),
+                  "NIC %u %s: frame %u expected (%zu bytes), got frame %u "
+                  "(%zd bytes)", i, out ? "out" : "in", seq, wlen,
+                  rd32(got + 14), len);
+}
+
+static int wire_listen(const char *path)
+{
+    struct sockaddr_un sa = { .sun_family = AF_UNIX };
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+    qos_assert(fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0
+               && listen(fd, 4) == 0, "wire %s: %s", path,
+               g_strerror(errno));
+    return fd;
+}
+
+/* @len bytes of the wire's stream to NIC @i (blocking). */
+static bool wire_write(unsigned i, const void *p, size_t len)
+{
+    while (len) {
+        ssize_t n = write(wire[i].fd, p, len);
+
+        if (n <= 0) {
+            return false;
+        }
+        p = (const uint8_t *)p + n;
+        len -= n;
+    }
+    return true;
+}
+
+/* The next frame to NIC @i, all of it or its first @part bytes. */
+static bool wire_send(unsigned i, size_t part)
+{
+    uint8_t buf[4 + FRAME_MAX];
+    size_t len = net_frame(buf + 4, i, false, wire[i].to_nic);
+
+    wr32(buf, len);
+    wire[i].to_nic++;
+    return wire_write(i, buf, MIN(part, len + 4));
+}
+
+/* The rest of the frame wire_send(@i, @part) began. */
+static void wire_send_rest(unsigned i, size_t part)
+{
+    uint8_t buf[4 + FRAME_MAX];
+    size_t len = net_frame(buf + 4, i, false, wire[i].to_nic - 1);
+
+    wr32(buf, len);
+    ck_assert(wire_write(i, buf + part, len + 4 - part));
+}
+
+static bool wire_read(int fd, uint8_t *buf, size_t len, int64_t deadline)
+{
+    while (len) {
+        struct pollfd p = { .fd = fd, .events = POLLIN };
+        ssize_t n;
+
+        if (poll(&p, 1, qos_remaining_ms(deadline)) != 1) {
+            return false;
+        }
+        n = read(fd, buf, len);
+        ck_assert_msg(n > 0, "the wire closed (%s)",
+                      n < 0 ? g_strerror(errno) : "EOF");
+        buf += n;
+        len -= n;
+    }
+    return true;
+}
+
+/* Every frame NIC @i sent reached the wire, once, in order. */
+static void wire_expect_all(unsigned i)
+{
+    uint8_t buf[FRAME_MAX];
+    Wire *w = &wire[i];
+
+    while (w->from_nic_rcvd < w->from_nic) {
+        uint8_t hdr[4];
+        uint32_t len;
+
+        ck_assert_msg(wire_read(w->fd, hdr, 4, qos_deadline(QOS_TIMEOUT_MS)),
+                      "NIC %u: frame %u of %u never reached the wire", i,
+                      w->from_nic_rcvd, w->from_nic);
+        len = rd32(hdr);
+        ck_assert_uint_le(len, FRAME_MAX);
+        ck_assert(wire_read(w->fd, buf, len, qos_deadline(QOS_TIMEOUT_MS)));
+        net_check_frame(i, true, w->from_nic_rcvd++, buf, len);
+    }
+}
+
+/* NIC @i transmits @n frames (vn0: notified when @kick). */
+static void nic_send(unsigned i, unsigned n, bool kick)
+{
+    uint8_t f[FRAME_MAX];
+
+    for (unsigned k = 0; k < n; k++) {
+        size_t len = net_frame(f, i, true, wire[i].from_nic++);
+
+        if (i == 0) {
+            ck_assert_int_ge(qvnet_tx_add(vn, 0, f, len, NULL, 1), 0);
+        } else {
+            qe1000_tx(e1k, f, len, NULL);
+        }
+    }
+    if (i == 0 && kick) {
+        qvnet_tx_kick(vn, 0);
+    }
+}
+
+static ssize_t nic_recv(unsigned i, uint8_t *buf, int timeout_ms)
+{
+    return i == 0 ? qvnet_rx(vn, 0, buf, FRAME_MAX, NULL, timeout_ms)
+                  : qe1000_rx(e1k, buf, FRAME_MAX, NULL, timeout_ms);
+}
+
+/* Every frame sent to NIC @i reached its driver, once, in order. */
+static void nic_expect_all(unsigned i)
+{
+    uint8_t buf[FRAME_MAX];
+    Wire *w = &wire[i];
+
+    while (w->to_nic_rcvd < w->to_nic) {
+        net_check_frame(i, false, w->to_nic_rcvd++, buf,
+                        nic_recv(i, buf, QOS_TIMEOUT_MS));
+    }
+}
+
+/* Nothing more either way, and the wire was never connected again. */
+static void net_expect_quiet(void)
+{
+    uint8_t buf[FRAME_MAX];
+
+    for (unsigned i = 0; i < NNIC; i++) {
+        ck_assert_int_lt(nic_recv(i, buf, 50), 0);
+        ck_assert(!qos_poll_fd(wire[i].fd, POLLIN, qos_deadline(50)));
+        ck_assert(!qos_poll_fd(wire[i].lfd, POLLIN, qos_deadline(0)));
+    }
+    ck_assert(qvnet_config_status(vn) & VIRTIO_NET_S_LINK_UP);
+    ck_assert(qe1000_readl(e1k, E1000_STATUS) & E1000_STATUS_LU);
+}
+
+static void net_nic_open(unsigned i, const char *id)
+{
+    g_autofree char *name = g_strdup_printf("%s.sock", id);
+    g_autofree char *sock = iovd_proc_path(home, name);
+
+    ngm[i] = guest_mem_new(GUEST_MEM_DEFAULT_BASE, NET_GM_SIZE);
+    nvc[i] = vfu_client_open(sock);
+    npdev[i] = qpci_device_new(nvc[i]);
+    guest_mem_map_checked(ngm[i], nvc[i], true);
+}
+
+static void net_add_nic(unsigned i, const char *driver, const char *id)
+{
+    g_autofree char *name = g_strdup_printf("wire%u.sock", i);
+    g_autofree char *path = iovd_proc_path(home, name);
+    g_autofree char *sock = g_strdup_printf("%s.sock", id);
+    g_autofree char *dsock = iovd_proc_path(home, sock);
+    const uint8_t *m = nic_mac[i];
+
+    wire[i] = (Wire){ .lfd = wire_listen(path), .fd = -1 };
+    iovd_proc_add_args(home, "-netdev", NULL);
+    iovd_proc_add_argf(home, "stream,id=w%u,server=off,addr.type=unix,"
+                       "addr.path=%s,reconnect-ms=20", i, path);
+    iovd_proc_add_args(home, "-device", NULL);
+    iovd_proc_add_argf(home, "%s,id=%s,netdev=w%u,socket=%s,"
+                       "mac=%02x:%02x:%02x:%02x:%02x:%02x", driver, id, i,
+                       dsock, m[0], m[1], m[2], m[3], m[4], m[5]);
+}
+
+static void net_setup(void)
+{
+    g_autofree char *mon = NULL;
+
+    qos_check_init();
+    home = cur = iovd_proc_new();
+    mon = iovd_proc_path(home, "qmp.sock");
+    iovd_proc_add_args(home, "-qmp", NULL);
+    iovd_proc_add_argf(home, "unix:%s,server=on,wait=off", mon);
+    add_trace(home);
+    net_add_nic(0, "virtio-net-pci", "vn0");
+    net_add_nic(1, "e1000", "e0");
+    iovd_proc_start(home);
+    for (unsigned i = 0; i < NNIC; i++) {
+        qos_assert(qos_poll_fd(wire[i].lfd, POLLIN,
+                               qos_deadline(QOS_TIMEOUT_MS)),
+                   "netdev w%u never connected to the wire", i);
+        wire[i].fd = accept4(wire[i].lfd, NULL, NULL, SOCK_CLOEXEC);
+        qos_assert(wire[i].fd >= 0, "accept: %s", g_strerror(errno));
+    }
+    qmp_path = g_steal_pointer(&mon);
+    qmp = qmp_client_open(qmp_path);
+    net_nic_open(0, "vn0");
+    vn = qvnet_new(npdev[0], ngm[0]);
+    qvnet_init(vn, &(QVirtioNetInit){ .features = QVNET_LINUX_FEATURES,
+                                      .rx_post = VN_RX_POST });
+    net_nic_open(1, "e0");
+    e1k = qe1000_new(npdev[1], ngm[1]);
+    qe1000_init(e1k, &(QE1000Config){ .rx_ring = E1K_RX_RING,
+                                      .tx_ring = 256 });
+}
+
+static void net_teardown(void)
+{
+    g_clear_pointer(&qmp, qmp_client_free);
+    g_clear_pointer(&vn, qvnet_free);
+    g_clear_pointer(&e1k, qe1000_free);
+    for (unsigned i = 0; i < NNIC; i++) {
+        qpci_device_free(npdev[i]);
+        vfu_client_free(nvc[i]);
+        guest_mem_free(ngm[i]);
+    }
+    iovd_proc_stop(cur);
+    if (cur != home) {
+        iovd_proc_free(cur);
+    }
+    iovd_proc_free(home);
+    for (unsigned i = 0; i < NNIC; i++) {
+        close(wire[i].fd);
+        close(wire[i].lfd);
+    }
+    g_clear_pointer(&qmp_path, g_free);
+}
+
+/* The wire's side while the upgrade runs: frames, then half of one. */
+static gpointer net_during(gpointer opaque)
+{
+    bool ok = true;
+
+    for (unsigned k = 0; k < NET_DURING && ok; k++) {
+        for (unsigned i = 0; i < NNIC && ok; i++) {
+            ok = wire_send(i, SIZE_MAX);
+        }
+        g_usleep(1000);
+    }
+    for (unsigned i = 0; i < NNIC && ok; i++) {
+        ok = wire_send(i, 4 + 100 + i);
+    }
+    return GINT_TO_POINTER(ok);
+}
+
+static void net_both_ways(unsigned n)
+{
+    for (unsigned i = 0; i < NNIC; i++) {
+        nic_send(i, n, true);
+        for (unsigned k = 0; k < n; k++) {
+            ck_assert(wire_send(i, SIZE_MAX));
+        }
+    }
+}
+
+/*
+ * One upgrade with frames everywhere: the NICs flood the wire, which
+ * does not read (the stream's socket fills, a frame is cut, more wait in
+ * the net layer's queue); the wire sends the NICs more than their
+ * drivers gave buffers for, while the old process stops and after, and
+ * half a frame; vn0 has frames queued that it is told of only after.
+ */
+static void net_round(void)
+{
+    GThread *t;
+
+    net_both_ways(NET_BEFORE);
+    for (unsigned i = 0; i < NNIC; i++) {
+        wire_expect_all(i);
+        nic_expect_all(i);
+        nic_send(i, NET_FLOOD, true);
+    }
+    nic_send(0, NET_HELD, false);
+    /* More than the drivers took: the rest waits in the old process. */
+    for (unsigned i = 0; i < NNIC; i++) {
+        for (unsigned k = 0; k < NET_DURING; k++) {
+            ck_assert(wire_send(i, SIZE_MAX));
+        }
+    }
+    g_usleep(100 * 1000);
+    t = g_thread_new("wire", net_during, NULL);
+    upgrade_ok();
+    ck_assert(GPOINTER_TO_INT(g_thread_join(t)));
+    for (unsigned i = 0; i < NNIC; i++) {
+        wire_send_rest(i, 4 + 100 + i);
+    }
+    qvnet_tx_kick(vn, 0);
+    net_both_ways(NET_BEFORE);
+    for (unsigned i = 0; i < NNIC; i++) {
+        wire_expect_all(i);
+        nic_expect_all(i);
+    }
+    net_expect_quiet();
+}
+
+START_TEST(test_net_upgrade)
+{
+    for (unsigned round = 0; round < 3; round++) {
+        net_round();
+    }
+}
+END_TEST
+
+/*
+ * The new process fails with frames waiting everywhere: the old one
+ * reads, writes and delivers again, and loses none of them.
+ */
+START_TEST(test_net_upgrade_fails)
+{
+    FakeDest *f = fake_start(FAKE_GARBAGE);
+
+    for (unsigned i = 0; i < NNIC; i++) {
+        nic_send(i, NET_FLOOD, true);
+        for (unsigned k = 0; k < NET_DURING; k++) {
+            ck_assert(wire_send(i, SIZE_MAX));
+        }
+        ck_assert(wire_send(i, 4 + 100 + i));
+    }
+    g_usleep(100 * 1000);
+    g_free(qmp_errf(qmp, "GenericError", "upgrade", "{'uri': '%s'}",
+                    f->uri));
+    check_failed_event(qmp);
+    fake_free(f);
+    for (unsigned i = 0; i < NNIC; i++) {
+        wire_send_rest(i, 4 + 100 + i);
+    }
+    net_both_ways(NET_BEFORE);
+    for (unsigned i = 0; i < NNIC; i++) {
+        wire_expect_all(i);
+        nic_expect_all(i);
+    }
+    net_expect_quiet();
+    /* And it can still be upgraded. */
+    net_round();
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("upgrade");
@@ -679,6 +1091,10 @@ int main(void)
     tcase_add_test(tc, test_bad_uri);
     tcase_add_test(tc, test_refused_after_device_add);
     tcase_add_test(tc, test_refused_netdev);
+
+    tc = qos_check_tcase(s, "net", net_setup, net_teardown, 120);
+    tcase_add_test(tc, test_net_upgrade);
+    tcase_add_test(tc, test_net_upgrade_fails);
 
     tc = qos_check_tcase(s, "monitor", setup, teardown, 120);
     tcase_add_test(tc, test_reply_deferred);
