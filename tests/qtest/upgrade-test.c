@@ -5,6 +5,8 @@
  * pci-testdev, with I/O in flight.  Also: failed upgrades resume the old
  * daemon, refusals, and the monitor's deferred reply (the client's next
  * commands wait, other clients are served, a client that leaves first).
+ * Network backends: a virtio-net and an e1000 on streams the test serves,
+ * and a virtio-net on a tap (root only), keep every frame both ways.
  *
  * The first daemon's temporary directory holds every socket and the disk
  * image for the whole test: each new daemon only has its -incoming socket
@@ -14,7 +16,13 @@
 
 #include <check.h>
 #include <poll.h>
+#include <sched.h>
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <net/if.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <sys/wait.h>
@@ -695,6 +703,7 @@ END_TEST
 #define NET_HELD        4           /* vn0: queued, notified after */
 #define VN_RX_POST      16          /* vn0's receive buffers */
 #define E1K_RX_RING     32          /* e0's receive descriptors */
+#define UP_TAP          "uptap0"    /* test_net_tap_upgrade's tap */
 
 static const uint8_t nic_mac[NNIC][6] = {
     { 0x52, 0x54, 0x00, 0x12, 0x34, 0x01 },
@@ -703,6 +712,7 @@ static const uint8_t nic_mac[NNIC][6] = {
 static const uint8_t wire_mac[6] = { 0x52, 0x54, 0x00, 0xee, 0xee, 0xee };
 
 typedef struct Wire {
+    bool tap;                   /* fd: a packet socket on the tap */
     int lfd, fd;                /* the test's listener, the daemon's */
     uint32_t to_nic, to_nic_rcvd;       /* sent to the NIC, received */
     uint32_t from_nic, from_nic_rcvd;   /* sent by the NIC, received */
@@ -781,6 +791,10 @@ static bool wire_send(unsigned i, size_t part)
 
     wr32(buf, len);
     wire[i].to_nic++;
+    if (wire[i].tap) {
+        /* No half frames on a tap: the whole one now. */
+        return send(wire[i].fd, buf + 4, len, 0) == (ssize_t)len;
+    }
     return wire_write(i, buf, MIN(part, len + 4));
 }
 
@@ -790,6 +804,9 @@ static void wire_send_rest(unsigned i, size_t part)
     uint8_t buf[4 + FRAME_MAX];
     size_t len = net_frame(buf + 4, i, false, wire[i].to_nic - 1);
 
+    if (wire[i].tap) {
+        return;
+    }
     wr32(buf, len);
     ck_assert(wire_write(i, buf + part, len + 4 - part));
 }
@@ -812,12 +829,40 @@ static bool wire_read(int fd, uint8_t *buf, size_t len, int64_t deadline)
     return true;
 }
 
+/* The next test frame the tap's kernel side received (-1: none). */
+static ssize_t tap_wire_recv(int fd, uint8_t *buf, int64_t deadline)
+{
+    for (;;) {
+        struct sockaddr_ll sll;
+        socklen_t sl = sizeof(sll);
+        ssize_t n;
+
+        if (!qos_poll_fd(fd, POLLIN, deadline)) {
+            return -1;
+        }
+        n = recvfrom(fd, buf, FRAME_MAX, MSG_TRUNC, (struct sockaddr *)&sll,
+                     &sl);
+        ck_assert_int_gt(n, 0);
+        if (sll.sll_pkttype != PACKET_OUTGOING && n >= 20 &&
+            rd16(buf + 12) == ETH_TYPE_TEST) {
+            return n;
+        }
+    }
+}
+
 /* Every frame NIC @i sent reached the wire, once, in order. */
 static void wire_expect_all(unsigned i)
 {
     uint8_t buf[FRAME_MAX];
     Wire *w = &wire[i];
 
+    while (w->tap && w->from_nic_rcvd < w->from_nic) {
+        ssize_t n = tap_wire_recv(w->fd, buf, qos_deadline(QOS_TIMEOUT_MS));
+
+        ck_assert_msg(n > 0, "NIC %u: frame %u of %u never reached the tap",
+                      i, w->from_nic_rcvd, w->from_nic);
+        net_check_frame(i, true, w->from_nic_rcvd++, buf, n);
+    }
     while (w->from_nic_rcvd < w->from_nic) {
         uint8_t hdr[4];
         uint32_t len;
@@ -851,10 +896,19 @@ static void nic_send(unsigned i, unsigned n, bool kick)
     }
 }
 
+/* The next test frame NIC @i received (-1: none). */
 static ssize_t nic_recv(unsigned i, uint8_t *buf, int timeout_ms)
 {
-    return i == 0 ? qvnet_rx(vn, 0, buf, FRAME_MAX, NULL, timeout_ms)
-                  : qe1000_rx(e1k, buf, FRAME_MAX, NULL, timeout_ms);
+    int64_t deadline = qos_deadline(timeout_ms);
+    ssize_t n;
+
+    do {
+        int ms = qos_remaining_ms(deadline);
+
+        n = i == 0 ? qvnet_rx(vn, 0, buf, FRAME_MAX, NULL, ms)
+                   : qe1000_rx(e1k, buf, FRAME_MAX, NULL, ms);
+    } while (n >= 0 && (n < 20 || rd16(buf + 12) != ETH_TYPE_TEST));
+    return n;
 }
 
 /* Every frame sent to NIC @i reached its driver, once, in order. */
@@ -876,6 +930,11 @@ static void net_expect_quiet(void)
 
     for (unsigned i = 0; i < NNIC; i++) {
         ck_assert_int_lt(nic_recv(i, buf, 50), 0);
+        if (wire[i].tap) {
+            ck_assert_int_lt(tap_wire_recv(wire[i].fd, buf,
+                                           qos_deadline(50)), 0);
+            continue;
+        }
         ck_assert(!qos_poll_fd(wire[i].fd, POLLIN, qos_deadline(50)));
         ck_assert(!qos_poll_fd(wire[i].lfd, POLLIN, qos_deadline(0)));
     }
@@ -902,21 +961,25 @@ static void net_add_nic(unsigned i, const char *driver, const char *id)
     g_autofree char *dsock = iovd_proc_path(home, sock);
     const uint8_t *m = nic_mac[i];
 
-    wire[i] = (Wire){ .lfd = wire_listen(path), .fd = -1 };
     iovd_proc_add_args(home, "-netdev", NULL);
-    iovd_proc_add_argf(home, "stream,id=w%u,server=off,addr.type=unix,"
-                       "addr.path=%s,reconnect-ms=20", i, path);
+    if (wire[i].tap) {
+        iovd_proc_add_argf(home, "tap,id=w%u,ifname=" UP_TAP, i);
+    } else {
+        wire[i] = (Wire){ .lfd = wire_listen(path), .fd = -1 };
+        iovd_proc_add_argf(home, "stream,id=w%u,server=off,addr.type=unix,"
+                           "addr.path=%s,reconnect-ms=20", i, path);
+    }
     iovd_proc_add_args(home, "-device", NULL);
     iovd_proc_add_argf(home, "%s,id=%s,netdev=w%u,socket=%s,"
                        "mac=%02x:%02x:%02x:%02x:%02x:%02x", driver, id, i,
                        dsock, m[0], m[1], m[2], m[3], m[4], m[5]);
 }
 
-static void net_setup(void)
+/* The daemon, its NICs brought up as Linux does. */
+static void net_start(void)
 {
     g_autofree char *mon = NULL;
 
-    qos_check_init();
     home = cur = iovd_proc_new();
     mon = iovd_proc_path(home, "qmp.sock");
     iovd_proc_add_args(home, "-qmp", NULL);
@@ -926,6 +989,9 @@ static void net_setup(void)
     net_add_nic(1, "e1000", "e0");
     iovd_proc_start(home);
     for (unsigned i = 0; i < NNIC; i++) {
+        if (wire[i].tap) {
+            continue;
+        }
         qos_assert(qos_poll_fd(wire[i].lfd, POLLIN,
                                qos_deadline(QOS_TIMEOUT_MS)),
                    "netdev w%u never connected to the wire", i);
@@ -944,8 +1010,24 @@ static void net_setup(void)
                                       .tx_ring = 256 });
 }
 
+static void net_setup(void)
+{
+    qos_check_init();
+    net_start();
+}
+
+/* Started in the test, when it can run. */
+static void net_tap_setup(void)
+{
+    qos_check_init();
+    home = cur = NULL;
+}
+
 static void net_teardown(void)
 {
+    if (!cur) {
+        return;                 /* skipped */
+    }
     g_clear_pointer(&qmp, qmp_client_free);
     g_clear_pointer(&vn, qvnet_free);
     g_clear_pointer(&e1k, qe1000_free);
@@ -961,8 +1043,11 @@ static void net_teardown(void)
     iovd_proc_free(home);
     for (unsigned i = 0; i < NNIC; i++) {
         close(wire[i].fd);
-        close(wire[i].lfd);
+        if (wire[i].lfd >= 0) {
+            close(wire[i].lfd);
+        }
     }
+    memset(wire, 0, sizeof(wire));
     g_clear_pointer(&qmp_path, g_free);
 }
 
@@ -1045,6 +1130,86 @@ END_TEST
  * The new process fails with frames waiting everywhere: the old one
  * reads, writes and delivers again, and loses none of them.
  */
+/* ---- a tap, in a private network namespace (root only) ---- */
+
+static bool tap_prepare(const char **why)
+{
+    if (geteuid() != 0) {
+        *why = "needs root (CAP_NET_ADMIN)";
+        return false;
+    }
+    if (getenv("CK_FORK") && strcmp(getenv("CK_FORK"), "no") == 0) {
+        *why = "needs Check's forked test processes (CK_FORK=no)";
+        return false;
+    }
+    if (unshare(CLONE_NEWNET) < 0) {
+        *why = "unshare(CLONE_NEWNET) failed";
+        return false;
+    }
+    /* No IPv6: the kernel sends nothing on the tap by itself. */
+    if (system("(echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6 "
+               "|| true) && ip link set lo up && "
+               "ip tuntap add dev " UP_TAP " mode tap vnet_hdr && "
+               "ip link set " UP_TAP " up") != 0) {
+        *why = "cannot set up a tap interface with ip(8)";
+        return false;
+    }
+    return true;
+}
+
+/* The kernel's side of the tap: a packet socket on it. */
+static int tap_wire_open(void)
+{
+    struct sockaddr_ll sll = {
+        .sll_family = AF_PACKET,
+        .sll_protocol = htons(ETH_P_ALL),
+        .sll_ifindex = if_nametoindex(UP_TAP),
+    };
+    int fd = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_P_ALL));
+    int size = 16 << 20;
+
+    qos_assert(fd >= 0 && sll.sll_ifindex > 0 &&
+               bind(fd, (struct sockaddr *)&sll, sizeof(sll)) == 0,
+               "packet socket on " UP_TAP ": %s", g_strerror(errno));
+    /* Room for a flood the test reads only after the upgrade. */
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
+    return fd;
+}
+
+/* The kernel sends on the tap only once its link watch saw it up. */
+static void tap_wait_running(void)
+{
+    int64_t deadline = qos_deadline(QOS_TIMEOUT_MS);
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    struct ifreq ifr = { 0 };
+
+    g_strlcpy(ifr.ifr_name, UP_TAP, IFNAMSIZ);
+    while (ioctl(fd, SIOCGIFFLAGS, &ifr) < 0 ||
+           !(ifr.ifr_flags & IFF_RUNNING)) {
+        qos_assert(qos_remaining_ms(deadline), UP_TAP " never came up");
+        g_usleep(10 * 1000);
+    }
+    close(fd);
+}
+
+/* vn0 on a vnet_hdr tap (what the kernel sees), e0 on a stream. */
+START_TEST(test_net_tap_upgrade)
+{
+    const char *why;
+
+    if (!tap_prepare(&why)) {
+        printf("SKIP: test_net_tap_upgrade: %s\n", why);
+        return;
+    }
+    wire[0] = (Wire){ .tap = true, .fd = tap_wire_open(), .lfd = -1 };
+    net_start();
+    tap_wait_running();
+    for (unsigned round = 0; round < 3; round++) {
+        net_round();
+    }
+}
+END_TEST
+
 START_TEST(test_net_upgrade_fails)
 {
     FakeDest *f = fake_start(FAKE_GARBAGE);
@@ -1095,6 +1260,9 @@ int main(void)
     tc = qos_check_tcase(s, "net", net_setup, net_teardown, 120);
     tcase_add_test(tc, test_net_upgrade);
     tcase_add_test(tc, test_net_upgrade_fails);
+
+    tc = qos_check_tcase(s, "net-tap", net_tap_setup, net_teardown, 120);
+    tcase_add_test(tc, test_net_tap_upgrade);
 
     tc = qos_check_tcase(s, "monitor", setup, teardown, 120);
     tcase_add_test(tc, test_reply_deferred);
