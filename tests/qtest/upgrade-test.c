@@ -25,6 +25,7 @@
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <netinet/in.h>
 #include <sys/wait.h>
 
 #include "tests/qtest/libqos/qos-check.h"
@@ -713,6 +714,7 @@ static const uint8_t wire_mac[6] = { 0x52, 0x54, 0x00, 0xee, 0xee, 0xee };
 
 typedef struct Wire {
     bool tap;                   /* fd: a packet socket on the tap */
+    bool server;                /* the daemon listens, the test connects */
     int lfd, fd;                /* the test's listener, the daemon's */
     uint32_t to_nic, to_nic_rcvd;       /* sent to the NIC, received */
     uint32_t from_nic, from_nic_rcvd;   /* sent by the NIC, received */
@@ -953,6 +955,60 @@ static void net_nic_open(unsigned i, const char *id)
     guest_mem_map_checked(ngm[i], nvc[i], true);
 }
 
+/* A free loopback TCP port (for a daemon to listen on). */
+static unsigned free_tcp_port(void)
+{
+    struct sockaddr_in sa = { .sin_family = AF_INET };
+    socklen_t len = sizeof(sa);
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    qos_assert(fd >= 0 && bind(fd, (struct sockaddr *)&sa, len) == 0 &&
+               getsockname(fd, (struct sockaddr *)&sa, &len) == 0,
+               "a free port: %s", g_strerror(errno));
+    close(fd);
+    return ntohs(sa.sin_port);
+}
+
+static struct sockaddr_storage server_sa[NNIC];
+
+/* Wire @i's netdev listens: NIC 0 on UNIX @path, NIC 1 on TCP. */
+static void net_add_server(unsigned i, const char *path)
+{
+    struct sockaddr_un *sun = (struct sockaddr_un *)&server_sa[i];
+    struct sockaddr_in *in = (struct sockaddr_in *)&server_sa[i];
+
+    wire[i].lfd = -1;
+    memset(&server_sa[i], 0, sizeof(server_sa[i]));
+    if (i == 0) {
+        sun->sun_family = AF_UNIX;
+        g_strlcpy(sun->sun_path, path, sizeof(sun->sun_path));
+        iovd_proc_add_argf(home, "stream,id=w%u,server=on,addr.type=unix,"
+                           "addr.path=%s", i, path);
+        return;
+    }
+    in->sin_family = AF_INET;
+    in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    in->sin_port = htons(free_tcp_port());
+    iovd_proc_add_argf(home, "stream,id=w%u,server=on,addr.type=inet,"
+                       "addr.host=127.0.0.1,addr.port=%u", i,
+                       ntohs(in->sin_port));
+}
+
+/* The test connects to wire @i's listening netdev. */
+static void net_connect_server(unsigned i)
+{
+    int family = server_sa[i].ss_family;
+    socklen_t len = family == AF_UNIX ? sizeof(struct sockaddr_un)
+                                      : sizeof(struct sockaddr_in);
+
+    wire[i].fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    qos_assert(wire[i].fd >= 0 &&
+               connect(wire[i].fd, (struct sockaddr *)&server_sa[i],
+                       len) == 0,
+               "connect to netdev w%u: %s", i, g_strerror(errno));
+}
+
 static void net_add_nic(unsigned i, const char *driver, const char *id)
 {
     g_autofree char *name = g_strdup_printf("wire%u.sock", i);
@@ -964,6 +1020,8 @@ static void net_add_nic(unsigned i, const char *driver, const char *id)
     iovd_proc_add_args(home, "-netdev", NULL);
     if (wire[i].tap) {
         iovd_proc_add_argf(home, "tap,id=w%u,ifname=" UP_TAP, i);
+    } else if (wire[i].server) {
+        net_add_server(i, path);
     } else {
         wire[i] = (Wire){ .lfd = wire_listen(path), .fd = -1 };
         iovd_proc_add_argf(home, "stream,id=w%u,server=off,addr.type=unix,"
@@ -990,6 +1048,10 @@ static void net_start(void)
     iovd_proc_start(home);
     for (unsigned i = 0; i < NNIC; i++) {
         if (wire[i].tap) {
+            continue;
+        }
+        if (wire[i].server) {
+            net_connect_server(i);
             continue;
         }
         qos_assert(qos_poll_fd(wire[i].lfd, POLLIN,
@@ -1210,6 +1272,50 @@ START_TEST(test_net_tap_upgrade)
 }
 END_TEST
 
+/*
+ * The daemon listens (vn0: UNIX, e0: TCP on loopback), the test
+ * connects: the connections and the TCP listening socket move.
+ */
+/* NIC @i's link as its driver reads it becomes @up. */
+static void nic_wait_link(unsigned i, bool up)
+{
+    int64_t deadline = qos_deadline(QOS_TIMEOUT_MS);
+
+    if (i == 1) {
+        ck_assert_msg(qe1000_wait_link(e1k, up, QOS_TIMEOUT_MS),
+                      "e0: link never %s", up ? "up" : "down");
+        return;
+    }
+    while (!(qvnet_config_status(vn) & VIRTIO_NET_S_LINK_UP) != !up) {
+        ck_assert_msg(qos_remaining_ms(deadline), "vn0: link never %s",
+                      up ? "up" : "down");
+        g_usleep(1000);
+    }
+}
+
+START_TEST(test_net_server_upgrade)
+{
+    wire[0].server = wire[1].server = true;
+    net_start();
+    for (unsigned round = 0; round < 3; round++) {
+        net_round();
+    }
+    /* The listening sockets the last daemon took over still serve. */
+    for (unsigned i = 0; i < NNIC; i++) {
+        close(wire[i].fd);
+        nic_wait_link(i, false);
+        net_connect_server(i);
+        nic_wait_link(i, true);
+    }
+    net_both_ways(NET_BEFORE);
+    for (unsigned i = 0; i < NNIC; i++) {
+        wire_expect_all(i);
+        nic_expect_all(i);
+    }
+    net_expect_quiet();
+}
+END_TEST
+
 START_TEST(test_net_upgrade_fails)
 {
     FakeDest *f = fake_start(FAKE_GARBAGE);
@@ -1260,6 +1366,9 @@ int main(void)
     tc = qos_check_tcase(s, "net", net_setup, net_teardown, 120);
     tcase_add_test(tc, test_net_upgrade);
     tcase_add_test(tc, test_net_upgrade_fails);
+
+    tc = qos_check_tcase(s, "net-server", net_tap_setup, net_teardown, 120);
+    tcase_add_test(tc, test_net_server_upgrade);
 
     tc = qos_check_tcase(s, "net-tap", net_tap_setup, net_teardown, 120);
     tcase_add_test(tc, test_net_tap_upgrade);
