@@ -881,7 +881,10 @@ static const IovdOption netdev_options[] = {
  * and the frames the net layer holds both ways, so that the new process
  * delivers them.  The new process takes them before the options are
  * applied (net_upgrade_prepare); each backend's open finds its NetAdopt
- * by id, and the frames go back into the queues when the NIC attaches.
+ * by id and starts paused.  The frames for the backend go back into its
+ * queue when the NIC attaches (before the NIC sends anything here); the
+ * frames for the NIC once the devices run (after the NIC's load and
+ * reset), when upgrade_pause(false) starts the backend.
  */
 #define NET_UPGRADE_VERSION 1
 
