@@ -762,10 +762,15 @@ static void stream_adopt_conn(StreamState *s, StreamAdopt *sa, int fd)
         return;
     }
     stream_set_connected(s, fd, sa->peer);
-    memcpy(s->rx_buf, sa->rx->data, sa->rx->len);
-    s->rx_len = sa->rx->len;
-    memcpy(s->tx_buf, sa->tx->data, sa->tx->len);
-    s->tx_len = sa->tx->len;
+    /* An empty GByteArray may have no data at all. */
+    if (sa->rx->len) {
+        memcpy(s->rx_buf, sa->rx->data, sa->rx->len);
+        s->rx_len = sa->rx->len;
+    }
+    if (sa->tx->len) {
+        memcpy(s->tx_buf, sa->tx->data, sa->tx->len);
+        s->tx_len = sa->tx->len;
+    }
 }
 
 /* A live upgrade: take over the old process's sockets, start paused. */
