@@ -625,6 +625,7 @@ START_TEST(test_query_stats)
 {
     static uint8_t f[FRAME_MAX];
     Nic *a = &nics[0], *b = &nics[1];
+    int64_t notes;
 
     start_pair(NULL, NULL);
     for (unsigned i = 0; i < 5; i++) {
@@ -642,9 +643,16 @@ START_TEST(test_query_stats)
     ck_assert_int_eq(qmp_stat(qmp, "vn0", 1, "virtio", "requests"), 5);
     ck_assert_int_eq(qmp_stat(qmp, "vn0", 1, "virtio", "inflight"), 0);
     ck_assert_int_ge(qmp_stat(qmp, "vn0", 1, "virtio", "kicks"), 1);
-    ck_assert_int_ge(qmp_stat(qmp, "vn0", 1, "virtio", "notifications") +
-                     qmp_stat(qmp, "vn0", 1, "virtio",
-                              "notifications-suppressed"), 5);
+    /*
+     * One notification decision per used-ring flush, not per chain: a
+     * frame reaches vn1 before vn0 flushes its used ring (at the end of
+     * its loop's iteration), so the next chain may share that flush (a
+     * slow, sanitized run showed 4 decisions for 5 chains).
+     */
+    notes = qmp_stat(qmp, "vn0", 1, "virtio", "notifications") +
+            qmp_stat(qmp, "vn0", 1, "virtio", "notifications-suppressed");
+    ck_assert_int_ge(notes, 1);
+    ck_assert_int_le(notes, 5);
     /* vn1's receive queue (0) used a buffer per frame. */
     ck_assert_int_ge(qmp_stat(qmp, "vn1", 0, "virtio", "requests"), 5);
     ck_assert_int_ge(qmp_stat(qmp, "vn1", 0, "virtio", "notifications"), 1);
