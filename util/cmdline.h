@@ -50,8 +50,10 @@ typedef struct UpgradeParticipant {
     /* Before anything stops: false with why when it cannot move now. */
     bool (*check)(GError **errp);
     /*
-     * The old process, devices stopped: stop (true) or go on (false)
-     * reading from outside, so that nothing read is left behind.
+     * The old process, devices stopped: stop (true) or go on (false,
+     * after a failed upgrade) reading from outside, so that nothing read
+     * is left behind.  The new process: go on (false) once its devices
+     * run, after the old process committed.
      */
     void (*pause)(bool pause);
     /*
