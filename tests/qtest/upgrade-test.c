@@ -37,6 +37,7 @@
 #include "tests/qtest/libqos/nvme-disk.h"
 #include "tests/qtest/libqos/netpkt.h"
 #include "tests/qtest/libqos/virtio-net.h"
+#include "tests/qtest/libqos/virtio-blk.h"
 #include "tests/qtest/libqos/e1000.h"
 
 #define IMG_SIZE        (8u << 20)
@@ -53,11 +54,40 @@ static QmpClient *qmp;
 
 /* The VMM's side: one guest RAM mapped into both devices. */
 static GuestMem *gm;
-static VfuClient *nvme_c, *t_c;
-static QPCIDevice *nvme_dev, *tdev;
+static VfuClient *nvme_c, *t_c, *vb_c;
+static QPCIDevice *nvme_dev, *tdev, *vb_dev;
 static QNvme *q;
+static QVirtioDevice *vb;           /* virtio-blk vb0 on its own image */
+#define NVB             6           /* its writes in flight per round */
 
 /* ---- fixture ---- */
+
+static void add_virtio_blk(void)
+{
+    g_autofree char *img = iovd_proc_image(home, "vblk.img", IMG_SIZE);
+    g_autofree char *sock = iovd_proc_path(home, "vb0.sock");
+
+    iovd_proc_add_args(home, "-blockdev", NULL);
+    iovd_proc_add_argf(home, "driver=file,node-name=d1,filename=%s", img);
+    iovd_proc_add_args(home, "-device", NULL);
+    iovd_proc_add_argf(home, "virtio-blk-pci,id=vb0,drive=d1,socket=%s",
+                       sock);
+}
+
+static void connect_virtio_blk(void)
+{
+    g_autofree char *sock = iovd_proc_path(home, "vb0.sock");
+
+    vb_c = vfu_client_open(sock);
+    vb_dev = qpci_device_new(vb_c);
+    guest_mem_map_checked(gm, vb_c, true);
+    vb = qvirtio_pci_new(vb_dev, gm);
+    qvirtio_init(vb, &(QVirtioInit) {
+        .features = VIRTIO_BIT(VIRTIO_F_VERSION_1) |
+                    VIRTIO_BIT(VIRTIO_BLK_F_FLUSH),
+        .nqueues = 1, .irq = QVIRTIO_IRQ_MSIX,
+    });
+}
 
 static void setup(void)
 {
@@ -72,6 +102,7 @@ static void setup(void)
     t_sock = iovd_proc_path(home, "t0.sock");
     iovd_proc_add_args(home, "-device", NULL);
     iovd_proc_add_argf(home, "pci-testdev,id=t0,socket=%s", t_sock);
+    add_virtio_blk();
     iovd_proc_start(home);
     qmp_path = iovd_proc_path(home, "qmp.sock");
     qmp = qmp_client_open(qmp_path);
@@ -89,16 +120,20 @@ static void setup(void)
     qpci_device_enable(tdev);
     guest_mem_map_checked(gm, t_c, true);
     qpci_msix_enable(tdev, 2);
+    connect_virtio_blk();
 }
 
 static void teardown(void)
 {
     g_clear_pointer(&qmp, qmp_client_free);
     qnvme_free(q);
+    qvirtio_free(vb);
     qpci_device_free(nvme_dev);
     qpci_device_free(tdev);
+    qpci_device_free(vb_dev);
     vfu_client_free(nvme_c);
     vfu_client_free(t_c);
+    vfu_client_free(vb_c);
     guest_mem_free(gm);
     iovd_proc_stop(cur);
     if (cur != home) {
@@ -287,6 +322,44 @@ static void upgrade_ok(void)
     json_object_put(ret);
 }
 
+/* virtio-blk: @n writes of sector 64 * (@first + i), patterned, kicked. */
+static void vb_submit(QVirtioBlkReq *reqs, uint8_t (*bufs)[4096],
+                      unsigned first, unsigned n)
+{
+    for (unsigned i = 0; i < n; i++) {
+        memset(bufs[i], 0x60 + first + i, 4096);
+        reqs[i] = (QVirtioBlkReq) {
+            .type = VIRTIO_BLK_T_OUT, .sector = 64 * (first + i),
+            .data = bufs[i], .len = 4096,
+        };
+        qvirtio_blk_add(vb->vqs[0], &reqs[i]);
+    }
+    qvirtqueue_kick(vb->vqs[0]);
+}
+
+/* ... every one completed OK (on either side), and reads back. */
+static void vb_check(QVirtioBlkReq *reqs, unsigned first, unsigned n)
+{
+    uint8_t buf[4096];
+
+    for (unsigned i = 0; i < n; i++) {
+        ck_assert_uint_eq(qvirtio_blk_finish(vb->vqs[0], &reqs[i]),
+                          VIRTIO_BLK_S_OK);
+    }
+    for (unsigned i = 0; i < n; i++) {
+        QVirtioBlkReq r = { .type = VIRTIO_BLK_T_IN,
+                            .sector = 64 * (first + i), .data = buf,
+                            .len = sizeof(buf) };
+
+        memset(buf, 0xee, sizeof(buf));
+        ck_assert_uint_eq(qvirtio_blk_request(vb->vqs[0], &r),
+                          VIRTIO_BLK_S_OK);
+        ck_assert_msg(buf[0] == (uint8_t)(0x60 + first + i) &&
+                      buf[4095] == buf[0], "virtio-blk write %u: 0x%02x",
+                      first + i, buf[0]);
+    }
+}
+
 /* ---- the upgrade ---- */
 
 /*
@@ -302,6 +375,8 @@ static void upgrade_round(unsigned round)
     const uint8_t *p = guest_ptr(gm, out, 4096);
     uint32_t count;
     NvmeCqe cqe;
+    QVirtioBlkReq vreqs[NVB];
+    static uint8_t vbufs[NVB][4096];
 
     load_testdev(scratch, round);
     count = testdev_readl(tdev, TESTDEV_REG_DMA_COUNT);
@@ -311,11 +386,14 @@ static void upgrade_round(unsigned round)
                       true);
     queue_writes(first, NIO, true);
     queue_writes(first + NIO, NHELD, false);
+    vb_submit(vreqs, vbufs, round * NVB, NVB);
 
     upgrade_ok();
 
     ck_assert(!vfu_client_closed(nvme_c));
     ck_assert(!vfu_client_closed(t_c));
+    ck_assert(!vfu_client_closed(vb_c));
+    vb_check(vreqs, round * NVB, NVB);
     /* The DMA started before ran once, on either side. */
     ck_assert(testdev_dma_wait(tdev) & TESTDEV_INT_DMA_DONE);
     ck_assert_uint_eq(testdev_readl(tdev, TESTDEV_REG_DMA_COUNT), count + 1);
@@ -330,6 +408,7 @@ static void upgrade_round(unsigned round)
     check_testdev(scratch, round);
     vfu_client_assert_clean(nvme_c);
     vfu_client_assert_clean(t_c);
+    vfu_client_assert_clean(vb_c);
 }
 
 START_TEST(test_upgrade)
