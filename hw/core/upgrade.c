@@ -394,6 +394,7 @@ static bool participants_check(GError **errp)
 typedef struct UpgradeOut {
     int sock;
     int64_t stop_ns;            /* when the devices began to stop */
+    bool paused;                /* the participants stopped reading */
     GArray *devs;               /* of UpgradeDev */
     gint pending;               /* devices not stopped yet */
     UpgradeDone *done;
@@ -423,7 +424,9 @@ static void out_fail(GError *err)
     loop_set_fd(loop_main(), o->sock, NULL, NULL, NULL);
     close(o->sock);
     loop_timer_free(o->timer);
-    participants_pause(false);
+    if (o->paused) {
+        participants_pause(false);
+    }
     start_all(o->devs);
     g_array_unref(o->devs);
     o->done(err, o->opaque);
@@ -568,6 +571,7 @@ static void out_stopped(void *opaque)
         }
     }
     participants_pause(true);
+    o->paused = true;
     stream = out_stream(o, fds, &err);
     if (!stream || !send_stream(o->sock, stream, fds, &err)) {
         out_fail(err);
