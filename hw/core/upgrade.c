@@ -245,6 +245,21 @@ static void send_answer(int sock, const GError *err)
     }
 }
 
+/* The running process's upgrade in progress. */
+typedef struct UpgradeOut {
+    int sock;
+    int64_t stop_ns;            /* when the devices began to stop */
+    bool paused;                /* the participants stopped reading */
+    GArray *devs;               /* of UpgradeDev */
+    gint pending;               /* devices not stopped yet */
+    UpgradeDone *done;
+    void *opaque;
+    LoopTimer *timer;           /* the answer's deadline */
+} UpgradeOut;
+
+static UpgradeOut *out;
+static bool handed_over;
+
 /* ---- both sides: the devices ---- */
 
 typedef struct UpgradeDev {
@@ -270,6 +285,9 @@ static GArray *upgrade_devices(void)
     return a;
 }
 
+static void out_stopped(void *opaque);
+
+/* On the device's loop, once it stopped (both processes). */
 static void dev_stopped(Device *dev, int ret, void *opaque)
 {
     UpgradeDev *u = opaque;
@@ -279,6 +297,10 @@ static void dev_stopped(Device *dev, int ret, void *opaque)
         device_transport_hooks()->upgrade_pause(dev, true);
     }
     g_atomic_int_set(&u->done, true);
+    /* The old process goes on once the last one stopped. */
+    if (out && g_atomic_int_dec_and_test(&out->pending)) {
+        loop_post(loop_main(), out_stopped, NULL);
+    }
 }
 
 static void dev_stop(void *opaque)
@@ -391,19 +413,6 @@ static bool participants_check(GError **errp)
 
 /* ---- the running process ---- */
 
-typedef struct UpgradeOut {
-    int sock;
-    int64_t stop_ns;            /* when the devices began to stop */
-    bool paused;                /* the participants stopped reading */
-    GArray *devs;               /* of UpgradeDev */
-    gint pending;               /* devices not stopped yet */
-    UpgradeDone *done;
-    void *opaque;
-    LoopTimer *timer;           /* the answer's deadline */
-} UpgradeOut;
-
-static UpgradeOut *out;
-static bool handed_over;
 
 bool upgrade_in_progress(void)
 {
@@ -584,26 +593,6 @@ static void out_stopped(void *opaque)
                    UPGRADE_IO_TIMEOUT_MS * (int64_t)1000000);
 }
 
-static void out_dev_stopped(Device *dev, int ret, void *opaque)
-{
-    UpgradeDev *u = opaque;
-
-    u->ret = ret;
-    if (ret >= 0) {
-        device_transport_hooks()->upgrade_pause(dev, true);
-    }
-    if (g_atomic_int_dec_and_test(&out->pending)) {
-        loop_post(loop_main(), out_stopped, NULL);
-    }
-}
-
-static void out_dev_stop(void *opaque)
-{
-    UpgradeDev *u = opaque;
-
-    device_stop(u->dev, out_dev_stopped, u);
-}
-
 static int connect_unix(const char *path, GError **errp)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -682,7 +671,7 @@ bool upgrade_start(const char *uri, UpgradeDone *done, void *opaque,
     for (guint i = 0; i < out->devs->len; i++) {
         UpgradeDev *u = &g_array_index(out->devs, UpgradeDev, i);
 
-        loop_run_sync(u->dev->loop, out_dev_stop, u);
+        loop_run_sync(u->dev->loop, dev_stop, u);
     }
     if (g_atomic_int_dec_and_test(&out->pending)) {
         loop_post(loop_main(), out_stopped, NULL);
