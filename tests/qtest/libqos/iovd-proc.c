@@ -264,21 +264,10 @@ static char *iovd_proc_device_arg(IovdProc *p, unsigned i, const char *a)
     return g_strdup_printf("%s,iothread=iot%u", a, next++ % test_iothreads());
 }
 
-void iovd_proc_start(IovdProc *p)
+/* The daemon's command line, -ready-fd @ready_fd last (NULL-ended). */
+static GPtrArray *start_argv(IovdProc *p, int ready_fd)
 {
-    g_autoptr(GPtrArray) argv = g_ptr_array_new_with_free_func(g_free);
-    g_autofree char *cmdline = NULL;
-    int pipefd[2];
-    pid_t parent = getpid();
-    int64_t deadline;
-    char byte;
-    ssize_t n;
-    int status;
-
-    qos_assert(p->pid == 0, "iovd_proc_start: daemon already running");
-    if (pipe2(pipefd, O_CLOEXEC) < 0) {
-        qos_fail("pipe2: %s", g_strerror(errno));
-    }
+    GPtrArray *argv = g_ptr_array_new_with_free_func(g_free);
 
     g_ptr_array_add(argv, g_strdup(iovd_binary()));
     if (!p->plain) {
@@ -291,8 +280,75 @@ void iovd_proc_start(IovdProc *p)
                                        : iovd_proc_device_arg(p, i, a));
     }
     g_ptr_array_add(argv, g_strdup("-ready-fd"));
-    g_ptr_array_add(argv, g_strdup_printf("%d", pipefd[1]));
+    g_ptr_array_add(argv, g_strdup_printf("%d", ready_fd));
     g_ptr_array_add(argv, NULL);
+    return argv;
+}
+
+/* Wait for the ready byte on @fd (closed here); fail with why not. */
+static void wait_ready(IovdProc *p, int fd, const char *cmdline)
+{
+    int64_t deadline = qos_deadline(IOVD_PROC_START_TIMEOUT_MS);
+    char byte;
+    ssize_t n;
+    int status;
+
+    if (!qos_poll_fd(fd, POLLIN, deadline)) {
+        close(fd);
+        kill_and_reap(p);
+        qos_fail("iovd did not report readiness within %d ms: %s",
+                 IOVD_PROC_START_TIMEOUT_MS, cmdline);
+    }
+    do {
+        n = read(fd, &byte, 1);
+    } while (n < 0 && errno == EINTR);
+    if (n == 1) {
+        /*
+         * It also closes the pipe: wait for that, so that the daemon's fd
+         * count seen from now on is its steady state.
+         */
+        do {
+            if (!qos_poll_fd(fd, POLLIN, deadline)) {
+                close(fd);
+                kill_and_reap(p);
+                qos_fail("iovd wrote its ready byte but did not close "
+                         "-ready-fd within %d ms: %s",
+                         IOVD_PROC_START_TIMEOUT_MS, cmdline);
+            }
+            n = read(fd, &byte, 1);
+        } while (n > 0 || (n < 0 && errno == EINTR));
+        close(fd);
+        return;
+    }
+    close(fd);
+
+    /* EOF: it exited (or closed the pipe without writing). */
+    if (reap_until(p, qos_deadline(2000), &status)) {
+        g_autofree char *why = iovd_proc_describe_status(status);
+
+        if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+            qos_fail("cannot execute %s (set IOVD_BIN?): %s",
+                     iovd_binary(), cmdline);
+        }
+        qos_fail("iovd %s before it was ready: %s", why, cmdline);
+    }
+    kill_and_reap(p);
+    qos_fail("iovd closed its -ready-fd without writing a byte: %s",
+             cmdline);
+}
+
+void iovd_proc_start(IovdProc *p)
+{
+    g_autoptr(GPtrArray) argv = NULL;
+    g_autofree char *cmdline = NULL;
+    int pipefd[2];
+    pid_t parent = getpid();
+
+    qos_assert(p->pid == 0, "iovd_proc_start: daemon already running");
+    if (pipe2(pipefd, O_CLOEXEC) < 0) {
+        qos_fail("pipe2: %s", g_strerror(errno));
+    }
+    argv = start_argv(p, pipefd[1]);
     cmdline = g_strjoinv(" ", (char **)argv->pdata);
 
     fflush(stdout);
@@ -321,50 +377,7 @@ void iovd_proc_start(IovdProc *p)
     }
     live_procs = g_slist_prepend(live_procs, p);
     close(pipefd[1]);
-
-    deadline = qos_deadline(IOVD_PROC_START_TIMEOUT_MS);
-    if (!qos_poll_fd(pipefd[0], POLLIN, deadline)) {
-        close(pipefd[0]);
-        kill_and_reap(p);
-        qos_fail("iovd did not report readiness within %d ms: %s",
-                 IOVD_PROC_START_TIMEOUT_MS, cmdline);
-    }
-    do {
-        n = read(pipefd[0], &byte, 1);
-    } while (n < 0 && errno == EINTR);
-    if (n == 1) {
-        /*
-         * It also closes the pipe: wait for that, so that the daemon's fd
-         * count seen from now on is its steady state.
-         */
-        do {
-            if (!qos_poll_fd(pipefd[0], POLLIN, deadline)) {
-                close(pipefd[0]);
-                kill_and_reap(p);
-                qos_fail("iovd wrote its ready byte but did not close "
-                         "-ready-fd within %d ms: %s",
-                         IOVD_PROC_START_TIMEOUT_MS, cmdline);
-            }
-            n = read(pipefd[0], &byte, 1);
-        } while (n > 0 || (n < 0 && errno == EINTR));
-        close(pipefd[0]);
-        return;
-    }
-    close(pipefd[0]);
-
-    /* EOF: it exited (or closed the pipe without writing). */
-    if (reap_until(p, qos_deadline(2000), &status)) {
-        g_autofree char *why = iovd_proc_describe_status(status);
-
-        if (WIFEXITED(status) && WEXITSTATUS(status) == 127) {
-            qos_fail("cannot execute %s (set IOVD_BIN?): %s",
-                     iovd_binary(), cmdline);
-        }
-        qos_fail("iovd %s before it was ready: %s", why, cmdline);
-    }
-    kill_and_reap(p);
-    qos_fail("iovd closed its -ready-fd without writing a byte: %s",
-             cmdline);
+    wait_ready(p, pipefd[0], cmdline);
 }
 
 IovdProc *iovd_proc_start_testdev(const char *extra)
