@@ -282,32 +282,30 @@ int vfu_dirty_report(VfuServer *s, uint64_t iova, uint64_t len,
                      uint64_t page_size, uint64_t *bitmap)
 {
     VfuDmaRegion *r = dma_find(s, iova);
-    uint64_t off, per, npages;
+    uint64_t first, last, per;
     /*
      * A request in flight may still write through a pointer it took
      * before this report: its pages stay dirty for the next one.
      */
     bool keep = pci_dma_inflight(s->pdev) > 0;
 
-    if (!r || !r->dirty || iova + len < iova ||
+    if (!r || !r->dirty || !len || iova + len < iova ||
         iova + len > r->addr + r->size) {
         return r && r->dirty ? EINVAL : ENOENT;
     }
-    off = (iova - r->addr) / VFU_DIRTY_PAGE_SIZE;
+    first = (iova - r->addr) / VFU_DIRTY_PAGE_SIZE;
+    last = (iova - r->addr + len - 1) / VFU_DIRTY_PAGE_SIZE;
     per = page_size / VFU_DIRTY_PAGE_SIZE;
-    npages = DIV_ROUND_UP(len, page_size);
-    for (uint64_t n = 0; n < npages; n++) {
-        for (uint64_t k = 0; k < per; k++) {
-            uint64_t pg = off + n * per + k;
+    /* Only iovd's pages in the range: the client's page size bounds none. */
+    for (uint64_t pg = first; pg <= last; pg++) {
+        uint64_t n = (pg - first) / per;
 
-            if (pg * VFU_DIRTY_PAGE_SIZE >= r->size ||
-                !test_bit(pg, r->dirty)) {
-                continue;
-            }
-            bitmap[n / 64] |= 1ull << (n % 64);
-            if (!keep) {
-                clear_bit(pg, r->dirty);
-            }
+        if (!test_bit(pg, r->dirty)) {
+            continue;
+        }
+        bitmap[n / 64] |= 1ull << (n % 64);
+        if (!keep) {
+            clear_bit(pg, r->dirty);
         }
     }
     return 0;

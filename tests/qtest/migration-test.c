@@ -296,6 +296,15 @@ START_TEST(test_dirty_log_exact)
                                          GUEST_MEM_DEFAULT_SIZE, 8192,
                                          bitmap), 0);
     ck_assert_uint_eq(bitmap[(pg / 2) / 64], 1ull << ((pg / 2) % 64));
+    /* A page size far past the range: one bit, answered at once (the
+     * server's work is bounded by the range, not by the client's size). */
+    ck_assert_uint_eq(testdev_dma(dev, buf, 4096, 0, TESTDEV_DMA_FROM_DEVICE),
+                      TESTDEV_INT_DMA_DONE);
+    memset(bitmap, 0, sizeof(bitmap));
+    ck_assert_int_eq(qmig_logging_report(client, base,
+                                         GUEST_MEM_DEFAULT_SIZE, 1ull << 62,
+                                         bitmap), 0);
+    ck_assert_uint_eq(bitmap[0], 1);
 }
 END_TEST
 
