@@ -1267,35 +1267,12 @@ START_TEST(test_net_upgrade)
 }
 END_TEST
 
-/*
- * The new process fails with frames waiting everywhere: the old one
- * reads, writes and delivers again, and loses none of them.
- */
 /* ---- a tap, in a private network namespace (root only) ---- */
 
 static bool tap_prepare(const char **why)
 {
-    if (geteuid() != 0) {
-        *why = "needs root (CAP_NET_ADMIN)";
-        return false;
-    }
-    if (getenv("CK_FORK") && strcmp(getenv("CK_FORK"), "no") == 0) {
-        *why = "needs Check's forked test processes (CK_FORK=no)";
-        return false;
-    }
-    if (unshare(CLONE_NEWNET) < 0) {
-        *why = "unshare(CLONE_NEWNET) failed";
-        return false;
-    }
-    /* No IPv6: the kernel sends nothing on the tap by itself. */
-    if (system("(echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6 "
-               "|| true) && ip link set lo up && "
-               "ip tuntap add dev " UP_TAP " mode tap vnet_hdr && "
-               "ip link set " UP_TAP " up") != 0) {
-        *why = "cannot set up a tap interface with ip(8)";
-        return false;
-    }
-    return true;
+    return qos_private_netns("ip tuntap add dev " UP_TAP " mode tap "
+                             "vnet_hdr && ip link set " UP_TAP " up", why);
 }
 
 /* The kernel's side of the tap: a packet socket on it. */
@@ -1395,6 +1372,10 @@ START_TEST(test_net_server_upgrade)
 }
 END_TEST
 
+/*
+ * The new process fails with frames waiting everywhere: the old one
+ * reads, writes and delivers again, and loses none of them.
+ */
 START_TEST(test_net_upgrade_fails)
 {
     FakeDest *f = fake_start(FAKE_GARBAGE);

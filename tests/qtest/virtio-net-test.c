@@ -1451,29 +1451,11 @@ END_TEST
 
 static bool tap_prepare(const char **why)
 {
-    if (geteuid() != 0) {
-        *why = "needs root (CAP_NET_ADMIN)";
-        return false;
-    }
-    if (getenv("CK_FORK") && strcmp(getenv("CK_FORK"), "no") == 0) {
-        *why = "needs Check's forked test processes (CK_FORK=no)";
-        return false;
-    }
-    if (unshare(CLONE_NEWNET) < 0) {
-        *why = "unshare(CLONE_NEWNET) failed";
-        return false;
-    }
-    if (system("(echo 1 >/proc/sys/net/ipv6/conf/default/disable_ipv6 "
-               "|| true) && ip link set lo up && "
-               "ip tuntap add dev vntap0 mode tap vnet_hdr && "
-               "ip addr add 10.9.0.1/24 dev vntap0 && "
-               "ip link set vntap0 up && "
-               "ip neigh add 10.9.0.2 lladdr " MAC0_STR " dev vntap0 "
-               "nud permanent") != 0) {
-        *why = "cannot set up a tap interface with ip(8)";
-        return false;
-    }
-    return true;
+    return qos_private_netns("ip tuntap add dev vntap0 mode tap vnet_hdr "
+                             "&& ip addr add 10.9.0.1/24 dev vntap0 && "
+                             "ip link set vntap0 up && "
+                             "ip neigh add 10.9.0.2 lladdr " MAC0_STR
+                             " dev vntap0 nud permanent", why);
 }
 
 static int udp_socket(uint32_t ip, uint16_t port)

@@ -4,6 +4,7 @@
 #include "util/osdep.h"
 
 #include <limits.h>
+#include <sched.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <sys/eventfd.h>
@@ -140,4 +141,30 @@ const char *qos_errno_name(int err)
     buf = other[next++ % ARRAY_SIZE(other)];
     snprintf(buf, sizeof(other[0]), "errno %d", err);
     return buf;
+}
+
+bool qos_private_netns(const char *setup, const char **why)
+{
+    g_autofree char *cmd = NULL;
+
+    if (geteuid() != 0) {
+        *why = "needs root (CAP_NET_ADMIN)";
+        return false;
+    }
+    if (getenv("CK_FORK") && strcmp(getenv("CK_FORK"), "no") == 0) {
+        *why = "needs Check's forked test processes (CK_FORK=no)";
+        return false;
+    }
+    if (unshare(CLONE_NEWNET) < 0) {
+        *why = "unshare(CLONE_NEWNET) failed";
+        return false;
+    }
+    cmd = g_strdup_printf("(echo 1 >/proc/sys/net/ipv6/conf/default/"
+                          "disable_ipv6 || true) && ip link set lo up && %s",
+                          setup);
+    if (system(cmd) != 0) {
+        *why = "cannot set up a tap interface with ip(8)";
+        return false;
+    }
+    return true;
 }

@@ -54,6 +54,14 @@ short qos_poll_fd(int fd, short events, int64_t deadline);
 
 /* A non-blocking, close-on-exec eventfd (fails the test on error). */
 int qos_eventfd_new(void);
+
+/*
+ * A private network namespace for this (forked) test process, with
+ * loopback up and IPv6 off (the kernel then sends nothing by itself on
+ * new interfaces), then the shell commands @setup (ip(8): a tap...).
+ * False with *@why when that cannot be done here (not root, CK_FORK=no).
+ */
+bool qos_private_netns(const char *setup, const char **why);
 /* Read and clear an eventfd's counter; 0 when it was not signalled. */
 uint64_t qos_eventfd_consume(int fd);
 
