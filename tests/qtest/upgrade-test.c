@@ -7,6 +7,8 @@
  * commands wait, other clients are served, a client that leaves first).
  * Network backends: a virtio-net and an e1000 on streams the test serves,
  * and a virtio-net on a tap (root only), keep every frame both ways.
+ * Then all five devices in one daemon, upgraded three times with I/O in
+ * flight on each, and once on purpose not.
  *
  * The first daemon's temporary directory holds every socket and the disk
  * image for the whole test: each new daemon only has its -incoming socket
@@ -89,26 +91,26 @@ static void connect_virtio_blk(void)
     });
 }
 
-static void setup(void)
+/* NVMe nvme0, pci-testdev t0, virtio-blk vb0 and the monitor. */
+static void blk_add(void)
 {
-    g_autofree char *img = NULL, *bd = NULL, *nvme_sock = NULL;
-    g_autofree char *t_sock = NULL;
+    g_autofree char *img = iovd_proc_image(home, "disk.img", IMG_SIZE);
+    g_autofree char *bd = NULL, *t_sock = iovd_proc_path(home, "t0.sock");
 
-    qos_check_init();
-    home = cur = iovd_proc_new();
-    img = iovd_proc_image(home, "disk.img", IMG_SIZE);
     bd = g_strdup_printf("driver=file,node-name=d0,filename=%s", img);
     qnvme_disk_configure(home, bd);
-    t_sock = iovd_proc_path(home, "t0.sock");
     iovd_proc_add_args(home, "-device", NULL);
     iovd_proc_add_argf(home, "pci-testdev,id=t0,socket=%s", t_sock);
     add_virtio_blk();
-    iovd_proc_start(home);
-    qmp_path = iovd_proc_path(home, "qmp.sock");
-    qmp = qmp_client_open(qmp_path);
+}
+
+/* The VMM's side of blk_add's devices, brought up as a guest's drivers do. */
+static void blk_connect(void)
+{
+    g_autofree char *nvme_sock = iovd_proc_path(home, "nvme0.sock");
+    g_autofree char *t_sock = iovd_proc_path(home, "t0.sock");
 
     gm = guest_mem_new(GUEST_MEM_DEFAULT_BASE, GM_SIZE);
-    nvme_sock = iovd_proc_path(home, "nvme0.sock");
     nvme_c = vfu_client_open(nvme_sock);
     nvme_dev = qpci_device_new(nvme_c);
     guest_mem_map_checked(gm, nvme_c, true);
@@ -123,24 +125,47 @@ static void setup(void)
     connect_virtio_blk();
 }
 
-static void teardown(void)
+static void setup(void)
+{
+    qos_check_init();
+    home = cur = iovd_proc_new();
+    blk_add();
+    iovd_proc_start(home);
+    qmp_path = iovd_proc_path(home, "qmp.sock");
+    qmp = qmp_client_open(qmp_path);
+    blk_connect();
+}
+
+static void blk_free(void)
+{
+    g_clear_pointer(&q, qnvme_free);
+    g_clear_pointer(&vb, qvirtio_free);
+    g_clear_pointer(&nvme_dev, qpci_device_free);
+    g_clear_pointer(&tdev, qpci_device_free);
+    g_clear_pointer(&vb_dev, qpci_device_free);
+    g_clear_pointer(&nvme_c, vfu_client_free);
+    g_clear_pointer(&t_c, vfu_client_free);
+    g_clear_pointer(&vb_c, vfu_client_free);
+    g_clear_pointer(&gm, guest_mem_free);
+}
+
+/* The daemon that runs now, and the first one's directory. */
+static void procs_free(void)
 {
     g_clear_pointer(&qmp, qmp_client_free);
-    qnvme_free(q);
-    qvirtio_free(vb);
-    qpci_device_free(nvme_dev);
-    qpci_device_free(tdev);
-    qpci_device_free(vb_dev);
-    vfu_client_free(nvme_c);
-    vfu_client_free(t_c);
-    vfu_client_free(vb_c);
-    guest_mem_free(gm);
     iovd_proc_stop(cur);
     if (cur != home) {
         iovd_proc_free(cur);
     }
     iovd_proc_free(home);
+    home = cur = NULL;
     g_clear_pointer(&qmp_path, g_free);
+}
+
+static void teardown(void)
+{
+    blk_free();
+    procs_free();
 }
 
 /* ---- the guest's I/O ---- */
@@ -362,53 +387,74 @@ static void vb_check(QVirtioBlkReq *reqs, unsigned first, unsigned n)
 
 /* ---- the upgrade ---- */
 
-/*
- * One round: writes rung and not waited for, writes queued and rung only
- * after, a testdev DMA started and not waited for, then the upgrade; the
- * connections are never made again.
- */
-static void upgrade_round(unsigned round)
-{
-    unsigned first = round * (NIO + NHELD + 1);
-    uint32_t scratch = 0x5eed0000 + round;
-    uint64_t out = guest_alloc(gm, 4096);
-    const uint8_t *p = guest_ptr(gm, out, 4096);
-    uint32_t count;
-    NvmeCqe cqe;
+/* What one round left in flight, to check after the upgrade. */
+typedef struct BlkRound {
+    unsigned round, first;
+    uint32_t scratch, count;
+    uint64_t out;
     QVirtioBlkReq vreqs[NVB];
+} BlkRound;
+
+/*
+ * Before: NVMe writes rung and not waited for, writes queued and rung
+ * only after, virtio-blk writes kicked, a testdev DMA started and not
+ * waited for.
+ */
+static void blk_before(BlkRound *r, unsigned round)
+{
     static uint8_t vbufs[NVB][4096];
 
-    load_testdev(scratch, round);
-    count = testdev_readl(tdev, TESTDEV_REG_DMA_COUNT);
+    *r = (BlkRound) {
+        .round = round, .first = round * (NIO + NHELD + 1),
+        .scratch = 0x5eed0000 + round, .out = guest_alloc(gm, 4096),
+    };
+    load_testdev(r->scratch, round);
+    r->count = testdev_readl(tdev, TESTDEV_REG_DMA_COUNT);
     testdev_writel(tdev, TESTDEV_REG_INT_ACK, ~0u);
-    guest_memset(gm, out, 0, 4096);
-    testdev_dma_start(tdev, out, 4096, 0x1000, TESTDEV_DMA_FROM_DEVICE,
+    guest_memset(gm, r->out, 0, 4096);
+    testdev_dma_start(tdev, r->out, 4096, 0x1000, TESTDEV_DMA_FROM_DEVICE,
                       true);
-    queue_writes(first, NIO, true);
-    queue_writes(first + NIO, NHELD, false);
-    vb_submit(vreqs, vbufs, round * NVB, NVB);
+    queue_writes(r->first, NIO, true);
+    queue_writes(r->first + NIO, NHELD, false);
+    vb_submit(r->vreqs, vbufs, round * NVB, NVB);
+}
 
-    upgrade_ok();
+/* After: the same connections; everything completed once, reads back. */
+static void blk_after(BlkRound *r)
+{
+    const uint8_t *p = guest_ptr(gm, r->out, 4096);
+    NvmeCqe cqe;
 
     ck_assert(!vfu_client_closed(nvme_c));
     ck_assert(!vfu_client_closed(t_c));
     ck_assert(!vfu_client_closed(vb_c));
-    vb_check(vreqs, round * NVB, NVB);
+    vb_check(r->vreqs, r->round * NVB, NVB);
     /* The DMA started before ran once, on either side. */
     ck_assert(testdev_dma_wait(tdev) & TESTDEV_INT_DMA_DONE);
-    ck_assert_uint_eq(testdev_readl(tdev, TESTDEV_REG_DMA_COUNT), count + 1);
-    ck_assert_uint_eq(p[100], (uint8_t)(round + 100 * 7));
-    guest_free(gm, out);
+    ck_assert_uint_eq(testdev_readl(tdev, TESTDEV_REG_DMA_COUNT),
+                      r->count + 1);
+    ck_assert_uint_eq(p[100], (uint8_t)(r->round + 100 * 7));
+    guest_free(gm, r->out);
     /* The SQ entries behind the doorbell moved with the controller. */
     qnvme_ring_sq(q, qnvme_ioq(q, 1));
     wait_completions(NIO + NHELD);
     ck_assert(!qnvme_try_wait(q, qnvme_ioq(q, 1), &cqe, 100));
-    check_writes(first, NIO + NHELD);
-    check_nvme_msix(first + NIO + NHELD);
-    check_testdev(scratch, round);
+    check_writes(r->first, NIO + NHELD);
+    check_nvme_msix(r->first + NIO + NHELD);
+    check_testdev(r->scratch, r->round);
     vfu_client_assert_clean(nvme_c);
     vfu_client_assert_clean(t_c);
     vfu_client_assert_clean(vb_c);
+}
+
+/* One round with I/O in flight; the connections are never made again. */
+static void upgrade_round(unsigned round)
+{
+    BlkRound r;
+
+    blk_before(&r, round);
+    upgrade_ok();
+    blk_after(&r);
 }
 
 START_TEST(test_upgrade)
@@ -1112,19 +1158,16 @@ static void net_add_nic(unsigned i, const char *driver, const char *id)
                        dsock, m[0], m[1], m[2], m[3], m[4], m[5]);
 }
 
-/* The daemon, its NICs brought up as Linux does. */
-static void net_start(void)
+/* vn0 and e0, each on its wire. */
+static void net_add(void)
 {
-    g_autofree char *mon = NULL;
-
-    home = cur = iovd_proc_new();
-    mon = iovd_proc_path(home, "qmp.sock");
-    iovd_proc_add_args(home, "-qmp", NULL);
-    iovd_proc_add_argf(home, "unix:%s,server=on,wait=off", mon);
-    add_trace(home);
     net_add_nic(0, "virtio-net-pci", "vn0");
     net_add_nic(1, "e1000", "e0");
-    iovd_proc_start(home);
+}
+
+/* The wires connected, the NICs brought up as Linux does. */
+static void net_connect(void)
+{
     for (unsigned i = 0; i < NNIC; i++) {
         if (wire[i].tap) {
             continue;
@@ -1139,8 +1182,6 @@ static void net_start(void)
         wire[i].fd = accept4(wire[i].lfd, NULL, NULL, SOCK_CLOEXEC);
         qos_assert(wire[i].fd >= 0, "accept: %s", g_strerror(errno));
     }
-    qmp_path = g_steal_pointer(&mon);
-    qmp = qmp_client_open(qmp_path);
     net_nic_open(0, "vn0");
     vn = qvnet_new(npdev[0], ngm[0]);
     qvnet_init(vn, &(QVirtioNetInit){ .features = QVNET_LINUX_FEATURES,
@@ -1149,6 +1190,20 @@ static void net_start(void)
     e1k = qe1000_new(npdev[1], ngm[1]);
     qe1000_init(e1k, &(QE1000Config){ .rx_ring = E1K_RX_RING,
                                       .tx_ring = 256 });
+}
+
+/* The daemon with only the NICs. */
+static void net_start(void)
+{
+    home = cur = iovd_proc_new();
+    qmp_path = iovd_proc_path(home, "qmp.sock");
+    iovd_proc_add_args(home, "-qmp", NULL);
+    iovd_proc_add_argf(home, "unix:%s,server=on,wait=off", qmp_path);
+    add_trace(home);
+    net_add();
+    iovd_proc_start(home);
+    net_connect();
+    qmp = qmp_client_open(qmp_path);
 }
 
 static void net_setup(void)
@@ -1164,32 +1219,31 @@ static void net_tap_setup(void)
     home = cur = NULL;
 }
 
+static void net_free(void)
+{
+    g_clear_pointer(&vn, qvnet_free);
+    g_clear_pointer(&e1k, qe1000_free);
+    for (unsigned i = 0; i < NNIC; i++) {
+        g_clear_pointer(&npdev[i], qpci_device_free);
+        g_clear_pointer(&nvc[i], vfu_client_free);
+        g_clear_pointer(&ngm[i], guest_mem_free);
+        if (wire[i].fd > 0) {
+            close(wire[i].fd);
+        }
+        if (wire[i].lfd > 0) {
+            close(wire[i].lfd);
+        }
+    }
+    memset(wire, 0, sizeof(wire));
+}
+
 static void net_teardown(void)
 {
     if (!cur) {
         return;                 /* skipped */
     }
-    g_clear_pointer(&qmp, qmp_client_free);
-    g_clear_pointer(&vn, qvnet_free);
-    g_clear_pointer(&e1k, qe1000_free);
-    for (unsigned i = 0; i < NNIC; i++) {
-        qpci_device_free(npdev[i]);
-        vfu_client_free(nvc[i]);
-        guest_mem_free(ngm[i]);
-    }
-    iovd_proc_stop(cur);
-    if (cur != home) {
-        iovd_proc_free(cur);
-    }
-    iovd_proc_free(home);
-    for (unsigned i = 0; i < NNIC; i++) {
-        close(wire[i].fd);
-        if (wire[i].lfd >= 0) {
-            close(wire[i].lfd);
-        }
-    }
-    memset(wire, 0, sizeof(wire));
-    g_clear_pointer(&qmp_path, g_free);
+    net_free();
+    procs_free();
 }
 
 /* The wire's side while the upgrade runs: frames, then half of one. */
@@ -1220,16 +1274,15 @@ static void net_both_ways(unsigned n)
 }
 
 /*
- * One upgrade with frames everywhere: the NICs flood the wire, which
- * does not read (the stream's socket fills, a frame is cut, more wait in
- * the net layer's queue); the wire sends the NICs more than their
- * drivers gave buffers for, while the old process stops and after, and
- * half a frame; vn0 has frames queued that it is told of only after.
+ * Frames everywhere: the NICs flood the wire, which does not read (the
+ * stream's socket fills, a frame is cut, more wait in the net layer's
+ * queue); the wire sends the NICs more than their drivers gave buffers
+ * for, before the old process stops and (the thread returned) while it
+ * does, and half a frame; vn0 has frames queued that it is told of only
+ * after.
  */
-static void net_round(void)
+static GThread *net_before(void)
 {
-    GThread *t;
-
     net_both_ways(NET_BEFORE);
     for (unsigned i = 0; i < NNIC; i++) {
         wire_expect_all(i);
@@ -1244,8 +1297,12 @@ static void net_round(void)
         }
     }
     g_usleep(100 * 1000);
-    t = g_thread_new("wire", net_during, NULL);
-    upgrade_ok();
+    return g_thread_new("wire", net_during, NULL);
+}
+
+/* Every frame, either way, arrived once and in order; nothing more. */
+static void net_after(GThread *t)
+{
     ck_assert(GPOINTER_TO_INT(g_thread_join(t)));
     for (unsigned i = 0; i < NNIC; i++) {
         wire_send_rest(i, 4 + 100 + i);
@@ -1257,6 +1314,14 @@ static void net_round(void)
         nic_expect_all(i);
     }
     net_expect_quiet();
+}
+
+static void net_round(void)
+{
+    GThread *t = net_before();
+
+    upgrade_ok();
+    net_after(t);
 }
 
 START_TEST(test_net_upgrade)
@@ -1406,6 +1471,78 @@ START_TEST(test_net_upgrade_fails)
 }
 END_TEST
 
+/* ---- all five devices in one daemon ---- */
+
+/*
+ * nvme0, vb0, t0, vn0 and e0 in one daemon: what an operator upgrades.
+ * Both block and net harness state live in the globals above, so the
+ * rounds are the two kinds' halves around one upgrade.
+ */
+static void all_setup(void)
+{
+    qos_check_init();
+    home = cur = iovd_proc_new();
+    add_trace(home);
+    blk_add();
+    net_add();
+    iovd_proc_start(home);
+    qmp_path = iovd_proc_path(home, "qmp.sock");
+    qmp = qmp_client_open(qmp_path);
+    blk_connect();
+    net_connect();
+}
+
+static void all_teardown(void)
+{
+    blk_free();
+    net_free();
+    procs_free();
+}
+
+START_TEST(test_all_five_three_times)
+{
+    for (unsigned round = 0; round < 3; round++) {
+        BlkRound r;
+        GThread *t;
+
+        blk_before(&r, round);
+        t = net_before();
+        upgrade_ok();
+        net_after(t);
+        blk_after(&r);
+    }
+    check_writes(0, 3 * (NIO + NHELD + 1));
+}
+END_TEST
+
+/*
+ * The new process answers garbage while all five have I/O in flight:
+ * the old one resumes every device and loses nothing, then upgrades.
+ */
+START_TEST(test_all_five_fails)
+{
+    FakeDest *f = fake_start(FAKE_GARBAGE);
+    BlkRound r;
+    GThread *t;
+
+    blk_before(&r, 0);
+    t = net_before();
+    g_free(qmp_errf(qmp, "GenericError", "upgrade", "{'uri': '%s'}",
+                    f->uri));
+    check_failed_event(qmp);
+    fake_free(f);
+    iovd_proc_assert_alive(cur);
+    net_after(t);
+    blk_after(&r);
+
+    blk_before(&r, 1);
+    t = net_before();
+    upgrade_ok();
+    net_after(t);
+    blk_after(&r);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("upgrade");
@@ -1432,6 +1569,10 @@ int main(void)
 
     tc = qos_check_tcase(s, "net-tap", net_tap_setup, net_teardown, 120);
     tcase_add_test(tc, test_net_tap_upgrade);
+
+    tc = qos_check_tcase(s, "all-five", all_setup, all_teardown, 120);
+    tcase_add_test(tc, test_all_five_three_times);
+    tcase_add_test(tc, test_all_five_fails);
 
     tc = qos_check_tcase(s, "monitor", setup, teardown, 120);
     tcase_add_test(tc, test_reply_deferred);
