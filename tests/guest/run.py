@@ -8,6 +8,7 @@ and exits 0.  Result lines: "guest: <check> <object>: PASS|FAIL detail",
 then "N passed, N failed".
 """
 import atexit
+import ctypes
 import hashlib
 import json
 import os
@@ -117,6 +118,157 @@ class Sink(threading.Thread):
             self.received.append(data)
 
 
+def confined(p):
+    """iovd @p runs under its seccomp filter (the guest runs against the
+    daemon as shipped)."""
+    with open(f'/proc/{p.pid}/status') as f:
+        seccomp = [ln.split()[1] for ln in f if ln.startswith('Seccomp:')]
+    if seccomp != ['2']:
+        print(f'check-guest: iovd {p.pid} runs without its seccomp filter '
+              f'(Seccomp: {seccomp})', file=sys.stderr)
+    return seccomp == ['2']
+
+
+def start_iovd(argv, log_path):
+    """Starts iovd and waits for -ready-fd; None when it never got ready."""
+    rfd, wfd = os.pipe()
+    log = open(log_path, 'w')
+    p = subprocess.Popen(argv + ['-ready-fd', str(wfd)], pass_fds=[wfd],
+                         stderr=log, stdout=log)
+    log.close()
+    os.close(wfd)
+    ready, _, _ = select.select([rfd], [], [], 30)
+    ok = bool(ready) and bool(os.read(rfd, 1))
+    os.close(rfd)
+    if not ok:
+        print(f'check-guest: iovd did not become ready ({log_path})',
+              file=sys.stderr)
+        p.kill()
+        return None
+    return p
+
+
+# ---- live upgrade (IOVD_GUEST_UPGRADE=N) ----
+#
+# The virtio-net is on a tap in a network namespace of its own, where iovd
+# runs (it opens the tap there) and the host's end of the TCP transfers
+# listens: user networking (libslirp) cannot carry a connection across an
+# upgrade.  The e1000 is left out for that reason.
+
+UP_NS_HOST, UP_NS_GUEST = '10.9.0.1', '10.9.0.2'
+CLONE_NEWNET = 0x40000000
+
+
+def netns_setup():
+    """A namespace with the tap, or None (and why) when this cannot."""
+    if os.geteuid() != 0 or not shutil.which('ip'):
+        return None, 'a tap in a network namespace needs root and ip(8)'
+    ns = f'iovdg{os.getpid()}'
+    script = ('ip link set lo up && ip tuntap add dev gtap0 mode tap '
+              f'vnet_hdr && ip addr add {UP_NS_HOST}/24 dev gtap0 && '
+              'ip link set gtap0 up')
+    r = subprocess.run(['ip', 'netns', 'add', ns], capture_output=True,
+                       text=True)
+    if r.returncode == 0:
+        atexit.register(subprocess.run, ['ip', 'netns', 'del', ns])
+        r = subprocess.run(['ip', 'netns', 'exec', ns, 'sh', '-c', script],
+                           capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, f'network namespace: {r.stderr.strip()}'
+    return ns, ''
+
+
+class NsStream(threading.Thread):
+    """One TCP transfer with the guest, served in namespace @ns on @port:
+    slowly while the upgrades run (so that they all happen during it),
+    then at full speed once @done is set.  Sends (@send) or receives;
+    md5 and length of what went through."""
+
+    def __init__(self, ns, port, send, done):
+        super().__init__(daemon=True)
+        self.ns, self.port, self.send, self.done = ns, port, send, done
+        self.md5, self.len, self.error = hashlib.md5(), 0, None
+        self.listening = threading.Event()
+
+    def run(self):
+        try:
+            self.serve()
+        except Exception as e:  # noqa: BLE001 - reported as a failure
+            self.error = str(e)
+        self.listening.set()
+
+    def serve(self):
+        libc = ctypes.CDLL('libc.so.6', use_errno=True)
+        with open(f'/run/netns/{self.ns}') as f:
+            # setns() moves this thread only: the socket is the namespace's
+            if libc.setns(f.fileno(), CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), 'setns')
+        srv = socket.socket()
+        srv.bind((UP_NS_HOST, self.port))
+        srv.listen(1)
+        self.listening.set()
+        srv.settimeout(BOOT_TIMEOUT)
+        c, _ = srv.accept()
+        srv.close()
+        c.settimeout(120)
+        tail = 1 << 20          # sent at full speed after the upgrades
+        while True:
+            slow = not self.done.is_set()
+            if self.send:
+                b = random.randbytes(16384)
+                if not slow:
+                    tail -= len(b)
+                    if tail < 0:
+                        break
+                c.sendall(b)
+            else:
+                b = c.recv(16384)
+                if not b:
+                    break
+            self.md5.update(b)
+            self.len += len(b)
+            if slow:
+                time.sleep(0.01)
+        c.close()
+
+    def result(self):
+        return f'md5={self.md5.hexdigest()},len={self.len}'
+
+
+def upgrade_iovd(state, n, qmp_path):
+    """Upgrades the daemon in @state n times, 2 s apart: each time a new
+    iovd started with -incoming, QMP upgrade, the old one exits 0, the
+    new one says it completed.  Returns the monitor of the last."""
+    qmp = None
+    for k in range(1, n + 1):
+        time.sleep(2)
+        old = state['iovd']
+        uri = f"unix:{state['work']}/upgrade{k}.sock"
+        new = start_iovd(state['prefix'] + state['daemon'] +
+                         ['-incoming', uri],
+                         os.path.join(state['work'], f'iovd-up{k}.log'))
+        if not new:
+            check('upgrade', f'#{k}', False, 'new iovd did not start')
+            return None
+        state['iovds'].append(new)
+        t0 = time.time()
+        try:
+            Qmp(qmp_path).cmd('upgrade', uri=uri)
+            rc = old.wait(timeout=30)
+            qmp = Qmp(qmp_path)
+            up = qmp.cmd('query-status').get('upgrade', {})
+        except Exception as e:  # noqa: BLE001 - reported as a failure
+            check('upgrade', f'#{k}', False, str(e))
+            return None
+        state['iovd'] = new
+        state['downtime'].append(up.get('downtime-us', -1))
+        check('upgrade', f'#{k}', rc == 0 and confined(new) and
+              up.get('state') == 'completed' and
+              up.get('from-pid') == old.pid,
+              f"old exit {rc}, {up}, took {time.time() - t0:.2f} s")
+    return qmp
+
+
 def main():
     qemu = find_qemu()
     if not os.path.exists(IOVD):
@@ -211,6 +363,19 @@ def main():
         disks['IOVDVBLK1'] = (i, 'vbd1')
         expect.append(('1af4', '1042', 'virtio-pci'))
     nic_models = [m for m in ('virtio-net-pci', 'e1000') if m in types]
+    upgrades = int(os.environ.get('IOVD_GUEST_UPGRADE', '0') or 0)
+    ns = None
+    if upgrades:
+        ns, why = netns_setup()
+        if not ns:
+            skip(f'live upgrade: {why}')
+        mac = '52:54:00:12:34:10'
+        args += ['-netdev', 'tap,id=tn0,ifname=gtap0',
+                 '-device', f'virtio-net-pci,id=nic0,netdev=tn0,mac={mac},'
+                 f'socket={work}/nic0.sock{on_io()}']
+        socks.append(f'{work}/nic0.sock')
+        expect.append(('1af4', '1041', 'virtio-pci'))
+        nic_models = []
     for n, model in enumerate(nic_models):
         mac = f'52:54:00:12:34:{0x10 + n:02x}'
         fwd = free_port()
@@ -222,25 +387,27 @@ def main():
         expect.append(('1af4', '1041', 'virtio-pci') if model ==
                       'virtio-net-pci' else ('8086', '100e', 'e1000'))
 
-    rfd, wfd = os.pipe()
-    iovd_log = open(os.path.join(work, 'iovd.log'), 'w')
-    iovd = subprocess.Popen(args + ['-ready-fd', str(wfd)], pass_fds=[wfd],
-                            stderr=iovd_log, stdout=iovd_log)
-    os.close(wfd)
-    ready, _, _ = select.select([rfd], [], [], 30)
-    if not ready or not os.read(rfd, 1):
-        print('check-guest: iovd did not become ready', file=sys.stderr)
-        iovd.kill()
-        return 1
-    # The guest runs against the daemon as shipped: confined.
-    with open(f'/proc/{iovd.pid}/status') as f:
-        seccomp = [ln.split()[1] for ln in f if ln.startswith('Seccomp:')]
-    if seccomp != ['2']:
-        print(f'check-guest: iovd runs without its seccomp filter '
-              f'(Seccomp: {seccomp})', file=sys.stderr)
-        iovd.kill()
+    # ip netns exec sets the namespace, then execs iovd (same pid).
+    prefix = ['ip', 'netns', 'exec', ns] if ns else []
+    iovd = start_iovd(prefix + args, os.path.join(work, 'iovd.log'))
+    if not iovd or not confined(iovd):
         return 1
     print('check-guest: iovd confined (seccomp filter on)', flush=True)
+    # What an upgrade starts: the daemon's own options, not the devices.
+    daemon = args[:3] + os.environ.get('IOVD_GUEST_IOVD_ARGS', '').split()
+    if polling:
+        daemon += ['-trace', 'nvme_db_mem_first',
+                   '-trace', 'virtio_poll_first']
+    up = {'iovd': iovd, 'iovds': [iovd], 'work': work, 'prefix': prefix,
+          'daemon': daemon, 'downtime': []}
+    up_done = threading.Event()
+    streams = {}
+    if upgrades:
+        streams = {'upgrade-tcp-in': NsStream(ns, 5001, True, up_done),
+                   'upgrade-tcp-out': NsStream(ns, 5002, False, up_done)}
+        for t in streams.values():
+            t.start()
+            t.listening.wait()
     qmp = Qmp(f'{work}/qmp.sock') if have_qmp else None
 
     out_port = free_port()
@@ -256,6 +423,8 @@ def main():
         tests += ['disk', 'resize']
     if nics and not os.environ.get('IOVD_GUEST_TESTS'):
         tests.append('net')
+    if upgrades:
+        tests = ['enum', 'upgrade']
     # IOVD_GUEST_SHARED=0: private guest RAM, so every DMA goes through
     # DMA_READ/DMA_WRITE messages (the slow path, exercised for real).
     share = os.environ.get('IOVD_GUEST_SHARED', '1') != '0'
@@ -267,7 +436,9 @@ def main():
            '-kernel', os.path.join(guest_dir, 'vmlinuz'),
            '-initrd', os.path.join(guest_dir, 'initramfs.cpio.gz'),
            '-append', f"console=ttyS0 panic=-1 iovd.tests={','.join(tests)} "
-                      f"iovd.outport={out_port} iovd.fio_secs=10"]
+                      f"iovd.outport={out_port} iovd.fio_secs=10 "
+                      f"iovd.upgrades={upgrades} iovd.hip={UP_NS_HOST} "
+                      f"iovd.gip={UP_NS_GUEST}"]
     for s in socks:
         cmd += ['-device', json.dumps({'driver': 'vfio-user-pci',
                                        'socket': {'type': 'unix',
@@ -313,7 +484,12 @@ def main():
             try:
                 if not qmp and what in ('link-down', 'link-up', 'resize'):
                     raise RuntimeError('no monitor in this build')
-                if what == 'tcp-in':
+                if what == 'upgrade':
+                    new_qmp = upgrade_iovd(up, int(w[3]),
+                                           f'{work}/qmp.sock')
+                    qmp = new_qmp or qmp
+                    up_done.set()
+                elif what == 'tcp-in':
                     data = random.randbytes(1 << 20)
                     sent[obj] = hashlib.md5(data).hexdigest()
                     c = socket.create_connection(('127.0.0.1',
@@ -383,6 +559,11 @@ def main():
         if ok and name == 'tcp-in':
             got = dict(x.split('=') for x in d.split(','))['md5']
             ok = sent.get(obj) == got
+        if name in streams:
+            t = streams[name]
+            t.join(60)
+            ok = ok and not t.error and d == t.result()
+            d += f' host={t.error or t.result()}'
         if ok and name == 'tcp-out':
             got = dict(x.split('=') for x in d.split(','))['md5']
             ok = any(hashlib.md5(o).hexdigest() == got for o in outs)
@@ -390,17 +571,23 @@ def main():
 
     if qmp:
         qmp.sock.close()
+    iovd = up['iovd']
     iovd.terminate()
     try:
         irc = iovd.wait(timeout=30)
     except subprocess.TimeoutExpired:
         iovd.kill()
         irc = -1
-    iovd_log.close()
     for srv in servers:
         srv.terminate()
         srv.wait()
-    log = open(os.path.join(work, 'iovd.log')).read()
+    # every daemon's log: the first and those that took over
+    log = ''.join(open(os.path.join(work, f)).read()
+                  for f in sorted(os.listdir(work)) if f.startswith('iovd'))
+    if upgrades:
+        check('upgrade', 'count', len(up['downtime']) == upgrades,
+              f"{len(up['downtime'])} of {upgrades}, downtime-us "
+              f"{up['downtime']}")
     errs = [l for l in log.splitlines() if '_err_' in l]
     check('iovd', 'exit', irc == 0, f'exit {irc}')
     if polling:
