@@ -160,6 +160,7 @@ static void nvme_fill_id_ctrl(NvmeCtrl *n, NvmeIdCtrl *id)
     id->cntlid = n->cntlid;
     id->ver = NVME_VS_1_4;
     id->oaes = NVME_OAES_NS_ATTR;
+    id->ctratt = NVME_CTRATT_HOSTID_128;
     id->cntrltype = NVME_CNTRLTYPE_IO;
     id->oacs = NVME_OACS_DBBUF;
     id->acl = NVME_ACL;
@@ -175,7 +176,7 @@ static void nvme_fill_id_ctrl(NvmeCtrl *n, NvmeIdCtrl *id)
     id->cqes = (NVME_CQES << 4) | NVME_CQES;
     id->nn = NVME_MAX_NAMESPACES;
     id->oncs = NVME_ONCS_COMPARE | NVME_ONCS_DSM | NVME_ONCS_WRITE_ZEROES |
-               NVME_ONCS_TIMESTAMP;
+               NVME_ONCS_TIMESTAMP | NVME_ONCS_RESERVATIONS;
     id->vwc = NVME_VWC_PRESENT | NVME_VWC_NSID_BROADCAST;
     id->sgls = NVME_SGLS_SUPPORTED | NVME_SGLS_BIT_BUCKET;
     /* A NUL-terminated string, not space padded. */
@@ -202,6 +203,7 @@ static void nvme_fill_id_ns(NvmeNamespace *ns, NvmeIdNs *id)
     id->dlfeat = NVME_DLFEAT_WZ_DEAC;
     memcpy(id->nvmcap, &bytes, sizeof(bytes));
     id->nmic = ns->shared ? NVME_NMIC_SHARED : 0;
+    id->rescap = NVME_RESCAP_TYPES | NVME_RESCAP_IEK_13;
     id->nsattr = ns->read_only ? NVME_NSATTR_WRITE_PROTECTED : 0;
     memcpy(id->nguid, ns->nguid, sizeof(id->nguid));
     memcpy(id->eui64, ns->eui64, sizeof(id->eui64));
@@ -406,6 +408,10 @@ static void nvme_fill_effects(NvmeEffectsLog *e)
     e->iocs[NVME_CMD_WRITE] = NVME_CSE_CSUPP | NVME_CSE_LBCC;
     e->iocs[NVME_CMD_WRITE_ZEROES] = NVME_CSE_CSUPP | NVME_CSE_LBCC;
     e->iocs[NVME_CMD_DSM] = NVME_CSE_CSUPP | NVME_CSE_LBCC;
+    e->iocs[NVME_CMD_RESV_REGISTER] = NVME_CSE_CSUPP;
+    e->iocs[NVME_CMD_RESV_REPORT] = NVME_CSE_CSUPP;
+    e->iocs[NVME_CMD_RESV_ACQUIRE] = NVME_CSE_CSUPP;
+    e->iocs[NVME_CMD_RESV_RELEASE] = NVME_CSE_CSUPP;
 }
 
 static uint16_t nvme_get_log(NvmeCtrl *n, NvmeRequest *req)
@@ -478,6 +484,11 @@ static uint16_t nvme_get_log(NvmeCtrl *n, NvmeRequest *req)
     case NVME_LOG_CMD_EFFECTS:
         nvme_fill_effects((NvmeEffectsLog *)buf);
         size = sizeof(NvmeEffectsLog);
+        break;
+    case NVME_LOG_RESV_NOTIFY:
+        nvme_resv_log_pop(n, (NvmeResvNotifyLog *)buf);
+        size = sizeof(NvmeResvNotifyLog);
+        unmask = NVME_AER_TYPE_IO_SPECIFIC;
         break;
     default:
         trace_nvme_err_invalid_log(nvme_id(n), lid);
@@ -718,6 +729,10 @@ static uint16_t nvme_get_features(NvmeCtrl *n, NvmeRequest *req)
                   << NVME_TS_ATTR_ORIGIN_SHIFT;
         return nvme_dma_to_guest(n, req, &ts, sizeof(ts));
     }
+    case NVME_FEAT_HOST_ID:
+    case NVME_FEAT_RESV_MASK:
+    case NVME_FEAT_RESV_PERSIST:
+        return nvme_resv_get_feature(n, req, sel);
     default:
         trace_nvme_err_invalid_feature(nvme_id(n), fid);
         return NVME_ERR(NVME_INVALID_FIELD);
@@ -857,6 +872,10 @@ static uint16_t nvme_set_features(NvmeCtrl *n, NvmeRequest *req)
         break;
     case NVME_FEAT_TIMESTAMP:
         return nvme_set_timestamp(n, req);
+    case NVME_FEAT_HOST_ID:
+    case NVME_FEAT_RESV_MASK:
+    case NVME_FEAT_RESV_PERSIST:
+        return nvme_resv_set_feature(n, req);
     default:
         trace_nvme_err_invalid_feature(nvme_id(n), fid);
         return NVME_ERR(NVME_INVALID_FIELD);

@@ -470,6 +470,7 @@ static void nvme_ctrl_reset(NvmeCtrl *n, DeviceResetKind kind)
     n->dbbuf_dbs = n->dbbuf_eis = 0;
     nvme_db_reset_all(n);
     nvme_features_reset(n);
+    nvme_resv_ctrl_reset(n);
     n->intms = 0;
     n->msi_pending = 0;
     n->csts = 0;
@@ -905,6 +906,7 @@ static void nvme_realize_undo(NvmeCtrl *n)
         nvme_ns_detach(n, &n->ns1);
         nvme_ns_cleanup(&n->ns1);
     }
+    nvme_resv_ctrl_leave(n);
     g_free(n->sn);
     g_free(n->subnqn);
     n->sn = n->subnqn = NULL;
@@ -928,6 +930,8 @@ static bool nvme_realize_identity(NvmeCtrl *n, GError **errp)
         nvme_realize_undo(n);
         return false;
     }
+    /* With its CNTLID: reservations shared with its subsystem's. */
+    nvme_resv_ctrl_join(n, n->subsys ? n->subsys->resv_dom : NULL);
     return true;
 }
 

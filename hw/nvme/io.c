@@ -787,7 +787,8 @@ static uint16_t nvme_flush_step(NvmeCtrl *n, NvmeRequest *req)
         if (!ns) {
             return NVME_SUCCESS;
         }
-        if (ns->read_only) {
+        /* The broadcast flush skips what a reservation keeps from us. */
+        if (ns->read_only || nvme_resv_check(n, ns, NVME_CMD_FLUSH)) {
             continue;
         }
         if (nvme_submit_blocked(n, req)) {
@@ -824,6 +825,7 @@ static void nvme_flush_cb(void *opaque, int ret)
 uint16_t nvme_io_cmd(NvmeCtrl *n, NvmeRequest *req)
 {
     NvmeCmd *cmd = &req->cmd;
+    uint16_t st;
 
     switch (cmd->opcode) {
     case NVME_CMD_FLUSH:
@@ -832,6 +834,10 @@ uint16_t nvme_io_cmd(NvmeCtrl *n, NvmeRequest *req)
     case NVME_CMD_COMPARE:
     case NVME_CMD_WRITE_ZEROES:
     case NVME_CMD_DSM:
+    case NVME_CMD_RESV_REGISTER:
+    case NVME_CMD_RESV_REPORT:
+    case NVME_CMD_RESV_ACQUIRE:
+    case NVME_CMD_RESV_RELEASE:
         break;
     default:
         trace_nvme_err_invalid_opcode(nvme_id(n), req->sq->sqid,
@@ -858,7 +864,16 @@ uint16_t nvme_io_cmd(NvmeCtrl *n, NvmeRequest *req)
         trace_nvme_err_invalid_ns(nvme_id(n), cmd->nsid);
         return NVME_ERR(NVME_INVALID_NSID);
     }
+    st = nvme_resv_check(n, req->ns, cmd->opcode);
+    if (st) {
+        return st;
+    }
     switch (cmd->opcode) {
+    case NVME_CMD_RESV_REGISTER:
+    case NVME_CMD_RESV_REPORT:
+    case NVME_CMD_RESV_ACQUIRE:
+    case NVME_CMD_RESV_RELEASE:
+        return nvme_resv_cmd(n, req);
     case NVME_CMD_FLUSH:
         req->step = 0;
         return nvme_flush_step(n, req);

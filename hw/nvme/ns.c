@@ -122,6 +122,7 @@ bool nvme_ns_init(NvmeCtrl *n, NvmeNamespace *ns, const char *drive,
     ns->lba_shift = lbasz == 4096 ? 12 : 9;
     ns->nsze = size >> ns->lba_shift;
     ns->read_only = blk_is_read_only(ns->blk);
+    ns->resv = &ns->own_resv;
     owner = g_strdup_printf("iovd-nvme:%s", n->serial);
     nvme_ns_make_ids(ns, owner, nsid);
     blk_set_dev_ops(ns->blk, &nvme_ns_blk_ops, ns);

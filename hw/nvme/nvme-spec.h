@@ -360,6 +360,7 @@ enum {
     NVME_LOG_CMD_EFFECTS            = 0x05,
     NVME_LOG_DEVICE_SELF_TEST       = 0x06,
     NVME_LOG_TELEMETRY_HOST         = 0x07,
+    NVME_LOG_RESV_NOTIFY            = 0x80,
 };
 
 /* Feature identifiers (CDW10 7:0); Set Features SV is CDW10 bit 31,
@@ -452,6 +453,11 @@ enum {
 #define NVME_AER_RESULT_INFO(r) (((r) >> 8) & 0xff)
 #define NVME_AER_RESULT_LOG(r)  (((r) >> 16) & 0xff)
 
+/* I/O command specific events (type 6) */
+enum {
+    NVME_AER_INFO_IO_RESV_LOG = 0x00,   /* reservation log page available */
+};
+
 /* Abort: CDW10 SQID 15:0, CID 31:16; result bit 0 set = not aborted. */
 #define NVME_ABORT_NOT_ABORTED  1u
 
@@ -488,6 +494,111 @@ typedef struct NvmeDsmRange {
     uint32_t nlb;               /* not 0's based */
     uint64_t slba;
 } __attribute__((packed)) NvmeDsmRange;
+
+/* ---- Reservations (NVMe 2.0 Base, "Reservations" and its four I/O
+ * commands: Reservation Acquire, Register, Release and Report) ---- */
+
+/* Reservation types (RTYPE) */
+enum {
+    NVME_RESV_WRITE_EXCLUSIVE       = 1,
+    NVME_RESV_EXCLUSIVE_ACCESS      = 2,
+    NVME_RESV_WE_REGS_ONLY          = 3,
+    NVME_RESV_EA_REGS_ONLY          = 4,
+    NVME_RESV_WE_ALL_REGS           = 5,
+    NVME_RESV_EA_ALL_REGS           = 6,
+};
+
+/* Register: CDW10 RREGA 2:0, IEKEY bit 3, CPTPL 31:30.  Acquire: RACQA
+ * 2:0, IEKEY bit 3, RTYPE 15:8.  Release: RRELA 2:0, IEKEY bit 3, RTYPE
+ * 15:8.  Report: CDW10 NUMD (0's based dwords), CDW11 EDS bit 0. */
+#define NVME_RESV_ACTION(cdw10) ((cdw10) & 0x7)
+#define NVME_RESV_IEKEY         (1u << 3)
+#define NVME_RESV_RTYPE(cdw10)  (((cdw10) >> 8) & 0xff)
+#define NVME_RESV_CPTPL(cdw10)  ((cdw10) >> 30)
+#define NVME_RESV_REPORT_EDS    (1u << 0)
+enum {
+    NVME_RESV_REGISTER = 0,
+    NVME_RESV_UNREGISTER = 1,
+    NVME_RESV_REPLACE = 2,
+};
+enum {
+    NVME_RESV_ACQUIRE = 0,
+    NVME_RESV_PREEMPT = 1,
+    NVME_RESV_PREEMPT_ABORT = 2,
+};
+enum {
+    NVME_RESV_RELEASE = 0,
+    NVME_RESV_CLEAR = 1,
+};
+enum {
+    NVME_CPTPL_NO_CHANGE = 0,
+    NVME_CPTPL_CLEAR = 2,
+    NVME_CPTPL_SET = 3,         /* 1 is reserved */
+};
+
+/* Register data: CRKEY, NRKEY.  Acquire data: CRKEY, PRKEY.  Release
+ * data: CRKEY. */
+typedef struct NvmeResvKeys {
+    uint64_t crkey;
+    uint64_t key2;
+} __attribute__((packed)) NvmeResvKeys;
+
+/* Reservation Status (Report), 24 bytes; the extended one is 64. */
+typedef struct NvmeResvStatus {
+    uint32_t gen;
+    uint8_t rtype;
+    uint16_t regctl;
+    uint8_t rsvd7[2];
+    uint8_t ptpls;
+    uint8_t rsvd10[14];
+} __attribute__((packed)) NvmeResvStatus;
+#define NVME_RESV_STATUS_EXT_SIZE 64
+
+/* Registered Controller data structure (EDS 0) */
+typedef struct NvmeRegCtrl {
+    uint16_t cntlid;
+    uint8_t rcsts;
+    uint8_t rsvd3[5];
+    uint64_t hostid;
+    uint64_t rkey;
+} __attribute__((packed)) NvmeRegCtrl;
+
+/* Registered Controller Extended data structure (EDS 1) */
+typedef struct NvmeRegCtrlExt {
+    uint16_t cntlid;
+    uint8_t rcsts;
+    uint8_t rsvd3[5];
+    uint64_t rkey;
+    uint8_t hostid[16];
+    uint8_t rsvd32[32];
+} __attribute__((packed)) NvmeRegCtrlExt;
+
+#define NVME_RCSTS_HOLDS        (1u << 0)
+#define NVME_CNTLID_DYNAMIC     0xffff
+
+/* Reservation Notification log page (80h) */
+typedef struct NvmeResvNotifyLog {
+    uint64_t count;             /* 0: empty */
+    uint8_t type;
+    uint8_t nalp;               /* pages still queued, at most FFh */
+    uint8_t rsvd10[2];
+    uint32_t nsid;
+    uint8_t rsvd16[48];
+} __attribute__((packed)) NvmeResvNotifyLog;
+
+enum {
+    NVME_RESV_LOG_EMPTY = 0,
+    NVME_RESV_LOG_REG_PREEMPTED = 1,
+    NVME_RESV_LOG_RELEASED = 2,
+    NVME_RESV_LOG_PREEMPTED = 3,
+};
+
+/* Features: Host Identifier (81h) CDW11 EXHID bit 0; Reservation
+ * Notification Mask (82h) REGPRE bit 1, RESREL bit 2, RESPRE bit 3 (the
+ * bit of each log page type); Reservation Persistence (83h) PTPL bit 0. */
+#define NVME_FEAT_HOSTID_EXHID  (1u << 0)
+#define NVME_RESV_MASK_ALL      0xeu
+#define NVME_RESV_PTPL          (1u << 0)
 
 /* ---- Identify Controller, figure 247 ---- */
 
@@ -587,6 +698,8 @@ typedef struct NvmeIdCtrl {
     uint8_t vs[1024];
 } __attribute__((packed)) NvmeIdCtrl;
 
+/* CTRATT bit 0: 128-bit Host Identifier supported. */
+#define NVME_CTRATT_HOSTID_128  (1u << 0)
 /* OAES */
 #define NVME_OAES_NS_ATTR       (1u << 8)
 /* CMIC bit 1: the subsystem may have several controllers. */
@@ -696,6 +809,10 @@ typedef struct NvmeIdNs {
 #define NVME_DLFEAT_READ_ZEROES 0x1
 #define NVME_DLFEAT_WZ_DEAC     (1u << 3)
 #define NVME_NSATTR_WRITE_PROTECTED (1u << 0)
+/* RESCAP: PTPL bit 0, the six types bits 6:1, IEKEY as of NVMe 1.3 bit 7 */
+#define NVME_RESCAP_PTPL        (1u << 0)
+#define NVME_RESCAP_TYPES       0x7eu
+#define NVME_RESCAP_IEK_13      (1u << 7)
 
 /* Namespace identification descriptor (CNS 03h), figure 250 */
 typedef struct NvmeIdNsDescr {
@@ -820,6 +937,11 @@ _Static_assert(sizeof(NvmeFwSlotLog) == 512, "NvmeFwSlotLog");
 _Static_assert(sizeof(NvmeEffectsLog) == 4096, "NvmeEffectsLog");
 _Static_assert(sizeof(NvmeDsmRange) == 16, "NvmeDsmRange");
 _Static_assert(sizeof(NvmeTimestamp) == 8, "NvmeTimestamp");
+_Static_assert(sizeof(NvmeResvKeys) == 16, "NvmeResvKeys");
+_Static_assert(sizeof(NvmeResvStatus) == 24, "NvmeResvStatus");
+_Static_assert(sizeof(NvmeRegCtrl) == 24, "NvmeRegCtrl");
+_Static_assert(sizeof(NvmeRegCtrlExt) == 64, "NvmeRegCtrlExt");
+_Static_assert(sizeof(NvmeResvNotifyLog) == 64, "NvmeResvNotifyLog");
 _Static_assert(offsetof(NvmeIdCtrl, oacs) == 256, "NvmeIdCtrl.oacs");
 _Static_assert(offsetof(NvmeIdCtrl, kas) == 320, "NvmeIdCtrl.kas");
 _Static_assert(offsetof(NvmeIdCtrl, sqes) == 512, "NvmeIdCtrl.sqes");

@@ -38,6 +38,10 @@
 /* Most SGL descriptors (all kinds) walked for one command. */
 #define NVME_MAX_SGL_DESCS      1024
 
+/* Reservations (resv.c): registrants of a namespace, queued notices. */
+#define NVME_RESV_MAX_REGS      64
+#define NVME_RESV_LOG_MAX       32
+
 /* A command handler's "the backend completes it later". */
 #define NVME_NO_COMPLETE        0xffff
 
@@ -47,6 +51,47 @@ typedef struct NvmeCQueue NvmeCQueue;
 typedef struct NvmeNamespace NvmeNamespace;
 typedef struct NvmeSubsys NvmeSubsys;
 typedef struct NvmeSubsysNs NvmeSubsysNs;
+
+typedef struct NvmeResvDomain NvmeResvDomain;
+
+/*
+ * A host as reservations know it: its Host Identifier (a 64-bit one in
+ * the first 8 bytes), or, while that is zero (not set: what a host that
+ * never sets it has), the controller alone (anon = 1 + CNTLID).
+ */
+typedef struct NvmeResvHost {
+    uint8_t id[16];
+    uint16_t anon;
+    bool ext;                   /* set as a 128-bit identifier */
+} NvmeResvHost;
+
+typedef struct NvmeResvReg {
+    NvmeResvHost host;
+    uint64_t key;
+    uint16_t cntlid;            /* registered through (Report) */
+} NvmeResvReg;
+
+/*
+ * A namespace's reservation: a subsystem namespace's is shared by its
+ * views (NvmeSubsysNs.resv), a private one's is the namespace's own.
+ * Under its controllers' domain lock (resv.c); rtype is also read
+ * without it, atomically, by the I/O path's "is anything held?".
+ */
+typedef struct NvmeResv {
+    uint8_t rtype;              /* 0: no reservation */
+    NvmeResvHost holder;        /* types 1-4; 5 and 6: every registrant */
+    uint32_t gen;               /* PRGEN */
+    uint64_t seq;               /* changes so far: a loaded state that
+                                 * is newer replaces it (state.c) */
+    unsigned nregs;
+    NvmeResvReg regs[NVME_RESV_MAX_REGS];
+} NvmeResv;
+
+typedef struct NvmeResvLogEntry {
+    uint64_t count;
+    uint32_t nsid;
+    uint8_t type;
+} NvmeResvLogEntry;
 
 /* One piece of a command's data buffer in guest memory. */
 typedef struct NvmeSg {
@@ -70,6 +115,8 @@ struct NvmeNamespace {
                                  * or its subsystem namespace went) */
     BlockReq flush_req;         /* the controller's shutdown flush */
     Device *holder;             /* released when its last request is done */
+    NvmeResv *resv;             /* &own_resv, or the subsystem's */
+    NvmeResv own_resv;
     uint8_t eui64[8];
     uint8_t nguid[16];
     uint8_t uuid[16];
@@ -248,6 +295,19 @@ struct NvmeCtrl {
     unsigned nr_changed_ns;
     bool changed_ns_overflow;
 
+    /*
+     * Reservations (resv.c).  The other controllers of the subsystem
+     * read the host, the masks and write the log: under resv_dom's lock.
+     * Host and masks outlive a controller reset (the host stays the
+     * registrant it was); the log does not.
+     */
+    NvmeResvDomain *resv_dom;
+    NvmeResvHost host;                  /* feature 81h */
+    uint8_t resv_mask[NVME_MAX_NAMESPACES + 1];     /* feature 82h */
+    NvmeResvLogEntry resv_log[NVME_RESV_LOG_MAX];   /* log page 80h */
+    unsigned resv_log_len;
+    uint64_t resv_log_count;
+
     /* Error information log: a ring of the newest entries. */
     NvmeErrorLogEntry elog[NVME_ELPE + 1];
     unsigned elog_next;
@@ -396,9 +456,37 @@ uint16_t nvme_dma_from_guest(NvmeCtrl *n, NvmeRequest *req, void *buf,
                              uint64_t len);
 void nvme_bounce_retry(NvmeSQueue *sq);
 
-/* state.c: live migration and upgrade */
 struct StateWriter;
 struct StateReader;
+
+/*
+ * resv.c: reservations.  A domain is the controllers that share
+ * namespaces: a subsystem's, or a lone controller's own.
+ */
+NvmeResvDomain *nvme_resv_domain_new(void);
+void nvme_resv_domain_unref(NvmeResvDomain *d);
+/* Realize (once the CNTLID is known) / unrealize; @d NULL: a new one. */
+void nvme_resv_ctrl_join(NvmeCtrl *n, NvmeResvDomain *d);
+void nvme_resv_ctrl_leave(NvmeCtrl *n);
+void nvme_resv_ctrl_reset(NvmeCtrl *n);
+/* Reservation Register, Report, Acquire, Release. */
+uint16_t nvme_resv_cmd(NvmeCtrl *n, NvmeRequest *req);
+/* May @opcode reach @ns from @n?  0 or Reservation Conflict. */
+uint16_t nvme_resv_check(NvmeCtrl *n, NvmeNamespace *ns, uint8_t opcode);
+/* Log page 80h: the oldest notice, which is then gone. */
+void nvme_resv_log_pop(NvmeCtrl *n, NvmeResvNotifyLog *log);
+/* Features 81h, 82h, 83h. */
+uint16_t nvme_resv_get_feature(NvmeCtrl *n, NvmeRequest *req, unsigned sel);
+uint16_t nvme_resv_set_feature(NvmeCtrl *n, NvmeRequest *req);
+/* Device state: the controller's part (inside section "nvme"), and the
+ * reservations of its namespaces (sections "nvme/resv/NSID"). */
+struct StateSection;
+void nvme_resv_save_ctrl(NvmeCtrl *n, struct StateWriter *w);
+void nvme_resv_load_ctrl(NvmeCtrl *n, struct StateSection *s);
+void nvme_resv_save_ns(NvmeCtrl *n, struct StateWriter *w);
+bool nvme_resv_load_ns(NvmeCtrl *n, struct StateReader *r, GError **errp);
+
+/* state.c: live migration and upgrade */
 void nvme_save_state(Device *dev, struct StateWriter *w);
 bool nvme_load_state(Device *dev, struct StateReader *r, GError **errp);
 
@@ -444,6 +532,7 @@ struct NvmeSubsysNs {
     bool detached;              /* at start: attached to no controller */
     bool pending;               /* attach to the first controller to come */
     NvmeNamespace *view[NVME_SUBSYS_MAX_CTRLS];     /* by CNTLID */
+    NvmeResv resv;              /* shared by the views (resv.c) */
 };
 
 struct NvmeSubsys {
@@ -455,6 +544,7 @@ struct NvmeSubsys {
     NvmeSubsysNs *ns[NVME_MAX_NAMESPACES + 1];
     uint32_t ctrl_mask;         /* atomic: CNTLIDs in use */
     uint32_t ns_ctrls[NVME_MAX_NAMESPACES + 1];  /* atomic: attached to */
+    NvmeResvDomain *resv_dom;   /* its controllers' reservations */
 };
 
 extern const DeviceClass nvme_subsys_class;

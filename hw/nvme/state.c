@@ -153,6 +153,7 @@ void nvme_save_state(Device *dev, StateWriter *w)
     save_regs(n, w);
     save_events(n, w);
     save_namespaces(n, w);
+    nvme_resv_save_ctrl(n, w);
     state_end(w);
     /* The queues that exist: a section each (CQs first: SQs name them). */
     for (unsigned q = 0; q < NVME_MAX_QUEUES; q++) {
@@ -167,6 +168,7 @@ void nvme_save_state(Device *dev, StateWriter *w)
             nq++;
         }
     }
+    nvme_resv_save_ns(n, w);
     trace_nvme_state_saved(nvme_id(n), nq);
 }
 
@@ -502,8 +504,10 @@ bool nvme_load_state(Device *dev, StateReader *r, GError **errp)
     load_regs(n, s);
     load_events(n, s, aer_cids, &naer);
     check_namespaces(n, s);
+    nvme_resv_load_ctrl(n, s);
     if (!state_section_end(s, errp) || !load_queues(n, r, errp) ||
-        !load_aers(n, aer_cids, naer, errp)) {
+        !load_aers(n, aer_cids, naer, errp) ||
+        !nvme_resv_load_ns(n, r, errp)) {
         return false;
     }
     nvme_kato_restart(n);

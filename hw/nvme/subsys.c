@@ -50,6 +50,7 @@ static NvmeNamespace *nvme_subsys_view(NvmeSubsysNs *sns, NvmeCtrl *n,
     nvme_ns_make_ids(ns, owner, sns->nsid);
     ns->shared = sns->shared;
     ns->sns = sns;
+    ns->resv = &sns->resv;
     sns->view[n->cntlid] = ns;
     return ns;
 }
@@ -61,6 +62,7 @@ static NvmeNamespace *nvme_subsys_view(NvmeSubsysNs *sns, NvmeCtrl *n,
 static void nvme_subsys_view_free(NvmeCtrl *n, NvmeNamespace *ns)
 {
     ns->sns = NULL;
+    ns->resv = NULL;
     if (nvme_ns_unused(n, ns) && device_worker_idle(&n->pdev.dev)) {
         nvme_ns_cleanup(ns);
         g_free(ns);
@@ -649,6 +651,7 @@ static bool nvme_subsys_realize(Device *dev, GError **errp)
         s->subnqn = g_strdup_printf("nqn.2019-08.org.qemu:%s",
                                     device_id(dev));
     }
+    s->resv_dom = nvme_resv_domain_new();
     return true;
 }
 
@@ -681,6 +684,7 @@ static void nvme_subsys_unrealize(Device *dev)
     }
     g_free(s->subnqn);
     g_free(s->serial);
+    nvme_resv_domain_unref(s->resv_dom);
 }
 
 static const PropDef nvme_subsys_props[] = {
