@@ -42,11 +42,22 @@ struct BlockNode {
     bool read_only;
     bool direct;
     uint32_t align;             /* direct I/O alignment */
+    /*
+     * Set by the driver's open: a write completed here is seen, without a
+     * flush, by another process of this host that opens the node afresh
+     * (the host's page cache or the device holds it; an NBD server that
+     * promises it across connections).  Not librbd: its cache is ours.
+     */
+    bool host_coherent;
+    char *throttle_group;       /* its backends join this group */
     BlockStats stats;           /* updated with atomics: several loops */
     BlockHistogram hist[BLK_HIST__MAX];     /* the same */
     GList *backends;            /* attached BlockBackends */
     void *opaque;
 };
+
+/* Register the throttle-group object type (blk_init). */
+void blk_throttle_group_init(void);
 
 /* Drivers call this on the backend's loop when a request is done. */
 void blk_req_complete(BlockReq *req, int ret);

@@ -7,16 +7,13 @@
 #include "util/error.h"
 #include "util/loop.h"
 #include "util/iov.h"
+#include "util/throttle.h"
 
 const char *const blk_error_policy_names[] = {
     "report", "ignore", "stop", "enospc", NULL
 };
 
-typedef struct ThrottleBucket {
-    uint64_t rate;              /* per second; 0 = unlimited */
-    double level;               /* tokens owed (units), drains at rate */
-} ThrottleBucket;
-
+/* The group's buckets (util/throttle.h), in BlockThrottle's order. */
 enum { TB_BPS, TB_BPS_RD, TB_BPS_WR, TB_IOPS, TB_IOPS_RD, TB_IOPS_WR, TB_N };
 
 struct BlockBackend {
@@ -34,12 +31,14 @@ struct BlockBackend {
     BlockReq *stopped_head, **stopped_tail;
     bool stopped;
 
-    /* Throttling: a token bucket per limit, a queue of waiting requests. */
-    BlockThrottle limits;
-    ThrottleBucket tb[TB_N];
-    int64_t tb_last_ns;
+    /*
+     * Throttling: the backend is a member of one throttle group, a named
+     * one (the node's throttle-group=) or its own (block_set_io_throttle),
+     * and queues what the group holds back.
+     */
+    ThrottleMember *tm;
+    ThrottleGroup *own_group;   /* NULL in a named group */
     BlockReq *throttled_head, **throttled_tail;
-    LoopTimer *throttle_timer;
 };
 
 static GList *nodes;
@@ -103,6 +102,7 @@ typedef struct NodeOpts {
     char *driver;
     bool read_only;
     bool direct;
+    char *throttle_group;
 } NodeOpts;
 
 static const PropDef node_common_props[] = {
@@ -114,6 +114,9 @@ static const PropDef node_common_props[] = {
                   .defval = "off"),
     PROP_DEF_BOOL("cache.direct", NodeOpts, direct,
                   "bypass the host page cache (O_DIRECT)", .defval = "off"),
+    PROP_DEF_STR("throttle-group", NodeOpts, throttle_group,
+                 "the devices on this node share the limits of this "
+                 "throttle-group object"),
     PROP_DEF_END
 };
 
@@ -191,11 +194,18 @@ BlockNode *blk_node_create(Keyval *kv, GError **errp)
         error_setg(errp, "duplicate node name '%s'", o.node_name);
         goto out;
     }
+    if (o.throttle_group && !blk_throttle_group_find(o.throttle_group)) {
+        error_setg(errp, "property 'throttle-group': no throttle-group "
+                   "object '%s' (-object throttle-group,id=%s,...)",
+                   o.throttle_group, o.throttle_group);
+        goto out;
+    }
     bs = g_new0(BlockNode, 1);
     bs->drv = drv;
     bs->node_name = g_strdup(o.node_name);
     bs->read_only = o.read_only;
     bs->direct = o.direct;
+    bs->throttle_group = g_strdup(o.throttle_group);
     bs->align = 1;
     bs->opaque = g_malloc0(drv->opaque_size);
     if (drv->props && !props_apply(drv->props, bs->opaque, kv, errp)) {
@@ -216,6 +226,7 @@ fail:
     }
     g_free(bs->opaque);
     g_free(bs->node_name);
+    g_free(bs->throttle_group);
     g_free(bs);
     bs = NULL;
 out:
@@ -232,6 +243,7 @@ static void node_free(BlockNode *bs)
     g_free(bs->opaque);
     g_free(bs->node_name);
     g_free(bs->filename);
+    g_free(bs->throttle_group);
     g_free(bs);
 }
 
@@ -274,6 +286,11 @@ const char *blk_node_filename(BlockNode *bs) { return bs->filename; }
 uint64_t blk_node_size(BlockNode *bs) { return bs->size; }
 bool blk_node_read_only(BlockNode *bs) { return bs->read_only; }
 bool blk_node_direct(BlockNode *bs) { return bs->direct; }
+
+bool blk_host_coherent(BlockBackend *blk)
+{
+    return blk->bs->host_coherent;
+}
 void blk_node_stats(BlockNode *bs, BlockStats *st)
 {
     const uint64_t *src = (const uint64_t *)&bs->stats;
@@ -427,7 +444,7 @@ void blk_flush_all_sync(void)
 
 /* ---- backends ---- */
 
-static void throttle_timer_cb(void *opaque);
+static void throttle_restart(void *opaque);
 
 BlockBackend *blk_attach(const char *name, const char *dev_id,
                          bool share_rw, EventLoop *loop, GError **errp)
@@ -461,7 +478,13 @@ BlockBackend *blk_attach(const char *name, const char *dev_id,
         g_free(blk);
         return NULL;
     }
-    blk->throttle_timer = loop_timer_new(blk->loop, throttle_timer_cb, blk);
+    if (bs->throttle_group) {
+        /* Checked when the node was made; a group in use is not deleted. */
+        ThrottleGroup *g = blk_throttle_group_find(bs->throttle_group);
+
+        blk->tm = throttle_member_new(g, loop, dev_id, throttle_restart,
+                                      blk);
+    }
     bs->backends = g_list_append(bs->backends, blk);
     backends = g_list_append(backends, blk);
     return blk;
@@ -480,7 +503,8 @@ void blk_detach(BlockBackend *blk)
     }
     blk->bs->backends = g_list_remove(blk->bs->backends, blk);
     backends = g_list_remove(backends, blk);
-    loop_timer_free(blk->throttle_timer);
+    throttle_member_free(blk->tm);
+    throttle_group_free(blk->own_group);
     g_free(blk->dev_id);
     g_free(blk);
 }
@@ -533,120 +557,114 @@ void blk_backend_foreach(void (*fn)(BlockBackend *blk, void *opaque),
     }
 }
 
-/* ---- throttling: token buckets ---- */
+/* ---- throttling: the backend's throttle group ---- */
 
-static bool throttle_enabled(BlockBackend *blk)
-{
-    for (int i = 0; i < TB_N; i++) {
-        if (blk->tb[i].rate) {
-            return true;
-        }
-    }
-    return false;
-}
-
-static void throttle_leak(BlockBackend *blk, int64_t now)
-{
-    double secs = (now - blk->tb_last_ns) / 1e9;
-
-    blk->tb_last_ns = now;
-    for (int i = 0; i < TB_N; i++) {
-        ThrottleBucket *b = &blk->tb[i];
-
-        b->level = MAX(0.0, b->level - secs * b->rate);
-    }
-}
-
-/*
- * Nanoseconds until @req may go (0 = now).  A bucket allows a burst of one
- * tenth of a second's worth before it makes requests wait.
- */
-static int64_t throttle_wait_ns(BlockBackend *blk, BlockReq *req)
-{
-    bool rd = req->op == BLK_OP_READ;
-    bool wr = req->op == BLK_OP_WRITE || req->op == BLK_OP_WRITE_ZEROES;
-    int64_t wait = 0;
-    int idx[4];
-    int n = 0;
-
-    if (!rd && !wr) {
-        return 0;
-    }
-    idx[n++] = TB_BPS;
-    idx[n++] = TB_IOPS;
-    idx[n++] = rd ? TB_BPS_RD : TB_BPS_WR;
-    idx[n++] = rd ? TB_IOPS_RD : TB_IOPS_WR;
-    for (int i = 0; i < n; i++) {
-        ThrottleBucket *b = &blk->tb[idx[i]];
-        double burst;
-
-        if (!b->rate) {
-            continue;
-        }
-        burst = MAX(b->rate / 10.0, 1.0);
-        if (b->level > burst) {
-            wait = MAX(wait, (int64_t)((b->level - burst) / b->rate * 1e9));
-        }
-    }
-    return wait;
-}
-
-static void throttle_account(BlockBackend *blk, BlockReq *req)
+/* The buckets @req is charged to (@mask) and what it costs each. */
+static unsigned throttle_cost(BlockReq *req, uint64_t *cost)
 {
     bool rd = req->op == BLK_OP_READ;
     uint64_t bytes = req->op == BLK_OP_WRITE_ZEROES ? 0 : req->bytes;
 
-    blk->tb[TB_BPS].level += bytes;
-    blk->tb[TB_IOPS].level += 1;
-    blk->tb[rd ? TB_BPS_RD : TB_BPS_WR].level += bytes;
-    blk->tb[rd ? TB_IOPS_RD : TB_IOPS_WR].level += 1;
-}
-
-typedef struct ThrottleSet {
-    BlockBackend *blk;
-    const BlockThrottle *t;
-} ThrottleSet;
-
-/* On the backend's loop: the data path reads the buckets. */
-static void blk_set_throttle_on_loop(void *opaque)
-{
-    ThrottleSet *ts = opaque;
-    BlockBackend *blk = ts->blk;
-    const BlockThrottle *t = ts->t;
-
-    blk->limits = *t;
-    blk->tb[TB_BPS].rate = t->bps;
-    blk->tb[TB_BPS_RD].rate = t->bps_rd;
-    blk->tb[TB_BPS_WR].rate = t->bps_wr;
-    blk->tb[TB_IOPS].rate = t->iops;
-    blk->tb[TB_IOPS_RD].rate = t->iops_rd;
-    blk->tb[TB_IOPS_WR].rate = t->iops_wr;
-    for (int i = 0; i < TB_N; i++) {
-        blk->tb[i].level = 0;
+    if (!rd && req->op != BLK_OP_WRITE && req->op != BLK_OP_WRITE_ZEROES) {
+        return 0;               /* flush, discard: not limited */
     }
-    blk->tb_last_ns = clock_ns();
-    /* Limits lifted or changed: let the queue move. */
-    throttle_timer_cb(blk);
+    cost[TB_BPS] = cost[TB_BPS_RD] = cost[TB_BPS_WR] = bytes;
+    cost[TB_IOPS] = cost[TB_IOPS_RD] = cost[TB_IOPS_WR] = 1;
+    return (1u << TB_BPS) | (1u << TB_IOPS) |
+           (rd ? (1u << TB_BPS_RD) | (1u << TB_IOPS_RD)
+               : (1u << TB_BPS_WR) | (1u << TB_IOPS_WR));
 }
 
-bool blk_set_throttle(BlockBackend *blk, const BlockThrottle *t,
-                      GError **errp)
+static void throttle_to_rates(const BlockThrottle *t, uint64_t *rates)
 {
-    ThrottleSet ts = { blk, t };
+    rates[TB_BPS] = t->bps;
+    rates[TB_BPS_RD] = t->bps_rd;
+    rates[TB_BPS_WR] = t->bps_wr;
+    rates[TB_IOPS] = t->iops;
+    rates[TB_IOPS_RD] = t->iops_rd;
+    rates[TB_IOPS_WR] = t->iops_wr;
+}
 
+static void throttle_from_rates(const uint64_t *rates, BlockThrottle *t)
+{
+    t->bps = rates[TB_BPS];
+    t->bps_rd = rates[TB_BPS_RD];
+    t->bps_wr = rates[TB_BPS_WR];
+    t->iops = rates[TB_IOPS];
+    t->iops_rd = rates[TB_IOPS_RD];
+    t->iops_wr = rates[TB_IOPS_WR];
+}
+
+bool blk_throttle_check(const BlockThrottle *t, GError **errp)
+{
     if ((t->bps && (t->bps_rd || t->bps_wr)) ||
         (t->iops && (t->iops_rd || t->iops_wr))) {
         error_setg(errp, "bps/iops cannot be combined with the per-direction "
                    "limits of the same kind");
         return false;
     }
-    loop_run_sync(blk->loop, blk_set_throttle_on_loop, &ts);
+    return true;
+}
+
+void blk_throttle_group_config(ThrottleGroup *g, const BlockThrottle *t)
+{
+    uint64_t rates[TB_N];
+
+    throttle_to_rates(t, rates);
+    throttle_group_config(g, rates, TB_N);
+}
+
+void blk_throttle_group_limits(ThrottleGroup *g, BlockThrottle *t)
+{
+    uint64_t rates[TB_N];
+
+    throttle_group_rates(g, rates, TB_N);
+    throttle_from_rates(rates, t);
+}
+
+static void throttle_restart(void *opaque);
+
+/* On the backend's loop: the group's timer and queue live there. */
+static void blk_set_throttle_on_loop(void *opaque)
+{
+    BlockBackend *blk = opaque;
+
+    if (!blk->tm) {
+        blk->own_group = throttle_group_new(blk->dev_id);
+        blk->tm = throttle_member_new(blk->own_group, blk->loop, blk->dev_id,
+                                      throttle_restart, blk);
+    }
+}
+
+bool blk_set_throttle(BlockBackend *blk, const BlockThrottle *t,
+                      GError **errp)
+{
+    if (!blk_throttle_check(t, errp)) {
+        return false;
+    }
+    if (blk->tm && !blk->own_group) {
+        error_setg(errp, "device '%s' is in throttle group '%s': set the "
+                   "group's limits (qom-set)", blk->dev_id,
+                   throttle_group_id(throttle_member_group(blk->tm)));
+        return false;
+    }
+    loop_run_sync(blk->loop, blk_set_throttle_on_loop, blk);
+    blk_throttle_group_config(blk->own_group, t);
     return true;
 }
 
 void blk_get_throttle(BlockBackend *blk, BlockThrottle *t)
 {
-    *t = blk->limits;
+    memset(t, 0, sizeof(*t));
+    if (blk->tm) {
+        blk_throttle_group_limits(throttle_member_group(blk->tm), t);
+    }
+}
+
+const char *blk_throttle_group_name(BlockBackend *blk)
+{
+    return blk->tm && !blk->own_group ?
+           throttle_group_id(throttle_member_group(blk->tm)) : NULL;
 }
 
 /* ---- submission and completion ---- */
@@ -675,31 +693,59 @@ static void blk_req_fail(BlockReq *req, int ret)
     req->cb(req->opaque, ret);
 }
 
-static void throttle_timer_cb(void *opaque)
+/*
+ * The member's turn (its timer, or another member passed the token):
+ * send what the group lets go, one request per turn.
+ */
+static void throttle_restart(void *opaque)
 {
     BlockBackend *blk = opaque;
 
-    throttle_leak(blk, clock_ns());
     while (blk->throttled_head) {
         BlockReq *req = blk->throttled_head;
-        int64_t wait = throttle_enabled(blk) ? throttle_wait_ns(blk, req) : 0;
+        uint64_t cost[TB_N];
+        unsigned mask = throttle_cost(req, cost);
+        int64_t waited;
         int r;
 
-        if (wait) {
-            loop_timer_mod(blk->throttle_timer, clock_ns() + wait);
-            break;
+        if (!throttle_member_turn(blk->tm, mask, cost)) {
+            return;
         }
         blk->throttled_head = req->next;
         if (!blk->throttled_head) {
             blk->throttled_tail = &blk->throttled_head;
         }
         blk->inflight--;        /* counted while queued; dispatch recounts */
-        throttle_account(blk, req);
+        waited = clock_ns() - req->start_ns;
         r = blk_dispatch(blk, req);
         if (r < 0) {
             blk_req_fail(req, r);
         }
+        if (!throttle_member_passed(blk->tm, waited,
+                                    blk->throttled_head != NULL)) {
+            return;
+        }
     }
+}
+
+/* Does the group hold @req back?  Then it waits in the backend's queue. */
+static bool throttle_hold(BlockBackend *blk, BlockReq *req)
+{
+    uint64_t cost[TB_N];
+    unsigned mask;
+
+    if (!blk->throttled_head) {
+        mask = throttle_cost(req, cost);
+        if (throttle_member_may_go(blk->tm, mask, cost)) {
+            return false;
+        }
+    }
+    /* Queued behind the group (or earlier requests); counts in flight. */
+    req->start_ns = clock_ns();
+    *blk->throttled_tail = req;
+    blk->throttled_tail = &req->next;
+    blk->inflight++;
+    return true;
 }
 
 static int blk_submit(BlockBackend *blk, BlockReq *req)
@@ -719,21 +765,8 @@ static int blk_submit(BlockBackend *blk, BlockReq *req)
          req->bytes > blk->bs->size - req->offset)) {
         return -ERANGE;
     }
-    if (throttle_enabled(blk)) {
-        throttle_leak(blk, clock_ns());
-        if (blk->throttled_head || throttle_wait_ns(blk, req)) {
-            /* Queued behind the bucket; counts as in flight. */
-            *blk->throttled_tail = req;
-            blk->throttled_tail = &req->next;
-            blk->inflight++;
-            if (!loop_timer_pending(blk->throttle_timer)) {
-                loop_timer_mod(blk->throttle_timer,
-                               clock_ns() + throttle_wait_ns(blk,
-                                                blk->throttled_head));
-            }
-            return 0;
-        }
-        throttle_account(blk, req);
+    if (blk->tm && throttle_hold(blk, req)) {
+        return 0;
     }
     return blk_dispatch(blk, req);
 }
@@ -937,6 +970,9 @@ void blk_cancel_queued(BlockBackend *blk, bool throttled)
     }
     if (!blk->throttled_head) {
         blk->throttled_tail = &blk->throttled_head;
+        if (blk->tm) {
+            throttle_member_cancelled(blk->tm);
+        }
     }
     blk_check_drained(blk);
 }

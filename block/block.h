@@ -212,9 +212,48 @@ typedef struct BlockThrottle {
     uint64_t bps, bps_rd, bps_wr;
     uint64_t iops, iops_rd, iops_wr;
 } BlockThrottle;
+/*
+ * A backend's own limits (block_set_io_throttle).  Refused for a backend
+ * in a named throttle group: the group's limits are what it has (and
+ * what blk_get_throttle reports).
+ */
 bool blk_set_throttle(BlockBackend *blk, const BlockThrottle *t,
                       GError **errp);
 void blk_get_throttle(BlockBackend *blk, BlockThrottle *t);
+/* A total limit and a per-direction one of the same kind: refused. */
+bool blk_throttle_check(const BlockThrottle *t, GError **errp);
+
+/*
+ * Throttle groups (-object throttle-group, QEMU's model): the devices on
+ * nodes made with throttle-group=ID share one set of limits, the sum of
+ * their I/O held to it, turns taken round robin (util/throttle.h).
+ * The limits are QEMU's ThrottleLimits: x-bps-total, x-bps-read,
+ * x-bps-write, x-iops-total, x-iops-read, x-iops-write (or limits.NAME
+ * without the x-).  Changed at run time with qom-set.
+ */
+struct ThrottleGroup;
+/* Named group @id, or NULL. */
+struct ThrottleGroup *blk_throttle_group_find(const char *id);
+/* -object / object-add with qom-type throttle-group. */
+bool blk_throttle_group_add(Keyval *kv, GError **errp);
+/* Refused while a node names the group. */
+bool blk_throttle_group_del(const char *id, GError **errp);
+void blk_throttle_group_foreach(void (*fn)(struct ThrottleGroup *g,
+                                           void *opaque), void *opaque);
+/* Limits of any group: its rates as a BlockThrottle. */
+void blk_throttle_group_config(struct ThrottleGroup *g,
+                               const BlockThrottle *t);
+void blk_throttle_group_limits(struct ThrottleGroup *g, BlockThrottle *t);
+/* One limit by its property name ("x-bps-total" or "bps-total"). */
+bool blk_throttle_group_set_prop(const char *id, const char *prop,
+                                 const char *value, GError **errp);
+/* Set one limit of @t by its property name (no combination check). */
+bool blk_throttle_prop_set(BlockThrottle *t, const char *prop,
+                           const char *value, GError **errp);
+bool blk_throttle_group_get_prop(const char *id, const char *prop,
+                                 uint64_t *value, GError **errp);
+/* The named group of @blk's node, or NULL (own limits or none). */
+const char *blk_throttle_group_name(BlockBackend *blk);
 BlockBackend *blk_find_by_device(const char *dev_id);
 const char *blk_device_id(BlockBackend *blk);
 void blk_backend_foreach(void (*fn)(BlockBackend *blk, void *opaque),

@@ -1,7 +1,7 @@
 /*
  * -blockdev on the command line.
  */
-#include "block/block.h"
+#include "block/block-int.h"
 #include "util/error.h"
 #include "util/cmdline.h"
 
@@ -32,4 +32,5 @@ static const IovdOption blockdev_options[] = {
 void blk_init(void)
 {
     iovd_register_options(blockdev_options);
+    blk_throttle_group_init();
 }

@@ -7,6 +7,7 @@
 #include "block/block.h"
 #include "util/error.h"
 #include "util/keyval.h"
+#include "util/throttle.h"
 
 static const char *json_str_arg(json_object *args, const char *key)
 {
@@ -99,6 +100,10 @@ static json_object *block_device_info(BlockNode *bs, BlockBackend *blk)
     add_int(o, "iops", t.iops);
     add_int(o, "iops_rd", t.iops_rd);
     add_int(o, "iops_wr", t.iops_wr);
+    if (blk && blk_throttle_group_name(blk)) {
+        json_object_object_add(o, "group", json_object_new_string(
+                                   blk_throttle_group_name(blk)));
+    }
     json_object_object_add(image, "filename",
                            json_object_new_string(file ? file : ""));
     json_object_object_add(image, "format",
@@ -472,5 +477,155 @@ bool qmp_block_latency_histogram_set(json_object *args, json_object **ret,
         }
     }
     qmp_config_changed("block-latency-histogram-set", id);
+    return true;
+}
+
+/* ---- throttle groups: qom-get / qom-set, query-throttle-groups ---- */
+
+/* qom-set's "limits": several at once, checked together. */
+static bool tg_set_limits(const char *id, json_object *value, GError **errp)
+{
+    ThrottleGroup *g = blk_throttle_group_find(id);
+    BlockThrottle t;
+
+    if (!json_object_is_type(value, json_type_object)) {
+        error_setg(errp, "'limits' expects an object (bps-total, ...)");
+        return false;
+    }
+    /* Members not given keep their value, as QEMU's qom-set of limits. */
+    blk_throttle_group_limits(g, &t);
+    json_object_object_foreach(value, key, v) {
+        g_autofree char *text = qapi_scalar_to_str(v, key, errp);
+
+        if (!text || !blk_throttle_prop_set(&t, key, text, errp)) {
+            return false;
+        }
+    }
+    if (!blk_throttle_check(&t, errp)) {
+        return false;
+    }
+    blk_throttle_group_config(g, &t);
+    return true;
+}
+
+static json_object *tg_limits_json(ThrottleGroup *g)
+{
+    json_object *o = json_object_new_object();
+    BlockThrottle t;
+
+    blk_throttle_group_limits(g, &t);
+    add_int(o, "bps-total", t.bps);
+    add_int(o, "bps-read", t.bps_rd);
+    add_int(o, "bps-write", t.bps_wr);
+    add_int(o, "iops-total", t.iops);
+    add_int(o, "iops-read", t.iops_rd);
+    add_int(o, "iops-write", t.iops_wr);
+    return o;
+}
+
+static bool tg_qom_get(const char *id, const char *prop, json_object **ret,
+                       GError **errp)
+{
+    uint64_t v;
+
+    if (strcmp(prop, "limits") == 0) {
+        *ret = tg_limits_json(blk_throttle_group_find(id));
+        return true;
+    }
+    if (!blk_throttle_group_get_prop(id, prop, &v, errp)) {
+        return false;
+    }
+    *ret = json_object_new_uint64(v);
+    return true;
+}
+
+static bool tg_qom_set(const char *id, const char *prop, json_object *args,
+                       GError **errp)
+{
+    g_autofree char *text = NULL;
+    g_autofree char *what = NULL;
+    json_object *value;
+    bool ok;
+
+    if (!qmp_config_may_change("qom-set", errp)) {
+        return false;
+    }
+    json_object_object_get_ex(args, "value", &value);
+    if (strcmp(prop, "limits") == 0) {
+        ok = tg_set_limits(id, value, errp);
+    } else {
+        text = qapi_scalar_to_str(value, "value", errp);
+        ok = text && blk_throttle_group_set_prop(id, prop, text, errp);
+    }
+    if (!ok) {
+        return false;
+    }
+    /* The new process would start with the limits of the command line. */
+    what = g_strdup_printf("%s.%s", id, prop);
+    qmp_config_changed("qom-set", what);
+    return true;
+}
+
+bool qmp_throttle_group_qom(json_object *args, bool set, json_object **ret,
+                            bool *ok, GError **errp)
+{
+    const char *path = json_str_arg(args, "path");
+    const char *prop = json_str_arg(args, "property");
+
+    if (path && g_str_has_prefix(path, "/objects/")) {
+        path += strlen("/objects/");
+    }
+    if (!path || !blk_throttle_group_find(path)) {
+        return false;
+    }
+    *ok = set ? tg_qom_set(path, prop, args, errp)
+              : tg_qom_get(path, prop, ret, errp);
+    return true;
+}
+
+typedef struct TgQuery {
+    json_object *members;
+    uint64_t delayed, delay_ns;
+} TgQuery;
+
+/* With the group's lock held. */
+static void tg_member_info(ThrottleMember *m, void *opaque)
+{
+    TgQuery *q = opaque;
+    json_object *o = json_object_new_object();
+    ThrottleMemberStats st;
+
+    throttle_member_stats(m, &st);
+    json_object_object_add(o, "device",
+                           json_object_new_string(throttle_member_name(m)));
+    add_int(o, "delayed-requests", st.delayed);
+    add_int(o, "delay-ns", st.delay_ns);
+    json_object_array_add(q->members, o);
+    q->delayed += st.delayed;
+    q->delay_ns += st.delay_ns;
+}
+
+static void tg_info(ThrottleGroup *g, void *opaque)
+{
+    json_object *o = json_object_new_object();
+    TgQuery q = { json_object_new_array(), 0, 0 };
+
+    throttle_group_foreach(g, tg_member_info, &q);
+    json_object_object_add(o, "id",
+                           json_object_new_string(throttle_group_id(g)));
+    json_object_object_add(o, "limits", tg_limits_json(g));
+    json_object_object_add(o, "members", q.members);
+    add_int(o, "delayed-requests", q.delayed);
+    add_int(o, "delay-ns", q.delay_ns);
+    json_object_array_add(opaque, o);
+}
+
+bool qmp_query_throttle_groups(json_object *args, json_object **ret,
+                               GError **errp)
+{
+    json_object *list = json_object_new_array();
+
+    blk_throttle_group_foreach(tg_info, list);
+    *ret = list;
     return true;
 }

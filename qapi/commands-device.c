@@ -470,8 +470,13 @@ static void qom_set_on_loop(Device *dev, void *opaque)
 bool qmp_qom_get(json_object *args, json_object **ret, GError **errp)
 {
     Device *dev;
-    QomAccess a = { .def = find_prop(args, &dev, errp) };
+    QomAccess a = { 0 };
+    bool ok;
 
+    if (qmp_throttle_group_qom(args, false, ret, &ok, errp)) {
+        return ok;
+    }
+    a.def = find_prop(args, &dev, errp);
     if (!a.def) {
         return false;
     }
@@ -484,11 +489,16 @@ bool qmp_qom_get(json_object *args, json_object **ret, GError **errp)
 bool qmp_qom_set(json_object *args, json_object **ret, GError **errp)
 {
     Device *dev;
-    const PropDef *def = find_prop(args, &dev, errp);
+    const PropDef *def;
     g_autofree char *text = NULL;
     QomAccess a = { 0 };
     json_object *value;
+    bool ok;
 
+    if (qmp_throttle_group_qom(args, true, ret, &ok, errp)) {
+        return ok;
+    }
+    def = find_prop(args, &dev, errp);
     if (!def) {
         return false;
     }

@@ -1,9 +1,11 @@
 /*
- * Object commands: iothreads (object-add, object-del, query-iothreads).
+ * Object commands: iothreads and the types other subsystems register
+ * (throttle-group): object-add, object-del, query-iothreads.
  */
 #include "qapi/qapi-commands.h"
 #include "qapi/qmp.h"
 #include "qapi/schema.h"
+#include "util/cmdline.h"
 #include "util/error.h"
 #include "util/iothread.h"
 #include "util/keyval.h"
@@ -24,10 +26,15 @@ bool qmp_object_add(json_object *args, json_object **ret, GError **errp)
 bool qmp_object_del(json_object *args, json_object **ret, GError **errp)
 {
     json_object *id;
+    const IovdObjectType *t;
 
     json_object_object_get_ex(args, "id", &id);
-    if (!qmp_config_may_change("object-del", errp) ||
-        !iothread_delete(json_object_get_string(id), errp)) {
+    if (!qmp_config_may_change("object-del", errp)) {
+        return false;
+    }
+    t = iovd_object_type_of(json_object_get_string(id));
+    if (t ? !t->del(json_object_get_string(id), errp)
+          : !iothread_delete(json_object_get_string(id), errp)) {
         return false;
     }
     qmp_config_changed("object-del", json_object_get_string(id));

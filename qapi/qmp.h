@@ -109,6 +109,13 @@ struct Device *qmp_find_device(const char *path, GError **errp);
 bool qmp_config_may_change(const char *cmd, GError **errp);
 void qmp_config_changed(const char *cmd, const char *id);
 
+/*
+ * qom-get / qom-set on a throttle group (@path: "ID" or "/objects/ID"):
+ * false when @path names none (then it is a device's).
+ */
+bool qmp_throttle_group_qom(json_object *args, bool set, json_object **ret,
+                            bool *ok, GError **errp);
+
 /* Hooks of the block and net layers (BLOCK_IO_ERROR,
  * NIC_RX_FILTER_CHANGED): installed by monitor_init(). */
 void qmp_events_init(void);

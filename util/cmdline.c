@@ -64,6 +64,48 @@ void iovd_request_shutdown(const char *reason)
     loop_quit(loop_main());
 }
 
+static GSList *object_types;    /* of const IovdObjectType * */
+
+void iovd_register_object_type(const IovdObjectType *t)
+{
+    object_types = g_slist_append(object_types, (gpointer)t);
+}
+
+const IovdObjectType *iovd_find_object_type(const char *name)
+{
+    for (GSList *l = object_types; l; l = l->next) {
+        const IovdObjectType *t = l->data;
+
+        if (strcmp(t->name, name) == 0) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+const IovdObjectType *iovd_object_type_of(const char *id)
+{
+    for (GSList *l = object_types; l; l = l->next) {
+        const IovdObjectType *t = l->data;
+
+        if (t->exists(id)) {
+            return t;
+        }
+    }
+    return NULL;
+}
+
+char *iovd_object_type_names(void)
+{
+    GString *s = g_string_new(NULL);
+
+    for (GSList *l = object_types; l; l = l->next) {
+        g_string_append_printf(s, ", %s",
+                               ((const IovdObjectType *)l->data)->name);
+    }
+    return g_string_free(s, false);
+}
+
 static GSList *upgrade_participants;
 
 void iovd_register_upgrade_participant(const UpgradeParticipant *p)

@@ -35,6 +35,27 @@ void iovd_print_options(FILE *out);
  */
 int iovd_option_help(const IovdOption *o, const char *arg);
 
+/*
+ * -object types beyond iothread and main-loop (util/iothread.c), which
+ * subsystems above util/ register: -object and object-add with
+ * qom-type=@name call @add; object-del calls @del for the type whose
+ * @exists knows the id.
+ */
+struct Keyval;
+typedef struct IovdObjectType {
+    const char *name;
+    bool (*add)(struct Keyval *kv, GError **errp);
+    bool (*exists)(const char *id);
+    bool (*del)(const char *id, GError **errp);
+    const char *help;           /* -help lines */
+} IovdObjectType;
+void iovd_register_object_type(const IovdObjectType *t);
+const IovdObjectType *iovd_find_object_type(const char *name);
+/* The type that has an object named @id, or NULL. */
+const IovdObjectType *iovd_object_type_of(const char *id);
+/* "a, b": the registered types' names (error messages; caller frees). */
+char *iovd_object_type_names(void);
+
 /* Ask the main loop to stop; hooks run first (the monitor's SHUTDOWN). */
 void iovd_request_shutdown(const char *reason);
 void iovd_add_shutdown_hook(void (*fn)(const char *reason));

@@ -105,7 +105,11 @@ static bool main_loop_configure(Keyval *kv, GError **errp)
 bool iothread_object_add(Keyval *kv, GError **errp)
 {
     const char *type = keyval_get(kv, "qom-type");
+    const IovdObjectType *other = type ? iovd_find_object_type(type) : NULL;
 
+    if (other) {
+        return other->add(kv, errp);
+    }
     if (!g_strcmp0(type, "main-loop")) {
         return main_loop_configure(kv, errp);
     }
@@ -122,8 +126,10 @@ IOThread *iothread_create(Keyval *kv, GError **errp)
     EventLoop *loop;
 
     if (!type || strcmp(type, "iothread") != 0) {
+        g_autofree char *more = iovd_object_type_names();
+
         error_setg(errp, "unknown object type '%s' (known: iothread, "
-                   "main-loop)", type ? type : "");
+                   "main-loop%s)", type ? type : "", more);
         return NULL;
     }
     if (!object_props(kv, &p, errp)) {
