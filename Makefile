@@ -108,7 +108,7 @@ TEST_BINS := $(UNIT_BINS) $(QTEST_BINS)
 IOTHREAD_QTESTS := $(filter %/nvme-test %/virtio-blk-test \
                    %/virtio-net-test %/e1000-test %/vfio-user-test \
                    %/nbd-test %/rbd-test %/migration-test \
-                   %/nvme-subsys-test %/upgrade-test \
+                   %/nvme-subsys-test %/nvme-resv-test %/upgrade-test \
                    %/throttle-group-test, \
                    $(QTEST_BINS))
 TEST_RUNS := $(TEST_BINS) $(addprefix IOVD_TEST_IOTHREAD=2@,$(IOTHREAD_QTESTS))
