@@ -109,7 +109,7 @@ IOTHREAD_QTESTS := $(filter %/nvme-test %/virtio-blk-test \
                    %/virtio-net-test %/e1000-test %/vfio-user-test \
                    %/nbd-test %/rbd-test %/migration-test \
                    %/nvme-subsys-test %/nvme-resv-test %/upgrade-test \
-                   %/throttle-group-test, \
+                   %/throttle-group-test %/net-throttle-test, \
                    $(QTEST_BINS))
 TEST_RUNS := $(TEST_BINS) $(addprefix IOVD_TEST_IOTHREAD=2@,$(IOTHREAD_QTESTS))
 # Named here so make keeps them (they are not intermediate files).

@@ -12,6 +12,7 @@
 #include "util/log.h"
 #include "util/cmdline.h"
 #include "util/loop.h"
+#include "util/throttle.h"
 
 #include <endian.h>
 
@@ -19,8 +20,29 @@
 typedef struct NetPacket {
     GList link;                 /* in NetClient.queue */
     size_t len;
+    int64_t queued_ns;
+    bool held;                  /* queued because a rate limit held it */
     uint8_t data[];
 } NetPacket;
+
+/*
+ * A netdev's rate limit of one direction (rx: frames to its NIC; tx:
+ * frames from its NIC).  It runs on the backend's loop, which is its
+ * NIC's: no lock.
+ */
+enum { NET_DIR_RX, NET_DIR_TX, NET_DIR_N };
+enum { NET_TB_BYTES, NET_TB_FRAMES, NET_TB_N };
+#define NET_TB_MASK ((1u << NET_TB_BYTES) | (1u << NET_TB_FRAMES))
+
+typedef struct NetThrottleDir {
+    Throttle t;
+    NetClient *backend;
+    bool rx;
+    LoopTimer *timer;           /* the limit lets frames go again */
+    bool holding;               /* the limit holds the direction now */
+    int64_t hold_start;
+    NetThrottleStats st;
+} NetThrottleDir;
 
 /* What the layer keeps per client beyond the public NetClient. */
 typedef struct NetClientPriv {
@@ -30,6 +52,8 @@ typedef struct NetClientPriv {
     bool peer_waits;            /* the peer was told "not now" */
     uint8_t *scratch;           /* linearized frame, allocated when needed */
     NetAdopt *adopt;            /* live upgrade: queues for the NIC */
+    NetThrottleDir *thr[NET_DIR_N];     /* backends: rate limits */
+    NetThrottle limits;
 } NetClientPriv;
 
 #define NET_SCRATCH_SIZE (NET_MAX_FRAME + NET_VNET_HDR_LEN)
@@ -128,18 +152,26 @@ void net_client_set_info(NetClient *nc, const char *fmt, ...)
 
 /* ---- the packet queue ---- */
 
+static NetThrottleDir *net_throttle_dir(NetClient *receiver);
+
 static void net_queue_append(NetClient *nc, const struct iovec *iov,
                              int iovcnt, size_t len)
 {
+    NetThrottleDir *d = net_throttle_dir(nc);
     NetPacket *pkt;
 
     if (g_queue_get_length(&nc->queue) >= NET_QUEUE_MAX_FRAMES) {
+        if (d && d->holding) {
+            d->st.dropped++;
+        }
         nc->stats.rx_dropped++;
         trace_net_queue_drop(nc->name, len, nc->stats.rx_dropped);
         return;
     }
     pkt = g_malloc(sizeof(*pkt) + len);
     pkt->len = len;
+    pkt->queued_ns = clock_ns();
+    pkt->held = d && d->holding;
     pkt->link = (GList) { .data = pkt };
     iov_to_buf(iov, iovcnt, 0, pkt->data, len);
     g_queue_push_tail_link(&nc->queue, &pkt->link);
@@ -162,6 +194,96 @@ void net_purge_queue(NetClient *nc)
     }
 }
 
+/* ---- rate limits ---- */
+
+/* The limit on frames to @receiver (a NIC or a backend), if any. */
+static NetThrottleDir *net_throttle_dir(NetClient *receiver)
+{
+    NetClient *b = receiver->is_nic ? receiver->peer : receiver;
+    NetThrottleDir *d;
+
+    if (!b) {
+        return NULL;
+    }
+    d = net_priv(b)->thr[receiver->is_nic ? NET_DIR_RX : NET_DIR_TX];
+    return d && throttle_enabled(&d->t) ? d : NULL;
+}
+
+/*
+ * May @receiver take a frame now, as far as its limit goes?  When not,
+ * the limit holds the direction: the timer lets it go again (flushing
+ * what waits, then telling the sender it may send: writable()).
+ */
+static bool net_throttle_open(NetClient *receiver)
+{
+    NetThrottleDir *d = net_throttle_dir(receiver);
+    int64_t now, wait;
+
+    if (!d) {
+        return true;
+    }
+    now = clock_ns();
+    throttle_leak(&d->t, now);
+    wait = throttle_wait_ns(&d->t, NET_TB_MASK);
+    if (!wait) {
+        if (d->holding) {
+            d->holding = false;
+            d->st.held_ns += now - d->hold_start;
+        }
+        return true;
+    }
+    if (!d->holding) {
+        d->holding = true;
+        d->hold_start = now;
+        d->st.holds++;
+        trace_net_throttle_hold(d->backend->name, d->rx ? "rx" : "tx",
+                                wait);
+    }
+    if (!loop_timer_pending(d->timer)) {
+        loop_timer_mod(d->timer, now + wait);
+    }
+    return false;
+}
+
+/* @receiver took a frame of @len bytes (with its vnet header, if any). */
+static void net_throttle_account(NetClient *receiver, size_t len)
+{
+    NetThrottleDir *d = net_throttle_dir(receiver);
+    uint64_t cost[NET_TB_N];
+
+    if (!d) {
+        return;
+    }
+    len -= receiver->has_vnet_hdr ? MIN(len, NET_VNET_HDR_LEN) : 0;
+    cost[NET_TB_BYTES] = len;
+    cost[NET_TB_FRAMES] = 1;
+    throttle_account(&d->t, NET_TB_MASK, cost);
+    d->st.frames++;
+    d->st.bytes += len;
+}
+
+/* A frame the limit held in the queue was delivered. */
+static void net_throttle_delayed(NetClient *receiver, NetPacket *pkt)
+{
+    NetThrottleDir *d = net_throttle_dir(receiver);
+
+    if (d && pkt->held) {
+        d->st.delayed_frames++;
+        d->st.delayed_bytes += pkt->len;
+        d->st.delay_ns += clock_ns() - pkt->queued_ns;
+    }
+}
+
+static void net_throttle_timer_cb(void *opaque)
+{
+    NetThrottleDir *d = opaque;
+    NetClient *r = d->rx ? d->backend->peer : d->backend;
+
+    if (r) {
+        net_flush_queue(r);
+    }
+}
+
 /* Count one frame @sender handed to @receiver, which returned @ret. */
 static void net_account(NetClient *sender, NetClient *receiver, size_t len,
                         ssize_t ret)
@@ -176,6 +298,7 @@ static void net_account(NetClient *sender, NetClient *receiver, size_t len,
         sender->stats.tx_frames++;
         sender->stats.tx_bytes += len;
     }
+    net_throttle_account(receiver, len);
     if (ret > 0) {
         receiver->stats.rx_frames++;
         receiver->stats.rx_bytes += len;
@@ -191,7 +314,8 @@ bool net_can_receive(NetClient *nc)
         return false;
     }
     if (nc->receive_disabled || !g_queue_is_empty(&nc->queue) ||
-        (nc->ops->can_receive && !nc->ops->can_receive(nc))) {
+        (nc->ops->can_receive && !nc->ops->can_receive(nc)) ||
+        !net_throttle_open(nc)) {
         /* Whoever asked waits: wake the peer on the next flush. */
         net_priv(nc)->peer_waits = true;
         return false;
@@ -245,7 +369,8 @@ void net_flush_queue(NetClient *nc)
         struct iovec iov = { pkt->data, pkt->len };
         ssize_t ret;
 
-        if (nc->ops->can_receive && !nc->ops->can_receive(nc)) {
+        if ((nc->ops->can_receive && !nc->ops->can_receive(nc)) ||
+            !net_throttle_open(nc)) {
             break;
         }
         ret = nc->ops->receive(nc, &iov, 1);
@@ -255,6 +380,7 @@ void net_flush_queue(NetClient *nc)
         }
         g_queue_pop_head_link(&nc->queue);
         net_account(nc->peer, nc, pkt->len, ret);
+        net_throttle_delayed(nc, pkt);
         g_free(pkt);
         n++;
     }
@@ -262,7 +388,8 @@ void net_flush_queue(NetClient *nc)
     trace_net_queue_flush(nc->name, n, g_queue_get_length(&nc->queue));
     if (g_queue_is_empty(&nc->queue) && !nc->receive_disabled &&
         p->peer_waits &&
-        (!nc->ops->can_receive || nc->ops->can_receive(nc))) {
+        (!nc->ops->can_receive || nc->ops->can_receive(nc)) &&
+        net_throttle_open(nc)) {
         p->peer_waits = false;
         if (nc->peer && nc->peer->ops->writable) {
             nc->peer->ops->writable(nc->peer);
@@ -452,6 +579,109 @@ void net_backend_set_carrier(NetClient *nc, bool up)
     if (nc->peer) {
         net_notify_link(nc->peer);
     }
+}
+
+/* ---- rate limits: configuration ---- */
+
+typedef struct SetThrottle {
+    NetClient *nc;
+    const NetThrottle *t;
+} SetThrottle;
+
+/* On the backend's loop, where its limits are used. */
+static void net_set_throttle_on_loop(void *opaque)
+{
+    SetThrottle *st = opaque;
+    NetClientPriv *p = net_priv(st->nc);
+    int64_t now = clock_ns();
+
+    p->limits = *st->t;
+    for (int i = 0; i < NET_DIR_N; i++) {
+        uint64_t rates[NET_TB_N] = {
+            i == NET_DIR_RX ? st->t->rx_bps : st->t->tx_bps,
+            i == NET_DIR_RX ? st->t->rx_pps : st->t->tx_pps,
+        };
+        NetThrottleDir *d = p->thr[i];
+
+        if (!d) {
+            if (!rates[0] && !rates[1]) {
+                continue;
+            }
+            d = p->thr[i] = g_new0(NetThrottleDir, 1);
+            d->backend = st->nc;
+            d->rx = i == NET_DIR_RX;
+            d->timer = loop_timer_new(st->nc->loop, net_throttle_timer_cb,
+                                      d);
+        }
+        throttle_config(&d->t, rates, NET_TB_N, now);
+        if (d->holding) {
+            d->holding = false;
+            d->st.held_ns += now - d->hold_start;
+        }
+        /* What waits for the old limit goes now, or waits anew. */
+        loop_timer_mod(d->timer, now);
+    }
+}
+
+bool net_set_throttle(const char *name, const NetThrottle *t, GError **errp)
+{
+    NetClient *nc = net_client_find(name);
+    SetThrottle st = { nc && nc->is_nic ? nc->peer : nc, t };
+
+    if (!nc) {
+        error_setg_class(errp, IOVD_ERROR_DEVICE_NOT_FOUND,
+                         "Device '%s' not found", name);
+        return false;
+    }
+    if (!st.nc) {
+        error_setg(errp, "NIC '%s' has no netdev to limit", name);
+        return false;
+    }
+    trace_net_throttle_set(st.nc->name, t->rx_bps, t->rx_pps, t->tx_bps,
+                           t->tx_pps);
+    loop_run_sync(st.nc->loop, net_set_throttle_on_loop, &st);
+    return true;
+}
+
+typedef struct GetThrottle {
+    NetClient *nc;
+    NetThrottleStats *st;
+} GetThrottle;
+
+static void net_get_throttle_on_loop(void *opaque)
+{
+    GetThrottle *g = opaque;
+    int64_t now = clock_ns();
+
+    for (int i = 0; i < NET_DIR_N; i++) {
+        NetThrottleDir *d = net_priv(g->nc)->thr[i];
+
+        memset(&g->st[i], 0, sizeof(g->st[i]));
+        if (d) {
+            g->st[i] = d->st;
+            g->st[i].holding = d->holding;
+            if (d->holding) {
+                g->st[i].held_ns += now - d->hold_start;
+            }
+        }
+    }
+}
+
+bool net_get_throttle(NetClient *nc, NetThrottle *t, NetThrottleStats *st)
+{
+    GetThrottle g = { nc, st };
+    NetClientPriv *p;
+
+    if (nc->is_nic) {
+        return false;
+    }
+    p = net_priv(nc);
+    if (!p->thr[NET_DIR_RX] && !p->thr[NET_DIR_TX]) {
+        return false;
+    }
+    *t = p->limits;
+    loop_run_sync(nc->loop, net_get_throttle_on_loop, &g);
+    return true;
 }
 
 /* ---- receive filter events ---- */
@@ -646,6 +876,7 @@ typedef struct NetdevOpts {
     char *type;
     char *id;
     char *pcap;
+    NetThrottle limits;
 } NetdevOpts;
 
 static const PropDef netdev_common_props[] = {
@@ -655,15 +886,37 @@ static const PropDef netdev_common_props[] = {
                  .mandatory = true),
     PROP_DEF_STR("pcap", NetdevOpts, pcap,
                  "write the backend's frames to this pcap file"),
+    PROP_DEF_UINT("rx-bps", NetdevOpts, limits.rx_bps,
+                  "bytes per second the NIC receives (0: no limit)"),
+    PROP_DEF_UINT("rx-pps", NetdevOpts, limits.rx_pps,
+                  "frames per second the NIC receives"),
+    PROP_DEF_UINT("tx-bps", NetdevOpts, limits.tx_bps,
+                  "bytes per second the NIC sends"),
+    PROP_DEF_UINT("tx-pps", NetdevOpts, limits.tx_pps,
+                  "frames per second the NIC sends"),
     PROP_DEF_END
 };
 
 static void net_adopt_queues(NetClient *b, NetClient *nic);
 
+static void net_throttle_free(NetClient *nc)
+{
+    for (int i = 0; i < NET_DIR_N; i++) {
+        NetThrottleDir *d = net_priv(nc)->thr[i];
+
+        if (d) {
+            loop_timer_free(d->timer);
+            g_free(d);
+        }
+        net_priv(nc)->thr[i] = NULL;
+    }
+}
+
 static void net_backend_free(NetClient *nc)
 {
     const NetBackendDriver *drv = net_priv(nc)->drv;
 
+    net_throttle_free(nc);
     nc->ops->cleanup(nc);
     if (drv->props) {
         props_free(drv->props, nc->opaque);
@@ -710,6 +963,12 @@ NetClient *net_backend_create(Keyval *kv, GError **errp)
         net_backend_free(nc);
         nc = NULL;
         goto out;
+    }
+    if (o.limits.rx_bps || o.limits.rx_pps || o.limits.tx_bps ||
+        o.limits.tx_pps) {
+        SetThrottle st = { nc, &o.limits };
+
+        net_set_throttle_on_loop(&st);
     }
     trace_net_backend_create(nc->name, drv->type);
 out:
@@ -781,6 +1040,11 @@ static void net_backend_set_loop(NetClient *b, EventLoop *to)
         drv->set_loop(b, to);
     } else {
         b->loop = to;
+    }
+    for (int i = 0; i < NET_DIR_N; i++) {
+        if (net_priv(b)->thr[i]) {
+            loop_timer_move(net_priv(b)->thr[i]->timer, to);
+        }
     }
 }
 

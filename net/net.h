@@ -170,6 +170,40 @@ void net_set_rx_filter_event_hook(NetRxFilterEventFunc *fn);
 /* -netdev option table for iovd.c. */
 void net_init(void);
 
+/*
+ * Rate limits of a netdev, per direction as the guest sees it: rx are
+ * the frames its NIC receives, tx those the NIC sends (bytes and frames
+ * per second, 0: unlimited; bytes without a virtio-net header).  Set by
+ * -netdev ...,rx-bps=,rx-pps=,tx-bps=,tx-pps= or net_set_throttle().
+ *
+ * TX: a frame over the limit is queued (one) and the NIC is told "not
+ * now", so it stops taking frames from its TX ring until the limit lets
+ * them go (writable()): back-pressure, nothing lost.  RX: over the limit
+ * the backend is told it cannot send (net_client_can_send), so tap,
+ * stream and user networking leave the host side unread, as with a full
+ * RX ring; frames a backend hands over anyway wait in the NIC's queue
+ * and only what overflows it is dropped (counted in "dropped").
+ */
+typedef struct NetThrottle {
+    uint64_t rx_bps, rx_pps, tx_bps, tx_pps;
+} NetThrottle;
+
+typedef struct NetThrottleStats {
+    uint64_t frames, bytes;     /* that passed the limit */
+    uint64_t delayed_frames, delayed_bytes, delay_ns;  /* waited in iovd */
+    uint64_t holds, held_ns;    /* times and time the limit held it */
+    uint64_t dropped;           /* overflowed the queue while held */
+    bool holding;               /* held right now */
+} NetThrottleStats;
+
+/* @name: a netdev, or the NIC attached to one. */
+bool net_set_throttle(const char *name, const NetThrottle *t, GError **errp);
+/*
+ * The netdev's limits and the statistics of each direction (NET_RX = 0,
+ * NET_TX = 1); false when @nc is a NIC or no limit was ever set.
+ */
+bool net_get_throttle(NetClient *nc, NetThrottle *t, NetThrottleStats *st);
+
 /* ---- additions to the first version of this contract ---- */
 
 /* Bytes of struct virtio_net_hdr_v1 in front of a frame (has_vnet_hdr). */

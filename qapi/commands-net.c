@@ -164,3 +164,100 @@ bool qmp_query_rx_filter(json_object *args, json_object **ret,
     *ret = list;
     return true;
 }
+
+/* ---- rate limits ---- */
+
+bool qmp_netdev_set_throttle(json_object *args, json_object **ret,
+                             GError **errp)
+{
+    const char *id = json_str_arg(args, "id");
+    static const char *const keys[] = {
+        "rx-bps", "rx-pps", "tx-bps", "tx-pps",
+    };
+    NetClient *nc = net_client_find(id);
+    NetClient *b = nc && nc->is_nic ? nc->peer : nc;
+    NetThrottleStats st[2];
+    NetThrottle t = { 0 };
+    uint64_t *fields[] = { &t.rx_bps, &t.rx_pps, &t.tx_bps, &t.tx_pps };
+
+    /* Limits not given keep their value. */
+    if (b) {
+        net_get_throttle(b, &t, st);
+    }
+    for (unsigned i = 0; i < G_N_ELEMENTS(keys); i++) {
+        json_object *v;
+
+        if (!json_object_object_get_ex(args, keys[i], &v)) {
+            continue;
+        }
+        if (json_object_get_int64(v) < 0) {
+            error_setg(errp, "Parameter '%s' expects a non-negative value",
+                       keys[i]);
+            return false;
+        }
+        *fields[i] = json_object_get_int64(v);
+    }
+    if (!qmp_config_may_change("netdev-set-throttle", errp) ||
+        !net_set_throttle(id, &t, errp)) {
+        return false;
+    }
+    /* Not carried over: a new process starts with the -netdev limits. */
+    qmp_config_changed("netdev-set-throttle", id);
+    return true;
+}
+
+static json_object *throttle_dir_info(uint64_t bps, uint64_t pps,
+                                      const NetThrottleStats *st)
+{
+    json_object *o = json_object_new_object();
+
+    json_object_object_add(o, "bps", json_object_new_uint64(bps));
+    json_object_object_add(o, "pps", json_object_new_uint64(pps));
+    json_object_object_add(o, "limited",
+                           json_object_new_boolean(st->holding));
+    json_object_object_add(o, "frames", json_object_new_uint64(st->frames));
+    json_object_object_add(o, "bytes", json_object_new_uint64(st->bytes));
+    json_object_object_add(o, "holds", json_object_new_uint64(st->holds));
+    json_object_object_add(o, "held-ns", json_object_new_uint64(st->held_ns));
+    json_object_object_add(o, "delayed-frames",
+                           json_object_new_uint64(st->delayed_frames));
+    json_object_object_add(o, "delayed-bytes",
+                           json_object_new_uint64(st->delayed_bytes));
+    json_object_object_add(o, "delay-ns",
+                           json_object_new_uint64(st->delay_ns));
+    json_object_object_add(o, "dropped-frames",
+                           json_object_new_uint64(st->dropped));
+    return o;
+}
+
+static void throttle_info(NetClient *nc, void *opaque)
+{
+    NetThrottleStats st[2];
+    NetThrottle t;
+    json_object *o;
+
+    if (!net_get_throttle(nc, &t, st)) {
+        return;
+    }
+    o = json_object_new_object();
+    json_object_object_add(o, "netdev", json_object_new_string(nc->name));
+    if (nc->peer) {
+        json_object_object_add(o, "nic",
+                               json_object_new_string(nc->peer->name));
+    }
+    json_object_object_add(o, "rx", throttle_dir_info(t.rx_bps, t.rx_pps,
+                                                      &st[0]));
+    json_object_object_add(o, "tx", throttle_dir_info(t.tx_bps, t.tx_pps,
+                                                      &st[1]));
+    json_object_array_add(opaque, o);
+}
+
+bool qmp_query_net_throttle(json_object *args, json_object **ret,
+                            GError **errp)
+{
+    json_object *list = json_object_new_array();
+
+    net_backend_foreach(throttle_info, list);
+    *ret = list;
+    return true;
+}
