@@ -45,8 +45,9 @@ struct BlockNode {
     /*
      * Set by the driver's open: a write completed here is seen, without a
      * flush, by another process of this host that opens the node afresh
-     * (the host's page cache or the device holds it; an NBD server that
-     * promises it across connections).  Not librbd: its cache is ours.
+     * (the host's page cache or the device holds it).  Not NBD (another
+     * connection is promised a write only after a flush) nor librbd (its
+     * cache is this process's).
      */
     bool host_coherent;
     char *throttle_group;       /* its backends join this group */

@@ -173,6 +173,11 @@ void blk_set_error_policy(BlockBackend *blk, BlockErrorPolicy rerror,
 BlockNode *blk_node(BlockBackend *blk);
 uint64_t blk_getlength(BlockBackend *blk);
 bool blk_is_read_only(BlockBackend *blk);
+/*
+ * What it wrote is seen by a new process of this host that opens the same
+ * node, with no flush first (live upgrade hands over without one).
+ */
+bool blk_host_coherent(BlockBackend *blk);
 /* Alignment the backend needs for direct I/O (1 when none). */
 uint32_t blk_request_alignment(BlockBackend *blk);
 

@@ -894,6 +894,8 @@ static bool file_open(BlockNode *bs, GError **errp)
                         sf.f_type == HUGETLBFS_MAGIC);
     }
     bs->filename = g_strdup(s->filename);
+    /* The page cache is the host's; O_DIRECT writes invalidate it. */
+    bs->host_coherent = true;
     trace_file_open(bs->node_name, s->filename, bs->direct, bs->read_only,
                     aio_names[s->aio], s->in_memory);
     return true;

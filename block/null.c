@@ -84,6 +84,7 @@ static bool null_open(BlockNode *bs, GError **errp)
 
     s->size = QEMU_ALIGN_DOWN(s->size, 512);
     bs->size = s->size;
+    bs->host_coherent = true;           /* nothing is kept */
     return true;
 }
 

@@ -798,8 +798,8 @@ static void device_stop_bh(void *opaque)
     device_stop_check(opaque);
 }
 
-void device_stop(Device *dev, void (*done)(Device *dev, int ret,
-                                           void *opaque),
+void device_stop(Device *dev, DeviceStopFor what,
+                 void (*done)(Device *dev, int ret, void *opaque),
                  void *opaque)
 {
     bool was_running = dev->state == DEVICE_RUNNING;
@@ -812,6 +812,7 @@ void device_stop(Device *dev, void (*done)(Device *dev, int ret,
         dev->stop_flushing = false;     /* a new stop flushes again */
     }
     dev->stop_held = true;
+    dev->stop_for = what;
     dev->stop_done = done;
     dev->stop_opaque = opaque;
     if (dev->state == DEVICE_RESETTING) {

@@ -97,6 +97,13 @@ typedef enum DeviceRunState {
     DEVICE_STOPPED,
 } DeviceRunState;
 
+/* Who goes on from a stopped device's state: what its stop flushes. */
+typedef enum DeviceStopFor {
+    DEVICE_STOP_MIGRATE,        /* maybe another host: every backend */
+    DEVICE_STOP_UPGRADE,        /* a process of this host: what it would
+                                 * not see otherwise */
+} DeviceStopFor;
+
 struct DeviceClass {
     const char *name;           /* "nvme", "virtio-blk-pci", ... */
     const char *desc;
@@ -154,9 +161,11 @@ struct DeviceClass {
      * Optional, the last step of device_stop(): nothing is in flight;
      * flush the device's writable backends (a write the guest saw
      * acknowledged may sit in a cache that the state's next owner, on
-     * another host or in another process, does not share).  Each flush
-     * holds the device (pci_dma_hold) while it runs and reports its
-     * result with device_stop_flush_done() before the release.
+     * another host or in another process, does not share) -- for
+     * DEVICE_STOP_UPGRADE only those that are not blk_host_coherent().
+     * Each flush holds the device (pci_dma_hold) while it runs and
+     * reports its result with device_stop_flush_done() before the
+     * release.
      */
     void (*stop_flush)(Device *dev);
 };
@@ -195,6 +204,7 @@ struct Device {
     /* Stopped by device_stop() until device_start() or a function reset. */
     bool stop_held;
     bool stop_flushing;         /* stop_flush() ran for this stop */
+    DeviceStopFor stop_for;     /* this stop's */
     int stop_error;             /* its first failure, -errno */
     /* Who is told once STOPPED. */
     void (*stop_done)(Device *dev, int ret, void *opaque);
@@ -321,16 +331,17 @@ bool device_all_paused(void);
 const char *device_run_state_name(DeviceRunState st);
 
 /*
- * Stop @dev for its state to be saved or loaded: it fetches no new
- * request, what is in flight completes (a reset in progress finishes),
- * its backends are flushed (DeviceClass.stop_flush), then it is STOPPED
+ * Stop @dev for its state to be saved or loaded, for @what: it fetches no
+ * new request, what is in flight completes (a reset in progress
+ * finishes), its backends are flushed (DeviceClass.stop_flush), then it
+ * is STOPPED
  * and @done(@dev, @ret, @opaque) runs, never inside this call; @ret is
  * 0, or the flush's -errno (the device is STOPPED either way).  The
  * device's own resets keep it stopped; a function reset ends the stop
  * (and @done is forgotten).  One stop at a time; on @dev's loop.
  */
-void device_stop(Device *dev, void (*done)(Device *dev, int ret,
-                                           void *opaque),
+void device_stop(Device *dev, DeviceStopFor what,
+                 void (*done)(Device *dev, int ret, void *opaque),
                  void *opaque);
 /* A stop_flush() flush finished with @ret (the device releases its hold). */
 void device_stop_flush_done(Device *dev, int ret);

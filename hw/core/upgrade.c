@@ -307,7 +307,7 @@ static void dev_stop(void *opaque)
 {
     UpgradeDev *u = opaque;
 
-    device_stop(u->dev, dev_stopped, u);
+    device_stop(u->dev, DEVICE_STOP_UPGRADE, dev_stopped, u);
 }
 
 static void dev_start(void *opaque)

@@ -396,7 +396,9 @@ static void nvme_stop_flush(Device *dev)
     for (unsigned i = 1; i <= NVME_MAX_NAMESPACES; i++) {
         NvmeNamespace *ns = n->ns[i];
 
-        if (ns && !ns->read_only) {
+        if (ns && !ns->read_only &&
+            !(dev->stop_for == DEVICE_STOP_UPGRADE &&
+              blk_host_coherent(ns->blk))) {
             pci_dma_hold(&n->pdev);
             if (blk_flush(ns->blk, &ns->flush_req, nvme_stop_flush_cb,
                           ns) < 0) {

@@ -133,7 +133,7 @@ static int mig_arc(VfuServer *s, uint32_t to)
     if ((to == VFU_MIG_STOP && from == VFU_MIG_RUNNING) ||
         (to == VFU_MIG_STOP_COPY && from == VFU_MIG_PRE_COPY)) {
         if (!device_stopped(dev)) {
-            device_stop(dev, mig_stopped, s);
+            device_stop(dev, DEVICE_STOP_MIGRATE, mig_stopped, s);
             return EINPROGRESS;
         }
     }

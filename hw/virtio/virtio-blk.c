@@ -675,7 +675,8 @@ static void virtio_blk_stop_flush(Device *dev)
 {
     VirtIOBlock *s = VIRTIO_BLK(dev);
 
-    if (blk_is_read_only(s->blk)) {
+    if (blk_is_read_only(s->blk) ||
+        (dev->stop_for == DEVICE_STOP_UPGRADE && blk_host_coherent(s->blk))) {
         return;
     }
     pci_dma_hold(&s->vdev.pci);

@@ -36,7 +36,7 @@ static void fuzz_stop(FuzzDev *d)
 {
     bool done = false;
 
-    device_stop(&d->pdev->dev, stopped_cb, &done);
+    device_stop(&d->pdev->dev, DEVICE_STOP_MIGRATE, stopped_cb, &done);
     for (unsigned i = 0; i < 1000000 && !done; i++) {
         loop_iterate(loop_main(), false);
     }
