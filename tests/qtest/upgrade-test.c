@@ -32,6 +32,7 @@
 
 #include "tests/qtest/libqos/qos-check.h"
 #include "tests/qtest/libqos/iovd-proc.h"
+#include "tests/qtest/libqos/iovd-upgrade.h"
 #include "tests/qtest/libqos/qmp-client.h"
 #include "tests/qtest/libqos/guest-mem.h"
 #include "tests/qtest/libqos/pci.h"
@@ -47,7 +48,6 @@
 #define NIO             8           /* NVMe writes in flight per round */
 #define NHELD           4           /* queued, doorbell rung only after */
 #define BLK             512
-#define EXIT_TIMEOUT_MS 15000
 
 static IovdProc *home;              /* the first daemon: sockets, image */
 static IovdProc *cur;               /* the daemon that runs now */
@@ -286,16 +286,7 @@ static void add_trace(IovdProc *p)
 /* A new daemon with only -incoming; *@uri is where it listens. */
 static IovdProc *start_incoming(char **uri)
 {
-    IovdProc *p = iovd_proc_new();
-    g_autofree char *path = iovd_proc_path(p, "upgrade.sock");
-
-    iovd_proc_set_plain(p);
-    add_trace(p);
-    iovd_proc_add_args(p, "-incoming", NULL);
-    iovd_proc_add_argf(p, "unix:%s", path);
-    iovd_proc_start(p);
-    *uri = g_strdup_printf("unix:%s", path);
-    return p;
+    return iovd_upgrade_target(uri, getenv("UPGRADE_TEST_TRACE"));
 }
 
 /* The monitor answers (a fresh client); returns that client. */
@@ -310,41 +301,17 @@ static QmpClient *check_monitor(void)
     return c;
 }
 
-/* Upgrade @cur to a fresh daemon: {} and the old one exits 0. */
+/* Upgrade @cur to a fresh daemon, which becomes @cur. */
 static void upgrade_ok(void)
 {
     g_autofree char *uri = NULL;
     IovdProc *next = start_incoming(&uri);
-    json_object *ret, *ev, *up;
-    pid_t old_pid = iovd_proc_pid(cur);
-    int status;
 
-    ret = qmp_okf(qmp, "upgrade", "{'uri': '%s'}", uri);
-    ck_assert_int_eq(json_object_object_length(ret), 0);
-    json_object_put(ret);
-    ev = qmp_client_wait_event(qmp, "SHUTDOWN", 0);
-    ck_assert_str_eq(qmp_get_str(qmp_get(ev, "data"), "reason"), "upgrade");
-    json_object_put(ev);
-    status = iovd_proc_wait_exit(cur, EXIT_TIMEOUT_MS);
-    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
-                  "the old daemon %s",
-                  iovd_proc_describe_status(status));
-    iovd_proc_assert_alive(next);
+    iovd_upgrade(cur, next, uri, &qmp, qmp_path);
     if (cur != home) {
         iovd_proc_free(cur);
     }
     cur = next;
-    /* The old monitor connection ended; the same path reaches the new. */
-    qmp_client_free(qmp);
-    qmp = check_monitor();
-    /* ... which says it took over, and from whom. */
-    ret = qmp_ok(qmp, "query-status", NULL);
-    up = qmp_get(ret, "upgrade");
-    ck_assert_str_eq(qmp_get_str(up, "state"), "completed");
-    ck_assert_int_eq(qmp_get_int(up, "from-pid"), old_pid);
-    ck_assert_int_gt(qmp_get_int(up, "downtime-us"), 0);
-    ck_assert_int_lt(qmp_get_int(up, "downtime-us"), 30 * 1000 * 1000);
-    json_object_put(ret);
 }
 
 /* virtio-blk: @n writes of sector 64 * (@first + i), patterned, kicked. */
