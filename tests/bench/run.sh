@@ -265,6 +265,13 @@ for b in "$BENCH_DIR"/net-*-bench; do
     "$b" --iovd "$IOVD" 2>&1 | tail -5 | while read -r l; do record "net $l"; done
 done
 
+# ---- live upgrade: the blackout under load ----
+if [ -x "$BENCH_DIR/upgrade-bench" ]; then
+    for l in "" --iothreads; do
+        record "upgrade $("$BENCH_DIR/upgrade-bench" --iovd "$IOVD" $l 2>&1 | tail -1)"
+    done
+fi
+
 record "steal $(steal) $steal0"
 # The charts need python3-matplotlib: Debian's python3 has it.
 PY=python3
