@@ -2,6 +2,8 @@
 """Real-guest integration test: a Linux guest under a vfio-user capable QEMU
 drives every iovd device with its own drivers.
 
+IOVD_GUEST_KEEP=1 keeps the logs of a run that passed.
+
 Needs IOVD_QEMU=/path/to/qemu-system-x86_64 (QEMU 10.1 or later, checked
 with -device help for vfio-user-pci).  Without one it prints a SKIP line
 and exits 0.  Result lines: "guest: <check> <object>: PASS|FAIL detail",
@@ -603,7 +605,7 @@ def main():
 
     failed = sum(1 for r in results if not r[2])
     print(f'{len(results) - failed} passed, {failed} failed')
-    if failed:
+    if failed or os.environ.get('IOVD_GUEST_KEEP'):
         print(f'check-guest: logs in {work}')
     else:
         shutil.rmtree(work, ignore_errors=True)
