@@ -6,8 +6,9 @@
  * queue.c (queues, request pools, completion posting), admin.c (admin
  * commands), io.c (NVM commands, PRP/SGL mapping), ns.c (namespaces and
  * the nvme-ns device), subsys.c (NVM subsystems: nvme-subsys, shared
- * namespaces), state.c (save and load for migration).  Wire formats are
- * in nvme-spec.h.
+ * namespaces), resv.c (reservations, across a subsystem's controllers),
+ * state.c (save and load for migration).  Wire formats are in
+ * nvme-spec.h.
  */
 #ifndef HW_NVME_NVME_H
 #define HW_NVME_NVME_H
