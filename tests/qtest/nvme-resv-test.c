@@ -967,6 +967,51 @@ START_TEST(test_migrate)
 }
 END_TEST
 
+/*
+ * Writes of one VM in flight while the other takes and gives back the
+ * reservation (each controller on its own thread in the iothreads_
+ * case): each write either conflicts or is done, and once the
+ * reservation is gone they all go through again.
+ */
+START_TEST(test_concurrent)
+{
+    Host *a = &env.h[0], *b = &env.h[1];
+    QNvmeQueue *q = qnvme_ioq(b->q, 1);
+    uint64_t g = guest_alloc_aligned(b->gm, 4096, 4096);
+    unsigned done = 0;
+
+    ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
+    for (unsigned round = 0; round < 20; round++) {
+        for (unsigned i = 0; i < 8; i++) {
+            NvmeCmd cmd;
+
+            qnvme_rw_cmd(b->q, &cmd, NVME_CMD_WRITE, 1, i, 1, g);
+            qnvme_submit(b->q, q, &cmd);
+        }
+        ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
+                                 NVME_RESV_WRITE_EXCLUSIVE, KEY0, 0),
+                         NVME_SUCCESS);
+        ck_assert_int_eq(release(a, 1, NVME_RESV_RELEASE,
+                                 NVME_RESV_WRITE_EXCLUSIVE, KEY0),
+                         NVME_SUCCESS);
+        for (unsigned i = 0; i < 8; i++) {
+            NvmeCqe cqe;
+            uint16_t st;
+
+            qnvme_wait(b->q, q, &cqe, 0);
+            st = qnvme_status(&cqe);
+            ck_assert_msg(st == NVME_SUCCESS || st == CONFLICT,
+                          "status 0x%x", st);
+            done++;
+        }
+    }
+    ck_assert_uint_eq(done, 160);
+    assert_writes(b, 1, NVME_SUCCESS);
+    assert_status(b, 1, 0, 1);
+    guest_free(b->gm, g);
+}
+END_TEST
+
 static void add(Suite *s, const char *name, const TTest *t)
 {
     TCase *tc = qos_check_tcase(s, name, setup, teardown, 60);
@@ -1005,6 +1050,8 @@ static Suite *nvme_resv_suite(void)
     add_iothreads(s, "iothreads_preempt", test_preempt);
     add_iothreads(s, "iothreads_clear", test_clear);
     add_iothreads(s, "iothreads_migrate", test_migrate);
+    add(s, "concurrent", test_concurrent);
+    add_iothreads(s, "iothreads_concurrent", test_concurrent);
     return s;
 }
 
