@@ -353,7 +353,7 @@ static uint16_t resv_register_locked(NvmeResvCtx *c, unsigned act,
     }
 }
 
-/* Lock, run @fn, count the change, unlock, send the events. */
+/* A command's context; it takes the lock itself. */
 static void resv_ctx_init(NvmeResvCtx *c, NvmeCtrl *n, NvmeNamespace *ns)
 {
     memset(c, 0, sizeof(*c));
@@ -364,6 +364,7 @@ static void resv_ctx_init(NvmeResvCtx *c, NvmeCtrl *n, NvmeNamespace *ns)
     c->attached = resv_attached(n, ns);
 }
 
+/* Count the change (@gen: in PRGEN too), unlock, send the events. */
 static void resv_ctx_done(NvmeResvCtx *c, uint16_t st, bool gen)
 {
     if (st == NVME_SUCCESS && gen) {
@@ -606,48 +607,80 @@ static uint16_t nvme_resv_release(NvmeCtrl *n, NvmeRequest *req)
 
 /* ---- Reservation Report ---- */
 
-/* Under the lock: the status and one entry per registrant into @buf. */
-static size_t resv_report_fill(NvmeResv *r, bool eds, uint8_t *buf)
+/* Entries at most: each controller has one host, so matches one
+ * registrant; a registrant with no controller here has one entry. */
+#define NVME_RESV_REPORT_MAX \
+    (NVME_RESV_STATUS_EXT_SIZE + \
+     (NVME_RESV_MAX_REGS + NVME_SUBSYS_MAX_CTRLS) * sizeof(NvmeRegCtrlExt))
+
+static size_t resv_report_put(uint8_t *buf, size_t off, bool eds,
+                              const NvmeResvReg *reg, uint16_t cntlid,
+                              uint8_t rcsts)
 {
+    if (eds) {
+        NvmeRegCtrlExt *e = (NvmeRegCtrlExt *)(buf + off);
+
+        e->cntlid = cntlid;
+        e->rcsts = rcsts;
+        e->rkey = reg->key;
+        memcpy(e->hostid, reg->host.id, 16);
+        return off + sizeof(*e);
+    } else {
+        NvmeRegCtrl *e = (NvmeRegCtrl *)(buf + off);
+
+        e->cntlid = cntlid;
+        e->rcsts = rcsts;
+        memcpy(&e->hostid, reg->host.id, 8);
+        e->rkey = reg->key;
+        return off + sizeof(*e);
+    }
+}
+
+/*
+ * Under the lock: the status, then a Registered Controller entry for
+ * each controller of a registrant host that has the namespace attached
+ * (CNTLID FFFFh for a registrant with none: its controller went).
+ */
+static void resv_report_fill(NvmeResvCtx *c, bool eds, uint8_t *buf)
+{
+    NvmeResv *r = c->r;
     NvmeResvStatus *st = (NvmeResvStatus *)buf;
     size_t off = eds ? NVME_RESV_STATUS_EXT_SIZE : sizeof(*st);
+    unsigned cnt = 0;
 
     st->gen = r->gen;
     st->rtype = r->rtype;
-    st->regctl = r->nregs;
     st->ptpls = 0;
     for (unsigned i = 0; i < r->nregs; i++) {
         NvmeResvReg *reg = &r->regs[i];
         uint8_t rcsts = resv_holds(r, &reg->host) ? NVME_RCSTS_HOLDS : 0;
+        unsigned found = 0;
 
-        if (eds) {
-            NvmeRegCtrlExt *e = (NvmeRegCtrlExt *)(buf + off);
+        for (unsigned id = 0; id < NVME_SUBSYS_MAX_CTRLS; id++) {
+            NvmeCtrl *t = c->d->ctrls[id];
 
-            e->cntlid = reg->cntlid;
-            e->rcsts = rcsts;
-            e->rkey = reg->key;
-            memcpy(e->hostid, reg->host.id, 16);
-            off += sizeof(*e);
-        } else {
-            NvmeRegCtrl *e = (NvmeRegCtrl *)(buf + off);
-
-            e->cntlid = reg->cntlid;
-            e->rcsts = rcsts;
-            memcpy(&e->hostid, reg->host.id, 8);
-            e->rkey = reg->key;
-            off += sizeof(*e);
+            if (t && (c->attached & (1u << id)) &&
+                host_eq(&t->host, &reg->host)) {
+                off = resv_report_put(buf, off, eds, reg, id, rcsts);
+                found++;
+            }
         }
+        if (!found) {
+            off = resv_report_put(buf, off, eds, reg, NVME_CNTLID_DYNAMIC,
+                                  rcsts);
+            found++;
+        }
+        cnt += found;
     }
-    return off;
+    st->regctl = cnt;
 }
 
 static uint16_t nvme_resv_report(NvmeCtrl *n, NvmeRequest *req)
 {
     bool eds = req->cmd.cdw11 & NVME_RESV_REPORT_EDS;
     uint64_t len = ((uint64_t)req->cmd.cdw10 + 1) * 4;
-    size_t max = NVME_RESV_STATUS_EXT_SIZE +
-                 NVME_RESV_MAX_REGS * sizeof(NvmeRegCtrlExt);
     g_autofree uint8_t *buf = NULL;
+    NvmeResvCtx c;
 
     /* A 128-bit host identifier does not fit the 64-bit structure. */
     if (!eds && n->host.ext) {
@@ -659,10 +692,11 @@ static uint16_t nvme_resv_report(NvmeCtrl *n, NvmeRequest *req)
         trace_nvme_err_mdts(nvme_id(n), req->cmd.cid, len);
         return NVME_ERR(NVME_INVALID_FIELD);
     }
-    buf = g_malloc0(MAX(max, len));
-    g_mutex_lock(&n->resv_dom->lock);
-    resv_report_fill(req->ns->resv, eds, buf);
-    g_mutex_unlock(&n->resv_dom->lock);
+    buf = g_malloc0(MAX(NVME_RESV_REPORT_MAX, len));
+    resv_ctx_init(&c, n, req->ns);
+    g_mutex_lock(&c.d->lock);
+    resv_report_fill(&c, eds, buf);
+    g_mutex_unlock(&c.d->lock);
     return nvme_dma_to_guest(n, req, buf, len);
 }
 

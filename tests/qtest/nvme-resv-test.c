@@ -472,6 +472,9 @@ END_TEST
 /* Two controllers with the same Host Identifier are one host. */
 START_TEST(test_same_host)
 {
+    uint8_t buf[256];
+    NvmeRegCtrl *r = (NvmeRegCtrl *)(buf + 24);
+
     ck_assert_int_eq(set_host_id(&env.h[1], HOST0, 0, false), NVME_SUCCESS);
     ck_assert_int_eq(reg(&env.h[0], 1, KEY0), NVME_SUCCESS);
     ck_assert_int_eq(acquire(&env.h[1], 1, NVME_RESV_ACQUIRE,
@@ -479,7 +482,16 @@ START_TEST(test_same_host)
                      NVME_SUCCESS);
     ck_assert_int_eq(wr(&env.h[0], 1), NVME_SUCCESS);
     ck_assert_int_eq(rd(&env.h[1], 1), NVME_SUCCESS);
-    assert_status(&env.h[0], 1, NVME_RESV_EXCLUSIVE_ACCESS, 1);
+    /* One registrant, a registered controller entry for each path. */
+    assert_status(&env.h[0], 1, NVME_RESV_EXCLUSIVE_ACCESS, 2);
+    ck_assert_int_eq(report(&env.h[0], 1, false, buf, sizeof(buf)),
+                     NVME_SUCCESS);
+    for (unsigned i = 0; i < 2; i++) {
+        ck_assert_int_eq(r[i].cntlid, i);
+        ck_assert_int_eq(r[i].rcsts, NVME_RCSTS_HOLDS);
+        ck_assert_uint_eq(r[i].hostid, HOST0);
+        ck_assert_uint_eq(r[i].rkey, KEY0);
+    }
 }
 END_TEST
 
@@ -934,6 +946,8 @@ START_TEST(test_migrate)
     g_autofree char *sock = NULL;
     uint64_t id[2];
     uint32_t mask = 0;
+    uint8_t buf[256];
+    NvmeRegCtrl *r = (NvmeRegCtrl *)(buf + 24);
 
     ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
     ck_assert_int_eq(reg(b, 1, KEY1), NVME_SUCCESS);
@@ -955,6 +969,13 @@ START_TEST(test_migrate)
     ck_assert_int_eq(get_host_id(b, false, id), NVME_SUCCESS);
     ck_assert_uint_eq(id[0], HOST1);
     assert_status(b, 1, NVME_RESV_EXCLUSIVE_ACCESS, 2);
+    /* Host 0's controller there is nobody's yet: its entry has none. */
+    ck_assert_int_eq(report(b, 1, false, buf, sizeof(buf)), NVME_SUCCESS);
+    ck_assert_int_eq(r[0].cntlid, NVME_CNTLID_DYNAMIC);
+    ck_assert_uint_eq(r[0].hostid, HOST0);
+    ck_assert_int_eq(r[0].rcsts, NVME_RCSTS_HOLDS);
+    ck_assert_int_eq(r[1].cntlid, 1);
+    ck_assert_uint_eq(r[1].hostid, HOST1);
     assert_reads(b, 1, CONFLICT);
     ck_assert_int_eq(ns_feature(b, false, NVME_FEAT_RESV_MASK, 2, 0, &mask),
                      NVME_SUCCESS);
