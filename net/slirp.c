@@ -19,6 +19,16 @@
  * [tcp|udp]:[HOSTADDR]:HOSTPORT-[GUESTADDR]:GUESTPORT; an empty HOSTADDR
  * listens on every host address (as QEMU), an empty GUESTADDR means the
  * first DHCP address.
+ *
+ * Live upgrade: what moves is libslirp's own state (slirp_state_save:
+ * the DHCP leases, the IP id; guestfwd sockets, which iovd does not
+ * make) and the frames the net layer queued either way.  The old process
+ * closes its hostfwd ports once it saved, the new one binds them again
+ * (a connection attempt in between is refused).  What does not move:
+ * connections through slirp, NAT'd ones of the guest and those accepted
+ * on hostfwd ports.  libslirp 4.7 saves neither their host sockets nor
+ * their TCP state, so the new stack resets them at their next segment,
+ * as after a QEMU migration; the guest connects again.
  */
 #include "net/net-int.h"
 #include "net/trace.h"
@@ -73,6 +83,8 @@ struct SlirpState {
     bool fired;                 /* a watched fd was ready */
     bool hooked;
     uint8_t *buf;               /* a frame from the NIC, linearized */
+    bool upgrade_paused;        /* live upgrade: slirp is not run */
+    bool fwds_closed;           /* the old process closed its hostfwds */
 };
 
 /* ---- frames ---- */
@@ -94,6 +106,9 @@ static ssize_t net_slirp_receive(NetClient *nc, const struct iovec *iov,
     SlirpState *s = nc->opaque;
     size_t len = iov_size(iov, iovcnt);
 
+    if (s->upgrade_paused) {
+        return -EAGAIN;         /* queued: handed over, or resumed */
+    }
     if (iovcnt == 1) {
         slirp_input(s->slirp, iov[0].iov_base, len);
     } else {
@@ -129,6 +144,11 @@ static void net_slirp_timer_cb(void *opaque)
 {
     SlirpTimer *t = opaque;
 
+    if (t->s->upgrade_paused) {
+        /* slirp does not run now: soon (a failed upgrade resumes). */
+        loop_timer_mod(t->timer, clock_ns() + 1000000);
+        return;
+    }
     t->s->dirty = true;
     if (t->cb) {
         t->cb(t->cb_opaque);
@@ -197,6 +217,19 @@ static void net_slirp_unwatch(SlirpState *s, int fd)
 {
     if (g_hash_table_remove(s->watches, GINT_TO_POINTER(fd))) {
         loop_set_fd(s->nc->loop, fd, NULL, NULL, NULL);
+    }
+}
+
+/* No handler of ours on any of slirp's fds (the next fill adds them). */
+static void net_slirp_unwatch_all(SlirpState *s)
+{
+    GHashTableIter it;
+    gpointer key;
+
+    g_hash_table_iter_init(&it, s->watches);
+    while (g_hash_table_iter_next(&it, &key, NULL)) {
+        loop_set_fd(s->nc->loop, GPOINTER_TO_INT(key), NULL, NULL, NULL);
+        g_hash_table_iter_remove(&it);
     }
 }
 
@@ -344,7 +377,7 @@ static void net_slirp_before_poll(void *opaque)
     SlirpState *s = opaque;
     uint32_t timeout = UINT32_MAX;
 
-    if (!s->dirty) {
+    if (!s->dirty || s->upgrade_paused) {
         return;
     }
     s->dirty = false;
@@ -634,6 +667,136 @@ static void net_slirp_init(NetClient *nc)
                                        g_free);
 }
 
+/* Bind the hostfwd ports. */
+static bool net_slirp_open_fwds(SlirpState *s, GError **errp)
+{
+    for (guint i = 0; i < s->fwds->len; i++) {
+        SlirpHostFwd *f = &g_array_index(s->fwds, SlirpHostFwd, i);
+
+        if (slirp_add_hostfwd(s->slirp, f->udp, f->haddr, f->hport, f->gaddr,
+                              f->gport) < 0) {
+            error_setg_errno(errp, errno, "property 'hostfwd': cannot "
+                             "forward '%s'", f->rule);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ---- live upgrade (see the top of the file) ---- */
+
+/* What the new process takes over (upgrade_load). */
+typedef struct SlirpAdopt {
+    uint32_t version;           /* slirp_state_version() of the old */
+    GByteArray *state;
+    size_t off;                 /* read so far */
+} SlirpAdopt;
+
+static ssize_t net_slirp_state_write(const void *buf, size_t len,
+                                     void *opaque)
+{
+    g_byte_array_append(opaque, buf, len);
+    return len;
+}
+
+static ssize_t net_slirp_state_read(void *buf, size_t len, void *opaque)
+{
+    SlirpAdopt *sa = opaque;
+
+    len = MIN(len, sa->state->len - sa->off);
+    memcpy(buf, sa->state->data + sa->off, len);
+    sa->off += len;
+    return len;
+}
+
+static void net_slirp_upgrade_pause(NetClient *nc, bool pause)
+{
+    SlirpState *s = nc->opaque;
+    g_autoptr(GError) err = NULL;
+
+    if (s->upgrade_paused == pause) {
+        return;
+    }
+    s->upgrade_paused = pause;
+    if (pause) {
+        net_slirp_unwatch_all(s);
+        loop_timer_del(s->poll_timer);
+        return;
+    }
+    /* A failed upgrade: the ports the old process closed, back. */
+    if (s->fwds_closed && !net_slirp_open_fwds(s, &err)) {
+        iovd_warn("netdev '%s': %s", nc->name, err->message);
+    }
+    s->fwds_closed = false;
+    s->dirty = true;            /* the next iteration polls and fills */
+    net_flush_queue(nc);        /* frames the NIC queued meanwhile */
+}
+
+static void net_slirp_upgrade_save(NetClient *nc, StateWriter *w,
+                                   GArray *fds)
+{
+    SlirpState *s = nc->opaque;
+    g_autoptr(GByteArray) b = g_byte_array_new();
+
+    slirp_state_save(s->slirp, net_slirp_state_write, b);
+    state_put_u32(w, "version", slirp_state_version());
+    state_put_bytes(w, "state", b->data, b->len);
+    for (guint i = 0; i < s->fwds->len; i++) {
+        SlirpHostFwd *f = &g_array_index(s->fwds, SlirpHostFwd, i);
+
+        slirp_remove_hostfwd(s->slirp, f->udp, f->haddr, f->hport);
+    }
+    s->fwds_closed = true;
+    trace_net_slirp_upgrade_save(nc->name, b->len);
+}
+
+static void net_slirp_adopt_free(void *opaque)
+{
+    SlirpAdopt *sa = opaque;
+
+    g_byte_array_unref(sa->state);
+    g_free(sa);
+}
+
+static void net_slirp_upgrade_load(NetAdopt *a, StateSection *st)
+{
+    SlirpAdopt *sa = g_new0(SlirpAdopt, 1);
+    size_t len;
+    const uint8_t *p;
+
+    a->priv = sa;
+    a->priv_free = net_slirp_adopt_free;
+    sa->version = state_get_u32(st, "version");
+    p = state_get_blob(st, "state", &len);
+    sa->state = g_byte_array_new();
+    g_byte_array_append(sa->state, p, len);
+    if (a->nfds) {
+        state_section_fail(st, "user networking hands over no fd, not %u",
+                           a->nfds);
+    }
+}
+
+/* The old process's leases and the rest, into the new stack. */
+static bool net_slirp_adopt(SlirpState *s, GError **errp)
+{
+    NetAdopt *a = net_upgrade_adopt(s->nc);
+    SlirpAdopt *sa = a ? a->priv : NULL;
+
+    if (!a) {
+        return true;
+    }
+    sa->off = 0;
+    if (sa->version > (uint32_t)slirp_state_version() ||
+        slirp_state_load(s->slirp, sa->version, net_slirp_state_read,
+                         sa) < 0) {
+        error_setg(errp, "libslirp %s cannot load the old process's state "
+                   "(version %u)", slirp_version_string(), sa->version);
+        return false;
+    }
+    s->upgrade_paused = true;
+    return true;
+}
+
 static bool net_slirp_open(NetClient *nc, GError **errp)
 {
     SlirpState *s = nc->opaque;
@@ -672,15 +835,8 @@ static bool net_slirp_open(NetClient *nc, GError **errp)
         error_setg(errp, "libslirp refused this configuration");
         return false;
     }
-    for (guint i = 0; i < s->fwds->len; i++) {
-        SlirpHostFwd *f = &g_array_index(s->fwds, SlirpHostFwd, i);
-
-        if (slirp_add_hostfwd(s->slirp, f->udp, f->haddr, f->hport, f->gaddr,
-                              f->gport) < 0) {
-            error_setg_errno(errp, errno, "property 'hostfwd': cannot "
-                             "forward '%s'", f->rule);
-            return false;
-        }
+    if (!net_slirp_open_fwds(s, errp) || !net_slirp_adopt(s, errp)) {
+        return false;
     }
     s->dirty = true;
     loop_add_before_poll(s->nc->loop, net_slirp_before_poll, s);
@@ -714,15 +870,7 @@ static void net_slirp_cleanup(NetClient *nc)
     }
     /* Our handlers go before slirp closes the fds under them. */
     if (s->watches) {
-        GHashTableIter it;
-        gpointer key;
-
-        g_hash_table_iter_init(&it, s->watches);
-        while (g_hash_table_iter_next(&it, &key, NULL)) {
-            loop_set_fd(s->nc->loop, GPOINTER_TO_INT(key), NULL, NULL, NULL);
-        }
-        g_hash_table_destroy(s->watches);
-        s->watches = g_hash_table_new(g_direct_hash, g_direct_equal);
+        net_slirp_unwatch_all(s);
     }
     if (s->slirp) {
         slirp_cleanup(s->slirp);
@@ -790,17 +938,11 @@ static const NetClientOps net_slirp_ops = {
 static void net_slirp_set_loop(NetClient *nc, EventLoop *to)
 {
     SlirpState *s = nc->opaque;
-    GHashTableIter it;
-    gpointer key;
 
     if (s->hooked) {
         loop_remove_before_poll(nc->loop, net_slirp_before_poll, s);
     }
-    g_hash_table_iter_init(&it, s->watches);
-    while (g_hash_table_iter_next(&it, &key, NULL)) {
-        loop_set_fd(nc->loop, GPOINTER_TO_INT(key), NULL, NULL, NULL);
-        g_hash_table_iter_remove(&it);
-    }
+    net_slirp_unwatch_all(s);
     for (GList *l = s->timers; l; l = l->next) {
         loop_timer_move(((SlirpTimer *)l->data)->timer, to);
     }
@@ -826,6 +968,9 @@ static const NetBackendDriver net_slirp_driver = {
     .parse = net_slirp_parse,
     .open = net_slirp_open,
     .set_loop = net_slirp_set_loop,
+    .upgrade_pause = net_slirp_upgrade_pause,
+    .upgrade_save = net_slirp_upgrade_save,
+    .upgrade_load = net_slirp_upgrade_load,
 };
 
 static void __attribute__((constructor)) net_slirp_register(void)
