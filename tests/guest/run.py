@@ -154,8 +154,9 @@ def start_iovd(argv, log_path):
 #
 # The virtio-net is on a tap in a network namespace of its own, where iovd
 # runs (it opens the tap there) and the host's end of the TCP transfers
-# listens: user networking (libslirp) cannot carry a connection across an
-# upgrade.  The e1000 is left out for that reason.
+# listens: user networking (libslirp) moves its leases but cannot carry a
+# connection across an upgrade.  The e1000 is on user networking: its
+# lease must survive.
 
 UP_NS_HOST, UP_NS_GUEST = '10.9.0.1', '10.9.0.2'
 CLONE_NEWNET = 0x40000000
@@ -377,6 +378,12 @@ def main():
                  f'socket={work}/nic0.sock{on_io()}']
         socks.append(f'{work}/nic0.sock')
         expect.append(('1af4', '1041', 'virtio-pci'))
+        if 'e1000' in types:
+            args += ['-netdev', 'user,id=un1', '-device',
+                     f'e1000,id=nic1,netdev=un1,mac=52:54:00:12:34:11,'
+                     f'socket={work}/nic1.sock{on_io()}']
+            socks.append(f'{work}/nic1.sock')
+            expect.append(('8086', '100e', 'e1000'))
         nic_models = []
     for n, model in enumerate(nic_models):
         mac = f'52:54:00:12:34:{0x10 + n:02x}'
