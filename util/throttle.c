@@ -72,6 +72,29 @@ int64_t throttle_wait_ns(const Throttle *t, unsigned mask)
     return wait;
 }
 
+/*
+ * Is the throttle behind its rates: every limited bucket at most half a
+ * burst full?  Requests that wait go as soon as a bucket is one burst
+ * full, so a bucket only drains below that when those who should send
+ * came late (their loops were not scheduled in time).
+ */
+static bool throttle_behind(const Throttle *t)
+{
+    bool limited = false;
+
+    for (unsigned i = 0; i < THROTTLE_MAX_BUCKETS; i++) {
+        const ThrottleBucket *b = &t->b[i];
+
+        if (b->rate) {
+            if (b->level > throttle_burst(b) / 2) {
+                return false;
+            }
+            limited = true;
+        }
+    }
+    return limited;
+}
+
 void throttle_account(Throttle *t, unsigned mask, const uint64_t *cost)
 {
     for (unsigned i = 0; i < THROTTLE_MAX_BUCKETS; i++) {
@@ -371,7 +394,15 @@ bool throttle_member_passed(ThrottleMember *m, int64_t waited_ns, bool more)
     m->stats.delayed++;
     m->stats.delay_ns += waited_ns;
     m->pending = more;
-    next = next_pending(g, m);
+    throttle_leak(&g->t, clock_ns());
+    /*
+     * One request per turn keeps the members fair while the group keeps
+     * up.  When it fell behind (each hand-over is a wake-up of another
+     * thread, which a busy machine may serve late), the holder goes on
+     * while the buckets have that much to spare: the group still gets
+     * its rate, and each holder in turn gets such a run.
+     */
+    next = more && throttle_behind(&g->t) ? m : next_pending(g, m);
     g->token = next;
     g_mutex_unlock(&g->lock);
     if (next == m) {

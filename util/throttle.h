@@ -16,7 +16,9 @@
  * at a time holds the group's token: it alone waits (on its own loop's
  * timer) for the buckets, sends one request, then passes the token to
  * the next member that waits, round robin, so a busy member cannot
- * starve the others.  A member that gets the token from another thread
+ * starve the others.  (A holder that finds the group behind its rates,
+ * its buckets drained by late wake-ups, sends on while they have that
+ * much to spare, so that the group still gets its rate.)  A member that gets the token from another thread
  * is woken on its own loop (loop_post), so every request leaves from the
  * loop of its device.
  */
