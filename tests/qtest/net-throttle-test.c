@@ -1,12 +1,13 @@
 /*
  * NIC rate limits (-netdev ...,rx-bps=,rx-pps=,tx-bps=,tx-pps= and
- * netdev-set-throttle): two NICs joined by a stream pair (s0 <-> s1),
+ * netdev-set-throttle): two NICs joined by a stream pair, nic0 (the NIC
+ * under test: virtio-net or e1000) on s0 and nic1 (virtio-net) on s1,
  * the harness sending as fast as the sender's ring allows and counting
- * what reaches the other NIC over a window.  TX limits are on s0 (what
- * the sending NIC may send), RX limits on s1 (what the receiving NIC
- * may receive); each holds within 10%, changes at run time, and
- * query-net-throttle shows them holding and what they delayed.  The
- * sender is virtio-net or e1000 (both ways the same net layer limits).
+ * what reaches the other NIC over a window.  All limits are s0's: TX
+ * with nic0 sending, RX with nic0 receiving (s0 then leaves the stream
+ * unread, and the back-pressure reaches nic1's ring).  Each holds within
+ * 10%, changes at run time, and query-net-throttle shows it holding and
+ * what it delayed.
  *
  * The rates (hundreds of frames per second) are far below what the pair
  * does unlimited, so the measurement is of the limit; a warm-up fills
@@ -40,7 +41,7 @@ typedef struct Nic {
 
 static IovdProc *proc;
 static QmpClient *qmp;
-static Nic tx_nic, rx_nic;      /* the sender (vn0 or e0), vn1 */
+static Nic nics[2];             /* nic0 (on s0, under test), nic1 */
 static uint8_t frame[1514];
 
 /* @sender: "virtio-net-pci" or "e1000"; @limits for s0 and s1. */
@@ -73,7 +74,7 @@ static void start(const char *sender, const char *s0, const char *s1)
     qmp = qmp_client_open(qmp_path);
 
     for (unsigned i = 0; i < 2; i++) {
-        Nic *n = i ? &rx_nic : &tx_nic;
+        Nic *n = &nics[i];
 
         n->c = vfu_client_open(i ? sock1 : sock0);
         n->pdev = qpci_device_new(n->c);
@@ -128,8 +129,8 @@ static void teardown(void)
 {
     qmp_client_free(qmp);
     qmp = NULL;
-    nic_close(&tx_nic);
-    nic_close(&rx_nic);
+    nic_close(&nics[0]);
+    nic_close(&nics[1]);
     iovd_proc_stop(proc);
     iovd_proc_free(proc);
     proc = NULL;
@@ -137,56 +138,53 @@ static void teardown(void)
 
 /* ---- traffic ---- */
 
-/* Fill the sender's ring with @len-byte frames (as much as fits). */
-static void send_some(size_t len)
+/* Fill @n's TX ring with @len-byte frames (as much as fits). */
+static void send_some(Nic *n, size_t len)
 {
-    if (tx_nic.e) {
+    if (n->e) {
         /* e1000: a few per pass; qe1000_tx waits for ring room. */
         for (int i = 0; i < 4; i++) {
-            qe1000_tx(tx_nic.e, frame, len, NULL);
+            qe1000_tx(n->e, frame, len, NULL);
         }
         return;
     }
-    qvnet_tx_reclaim(tx_nic.n, 0);
-    while (qvnet_tx_add(tx_nic.n, 0, frame, len, NULL, 0) == 0) {
+    qvnet_tx_reclaim(n->n, 0);
+    while (qvnet_tx_add(n->n, 0, frame, len, NULL, 0) == 0) {
         continue;
     }
-    qvnet_tx_kick(tx_nic.n, 0);
+    qvnet_tx_kick(n->n, 0);
 }
 
-/* Send for @ms; frames and bytes the receiver got. */
-static double run(size_t len, int ms, uint64_t *frames, uint64_t *bytes)
+/* Take what @n received; frames, bytes added to *@bytes. */
+static uint64_t recv_all(Nic *n, uint64_t *bytes)
 {
-    int64_t t0 = g_get_monotonic_time();
-    int64_t end = t0 + ms * 1000LL;
+    static uint8_t buf[2048];
+    uint64_t frames = 0;
+    ssize_t len;
 
-    *frames = *bytes = 0;
+    if (!n->e) {
+        return qvnet_rx_discard(n->n, 0, 1024, bytes);
+    }
+    while ((len = qe1000_rx(n->e, buf, sizeof(buf), NULL, 0)) >= 0) {
+        frames++;
+        *bytes += len;
+    }
+    return frames;
+}
+
+/* Every frame and byte the receiving NICs got since the test began. */
+static uint64_t got_frames, got_bytes;
+
+/* @from sends to @to for @ms. */
+static void run(Nic *from, Nic *to, size_t len, int ms)
+{
+    int64_t end = g_get_monotonic_time() + ms * 1000LL;
+
     while (g_get_monotonic_time() < end) {
-        send_some(len);
-        *frames += qvnet_rx_discard(rx_nic.n, 0, 1024, bytes);
+        send_some(from, len);
+        got_frames += recv_all(to, &got_bytes);
         g_usleep(500);
     }
-    return (g_get_monotonic_time() - t0) / 1e6;
-}
-
-/* Frames (or bytes) per second at the receiver, after a warm-up. */
-static void measure(size_t len, double *fps, double *bps)
-{
-    uint64_t frames, bytes;
-    double secs;
-
-    run(len, WARMUP_MS, &frames, &bytes);
-    secs = run(len, WINDOW_MS, &frames, &bytes);
-    *fps = frames / secs;
-    *bps = bytes / secs;
-}
-
-static void assert_rate(const char *what, double got, double want)
-{
-    printf("%s: %.1f per second, configured %.0f\n", what, got, want);
-    ck_assert_msg(got > want * 0.9 && got < want * 1.1,
-                  "%s: %.1f per second, configured %.0f (10%%)", what, got,
-                  want);
 }
 
 static void set_throttle(const char *id, const char *limits)
@@ -212,6 +210,67 @@ static json_object *dir_info(const char *netdev, const char *dir,
     return NULL;
 }
 
+/* s0's counters of @dir: frames and bytes that passed its limit. */
+static void passed(const char *dir, uint64_t *frames, uint64_t *bytes)
+{
+    json_object *all;
+    json_object *d = dir_info("s0", dir, &all);
+
+    *frames = qmp_get_int(d, "frames");
+    *bytes = qmp_get_int(d, "bytes");
+    json_object_put(all);
+}
+
+/*
+ * Frames and bytes per second through s0's limit of @dir while @from
+ * sends to @to, after a warm-up: the limit's own counters over the
+ * window.  Both rings stay full across it (hundreds of frames, most of
+ * a second's worth), so a harness the machine descheduled for a while
+ * does not change what the limit lets through.
+ */
+static void measure(Nic *from, Nic *to, const char *dir, size_t len,
+                    double *fps, double *bps)
+{
+    uint64_t f0, b0, f1, b1;
+    int64_t t0, t1;
+
+    run(from, to, len, WARMUP_MS);
+    passed(dir, &f0, &b0);
+    t0 = g_get_monotonic_time();
+    run(from, to, len, WINDOW_MS);
+    passed(dir, &f1, &b1);
+    t1 = g_get_monotonic_time();
+    *fps = (f1 - f0) / ((t1 - t0) / 1e6);
+    *bps = (b1 - b0) / ((t1 - t0) / 1e6);
+}
+
+/*
+ * Stop sending; once @to received everything, it got exactly what the
+ * limit of @dir counted as passed: the counters are the frames the
+ * guest got, none lost on the way.
+ */
+static void assert_delivered(Nic *to, const char *dir)
+{
+    uint64_t frames, bytes, last = UINT64_MAX;
+
+    while (last != got_frames) {
+        last = got_frames;
+        g_usleep(300 * 1000);
+        got_frames += recv_all(to, &got_bytes);
+    }
+    passed(dir, &frames, &bytes);
+    ck_assert_uint_eq(got_frames, frames);
+    ck_assert_uint_eq(got_bytes, bytes);
+}
+
+static void assert_rate(const char *what, double got, double want)
+{
+    printf("%s: %.1f per second, configured %.0f\n", what, got, want);
+    ck_assert_msg(got > want * 0.9 && got < want * 1.1,
+                  "%s: %.1f per second, configured %.0f (10%%)", what, got,
+                  want);
+}
+
 /* ---- tests ---- */
 
 START_TEST(test_tx_limits)
@@ -220,7 +279,7 @@ START_TEST(test_tx_limits)
     double fps, bps;
 
     /* tx-pps=500 from the command line. */
-    measure(200, &fps, &bps);
+    measure(&nics[0], &nics[1], "tx", 200, &fps, &bps);
     assert_rate("tx frames", fps, 500);
     d = dir_info("s0", "tx", &all);
     ck_assert_int_eq(qmp_get_int(d, "pps"), 500);
@@ -236,12 +295,15 @@ START_TEST(test_tx_limits)
 
     /* At run time: bytes instead of frames (1000-byte frames). */
     set_throttle("nic0", "'tx-pps': 0, 'tx-bps': 150000");
-    measure(1000, &fps, &bps);
+    measure(&nics[0], &nics[1], "tx", 1000, &fps, &bps);
     assert_rate("tx bytes", bps, 150000);
-    /* Lifted: far more than either went through. */
+    assert_delivered(&nics[1], "tx");
+    /* Lifted: far more than either limit went through. */
     set_throttle("s0", "'tx-bps': 0");
-    measure(200, &fps, &bps);
-    ck_assert_msg(fps > 1000, "unlimited: only %.1f frames/s", fps);
+    got_frames = 0;
+    run(&nics[0], &nics[1], 200, 1000);
+    ck_assert_msg(got_frames > 1000, "unlimited: only %" PRIu64
+                  " frames in a second", got_frames);
 }
 END_TEST
 
@@ -250,22 +312,22 @@ START_TEST(test_rx_limits)
     json_object *all, *d;
     double fps, bps;
 
-    /* The receiver limited: s1's rx (back-pressure through the pair). */
-    set_throttle("s0", "'tx-pps': 0");
-    set_throttle("s1", "'rx-pps': 400");
-    measure(200, &fps, &bps);
+    /* nic0 receives, s0's rx limited (back-pressure through the pair). */
+    set_throttle("s0", "'tx-pps': 0, 'rx-pps': 400");
+    measure(&nics[1], &nics[0], "rx", 200, &fps, &bps);
     assert_rate("rx frames", fps, 400);
-    d = dir_info("s1", "rx", &all);
+    d = dir_info("s0", "rx", &all);
     ck_assert_int_eq(qmp_get_int(d, "pps"), 400);
     ck_assert_int_gt(qmp_get_int(d, "holds"), 10);
     ck_assert_int_gt(qmp_get_int(d, "held-ns"), 0);
     ck_assert_int_eq(qmp_get_int(d, "dropped-frames"), 0);
     json_object_put(all);
 
-    set_throttle("nic1", "'rx-pps': 0, 'rx-bps': 250000");
-    measure(1000, &fps, &bps);
+    set_throttle("nic0", "'rx-pps': 0, 'rx-bps': 250000");
+    measure(&nics[1], &nics[0], "rx", 1000, &fps, &bps);
     assert_rate("rx bytes", bps, 250000);
-    d = dir_info("s1", "rx", &all);
+    assert_delivered(&nics[0], "rx");
+    d = dir_info("s0", "rx", &all);
     ck_assert_int_eq(qmp_get_int(d, "bps"), 250000);
     ck_assert_int_eq(qmp_get_int(d, "pps"), 0);
     json_object_put(all);
@@ -294,5 +356,6 @@ int main(void)
     tcase_add_test(tc, test_errors);
     tc = qos_check_tcase(s, "e1000", setup_e1000, teardown, 30);
     tcase_add_test(tc, test_tx_limits);
+    tcase_add_test(tc, test_rx_limits);
     return qos_check_run(s);
 }
