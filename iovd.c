@@ -12,6 +12,7 @@
 #include "util/iothread.h"
 #include "util/loop.h"
 #include "util/sandbox.h"
+#include "util/savestate.h"
 #include "util/trace.h"
 #include "hw/core/device.h"
 #include "hw/core/upgrade.h"
@@ -348,21 +349,35 @@ static void signals_init(EventLoop *loop)
 /*
  * Write our pid to -pidfile, holding a write lock on it for as long as we
  * run (as QEMU does): a second daemon on the same file is refused instead
- * of overwriting it.
+ * of overwriting it.  An open file description lock, so that it moves
+ * with the fd in a live upgrade (a process's fcntl lock would not).
  */
 static int pidfile_fd = -1;
+static bool pidfile_adopted;    /* from the iovd this one took over */
+
+/* Our pid into the locked -pidfile @fd. */
+static bool put_pid(int fd, GError **errp)
+{
+    g_autofree char *s = g_strdup_printf("%d\n", getpid());
+
+    if (ftruncate(fd, 0) < 0 || pwrite(fd, s, strlen(s), 0) !=
+        (ssize_t)strlen(s)) {
+        error_setg_errno(errp, errno, "cannot write");
+        return false;
+    }
+    return true;
+}
 
 static bool write_pidfile(GError **errp)
 {
     struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
-    g_autofree char *s = g_strdup_printf("%d\n", getpid());
     int fd = open(pidfile, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
 
     if (fd < 0) {
         error_setg_errno(errp, errno, "cannot open");
         return false;
     }
-    if (fcntl(fd, F_SETLK, &fl) < 0) {
+    if (fcntl(fd, F_OFD_SETLK, &fl) < 0) {
         char other[32] = "";
         ssize_t n = pread(fd, other, sizeof(other) - 1, 0);
 
@@ -373,15 +388,75 @@ static bool write_pidfile(GError **errp)
         close(fd);
         return false;
     }
-    if (ftruncate(fd, 0) < 0 || pwrite(fd, s, strlen(s), 0) !=
-        (ssize_t)strlen(s)) {
-        error_setg_errno(errp, errno, "cannot write");
+    if (!put_pid(fd, errp)) {
         close(fd);
         return false;
     }
     pidfile_fd = fd;
     return true;
 }
+
+/*
+ * Live upgrade: the pidfile moves, its path and locked fd; the new
+ * process writes its pid there once it runs the devices (an upgrade that
+ * fails before leaves the old pid).
+ */
+#define PIDFILE_UPGRADE_VERSION 1
+
+static bool pidfile_save(StateWriter *w, GArray *fds, GError **errp)
+{
+    if (pidfile_fd >= 0) {
+        state_begin(w, "pidfile", PIDFILE_UPGRADE_VERSION);
+        state_put_str(w, "path", pidfile);
+        state_put_u32(w, "fd", fds->len);
+        g_array_append_val(fds, pidfile_fd);
+        state_end(w);
+    }
+    return true;
+}
+
+static bool pidfile_prepare(StateReader *r, int *fds, unsigned nfds,
+                            GError **errp)
+{
+    StateSection *s;
+    uint32_t i;
+
+    if (!state_has_section(r, "pidfile")) {
+        return true;
+    }
+    s = state_section(r, "pidfile", PIDFILE_UPGRADE_VERSION, NULL, errp);
+    if (!s) {
+        return false;
+    }
+    g_free(pidfile);
+    pidfile = state_get_str(s, "path");
+    i = state_get_u32(s, "fd");
+    if (!pidfile || i >= nfds || fds[i] < 0) {
+        state_section_fail(s, "no pidfile or no fd for it");
+    } else {
+        pidfile_fd = fds[i];
+        fds[i] = -1;
+        pidfile_adopted = true;
+    }
+    return state_section_end(s, errp);
+}
+
+static void pidfile_pause(bool pause)
+{
+    g_autoptr(GError) err = NULL;
+
+    /* The new process runs: the file says so (the old one never goes on). */
+    if (!pause && pidfile_adopted && !put_pid(pidfile_fd, &err)) {
+        iovd_warn("-pidfile %s: %s", pidfile, err->message);
+    }
+}
+
+static const UpgradeParticipant pidfile_upgrade = {
+    .name = "pidfile",
+    .pause = pidfile_pause,
+    .save = pidfile_save,
+    .prepare = pidfile_prepare,
+};
 
 /* Subsystems come up before options are applied, and go after devices. */
 void iovd_modules_init(void)
@@ -527,6 +602,7 @@ int main(int argc, char **argv)
     /* Adaptive: polls only while events come faster than 32 us apart. */
     loop_set_poll_params(main_loop, LOOP_POLL_MAX_NS_DEFAULT, 0, 0);
     iovd_register_options(core_options);
+    iovd_register_upgrade_participant(&pidfile_upgrade);
     iovd_modules_init();
     notify_init();
     vfu_activation_init();
@@ -535,6 +611,11 @@ int main(int argc, char **argv)
     status = parse_args(argc, argv, pending);
     if (status >= 0) {
         return status;
+    }
+    if (incoming && pidfile) {
+        error_report("-incoming: the pidfile is the running iovd's, and "
+                     "moves here; give no -pidfile");
+        return 1;
     }
     if (incoming && pending->len) {
         error_report("-incoming: the configuration comes from the running "

@@ -154,12 +154,14 @@ static void blk_free(void)
 static void procs_free(void)
 {
     g_clear_pointer(&qmp, qmp_client_free);
-    iovd_proc_stop(cur);
-    if (cur != home) {
-        iovd_proc_free(cur);
+    if (cur) {
+        iovd_proc_stop(cur);
+        if (cur != home) {
+            iovd_proc_free(cur);
+        }
     }
-    iovd_proc_free(home);
-    home = cur = NULL;
+    g_clear_pointer(&home, iovd_proc_free);
+    cur = NULL;
     g_clear_pointer(&qmp_path, g_free);
 }
 
@@ -1174,7 +1176,7 @@ static void net_free(void)
 
 static void net_teardown(void)
 {
-    if (!cur) {
+    if (!home) {
         return;                 /* skipped */
     }
     net_free();
@@ -1505,6 +1507,78 @@ START_TEST(test_user_netdev)
 }
 END_TEST
 
+/* ---- the pidfile ---- */
+
+/* iovd with @args (NULL-terminated): its exit status; its stderr. */
+static int run_iovd(char **err, const char *const *args)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autofree char *out = NULL;
+    int status;
+
+    g_ptr_array_add(argv, (gpointer)iovd_binary());
+    for (unsigned i = 0; args[i]; i++) {
+        g_ptr_array_add(argv, (gpointer)args[i]);
+    }
+    g_ptr_array_add(argv, NULL);
+    ck_assert(g_spawn_sync(NULL, (char **)argv->pdata, NULL, 0, NULL, NULL,
+                           &out, err, &status, NULL));
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+/* @path holds @pid, as a pidfile does. */
+static void check_pidfile(const char *path, pid_t pid)
+{
+    g_autofree char *text = NULL;
+
+    ck_assert(g_file_get_contents(path, &text, NULL, NULL));
+    ck_assert_int_eq(atoi(text), pid);
+}
+
+/*
+ * The pidfile moves: the new process's pid in it, its lock held (another
+ * iovd on it is refused) until the last process stops and removes it.
+ */
+START_TEST(test_pidfile)
+{
+    g_autofree char *pidfile = NULL, *t_sock = NULL, *t9 = NULL;
+    g_autofree char *err = NULL, *err2 = NULL;
+    int status;
+
+    home = cur = iovd_proc_new();
+    pidfile = iovd_proc_path(home, "iovd.pid");
+    t_sock = iovd_proc_path(home, "t0.sock");
+    qmp_path = iovd_proc_path(home, "qmp.sock");
+    iovd_proc_add_args(home, "-pidfile", pidfile, "-qmp", NULL);
+    iovd_proc_add_argf(home, "unix:%s,server=on,wait=off", qmp_path);
+    iovd_proc_add_args(home, "-device", NULL);
+    iovd_proc_add_argf(home, "pci-testdev,id=t0,socket=%s", t_sock);
+    iovd_proc_start(home);
+    qmp = qmp_client_open(qmp_path);
+    check_pidfile(pidfile, iovd_proc_pid(home));
+    for (unsigned round = 0; round < 2; round++) {
+        upgrade_ok();
+        check_pidfile(pidfile, iovd_proc_pid(cur));
+    }
+    t9 = g_strdup_printf("pci-testdev,id=t9,socket=%s/t9.sock",
+                         iovd_proc_tmpdir(home));
+    ck_assert_int_eq(run_iovd(&err, (const char *[]){ "-pidfile", pidfile,
+                              "-device", t9, NULL }), 1);
+    ck_assert_msg(strstr(err, "in use by another running iovd"), "%s", err);
+    ck_assert_int_eq(run_iovd(&err2, (const char *[]){ "-pidfile", pidfile,
+                              "-incoming", "unix:/nonexistent/x", NULL }), 1);
+    ck_assert_msg(strstr(err2, "give no -pidfile"), "%s", err2);
+    check_pidfile(pidfile, iovd_proc_pid(cur));
+    status = iovd_proc_terminate(cur);
+    ck_assert(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    ck_assert(!g_file_test(pidfile, G_FILE_TEST_EXISTS));
+    if (cur != home) {
+        iovd_proc_free(cur);
+    }
+    cur = NULL;                 /* stopped */
+}
+END_TEST
+
 /* ---- all five devices in one daemon ---- */
 
 /*
@@ -1605,6 +1679,9 @@ int main(void)
 
     tc = qos_check_tcase(s, "net-user", net_tap_setup, net_teardown, 120);
     tcase_add_test(tc, test_user_netdev);
+
+    tc = qos_check_tcase(s, "pidfile", net_tap_setup, net_teardown, 120);
+    tcase_add_test(tc, test_pidfile);
 
     tc = qos_check_tcase(s, "all-five", all_setup, all_teardown, 120);
     tcase_add_test(tc, test_all_five_three_times);
