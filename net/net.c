@@ -279,7 +279,19 @@ static void net_throttle_timer_cb(void *opaque)
     NetThrottleDir *d = opaque;
     NetClient *r = d->rx ? d->backend->peer : d->backend;
 
-    if (r) {
+    if (!r) {
+        /* The NIC went away: nothing waits for this limit any more. */
+        if (d->holding) {
+            d->holding = false;
+            d->st.held_ns += clock_ns() - d->hold_start;
+        }
+        return;
+    }
+    /*
+     * Open again (or armed anew) even when nothing is queued and no
+     * sender waits: the hold ends now, not at the next frame.
+     */
+    if (net_throttle_open(r)) {
         net_flush_queue(r);
     }
 }

@@ -252,6 +252,7 @@ static void measure(Nic *from, Nic *to, const char *dir, size_t len,
 static void assert_delivered(Nic *to, const char *dir)
 {
     uint64_t frames, bytes, last = UINT64_MAX;
+    json_object *all, *d;
 
     while (last != got_frames) {
         last = got_frames;
@@ -261,6 +262,10 @@ static void assert_delivered(Nic *to, const char *dir)
     passed(dir, &frames, &bytes);
     ck_assert_uint_eq(got_frames, frames);
     ck_assert_uint_eq(got_bytes, bytes);
+    /* Nothing sent any more: the limit holds nothing. */
+    d = dir_info("s0", dir, &all);
+    ck_assert(!qmp_get_bool(d, "limited"));
+    json_object_put(all);
 }
 
 static void assert_rate(const char *what, double got, double want)
