@@ -79,12 +79,45 @@ static bool vfu_adopt_fd(VfuServer *s, int fd, GError **errp)
     return true;
 }
 
+static GHashTable *listen_adopted;  /* id -> fd + 2 (1: no listener) */
+
+void vfu_listen_adopt(const char *id, int fd)
+{
+    if (!listen_adopted) {
+        listen_adopted = g_hash_table_new_full(g_str_hash, g_str_equal,
+                                               g_free, NULL);
+    }
+    g_hash_table_insert(listen_adopted, g_strdup(id),
+                        GINT_TO_POINTER(fd + 2));
+}
+
+/* What vfu_listen_adopt() left for @id: false when nothing. */
+static bool vfu_listen_take_adopted(const char *id, int *fd)
+{
+    gpointer v = NULL;
+
+    if (!listen_adopted ||
+        !g_hash_table_steal_extended(listen_adopted, id, NULL, &v)) {
+        return false;
+    }
+    *fd = GPOINTER_TO_INT(v) - 2;
+    return true;
+}
+
 bool vfu_socket_listen(VfuServer *s, GError **errp)
 {
     PCIDevice *pdev = s->pdev;
     g_autofree char *owner = NULL;
     int fd;
 
+    /* Live upgrade: the old process's, whatever fd= says here. */
+    if (vfu_listen_take_adopted(vfu_id(s), &fd)) {
+        if (fd < 0) {
+            s->single_client = true;    /* the client comes with its state */
+            return true;
+        }
+        return vfu_adopt_fd(s, fd, errp);
+    }
     if (pdev->fd) {
         uint64_t n;
 

@@ -98,8 +98,13 @@ static void save_irqs(VfuServer *s, StateWriter *w, GArray *fds)
     state_put_bool(w, "intx-masked", pdev->intx_masked);
 }
 
-/* BAR memory the client maps: the memfds themselves move. */
-static void save_bars(PCIDevice *pdev, StateWriter *w, GArray *fds)
+/*
+ * What the new process's realize must reuse: the memfds of the BAR
+ * memory the client maps, and a listening socket without a path (fd=,
+ * socket activation; a path's moves with every other, util/sockets.h).
+ */
+static void save_prepare(PCIDevice *pdev, VfuServer *s, StateWriter *w,
+                         GArray *fds)
 {
     g_autofree char *name = g_strdup_printf("vfio-user-bars/%s",
                                             pdev->dev.id);
@@ -110,6 +115,9 @@ static void save_bars(PCIDevice *pdev, StateWriter *w, GArray *fds)
     }
     state_begin(w, name, VFU_UPGRADE_VERSION);
     state_put_bytes(w, "mem-fds", idx, sizeof(idx));
+    state_put_u32(w, "listen-fd", add_fd(fds, s && !s->path ? s->listen_fd
+                                                            : -1));
+    state_put_bool(w, "single-client", s && s->single_client);
     state_end(w);
 }
 
@@ -127,7 +135,7 @@ bool vfu_upgrade_save(Device *dev, StateWriter *w, GArray *fds,
                    dev->id, why ? why : "it does not save its state");
         return false;
     }
-    save_bars(pdev, w, fds);
+    save_prepare(pdev, s, w, fds);
     st = pci_save_state_live(pdev);
     state_begin(w, name, VFU_UPGRADE_VERSION);
     state_put_bytes(w, "device-state", g_bytes_get_data(st, NULL),
@@ -154,6 +162,23 @@ bool vfu_upgrade_save(Device *dev, StateWriter *w, GArray *fds,
 
 /* ---- the new process ---- */
 
+/* Take fd @idx out of @fds (it is ours now), or -1. */
+static int take_fd(StateSection *sec, int *fds, unsigned nfds, uint32_t idx)
+{
+    int fd;
+
+    if (idx == VFU_UPGRADE_NO_FD) {
+        return -1;
+    }
+    if (idx >= nfds || fds[idx] < 0) {
+        state_section_fail(sec, "file descriptor %u missing", idx);
+        return -1;
+    }
+    fd = fds[idx];
+    fds[idx] = -1;
+    return fd;
+}
+
 bool vfu_upgrade_prepare(const char *id, StateReader *r, int *fds,
                          unsigned nfds, GError **errp)
 {
@@ -179,24 +204,16 @@ bool vfu_upgrade_prepare(const char *id, StateReader *r, int *fds,
             fds[k] = -1;
         }
     }
+    /* Absent from an older iovd's stream: it had only paths. */
+    if (state_has_field(sec, "listen-fd")) {
+        int lfd = take_fd(sec, fds, nfds, state_get_u32(sec, "listen-fd"));
+        bool single = state_get_bool(sec, "single-client");
+
+        if (lfd >= 0 || single) {
+            vfu_listen_adopt(id, lfd);
+        }
+    }
     return state_section_end(sec, errp);
-}
-
-/* Take fd @idx out of @fds (it is ours now), or -1. */
-static int take_fd(StateSection *sec, int *fds, unsigned nfds, uint32_t idx)
-{
-    int fd;
-
-    if (idx == VFU_UPGRADE_NO_FD) {
-        return -1;
-    }
-    if (idx >= nfds || fds[idx] < 0) {
-        state_section_fail(sec, "file descriptor %u missing", idx);
-        return -1;
-    }
-    fd = fds[idx];
-    fds[idx] = -1;
-    return fd;
 }
 
 static void load_dma(VfuServer *s, StateSection *sec, int *fds,

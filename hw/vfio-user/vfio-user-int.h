@@ -191,6 +191,12 @@ static inline const char *vfu_id(VfuServer *s)
 
 /* socket.c */
 bool vfu_socket_listen(VfuServer *s, GError **errp);
+/*
+ * Live upgrade, the new process: device @id's listening socket that had
+ * no path (fd=, socket activation) is @fd; -1: it had none, its one
+ * client came as a connected fd= (vfu_socket_listen takes this first).
+ */
+void vfu_listen_adopt(const char *id, int fd);
 void vfu_socket_close(VfuServer *s);
 void vfu_client_attach(VfuServer *s, int fd);
 /* Drop the client at once (device teardown: the device is reset). */

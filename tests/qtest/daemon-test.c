@@ -8,6 +8,7 @@
 #include "hw/misc/pci-testdev-regs.h"
 #include "tests/qtest/libqos/qos-check.h"
 #include "tests/qtest/libqos/vfu-client.h"
+#include "tests/qtest/libqos/iovd-upgrade.h"
 
 #include <poll.h>
 #include <signal.h>
@@ -501,6 +502,116 @@ START_TEST(test_inherited_connected_fd)
 }
 END_TEST
 
+/* ---- live upgrade of sockets that came as fds ---- */
+
+/* Wait until a UNIX socket at @path accepts connections. */
+static void wait_listening(const char *path)
+{
+    int64_t deadline = qos_deadline(10000);
+
+    for (;;) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool up;
+
+        g_strlcpy(sa.sun_path, path, sizeof(sa.sun_path));
+        up = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+        close(fd);
+        if (up) {
+            return;
+        }
+        ck_assert_msg(qos_remaining_ms(deadline), "%s never listened", path);
+        g_usleep(10000);
+    }
+}
+
+/* Upgrade the iovd @pid (monitor at @qmp_path): the one that took over. */
+static IovdProc *upgrade_pid(pid_t pid, const char *qmp_path)
+{
+    g_autofree char *uri = NULL;
+    IovdProc *next = iovd_upgrade_target(&uri, NULL);
+    QmpClient *q;
+    int status;
+
+    wait_listening(qmp_path);
+    q = qmp_client_open(qmp_path);
+    json_object_put(qmp_okf(q, "upgrade", "{'uri': '%s'}", uri));
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+                  "status 0x%x", status);
+    qmp_client_free(q);
+    return next;
+}
+
+/*
+ * fd= sockets move: a listening one (t0) keeps taking new clients in
+ * the new process; a connected one (t1) keeps its client.
+ */
+START_TEST(test_upgrade_inherited_fds)
+{
+    g_autofree char *dir = g_dir_make_tmp("iovd-upfd-XXXXXX", NULL);
+    g_autofree char *s0 = g_build_filename(dir, "a.sock", NULL);
+    g_autofree char *pair = g_build_filename(dir, "pair.sock", NULL);
+    g_autofree char *qmp = g_build_filename(dir, "qmp.sock", NULL);
+    g_autofree char *qarg = g_strdup_printf("unix:%s,server=on,wait=off",
+                                            qmp);
+    const char *args[] = { "-device", "pci-testdev,id=t0,fd=3",
+                           "-device", "pci-testdev,id=t1,fd=4",
+                           "-qmp", qarg, NULL };
+    int lfd = unix_listen(pair);
+    VfuClient *c = vfu_client_connect(pair);
+    Launch l = { .fds = { unix_listen(s0), accept(lfd, NULL, NULL), -1,
+                          -1 } };
+    g_autoptr(IovdProc) next = NULL;
+    uint8_t id[2];
+    pid_t pid;
+
+    close(lfd);
+    unlink(pair);
+    pid = launch(&l, args);
+    close(l.fds[0]);
+    close(l.fds[1]);
+    ck_assert_int_eq(vfu_negotiate(c, 0, 0, NULL), 0);
+    assert_testdev_serves(s0);
+
+    next = upgrade_pid(pid, qmp);
+    assert_testdev_serves(s0);
+    assert_testdev_serves(s0);
+    ck_assert_int_eq(vfu_region_read(c, VFIO_PCI_CONFIG_REGION_INDEX, 0,
+                                     id, 2), 0);
+    ck_assert_uint_eq(lduw_le_p(id), TESTDEV_VENDOR_ID);
+    vfu_client_free(c);
+    iovd_proc_stop(next);
+    unlink(s0);
+    rmdir(dir);
+}
+END_TEST
+
+/* Socket activation's listening sockets move too. */
+START_TEST(test_upgrade_activation)
+{
+    g_autofree char *dir = g_dir_make_tmp("iovd-upact-XXXXXX", NULL);
+    g_autofree char *s0 = g_build_filename(dir, "a.sock", NULL);
+    g_autofree char *qmp = g_build_filename(dir, "qmp.sock", NULL);
+    g_autofree char *qarg = g_strdup_printf("unix:%s,server=on,wait=off",
+                                            qmp);
+    const char *args[] = { "-device", "pci-testdev,id=t0", "-qmp", qarg,
+                           NULL };
+    Launch l = { .fds = { unix_listen(s0), -1, -1, -1 }, .listen_fds = true,
+                 .listen_fdnames = "t0" };
+    g_autoptr(IovdProc) next = NULL;
+    pid_t pid = launch(&l, args);
+
+    close(l.fds[0]);
+    assert_testdev_serves(s0);
+    next = upgrade_pid(pid, qmp);
+    assert_testdev_serves(s0);
+    iovd_proc_stop(next);
+    unlink(s0);
+    rmdir(dir);
+}
+END_TEST
+
 START_TEST(test_socket_activation)
 {
     g_autofree char *dir = g_dir_make_tmp("iovd-act-XXXXXX", NULL);
@@ -651,6 +762,8 @@ static Suite *daemon_suite(void)
     tcase_add_test(tc, test_inherited_listening_fd);
     tcase_add_test(tc, test_inherited_connected_fd);
     tcase_add_test(tc, test_socket_activation);
+    tcase_add_test(tc, test_upgrade_inherited_fds);
+    tcase_add_test(tc, test_upgrade_activation);
     tcase_add_test(tc, test_ready_fd_means_listening);
     tcase_add_test(tc, test_sandbox);
     tcase_add_test(tc, test_run_with_user);
