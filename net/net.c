@@ -822,6 +822,19 @@ static char *net_driver_names(void)
     return g_string_free(s, false);
 }
 
+/* Every netdev's rate limits (net.h: NetThrottle). */
+static const PropDef netdev_limit_props[] = {
+    PROP_DEF_UINT("rx-bps", NetThrottle, rx_bps,
+                  "bytes per second the NIC receives (0: no limit)"),
+    PROP_DEF_UINT("rx-pps", NetThrottle, rx_pps,
+                  "frames per second the NIC receives"),
+    PROP_DEF_UINT("tx-bps", NetThrottle, tx_bps,
+                  "bytes per second the NIC sends"),
+    PROP_DEF_UINT("tx-pps", NetThrottle, tx_pps,
+                  "frames per second the NIC sends"),
+    PROP_DEF_END
+};
+
 bool net_print_backend_help(const char *type, FILE *out, GError **errp)
 {
     const NetBackendDriver *one = type ? net_driver_find(type) : NULL;
@@ -845,7 +858,10 @@ bool net_print_backend_help(const char *type, FILE *out, GError **errp)
             props_print_help(drv->props, out);
         }
     }
-    fprintf(out, "Every type also takes pcap=FILE (capture its frames).\n");
+    fprintf(out, "Every type also takes pcap=FILE (capture its frames) and "
+            "rate limits\n(bytes and frames per second; rx: what the NIC "
+            "receives, tx: what it sends):\n");
+    props_print_help(netdev_limit_props, out);
     return true;
 }
 
@@ -898,14 +914,6 @@ static const PropDef netdev_common_props[] = {
                  .mandatory = true),
     PROP_DEF_STR("pcap", NetdevOpts, pcap,
                  "write the backend's frames to this pcap file"),
-    PROP_DEF_UINT("rx-bps", NetdevOpts, limits.rx_bps,
-                  "bytes per second the NIC receives (0: no limit)"),
-    PROP_DEF_UINT("rx-pps", NetdevOpts, limits.rx_pps,
-                  "frames per second the NIC receives"),
-    PROP_DEF_UINT("tx-bps", NetdevOpts, limits.tx_bps,
-                  "bytes per second the NIC sends"),
-    PROP_DEF_UINT("tx-pps", NetdevOpts, limits.tx_pps,
-                  "frames per second the NIC sends"),
     PROP_DEF_END
 };
 
@@ -943,7 +951,8 @@ NetClient *net_backend_create(Keyval *kv, GError **errp)
     const NetBackendDriver *drv;
     NetClient *nc = NULL;
 
-    if (!props_apply(netdev_common_props, &o, kv, errp)) {
+    if (!props_apply(netdev_common_props, &o, kv, errp) ||
+        !props_apply(netdev_limit_props, &o.limits, kv, errp)) {
         goto out;
     }
     drv = net_driver_find(o.type);

@@ -23,6 +23,15 @@ const IovdOption *iovd_find_option(const char *name)
     return NULL;
 }
 
+static GSList *object_types;    /* of const IovdObjectType * */
+
+void iovd_print_object_types(FILE *out)
+{
+    for (GSList *l = object_types; l; l = l->next) {
+        fprintf(out, "  %s\n", ((const IovdObjectType *)l->data)->help);
+    }
+}
+
 void iovd_print_options(FILE *out)
 {
     for (GSList *l = option_tables; l; l = l->next) {
@@ -30,6 +39,7 @@ void iovd_print_options(FILE *out)
             fprintf(out, "  %s\n", o->help);
         }
     }
+    iovd_print_object_types(out);
 }
 
 int iovd_option_help(const IovdOption *o, const char *arg)
@@ -63,8 +73,6 @@ void iovd_request_shutdown(const char *reason)
     }
     loop_quit(loop_main());
 }
-
-static GSList *object_types;    /* of const IovdObjectType * */
 
 void iovd_register_object_type(const IovdObjectType *t)
 {

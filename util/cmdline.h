@@ -53,8 +53,10 @@ void iovd_register_object_type(const IovdObjectType *t);
 const IovdObjectType *iovd_find_object_type(const char *name);
 /* The type that has an object named @id, or NULL. */
 const IovdObjectType *iovd_object_type_of(const char *id);
-/* "a, b": the registered types' names (error messages; caller frees). */
+/* ", a, b": the registered types' names (error messages; caller frees). */
 char *iovd_object_type_names(void);
+/* Their -help lines. */
+void iovd_print_object_types(FILE *out);
 
 /* Ask the main loop to stop; hooks run first (the monitor's SHUTDOWN). */
 void iovd_request_shutdown(const char *reason);

@@ -263,6 +263,8 @@ static bool opt_object(const char *arg, GError **errp)
     return kv && iothread_object_add(kv, errp);
 }
 
+static bool help_object(const char *arg, FILE *out, GError **errp);
+
 static const IovdOption iothread_options[] = {
     { "object", true, PHASE_OBJECT, opt_object,
       "-object iothread,id=ID[,poll-max-ns=N][,poll-grow=G][,poll-shrink=S]"
@@ -272,9 +274,17 @@ static const IovdOption iothread_options[] = {
       "  -object main-loop,id=ID[,poll-max-ns=N][,poll-grow=G]"
       "[,poll-shrink=S][,poll-idle-ns=I]\n"
       "                         busy polling of the main loop (default "
-      "poll-max-ns=32768; 0 off)" },
+      "poll-max-ns=32768; 0 off)", help_object },
     { NULL }
 };
+
+/* -object help: the types above and those other subsystems registered. */
+static bool help_object(const char *arg, FILE *out, GError **errp)
+{
+    fprintf(out, "  %s\n", iothread_options[0].help);
+    iovd_print_object_types(out);
+    return true;
+}
 
 void iothread_init(void)
 {
