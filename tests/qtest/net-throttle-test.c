@@ -20,6 +20,7 @@
 #include "hw/virtio/virtio-spec.h"
 #include "tests/qtest/libqos/qos-check.h"
 #include "tests/qtest/libqos/iovd-proc.h"
+#include "tests/qtest/libqos/iovd-upgrade.h"
 #include "tests/qtest/libqos/vfu-client.h"
 #include "tests/qtest/libqos/guest-mem.h"
 #include "tests/qtest/libqos/pci.h"
@@ -40,6 +41,7 @@ typedef struct Nic {
 } Nic;
 
 static IovdProc *proc;
+static IovdProc *upgraded;      /* the daemon that took over from proc */
 static QmpClient *qmp;
 static Nic nics[2];             /* nic0 (on s0, under test), nic1 */
 static uint8_t frame[1514];
@@ -131,7 +133,13 @@ static void teardown(void)
     qmp = NULL;
     nic_close(&nics[0]);
     nic_close(&nics[1]);
-    iovd_proc_stop(proc);
+    if (upgraded) {
+        /* proc handed over and exited; its directory holds the sockets */
+        iovd_proc_stop(upgraded);
+        g_clear_pointer(&upgraded, iovd_proc_free);
+    } else {
+        iovd_proc_stop(proc);
+    }
     iovd_proc_free(proc);
     proc = NULL;
 }
@@ -350,6 +358,29 @@ START_TEST(test_errors)
 }
 END_TEST
 
+START_TEST(test_upgrade)
+{
+    g_autofree char *qmp_path = iovd_proc_path(proc, "qmp.sock");
+    g_autofree char *uri = NULL, *uri2 = NULL, *err = NULL;
+    g_autoptr(IovdProc) refused = NULL;
+    double fps, bps;
+
+    /* Frames held by the limit when the daemon hands over. */
+    run(&nics[0], &nics[1], 200, 300);
+    upgraded = iovd_upgrade_target(&uri, NULL);
+    iovd_upgrade(proc, upgraded, uri, &qmp, qmp_path);
+    /* The new daemon limits as the command line said. */
+    measure(&nics[0], &nics[1], "tx", 200, &fps, &bps);
+    assert_rate("tx frames after an upgrade", fps, 500);
+
+    /* A run-time change is not carried over: the next upgrade says so. */
+    set_throttle("s0", "'tx-pps': 300");
+    refused = iovd_upgrade_target(&uri2, NULL);
+    err = qmp_errf(qmp, "GenericError", "upgrade", "{'uri': '%s'}", uri2);
+    ck_assert_msg(strstr(err, "netdev-set-throttle"), "%s", err);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("net-throttle");
@@ -359,6 +390,7 @@ int main(void)
     tcase_add_test(tc, test_tx_limits);
     tcase_add_test(tc, test_rx_limits);
     tcase_add_test(tc, test_errors);
+    tcase_add_test(tc, test_upgrade);
     tc = qos_check_tcase(s, "e1000", setup_e1000, teardown, 30);
     tcase_add_test(tc, test_tx_limits);
     tcase_add_test(tc, test_rx_limits);

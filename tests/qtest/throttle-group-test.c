@@ -19,6 +19,7 @@
 #include "hw/virtio/virtio-spec.h"
 #include "tests/qtest/libqos/qos-check.h"
 #include "tests/qtest/libqos/iovd-proc.h"
+#include "tests/qtest/libqos/iovd-upgrade.h"
 #include "tests/qtest/libqos/vfu-client.h"
 #include "tests/qtest/libqos/guest-mem.h"
 #include "tests/qtest/libqos/pci.h"
@@ -51,6 +52,7 @@ typedef struct Load {
 } Load;
 
 static IovdProc *proc;
+static IovdProc *upgraded;      /* the daemon that took over from proc */
 static GuestMem *gm;
 static Dev devs[NDEVS];
 static QmpClient *qmp;
@@ -126,7 +128,13 @@ static void teardown(void)
     }
     guest_mem_free(gm);
     gm = NULL;
-    iovd_proc_stop(proc);
+    if (upgraded) {
+        /* proc handed over and exited; its directory holds the sockets */
+        iovd_proc_stop(upgraded);
+        g_clear_pointer(&upgraded, iovd_proc_free);
+    } else {
+        iovd_proc_stop(proc);
+    }
     iovd_proc_free(proc);
     proc = NULL;
 }
@@ -425,6 +433,42 @@ START_TEST(test_group_errors)
 }
 END_TEST
 
+START_TEST(test_group_upgrade)
+{
+    g_autofree char *qmp_path = iovd_proc_path(proc, "qmp.sock");
+    g_autofree char *uri = NULL, *uri2 = NULL, *err = NULL;
+    g_autoptr(IovdProc) refused = NULL;
+    json_object *ret, *g;
+    double secs;
+
+    /* Requests the group holds back when the daemon hands over. */
+    load_init(0, 16, 4096);
+    load_init(1, 16, 4096);
+    run_load(300);
+    upgraded = iovd_upgrade_target(&uri, NULL);
+    iovd_upgrade(proc, upgraded, uri, &qmp, qmp_path);
+
+    /* The new daemon has the group from the command line, and holds it. */
+    ret = qmp_ok(qmp, "query-throttle-groups", NULL);
+    g = json_object_array_get_idx(ret, 0);
+    ck_assert_str_eq(qmp_get_str(g, "id"), "g0");
+    ck_assert_int_eq(qmp_get_int(qmp_get(g, "limits"), "iops-total"), 400);
+    ck_assert_uint_eq(json_object_array_length(qmp_get(g, "members")), 2);
+    json_object_put(ret);
+    secs = measure();
+    assert_rate("iops after an upgrade", (loads[0].ops + loads[1].ops) / secs,
+                400);
+    drain();
+
+    /* A run-time change is not carried over: the next upgrade says so. */
+    json_object_put(qmp_ok(qmp, "qom-set", "{'path': 'g0', "
+                           "'property': 'x-iops-total', 'value': 800}"));
+    refused = iovd_upgrade_target(&uri2, NULL);
+    err = qmp_errf(qmp, "GenericError", "upgrade", "{'uri': '%s'}", uri2);
+    ck_assert_msg(strstr(err, "qom-set") && strstr(err, "g0"), "%s", err);
+}
+END_TEST
+
 int main(void)
 {
     Suite *s = suite_create("throttle-group");
@@ -433,6 +477,7 @@ int main(void)
     tc = qos_check_tcase(s, "iops", setup_iops, teardown, 30);
     tcase_add_test(tc, test_group_iops);
     tcase_add_test(tc, test_group_errors);
+    tcase_add_test(tc, test_group_upgrade);
     tc = qos_check_tcase(s, "bps", setup_bps, teardown, 30);
     tcase_add_test(tc, test_group_bps_fair);
     return qos_check_run(s);
