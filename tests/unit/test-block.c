@@ -423,6 +423,57 @@ START_TEST(test_null_and_throttle)
 }
 END_TEST
 
+START_TEST(test_throttle_group)
+{
+    g_autoptr(Keyval) kv = keyval_parse("throttle-group,id=tg,"
+                                        "x-iops-total=100", "qom-type",
+                                        NULL);
+    g_autoptr(Keyval) bad = keyval_parse("null,node-name=gx,size=1M,"
+                                         "throttle-group=nope", "driver",
+                                         NULL);
+    BlockThrottle t = { .iops = 10 };
+    BlockNode *a, *b;
+    BlockBackend *ba, *bb;
+    uint8_t buf[512];
+    struct iovec iov = { buf, sizeof(buf) };
+    BlockReq reqs[60];
+    Done d = { 0 };
+    GError *err = NULL;
+    int64_t start;
+    double secs;
+
+    ck_assert(blk_throttle_group_add(kv, NULL));
+    ck_assert_ptr_null(blk_node_create(bad, NULL));   /* no such group */
+    a = node_new("null,node-name=ga,size=1M,throttle-group=tg");
+    b = node_new("null,node-name=gb,size=1M,throttle-group=tg");
+    ba = blk_attach("ga", "da", false, loop_main(), NULL);
+    bb = blk_attach("gb", "db", false, loop_main(), NULL);
+    /* Each has the group's limits, and no limits of its own. */
+    ck_assert_str_eq(blk_throttle_group_name(ba), "tg");
+    ck_assert(!blk_set_throttle(ba, &t, &err));
+    g_clear_error(&err);
+    blk_get_throttle(bb, &t);
+    ck_assert_uint_eq(t.iops, 100);
+    /* 30 reads each, 100 per second together (a burst of 10): 0.5 s. */
+    start = clock_ns();
+    for (int i = 0; i < 60; i++) {
+        ck_assert_int_eq(blk_preadv(i & 1 ? bb : ba, &reqs[i], 0, &iov, 1,
+                                    done_cb, &d), 0);
+    }
+    wait_done(&d, 60);
+    secs = (clock_ns() - start) / 1e9;
+    ck_assert_msg(secs > 0.4 && secs < 2.0, "60 ops took %.3f s", secs);
+    /* A group named by a node stays. */
+    ck_assert(!blk_throttle_group_del("tg", &err));
+    g_clear_error(&err);
+    blk_detach(ba);
+    blk_detach(bb);
+    blk_node_delete(a, NULL);
+    blk_node_delete(b, NULL);
+    ck_assert(blk_throttle_group_del("tg", NULL));
+}
+END_TEST
+
 START_TEST(test_latency_histogram)
 {
     BlockNode *bs = node_new("null,node-name=nh,size=1M");
@@ -493,6 +544,7 @@ static Suite *block_suite(void)
     tcase_add_test(tc, test_resize_and_share);
     tcase_add_test(tc, test_error_policy);
     tcase_add_test(tc, test_null_and_throttle);
+    tcase_add_test(tc, test_throttle_group);
     suite_add_tcase(s, tc);
     return s;
 }
