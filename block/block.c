@@ -4,6 +4,7 @@
  */
 #include "block/block-int.h"
 #include "block/trace.h"
+#include "util/cmdline.h"
 #include "util/error.h"
 #include "util/loop.h"
 #include "util/iov.h"
@@ -172,6 +173,8 @@ BlockNode *blk_node_find(const char *name)
 
 BlockNode *blk_node_create(Keyval *kv, GError **errp)
 {
+    /* What makes it again (a live upgrade's), before the kv is used. */
+    g_autofree char *arg = keyval_to_str(kv);
     NodeOpts o = { 0 };
     const BlockDriver *drv;
     BlockNode *bs = NULL;
@@ -218,6 +221,7 @@ BlockNode *blk_node_create(Keyval *kv, GError **errp)
         goto fail;
     }
     nodes = g_list_append(nodes, bs);
+    iovd_config_created(bs, "blockdev", g_steal_pointer(&arg));
     goto out;
 
 fail:
@@ -236,6 +240,7 @@ out:
 
 static void node_free(BlockNode *bs)
 {
+    iovd_config_deleted(bs);
     bs->drv->close(bs);
     if (bs->drv->props) {
         props_free(bs->drv->props, bs->opaque);

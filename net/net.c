@@ -936,6 +936,7 @@ static void net_backend_free(NetClient *nc)
 {
     const NetBackendDriver *drv = net_priv(nc)->drv;
 
+    iovd_config_deleted(nc);
     net_throttle_free(nc);
     nc->ops->cleanup(nc);
     if (drv->props) {
@@ -947,6 +948,8 @@ static void net_backend_free(NetClient *nc)
 
 NetClient *net_backend_create(Keyval *kv, GError **errp)
 {
+    /* What makes it again (a live upgrade's), before the kv is used. */
+    g_autofree char *arg = keyval_to_str(kv);
     NetdevOpts o = { 0 };
     const NetBackendDriver *drv;
     NetClient *nc = NULL;
@@ -992,6 +995,7 @@ NetClient *net_backend_create(Keyval *kv, GError **errp)
         net_set_throttle_on_loop(&st);
     }
     trace_net_backend_create(nc->name, drv->type);
+    iovd_config_created(nc, "netdev", g_steal_pointer(&arg));
 out:
     props_free(netdev_common_props, &o);
     return nc;

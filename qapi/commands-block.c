@@ -26,7 +26,6 @@ bool qmp_blockdev_add(json_object *args, json_object **ret, GError **errp)
 {
     g_autoptr(Keyval) kv = keyval_new();
     const char *driver;
-    BlockNode *bs;
 
     if (!qmp_config_may_change("blockdev-add", errp) ||
         !qapi_json_to_keyval(args, kv, NULL, errp)) {
@@ -37,12 +36,8 @@ bool qmp_blockdev_add(json_object *args, json_object **ret, GError **errp)
     if (driver && strcmp(driver, "null-co") == 0) {
         keyval_set(kv, "driver", "null");
     }
-    bs = blk_node_create(kv, errp);
-    if (!bs) {
-        return false;
-    }
-    qmp_config_changed("blockdev-add", blk_node_name(bs));
-    return true;
+    /* The node announces itself to a live upgrade (blk_node_create). */
+    return blk_node_create(kv, errp) != NULL;
 }
 
 static BlockNode *find_node(const char *name, GError **errp)
@@ -64,11 +59,7 @@ bool qmp_blockdev_del(json_object *args, json_object **ret, GError **errp)
         return false;
     }
     bs = find_node(name, errp);
-    if (!bs || !blk_node_delete(bs, errp)) {
-        return false;
-    }
-    qmp_config_changed("blockdev-del", name);
-    return true;
+    return bs && blk_node_delete(bs, errp);
 }
 
 /* ---- query-block ---- */

@@ -259,18 +259,13 @@ bool qmp_query_vfio_user(json_object *args, json_object **ret,
 bool qmp_device_add(json_object *args, json_object **ret, GError **errp)
 {
     g_autoptr(Keyval) kv = keyval_new();
-    Device *dev;
 
     if (!qmp_config_may_change("device_add", errp) ||
         !qapi_json_to_keyval(args, kv, NULL, errp)) {
         return false;
     }
-    dev = device_create(kv, errp);
-    if (!dev) {
-        return false;
-    }
-    qmp_config_changed("device_add", dev->id);
-    return true;
+    /* The device announces itself to a live upgrade (device_create). */
+    return device_create(kv, errp) != NULL;
 }
 
 Device *qmp_find_device(const char *path, GError **errp)
@@ -319,7 +314,6 @@ bool qmp_device_del(json_object *args, json_object **ret, GError **errp)
         error_setg(errp, "Device '%s' is already being deleted", id);
         return false;
     }
-    qmp_config_changed("device_del", dev->id);
     device_destroy(dev, device_deleted, NULL);
     return true;
 }

@@ -19,30 +19,21 @@ static const char *json_str_arg(json_object *args, const char *key)
 bool qmp_netdev_add(json_object *args, json_object **ret, GError **errp)
 {
     g_autoptr(Keyval) kv = keyval_new();
-    NetClient *nc;
 
     if (!qmp_config_may_change("netdev_add", errp) ||
         !qapi_json_to_keyval(args, kv, NULL, errp)) {
         return false;
     }
-    nc = net_backend_create(kv, errp);
-    if (!nc) {
-        return false;
-    }
-    qmp_config_changed("netdev_add", nc->name);
-    return true;
+    /* It announces itself to a live upgrade (net_backend_create). */
+    return net_backend_create(kv, errp) != NULL;
 }
 
 bool qmp_netdev_del(json_object *args, json_object **ret, GError **errp)
 {
     const char *id = json_str_arg(args, "id");
 
-    if (!qmp_config_may_change("netdev_del", errp) ||
-        !net_backend_delete(id, errp)) {
-        return false;
-    }
-    qmp_config_changed("netdev_del", id);
-    return true;
+    return qmp_config_may_change("netdev_del", errp) &&
+           net_backend_delete(id, errp);
 }
 
 bool qmp_set_link(json_object *args, json_object **ret, GError **errp)

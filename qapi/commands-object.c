@@ -14,13 +14,10 @@ bool qmp_object_add(json_object *args, json_object **ret, GError **errp)
 {
     g_autoptr(Keyval) kv = keyval_new();
 
-    if (!qmp_config_may_change("object-add", errp) ||
-        !qapi_json_to_keyval(args, kv, NULL, errp) ||
-        !iothread_object_add(kv, errp)) {
-        return false;
-    }
-    qmp_config_changed("object-add", keyval_get(kv, "id"));
-    return true;
+    /* It announces itself to a live upgrade (iothread_object_add). */
+    return qmp_config_may_change("object-add", errp) &&
+           qapi_json_to_keyval(args, kv, NULL, errp) &&
+           iothread_object_add(kv, errp);
 }
 
 bool qmp_object_del(json_object *args, json_object **ret, GError **errp)
@@ -37,7 +34,8 @@ bool qmp_object_del(json_object *args, json_object **ret, GError **errp)
           : !iothread_delete(json_object_get_string(id), errp)) {
         return false;
     }
-    qmp_config_changed("object-del", json_object_get_string(id));
+    iovd_config_deleted(iovd_config_key("object",
+                                        json_object_get_string(id)));
     return true;
 }
 

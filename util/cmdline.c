@@ -114,6 +114,63 @@ char *iovd_object_type_names(void)
     return g_string_free(s, false);
 }
 
+/* ---- the configuration as it is now ---- */
+
+typedef struct ConfigObj {
+    const void *key;
+    char *option, *arg;
+} ConfigObj;
+
+static GMutex config_lock;
+static GArray *config_objs;     /* of ConfigObj, in the order made */
+
+void iovd_config_created(const void *key, const char *option, char *arg)
+{
+    ConfigObj c = { key, g_strdup(option), arg };
+
+    g_mutex_lock(&config_lock);
+    if (!config_objs) {
+        config_objs = g_array_new(false, false, sizeof(ConfigObj));
+    }
+    g_array_append_val(config_objs, c);
+    g_mutex_unlock(&config_lock);
+}
+
+void iovd_config_deleted(const void *key)
+{
+    g_mutex_lock(&config_lock);
+    for (guint i = 0; config_objs && i < config_objs->len; i++) {
+        ConfigObj *c = &g_array_index(config_objs, ConfigObj, i);
+
+        if (c->key == key) {
+            g_free(c->option);
+            g_free(c->arg);
+            g_array_remove_index(config_objs, i);
+            break;
+        }
+    }
+    g_mutex_unlock(&config_lock);
+}
+
+const void *iovd_config_key(const char *option, const char *id)
+{
+    g_autofree char *s = g_strdup_printf("%s/%s", option, id ? id : "");
+
+    return g_intern_string(s);
+}
+
+void iovd_config_foreach(void (*fn)(const char *option, const char *arg,
+                                    void *opaque), void *opaque)
+{
+    g_mutex_lock(&config_lock);
+    for (guint i = 0; config_objs && i < config_objs->len; i++) {
+        ConfigObj *c = &g_array_index(config_objs, ConfigObj, i);
+
+        fn(c->option, c->arg, opaque);
+    }
+    g_mutex_unlock(&config_lock);
+}
+
 static GSList *upgrade_participants;
 
 void iovd_register_upgrade_participant(const UpgradeParticipant *p)

@@ -58,6 +58,21 @@ char *iovd_object_type_names(void);
 /* Their -help lines. */
 void iovd_print_object_types(FILE *out);
 
+/*
+ * The objects of the configuration as it is now.  Each that an option or
+ * a monitor command makes (-object / object-add, -blockdev / blockdev-add,
+ * -netdev / netdev_add, -device / device_add) is announced with the
+ * option that makes it again (@arg: its keyval text, then ours), and
+ * forgotten when it goes; @key identifies it (the object's address, or
+ * iovd_config_key() for one known by its id).  A live upgrade's new
+ * process makes them again, in the order they were made.  Any thread.
+ */
+void iovd_config_created(const void *key, const char *option, char *arg);
+void iovd_config_deleted(const void *key);
+const void *iovd_config_key(const char *option, const char *id);
+void iovd_config_foreach(void (*fn)(const char *option, const char *arg,
+                                    void *opaque), void *opaque);
+
 /* Ask the main loop to stop; hooks run first (the monitor's SHUTDOWN). */
 void iovd_request_shutdown(const char *reason);
 void iovd_add_shutdown_hook(void (*fn)(const char *reason));

@@ -104,16 +104,24 @@ static bool main_loop_configure(Keyval *kv, GError **errp)
 
 bool iothread_object_add(Keyval *kv, GError **errp)
 {
+    /* What makes it again (a live upgrade's), before the kv is used. */
+    g_autofree char *arg = keyval_to_str(kv);
     const char *type = keyval_get(kv, "qom-type");
     const IovdObjectType *other = type ? iovd_find_object_type(type) : NULL;
+    bool ok;
 
     if (other) {
-        return other->add(kv, errp);
+        ok = other->add(kv, errp);
+    } else if (!g_strcmp0(type, "main-loop")) {
+        ok = main_loop_configure(kv, errp);
+    } else {
+        ok = iothread_create(kv, errp) != NULL;
     }
-    if (!g_strcmp0(type, "main-loop")) {
-        return main_loop_configure(kv, errp);
+    if (ok) {
+        iovd_config_created(iovd_config_key("object", keyval_get(kv, "id")),
+                            "object", g_steal_pointer(&arg));
     }
-    return iothread_create(kv, errp) != NULL;
+    return ok;
 }
 
 IOThread *iothread_create(Keyval *kv, GError **errp)

@@ -20,6 +20,24 @@ static void keyval_pair_free(gpointer p)
     g_free(pair);
 }
 
+char *keyval_to_str(const Keyval *kv)
+{
+    GString *s = g_string_new(NULL);
+
+    for (guint i = 0; i < kv->pairs->len; i++) {
+        const KeyvalPair *p = g_ptr_array_index(kv->pairs, i);
+
+        g_string_append_printf(s, "%s%s=", i ? "," : "", p->key);
+        for (const char *c = p->value; *c; c++) {
+            g_string_append_c(s, *c);
+            if (*c == ',') {
+                g_string_append_c(s, ',');
+            }
+        }
+    }
+    return g_string_free(s, false);
+}
+
 Keyval *keyval_new(void)
 {
     Keyval *kv = g_new0(Keyval, 1);

@@ -35,6 +35,11 @@ const char *keyval_get(Keyval *kv, const char *key);
 char *keyval_take(Keyval *kv, const char *key);
 /* Add or replace a pair. */
 void keyval_set(Keyval *kv, const char *key, const char *value);
+/*
+ * The option text that parses back into @kv: "key=value,..." in order,
+ * commas in values doubled.  g_free the result.
+ */
+char *keyval_to_str(const Keyval *kv);
 /* Fails naming the first key that nobody asked for: "unknown property 'k'". */
 bool keyval_check_unused(Keyval *kv, GError **errp);
 

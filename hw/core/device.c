@@ -4,6 +4,7 @@
  */
 #include "hw/core/device.h"
 #include "hw/core/trace.h"
+#include "util/cmdline.h"
 #include "util/coroutine.h"
 #include "util/error.h"
 #include "util/iothread.h"
@@ -249,6 +250,9 @@ static void device_realize_on_loop(void *opaque)
 Device *device_create(Keyval *kv, GError **errp)
 {
     const char *driver = keyval_get(kv, "driver");
+    /* What makes it again (a live upgrade's), before the kv is used. */
+    g_autofree char *arg = keyval_to_str(kv);
+    bool named = keyval_get(kv, "id");
     const DeviceClass *cls;
     const PropDef *tabs[3];
     DeviceRealize ctx = { 0 };
@@ -310,6 +314,10 @@ Device *device_create(Keyval *kv, GError **errp)
         iothread_ref(dev->iothread);
     }
     trace_device_create(dev->id, cls->name);
+    /* With the id it was given: the same one in a new process. */
+    iovd_config_created(dev, "device",
+                        named ? g_steal_pointer(&arg)
+                              : g_strdup_printf("%s,id=%s", arg, dev->id));
     return dev;
 
 fail:
@@ -945,6 +953,7 @@ static void device_destroy_complete(void *opaque)
 
     loop_run_sync(dev->loop, device_unrealize_on_loop, dev);
     devices = g_list_remove(devices, dev);
+    iovd_config_deleted(dev);
     if (dev->iothread) {
         iothread_unref(dev->iothread);
     }

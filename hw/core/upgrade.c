@@ -39,14 +39,33 @@
 static GPtrArray *options;      /* "name\0arg" (g_bytes) */
 static char *changed;           /* the first runtime change */
 
+/* Options whose objects announce themselves (iovd_config_created). */
+static bool makes_object(const char *name)
+{
+    static const char *const kinds[] = {
+        "object", "blockdev", "netdev", "device",
+    };
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(kinds); i++) {
+        if (!strcmp(name, kinds[i])) {
+            return true;
+        }
+    }
+    return false;
+}
+
 void upgrade_record_option(const char *name, const char *arg)
 {
-    GByteArray *b = g_byte_array_new();
+    GByteArray *b;
 
+    if (makes_object(name)) {
+        return;
+    }
     if (!options) {
         options = g_ptr_array_new_with_free_func(
             (GDestroyNotify)g_byte_array_unref);
     }
+    b = g_byte_array_new();
     g_byte_array_append(b, (const uint8_t *)name, strlen(name) + 1);
     if (arg) {
         g_byte_array_append(b, (const uint8_t *)arg, strlen(arg) + 1);
@@ -61,11 +80,27 @@ void upgrade_config_changed(const char *what)
     }
 }
 
-/* The options, each "name\0[arg\0]" then "\n"-free: one blob. */
+static void blob_add(const char *name, const char *arg, void *opaque)
+{
+    GByteArray *all = opaque;
+    uint32_t len = strlen(name) + 1 + (arg ? strlen(arg) + 1 : 0);
+
+    g_byte_array_append(all, (uint8_t *)&len, 4);
+    g_byte_array_append(all, (const uint8_t *)name, strlen(name) + 1);
+    if (arg) {
+        g_byte_array_append(all, (const uint8_t *)arg, strlen(arg) + 1);
+    }
+}
+
+/*
+ * The configuration, each option a u32 length and "name\0[arg\0]": the
+ * objects in the order they were made, then the other options.
+ */
 static GByteArray *options_blob(void)
 {
     GByteArray *all = g_byte_array_new();
 
+    iovd_config_foreach(blob_add, all);
     for (guint i = 0; options && i < options->len; i++) {
         GByteArray *b = g_ptr_array_index(options, i);
         uint32_t len = b->len;
@@ -626,11 +661,27 @@ static const char *uri_path(const char *uri, GError **errp)
 }
 
 /* Why the configuration cannot be handed over (NULL: it can). */
+static void find_deleting(Device *dev, void *opaque)
+{
+    Device **found = opaque;
+
+    if (!*found && dev->state == DEVICE_DELETING) {
+        *found = dev;
+    }
+}
+
 static char *upgrade_blocker(void)
 {
+    Device *deleting = NULL;
+
     if (changed) {
         return g_strdup_printf("the configuration changed at runtime (%s): "
                                "a new process would not rebuild it", changed);
+    }
+    device_foreach(find_deleting, &deleting);
+    if (deleting) {
+        return g_strdup_printf("device '%s' is being deleted: try again "
+                               "once DEVICE_DELETED came", deleting->id);
     }
     return NULL;
 }

@@ -8,8 +8,9 @@
  *   1. stops every device (hw/core device_stop: nothing in flight, the
  *      backends flushed) and stops reading its vfio-user clients;
  *   2. connects to PATH and sends one state stream (util/savestate.h):
- *      its configuration (the options that made it: -object, -blockdev,
- *      -netdev, -device, -qmp ...), every listening socket, every
+ *      its configuration as it is now (the options that make its objects
+ *      and devices, monitor commands' included, then -qmp ...), every
+ *      listening socket, every
  *      device's transport state (the connected client, its DMA maps and
  *      interrupt eventfds, what it sent that is not handled yet) and
  *      device state; the file descriptors go with it (SCM_RIGHTS);
@@ -59,10 +60,15 @@ int64_t upgrade_downtime_ns(void);
 /*
  * The options that made this process's configuration, recorded as they
  * are applied (name without '-', argument), so that a new process can
- * apply the same ones.
+ * apply the same ones.  Not those that make an object: the objects
+ * announce themselves (iovd_config_created, util/cmdline.h), and a new
+ * process makes them first, in the order they were made.
  */
 void upgrade_record_option(const char *name, const char *arg);
-/* A configuration change at runtime the recorded options do not hold. */
+/*
+ * A configuration change at runtime that neither the recorded options nor
+ * the objects (iovd_config_created, util/cmdline.h) hold.
+ */
 void upgrade_config_changed(const char *what);
 
 #endif

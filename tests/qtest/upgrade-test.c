@@ -647,19 +647,59 @@ START_TEST(test_bad_uri)
 }
 END_TEST
 
-START_TEST(test_refused_after_device_add)
+/*
+ * Devices added and deleted at run time: the new process makes the
+ * configuration as it is now.  t1 (added) keeps its client and state,
+ * t2 (added, deleted) is not made again, t0 and the rest go on.
+ */
+START_TEST(test_device_add_del)
 {
     g_autofree char *t1 = iovd_proc_path(home, "t1.sock");
+    g_autofree char *t2 = iovd_proc_path(home, "t2.sock");
+    VfuClient *c1;
+    QPCIDevice *d1;
+    json_object *ev, *pci;
+
+    json_object_put(qmp_okf(qmp, "device_add", "{'driver': 'pci-testdev', "
+                            "'id': 't1', 'socket': '%s'}", t1));
+    json_object_put(qmp_okf(qmp, "device_add", "{'driver': 'pci-testdev', "
+                            "'id': 't2', 'socket': '%s'}", t2));
+    json_object_put(qmp_ok(qmp, "device_del", "{'id': 't2'}"));
+    ev = qmp_client_wait_event(qmp, "DEVICE_DELETED", 0);
+    ck_assert_str_eq(qmp_get_str(qmp_get(ev, "data"), "device"), "t2");
+    json_object_put(ev);
+    c1 = vfu_client_open(t1);
+    d1 = qpci_device_new(c1);
+    qpci_device_enable(d1);
+    testdev_writel(d1, TESTDEV_REG_SCRATCH, 0xadd1);
+
+    upgrade_round(0);
+    upgrade_round(1);
+    ck_assert(!vfu_client_closed(c1));
+    ck_assert_uint_eq(testdev_readl(d1, TESTDEV_REG_SCRATCH), 0xadd1);
+    ck_assert(!g_file_test(t2, G_FILE_TEST_EXISTS));
+    pci = qmp_ok(qmp, "query-pci", NULL);
+    ck_assert_msg(strstr(qmp_json(pci), "\"t1\"") &&
+                  !strstr(qmp_json(pci), "\"t2\""), "%s", qmp_json(pci));
+    json_object_put(pci);
+    qpci_device_free(d1);
+    vfu_client_free(c1);
+}
+END_TEST
+
+/* A change the new process would not make again refuses the upgrade. */
+START_TEST(test_refused_after_throttle)
+{
     g_autofree char *uri = NULL;
     g_autoptr(IovdProc) next = start_incoming(&uri);
     g_autofree char *desc = NULL;
 
-    json_object_put(qmp_okf(qmp, "device_add", "{'driver': 'pci-testdev', "
-                            "'id': 't1', 'socket': '%s'}", t1));
+    json_object_put(qmp_ok(qmp, "block_set_io_throttle", "{'id': 'vb0', "
+                           "'bps': 0, 'bps_rd': 0, 'bps_wr': 0, "
+                           "'iops': 100000, 'iops_rd': 0, 'iops_wr': 0}"));
     load_testdev(0xadd, 6);
     desc = qmp_errf(qmp, "GenericError", "upgrade", "{'uri': '%s'}", uri);
-    ck_assert_msg(strstr(desc, "device_add") && strstr(desc, "'t1'"),
-                  "%s", desc);
+    ck_assert_msg(strstr(desc, "block_set_io_throttle"), "%s", desc);
     /* Nothing was handed over: the new process still waits. */
     iovd_proc_assert_alive(next);
     check_still_running(0, 0xadd, 6);
@@ -1665,7 +1705,8 @@ int main(void)
     tcase_add_test(tc, test_fail_closed);
     tcase_add_test(tc, test_fail_garbage);
     tcase_add_test(tc, test_bad_uri);
-    tcase_add_test(tc, test_refused_after_device_add);
+    tcase_add_test(tc, test_refused_after_throttle);
+    tcase_add_test(tc, test_device_add_del);
 
     tc = qos_check_tcase(s, "net", net_setup, net_teardown, 120);
     tcase_add_test(tc, test_net_upgrade);

@@ -584,6 +584,33 @@ START_TEST(test_check_id)
 }
 END_TEST
 
+/* keyval_to_str() parses back into the same pairs, commas and all. */
+START_TEST(test_to_str_round_trip)
+{
+    static const char *const texts[] = {
+        "driver=nvme,id=n0,serial=a,,b,,,,c",
+        "a=,b=x=y,c.d.e=1",
+        "k=,,",
+    };
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(texts); i++) {
+        g_autoptr(Keyval) kv = keyval_parse(texts[i], NULL, NULL);
+        g_autofree char *str = keyval_to_str(kv);
+        g_autoptr(Keyval) back = keyval_parse(str, NULL, NULL);
+
+        ck_assert_str_eq(str, texts[i]);
+        ck_assert_uint_eq(back->pairs->len, kv->pairs->len);
+        for (guint k = 0; k < kv->pairs->len; k++) {
+            KeyvalPair *p = g_ptr_array_index(kv->pairs, k);
+            KeyvalPair *q = g_ptr_array_index(back->pairs, k);
+
+            ck_assert_str_eq(p->key, q->key);
+            ck_assert_str_eq(p->value, q->value);
+        }
+    }
+}
+END_TEST
+
 static Suite *keyval_suite(void)
 {
     Suite *s = suite_create("keyval");
@@ -620,6 +647,7 @@ static Suite *keyval_suite(void)
     tcase_add_test(tc, test_set);
     tcase_add_test(tc, test_new);
     tcase_add_test(tc, test_check_unused);
+    tcase_add_test(tc, test_to_str_round_trip);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("parsers");
