@@ -12,6 +12,10 @@
  * inline right then.  In a polling iothread a poller reaps the rest
  * without system calls.  Files are registered with the ring.
  *
+ * A live upgrade hands the open files over (section "block-files": each
+ * node's fd by node name): the new process uses the very file the old
+ * one had, even one renamed, replaced or no longer reachable at its path.
+ *
  * Files in memory (tmpfs, ramfs, hugetlbfs) are read and written right
  * in the loop: such a read or write is a copy that never waits for a
  * device, but the kernel cannot do it "without waiting" (no RWF_NOWAIT),
@@ -21,9 +25,11 @@
 #include "block/block-int.h"
 #include "block/trace.h"
 #include "util/bitops.h"
+#include "util/cmdline.h"
 #include "util/error.h"
 #include "util/log.h"
 #include "util/loop.h"
+#include "util/savestate.h"
 
 #include <libaio.h>
 #ifdef CONFIG_LIBURING
@@ -841,6 +847,97 @@ static uint32_t probe_direct_align(int fd)
     return align;
 }
 
+/* ---- live upgrade ---- */
+
+#define FILE_UPGRADE_VERSION 1
+
+static GList *file_nodes;       /* open file nodes (main thread) */
+static GHashTable *file_adopted;    /* node name -> fd + 1 (new process) */
+
+static bool file_upgrade_save(StateWriter *w, GArray *fds, GError **errp)
+{
+    state_begin(w, "block-files", FILE_UPGRADE_VERSION);
+    for (GList *l = file_nodes; l; l = l->next) {
+        BlockNode *bs = l->data;
+
+        state_put_u32(w, bs->node_name, fds->len);
+        g_array_append_val(fds, fs_of(bs)->fd);
+    }
+    state_end(w);
+    return true;
+}
+
+typedef struct FileAdoptCtx {
+    int *fds;
+    unsigned nfds;
+} FileAdoptCtx;
+
+static void file_adopt_one(StateSection *s, const char *node, void *opaque)
+{
+    FileAdoptCtx *c = opaque;
+    uint32_t i = state_get_u32(s, node);
+
+    if (i >= c->nfds || c->fds[i] < 0) {
+        state_section_fail(s, "no file descriptor for node '%s'", node);
+        return;
+    }
+    g_hash_table_insert(file_adopted, g_strdup(node),
+                        GINT_TO_POINTER(c->fds[i] + 1));
+    c->fds[i] = -1;
+}
+
+static bool file_upgrade_prepare(StateReader *r, int *fds, unsigned nfds,
+                                 GError **errp)
+{
+    FileAdoptCtx c = { fds, nfds };
+    StateSection *s;
+
+    if (!state_has_section(r, "block-files")) {
+        return true;            /* an older iovd's: reopened by path */
+    }
+    s = state_section(r, "block-files", FILE_UPGRADE_VERSION, NULL, errp);
+    if (!s) {
+        return false;
+    }
+    if (!file_adopted) {
+        file_adopted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                             NULL);
+    }
+    state_foreach_field(s, file_adopt_one, &c);
+    return state_section_end(s, errp);
+}
+
+static const UpgradeParticipant file_upgrade = {
+    .name = "block-files",
+    .save = file_upgrade_save,
+    .prepare = file_upgrade_prepare,
+};
+
+/*
+ * The old process's fd for @bs, or -1: opened as this node wants it
+ * (read-only or not; O_DIRECT as its cache.direct says).
+ */
+static int file_take_adopted(BlockNode *bs, int flags, GError **errp)
+{
+    gpointer v = NULL;
+    int fd, fl;
+
+    if (!file_adopted ||
+        !g_hash_table_steal_extended(file_adopted, bs->node_name, NULL, &v)) {
+        return -1;
+    }
+    fd = GPOINTER_TO_INT(v) - 1;
+    fl = fcntl(fd, F_GETFL);
+    if (fl < 0 || (fl & O_ACCMODE) != (flags & O_ACCMODE) ||
+        fcntl(fd, F_SETFL, (fl & ~O_DIRECT) | (flags & O_DIRECT)) < 0) {
+        error_setg(errp, "the file handed over for node '%s' is not open "
+                   "as it wants", bs->node_name);
+        close(fd);
+        return -2;
+    }
+    return fd;
+}
+
 static bool file_open(BlockNode *bs, GError **errp)
 {
     FileState *s = fs_of(bs);
@@ -857,7 +954,13 @@ static bool file_open(BlockNode *bs, GError **errp)
     if (bs->direct) {
         flags |= O_DIRECT;
     }
-    s->fd = open(s->filename, flags);
+    s->fd = file_take_adopted(bs, flags, errp);
+    if (s->fd == -2) {
+        return false;
+    }
+    if (s->fd < 0) {
+        s->fd = open(s->filename, flags);
+    }
     if (s->fd < 0) {
         error_setg_errno(errp, errno, "could not open '%s'", s->filename);
         return false;
@@ -898,6 +1001,7 @@ static bool file_open(BlockNode *bs, GError **errp)
     bs->host_coherent = true;
     trace_file_open(bs->node_name, s->filename, bs->direct, bs->read_only,
                     aio_names[s->aio], s->in_memory);
+    file_nodes = g_list_append(file_nodes, bs);
     return true;
 
 fail:
@@ -907,6 +1011,7 @@ fail:
 
 static void file_close(BlockNode *bs)
 {
+    file_nodes = g_list_remove(file_nodes, bs);
     close(fs_of(bs)->fd);
 }
 
@@ -942,4 +1047,5 @@ static const BlockDriver file_driver = {
 static void __attribute__((constructor)) file_register(void)
 {
     blk_driver_register(&file_driver);
+    iovd_register_upgrade_participant(&file_upgrade);
 }

@@ -443,6 +443,34 @@ START_TEST(test_upgrade_three_times)
 }
 END_TEST
 
+/*
+ * The image files move as open files: with both renamed away from the
+ * paths the command line gave, the new process still has them.
+ */
+START_TEST(test_images_move_open)
+{
+    g_autofree char *img = iovd_proc_path(home, "disk.img");
+    g_autofree char *moved = iovd_proc_path(home, "disk-moved.img");
+    g_autofree char *vimg = iovd_proc_path(home, "vblk.img");
+    g_autofree char *vmoved = iovd_proc_path(home, "vblk-moved.img");
+    uint8_t b[4096];
+    int fd;
+
+    ck_assert_int_eq(rename(img, moved), 0);
+    ck_assert_int_eq(rename(vimg, vmoved), 0);
+    upgrade_round(0);
+    upgrade_round(1);
+    /* What the new processes wrote is in the file the first one had. */
+    fd = open(moved, O_RDONLY | O_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(pread(fd, b, sizeof(b), slot_lba(NIO + NHELD + 1) * BLK),
+                     sizeof(b));
+    ck_assert_uint_eq(b[0], (uint8_t)(0x40 + NIO + NHELD + 1));
+    close(fd);
+    ck_assert(!g_file_test(img, G_FILE_TEST_EXISTS));
+}
+END_TEST
+
 /* ---- a destination that fails ---- */
 
 typedef enum FakeMode {
@@ -1700,6 +1728,7 @@ int main(void)
     tc = qos_check_tcase(s, "upgrade", setup, teardown, 120);
     tcase_add_test(tc, test_upgrade);
     tcase_add_test(tc, test_upgrade_three_times);
+    tcase_add_test(tc, test_images_move_open);
 
     tc = qos_check_tcase(s, "failures", setup, teardown, 120);
     tcase_add_test(tc, test_fail_closed);
