@@ -358,6 +358,19 @@ def main():
             i3 = nbd_disk('nbd1')
             args += ['-device', 'nvme-ns,bus=nvme0,drive=nbd1,nsid=3']
             disks['IOVDNVME1-ns3'] = (i3, 'nbd1')
+    # One NVM subsystem, two controllers in this guest, a shared namespace:
+    # Linux's native multipath makes one disk of it with two paths.
+    multipath = ('nvme-subsys' in types and
+                 not os.environ.get('IOVD_GUEST_UPGRADE'))
+    if multipath:
+        i = disk('mpd1')
+        args += ['-device', 'nvme-subsys,id=ss0',
+                 '-device', 'nvme-ns,subsys=ss0,nsid=1,drive=mpd1,shared=on']
+        for c in (1, 2):
+            args += ['-device', f'nvme,id=nvme{c},subsys=ss0,serial=IOVDMP1,'
+                     f'socket={work}/nvme{c}.sock{on_io()}']
+            socks.append(f'{work}/nvme{c}.sock')
+        disks['IOVDMP1-ns1'] = (i, 'mpd1')
     if 'virtio-blk-pci' in types:
         i = disk('vbd1')
         args += ['-device', f'virtio-blk-pci,id=vb0,drive=vbd1,'
@@ -429,7 +442,7 @@ def main():
     if os.environ.get('IOVD_GUEST_TESTS'):
         tests = os.environ['IOVD_GUEST_TESTS'].split(',')
     elif disks:
-        tests += ['disk', 'resize']
+        tests += ['disk', 'resize'] + (['multipath'] if multipath else [])
     if nics and not os.environ.get('IOVD_GUEST_TESTS'):
         tests.append('net')
     if upgrades:
@@ -578,6 +591,14 @@ def main():
             ok = any(hashlib.md5(o).hexdigest() == got for o in outs)
         check(name, obj, ok, d)
 
+    if multipath:
+        # one disk through two controllers, and the disk tests on it
+        mp = [r for r in guest_results if r[0] == 'multipath']
+        check('multipath', 'IOVDMP1-ns1', any(r[1] == 'IOVDMP1-ns1' and
+                                              r[2] == 'PASS' for r in mp),
+              '; '.join(' '.join(r[3:]) for r in mp) or 'not reported')
+        check('multipath', 'disk-tested', any(
+            r[0] == 'disk' and r[1] == 'IOVDMP1-ns1' for r in guest_results))
     if qmp:
         qmp.sock.close()
     iovd = up['iovd']
