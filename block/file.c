@@ -919,13 +919,15 @@ static const UpgradeParticipant file_upgrade = {
  */
 static int file_take_adopted(BlockNode *bs, int flags, GError **errp)
 {
-    gpointer v = NULL;
+    gpointer key = NULL, v = NULL;
     int fd, fl;
 
     if (!file_adopted ||
-        !g_hash_table_steal_extended(file_adopted, bs->node_name, NULL, &v)) {
+        !g_hash_table_steal_extended(file_adopted, bs->node_name, &key,
+                                     &v)) {
         return -1;
     }
+    g_free(key);
     fd = GPOINTER_TO_INT(v) - 1;
     fl = fcntl(fd, F_GETFL);
     if (fl < 0 || (fl & O_ACCMODE) != (flags & O_ACCMODE) ||

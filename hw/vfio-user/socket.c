@@ -94,12 +94,13 @@ void vfu_listen_adopt(const char *id, int fd)
 /* What vfu_listen_adopt() left for @id: false when nothing. */
 static bool vfu_listen_take_adopted(const char *id, int *fd)
 {
-    gpointer v = NULL;
+    gpointer key = NULL, v = NULL;
 
     if (!listen_adopted ||
-        !g_hash_table_steal_extended(listen_adopted, id, NULL, &v)) {
+        !g_hash_table_steal_extended(listen_adopted, id, &key, &v)) {
         return false;
     }
+    g_free(key);
     *fd = GPOINTER_TO_INT(v) - 2;
     return true;
 }
