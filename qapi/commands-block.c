@@ -6,6 +6,7 @@
 #include "qapi/qmp.h"
 #include "block/block.h"
 #include "util/error.h"
+#include "util/cmdline.h"
 #include "util/keyval.h"
 #include "util/throttle.h"
 
@@ -499,6 +500,32 @@ static bool tg_set_limits(const char *id, json_object *value, GError **errp)
     return true;
 }
 
+/* The group's options get its limits as they are now, as x-* keys. */
+static void tg_set_limit_keys(Keyval *kv, void *opaque)
+{
+    BlockThrottle t;
+    const struct { const char *key; uint64_t *v; } lim[] = {
+        { "x-bps-total", &t.bps }, { "x-bps-read", &t.bps_rd },
+        { "x-bps-write", &t.bps_wr }, { "x-iops-total", &t.iops },
+        { "x-iops-read", &t.iops_rd }, { "x-iops-write", &t.iops_wr },
+    };
+
+    blk_throttle_group_limits(opaque, &t);
+    /* object-add's nested form would say them twice. */
+    for (guint i = kv->pairs->len; i-- > 0;) {
+        KeyvalPair *p = g_ptr_array_index(kv->pairs, i);
+
+        if (g_str_has_prefix(p->key, "limits.")) {
+            g_ptr_array_remove_index(kv->pairs, i);
+        }
+    }
+    for (unsigned i = 0; i < G_N_ELEMENTS(lim); i++) {
+        g_autofree char *v = g_strdup_printf("%" PRIu64, *lim[i].v);
+
+        keyval_set(kv, lim[i].key, v);
+    }
+}
+
 static json_object *tg_limits_json(ThrottleGroup *g)
 {
     json_object *o = json_object_new_object();
@@ -534,7 +561,6 @@ static bool tg_qom_set(const char *id, const char *prop, json_object *args,
                        GError **errp)
 {
     g_autofree char *text = NULL;
-    g_autofree char *what = NULL;
     json_object *value;
     bool ok;
 
@@ -551,9 +577,9 @@ static bool tg_qom_set(const char *id, const char *prop, json_object *args,
     if (!ok) {
         return false;
     }
-    /* The new process would start with the limits of the command line. */
-    what = g_strdup_printf("%s.%s", id, prop);
-    qmp_config_changed("qom-set", what);
+    /* A live upgrade's new process makes the group with these limits. */
+    iovd_config_update(iovd_config_key("object", id), tg_set_limit_keys,
+                       blk_throttle_group_find(id));
     return true;
 }
 

@@ -6,6 +6,7 @@
 #include "qapi/qmp.h"
 #include "net/net.h"
 #include "util/error.h"
+#include "util/cmdline.h"
 #include "util/keyval.h"
 
 static const char *json_str_arg(json_object *args, const char *key)
@@ -158,6 +159,22 @@ bool qmp_query_rx_filter(json_object *args, json_object **ret,
 
 /* ---- rate limits ---- */
 
+/* A netdev's options get its limits as they are now. */
+static void set_limit_keys(Keyval *kv, void *opaque)
+{
+    const NetThrottle *t = opaque;
+    const struct { const char *key; uint64_t v; } lim[] = {
+        { "rx-bps", t->rx_bps }, { "rx-pps", t->rx_pps },
+        { "tx-bps", t->tx_bps }, { "tx-pps", t->tx_pps },
+    };
+
+    for (unsigned i = 0; i < G_N_ELEMENTS(lim); i++) {
+        g_autofree char *v = g_strdup_printf("%" PRIu64, lim[i].v);
+
+        keyval_set(kv, lim[i].key, v);
+    }
+}
+
 bool qmp_netdev_set_throttle(json_object *args, json_object **ret,
                              GError **errp)
 {
@@ -192,8 +209,8 @@ bool qmp_netdev_set_throttle(json_object *args, json_object **ret,
         !net_set_throttle(id, &t, errp)) {
         return false;
     }
-    /* Not carried over: a new process starts with the -netdev limits. */
-    qmp_config_changed("netdev-set-throttle", id);
+    /* A live upgrade's new process makes the netdev with these limits. */
+    iovd_config_update(b, set_limit_keys, &t);
     return true;
 }
 

@@ -152,6 +152,30 @@ void iovd_config_deleted(const void *key)
     g_mutex_unlock(&config_lock);
 }
 
+void iovd_config_update(const void *key,
+                        void (*edit)(Keyval *kv, void *opaque),
+                        void *opaque)
+{
+    g_mutex_lock(&config_lock);
+    for (guint i = 0; config_objs && i < config_objs->len; i++) {
+        ConfigObj *c = &g_array_index(config_objs, ConfigObj, i);
+        g_autoptr(Keyval) kv = NULL;
+
+        if (c->key != key) {
+            continue;
+        }
+        /* keyval_to_str wrote it: every pair has its key. */
+        kv = keyval_parse(c->arg, NULL, NULL);
+        if (kv) {
+            edit(kv, opaque);
+            g_free(c->arg);
+            c->arg = keyval_to_str(kv);
+        }
+        break;
+    }
+    g_mutex_unlock(&config_lock);
+}
+
 const void *iovd_config_key(const char *option, const char *id)
 {
     g_autofree char *s = g_strdup_printf("%s/%s", option, id ? id : "");

@@ -69,6 +69,14 @@ void iovd_print_object_types(FILE *out);
  */
 void iovd_config_created(const void *key, const char *option, char *arg);
 void iovd_config_deleted(const void *key);
+/*
+ * A setting of @key's object changed at run time: @edit changes its
+ * option's keyval to match, so that a new process makes it as it is.
+ */
+struct Keyval;
+void iovd_config_update(const void *key,
+                        void (*edit)(struct Keyval *kv, void *opaque),
+                        void *opaque);
 const void *iovd_config_key(const char *option, const char *id);
 void iovd_config_foreach(void (*fn)(const char *option, const char *arg,
                                     void *opaque), void *opaque);
