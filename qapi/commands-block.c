@@ -300,6 +300,16 @@ static BlockBackend *find_backend(const char *dev_id, GError **errp)
     return blk;
 }
 
+/* A node's options with size=, as it is now. */
+static void set_size_key(Keyval *kv, void *opaque)
+{
+    g_autofree char *v = g_strdup_printf("%" PRId64, *(int64_t *)opaque);
+
+    if (keyval_get(kv, "size")) {
+        keyval_set(kv, "size", v);
+    }
+}
+
 bool qmp_block_resize(json_object *args, json_object **ret, GError **errp)
 {
     const char *dev_id = json_str_arg(args, "device");
@@ -337,7 +347,11 @@ bool qmp_block_resize(json_object *args, json_object **ret, GError **errp)
     if (!blk_node_resize(bs, sz, errp)) {
         return false;
     }
-    qmp_config_changed("block_resize", blk_node_name(bs));
+    /*
+     * A live upgrade's new process finds the file, export or image at its
+     * new size; a node whose options give its size (null) gets it there.
+     */
+    iovd_config_update(bs, set_size_key, &sz);
     return true;
 }
 

@@ -715,6 +715,18 @@ START_TEST(test_device_add_del)
 }
 END_TEST
 
+/* A disk resized at run time is that size in the new process. */
+START_TEST(test_resize_then_upgrade)
+{
+    json_object_put(qmp_okf(qmp, "block_resize", "{'node-name': 'd1', "
+                            "'size': %u}", IMG_SIZE * 2));
+    ck_assert_uint_eq(qvirtio_config_readq(vb, 0), IMG_SIZE * 2 / 512);
+    upgrade_round(0);
+    ck_assert_uint_eq(qvirtio_config_readq(vb, 0), IMG_SIZE * 2 / 512);
+    upgrade_round(1);
+}
+END_TEST
+
 /* A change the new process would not make again refuses the upgrade. */
 START_TEST(test_refused_after_throttle)
 {
@@ -1736,6 +1748,7 @@ int main(void)
     tcase_add_test(tc, test_bad_uri);
     tcase_add_test(tc, test_refused_after_throttle);
     tcase_add_test(tc, test_device_add_del);
+    tcase_add_test(tc, test_resize_then_upgrade);
 
     tc = qos_check_tcase(s, "net", net_setup, net_teardown, 120);
     tcase_add_test(tc, test_net_upgrade);
