@@ -18,27 +18,6 @@
 #include <sys/wait.h>
 
 /* Run iovd to completion; returns its exit status, stderr in *err. */
-static int run_iovd(char **err, const char *first, ...)
-{
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    g_autofree char *out = NULL;
-    GError *gerr = NULL;
-    va_list ap;
-    int status;
-
-    g_ptr_array_add(argv, (gpointer)iovd_binary());
-    va_start(ap, first);
-    for (const char *a = first; a; a = va_arg(ap, const char *)) {
-        g_ptr_array_add(argv, (gpointer)a);
-    }
-    va_end(ap);
-    g_ptr_array_add(argv, NULL);
-    ck_assert_msg(g_spawn_sync(NULL, (char **)argv->pdata, NULL, 0, NULL,
-                               NULL, &out, err, &status, &gerr),
-                  "spawn: %s", gerr ? gerr->message : "?");
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
 static int unix_listen(const char *path)
 {
     struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -66,7 +45,7 @@ static void assert_testdev_serves(const char *path)
 START_TEST(test_unknown_property)
 {
     g_autofree char *err = NULL;
-    int rc = run_iovd(&err, "-device",
+    int rc = iovd_run(&err, "-device",
                       "pci-testdev,id=t0,foo=1,socket=/tmp/never.sock", NULL);
 
     ck_assert_int_ne(rc, 0);
@@ -80,14 +59,14 @@ START_TEST(test_bad_options)
 {
     g_autofree char *e1 = NULL, *e2 = NULL, *e3 = NULL, *e4 = NULL;
 
-    ck_assert_int_ne(run_iovd(&e1, "-nosuchoption", NULL), 0);
+    ck_assert_int_ne(iovd_run(&e1, "-nosuchoption", NULL), 0);
     ck_assert_msg(strstr(e1, "unknown option '-nosuchoption'"), "%s", e1);
-    ck_assert_int_ne(run_iovd(&e2, "-device", "nosuchdev,id=x", NULL), 0);
+    ck_assert_int_ne(iovd_run(&e2, "-device", "nosuchdev,id=x", NULL), 0);
     ck_assert_msg(strstr(e2, "unknown device type 'nosuchdev'"), "%s", e2);
-    ck_assert_int_ne(run_iovd(&e3, "-device", NULL), 0);
+    ck_assert_int_ne(iovd_run(&e3, "-device", NULL), 0);
     ck_assert_msg(strstr(e3, "requires an argument"), "%s", e3);
     /* No socket at all: a clear error naming the property. */
-    ck_assert_int_ne(run_iovd(&e4, "-device", "pci-testdev,id=t0", NULL), 0);
+    ck_assert_int_ne(iovd_run(&e4, "-device", "pci-testdev,id=t0", NULL), 0);
     ck_assert_msg(strstr(e4, "socket"), "%s", e4);
 }
 END_TEST
@@ -155,18 +134,18 @@ START_TEST(test_help_forms)
                       forms[i].opt, forms[i].arg, forms[i].want, out);
     }
     /* help about something unknown is an error */
-    ck_assert_int_eq(run_iovd(&err, "-blockdev", "driver=nope,help", NULL), 1);
+    ck_assert_int_eq(iovd_run(&err, "-blockdev", "driver=nope,help", NULL), 1);
     ck_assert_msg(strstr(err, "unknown block driver 'nope'"), "%s", err);
     g_free(err);
-    ck_assert_int_eq(run_iovd(&err, "-netdev", "nope,help", NULL), 1);
+    ck_assert_int_eq(iovd_run(&err, "-netdev", "nope,help", NULL), 1);
     ck_assert_msg(strstr(err, "unknown netdev type 'nope'"), "%s", err);
     g_free(err);
     /* nothing to serve: usage, not a silent daemon */
-    ck_assert_int_eq(run_iovd(&err, NULL), 1);
+    ck_assert_int_eq(iovd_run(&err, NULL), 1);
     ck_assert_msg(strstr(err, "nothing to serve") && strstr(err, "Usage:"),
                   "%s", err);
     g_free(err);
-    ck_assert_int_eq(run_iovd(&err, "-blockdev",
+    ck_assert_int_eq(iovd_run(&err, "-blockdev",
                               "driver=null,node-name=d0", NULL), 1);
     ck_assert_msg(strstr(err, "nothing to serve"), "%s", err);
 }
@@ -263,7 +242,7 @@ START_TEST(test_pidfile_locked)
     g_autofree char *err = NULL, *text = NULL, *want = NULL;
 
     /* a directory that does not exist: the path in the error, no temp name */
-    ck_assert_int_eq(run_iovd(&err, "-pidfile", "/nonexistent/x.pid",
+    ck_assert_int_eq(iovd_run(&err, "-pidfile", "/nonexistent/x.pid",
                               "-device", dev_b, NULL), 1);
     ck_assert_msg(strstr(err, "-pidfile /nonexistent/x.pid: cannot open"),
                   "%s", err);
@@ -273,7 +252,7 @@ START_TEST(test_pidfile_locked)
     iovd_proc_add_args(a, "-pidfile", pidf, "-device", dev_a, NULL);
     iovd_proc_start(a);
     want = g_strdup_printf("%d\n", iovd_proc_pid(a));
-    ck_assert_int_eq(run_iovd(&err, "-pidfile", pidf, "-device", dev_b,
+    ck_assert_int_eq(iovd_run(&err, "-pidfile", pidf, "-device", dev_b,
                               NULL), 1);
     ck_assert_msg(strstr(err, "in use by another running iovd (pid"), "%s",
                   err);
@@ -303,7 +282,7 @@ START_TEST(test_stale_and_busy_socket)
     iovd_proc_start(p);
     assert_testdev_serves(sock);
     /* One that a running server listens on is not. */
-    ck_assert_int_ne(run_iovd(&err, "-device", dev, NULL), 0);
+    ck_assert_int_ne(iovd_run(&err, "-device", dev, NULL), 0);
     ck_assert_msg(strstr(err, "in use"), "%s", err);
     assert_testdev_serves(sock);
     iovd_proc_stop(p);
@@ -319,7 +298,7 @@ START_TEST(test_not_a_socket)
     g_autofree char *err = NULL;
 
     ck_assert(g_file_set_contents(path, "x", 1, NULL));
-    ck_assert_int_ne(run_iovd(&err, "-device", dev, NULL), 0);
+    ck_assert_int_ne(iovd_run(&err, "-device", dev, NULL), 0);
     ck_assert_msg(strstr(err, "not a socket"), "%s", err);
 }
 END_TEST
@@ -703,7 +682,7 @@ START_TEST(test_sandbox)
         iovd_proc_stop(q);
     }
 
-    ck_assert_int_eq(run_iovd(&err, "-sandbox", "maybe", NULL), 1);
+    ck_assert_int_eq(iovd_run(&err, "-sandbox", "maybe", NULL), 1);
     ck_assert_msg(strstr(err, "-sandbox maybe"), "%s", err);
 }
 END_TEST
@@ -717,7 +696,7 @@ START_TEST(test_run_with_user)
     g_autofree char *groups = NULL;
     g_autofree char *err = NULL;
 
-    ck_assert_int_eq(run_iovd(&err, "-run-with", "user=no-such-user-iovd",
+    ck_assert_int_eq(iovd_run(&err, "-run-with", "user=no-such-user-iovd",
                               NULL), 1);
     ck_assert_msg(strstr(err, "not found"), "%s", err);
     if (geteuid() != 0) {

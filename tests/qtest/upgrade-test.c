@@ -1589,23 +1589,6 @@ END_TEST
 
 /* ---- the pidfile ---- */
 
-/* iovd with @args (NULL-terminated): its exit status; its stderr. */
-static int run_iovd(char **err, const char *const *args)
-{
-    g_autoptr(GPtrArray) argv = g_ptr_array_new();
-    g_autofree char *out = NULL;
-    int status;
-
-    g_ptr_array_add(argv, (gpointer)iovd_binary());
-    for (unsigned i = 0; args[i]; i++) {
-        g_ptr_array_add(argv, (gpointer)args[i]);
-    }
-    g_ptr_array_add(argv, NULL);
-    ck_assert(g_spawn_sync(NULL, (char **)argv->pdata, NULL, 0, NULL, NULL,
-                           &out, err, &status, NULL));
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
-
 /* @path holds @pid, as a pidfile does. */
 static void check_pidfile(const char *path, pid_t pid)
 {
@@ -1642,11 +1625,11 @@ START_TEST(test_pidfile)
     }
     t9 = g_strdup_printf("pci-testdev,id=t9,socket=%s/t9.sock",
                          iovd_proc_tmpdir(home));
-    ck_assert_int_eq(run_iovd(&err, (const char *[]){ "-pidfile", pidfile,
-                              "-device", t9, NULL }), 1);
+    ck_assert_int_eq(iovd_run(&err, "-pidfile", pidfile, "-device", t9,
+                              NULL), 1);
     ck_assert_msg(strstr(err, "in use by another running iovd"), "%s", err);
-    ck_assert_int_eq(run_iovd(&err2, (const char *[]){ "-pidfile", pidfile,
-                              "-incoming", "unix:/nonexistent/x", NULL }), 1);
+    ck_assert_int_eq(iovd_run(&err2, "-pidfile", pidfile, "-incoming",
+                              "unix:/nonexistent/x", NULL), 1);
     ck_assert_msg(strstr(err2, "give no -pidfile"), "%s", err2);
     check_pidfile(pidfile, iovd_proc_pid(cur));
     status = iovd_proc_terminate(cur);

@@ -37,6 +37,27 @@ const char *iovd_binary(void)
     return bin && *bin ? bin : "build/iovd";
 }
 
+int iovd_run(char **err, const char *first, ...)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autofree char *out = NULL;
+    GError *gerr = NULL;
+    va_list ap;
+    int status;
+
+    g_ptr_array_add(argv, (gpointer)iovd_binary());
+    va_start(ap, first);
+    for (const char *a = first; a; a = va_arg(ap, const char *)) {
+        g_ptr_array_add(argv, (gpointer)a);
+    }
+    va_end(ap);
+    g_ptr_array_add(argv, NULL);
+    qos_assert(g_spawn_sync(NULL, (char **)argv->pdata, NULL, 0, NULL, NULL,
+                            &out, err, &status, &gerr),
+               "spawn: %s", gerr ? gerr->message : "?");
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 static void remove_tree(const char *path)
 {
     DIR *d = opendir(path);

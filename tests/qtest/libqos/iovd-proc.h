@@ -31,6 +31,11 @@ typedef struct IovdProc IovdProc;
 
 /* Path of the daemon binary ($IOVD_BIN or build/iovd). */
 const char *iovd_binary(void);
+/*
+ * Run the daemon with the arguments (NULL-terminated) to its end: its
+ * exit status (-1 when a signal ended it), its stderr into *@err.
+ */
+int iovd_run(char **err, const char *first, ...);
 
 /*
  * Optional, once in main() before the tests run: put every test's
