@@ -126,8 +126,34 @@ bool blk_throttle_group_del(const char *id, GError **errp)
     return true;
 }
 
-static ThrottleGroup *group_or_error(const char *id, const char *prop,
-                                     const PropDef **def, GError **errp)
+/*
+ * @prop's definition, or an error listing the properties there are (on
+ * group @id, or on any group when @id is NULL).
+ */
+static const PropDef *tg_prop_or_error(const char *prop, const char *id,
+                                       GError **errp)
+{
+    const PropDef *def = tg_prop(prop);
+    g_autofree char *where = NULL;
+
+    if (def) {
+        return def;
+    }
+    where = id ? g_strdup_printf("throttle group '%s'", id)
+               : g_strdup("a throttle group");
+    error_setg(errp, "Property '%s' not found on %s (x-bps-total, "
+               "x-bps-read, x-bps-write, x-iops-total, x-iops-read, "
+               "x-iops-write)", prop, where);
+    return NULL;
+}
+
+/*
+ * Group @id, its limits into @t and @prop's definition into @def: what
+ * reading or changing one of its properties starts with.
+ */
+static ThrottleGroup *group_prop(const char *id, const char *prop,
+                                 const PropDef **def, BlockThrottle *t,
+                                 GError **errp)
 {
     ThrottleGroup *g = blk_throttle_group_find(id);
 
@@ -135,42 +161,30 @@ static ThrottleGroup *group_or_error(const char *id, const char *prop,
         error_setg(errp, "no throttle group '%s'", id);
         return NULL;
     }
-    *def = tg_prop(prop);
+    *def = tg_prop_or_error(prop, id, errp);
     if (!*def) {
-        error_setg(errp, "Property '%s' not found on throttle group '%s' "
-                   "(x-bps-total, x-bps-read, x-bps-write, x-iops-total, "
-                   "x-iops-read, x-iops-write)", prop, id);
         return NULL;
     }
+    blk_throttle_group_limits(g, t);
     return g;
 }
 
 bool blk_throttle_prop_set(BlockThrottle *t, const char *prop,
                            const char *value, GError **errp)
 {
-    const PropDef *def = tg_prop(prop);
+    const PropDef *def = tg_prop_or_error(prop, NULL, errp);
 
-    if (!def) {
-        error_setg(errp, "Property '%s' not found on a throttle group "
-                   "(x-bps-total, x-bps-read, x-bps-write, x-iops-total, "
-                   "x-iops-read, x-iops-write)", prop);
-        return false;
-    }
-    return prop_set_str(def, t, value, errp);
+    return def && prop_set_str(def, t, value, errp);
 }
 
 bool blk_throttle_group_set_prop(const char *id, const char *prop,
                                  const char *value, GError **errp)
 {
     const PropDef *def;
-    ThrottleGroup *g = group_or_error(id, prop, &def, errp);
     BlockThrottle t;
+    ThrottleGroup *g = group_prop(id, prop, &def, &t, errp);
 
-    if (!g) {
-        return false;
-    }
-    blk_throttle_group_limits(g, &t);
-    if (!prop_set_str(def, &t, value, errp) ||
+    if (!g || !prop_set_str(def, &t, value, errp) ||
         !blk_throttle_check(&t, errp)) {
         return false;
     }
@@ -182,13 +196,11 @@ bool blk_throttle_group_get_prop(const char *id, const char *prop,
                                  uint64_t *value, GError **errp)
 {
     const PropDef *def;
-    ThrottleGroup *g = group_or_error(id, prop, &def, errp);
     BlockThrottle t;
 
-    if (!g) {
+    if (!group_prop(id, prop, &def, &t, errp)) {
         return false;
     }
-    blk_throttle_group_limits(g, &t);
     *value = *(uint64_t *)((char *)&t + def->offset);
     return true;
 }
