@@ -353,7 +353,7 @@ static uint16_t resv_register_locked(NvmeResvCtx *c, unsigned act,
     }
 }
 
-/* A command's context; it takes the lock itself. */
+/* A command's context, with the domain's lock taken. */
 static void resv_ctx_init(NvmeResvCtx *c, NvmeCtrl *n, NvmeNamespace *ns)
 {
     memset(c, 0, sizeof(*c));
@@ -362,6 +362,23 @@ static void resv_ctx_init(NvmeResvCtx *c, NvmeCtrl *n, NvmeNamespace *ns)
     c->r = ns->resv;
     c->d = n->resv_dom;
     c->attached = resv_attached(n, ns);
+    g_mutex_lock(&c->d->lock);
+}
+
+/*
+ * Register, Acquire and Release: their @len bytes of data (the keys)
+ * from the guest into @keys, outside the lock, then the context.
+ */
+static uint16_t resv_ctx_begin(NvmeResvCtx *c, NvmeCtrl *n,
+                               NvmeRequest *req, void *keys, size_t len)
+{
+    uint16_t st = nvme_dma_from_guest(n, req, keys, len);
+
+    if (st) {
+        return st;
+    }
+    resv_ctx_init(c, n, req->ns);
+    return NVME_SUCCESS;
 }
 
 /* Count the change (@gen: in PRGEN too), unlock, send the events. */
@@ -397,12 +414,10 @@ static uint16_t nvme_resv_register(NvmeCtrl *n, NvmeRequest *req)
                                      cdw10);
         return NVME_ERR(NVME_INVALID_FIELD);
     }
-    st = nvme_dma_from_guest(n, req, &k, sizeof(k));
+    st = resv_ctx_begin(&c, n, req, &k, sizeof(k));
     if (st) {
         return st;
     }
-    resv_ctx_init(&c, n, req->ns);
-    g_mutex_lock(&c.d->lock);
     st = resv_register_locked(&c, act, cdw10 & NVME_RESV_IEKEY, &k);
     resv_ctx_done(&c, st, true);
     return st;
@@ -535,12 +550,10 @@ static uint16_t nvme_resv_acquire(NvmeCtrl *n, NvmeRequest *req)
                                      "RACQA/IEKEY/RTYPE", cdw10);
         return NVME_ERR(NVME_INVALID_FIELD);
     }
-    st = nvme_dma_from_guest(n, req, &k, sizeof(k));
+    st = resv_ctx_begin(&c, n, req, &k, sizeof(k));
     if (st) {
         return st;
     }
-    resv_ctx_init(&c, n, req->ns);
-    g_mutex_lock(&c.d->lock);
     st = resv_acquire_locked(&c, act, rtype, &k);
     resv_ctx_done(&c, st, act != NVME_RESV_ACQUIRE);
     return st;
@@ -594,12 +607,10 @@ static uint16_t nvme_resv_release(NvmeCtrl *n, NvmeRequest *req)
                                      "RRELA/IEKEY", cdw10);
         return NVME_ERR(NVME_INVALID_FIELD);
     }
-    st = nvme_dma_from_guest(n, req, &crkey, sizeof(crkey));
+    st = resv_ctx_begin(&c, n, req, &crkey, sizeof(crkey));
     if (st) {
         return st;
     }
-    resv_ctx_init(&c, n, req->ns);
-    g_mutex_lock(&c.d->lock);
     st = resv_release_locked(&c, act, NVME_RESV_RTYPE(cdw10), crkey);
     resv_ctx_done(&c, st, act == NVME_RESV_CLEAR);
     return st;
@@ -694,8 +705,8 @@ static uint16_t nvme_resv_report(NvmeCtrl *n, NvmeRequest *req)
     }
     buf = g_malloc0(MAX(NVME_RESV_REPORT_MAX, len));
     resv_ctx_init(&c, n, req->ns);
-    g_mutex_lock(&c.d->lock);
     resv_report_fill(&c, eds, buf);
+    /* Nothing changed: no resv_ctx_done(), no events to send. */
     g_mutex_unlock(&c.d->lock);
     return nvme_dma_to_guest(n, req, buf, len);
 }
