@@ -23,10 +23,9 @@
 #include "tests/qtest/libqos/pci.h"
 #include "tests/qtest/libqos/qmp-client.h"
 #include "tests/qtest/libqos/nvme.h"
-#include "tests/qtest/libqos/migration.h"
+#include "tests/qtest/libqos/nvme-host.h"
 
 #define IMG_SIZE        (16ULL << 20)
-#define GM_SIZE         (16ULL << 20)
 #define DNR(st)         ((uint16_t)((st) | NVME_DNR))
 #define CONFLICT        DNR(NVME_RESERVATION_CONFLICT)
 #define INVALID         DNR(NVME_INVALID_FIELD)
@@ -35,17 +34,9 @@
 #define KEY0            0xa0a0a0a0a0a0a0a0ULL
 #define KEY1            0xb1b1b1b1b1b1b1b1ULL
 
-typedef struct Host {
-    VfuClient *c;
-    VfuClient *old_c;
-    QPCIDevice *dev;
-    GuestMem *gm;
-    QNvme *q;
-} Host;
-
 typedef struct TestEnv {
     IovdProc *proc;
-    Host h[2];
+    QNvmeHost h[2];
     bool iothreads;
     IovdProc *dst;
 } TestEnv;
@@ -54,84 +45,28 @@ static TestEnv env;
 
 /* ---- environment ---- */
 
-static void make_image(const char *name)
-{
-    g_autofree char *path = iovd_proc_path(env.proc, name);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-
-    ck_assert_msg(fd >= 0, "create %s: %s", path, g_strerror(errno));
-    ck_assert_int_eq(ftruncate(fd, IMG_SIZE), 0);
-    close(fd);
-}
-
-static void host_open(Host *h, unsigned i)
-{
-    g_autofree char *name = g_strdup_printf("nvme%u.sock", i);
-    g_autofree char *sock = iovd_proc_path(env.proc, name);
-
-    h->c = vfu_client_open(sock);
-    h->dev = qpci_device_new(h->c);
-    h->gm = guest_mem_new(GUEST_MEM_DEFAULT_BASE, GM_SIZE);
-    guest_mem_map_checked(h->gm, h->c, true);
-    h->q = qnvme_new(h->dev, h->gm);
-    qnvme_init(h->q, 1, 32);
-}
-
-static void host_close(Host *h)
-{
-    qnvme_free(h->q);
-    qpci_device_free(h->dev);
-    guest_mem_free(h->gm);
-    vfu_client_free(h->c);
-    vfu_client_free(h->old_c);
-    memset(h, 0, sizeof(*h));
-}
-
 /* The subsystem, two controllers, two shared namespaces on @p. */
 static void configure(IovdProc *p)
 {
-    for (unsigned i = 0; i < 2; i++) {
-        g_autofree char *name = g_strdup_printf("d%u.img", i);
-        g_autofree char *img = iovd_proc_path(env.proc, name);
-
-        iovd_proc_add_args(p, "-blockdev", NULL);
-        iovd_proc_add_argf(p, "driver=file,node-name=d%u,filename=%s", i,
-                           img);
-    }
-    iovd_proc_add_args(p, "-device", "nvme-subsys,id=subsys0", NULL);
-    for (unsigned i = 0; i < 2; i++) {
-        g_autofree char *name = g_strdup_printf("nvme%u.sock", i);
-        g_autofree char *sock = iovd_proc_path(p, name);
-        g_autofree char *iot = env.iothreads ?
-            g_strdup_printf(",iothread=vm%u", i) : g_strdup("");
-
-        if (env.iothreads) {
-            iovd_proc_add_args(p, "-object", NULL);
-            iovd_proc_add_argf(p, "iothread,id=vm%u", i);
-        }
-        iovd_proc_add_args(p, "-device", NULL);
-        iovd_proc_add_argf(p, "nvme,id=nvme%u,subsys=subsys0,serial=SER%u,"
-                           "socket=%s%s", i, i, sock, iot);
-    }
+    qnvme_subsys_configure(p, env.proc, 2, env.iothreads);
     iovd_proc_add_args(p,
         "-device", "nvme-ns,id=ns1,subsys=subsys0,nsid=1,drive=d0,shared=on",
         "-device", "nvme-ns,id=ns2,subsys=subsys0,nsid=2,drive=d1,shared=on",
         NULL);
 }
 
-static uint16_t set_host_id(Host *h, uint64_t lo, uint64_t hi, bool ext);
+static uint16_t set_host_id(QNvmeHost *h, uint64_t lo, uint64_t hi, bool ext);
 
 static void setup_env(bool iothreads)
 {
     memset(&env, 0, sizeof(env));
     env.iothreads = iothreads;
     env.proc = iovd_proc_new();
-    make_image("d0.img");
-    make_image("d1.img");
+    qnvme_subsys_images(env.proc, 2, IMG_SIZE);
     configure(env.proc);
     iovd_proc_start(env.proc);
-    host_open(&env.h[0], 0);
-    host_open(&env.h[1], 1);
+    qnvme_host_open(&env.h[0], env.proc, 0, 1);
+    qnvme_host_open(&env.h[1], env.proc, 1, 1);
     ck_assert_int_eq(set_host_id(&env.h[0], HOST0, 0, false), NVME_SUCCESS);
     ck_assert_int_eq(set_host_id(&env.h[1], HOST1, 0, false), NVME_SUCCESS);
 }
@@ -148,8 +83,8 @@ static void setup_iothreads(void)
 
 static void teardown(void)
 {
-    host_close(&env.h[0]);
-    host_close(&env.h[1]);
+    qnvme_host_close(&env.h[0]);
+    qnvme_host_close(&env.h[1]);
     iovd_proc_stop(env.proc);
     iovd_proc_free(env.proc);
     if (env.dst) {
@@ -165,7 +100,7 @@ static void teardown(void)
  * @cmd on @h's admin queue (@io false) or I/O queue 1, with @len bytes of
  * data: @out to the device, then into @in from it (either may be NULL).
  */
-static uint16_t host_cmd(Host *h, bool io, NvmeCmd *cmd, const void *out,
+static uint16_t host_cmd(QNvmeHost *h, bool io, NvmeCmd *cmd, const void *out,
                          void *in, uint32_t len, uint32_t *result)
 {
     uint64_t g = len ? guest_alloc_aligned(h->gm, 4096, 4096) : 0;
@@ -194,7 +129,7 @@ static uint16_t host_cmd(Host *h, bool io, NvmeCmd *cmd, const void *out,
     return st;
 }
 
-static uint16_t set_host_id(Host *h, uint64_t lo, uint64_t hi, bool ext)
+static uint16_t set_host_id(QNvmeHost *h, uint64_t lo, uint64_t hi, bool ext)
 {
     uint64_t id[2] = { lo, hi };
     NvmeCmd cmd = {
@@ -206,7 +141,7 @@ static uint16_t set_host_id(Host *h, uint64_t lo, uint64_t hi, bool ext)
     return host_cmd(h, false, &cmd, id, NULL, ext ? 16 : 8, NULL);
 }
 
-static uint16_t get_host_id(Host *h, bool ext, uint64_t *id)
+static uint16_t get_host_id(QNvmeHost *h, bool ext, uint64_t *id)
 {
     NvmeCmd cmd = {
         .opcode = NVME_ADM_CMD_GET_FEATURES,
@@ -219,7 +154,7 @@ static uint16_t get_host_id(Host *h, bool ext, uint64_t *id)
 }
 
 /* A feature of namespace @nsid: Get (@set false) or Set with @cdw11. */
-static uint16_t ns_feature(Host *h, bool set, uint8_t fid, uint32_t nsid,
+static uint16_t ns_feature(QNvmeHost *h, bool set, uint8_t fid, uint32_t nsid,
                            uint32_t cdw11, uint32_t *result)
 {
     NvmeCmd cmd = {
@@ -232,7 +167,7 @@ static uint16_t ns_feature(Host *h, bool set, uint8_t fid, uint32_t nsid,
     return host_cmd(h, false, &cmd, NULL, NULL, 0, result);
 }
 
-static uint16_t resv_register(Host *h, uint32_t nsid, uint32_t cdw10,
+static uint16_t resv_register(QNvmeHost *h, uint32_t nsid, uint32_t cdw10,
                               uint64_t crkey, uint64_t nrkey)
 {
     uint64_t keys[2] = { crkey, nrkey };
@@ -245,13 +180,13 @@ static uint16_t resv_register(Host *h, uint32_t nsid, uint32_t cdw10,
     return host_cmd(h, true, &cmd, keys, NULL, sizeof(keys), NULL);
 }
 
-static uint16_t reg(Host *h, uint32_t nsid, uint64_t key)
+static uint16_t reg(QNvmeHost *h, uint32_t nsid, uint64_t key)
 {
     return resv_register(h, nsid, NVME_RESV_REGISTER, 0, key);
 }
 
-static uint16_t acquire(Host *h, uint32_t nsid, unsigned act, uint8_t rtype,
-                        uint64_t crkey, uint64_t prkey)
+static uint16_t acquire(QNvmeHost *h, uint32_t nsid, unsigned act,
+                        uint8_t rtype, uint64_t crkey, uint64_t prkey)
 {
     uint64_t keys[2] = { crkey, prkey };
     NvmeCmd cmd = {
@@ -263,8 +198,8 @@ static uint16_t acquire(Host *h, uint32_t nsid, unsigned act, uint8_t rtype,
     return host_cmd(h, true, &cmd, keys, NULL, sizeof(keys), NULL);
 }
 
-static uint16_t release(Host *h, uint32_t nsid, unsigned act, uint8_t rtype,
-                        uint64_t crkey)
+static uint16_t release(QNvmeHost *h, uint32_t nsid, unsigned act,
+                        uint8_t rtype, uint64_t crkey)
 {
     NvmeCmd cmd = {
         .opcode = NVME_CMD_RESV_RELEASE,
@@ -276,7 +211,7 @@ static uint16_t release(Host *h, uint32_t nsid, unsigned act, uint8_t rtype,
 }
 
 /* Reservation Report of @len bytes into @buf. */
-static uint16_t report(Host *h, uint32_t nsid, bool eds, void *buf,
+static uint16_t report(QNvmeHost *h, uint32_t nsid, bool eds, void *buf,
                        uint32_t len)
 {
     NvmeCmd cmd = {
@@ -291,7 +226,7 @@ static uint16_t report(Host *h, uint32_t nsid, bool eds, void *buf,
 }
 
 /* The status of @nsid as the extended report says: type, registrants. */
-static void assert_status(Host *h, uint32_t nsid, uint8_t rtype,
+static void assert_status(QNvmeHost *h, uint32_t nsid, uint8_t rtype,
                           uint16_t regctl)
 {
     uint8_t buf[1024];
@@ -303,7 +238,7 @@ static void assert_status(Host *h, uint32_t nsid, uint8_t rtype,
 }
 
 /* An LBA command of one block at LBA 8 (data from scratch memory). */
-static uint16_t io(Host *h, uint8_t opcode, uint32_t nsid)
+static uint16_t io(QNvmeHost *h, uint8_t opcode, uint32_t nsid)
 {
     uint64_t g = guest_alloc_aligned(h->gm, 4096, 4096);
     NvmeDsmRange range = { .nlb = 1, .slba = 8 };
@@ -324,18 +259,18 @@ static uint16_t io(Host *h, uint8_t opcode, uint32_t nsid)
     return st;
 }
 
-static uint16_t rd(Host *h, uint32_t nsid)
+static uint16_t rd(QNvmeHost *h, uint32_t nsid)
 {
     return io(h, NVME_CMD_READ, nsid);
 }
 
-static uint16_t wr(Host *h, uint32_t nsid)
+static uint16_t wr(QNvmeHost *h, uint32_t nsid)
 {
     return io(h, NVME_CMD_WRITE, nsid);
 }
 
 /* The write group all conflict, or all succeed. */
-static void assert_writes(Host *h, uint32_t nsid, uint16_t want)
+static void assert_writes(QNvmeHost *h, uint32_t nsid, uint16_t want)
 {
     static const uint8_t ops[] = {
         NVME_CMD_WRITE, NVME_CMD_WRITE_ZEROES, NVME_CMD_DSM, NVME_CMD_FLUSH,
@@ -349,24 +284,15 @@ static void assert_writes(Host *h, uint32_t nsid, uint16_t want)
     }
 }
 
-static void assert_reads(Host *h, uint32_t nsid, uint16_t want)
+static void assert_reads(QNvmeHost *h, uint32_t nsid, uint16_t want)
 {
     ck_assert_int_eq(io(h, NVME_CMD_READ, nsid), want);
     ck_assert_int_eq(io(h, NVME_CMD_COMPARE, nsid) == CONFLICT,
                      want == CONFLICT);
 }
 
-static uint16_t submit_aer(Host *h)
-{
-    NvmeCmd cmd;
-
-    memset(&cmd, 0, sizeof(cmd));
-    cmd.opcode = NVME_ADM_CMD_ASYNC_EV_REQ;
-    return qnvme_submit(h->q, &h->q->admin, &cmd);
-}
-
 /* AER @cid completes: a reservation log page is available. */
-static void wait_resv_aen(Host *h, uint16_t cid)
+static void wait_resv_aen(QNvmeHost *h, uint16_t cid)
 {
     NvmeCqe cqe;
 
@@ -380,14 +306,14 @@ static void wait_resv_aen(Host *h, uint16_t cid)
     ck_assert_int_eq(NVME_AER_RESULT_LOG(cqe.result), NVME_LOG_RESV_NOTIFY);
 }
 
-static void read_log(Host *h, NvmeResvNotifyLog *log)
+static void read_log(QNvmeHost *h, NvmeResvNotifyLog *log)
 {
     ck_assert_int_eq(qnvme_get_log(h->q, NVME_LOG_RESV_NOTIFY, 0, false, 0,
                                    log, sizeof(*log)), NVME_SUCCESS);
 }
 
 /* The next notice of @h is @type for @nsid with count @count. */
-static void assert_notice(Host *h, uint8_t type, uint32_t nsid,
+static void assert_notice(QNvmeHost *h, uint8_t type, uint32_t nsid,
                           uint64_t count, uint8_t nalp)
 {
     NvmeResvNotifyLog log;
@@ -399,7 +325,7 @@ static void assert_notice(Host *h, uint8_t type, uint32_t nsid,
     ck_assert_int_eq(log.nalp, nalp);
 }
 
-static void assert_no_notice(Host *h)
+static void assert_no_notice(QNvmeHost *h)
 {
     NvmeResvNotifyLog log;
 
@@ -412,7 +338,7 @@ static void assert_no_notice(Host *h)
 
 START_TEST(test_identify)
 {
-    Host *h = &env.h[0];
+    QNvmeHost *h = &env.h[0];
     g_autofree NvmeIdNs *ns = g_new0(NvmeIdNs, 1);
     g_autofree NvmeEffectsLog *e = g_new0(NvmeEffectsLog, 1);
 
@@ -433,7 +359,7 @@ END_TEST
 
 START_TEST(test_host_id)
 {
-    Host *h = &env.h[0];
+    QNvmeHost *h = &env.h[0];
     uint8_t buf[256];
     uint64_t id[2];
     uint32_t res;
@@ -497,7 +423,7 @@ END_TEST
 
 START_TEST(test_register_keys)
 {
-    Host *h = &env.h[0];
+    QNvmeHost *h = &env.h[0];
     uint8_t buf[256];
     NvmeResvStatus *st = (NvmeResvStatus *)buf;
     uint32_t gen;
@@ -554,7 +480,7 @@ END_TEST
 /* Write Exclusive: only the holder writes; everyone reads. */
 START_TEST(test_write_exclusive)
 {
-    Host *a = &env.h[0], *b = &env.h[1];
+    QNvmeHost *a = &env.h[0], *b = &env.h[1];
 
     ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
     ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
@@ -594,7 +520,7 @@ END_TEST
 /* Exclusive Access: the others neither read nor write, registered or not. */
 START_TEST(test_exclusive_access)
 {
-    Host *a = &env.h[0], *b = &env.h[1];
+    QNvmeHost *a = &env.h[0], *b = &env.h[1];
 
     ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
     ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
@@ -621,7 +547,7 @@ END_TEST
  * tells the registrants. */
 START_TEST(test_registrants_only)
 {
-    Host *a = &env.h[0], *b = &env.h[1];
+    QNvmeHost *a = &env.h[0], *b = &env.h[1];
     uint16_t cid;
 
     ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
@@ -634,7 +560,7 @@ START_TEST(test_registrants_only)
     /* Still one holder. */
     ck_assert_int_eq(acquire(b, 1, NVME_RESV_ACQUIRE,
                              NVME_RESV_WE_REGS_ONLY, KEY1, 0), CONFLICT);
-    cid = submit_aer(b);
+    cid = qnvme_submit_aer(b->q);
     ck_assert_int_eq(resv_register(a, 1, NVME_RESV_UNREGISTER, KEY0, 0),
                      NVME_SUCCESS);
     wait_resv_aen(b, cid);
@@ -652,7 +578,7 @@ START_TEST(test_registrants_only)
     assert_reads(a, 1, NVME_SUCCESS);
     assert_writes(a, 1, NVME_SUCCESS);
     /* Released by its holder: the other registrant is told. */
-    cid = submit_aer(a);
+    cid = qnvme_submit_aer(a->q);
     ck_assert_int_eq(release(b, 1, NVME_RESV_RELEASE,
                              NVME_RESV_EA_REGS_ONLY, KEY1), NVME_SUCCESS);
     wait_resv_aen(a, cid);
@@ -663,7 +589,7 @@ END_TEST
 /* All Registrants: every registrant holds it; it goes with the last. */
 START_TEST(test_all_registrants)
 {
-    Host *a = &env.h[0], *b = &env.h[1];
+    QNvmeHost *a = &env.h[0], *b = &env.h[1];
     uint8_t buf[512];
     NvmeRegCtrlExt *e = (NvmeRegCtrlExt *)(buf + 64);
 
@@ -712,7 +638,7 @@ END_TEST
 /* Report, both formats, and a report shorter than the data. */
 START_TEST(test_report)
 {
-    Host *a = &env.h[0], *b = &env.h[1];
+    QNvmeHost *a = &env.h[0], *b = &env.h[1];
     uint8_t buf[512];
     NvmeResvStatus *st = (NvmeResvStatus *)buf;
     NvmeRegCtrl *r = (NvmeRegCtrl *)(buf + 24);
@@ -758,7 +684,7 @@ END_TEST
 /* Preempt: the holder's key moves the reservation and unregisters it. */
 START_TEST(test_preempt)
 {
-    Host *a = &env.h[0], *b = &env.h[1];
+    QNvmeHost *a = &env.h[0], *b = &env.h[1];
     uint16_t cid;
 
     ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
@@ -770,7 +696,7 @@ START_TEST(test_preempt)
                              NVME_RESV_EXCLUSIVE_ACCESS, KEY1, 42), CONFLICT);
     ck_assert_int_eq(acquire(b, 1, NVME_RESV_PREEMPT,
                              NVME_RESV_EXCLUSIVE_ACCESS, KEY1, 0), INVALID);
-    cid = submit_aer(a);
+    cid = qnvme_submit_aer(a->q);
     ck_assert_int_eq(acquire(b, 1, NVME_RESV_PREEMPT,
                              NVME_RESV_EXCLUSIVE_ACCESS, KEY1, KEY0),
                      NVME_SUCCESS);
@@ -798,7 +724,7 @@ END_TEST
 /* All Registrants preempted with key 0: the others go. */
 START_TEST(test_preempt_all_registrants)
 {
-    Host *a = &env.h[0], *b = &env.h[1];
+    QNvmeHost *a = &env.h[0], *b = &env.h[1];
 
     ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
     ck_assert_int_eq(reg(b, 1, KEY1), NVME_SUCCESS);
@@ -817,7 +743,7 @@ END_TEST
 /* Clear: every registration and the reservation go; the others told. */
 START_TEST(test_clear)
 {
-    Host *a = &env.h[0], *b = &env.h[1];
+    QNvmeHost *a = &env.h[0], *b = &env.h[1];
     uint8_t buf[256];
     NvmeResvStatus *st = (NvmeResvStatus *)buf;
     uint16_t cid;
@@ -828,7 +754,7 @@ START_TEST(test_clear)
                              NVME_RESV_EXCLUSIVE_ACCESS, KEY0, 0),
                      NVME_SUCCESS);
     assert_reads(b, 1, CONFLICT);
-    cid = submit_aer(a);
+    cid = qnvme_submit_aer(a->q);
     ck_assert_int_eq(release(b, 1, NVME_RESV_CLEAR, 0, KEY1), NVME_SUCCESS);
     wait_resv_aen(a, cid);
     assert_notice(a, NVME_RESV_LOG_PREEMPTED, 1, 1, 0);
@@ -845,7 +771,7 @@ END_TEST
 /* Log count and pages queued; the mask per namespace (82h). */
 START_TEST(test_notice_log_and_mask)
 {
-    Host *a = &env.h[0], *b = &env.h[1];
+    QNvmeHost *a = &env.h[0], *b = &env.h[1];
     uint32_t res;
 
     for (uint32_t nsid = 1; nsid <= 2; nsid++) {
@@ -905,7 +831,7 @@ END_TEST
 /* Reservation Persistence (83h): off, and it cannot be turned on. */
 START_TEST(test_persistence)
 {
-    Host *a = &env.h[0];
+    QNvmeHost *a = &env.h[0];
     uint32_t res = 1;
 
     ck_assert_int_eq(ns_feature(a, false, NVME_FEAT_RESV_PERSIST, 1, 0,
@@ -921,7 +847,7 @@ END_TEST
 /* A host that never set its identifier is a host of its own. */
 START_TEST(test_unset_host_id)
 {
-    Host *a = &env.h[0], *b = &env.h[1];
+    QNvmeHost *a = &env.h[0], *b = &env.h[1];
 
     ck_assert_int_eq(set_host_id(a, 0, 0, false), NVME_SUCCESS);
     ck_assert_int_eq(set_host_id(b, 0, 0, false), NVME_SUCCESS);
@@ -942,8 +868,7 @@ END_TEST
  */
 START_TEST(test_migrate)
 {
-    Host *a = &env.h[0], *b = &env.h[1];
-    g_autofree char *sock = NULL;
+    QNvmeHost *a = &env.h[0], *b = &env.h[1];
     uint64_t id[2];
     uint32_t mask = 0;
     uint8_t buf[256];
@@ -963,9 +888,7 @@ START_TEST(test_migrate)
     env.dst = iovd_proc_new();
     configure(env.dst);
     iovd_proc_start(env.dst);
-    sock = iovd_proc_path(env.dst, "nvme1.sock");
-    b->old_c = b->c;
-    b->c = qmig_migrate(b->dev, b->gm, sock, NULL, NULL);
+    qnvme_host_migrate(b, env.dst, 1);
     ck_assert_int_eq(get_host_id(b, false, id), NVME_SUCCESS);
     ck_assert_uint_eq(id[0], HOST1);
     assert_status(b, 1, NVME_RESV_EXCLUSIVE_ACCESS, 2);
@@ -996,7 +919,7 @@ END_TEST
  */
 START_TEST(test_concurrent)
 {
-    Host *a = &env.h[0], *b = &env.h[1];
+    QNvmeHost *a = &env.h[0], *b = &env.h[1];
     QNvmeQueue *q = qnvme_ioq(b->q, 1);
     uint64_t g = guest_alloc_aligned(b->gm, 4096, 4096);
     unsigned done = 0;

@@ -23,26 +23,17 @@
 #include "tests/qtest/libqos/pci.h"
 #include "tests/qtest/libqos/qmp-client.h"
 #include "tests/qtest/libqos/nvme.h"
+#include "tests/qtest/libqos/nvme-host.h"
 #include "tests/qtest/libqos/migration.h"
 
 #define IMG_SIZE        (16ULL << 20)
-#define GM_SIZE         (16ULL << 20)
 #define DNR(st)         ((uint16_t)((st) | NVME_DNR))
 #define NQN             "nqn.2019-08.org.qemu:subsys0"
-
-/* One VM: its client, its guest RAM, its driver. */
-typedef struct Host {
-    VfuClient *c;
-    VfuClient *old_c;           /* the migration source's */
-    QPCIDevice *dev;
-    GuestMem *gm;
-    QNvme *q;
-} Host;
 
 typedef struct TestEnv {
     IovdProc *proc;
     QmpClient *qmp;
-    Host h[2];
+    QNvmeHost h[2];
     bool iothreads;             /* each controller on an iothread of its own */
     IovdProc *dst;              /* a migration destination */
     QmpClient *dst_qmp;
@@ -51,58 +42,6 @@ typedef struct TestEnv {
 static TestEnv env;
 
 /* ---- environment ---- */
-
-static void make_image(const char *name)
-{
-    g_autofree char *path = iovd_proc_path(env.proc, name);
-    int fd = open(path, O_RDWR | O_CREAT | O_TRUNC, 0600);
-
-    ck_assert_msg(fd >= 0, "create %s: %s", path, g_strerror(errno));
-    ck_assert_int_eq(ftruncate(fd, IMG_SIZE), 0);
-    close(fd);
-}
-
-static void host_open(Host *h, unsigned i)
-{
-    g_autofree char *name = g_strdup_printf("nvme%u.sock", i);
-    g_autofree char *sock = iovd_proc_path(env.proc, name);
-
-    h->c = vfu_client_open(sock);
-    h->dev = qpci_device_new(h->c);
-    h->gm = guest_mem_new(GUEST_MEM_DEFAULT_BASE, GM_SIZE);
-    guest_mem_map_checked(h->gm, h->c, true);
-    h->q = qnvme_new(h->dev, h->gm);
-    qnvme_init(h->q, 2, 32);
-}
-
-static void host_close(Host *h)
-{
-    qnvme_free(h->q);
-    qpci_device_free(h->dev);
-    guest_mem_free(h->gm);
-    vfu_client_free(h->c);
-    vfu_client_free(h->old_c);
-    memset(h, 0, sizeof(*h));
-}
-
-/* @p's controllers, with their sockets in its own directory. */
-static void configure_ctrls(IovdProc *p)
-{
-    for (unsigned i = 0; i < 2; i++) {
-        g_autofree char *name = g_strdup_printf("nvme%u.sock", i);
-        g_autofree char *sock = iovd_proc_path(p, name);
-        g_autofree char *iot = env.iothreads ?
-            g_strdup_printf(",iothread=vm%u", i) : g_strdup("");
-
-        if (env.iothreads) {
-            iovd_proc_add_args(p, "-object", NULL);
-            iovd_proc_add_argf(p, "iothread,id=vm%u", i);
-        }
-        iovd_proc_add_args(p, "-device", NULL);
-        iovd_proc_add_argf(p, "nvme,id=nvme%u,subsys=subsys0,serial=SER%u,"
-                           "socket=%s%s", i, i, sock, iot);
-    }
-}
 
 /*
  * The test's configuration on @p (a source, or a migration destination on
@@ -113,16 +52,7 @@ static char *configure(IovdProc *p)
 {
     char *qmp = iovd_proc_path(p, "qmp.sock");
 
-    for (unsigned i = 0; i < 3; i++) {
-        g_autofree char *name = g_strdup_printf("d%u.img", i);
-        g_autofree char *img = iovd_proc_path(env.proc, name);
-
-        iovd_proc_add_args(p, "-blockdev", NULL);
-        iovd_proc_add_argf(p, "driver=file,node-name=d%u,filename=%s", i,
-                           img);
-    }
-    iovd_proc_add_args(p, "-device", "nvme-subsys,id=subsys0", NULL);
-    configure_ctrls(p);
+    qnvme_subsys_configure(p, env.proc, 3, env.iothreads);
     iovd_proc_add_args(p,
         "-device", "nvme-ns,id=ns1,subsys=subsys0,nsid=1,drive=d0,shared=on",
         "-device", "nvme-ns,id=ns2,subsys=subsys0,nsid=2,drive=d1",
@@ -140,14 +70,12 @@ static void setup_env(bool iothreads)
     memset(&env, 0, sizeof(env));
     env.iothreads = iothreads;
     env.proc = iovd_proc_new();
-    make_image("d0.img");
-    make_image("d1.img");
-    make_image("d2.img");
+    qnvme_subsys_images(env.proc, 3, IMG_SIZE);
     qmp = configure(env.proc);
     iovd_proc_start(env.proc);
     env.qmp = qmp_client_open(qmp);
-    host_open(&env.h[0], 0);
-    host_open(&env.h[1], 1);
+    qnvme_host_open(&env.h[0], env.proc, 0, 2);
+    qnvme_host_open(&env.h[1], env.proc, 1, 2);
 }
 
 static void setup(void)
@@ -165,8 +93,8 @@ static void teardown(void)
 {
     qmp_client_free(env.qmp);
     qmp_client_free(env.dst_qmp);
-    host_close(&env.h[0]);
-    host_close(&env.h[1]);
+    qnvme_host_close(&env.h[0]);
+    qnvme_host_close(&env.h[1]);
     iovd_proc_stop(env.proc);
     iovd_proc_free(env.proc);
     if (env.dst) {
@@ -186,7 +114,7 @@ static void fill(uint8_t *buf, size_t len, unsigned seed)
 }
 
 /* Write @nlb blocks of pattern @seed at @slba of @nsid through @h. */
-static uint16_t host_write(Host *h, uint32_t nsid, uint64_t slba,
+static uint16_t host_write(QNvmeHost *h, uint32_t nsid, uint64_t slba,
                            uint32_t nlb, unsigned seed)
 {
     size_t len = (size_t)nlb * 512;
@@ -203,8 +131,8 @@ static uint16_t host_write(Host *h, uint32_t nsid, uint64_t slba,
 }
 
 /* Read them through @h (I/O queue @qid) and compare with @seed. */
-static void host_check(Host *h, uint16_t qid, uint32_t nsid, uint64_t slba,
-                       uint32_t nlb, unsigned seed)
+static void host_check(QNvmeHost *h, uint16_t qid, uint32_t nsid,
+                       uint64_t slba, uint32_t nlb, unsigned seed)
 {
     size_t len = (size_t)nlb * 512;
     g_autofree uint8_t *want = g_malloc(len);
@@ -223,13 +151,13 @@ static void host_check(Host *h, uint16_t qid, uint32_t nsid, uint64_t slba,
 }
 
 /* The Identify Active Namespace List of @h, 0-terminated. */
-static void active_list(Host *h, uint32_t *list)
+static void active_list(QNvmeHost *h, uint32_t *list)
 {
     ck_assert_int_eq(qnvme_identify(h->q, NVME_ID_CNS_NS_ACTIVE_LIST, 0,
                                     list), NVME_SUCCESS);
 }
 
-static void assert_active(Host *h, uint32_t a, uint32_t b, uint32_t c)
+static void assert_active(QNvmeHost *h, uint32_t a, uint32_t b, uint32_t c)
 {
     g_autofree uint32_t *list = g_new0(uint32_t, 1024);
     uint32_t want[4] = { a, b, c, 0 };
@@ -242,7 +170,7 @@ static void assert_active(Host *h, uint32_t a, uint32_t b, uint32_t c)
 }
 
 /* A controller list (CNS 12h / 13h) as "n: a b ...". */
-static char *ctrl_list(Host *h, uint8_t cns, uint32_t nsid, uint16_t min)
+static char *ctrl_list(QNvmeHost *h, uint8_t cns, uint32_t nsid, uint16_t min)
 {
     uint16_t list[2048];
     GString *s = g_string_new(NULL);
@@ -256,7 +184,7 @@ static char *ctrl_list(Host *h, uint8_t cns, uint32_t nsid, uint16_t min)
     return g_string_free(s, false);
 }
 
-static void assert_ctrl_list(Host *h, uint8_t cns, uint32_t nsid,
+static void assert_ctrl_list(QNvmeHost *h, uint8_t cns, uint32_t nsid,
                              uint16_t min, const char *want)
 {
     g_autofree char *got = ctrl_list(h, cns, nsid, min);
@@ -264,17 +192,8 @@ static void assert_ctrl_list(Host *h, uint8_t cns, uint32_t nsid,
     ck_assert_str_eq(got, want);
 }
 
-static uint16_t submit_aer(Host *h)
-{
-    NvmeCmd cmd;
-
-    memset(&cmd, 0, sizeof(cmd));
-    cmd.opcode = NVME_ADM_CMD_ASYNC_EV_REQ;
-    return qnvme_submit(h->q, &h->q->admin, &cmd);
-}
-
 /* AER @cid completes with a Namespace Attribute Changed notice. */
-static void wait_ns_changed(Host *h, uint16_t cid)
+static void wait_ns_changed(QNvmeHost *h, uint16_t cid)
 {
     NvmeCqe cqe;
 
@@ -289,7 +208,7 @@ static void wait_ns_changed(Host *h, uint16_t cid)
 }
 
 /* The Changed Namespace List lists exactly @nsid (and is then cleared). */
-static void assert_changed(Host *h, uint32_t nsid)
+static void assert_changed(QNvmeHost *h, uint32_t nsid)
 {
     g_autofree uint32_t *list = g_new0(uint32_t, 1024);
 
@@ -299,7 +218,7 @@ static void assert_changed(Host *h, uint32_t nsid)
     ck_assert_uint_eq(list[1], 0);
 }
 
-static void enable_ns_events(Host *h)
+static void enable_ns_events(QNvmeHost *h)
 {
     ck_assert_int_eq(qnvme_set_features(h->q, NVME_FEAT_ASYNC_EVENT_CONF,
                                         NVME_AEC_NS_ATTR, NULL),
@@ -317,7 +236,7 @@ static void qmp_ns(const char *cmd, uint32_t nsid, const char *ctrl)
 
 /* ---- tests ---- */
 
-static void check_id_ctrl(Host *h, unsigned cntlid)
+static void check_id_ctrl(QNvmeHost *h, unsigned cntlid)
 {
     const NvmeIdCtrl *id = &h->q->id;
 
@@ -425,12 +344,12 @@ END_TEST
 /* Detach and attach again, seen by the host through AER and log 04h. */
 START_TEST(test_detach_attach)
 {
-    Host *h = &env.h[1];
+    QNvmeHost *h = &env.h[1];
     NvmeIdNs ns;
     uint16_t cid;
 
     enable_ns_events(h);
-    cid = submit_aer(h);
+    cid = qnvme_submit_aer(h->q);
     qmp_ns("nvme-ns-detach", 1, "nvme1");
     wait_ns_changed(h, cid);
     assert_changed(h, 1);
@@ -445,7 +364,7 @@ START_TEST(test_detach_attach)
     assert_active(&env.h[0], 1, 2, 0);
     ck_assert_int_eq(host_write(&env.h[0], 1, 64, 8, 8), NVME_SUCCESS);
 
-    cid = submit_aer(h);
+    cid = qnvme_submit_aer(h->q);
     qmp_ns("nvme-ns-attach", 1, "nvme1");
     wait_ns_changed(h, cid);
     assert_changed(h, 1);
@@ -454,7 +373,7 @@ START_TEST(test_detach_attach)
     check_same_ns(1, true);
 
     /* The detached=on namespace, attached to both at run time. */
-    cid = submit_aer(h);
+    cid = qnvme_submit_aer(h->q);
     qmp_ns("nvme-ns-attach", 3, "nvme1");
     wait_ns_changed(h, cid);
     assert_changed(h, 3);
@@ -554,21 +473,17 @@ END_TEST
 /* Namespaces of a subsystem added and removed at run time. */
 START_TEST(test_hotplug)
 {
-    g_autofree char *img = iovd_proc_path(env.proc, "d4.img");
+    g_autofree char *img = iovd_proc_image(env.proc, "d4.img", IMG_SIZE);
     g_autofree char *err = NULL;
     json_object *ret, *ev;
     uint16_t cid[2];
-    int fd = open(img, O_RDWR | O_CREAT | O_TRUNC, 0600);
 
-    ck_assert_int_ge(fd, 0);
-    ck_assert_int_eq(ftruncate(fd, IMG_SIZE), 0);
-    close(fd);
     ret = qmp_okf(env.qmp, "blockdev-add", "{'driver': 'file', "
                   "'node-name': 'd4', 'filename': '%s'}", img);
     json_object_put(ret);
     for (unsigned i = 0; i < 2; i++) {
         enable_ns_events(&env.h[i]);
-        cid[i] = submit_aer(&env.h[i]);
+        cid[i] = qnvme_submit_aer(env.h[i].q);
     }
     ret = qmp_ok(env.qmp, "device_add", "{'driver': 'nvme-ns', 'id': 'ns4', "
                  "'subsys': 'subsys0', 'drive': 'd4', 'shared': true}");
@@ -597,7 +512,7 @@ START_TEST(test_hotplug)
 
     /* Removed: both hosts are told; the node is free again. */
     for (unsigned i = 0; i < 2; i++) {
-        cid[i] = submit_aer(&env.h[i]);
+        cid[i] = qnvme_submit_aer(env.h[i].q);
     }
     ret = qmp_ok(env.qmp, "device_del", "{'id': 'ns4'}");
     json_object_put(ret);
@@ -628,7 +543,7 @@ START_TEST(test_concurrent_io)
     for (unsigned r = 0; r < 3; r++) {
         for (unsigned i = 0; i < N; i++) {
             for (unsigned v = 0; v < 2; v++) {
-                Host *h = &env.h[v];
+                QNvmeHost *h = &env.h[v];
                 NvmeCmd cmd;
 
                 g[v][i] = guest_alloc_aligned(h->gm, NLB * 512, 4096);
@@ -641,7 +556,7 @@ START_TEST(test_concurrent_io)
             }
         }
         for (unsigned v = 0; v < 2; v++) {
-            Host *h = &env.h[v];
+            QNvmeHost *h = &env.h[v];
 
             for (unsigned i = 0; i < N; i++) {
                 NvmeCqe cqe;
@@ -669,7 +584,7 @@ START_TEST(test_ctrl_unplug)
     g_autofree char *sock = iovd_proc_path(env.proc, "nvme9.sock");
     json_object *ret, *ev;
 
-    host_close(&env.h[1]);
+    qnvme_host_close(&env.h[1]);
     ret = qmp_ok(env.qmp, "device_del", "{'id': 'nvme1'}");
     json_object_put(ret);
     ev = qmp_client_wait_event(env.qmp, "DEVICE_DELETED", 0);
@@ -686,12 +601,7 @@ START_TEST(test_ctrl_unplug)
     ret = qmp_okf(env.qmp, "device_add", "{'driver': 'nvme', 'id': "
                   "'nvme9', 'subsys': 'subsys0', 'socket': '%s'}", sock);
     json_object_put(ret);
-    env.h[1].c = vfu_client_open(sock);
-    env.h[1].dev = qpci_device_new(env.h[1].c);
-    env.h[1].gm = guest_mem_new(GUEST_MEM_DEFAULT_BASE, GM_SIZE);
-    guest_mem_map_checked(env.h[1].gm, env.h[1].c, true);
-    env.h[1].q = qnvme_new(env.h[1].dev, env.h[1].gm);
-    qnvme_init(env.h[1].q, 2, 32);
+    qnvme_host_open(&env.h[1], env.proc, 9, 2);
     check_id_ctrl(&env.h[1], 1);
     assert_active(&env.h[1], 1, 0, 0);
     host_check(&env.h[1], 1, 1, 0, 8, 20);
@@ -700,7 +610,7 @@ START_TEST(test_ctrl_unplug)
 END_TEST
 
 /* Queue @n 64 KiB writes to @nsid on @h's I/O queue 1 and ring. */
-static void flood(Host *h, uint32_t nsid, unsigned n)
+static void flood(QNvmeHost *h, uint32_t nsid, unsigned n)
 {
     uint64_t buf = guest_alloc_aligned(h->gm, 65536, 4096);
     QNvmeQueue *queue = qnvme_ioq(h->q, 1);
@@ -749,7 +659,7 @@ START_TEST(test_unplug_inflight)
             ck_assert_msg(st == NVME_SUCCESS || st == DNR(NVME_INVALID_NSID),
                           "status 0x%x", st);
         }
-        cid[i] = submit_aer(&env.h[i]);
+        cid[i] = qnvme_submit_aer(env.h[i].q);
         wait_ns_changed(&env.h[i], cid[i]);
         assert_active(&env.h[i], 1, i ? 0 : 2, 0);
     }
@@ -768,7 +678,7 @@ START_TEST(test_subsys_unplug)
 
     for (unsigned i = 0; i < 2; i++) {
         enable_ns_events(&env.h[i]);
-        cid[i] = submit_aer(&env.h[i]);
+        cid[i] = qnvme_submit_aer(env.h[i].q);
     }
     ret = qmp_ok(env.qmp, "device_del", "{'id': 'subsys0'}");
     json_object_put(ret);
@@ -899,17 +809,14 @@ static void dst_ns(const char *cmd, uint32_t nsid, const char *ctrl)
  */
 START_TEST(test_migrate)
 {
-    g_autofree char *sock = NULL;
-    Host *h = &env.h[1];
+    QNvmeHost *h = &env.h[1];
 
     qmp_ns("nvme-ns-attach", 3, "nvme1");
     ck_assert_int_eq(host_write(&env.h[0], 1, 0, 8, 40), NVME_SUCCESS);
     ck_assert_int_eq(host_write(h, 3, 0, 8, 41), NVME_SUCCESS);
     dst_start();
     dst_ns("nvme-ns-attach", 3, "nvme1");
-    sock = iovd_proc_path(env.dst, "nvme1.sock");
-    h->old_c = h->c;
-    h->c = qmig_migrate(h->dev, h->gm, sock, NULL, NULL);
+    qnvme_host_migrate(h, env.dst, 1);
     /* Through the destination, what both wrote; then the other way. */
     assert_active(h, 1, 3, 0);
     check_id_ctrl(h, 1);

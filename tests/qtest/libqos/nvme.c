@@ -638,6 +638,15 @@ uint16_t qnvme_set_features(QNvme *q, uint8_t fid, uint32_t cdw11,
     return st;
 }
 
+uint16_t qnvme_submit_aer(QNvme *q)
+{
+    NvmeCmd cmd;
+
+    memset(&cmd, 0, sizeof(cmd));
+    cmd.opcode = NVME_ADM_CMD_ASYNC_EV_REQ;
+    return qnvme_submit(q, &q->admin, &cmd);
+}
+
 /* ---- I/O helpers ---- */
 
 void qnvme_rw_cmd(QNvme *q, NvmeCmd *cmd, uint8_t opcode, uint32_t nsid,

@@ -178,6 +178,11 @@ uint16_t qnvme_get_features(QNvme *q, uint8_t fid, uint32_t sel,
                             uint32_t cdw11, uint32_t *result);
 uint16_t qnvme_set_features(QNvme *q, uint8_t fid, uint32_t cdw11,
                             uint32_t *result);
+/*
+ * An Asynchronous Event Request on the admin queue, left outstanding:
+ * its cid, for the qnvme_wait() that gets the event.
+ */
+uint16_t qnvme_submit_aer(QNvme *q);
 
 /*
  * Read / Write / Compare @nlb blocks at @slba of @nsid to or from guest
