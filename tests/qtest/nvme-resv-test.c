@@ -198,6 +198,13 @@ static uint16_t acquire(QNvmeHost *h, uint32_t nsid, unsigned act,
     return host_cmd(h, true, &cmd, keys, NULL, sizeof(keys), NULL);
 }
 
+/* Acquire, not preempt: a reservation of type @rtype, with key @key. */
+static uint16_t take(QNvmeHost *h, uint32_t nsid, uint8_t rtype,
+                     uint64_t key)
+{
+    return acquire(h, nsid, NVME_RESV_ACQUIRE, rtype, key, 0);
+}
+
 static uint16_t release(QNvmeHost *h, uint32_t nsid, unsigned act,
                         uint8_t rtype, uint64_t crkey)
 {
@@ -289,6 +296,28 @@ static void assert_reads(QNvmeHost *h, uint32_t nsid, uint16_t want)
     ck_assert_int_eq(io(h, NVME_CMD_READ, nsid), want);
     ck_assert_int_eq(io(h, NVME_CMD_COMPARE, nsid) == CONFLICT,
                      want == CONFLICT);
+}
+
+/* What @h may do on @nsid: read (@rd), and write (@wr). */
+static void assert_access(QNvmeHost *h, uint32_t nsid, uint16_t rd,
+                          uint16_t wr)
+{
+    assert_reads(h, nsid, rd);
+    assert_writes(h, nsid, wr);
+}
+
+/* @h registers with @key and takes a reservation of type @rtype. */
+static void hold(QNvmeHost *h, uint32_t nsid, uint8_t rtype, uint64_t key)
+{
+    ck_assert_int_eq(reg(h, nsid, key), NVME_SUCCESS);
+    ck_assert_int_eq(take(h, nsid, rtype, key), NVME_SUCCESS);
+}
+
+/* Both hosts registrants of @nsid: host 0 with KEY0, host 1 with KEY1. */
+static void reg_both(uint32_t nsid)
+{
+    ck_assert_int_eq(reg(&env.h[0], nsid, KEY0), NVME_SUCCESS);
+    ck_assert_int_eq(reg(&env.h[1], nsid, KEY1), NVME_SUCCESS);
 }
 
 /* AER @cid completes: a reservation log page is available. */
@@ -403,8 +432,7 @@ START_TEST(test_same_host)
 
     ck_assert_int_eq(set_host_id(&env.h[1], HOST0, 0, false), NVME_SUCCESS);
     ck_assert_int_eq(reg(&env.h[0], 1, KEY0), NVME_SUCCESS);
-    ck_assert_int_eq(acquire(&env.h[1], 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_EXCLUSIVE_ACCESS, KEY0, 0),
+    ck_assert_int_eq(take(&env.h[1], 1, NVME_RESV_EXCLUSIVE_ACCESS, KEY0),
                      NVME_SUCCESS);
     ck_assert_int_eq(wr(&env.h[0], 1), NVME_SUCCESS);
     ck_assert_int_eq(rd(&env.h[1], 1), NVME_SUCCESS);
@@ -441,8 +469,7 @@ START_TEST(test_register_keys)
     ck_assert_int_eq(resv_register(h, 1, NVME_RESV_REPLACE |
                                    NVME_RESV_IEKEY, 99, KEY1),
                      NVME_SUCCESS);
-    ck_assert_int_eq(acquire(h, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_WRITE_EXCLUSIVE, KEY0, 0), CONFLICT);
+    ck_assert_int_eq(take(h, 1, NVME_RESV_WRITE_EXCLUSIVE, KEY0), CONFLICT);
     /* Unregister: the current key, unless IEKEY. */
     ck_assert_int_eq(resv_register(h, 1, NVME_RESV_UNREGISTER, KEY0, 0),
                      CONFLICT);
@@ -465,13 +492,12 @@ START_TEST(test_register_keys)
     ck_assert_int_eq(resv_register(h, 1, 2u << 30, 0, 1), NVME_SUCCESS);
     ck_assert_int_eq(acquire(h, 1, 3, NVME_RESV_WRITE_EXCLUSIVE, 1, 0),
                      INVALID);
-    ck_assert_int_eq(acquire(h, 1, NVME_RESV_ACQUIRE, 7, 1, 0), INVALID);
+    ck_assert_int_eq(take(h, 1, 7, 1), INVALID);
     ck_assert_int_eq(acquire(h, 1, NVME_RESV_ACQUIRE | NVME_RESV_IEKEY,
                              NVME_RESV_WRITE_EXCLUSIVE, 1, 0), INVALID);
     ck_assert_int_eq(release(h, 1, 2, 0, 1), INVALID);
     /* A wrong key for Acquire and Release. */
-    ck_assert_int_eq(acquire(h, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_WRITE_EXCLUSIVE, 2, 0), CONFLICT);
+    ck_assert_int_eq(take(h, 1, NVME_RESV_WRITE_EXCLUSIVE, 2), CONFLICT);
     ck_assert_int_eq(release(h, 1, NVME_RESV_CLEAR, 0, 2), CONFLICT);
     assert_status(h, 1, 0, 1);
 }
@@ -482,12 +508,8 @@ START_TEST(test_write_exclusive)
 {
     QNvmeHost *a = &env.h[0], *b = &env.h[1];
 
-    ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
-    ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_WRITE_EXCLUSIVE, KEY0, 0),
-                     NVME_SUCCESS);
-    assert_writes(b, 1, CONFLICT);
-    assert_reads(b, 1, NVME_SUCCESS);
+    hold(a, 1, NVME_RESV_WRITE_EXCLUSIVE, KEY0);
+    assert_access(b, 1, NVME_SUCCESS, CONFLICT);
     assert_writes(b, 2, NVME_SUCCESS);
     /* A registrant is not the holder. */
     ck_assert_int_eq(reg(b, 1, KEY1), NVME_SUCCESS);
@@ -495,13 +517,9 @@ START_TEST(test_write_exclusive)
     assert_writes(a, 1, NVME_SUCCESS);
     /* Acquiring it again: the same type is fine, another one, or another
      * host, conflicts. */
-    ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_WRITE_EXCLUSIVE, KEY0, 0),
-                     NVME_SUCCESS);
-    ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_EXCLUSIVE_ACCESS, KEY0, 0), CONFLICT);
-    ck_assert_int_eq(acquire(b, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_WRITE_EXCLUSIVE, KEY1, 0), CONFLICT);
+    ck_assert_int_eq(take(a, 1, NVME_RESV_WRITE_EXCLUSIVE, KEY0), NVME_SUCCESS);
+    ck_assert_int_eq(take(a, 1, NVME_RESV_EXCLUSIVE_ACCESS, KEY0), CONFLICT);
+    ck_assert_int_eq(take(b, 1, NVME_RESV_WRITE_EXCLUSIVE, KEY1), CONFLICT);
     /* Release: not ours is no effect; the wrong type is invalid. */
     ck_assert_int_eq(release(b, 1, NVME_RESV_RELEASE,
                              NVME_RESV_WRITE_EXCLUSIVE, KEY1), NVME_SUCCESS);
@@ -522,17 +540,11 @@ START_TEST(test_exclusive_access)
 {
     QNvmeHost *a = &env.h[0], *b = &env.h[1];
 
-    ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
-    ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_EXCLUSIVE_ACCESS, KEY0, 0),
-                     NVME_SUCCESS);
-    assert_reads(b, 1, CONFLICT);
-    assert_writes(b, 1, CONFLICT);
+    hold(a, 1, NVME_RESV_EXCLUSIVE_ACCESS, KEY0);
+    assert_access(b, 1, CONFLICT, CONFLICT);
     ck_assert_int_eq(reg(b, 1, KEY1), NVME_SUCCESS);
-    assert_reads(b, 1, CONFLICT);
-    assert_writes(b, 1, CONFLICT);
-    assert_reads(a, 1, NVME_SUCCESS);
-    assert_writes(a, 1, NVME_SUCCESS);
+    assert_access(b, 1, CONFLICT, CONFLICT);
+    assert_access(a, 1, NVME_SUCCESS, NVME_SUCCESS);
     /* The reservation commands themselves are not blocked. */
     assert_status(b, 1, NVME_RESV_EXCLUSIVE_ACCESS, 2);
     /* The holder unregistering releases it. */
@@ -550,16 +562,12 @@ START_TEST(test_registrants_only)
     QNvmeHost *a = &env.h[0], *b = &env.h[1];
     uint16_t cid;
 
-    ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
-    ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_WE_REGS_ONLY, KEY0, 0), NVME_SUCCESS);
-    assert_writes(b, 1, CONFLICT);
-    assert_reads(b, 1, NVME_SUCCESS);
+    hold(a, 1, NVME_RESV_WE_REGS_ONLY, KEY0);
+    assert_access(b, 1, NVME_SUCCESS, CONFLICT);
     ck_assert_int_eq(reg(b, 1, KEY1), NVME_SUCCESS);
     assert_writes(b, 1, NVME_SUCCESS);
     /* Still one holder. */
-    ck_assert_int_eq(acquire(b, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_WE_REGS_ONLY, KEY1, 0), CONFLICT);
+    ck_assert_int_eq(take(b, 1, NVME_RESV_WE_REGS_ONLY, KEY1), CONFLICT);
     cid = qnvme_submit_aer(b->q);
     ck_assert_int_eq(resv_register(a, 1, NVME_RESV_UNREGISTER, KEY0, 0),
                      NVME_SUCCESS);
@@ -570,13 +578,10 @@ START_TEST(test_registrants_only)
     assert_status(a, 1, 0, 1);
 
     /* Exclusive Access - Registrants Only: reads too. */
-    ck_assert_int_eq(acquire(b, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_EA_REGS_ONLY, KEY1, 0), NVME_SUCCESS);
-    assert_reads(a, 1, CONFLICT);
-    assert_writes(a, 1, CONFLICT);
+    ck_assert_int_eq(take(b, 1, NVME_RESV_EA_REGS_ONLY, KEY1), NVME_SUCCESS);
+    assert_access(a, 1, CONFLICT, CONFLICT);
     ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
-    assert_reads(a, 1, NVME_SUCCESS);
-    assert_writes(a, 1, NVME_SUCCESS);
+    assert_access(a, 1, NVME_SUCCESS, NVME_SUCCESS);
     /* Released by its holder: the other registrant is told. */
     cid = qnvme_submit_aer(a->q);
     ck_assert_int_eq(release(b, 1, NVME_RESV_RELEASE,
@@ -593,19 +598,15 @@ START_TEST(test_all_registrants)
     uint8_t buf[512];
     NvmeRegCtrlExt *e = (NvmeRegCtrlExt *)(buf + 64);
 
-    ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
-    ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_WE_ALL_REGS, KEY0, 0), NVME_SUCCESS);
-    assert_writes(b, 1, CONFLICT);
-    assert_reads(b, 1, NVME_SUCCESS);
+    hold(a, 1, NVME_RESV_WE_ALL_REGS, KEY0);
+    assert_access(b, 1, NVME_SUCCESS, CONFLICT);
     ck_assert_int_eq(reg(b, 1, KEY1), NVME_SUCCESS);
     assert_writes(b, 1, NVME_SUCCESS);
     ck_assert_int_eq(report(b, 1, true, buf, sizeof(buf)), NVME_SUCCESS);
     ck_assert_int_eq(e[0].rcsts, NVME_RCSTS_HOLDS);
     ck_assert_int_eq(e[1].rcsts, NVME_RCSTS_HOLDS);
     /* A holder already: acquiring the same type is fine. */
-    ck_assert_int_eq(acquire(b, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_WE_ALL_REGS, KEY1, 0), NVME_SUCCESS);
+    ck_assert_int_eq(take(b, 1, NVME_RESV_WE_ALL_REGS, KEY1), NVME_SUCCESS);
     /* The first holder goes: the reservation stays with the other. */
     ck_assert_int_eq(resv_register(a, 1, NVME_RESV_UNREGISTER, KEY0, 0),
                      NVME_SUCCESS);
@@ -619,10 +620,8 @@ START_TEST(test_all_registrants)
 
     /* Exclusive Access - All Registrants; released by any registrant,
      * the others told. */
-    ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
-    ck_assert_int_eq(reg(b, 1, KEY1), NVME_SUCCESS);
-    ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_EA_ALL_REGS, KEY0, 0), NVME_SUCCESS);
+    reg_both(1);
+    ck_assert_int_eq(take(a, 1, NVME_RESV_EA_ALL_REGS, KEY0), NVME_SUCCESS);
     assert_reads(b, 1, NVME_SUCCESS);
     ck_assert_int_eq(resv_register(b, 1, NVME_RESV_UNREGISTER, KEY1, 0),
                      NVME_SUCCESS);
@@ -644,10 +643,8 @@ START_TEST(test_report)
     NvmeRegCtrl *r = (NvmeRegCtrl *)(buf + 24);
     NvmeRegCtrlExt *e = (NvmeRegCtrlExt *)(buf + 64);
 
-    ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
-    ck_assert_int_eq(reg(b, 1, KEY1), NVME_SUCCESS);
-    ck_assert_int_eq(acquire(b, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_WE_REGS_ONLY, KEY1, 0), NVME_SUCCESS);
+    reg_both(1);
+    ck_assert_int_eq(take(b, 1, NVME_RESV_WE_REGS_ONLY, KEY1), NVME_SUCCESS);
     ck_assert_int_eq(report(a, 1, false, buf, sizeof(buf)), NVME_SUCCESS);
     ck_assert_uint_eq(st->gen, 2);
     ck_assert_int_eq(st->rtype, NVME_RESV_WE_REGS_ONLY);
@@ -687,10 +684,8 @@ START_TEST(test_preempt)
     QNvmeHost *a = &env.h[0], *b = &env.h[1];
     uint16_t cid;
 
-    ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
-    ck_assert_int_eq(reg(b, 1, KEY1), NVME_SUCCESS);
-    ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_WE_REGS_ONLY, KEY0, 0), NVME_SUCCESS);
+    reg_both(1);
+    ck_assert_int_eq(take(a, 1, NVME_RESV_WE_REGS_ONLY, KEY0), NVME_SUCCESS);
     /* Nobody has that key; key 0 is not a holder's key. */
     ck_assert_int_eq(acquire(b, 1, NVME_RESV_PREEMPT,
                              NVME_RESV_EXCLUSIVE_ACCESS, KEY1, 42), CONFLICT);
@@ -703,18 +698,15 @@ START_TEST(test_preempt)
     wait_resv_aen(a, cid);
     assert_notice(a, NVME_RESV_LOG_REG_PREEMPTED, 1, 1, 0);
     assert_status(a, 1, NVME_RESV_EXCLUSIVE_ACCESS, 1);
-    assert_reads(a, 1, CONFLICT);
-    assert_writes(a, 1, CONFLICT);
-    ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_EXCLUSIVE_ACCESS, KEY0, 0), CONFLICT);
+    assert_access(a, 1, CONFLICT, CONFLICT);
+    ck_assert_int_eq(take(a, 1, NVME_RESV_EXCLUSIVE_ACCESS, KEY0), CONFLICT);
     /* Preempt and Abort acts as Preempt: back to A. */
     ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
     ck_assert_int_eq(acquire(a, 1, NVME_RESV_PREEMPT_ABORT,
                              NVME_RESV_WRITE_EXCLUSIVE, KEY0, KEY1),
                      NVME_SUCCESS);
     assert_status(b, 1, NVME_RESV_WRITE_EXCLUSIVE, 1);
-    assert_writes(b, 1, CONFLICT);
-    assert_reads(b, 1, NVME_SUCCESS);
+    assert_access(b, 1, NVME_SUCCESS, CONFLICT);
     /* B lost its registration and nothing else; told once. */
     assert_notice(b, NVME_RESV_LOG_REG_PREEMPTED, 1, 1, 0);
     assert_no_notice(b);
@@ -726,10 +718,8 @@ START_TEST(test_preempt_all_registrants)
 {
     QNvmeHost *a = &env.h[0], *b = &env.h[1];
 
-    ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
-    ck_assert_int_eq(reg(b, 1, KEY1), NVME_SUCCESS);
-    ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_EA_ALL_REGS, KEY0, 0), NVME_SUCCESS);
+    reg_both(1);
+    ck_assert_int_eq(take(a, 1, NVME_RESV_EA_ALL_REGS, KEY0), NVME_SUCCESS);
     ck_assert_int_eq(acquire(b, 1, NVME_RESV_PREEMPT,
                              NVME_RESV_EXCLUSIVE_ACCESS, KEY1, 0),
                      NVME_SUCCESS);
@@ -748,10 +738,8 @@ START_TEST(test_clear)
     NvmeResvStatus *st = (NvmeResvStatus *)buf;
     uint16_t cid;
 
-    ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
-    ck_assert_int_eq(reg(b, 1, KEY1), NVME_SUCCESS);
-    ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_EXCLUSIVE_ACCESS, KEY0, 0),
+    reg_both(1);
+    ck_assert_int_eq(take(a, 1, NVME_RESV_EXCLUSIVE_ACCESS, KEY0),
                      NVME_SUCCESS);
     assert_reads(b, 1, CONFLICT);
     cid = qnvme_submit_aer(a->q);
@@ -763,8 +751,7 @@ START_TEST(test_clear)
     ck_assert_int_eq(st->rtype, 0);
     ck_assert_int_eq(st->regctl, 0);
     ck_assert_uint_eq(st->gen, 3);
-    assert_reads(b, 1, NVME_SUCCESS);
-    assert_writes(b, 1, NVME_SUCCESS);
+    assert_access(b, 1, NVME_SUCCESS, NVME_SUCCESS);
 }
 END_TEST
 
@@ -775,8 +762,7 @@ START_TEST(test_notice_log_and_mask)
     uint32_t res;
 
     for (uint32_t nsid = 1; nsid <= 2; nsid++) {
-        ck_assert_int_eq(reg(a, nsid, KEY0), NVME_SUCCESS);
-        ck_assert_int_eq(reg(b, nsid, KEY1), NVME_SUCCESS);
+        reg_both(nsid);
     }
     /* Two notices queued: counts 1 and 2, one more page after the first. */
     ck_assert_int_eq(release(b, 1, NVME_RESV_CLEAR, 0, KEY1), NVME_SUCCESS);
@@ -795,8 +781,7 @@ START_TEST(test_notice_log_and_mask)
                      NVME_SUCCESS);
     ck_assert_uint_eq(res, 0);
     for (uint32_t nsid = 1; nsid <= 2; nsid++) {
-        ck_assert_int_eq(reg(a, nsid, KEY0), NVME_SUCCESS);
-        ck_assert_int_eq(reg(b, nsid, KEY1), NVME_SUCCESS);
+        reg_both(nsid);
         ck_assert_int_eq(release(b, nsid, NVME_RESV_CLEAR, 0, KEY1),
                          NVME_SUCCESS);
     }
@@ -816,13 +801,11 @@ START_TEST(test_notice_log_and_mask)
     /* The reset empties the log and restarts its count. */
     ck_assert_int_eq(ns_feature(a, true, NVME_FEAT_RESV_MASK,
                                 NVME_NSID_BROADCAST, 0, NULL), NVME_SUCCESS);
-    ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
-    ck_assert_int_eq(reg(b, 1, KEY1), NVME_SUCCESS);
+    reg_both(1);
     ck_assert_int_eq(release(b, 1, NVME_RESV_CLEAR, 0, KEY1), NVME_SUCCESS);
     qnvme_init(a->q, 1, 32);
     assert_no_notice(a);
-    ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
-    ck_assert_int_eq(reg(b, 1, KEY1), NVME_SUCCESS);
+    reg_both(1);
     ck_assert_int_eq(release(b, 1, NVME_RESV_CLEAR, 0, KEY1), NVME_SUCCESS);
     assert_notice(a, NVME_RESV_LOG_PREEMPTED, 1, 1, 0);
 }
@@ -851,10 +834,7 @@ START_TEST(test_unset_host_id)
 
     ck_assert_int_eq(set_host_id(a, 0, 0, false), NVME_SUCCESS);
     ck_assert_int_eq(set_host_id(b, 0, 0, false), NVME_SUCCESS);
-    ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
-    ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_WRITE_EXCLUSIVE, KEY0, 0),
-                     NVME_SUCCESS);
+    hold(a, 1, NVME_RESV_WRITE_EXCLUSIVE, KEY0);
     assert_writes(b, 1, CONFLICT);
     assert_writes(a, 1, NVME_SUCCESS);
     ck_assert_int_eq(reg(b, 1, KEY0), NVME_SUCCESS);
@@ -874,16 +854,13 @@ START_TEST(test_migrate)
     uint8_t buf[256];
     NvmeRegCtrl *r = (NvmeRegCtrl *)(buf + 24);
 
-    ck_assert_int_eq(reg(a, 1, KEY0), NVME_SUCCESS);
-    ck_assert_int_eq(reg(b, 1, KEY1), NVME_SUCCESS);
+    reg_both(1);
     ck_assert_int_eq(ns_feature(b, true, NVME_FEAT_RESV_MASK, 2,
                                 NVME_RESV_MASK_ALL, NULL), NVME_SUCCESS);
-    ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_WE_REGS_ONLY, KEY0, 0), NVME_SUCCESS);
+    ck_assert_int_eq(take(a, 1, NVME_RESV_WE_REGS_ONLY, KEY0), NVME_SUCCESS);
     ck_assert_int_eq(release(a, 1, NVME_RESV_RELEASE,
                              NVME_RESV_WE_REGS_ONLY, KEY0), NVME_SUCCESS);
-    ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
-                             NVME_RESV_EXCLUSIVE_ACCESS, KEY0, 0),
+    ck_assert_int_eq(take(a, 1, NVME_RESV_EXCLUSIVE_ACCESS, KEY0),
                      NVME_SUCCESS);
     env.dst = iovd_proc_new();
     configure(env.dst);
@@ -932,8 +909,7 @@ START_TEST(test_concurrent)
             qnvme_rw_cmd(b->q, &cmd, NVME_CMD_WRITE, 1, i, 1, g);
             qnvme_submit(b->q, q, &cmd);
         }
-        ck_assert_int_eq(acquire(a, 1, NVME_RESV_ACQUIRE,
-                                 NVME_RESV_WRITE_EXCLUSIVE, KEY0, 0),
+        ck_assert_int_eq(take(a, 1, NVME_RESV_WRITE_EXCLUSIVE, KEY0),
                          NVME_SUCCESS);
         ck_assert_int_eq(release(a, 1, NVME_RESV_RELEASE,
                                  NVME_RESV_WRITE_EXCLUSIVE, KEY0),
