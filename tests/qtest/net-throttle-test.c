@@ -27,10 +27,9 @@
 #include "tests/qtest/libqos/qmp-client.h"
 #include "tests/qtest/libqos/virtio-net.h"
 #include "tests/qtest/libqos/e1000.h"
+#include "tests/qtest/libqos/rate.h"
 
 #define GM_SIZE         (32ULL << 20)
-#define WARMUP_MS       500
-#define WINDOW_MS       2000
 
 typedef struct Nic {
     VfuClient *c;
@@ -229,27 +228,42 @@ static void passed(const char *dir, uint64_t *frames, uint64_t *bytes)
     json_object_put(all);
 }
 
+/* @from sending @len-byte frames to @to through s0's limit of @dir. */
+typedef struct Traffic {
+    Nic *from, *to;
+    const char *dir;
+    size_t len;
+} Traffic;
+
+static void traffic_run(void *opaque, int ms)
+{
+    Traffic *t = opaque;
+
+    run(t->from, t->to, t->len, ms);
+}
+
+static void traffic_read(void *opaque, uint64_t *counters)
+{
+    Traffic *t = opaque;
+
+    passed(t->dir, &counters[0], &counters[1]);
+}
+
 /*
  * Frames and bytes per second through s0's limit of @dir while @from
- * sends to @to, after a warm-up: the limit's own counters over the
- * window.  Both rings stay full across it (hundreds of frames, most of
- * a second's worth), so a harness the machine descheduled for a while
- * does not change what the limit lets through.
+ * sends to @to: the limit's own counters (qos_rate_measure()).  Both
+ * rings stay full (hundreds of frames).
  */
 static void measure(Nic *from, Nic *to, const char *dir, size_t len,
                     double *fps, double *bps)
 {
-    uint64_t f0, b0, f1, b1;
-    int64_t t0, t1;
+    Traffic t = { from, to, dir, len };
+    QosRateLoad l = { traffic_run, traffic_read, &t, 2 };
+    uint64_t delta[2];
+    double secs = qos_rate_measure(&l, delta);
 
-    run(from, to, len, WARMUP_MS);
-    passed(dir, &f0, &b0);
-    t0 = g_get_monotonic_time();
-    run(from, to, len, WINDOW_MS);
-    passed(dir, &f1, &b1);
-    t1 = g_get_monotonic_time();
-    *fps = (f1 - f0) / ((t1 - t0) / 1e6);
-    *bps = (b1 - b0) / ((t1 - t0) / 1e6);
+    *fps = delta[0] / secs;
+    *bps = delta[1] / secs;
 }
 
 /*
@@ -276,12 +290,26 @@ static void assert_delivered(Nic *to, const char *dir)
     json_object_put(all);
 }
 
-static void assert_rate(const char *what, double got, double want)
+/*
+ * s0's frame limit of @dir holds at @pps (nic0 sending for "tx",
+ * receiving for "rx"), and query-net-throttle shows it holding frames
+ * back, none dropped.  Returns its entry for @dir, in *@all to put.
+ */
+static json_object *assert_pps(const char *dir, int pps, json_object **all)
 {
-    printf("%s: %.1f per second, configured %.0f\n", what, got, want);
-    ck_assert_msg(got > want * 0.9 && got < want * 1.1,
-                  "%s: %.1f per second, configured %.0f (10%%)", what, got,
-                  want);
+    bool tx = strcmp(dir, "tx") == 0;
+    g_autofree char *what = g_strdup_printf("%s frames", dir);
+    json_object *d;
+    double fps, bps;
+
+    measure(&nics[tx ? 0 : 1], &nics[tx ? 1 : 0], dir, 200, &fps, &bps);
+    qos_assert_rate(what, fps, pps);
+    d = dir_info("s0", dir, all);
+    ck_assert_int_eq(qmp_get_int(d, "pps"), pps);
+    ck_assert_int_gt(qmp_get_int(d, "holds"), 10);
+    ck_assert_int_gt(qmp_get_int(d, "held-ns"), 0);
+    ck_assert_int_eq(qmp_get_int(d, "dropped-frames"), 0);
+    return d;
 }
 
 /* ---- tests ---- */
@@ -292,15 +320,9 @@ START_TEST(test_tx_limits)
     double fps, bps;
 
     /* tx-pps=500 from the command line. */
-    measure(&nics[0], &nics[1], "tx", 200, &fps, &bps);
-    assert_rate("tx frames", fps, 500);
-    d = dir_info("s0", "tx", &all);
-    ck_assert_int_eq(qmp_get_int(d, "pps"), 500);
-    ck_assert_int_gt(qmp_get_int(d, "holds"), 10);
-    ck_assert_int_gt(qmp_get_int(d, "held-ns"), 0);
+    d = assert_pps("tx", 500, &all);
     ck_assert_int_gt(qmp_get_int(d, "delayed-frames"), 10);
     ck_assert_int_gt(qmp_get_int(d, "delay-ns"), 0);
-    ck_assert_int_eq(qmp_get_int(d, "dropped-frames"), 0);
     ck_assert_int_ge(qmp_get_int(d, "frames"), 1000);
     ck_assert_str_eq(qmp_get_str(json_object_array_get_idx(all, 0), "nic"),
                      "nic0");
@@ -309,7 +331,7 @@ START_TEST(test_tx_limits)
     /* At run time: bytes instead of frames (1000-byte frames). */
     set_throttle("nic0", "'tx-pps': 0, 'tx-bps': 150000");
     measure(&nics[0], &nics[1], "tx", 1000, &fps, &bps);
-    assert_rate("tx bytes", bps, 150000);
+    qos_assert_rate("tx bytes", bps, 150000);
     assert_delivered(&nics[1], "tx");
     /* Lifted: far more than either limit went through. */
     set_throttle("s0", "'tx-bps': 0");
@@ -327,18 +349,12 @@ START_TEST(test_rx_limits)
 
     /* nic0 receives, s0's rx limited (back-pressure through the pair). */
     set_throttle("s0", "'tx-pps': 0, 'rx-pps': 400");
-    measure(&nics[1], &nics[0], "rx", 200, &fps, &bps);
-    assert_rate("rx frames", fps, 400);
-    d = dir_info("s0", "rx", &all);
-    ck_assert_int_eq(qmp_get_int(d, "pps"), 400);
-    ck_assert_int_gt(qmp_get_int(d, "holds"), 10);
-    ck_assert_int_gt(qmp_get_int(d, "held-ns"), 0);
-    ck_assert_int_eq(qmp_get_int(d, "dropped-frames"), 0);
+    assert_pps("rx", 400, &all);
     json_object_put(all);
 
     set_throttle("nic0", "'rx-pps': 0, 'rx-bps': 250000");
     measure(&nics[1], &nics[0], "rx", 1000, &fps, &bps);
-    assert_rate("rx bytes", bps, 250000);
+    qos_assert_rate("rx bytes", bps, 250000);
     assert_delivered(&nics[0], "rx");
     d = dir_info("s0", "rx", &all);
     ck_assert_int_eq(qmp_get_int(d, "bps"), 250000);
@@ -371,7 +387,7 @@ START_TEST(test_upgrade)
     iovd_upgrade(proc, upgraded, uri, &qmp, qmp_path);
     /* The new daemon limits as the command line said. */
     measure(&nics[0], &nics[1], "tx", 200, &fps, &bps);
-    assert_rate("tx frames after an upgrade", fps, 500);
+    qos_assert_rate("tx frames after an upgrade", fps, 500);
 
     /* A run-time change is carried over: the next daemon holds it. */
     set_throttle("s0", "'tx-pps': 300");
@@ -380,7 +396,7 @@ START_TEST(test_upgrade)
     iovd_proc_free(upgraded);
     upgraded = next;
     measure(&nics[0], &nics[1], "tx", 200, &fps, &bps);
-    assert_rate("tx frames after a change and an upgrade", fps, 300);
+    qos_assert_rate("tx frames after a change and an upgrade", fps, 300);
 }
 END_TEST
 

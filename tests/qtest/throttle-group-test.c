@@ -26,13 +26,12 @@
 #include "tests/qtest/libqos/qmp-client.h"
 #include "tests/qtest/libqos/virtio.h"
 #include "tests/qtest/libqos/virtio-blk.h"
+#include "tests/qtest/libqos/rate.h"
 
 #define GM_SIZE         (64u << 20)
 #define NDEVS           2
 #define MAX_DEPTH       64
 #define MAX_BS          16384u
-#define WARMUP_MS       500
-#define WINDOW_MS       2000
 
 typedef struct Dev {
     VfuClient *c;
@@ -48,7 +47,7 @@ typedef struct Load {
     QVirtioBlkReq r[MAX_DEPTH];
     bool busy[MAX_DEPTH];
     uint8_t buf[MAX_DEPTH][MAX_BS];
-    uint64_t ops, bytes;
+    double iops, bps;           /* over measure()'s window */
 } Load;
 
 static IovdProc *proc;
@@ -220,29 +219,35 @@ static void node_reads(uint64_t *ops, uint64_t *bytes)
     json_object_put(ret);
 }
 
-/*
- * Warm up (the bursts fill), then measure over the window what the
- * nodes completed, into the loads' ops and bytes; the window's length in
- * seconds.  The devices keep many requests queued, so a harness the
- * machine descheduled for a while does not change what the group lets
- * through (the daemon's counters see it, not the harness's loop).
- */
-static double measure(void)
+static void load_run(void *opaque, int ms)
 {
-    uint64_t o0[NDEVS], b0[NDEVS], o1[NDEVS], b1[NDEVS];
-    int64_t t0, t1;
+    run_load(ms);
+}
 
-    run_load(WARMUP_MS);
-    node_reads(o0, b0);
-    t0 = g_get_monotonic_time();
-    run_load(WINDOW_MS);
-    node_reads(o1, b1);
-    t1 = g_get_monotonic_time();
+/* The nodes' requests, then their bytes. */
+static void load_read(void *opaque, uint64_t *counters)
+{
+    node_reads(counters, counters + NDEVS);
+}
+
+/*
+ * What the nodes completed per second (qos_rate_measure(), the devices
+ * keeping many requests queued), into the loads' iops and bps; the
+ * group's rate: requests per second, or bytes per second with @bytes.
+ */
+static double measure(bool bytes)
+{
+    static const QosRateLoad l = { load_run, load_read, NULL, 2 * NDEVS };
+    uint64_t delta[2 * NDEVS];
+    double secs = qos_rate_measure(&l, delta);
+    double total = 0;
+
     for (unsigned i = 0; i < NDEVS; i++) {
-        loads[i].ops = o1[i] - o0[i];
-        loads[i].bytes = b1[i] - b0[i];
+        loads[i].iops = delta[i] / secs;
+        loads[i].bps = delta[NDEVS + i] / secs;
+        total += bytes ? loads[i].bps : loads[i].iops;
     }
-    return (t1 - t0) / 1e6;
+    return total;
 }
 
 /* Let what is in flight complete (the device would wait in reset). */
@@ -275,40 +280,28 @@ static void assert_counted(void)
     }
 }
 
-static void assert_rate(const char *what, double got, double want)
-{
-    printf("%s: %.1f per second, configured %.0f\n", what, got, want);
-    ck_assert_msg(got > want * 0.9 && got < want * 1.1,
-                  "%s: %.1f per second, configured %.0f (10%%)", what, got,
-                  want);
-}
-
 /* ---- tests ---- */
 
 START_TEST(test_group_iops)
 {
     json_object *ret, *g, *members, *limits;
-    double secs, total;
+    double total;
 
     load_init(0, 64, 4096);
     load_init(1, 64, 4096);
-    secs = measure();
-    total = (loads[0].ops + loads[1].ops) / secs;
-    assert_rate("iops of the group", total, 400);
+    total = measure(false);
+    qos_assert_rate("iops of the group", total, 400);
     /* Both busy: each gets about half (round robin). */
     for (unsigned i = 0; i < NDEVS; i++) {
-        ck_assert_msg(loads[i].ops / secs > total * 0.4,
-                      "vb%u got %.1f of %.1f iops", i, loads[i].ops / secs,
-                      total);
+        ck_assert_msg(loads[i].iops > total * 0.4,
+                      "vb%u got %.1f of %.1f iops", i, loads[i].iops, total);
     }
 
     /* A new limit takes effect at once, while both keep going. */
     json_object_put(qmp_ok(qmp, "qom-set", "{'path': 'g0', "
                            "'property': 'limits', "
                            "'value': {'iops-total': 800}}"));
-    secs = measure();
-    assert_rate("iops after qom-set", (loads[0].ops + loads[1].ops) / secs,
-                800);
+    qos_assert_rate("iops after qom-set", measure(false), 800);
     assert_counted();
 
     ret = qmp_ok(qmp, "query-throttle-groups", NULL);
@@ -354,26 +347,23 @@ END_TEST
 
 START_TEST(test_group_bps_fair)
 {
-    double secs, total;
+    double total;
 
     /* vb0 keeps 32 in flight, vb1 one: vb1 still gets its turns. */
     load_init(0, 32, 16384);
     load_init(1, 1, 16384);
-    secs = measure();
-    total = (loads[0].bytes + loads[1].bytes) / secs;
-    assert_rate("bytes/s of the group", total, 2097152);
-    ck_assert_msg(loads[1].bytes / secs > total * 0.3,
+    total = measure(true);
+    qos_assert_rate("bytes/s of the group", total, 2097152);
+    ck_assert_msg(loads[1].bps > total * 0.3,
                   "the light device got %.0f of %.0f bytes/s",
-                  loads[1].bytes / secs, total);
+                  loads[1].bps, total);
 
     json_object_put(qmp_ok(qmp, "qom-set", "{'path': 'g0', "
                            "'property': 'x-bps-total', "
                            "'value': 1048576}"));
     drain();
     load_init(1, 32, 16384);
-    secs = measure();
-    assert_rate("bytes/s after qom-set",
-                (loads[0].bytes + loads[1].bytes) / secs, 1048576);
+    qos_assert_rate("bytes/s after qom-set", measure(true), 1048576);
     assert_counted();
 }
 END_TEST
@@ -439,7 +429,6 @@ START_TEST(test_group_upgrade)
     g_autofree char *uri = NULL, *uri2 = NULL;
     IovdProc *next;
     json_object *ret, *g;
-    double secs;
 
     /* Requests the group holds back when the daemon hands over. */
     load_init(0, 16, 4096);
@@ -455,9 +444,7 @@ START_TEST(test_group_upgrade)
     ck_assert_int_eq(qmp_get_int(qmp_get(g, "limits"), "iops-total"), 400);
     ck_assert_uint_eq(json_object_array_length(qmp_get(g, "members")), 2);
     json_object_put(ret);
-    secs = measure();
-    assert_rate("iops after an upgrade", (loads[0].ops + loads[1].ops) / secs,
-                400);
+    qos_assert_rate("iops after an upgrade", measure(false), 400);
     drain();
 
     /* A run-time change is carried over: the next daemon holds it. */
@@ -473,9 +460,8 @@ START_TEST(test_group_upgrade)
     json_object_put(ret);
     load_init(0, 16, 4096);
     load_init(1, 16, 4096);
-    secs = measure();
-    assert_rate("iops after a change and an upgrade",
-                (loads[0].ops + loads[1].ops) / secs, 800);
+    qos_assert_rate("iops after a change and an upgrade", measure(false),
+                    800);
     drain();
 }
 END_TEST
