@@ -40,7 +40,7 @@ typedef struct Nic {
 } Nic;
 
 static IovdProc *proc;
-static IovdProc *upgraded;      /* the daemon that took over from proc */
+static IovdProc *cur;           /* running: proc, or one that took over */
 static QmpClient *qmp;
 static Nic nics[2];             /* nic0 (on s0, under test), nic1 */
 static uint8_t frame[1514];
@@ -52,7 +52,7 @@ static void start(const char *sender, const char *s0, const char *s1)
     g_autofree char *sock0 = NULL, *sock1 = NULL;
 
     qos_check_init();
-    proc = iovd_proc_new();
+    proc = cur = iovd_proc_new();
     link = iovd_proc_path(proc, "link.sock");
     sock0 = iovd_proc_path(proc, "nic0.sock");
     sock1 = iovd_proc_path(proc, "nic1.sock");
@@ -132,15 +132,13 @@ static void teardown(void)
     qmp = NULL;
     nic_close(&nics[0]);
     nic_close(&nics[1]);
-    if (upgraded) {
-        /* proc handed over and exited; its directory holds the sockets */
-        iovd_proc_stop(upgraded);
-        g_clear_pointer(&upgraded, iovd_proc_free);
-    } else {
-        iovd_proc_stop(proc);
+    iovd_proc_stop(cur);
+    /* proc's directory holds the sockets of every daemon after it */
+    if (cur != proc) {
+        iovd_proc_free(cur);
     }
     iovd_proc_free(proc);
-    proc = NULL;
+    proc = cur = NULL;
 }
 
 /* ---- traffic ---- */
@@ -377,24 +375,18 @@ END_TEST
 START_TEST(test_upgrade)
 {
     g_autofree char *qmp_path = iovd_proc_path(proc, "qmp.sock");
-    g_autofree char *uri = NULL, *uri2 = NULL;
-    IovdProc *next;
     double fps, bps;
 
     /* Frames held by the limit when the daemon hands over. */
     run(&nics[0], &nics[1], 200, 300);
-    upgraded = iovd_upgrade_target(&uri, NULL);
-    iovd_upgrade(proc, upgraded, uri, &qmp, qmp_path);
+    iovd_upgrade_step(proc, &cur, &qmp, qmp_path);
     /* The new daemon limits as the command line said. */
     measure(&nics[0], &nics[1], "tx", 200, &fps, &bps);
     qos_assert_rate("tx frames after an upgrade", fps, 500);
 
     /* A run-time change is carried over: the next daemon holds it. */
     set_throttle("s0", "'tx-pps': 300");
-    next = iovd_upgrade_target(&uri2, NULL);
-    iovd_upgrade(upgraded, next, uri2, &qmp, qmp_path);
-    iovd_proc_free(upgraded);
-    upgraded = next;
+    iovd_upgrade_step(proc, &cur, &qmp, qmp_path);
     measure(&nics[0], &nics[1], "tx", 200, &fps, &bps);
     qos_assert_rate("tx frames after a change and an upgrade", fps, 300);
 }

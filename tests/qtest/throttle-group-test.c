@@ -51,7 +51,7 @@ typedef struct Load {
 } Load;
 
 static IovdProc *proc;
-static IovdProc *upgraded;      /* the daemon that took over from proc */
+static IovdProc *cur;           /* running: proc, or one that took over */
 static GuestMem *gm;
 static Dev devs[NDEVS];
 static QmpClient *qmp;
@@ -71,7 +71,7 @@ static void start(const char *limits)
     g_autofree char *qmp_path = NULL;
 
     qos_check_init();
-    proc = iovd_proc_new();
+    proc = cur = iovd_proc_new();
     iovd_proc_add_args(proc, "-object", NULL);
     iovd_proc_add_argf(proc, "throttle-group,id=g0,%s", limits);
     for (unsigned i = 0; i < NDEVS; i++) {
@@ -127,15 +127,13 @@ static void teardown(void)
     }
     guest_mem_free(gm);
     gm = NULL;
-    if (upgraded) {
-        /* proc handed over and exited; its directory holds the sockets */
-        iovd_proc_stop(upgraded);
-        g_clear_pointer(&upgraded, iovd_proc_free);
-    } else {
-        iovd_proc_stop(proc);
+    iovd_proc_stop(cur);
+    /* proc's directory holds the sockets of every daemon after it */
+    if (cur != proc) {
+        iovd_proc_free(cur);
     }
     iovd_proc_free(proc);
-    proc = NULL;
+    proc = cur = NULL;
 }
 
 /* ---- load ---- */
@@ -426,16 +424,13 @@ END_TEST
 START_TEST(test_group_upgrade)
 {
     g_autofree char *qmp_path = iovd_proc_path(proc, "qmp.sock");
-    g_autofree char *uri = NULL, *uri2 = NULL;
-    IovdProc *next;
     json_object *ret, *g;
 
     /* Requests the group holds back when the daemon hands over. */
     load_init(0, 16, 4096);
     load_init(1, 16, 4096);
     run_load(300);
-    upgraded = iovd_upgrade_target(&uri, NULL);
-    iovd_upgrade(proc, upgraded, uri, &qmp, qmp_path);
+    iovd_upgrade_step(proc, &cur, &qmp, qmp_path);
 
     /* The new daemon has the group from the command line, and holds it. */
     ret = qmp_ok(qmp, "query-throttle-groups", NULL);
@@ -450,10 +445,7 @@ START_TEST(test_group_upgrade)
     /* A run-time change is carried over: the next daemon holds it. */
     json_object_put(qmp_ok(qmp, "qom-set", "{'path': 'g0', "
                            "'property': 'x-iops-total', 'value': 800}"));
-    next = iovd_upgrade_target(&uri2, NULL);
-    iovd_upgrade(upgraded, next, uri2, &qmp, qmp_path);
-    iovd_proc_free(upgraded);
-    upgraded = next;
+    iovd_upgrade_step(proc, &cur, &qmp, qmp_path);
     ret = qmp_ok(qmp, "query-throttle-groups", NULL);
     g = json_object_array_get_idx(ret, 0);
     ck_assert_int_eq(qmp_get_int(qmp_get(g, "limits"), "iops-total"), 800);

@@ -65,3 +65,17 @@ int64_t iovd_upgrade(IovdProc *old, IovdProc *next, const char *uri,
     json_object_put(ret);
     return downtime;
 }
+
+int64_t iovd_upgrade_step(IovdProc *home, IovdProc **cur, QmpClient **qmp,
+                          const char *qmp_path)
+{
+    g_autofree char *uri = NULL;
+    IovdProc *next = iovd_upgrade_target(&uri, NULL);
+    int64_t downtime = iovd_upgrade(*cur, next, uri, qmp, qmp_path);
+
+    if (*cur != home) {
+        iovd_proc_free(*cur);
+    }
+    *cur = next;
+    return downtime;
+}

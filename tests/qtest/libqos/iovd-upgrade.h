@@ -28,4 +28,13 @@ IovdProc *iovd_upgrade_target(char **uri, const char *trace);
 int64_t iovd_upgrade(IovdProc *old, IovdProc *next, const char *uri,
                      QmpClient **qmp, const char *qmp_path);
 
+/*
+ * iovd_upgrade() from *@cur to a new target, which becomes *@cur: the
+ * daemon the test started (@home), or one that took over since.  The
+ * one before is freed unless it is @home, whose directory holds the
+ * sockets the test connects to.  Returns the downtime.
+ */
+int64_t iovd_upgrade_step(IovdProc *home, IovdProc **cur, QmpClient **qmp,
+                          const char *qmp_path);
+
 #endif
