@@ -32,28 +32,15 @@ static bool nvme_ns_args(json_object *args, const char **subsys,
     return true;
 }
 
-/* "SUBSYS/NSID to CTRL", as an upgrade's refusal names the change. */
-static void nvme_ns_changed(const char *cmd, const char *subsys,
-                            uint32_t nsid, const char *ctrl)
-{
-    g_autofree char *what = g_strdup_printf("%s/%u to %s", subsys, nsid,
-                                            ctrl);
-
-    qmp_config_changed(cmd, what);
-}
-
 bool qmp_nvme_ns_attach(json_object *args, json_object **ret, GError **errp)
 {
     const char *subsys, *ctrl;
     uint32_t nsid;
 
-    if (!qmp_config_may_change("nvme-ns-attach", errp) ||
-        !nvme_ns_args(args, &subsys, &nsid, &ctrl, errp) ||
-        !nvme_subsys_attach_ns(subsys, nsid, ctrl, errp)) {
-        return false;
-    }
-    nvme_ns_changed("nvme-ns-attach", subsys, nsid, ctrl);
-    return true;
+    /* The namespace's option follows, for a live upgrade (attached=). */
+    return qmp_config_may_change("nvme-ns-attach", errp) &&
+           nvme_ns_args(args, &subsys, &nsid, &ctrl, errp) &&
+           nvme_subsys_attach_ns(subsys, nsid, ctrl, errp);
 }
 
 bool qmp_nvme_ns_detach(json_object *args, json_object **ret, GError **errp)
@@ -61,13 +48,9 @@ bool qmp_nvme_ns_detach(json_object *args, json_object **ret, GError **errp)
     const char *subsys, *ctrl;
     uint32_t nsid;
 
-    if (!qmp_config_may_change("nvme-ns-detach", errp) ||
-        !nvme_ns_args(args, &subsys, &nsid, &ctrl, errp) ||
-        !nvme_subsys_detach_ns(subsys, nsid, ctrl, errp)) {
-        return false;
-    }
-    nvme_ns_changed("nvme-ns-detach", subsys, nsid, ctrl);
-    return true;
+    return qmp_config_may_change("nvme-ns-detach", errp) &&
+           nvme_ns_args(args, &subsys, &nsid, &ctrl, errp) &&
+           nvme_subsys_detach_ns(subsys, nsid, ctrl, errp);
 }
 
 static json_object *nvme_ns_info_json(const NvmeSubsysNsInfo *ni)

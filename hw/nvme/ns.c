@@ -220,6 +220,7 @@ typedef struct NvmeNsDevice {
     bool share_rw;
     bool shared;
     bool detached;
+    char *attached;             /* ID:ID... of its controllers, or NULL */
     NvmeNamespace ns;           /* bus=: the controller's namespace */
     NvmeSubsysNs sns;           /* subsys=: the subsystem's */
 } NvmeNsDevice;
@@ -299,6 +300,13 @@ static bool nvme_nsdev_realize_subsys(NvmeNsDevice *d, Device *parent,
     sns->lbasz = d->logical_block_size ? d->logical_block_size : 512;
     sns->shared = d->shared;
     sns->detached = d->detached;
+    sns->attached = d->attached ? g_strsplit(d->attached, ":", -1) : NULL;
+    if (sns->attached && !sns->shared && g_strv_length(sns->attached) > 1) {
+        error_setg(errp, "property 'attached': a private namespace "
+                   "(shared=off) is attached to one controller at most");
+        g_clear_pointer(&sns->attached, g_strfreev);
+        return false;
+    }
     if (!nvme_subsys_ns_add(NVME_SUBSYS(parent), sns, errp)) {
         return false;
     }
@@ -317,9 +325,10 @@ static bool nvme_nsdev_realize(Device *dev, GError **errp)
         return false;
     }
     if (d->bus) {
-        if (d->shared || d->detached) {
-            error_setg(errp, "properties 'shared' and 'detached' are for "
-                       "a namespace of a subsystem (subsys=)");
+        if (d->shared || d->detached || d->attached) {
+            error_setg(errp, "properties 'shared', 'detached' and "
+                       "'attached' are for a namespace of a subsystem "
+                       "(subsys=)");
             return false;
         }
         return nvme_nsdev_realize_bus(d, device_find(d->bus), errp);
@@ -356,6 +365,7 @@ static void nvme_nsdev_unrealize(Device *dev)
 
     if (d->subsys) {
         nvme_subsys_ns_remove(&d->sns);
+        g_clear_pointer(&d->sns.attached, g_strfreev);
         return;
     }
     if (d->ns.ctrl) {
@@ -386,6 +396,10 @@ static const PropDef nvme_nsdev_props[] = {
     PROP_DEF_BOOL("detached", NvmeNsDevice, detached,
                   "subsys=: attached to no controller at start (see "
                   "nvme-ns-attach)", .defval = "off"),
+    PROP_DEF_STR("attached", NvmeNsDevice, attached,
+                 "subsys=: attached to exactly these controllers "
+                 "(ID:ID..., as they join), whatever shared= says; what "
+                 "nvme-ns-attach/-detach leave for a live upgrade"),
     PROP_DEF_END
 };
 

@@ -531,6 +531,7 @@ struct NvmeSubsysNs {
     uint32_t lbasz;
     bool shared;
     bool detached;              /* at start: attached to no controller */
+    GStrv attached;             /* attached= (NULL: the rules above) */
     bool pending;               /* attach to the first controller to come */
     NvmeNamespace *view[NVME_SUBSYS_MAX_CTRLS];     /* by CNTLID */
     NvmeResv resv;              /* shared by the views (resv.c) */

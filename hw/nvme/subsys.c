@@ -22,7 +22,9 @@
 #include "hw/nvme/nvme.h"
 #include "hw/nvme/nvme-subsys.h"
 #include "hw/nvme/trace.h"
+#include "util/cmdline.h"
 #include "util/error.h"
+#include "util/keyval.h"
 #include "util/loop.h"
 
 /* ---- views: a namespace as one controller sees it ---- */
@@ -196,6 +198,12 @@ static bool nvme_subsys_call(NvmeSubsysOp op, NvmeSubsysNs *sns,
 
 /* ---- controllers ---- */
 
+/* An attached= namespace: whether it goes to @n. */
+static bool nvme_subsys_listed(NvmeSubsysNs *sns, NvmeCtrl *n)
+{
+    return g_strv_contains((const char *const *)sns->attached, nvme_id(n));
+}
+
 /* The subsystem's namespaces a controller joining gets at once. */
 static bool nvme_subsys_attach_new_ctrl(NvmeSubsys *s, NvmeCtrl *n,
                                         GError **errp)
@@ -203,7 +211,8 @@ static bool nvme_subsys_attach_new_ctrl(NvmeSubsys *s, NvmeCtrl *n,
     for (uint32_t nsid = 1; nsid <= NVME_MAX_NAMESPACES; nsid++) {
         NvmeSubsysNs *sns = s->ns[nsid];
 
-        if (!sns || sns->detached || (!sns->shared && !sns->pending)) {
+        if (!sns || (sns->attached ? !nvme_subsys_listed(sns, n)
+                     : sns->detached || (!sns->shared && !sns->pending))) {
             continue;
         }
         if (!nvme_subsys_attach_here(sns, n, errp)) {
@@ -378,18 +387,19 @@ static uint32_t nvme_subsys_free_nsid(NvmeSubsys *s)
 static bool nvme_subsys_ns_attach_start(NvmeSubsys *s, NvmeSubsysNs *sns,
                                         GError **errp)
 {
-    if (sns->detached) {
+    if (sns->detached && !sns->attached) {
         return true;
     }
-    sns->pending = !sns->shared;
+    sns->pending = !sns->shared && !sns->attached;
     for (unsigned id = 0; id < NVME_SUBSYS_MAX_CTRLS; id++) {
-        if (!s->ctrls[id]) {
+        if (!s->ctrls[id] ||
+            (sns->attached && !nvme_subsys_listed(sns, s->ctrls[id]))) {
             continue;
         }
         if (!nvme_subsys_call(NVME_SUBSYS_ATTACH, sns, s->ctrls[id], errp)) {
             return false;
         }
-        if (!sns->shared) {
+        if (!sns->shared && !sns->attached) {
             sns->pending = false;
             break;
         }
@@ -496,6 +506,36 @@ static NvmeCtrl *nvme_subsys_ns_owner(NvmeSubsysNs *sns)
     return mask ? s->ctrls[__builtin_ctz(mask)] : NULL;
 }
 
+static void nvme_subsys_set_attached(Keyval *kv, void *opaque)
+{
+    keyval_set(kv, "attached", opaque);
+    g_free(keyval_take(kv, "detached"));
+}
+
+/*
+ * The operator chose @sns's controllers: it is attached to those only
+ * (a controller that joins later is not given it), here and in a live
+ * upgrade's new process (its nvme-ns option gets attached=).
+ */
+static void nvme_subsys_ns_chosen(NvmeSubsysNs *sns)
+{
+    uint32_t mask = __atomic_load_n(&sns->subsys->ns_ctrls[sns->nsid],
+                                    __ATOMIC_ACQUIRE);
+    g_autoptr(GPtrArray) ids = g_ptr_array_new();
+    g_autofree char *list = NULL;
+
+    for (unsigned id = 0; id < NVME_SUBSYS_MAX_CTRLS; id++) {
+        if ((mask & (1u << id)) && sns->subsys->ctrls[id]) {
+            g_ptr_array_add(ids, (gpointer)nvme_id(sns->subsys->ctrls[id]));
+        }
+    }
+    g_ptr_array_add(ids, NULL);
+    g_strfreev(sns->attached);
+    sns->attached = g_strdupv((char **)ids->pdata);
+    list = g_strjoinv(":", sns->attached);
+    iovd_config_update(sns->dev, nvme_subsys_set_attached, list);
+}
+
 bool nvme_subsys_attach_ns(const char *subsys, uint32_t nsid,
                            const char *ctrl, GError **errp)
 {
@@ -519,7 +559,11 @@ bool nvme_subsys_attach_ns(const char *subsys, uint32_t nsid,
         return false;
     }
     sns->pending = false;
-    return nvme_subsys_call(NVME_SUBSYS_ATTACH, sns, n, errp);
+    if (!nvme_subsys_call(NVME_SUBSYS_ATTACH, sns, n, errp)) {
+        return false;
+    }
+    nvme_subsys_ns_chosen(sns);
+    return true;
 }
 
 bool nvme_subsys_detach_ns(const char *subsys, uint32_t nsid,
@@ -537,7 +581,11 @@ bool nvme_subsys_detach_ns(const char *subsys, uint32_t nsid,
                    "to '%s'", nsid, subsys, ctrl);
         return false;
     }
-    return nvme_subsys_call(NVME_SUBSYS_DETACH, sns, n, errp);
+    if (!nvme_subsys_call(NVME_SUBSYS_DETACH, sns, n, errp)) {
+        return false;
+    }
+    nvme_subsys_ns_chosen(sns);
+    return true;
 }
 
 static void nvme_subsys_info_free(gpointer p)

@@ -38,6 +38,7 @@
 #include "tests/qtest/libqos/pci.h"
 #include "tests/qtest/libqos/pci-testdev.h"
 #include "tests/qtest/libqos/nvme-disk.h"
+#include "tests/qtest/libqos/nvme-host.h"
 #include "tests/qtest/libqos/netpkt.h"
 #include "tests/qtest/libqos/netstack.h"
 #include "tests/qtest/libqos/virtio-net.h"
@@ -1587,6 +1588,86 @@ START_TEST(test_user_netdev)
 }
 END_TEST
 
+/* ---- an NVM subsystem's attachments ---- */
+
+/* query-nvme-subsystems: the controllers namespace @nsid is attached to. */
+static char *nvme_ns_ctrls(uint32_t nsid)
+{
+    json_object *ret = qmp_ok(qmp, "query-nvme-subsystems", NULL);
+    json_object *ns = qmp_get(json_object_array_get_idx(ret, 0),
+                              "namespaces");
+    char *s = NULL;
+
+    for (size_t i = 0; i < json_object_array_length(ns); i++) {
+        json_object *n = json_object_array_get_idx(ns, i);
+
+        if (qmp_get_int(n, "nsid") == nsid) {
+            s = g_strdup(json_object_to_json_string(qmp_get(n,
+                                                            "controllers")));
+        }
+    }
+    json_object_put(ret);
+    ck_assert_ptr_nonnull(s);
+    return s;
+}
+
+/*
+ * A private namespace moved from one VM's controller to another's at run
+ * time stays where the operator put it across upgrades: the new process
+ * makes it with attached=.  The VM that lost it still gets Invalid
+ * Namespace; the one that has it reads what it wrote.
+ */
+START_TEST(test_nvme_attachments_move)
+{
+    QNvmeHost h[2];
+    uint64_t buf;
+    g_autofree char *before = NULL, *after = NULL;
+
+    home = cur = iovd_proc_new();
+    qmp_path = iovd_proc_path(home, "qmp.sock");
+    iovd_proc_add_args(home, "-qmp", NULL);
+    iovd_proc_add_argf(home, "unix:%s,server=on,wait=off", qmp_path);
+    qnvme_subsys_images(home, 2, IMG_SIZE);
+    qnvme_subsys_configure(home, home, 2, false);
+    iovd_proc_add_args(home, "-device",
+                       "nvme-ns,subsys=subsys0,nsid=1,drive=d0,shared=on",
+                       "-device", "nvme-ns,subsys=subsys0,nsid=2,drive=d1",
+                       NULL);
+    iovd_proc_start(home);
+    qmp = qmp_client_open(qmp_path);
+    for (unsigned i = 0; i < 2; i++) {
+        qnvme_host_open(&h[i], home, i, 1);
+    }
+    json_object_put(qmp_ok(qmp, "nvme-ns-detach", "{'subsys': 'subsys0', "
+                           "'nsid': 2, 'controller': 'nvme0'}"));
+    json_object_put(qmp_ok(qmp, "nvme-ns-attach", "{'subsys': 'subsys0', "
+                           "'nsid': 2, 'controller': 'nvme1'}"));
+    before = nvme_ns_ctrls(2);
+    buf = guest_alloc_aligned(h[1].gm, 4096, 4096);
+    guest_memset(h[1].gm, buf, 0x5a, 4096);
+    ck_assert_uint_eq(qnvme_rw(h[1].q, qnvme_ioq(h[1].q, 1), NVME_CMD_WRITE,
+                               2, 8, 8, buf), NVME_SUCCESS);
+
+    for (unsigned round = 0; round < 2; round++) {
+        upgrade_ok();
+        after = nvme_ns_ctrls(2);
+        ck_assert_str_eq(after, before);
+        g_clear_pointer(&after, g_free);
+        guest_memset(h[1].gm, buf, 0, 4096);
+        ck_assert_uint_eq(qnvme_rw(h[1].q, qnvme_ioq(h[1].q, 1),
+                                   NVME_CMD_READ, 2, 8, 8, buf),
+                          NVME_SUCCESS);
+        ck_assert_uint_eq(*(uint8_t *)guest_ptr(h[1].gm, buf, 1), 0x5a);
+        ck_assert_uint_eq(qnvme_rw(h[0].q, qnvme_ioq(h[0].q, 1),
+                                   NVME_CMD_READ, 2, 8, 8, buf) & 0xff,
+                          NVME_INVALID_NSID);
+    }
+    for (unsigned i = 0; i < 2; i++) {
+        qnvme_host_close(&h[i]);
+    }
+}
+END_TEST
+
 /* ---- the pidfile ---- */
 
 /* @path holds @pid, as a pidfile does. */
@@ -1745,6 +1826,9 @@ int main(void)
 
     tc = qos_check_tcase(s, "net-user", net_tap_setup, net_teardown, 120);
     tcase_add_test(tc, test_user_netdev);
+
+    tc = qos_check_tcase(s, "nvme-subsys", net_tap_setup, net_teardown, 120);
+    tcase_add_test(tc, test_nvme_attachments_move);
 
     tc = qos_check_tcase(s, "pidfile", net_tap_setup, net_teardown, 120);
     tcase_add_test(tc, test_pidfile);

@@ -19,6 +19,7 @@ void qnvme_host_open(QNvmeHost *h, IovdProc *p, unsigned i,
 {
     g_autofree char *sock = ctrl_sock(p, i);
 
+    memset(h, 0, sizeof(*h));
     h->c = vfu_client_open(sock);
     h->dev = qpci_device_new(h->c);
     h->gm = guest_mem_new(GUEST_MEM_DEFAULT_BASE, QNVME_HOST_GM_SIZE);
