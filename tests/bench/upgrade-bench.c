@@ -319,15 +319,9 @@ static IovdProc *upgrade_loop(const Opts *o, IovdProc *home,
     IovdProc *cur = home;
 
     for (unsigned i = 0; i < o->upgrades; i++) {
-        g_autofree char *uri = NULL;
-        IovdProc *next = iovd_upgrade_target(&uri, NULL);
-        int64_t us = iovd_upgrade(cur, next, uri, qmp, qmp_path);
+        int64_t us = iovd_upgrade_step(home, &cur, qmp, qmp_path);
 
         g_array_append_val(downtime, us);
-        if (cur != home) {
-            iovd_proc_free(cur);
-        }
-        cur = next;
         g_usleep(SPACING_MS * 1000);
     }
     return cur;

@@ -16,6 +16,7 @@ IovdProc *iovd_upgrade_target(char **uri, const char *trace)
     g_autofree char *path = iovd_proc_path(p, "upgrade.sock");
 
     iovd_proc_set_plain(p);
+    trace = trace ? trace : g_getenv("UPGRADE_TEST_TRACE");
     if (trace) {
         iovd_proc_add_args(p, "-trace", trace, NULL);
     }

@@ -12,8 +12,8 @@
 
 /*
  * A new daemon with only -incoming unix:<its directory>/upgrade.sock
- * (and -trace @trace unless NULL), listening; *@uri is the argument for
- * "upgrade".
+ * (and -trace @trace, or $UPGRADE_TEST_TRACE, unless both are NULL),
+ * listening; *@uri is the argument for "upgrade".
  */
 IovdProc *iovd_upgrade_target(char **uri, const char *trace);
 
