@@ -1655,9 +1655,33 @@ START_TEST(test_nvme_attachments_move)
                                    NVME_CMD_READ, 2, 8, 8, buf) & 0xff,
                           NVME_INVALID_NSID);
     }
+    /* A controller that joins now gets the untouched shared one only. */
+    json_object_put(qmp_okf(qmp, "device_add", "{'driver': 'nvme', "
+                            "'id': 'nvme9', 'subsys': 'subsys0', "
+                            "'socket': '%s/nvme9.sock'}",
+                            iovd_proc_tmpdir(home)));
+    after = nvme_ns_ctrls(2);
+    ck_assert_str_eq(after, before);
+    g_free(after);
+    after = nvme_ns_ctrls(1);
+    ck_assert_msg(strstr(after, "nvme9"), "%s", after);
     for (unsigned i = 0; i < 2; i++) {
         qnvme_host_close(&h[i]);
     }
+}
+END_TEST
+
+/* attached= names one controller at most for a private namespace. */
+START_TEST(test_nvme_attached_private)
+{
+    g_autofree char *err = NULL;
+
+    ck_assert_int_eq(iovd_run(&err, "-device", "nvme-subsys,id=s0",
+                              "-blockdev", "driver=null,node-name=n0",
+                              "-device", "nvme-ns,subsys=s0,nsid=1,drive=n0,"
+                              "attached=a:b", NULL), 1);
+    ck_assert_msg(strstr(err, "a private namespace (shared=off) is "
+                          "attached to one controller at most"), "%s", err);
 }
 END_TEST
 
@@ -1822,6 +1846,7 @@ int main(void)
 
     tc = qos_check_tcase(s, "nvme-subsys", net_tap_setup, net_teardown, 120);
     tcase_add_test(tc, test_nvme_attachments_move);
+    tcase_add_test(tc, test_nvme_attached_private);
 
     tc = qos_check_tcase(s, "pidfile", net_tap_setup, net_teardown, 120);
     tcase_add_test(tc, test_pidfile);
